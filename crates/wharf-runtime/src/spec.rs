@@ -1,0 +1,137 @@
+//! The contract between the engine and the runtime: everything needed to start one container,
+//! fully resolved by the engine (image config merged, paths chosen, volumes created) except
+//! what can only be resolved inside the container (the user from the image's /etc/passwd,
+//! the executable from the container's PATH). Serialised as JSON to `wharf __init` over a pipe.
+//!
+//! Stable in shape: the networking issue adds `Network::Path` users, the detach issue adds a
+//! monitor that consumes the same spec.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Full container id (64 hex).
+    pub id: String,
+    pub rootfs: RootfsSpec,
+    pub process: ProcessSpec,
+    pub hostname: String,
+    /// Applied in order, after the rootfs and /proc, /sys, /dev are set up. Targets are
+    /// resolved inside the rootfs (invariant 2); missing targets are created.
+    pub mounts: Vec<Mount>,
+    pub network: Network,
+    pub security: SecuritySpec,
+    pub cgroup: CgroupSpec,
+    pub rlimits: Vec<Rlimit>,
+    /// Run a tiny init as pid 1 that forwards signals and reaps zombies (`--init`).
+    pub init: bool,
+    /// Print what was clamped or skipped (rlimits, etc.) to stderr (`--debug`).
+    pub debug: bool,
+}
+
+/// An overlay rootfs: the store returns the directories, the runtime mounts them inside the
+/// container's own mount namespace (so the mount disappears with the container).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootfsSpec {
+    /// Layer directories, topmost first (overlay `lowerdir` order). At least one.
+    pub lower: Vec<PathBuf>,
+    /// The container's writable layer and overlay workdir (same filesystem).
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// Empty directory used as the mount point.
+    pub target: PathBuf,
+    /// `--read-only`: the rootfs is remounted read-only after all mounts are made.
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// argv; `args[0]` is looked up in the container's PATH when it has no '/'.
+    pub args: Vec<String>,
+    /// Final environment (`KEY=value`), PATH/HOSTNAME/HOME/TERM defaults already merged in by
+    /// the engine except HOME, which the runtime adds from /etc/passwd when absent.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container; created if missing.
+    pub cwd: String,
+    /// `user[:group]`, names or numbers, resolved against the container's /etc/passwd and
+    /// /etc/group. Empty = root.
+    pub user: String,
+    /// `--group-add`.
+    pub additional_groups: Vec<String>,
+    /// Allocate a pty (`-t`).
+    pub terminal: bool,
+    /// Keep stdin open (`-i`); otherwise stdin is /dev/null.
+    pub stdin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// Bind a host path (file or directory). `source` must exist.
+    Bind,
+    /// A fresh tmpfs; `options` like `size=64m,mode=1777`.
+    Tmpfs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub kind: MountKind,
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub readonly: bool,
+    /// Extra mount data (tmpfs only), validated by the engine.
+    pub options: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// New network namespace with `lo` up.
+    None,
+    /// Stay in the host's network namespace.
+    Host,
+    /// Join a prepared network namespace (bind-mounted nsfs file), for bridge networking.
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecuritySpec {
+    /// Capability names without the CAP_ prefix, upper case (`CHOWN`). The final set: the
+    /// engine has already applied --cap-add/--cap-drop/--privileged to Docker's default.
+    pub capabilities: Vec<String>,
+    pub no_new_privileges: bool,
+    pub seccomp: Seccomp,
+    /// Docker's masked paths (nothing mounted over them when privileged).
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    /// /sys read-write, all devices allowed in the device cgroup.
+    pub privileged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seccomp {
+    Unconfined,
+    /// wharf's built-in Docker-shaped profile.
+    Default,
+    /// A Docker-format JSON profile's contents (`--security-opt seccomp=<file>`).
+    Profile(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupSpec {
+    /// Relative cgroup path, e.g. `wharf/<id>` (under each v1 controller, or the v2 root).
+    pub path: String,
+    /// Bytes; None = unlimited.
+    pub memory: Option<i64>,
+    /// CPU quota in 1e-9 CPUs; None = unlimited.
+    pub nano_cpus: Option<i64>,
+    /// None = unlimited.
+    pub pids_limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// `RLIMIT_*` name in lower case without the prefix (`nofile`).
+    pub resource: wharf_types::container::RlimitResource,
+    pub soft: u64,
+    pub hard: u64,
+}

@@ -1,0 +1,1 @@
+//! Content store. OWNED BY: store helper.
