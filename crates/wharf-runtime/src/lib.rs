@@ -1,4 +1,9 @@
 //! wharf-runtime: turns a [`spec::ContainerSpec`] into a running, confined process.
-//! No tokio, no store (forbidden edges). OWNED BY: runtime helper.
+//! No tokio, no store (forbidden edges).
 
+pub mod caps;
+pub mod cgroup;
+pub mod init;
+pub mod seccomp;
 pub mod spec;
+pub mod start;

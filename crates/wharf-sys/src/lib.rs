@@ -6,6 +6,12 @@
 //! Kernel features are detected at run time (`features`), and every fallback can be forced
 //! with `WHARF_DISABLE=openat2,clone3,mountapi` so the old-kernel paths are tested here.
 
+pub mod caps;
 pub mod features;
 pub mod fs;
+pub mod mount;
+pub mod net;
 pub mod openat2;
+pub mod process;
+pub mod seccomp;
+pub mod tty;
