@@ -3,6 +3,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod defaults;
 pub mod init;
 pub mod seccomp;
 pub mod spec;

@@ -1,0 +1,1 @@
+//! (placeholder) OWNED BY: security/cgroups helper.
