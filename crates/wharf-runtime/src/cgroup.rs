@@ -1,1 +1,803 @@
-//! (placeholder) OWNED BY: security/cgroups helper.
+//! Control groups on cgroup v1, v2 and the hybrid layout (v1 controllers under
+//! /sys/fs/cgroup/<ctrl>, a controller-less v2 hierarchy at /sys/fs/cgroup/unified).
+//!
+//! Owns: layout detection (from /proc/self/mountinfo), creating a container's cgroup in every
+//! hierarchy, applying memory/cpu/pids limits and the v1 device allow-list, joining,
+//! listing, killing and removing, and OOM detection. Must not: decide limits (the engine does)
+//! or leave a requested limit unapplied: a limit whose controller is missing is an error
+//! naming it (fail closed).
+//!
+//! Pure v2 TODO: the device allow-list needs a BPF_PROG_TYPE_CGROUP_DEVICE program, which is
+//! not implemented. Until it is, `caps::resolve` removes MKNOD from non-privileged containers
+//! on pure v2 hosts (see there); device nodes wharf itself creates in /dev are the default
+//! harmless set, so without MKNOD a container cannot reach other host devices.
+//! On the hybrid layout the unified hierarchy is joined for process tracking only.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use wharf_types::error::{ErrorKind, HasKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup {path}: {op}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{limit} limit requested but the {controller} cgroup controller is not available")]
+    MissingController {
+        controller: &'static str,
+        limit: &'static str,
+    },
+    #[error("invalid cgroup path {path:?}: must be relative without '..'")]
+    InvalidPath { path: String },
+    #[error("invalid {what} limit {value}")]
+    InvalidLimit { what: &'static str, value: i64 },
+    #[error("cgroup {path}: processes still running after kill")]
+    Busy { path: PathBuf },
+}
+
+impl HasKind for CgroupError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CgroupError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
+            CgroupError::Io { .. } => ErrorKind::Internal,
+            CgroupError::MissingController { .. } => ErrorKind::FailedPrecondition,
+            CgroupError::InvalidPath { .. } | CgroupError::InvalidLimit { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            CgroupError::Busy { .. } => ErrorKind::Conflict,
+        }
+    }
+}
+
+/// The v1 controllers wharf places containers in (others are left alone).
+const V1_USED: &[&str] = &[
+    "memory", "pids", "cpu", "cpuacct", "devices", "freezer", "cpuset", "blkio",
+];
+const V1_KNOWN: &[&str] = &[
+    "cpuset",
+    "cpu",
+    "cpuacct",
+    "blkio",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+];
+
+/// Which cgroup hierarchies the host has. `controllers` maps each v1 controller to its mount
+/// point (co-mounted controllers such as cpu,cpuacct share one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    V1 {
+        controllers: Vec<(String, PathBuf)>,
+    },
+    V2 {
+        root: PathBuf,
+    },
+    Hybrid {
+        controllers: Vec<(String, PathBuf)>,
+        unified: PathBuf,
+    },
+}
+
+/// Parse /proc/self/mountinfo content into a layout.
+fn parse_mountinfo(s: &str) -> Layout {
+    let mut controllers: Vec<(String, PathBuf)> = Vec::new();
+    let mut unified: Option<PathBuf> = None;
+    for line in s.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 || pre[3] != "/" {
+            continue;
+        }
+        let mnt = PathBuf::from(pre[4].replace("\\040", " "));
+        match post[0] {
+            "cgroup2" if unified.is_none() => unified = Some(mnt),
+            "cgroup" => {
+                for opt in post[2].split(',') {
+                    if V1_KNOWN.contains(&opt) && !controllers.iter().any(|(c, _)| c == opt) {
+                        controllers.push((opt.to_string(), mnt.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    match (controllers.is_empty(), unified) {
+        (true, Some(root)) => Layout::V2 { root },
+        (false, Some(unified)) => Layout::Hybrid {
+            controllers,
+            unified,
+        },
+        (_, None) => Layout::V1 { controllers },
+    }
+}
+
+/// The host's layout, detected once per process.
+pub fn layout() -> &'static Layout {
+    static L: OnceLock<Layout> = OnceLock::new();
+    L.get_or_init(|| {
+        parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+    })
+}
+
+/// One directory of a container's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Dir {
+    /// v1 controllers mounted at this hierarchy (empty for v2).
+    controllers: Vec<String>,
+    /// Mount point of the hierarchy.
+    mount: PathBuf,
+    /// `mount/<relative path>`.
+    path: PathBuf,
+    v2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    dirs: Vec<Dir>,
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CgroupError {
+    let path = path.to_path_buf();
+    move |source| CgroupError::Io { op, path, source }
+}
+
+fn write_file(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
+    let p = dir.join(file);
+    std::fs::write(&p, value).map_err(io_err("write", &p))
+}
+
+fn read_file(dir: &Path, file: &str) -> Result<String, CgroupError> {
+    let p = dir.join(file);
+    std::fs::read_to_string(&p).map_err(io_err("read", &p))
+}
+
+fn check_rel(path: &str) -> Result<(), CgroupError> {
+    let p = Path::new(path);
+    let ok = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(CgroupError::InvalidPath {
+            path: path.to_string(),
+        })
+    }
+}
+
+fn dirs_for(layout: &Layout, rel: &str) -> Vec<Dir> {
+    let mut dirs: Vec<Dir> = Vec::new();
+    let (ctrls, v2root) = match layout {
+        Layout::V1 { controllers } => (controllers.as_slice(), None),
+        Layout::Hybrid {
+            controllers,
+            unified,
+        } => (controllers.as_slice(), Some(unified)),
+        Layout::V2 { root } => (&[][..], Some(root)),
+    };
+    for (c, mnt) in ctrls.iter().filter(|(c, _)| V1_USED.contains(&c.as_str())) {
+        if let Some(d) = dirs.iter_mut().find(|d| &d.mount == mnt) {
+            d.controllers.push(c.clone());
+        } else {
+            dirs.push(Dir {
+                controllers: vec![c.clone()],
+                mount: mnt.clone(),
+                path: mnt.join(rel),
+                v2: false,
+            });
+        }
+    }
+    if let Some(root) = v2root {
+        dirs.push(Dir {
+            controllers: Vec::new(),
+            mount: root.clone(),
+            path: root.join(rel),
+            v2: true,
+        });
+    }
+    dirs
+}
+
+/// mkdir every component of `rel` under `d.mount`; in cpuset hierarchies copy cpus/mems from
+/// the parent into each new directory (v1 leaves them empty, and tasks cannot join then).
+fn mkdir_chain(d: &Dir, rel: &str) -> Result<(), CgroupError> {
+    let cpuset = d.controllers.iter().any(|c| c == "cpuset");
+    let mut cur = d.mount.clone();
+    for comp in Path::new(rel).components() {
+        let parent = cur.clone();
+        cur.push(comp);
+        match std::fs::create_dir(&cur) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("mkdir", &cur)(e)),
+        }
+        if cpuset {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if read_file(&cur, f)?.trim().is_empty() {
+                    let v = read_file(&parent, f)?;
+                    write_file(&cur, f, v.trim())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// v2: enable the available controllers in subtree_control from the root down to the parent.
+fn enable_v2_controllers(d: &Dir, rel: &str) -> Result<(), CgroupError> {
+    let mut cur = d.mount.clone();
+    let comps: Vec<_> = Path::new(rel).components().collect();
+    for comp in &comps[..comps.len().saturating_sub(1)] {
+        enable_here(&cur)?;
+        cur.push(comp);
+    }
+    enable_here(&cur)
+}
+
+fn enable_here(dir: &Path) -> Result<(), CgroupError> {
+    let avail = read_file(dir, "cgroup.controllers")?;
+    let want: Vec<String> = avail
+        .split_whitespace()
+        .filter(|c| ["memory", "pids", "cpu", "io", "cpuset"].contains(c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    write_file(dir, "cgroup.subtree_control", &want.join(" "))
+}
+
+/// Docker's default device allow-list (runc's AllowedDevices as used by moby).
+const DEFAULT_DEVICES: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+const CPU_PERIOD_US: i64 = 100_000;
+
+impl Cgroup {
+    /// mkdir the path under every used controller (and the v2 / unified hierarchy), apply
+    /// limits and the v1 device list. Fails closed: a requested limit that cannot be applied
+    /// is an error, and the partly created cgroup is removed again.
+    pub fn create(spec: &crate::spec::CgroupSpec, privileged: bool) -> Result<Cgroup, CgroupError> {
+        create_in(layout(), spec, privileged)
+    }
+
+    /// The cgroup at `path` (relative, as in the spec), for later removal/inspection.
+    pub fn open(path: &str) -> Cgroup {
+        if check_rel(path).is_err() {
+            return Cgroup { dirs: Vec::new() };
+        }
+        Cgroup {
+            dirs: dirs_for(layout(), path),
+        }
+    }
+
+    /// Move `pid` into the cgroup in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            write_file(&d.path, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Processes in the cgroup (union over the hierarchies; missing dirs count as empty).
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut set = BTreeSet::new();
+        for d in &self.dirs {
+            let p = d.path.join("cgroup.procs");
+            match std::fs::read_to_string(&p) {
+                Ok(s) => set.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("read", &p)(e)),
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    /// SIGKILL everything left, then rmdir everywhere (retry EBUSY for up to ~1s). Missing
+    /// dirs are fine.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        // Freeze (v1 freezer) so a fork bomb cannot outrun the kill loop; cgroup.kill (v2,
+        // Linux 5.14) kills atomically.
+        let freezer = self
+            .dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == "freezer") && d.path.exists());
+        if let Some(f) = freezer {
+            let _ = write_file(&f.path, "freezer.state", "FROZEN");
+        }
+        for d in self.dirs.iter().filter(|d| d.v2) {
+            if d.path.join("cgroup.kill").exists() {
+                let _ = write_file(&d.path, "cgroup.kill", "1");
+            }
+        }
+        for pid in self.pids()? {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if let Some(f) = freezer {
+            let _ = write_file(&f.path, "freezer.state", "THAWED");
+        }
+        for d in &self.dirs {
+            loop {
+                match std::fs::remove_dir(&d.path) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc_ebusy()) => {
+                        if Instant::now() >= deadline {
+                            return Err(CgroupError::Busy {
+                                path: d.path.clone(),
+                            });
+                        }
+                        for pid in self.pids()? {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => return Err(io_err("rmdir", &d.path)(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel OOM-killed a process in this cgroup (v1 memory.oom_control
+    /// `oom_kill N`, v2 memory.events `oom_kill N`).
+    pub fn oom_killed(&self) -> bool {
+        let count = |text: String| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        self.dirs.iter().any(|d| {
+            let file = if d.v2 {
+                "memory.events"
+            } else if d.controllers.iter().any(|c| c == "memory") {
+                "memory.oom_control"
+            } else {
+                return false;
+            };
+            std::fs::read_to_string(d.path.join(file))
+                .map(count)
+                .unwrap_or(0)
+                > 0
+        })
+    }
+}
+
+fn libc_ebusy() -> i32 {
+    nix::errno::Errno::EBUSY as i32
+}
+
+fn create_in(
+    layout: &Layout,
+    spec: &crate::spec::CgroupSpec,
+    privileged: bool,
+) -> Result<Cgroup, CgroupError> {
+    check_rel(&spec.path)?;
+    let dirs = dirs_for(layout, &spec.path);
+    let find_v1 = |c: &str| dirs.iter().find(|d| d.controllers.iter().any(|x| x == c));
+    let v2 = dirs
+        .iter()
+        .find(|d| d.v2 && matches!(layout, Layout::V2 { .. }));
+    // Validate everything before touching the file system.
+    let need = |c: &'static str, limit: &'static str| -> Result<(), CgroupError> {
+        let ok = match v2 {
+            Some(d) => read_file(&d.mount, "cgroup.controllers")
+                .map(|s| s.split_whitespace().any(|x| x == c))
+                .unwrap_or(false),
+            None => find_v1(c).is_some(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CgroupError::MissingController {
+                controller: c,
+                limit,
+            })
+        }
+    };
+    if let Some(m) = spec.memory {
+        if m <= 0 {
+            return Err(CgroupError::InvalidLimit {
+                what: "memory",
+                value: m,
+            });
+        }
+        need("memory", "memory")?;
+    }
+    let quota = match spec.nano_cpus {
+        Some(n) => {
+            let q = n.saturating_mul(CPU_PERIOD_US) / 1_000_000_000;
+            if q < 1000 {
+                return Err(CgroupError::InvalidLimit {
+                    what: "cpu (minimum 0.01 cpus)",
+                    value: n,
+                });
+            }
+            need("cpu", "cpu")?;
+            Some(q)
+        }
+        None => None,
+    };
+    if let Some(p) = spec.pids_limit {
+        if p <= 0 {
+            return Err(CgroupError::InvalidLimit {
+                what: "pids",
+                value: p,
+            });
+        }
+        need("pids", "pids")?;
+    }
+    // The device allow-list is a protection, not a limit: required unless privileged (pure
+    // v2: see the module doc, MKNOD is withheld instead).
+    if !privileged && !matches!(layout, Layout::V2 { .. }) && find_v1("devices").is_none() {
+        return Err(CgroupError::MissingController {
+            controller: "devices",
+            limit: "device allow-list",
+        });
+    }
+    let cg = Cgroup { dirs: dirs.clone() };
+    let r = apply(layout, &cg, spec, quota, privileged);
+    if let Err(e) = r {
+        let _ = cg.remove();
+        return Err(e);
+    }
+    Ok(cg)
+}
+
+fn apply(
+    layout: &Layout,
+    cg: &Cgroup,
+    spec: &crate::spec::CgroupSpec,
+    quota: Option<i64>,
+    privileged: bool,
+) -> Result<(), CgroupError> {
+    let pure_v2 = matches!(layout, Layout::V2 { .. });
+    for d in &cg.dirs {
+        if d.v2 && pure_v2 {
+            enable_v2_controllers(d, &spec.path)?;
+        }
+        mkdir_chain(d, &spec.path)?;
+    }
+    for d in &cg.dirs {
+        let has = |c: &str| d.controllers.iter().any(|x| x == c);
+        if d.v2 {
+            if !pure_v2 {
+                continue; // hybrid: tracking only
+            }
+            if let Some(m) = spec.memory {
+                write_file(&d.path, "memory.max", &m.to_string())?;
+                if d.path.join("memory.swap.max").exists() {
+                    write_file(&d.path, "memory.swap.max", &m.to_string())?;
+                }
+            }
+            if let Some(q) = quota {
+                write_file(&d.path, "cpu.max", &format!("{q} {CPU_PERIOD_US}"))?;
+            }
+            if let Some(p) = spec.pids_limit {
+                write_file(&d.path, "pids.max", &p.to_string())?;
+            }
+            continue;
+        }
+        if has("memory") {
+            if let Some(m) = spec.memory {
+                write_file(&d.path, "memory.limit_in_bytes", &m.to_string())?;
+                if d.path.join("memory.memsw.limit_in_bytes").exists() {
+                    let sw = m.saturating_mul(2);
+                    write_file(&d.path, "memory.memsw.limit_in_bytes", &sw.to_string())?;
+                }
+            }
+        }
+        if has("cpu") {
+            if let Some(q) = quota {
+                write_file(&d.path, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                write_file(&d.path, "cpu.cfs_quota_us", &q.to_string())?;
+            }
+        }
+        if has("pids") {
+            if let Some(p) = spec.pids_limit {
+                write_file(&d.path, "pids.max", &p.to_string())?;
+            }
+        }
+        if has("devices") {
+            if privileged {
+                write_file(&d.path, "devices.allow", "a")?;
+            } else {
+                write_file(&d.path, "devices.deny", "a")?;
+                for dev in DEFAULT_DEVICES {
+                    write_file(&d.path, "devices.allow", dev)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caps::tests::{in_child, run_child};
+    use crate::spec::CgroupSpec;
+    use std::io::Write as _;
+
+    fn rand_path() -> String {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!("wharf-test-{}-{n}/ctr", std::process::id())
+    }
+
+    /// Remove the per-test parent directory (`wharf-test-*`) in every hierarchy.
+    fn remove_parent(path: &str) {
+        if let Some((parent, _)) = path.split_once('/') {
+            Cgroup::open(parent).remove().expect("remove test parent");
+            for d in &Cgroup::open(parent).dirs {
+                assert!(!d.path.exists(), "{} left behind", d.path.display());
+            }
+        }
+    }
+
+    fn spec(path: &str, memory: Option<i64>, nano: Option<i64>, pids: Option<i64>) -> CgroupSpec {
+        CgroupSpec {
+            path: path.to_string(),
+            memory,
+            nano_cpus: nano,
+            pids_limit: pids,
+        }
+    }
+
+    fn read(p: &Path) -> String {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_hybrid_mountinfo() {
+        let mi = "\
+30 24 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+35 30 0:31 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+36 30 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+";
+        let l = parse_mountinfo(mi);
+        let Layout::Hybrid {
+            controllers,
+            unified,
+        } = &l
+        else {
+            panic!("{l:?}")
+        };
+        assert_eq!(unified, Path::new("/sys/fs/cgroup/unified"));
+        assert_eq!(controllers.len(), 3);
+        let dirs = dirs_for(&l, "wharf/x");
+        assert_eq!(dirs.len(), 3, "cpu,cpuacct share one dir: {dirs:?}");
+        assert_eq!(
+            dirs[0].path,
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/wharf/x")
+        );
+        assert_eq!(
+            parse_mountinfo("31 24 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            Layout::V2 {
+                root: "/sys/fs/cgroup".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_paths_and_missing_controllers() {
+        for p in ["", "../x", "/abs", "a/../../b"] {
+            assert!(matches!(
+                Cgroup::create(&spec(p, None, None, None), false),
+                Err(CgroupError::InvalidPath { .. })
+            ));
+        }
+        let empty = Layout::V1 {
+            controllers: vec![],
+        };
+        let e = create_in(
+            &empty,
+            &spec("wharf-test/none", Some(1 << 20), None, None),
+            false,
+        );
+        assert!(
+            matches!(
+                e,
+                Err(CgroupError::MissingController {
+                    controller: "memory",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        let e = create_in(&empty, &spec("wharf-test/none", None, None, Some(5)), false);
+        assert!(matches!(
+            e,
+            Err(CgroupError::MissingController {
+                controller: "pids",
+                ..
+            })
+        ));
+        let e = create_in(&empty, &spec("wharf-test/none", None, None, None), false);
+        assert!(matches!(
+            e,
+            Err(CgroupError::MissingController {
+                controller: "devices",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Cgroup::create(&spec("wharf-test/x", None, Some(1), None), false),
+            Err(CgroupError::InvalidLimit { .. })
+        ));
+    }
+
+    #[test]
+    fn create_limits_join_remove() {
+        let path = rand_path();
+        let cg = Cgroup::create(
+            &spec(&path, Some(32 << 20), Some(500_000_000), Some(10)),
+            false,
+        )
+        .expect("create");
+        let l = layout();
+        if let Layout::Hybrid { controllers, .. } | Layout::V1 { controllers } = l {
+            let dir = |c: &str| {
+                controllers
+                    .iter()
+                    .find(|(n, _)| n == c)
+                    .map(|(_, m)| m.join(&path))
+                    .expect("controller")
+            };
+            assert_eq!(
+                read(&dir("memory").join("memory.limit_in_bytes")),
+                "33554432"
+            );
+            let memsw = dir("memory").join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                assert_eq!(read(&memsw), "67108864");
+            }
+            assert_eq!(read(&dir("cpu").join("cpu.cfs_quota_us")), "50000");
+            assert_eq!(read(&dir("cpu").join("cpu.cfs_period_us")), "100000");
+            assert_eq!(read(&dir("pids").join("pids.max")), "10");
+            let devs = read(&dir("devices").join("devices.list"));
+            assert!(
+                devs.contains("c 1:3 rwm") && devs.contains("c 136:* rwm"),
+                "{devs}"
+            );
+            assert!(!devs.contains("a *:* rwm"), "{devs}");
+            assert!(!read(&dir("cpuset").join("cpuset.cpus")).is_empty());
+        }
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        cg.add_process(pid).expect("add");
+        let pcg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
+        assert!(pcg.contains(&format!("memory:/{path}\n")), "{pcg}");
+        if matches!(l, Layout::Hybrid { .. }) {
+            assert!(pcg.contains(&format!("0::/{path}\n")), "{pcg}");
+        }
+        assert_eq!(cg.pids().expect("pids"), vec![pid]);
+        assert!(!cg.oom_killed());
+        let reopened = Cgroup::open(&path);
+        reopened.remove().expect("remove");
+        let st = child.wait().expect("wait");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(9), "remove() SIGKILLs what is left");
+        for d in &cg.dirs {
+            assert!(!d.path.exists(), "{} left behind", d.path.display());
+        }
+        reopened.remove().expect("second remove is fine");
+        remove_parent(&path);
+    }
+
+    /// Child side of the limit tests: wait for the parent to move us, then act.
+    fn child_wait_go() {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+
+    #[test]
+    fn pids_limit_gives_eagain() {
+        const NAME: &str = "cgroup::tests::pids_limit_gives_eagain";
+        if in_child(NAME) {
+            child_wait_go();
+            let mut kids = Vec::new();
+            let mut eagain = 0;
+            for _ in 0..12 {
+                match std::process::Command::new("/bin/sleep").arg("20").spawn() {
+                    Ok(c) => kids.push(c),
+                    Err(e) if e.raw_os_error() == Some(11) => eagain += 1,
+                    Err(e) => eprintln!("spawn: {e}"),
+                }
+            }
+            eprintln!("spawned {} eagain {eagain}", kids.len());
+            for k in &mut kids {
+                let _ = k.kill();
+                let _ = k.wait();
+            }
+            std::process::exit(if eagain > 0 && kids.len() < 12 { 0 } else { 1 });
+        }
+        let path = rand_path();
+        let cg = Cgroup::create(&spec(&path, None, None, Some(6)), false).expect("create");
+        let mut child = run_child(NAME, std::process::Stdio::piped());
+        cg.add_process(child.id() as i32).expect("add");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"go\n");
+        }
+        let st = child.wait().expect("wait");
+        cg.remove().expect("remove");
+        remove_parent(&path);
+        assert_eq!(st.code(), Some(0), "{st:?}");
+    }
+
+    #[test]
+    fn memory_limit_oom_kills() {
+        const NAME: &str = "cgroup::tests::memory_limit_oom_kills";
+        if in_child(NAME) {
+            child_wait_go();
+            let mut v = vec![0u8; 64 << 20];
+            for i in (0..v.len()).step_by(4096) {
+                v[i] = 1;
+            }
+            let s: u64 = v.iter().step_by(4096).map(|b| u64::from(*b)).sum();
+            std::process::exit(if s > 0 { 3 } else { 4 });
+        }
+        let path = rand_path();
+        let cg = Cgroup::create(&spec(&path, Some(32 << 20), None, None), false).expect("create");
+        let mut child = run_child(NAME, std::process::Stdio::piped());
+        cg.add_process(child.id() as i32).expect("add");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"go\n");
+        }
+        let st = child.wait().expect("wait");
+        let oom = cg.oom_killed();
+        cg.remove().expect("remove");
+        remove_parent(&path);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(9), "{st:?}");
+        assert!(oom, "oom_kill counter");
+    }
+}

@@ -1,1 +1,365 @@
-//! (placeholder) OWNED BY: runtime-core helper.
+//! Parent side of a container start: the sealed re-exec of our own binary, cgroup creation,
+//! seccomp compilation, clone3/clone of `wharf __init` in fresh namespaces, the start
+//! handshake, and (in `foreground`) the foreground wait loop.
+//!
+//! Invariant 1: this process (possibly multi-threaded) never enters a container namespace; the
+//! clone'd child only re-executes a sealed memfd copy of `/proc/self/exe` (runc CVE-2019-5736).
+//!
+//! Handshake, over fds installed in the child at fixed numbers:
+//! - fd 3 (`SPEC_FD`): parent → init, `u32 len | spec JSON | u8 has_bpf | u32 len | BPF`. It is
+//!   written only after the pid is in the cgroup, so it is the "go" signal.
+//! - fd 4 (`ERR_FD`, close-on-exec in init): init → parent. EOF without bytes means the user
+//!   command was exec'd; otherwise a JSON `{code, message}` describing why the start failed.
+//! - fd 5 (`TTY_FD`, only with a terminal): unix socket; init sends the pty master with
+//!   SCM_RIGHTS and waits for a one-byte ack (sent once the window size is set).
+//!
+//! Must not: touch the store, or do namespace/mount work itself (that is `init`).
+
+mod foreground;
+
+use crate::cgroup::{Cgroup, CgroupError};
+use crate::seccomp::SeccompError;
+use crate::spec::{ContainerSpec, Network};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use wharf_sys::process;
+use wharf_types::error::{ErrorKind, HasKind};
+
+pub(crate) const SPEC_FD: i32 = 3;
+pub(crate) const ERR_FD: i32 = 4;
+pub(crate) const TTY_FD: i32 = 5;
+/// Upper bound for the spec payload init accepts (spec JSON + BPF).
+pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
+
+/// Options of the host side that are not part of the container spec.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Where compiled seccomp programs are cached (see `seccomp::prepare`).
+    pub seccomp_cache_dir: PathBuf,
+}
+
+/// How the container's pid 1 ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Shell convention: the exit code, or 128 + signal number.
+    pub fn code(&self) -> i32 {
+        match *self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Result of a finished container: its status and whether the memory cgroup OOM-killed in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub oom_killed: bool,
+}
+
+/// The error report init writes to `ERR_FD`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct InitReport {
+    pub code: i32,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("copy wharf binary to a sealed memfd")]
+    SealExe {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("encode container spec {id}")]
+    Encode {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("container {id}: {op}")]
+    Io {
+        id: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container's init reported why it could not run the command (Docker's wording).
+    #[error("{message}")]
+    Exec { code: i32, message: String },
+}
+
+impl StartError {
+    /// CLI exit code: 127 command not found, 126 not executable, 125 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Exec { code, .. } if (125..=127).contains(code) => *code,
+            _ => 125,
+        }
+    }
+}
+
+impl HasKind for StartError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StartError::Seccomp(e) => e.kind(),
+            StartError::Cgroup(e) => e.kind(),
+            StartError::Encode { .. } => ErrorKind::InvalidArgument,
+            StartError::SealExe { .. } | StartError::Io { .. } => ErrorKind::Internal,
+            StartError::Exec { code: 127, .. } => ErrorKind::NotFound,
+            StartError::Exec { code: 126, .. } => ErrorKind::PermissionDenied,
+            StartError::Exec { .. } => ErrorKind::FailedPrecondition,
+        }
+    }
+}
+
+/// A started container (its command has been exec'd).
+#[derive(Debug)]
+pub struct Running {
+    id: String,
+    pid: i32,
+    pidfd: Option<OwnedFd>,
+    cgroup: Option<Cgroup>,
+    master: Option<OwnedFd>,
+    stdin: bool,
+    reaped: bool,
+}
+
+fn sealed_exe() -> Result<&'static OwnedFd, StartError> {
+    static EXE: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = EXE.get() {
+        return Ok(fd);
+    }
+    let fd = process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?;
+    Ok(EXE.get_or_init(|| fd))
+}
+
+fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>) -> Result<Vec<u8>, StartError> {
+    let json = serde_json::to_vec(spec).map_err(|source| StartError::Encode {
+        id: spec.id.clone(),
+        source,
+    })?;
+    let bpf = bpf.unwrap_or(&[]);
+    let mut out = Vec::with_capacity(json.len() + bpf.len() + 9);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.push(u8::from(!bpf.is_empty()));
+    out.extend_from_slice(&(bpf.len() as u32).to_le_bytes());
+    out.extend_from_slice(bpf);
+    Ok(out)
+}
+
+/// Decode what [`encode`] produced (used by init).
+pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>)> {
+    let take_u32 = |b: &[u8]| -> Option<usize> {
+        Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize)
+    };
+    let jl = take_u32(buf)?;
+    let json = buf.get(4..4 + jl)?;
+    let spec: ContainerSpec = serde_json::from_slice(json).ok()?;
+    let rest = buf.get(4 + jl..)?;
+    let has = *rest.first()? != 0;
+    let bl = take_u32(rest.get(1..)?)?;
+    let bpf = rest.get(5..5 + bl)?;
+    Some((spec, has.then(|| bpf.to_vec())))
+}
+
+/// Start a container: returns once its command has been exec'd (or fails with init's report).
+pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
+    let exe = sealed_exe()?;
+    let bpf = crate::seccomp::prepare(
+        &spec.security.seccomp,
+        &spec.security.capabilities,
+        &opts.seccomp_cache_dir,
+    )?;
+    let payload = encode(spec, bpf.as_deref())?;
+    let cgroup = Cgroup::create(&spec.cgroup, spec.security.privileged)?;
+    let io = |op: &'static str| {
+        let id = spec.id.clone();
+        move |source: std::io::Error| StartError::Io { id, op, source }
+    };
+    let mut running = Running {
+        id: spec.id.clone(),
+        pid: 0,
+        pidfd: None,
+        cgroup: Some(cgroup),
+        master: None,
+        stdin: spec.process.stdin,
+        reaped: true,
+    };
+    let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
+    let (spec_r, spec_w) = nix::unistd::pipe2(cloexec).map_err(|e| io("create pipe")(e.into()))?;
+    let (err_r, err_w) = nix::unistd::pipe2(cloexec).map_err(|e| io("create pipe")(e.into()))?;
+    let tty = if spec.process.terminal {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        Some(
+            socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| io("create terminal socket")(e.into()))?,
+        )
+    } else {
+        None
+    };
+    let mut fds = vec![(spec_r.as_fd(), SPEC_FD), (err_w.as_fd(), ERR_FD)];
+    if let Some((_, child_sock)) = &tty {
+        fds.push((child_sock.as_fd(), TTY_FD));
+    }
+    let env: Vec<String> = std::env::var("WHARF_DISABLE")
+        .ok()
+        .map(|v| format!("WHARF_DISABLE={v}"))
+        .into_iter()
+        .collect();
+    let mut ns = process::NEW_NS | process::NEW_UTS | process::NEW_IPC | process::NEW_PID;
+    if spec.network == Network::None {
+        ns |= process::NEW_NET;
+    }
+    let child = process::spawn_reexec(
+        exe.as_fd(),
+        &["wharf", "__init"],
+        &env,
+        &fds,
+        ns,
+        Some(ERR_FD),
+    )
+    .map_err(io("spawn container init"))?;
+    running.pid = child.pid;
+    // clone(2) fallback: pidfd_open still exists on 5.3+ (the pid cannot be reused: unreaped).
+    running.pidfd = child.pidfd.or_else(|| process::pidfd_open(child.pid));
+    running.reaped = false;
+    drop(fds);
+    drop(spec_r);
+    drop(err_w);
+    let parent_sock = tty.map(|(p, _c)| p);
+
+    if let Some(cg) = &running.cgroup {
+        cg.add_process(running.pid)?;
+    }
+    // Go: init may start now that the cgroup limits apply to it.
+    let mut w = std::fs::File::from(spec_w);
+    let sent = w.write_all(&payload);
+    drop(w);
+
+    if let (Some(sock), Ok(())) = (&parent_sock, &sent) {
+        match wharf_sys::tty::recv_fd(sock.as_fd()) {
+            Ok(Some(master)) => {
+                if let Ok(ws) = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()) {
+                    let _ = wharf_sys::tty::set_winsize(master.as_fd(), ws);
+                }
+                let _ = nix::unistd::write(sock, b"k");
+                running.master = Some(master);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(io("receive terminal")(e)),
+        }
+    }
+    let mut report = Vec::new();
+    std::fs::File::from(err_r)
+        .take(64 * 1024)
+        .read_to_end(&mut report)
+        .map_err(io("read init status"))?;
+    if !report.is_empty() {
+        let r: InitReport = serde_json::from_slice(&report).unwrap_or(InitReport {
+            code: 125,
+            message: String::from_utf8_lossy(&report).into_owned(),
+        });
+        return Err(StartError::Exec {
+            code: r.code,
+            message: r.message,
+        });
+    }
+    if let Err(e) = sent {
+        // Init died before reading its spec (and said nothing).
+        return Err(io("send spec to init")(e));
+    }
+    Ok(running)
+}
+
+impl Running {
+    /// Host pid of the container's pid 1.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Container id this process belongs to.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Send `sig` to the container's pid 1 (through the pidfd when there is one).
+    pub fn kill(&self, sig: i32) -> std::io::Result<()> {
+        if self.reaped {
+            return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+        }
+        match &self.pidfd {
+            Some(fd) => process::pidfd_send_signal(fd.as_fd(), sig),
+            None => {
+                let s = nix::sys::signal::Signal::try_from(sig).map_err(std::io::Error::from)?;
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), s)
+                    .map_err(std::io::Error::from)
+            }
+        }
+    }
+
+    /// See the module docs of `foreground`: wait in the foreground and return the status.
+    pub fn wait_foreground(self) -> Result<ExitStatus, StartError> {
+        self.wait_foreground_full().map(|f| f.status)
+    }
+
+    /// Like [`Running::wait_foreground`], also reporting an OOM kill. Removes the cgroup.
+    pub fn wait_foreground_full(mut self) -> Result<Finished, StartError> {
+        let status = foreground::run(&mut self)?;
+        let oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove()?;
+        }
+        Ok(Finished { status, oom_killed })
+    }
+
+    fn reap_blocking(&mut self) -> std::io::Result<ExitStatus> {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        loop {
+            match waitpid(nix::unistd::Pid::from_raw(self.pid), None) {
+                Ok(WaitStatus::Exited(_, c)) => {
+                    self.reaped = true;
+                    return Ok(ExitStatus::Exited(c));
+                }
+                Ok(WaitStatus::Signaled(_, s, _)) => {
+                    self.reaped = true;
+                    return Ok(ExitStatus::Signaled(s as i32));
+                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A container that was never waited for is killed and reaped, and its cgroup removed, so
+    /// an error path in the caller cannot leak processes.
+    fn drop(&mut self) {
+        if !self.reaped && self.pid > 0 {
+            let _ = self.kill(9);
+            let _ = self.reap_blocking();
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.remove();
+        }
+    }
+}

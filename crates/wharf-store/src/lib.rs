@@ -1,1 +1,116 @@
-//! Content store. OWNED BY: store helper.
+//! wharf-store: the content and metadata store under one root (default `/var/lib/wharf`).
+//!
+//! ```text
+//! wharf.json                 {"schema_version": 1}; a newer version is refused
+//! lock, gc.lock              flock files (see `lock`)
+//! blobs/sha256/<hex>         content-addressed blobs, committed only after verification
+//! ingest/                    blobs/volumes being written; anything here is garbage to GC
+//! snapshots/<diff_id hex>/   one unpacked layer each (whiteouts converted for overlayfs)
+//! meta/images.json           image index: images (by config digest), layers, tags
+//! meta/containers/<id>.json  container create-time records, written once
+//! meta/names/<name>          container name → id (claimed atomically with link(2))
+//! containers/<id>/           upper/, work/, merged/, state.json (+ files the engine adds)
+//! volumes/<name>/            _data/, volume.json
+//! ```
+//!
+//! Every metadata write is temp → fsync → rename → fsync(dir). Concurrency between `wharf`
+//! processes (and threads): metadata read-modify-writes hold the exclusive meta lock; imports
+//! hold `gc.lock` shared from first byte to index commit and GC holds it exclusive, so GC can
+//! never delete what an in-flight import wrote. Readers take no lock.
+//!
+//! The hot path (`open`, `resolve_image`, `image_layers`, `create_container`) reads a few
+//! small files and stats a few directories; it never hashes layers or walks trees.
+//!
+//! Owns: on-disk layout and its invariants. Must not: mount anything, depend on the runtime,
+//! or trust bytes from an archive before they are verified.
+
+mod container;
+mod content;
+mod error;
+mod image;
+mod index;
+pub mod layer;
+mod lock;
+mod util;
+mod volume;
+
+pub use container::ContainerPaths;
+pub use error::StoreError;
+pub use image::{GcReport, Image, ImageSummary, ImportOptions, RemoveEvent};
+pub use volume::{valid_volume_name, Volume};
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The on-disk schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct SchemaFile {
+    schema_version: u32,
+}
+
+/// A handle on a store root. Cheap to open; holds no fds or locks between calls.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    blobs: PathBuf,
+    ingest: PathBuf,
+    snapshots: PathBuf,
+    images_json: PathBuf,
+    containers_meta: PathBuf,
+    names: PathBuf,
+    containers_dir: PathBuf,
+    volumes: PathBuf,
+    meta_lock: PathBuf,
+    gc_lock: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating the layout on first use. Refuses a store written
+    /// by a newer wharf (`FailedPrecondition`).
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let s = Store {
+            root: root.to_path_buf(),
+            blobs: root.join("blobs/sha256"),
+            ingest: root.join("ingest"),
+            snapshots: root.join("snapshots"),
+            images_json: root.join("meta/images.json"),
+            containers_meta: root.join("meta/containers"),
+            names: root.join("meta/names"),
+            containers_dir: root.join("containers"),
+            volumes: root.join("volumes"),
+            meta_lock: root.join("lock"),
+            gc_lock: root.join("gc.lock"),
+        };
+        let schema_path = root.join("wharf.json");
+        match util::read_json::<SchemaFile>(&schema_path)? {
+            Some(f) if f.schema_version > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    root: root.to_path_buf(),
+                    found: f.schema_version,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            // Future migrations from older versions go here.
+            Some(_) => return Ok(s),
+            None => {}
+        }
+        for d in [&s.blobs, &s.ingest, &s.snapshots, &s.volumes] {
+            util::mkdir_p(d)?;
+        }
+        s.ensure_container_dirs()?;
+        util::write_json_atomic(
+            &schema_path,
+            "schema file",
+            &SchemaFile {
+                schema_version: SCHEMA_VERSION,
+            },
+        )?;
+        Ok(s)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}

@@ -21,7 +21,13 @@ struct OpenHow {
     resolve: u64,
 }
 
-fn raw_openat2(dir: libc::c_int, path: &CString, flags: u64, mode: u64, resolve: u64) -> io::Result<OwnedFd> {
+fn raw_openat2(
+    dir: libc::c_int,
+    path: &CString,
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let how = OpenHow {
         flags,
         mode,
@@ -62,7 +68,13 @@ pub fn available() -> bool {
             Ok(c) => c,
             Err(_) => return false,
         };
-        match raw_openat2(libc::AT_FDCWD, &root, (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, 0) {
+        match raw_openat2(
+            libc::AT_FDCWD,
+            &root,
+            (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            0,
+            0,
+        ) {
             Ok(_) => true,
             Err(e) => e.raw_os_error() != Some(libc::ENOSYS),
         }

@@ -1,1 +1,440 @@
-//! (placeholder) OWNED BY: runtime-core helper.
+//! Process creation for the container runtime: the sealed copy of our own binary (runc
+//! CVE-2019-5736 defence), clone3/clone of the re-executed init with namespace flags, pidfd
+//! helpers, parent-death signal, fork for the `--init` reaper, fd and signal hygiene.
+//!
+//! Must not: decide policy (which namespaces, which fds) — wharf-runtime does. Code that runs
+//! in a freshly cloned child of a possibly multi-threaded parent only makes raw syscalls on data
+//! prepared before the clone (no allocation, no locks).
+
+use crate::features::{force_disabled, Feature};
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Namespace flags accepted by [`spawn_reexec`] (values of `CLONE_NEW*`).
+pub const NEW_NS: u64 = libc::CLONE_NEWNS as u64;
+pub const NEW_UTS: u64 = libc::CLONE_NEWUTS as u64;
+pub const NEW_IPC: u64 = libc::CLONE_NEWIPC as u64;
+pub const NEW_PID: u64 = libc::CLONE_NEWPID as u64;
+pub const NEW_NET: u64 = libc::CLONE_NEWNET as u64;
+const NS_MASK: u64 = NEW_NS | NEW_UTS | NEW_IPC | NEW_PID | NEW_NET;
+
+fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A sealed, close-on-exec memfd holding a copy of `/proc/self/exe`. Executing it cannot be used
+/// to overwrite the host binary, and the seals make the copy immutable.
+pub fn sealed_self_exe() -> io::Result<OwnedFd> {
+    let name = c"wharf-init";
+    // SAFETY: `name` is a valid NUL-terminated string; the returned fd is new and owned by us.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let exe = std::fs::File::open("/proc/self/exe")?;
+    let len = exe.metadata()?.len();
+    let mut copied: u64 = 0;
+    while copied < len {
+        let want = (len - copied).min(1 << 30) as usize;
+        // SAFETY: both fds are valid for the duration of the call; NULL offsets mean "use and
+        // advance the file positions".
+        let mut n = unsafe {
+            libc::copy_file_range(
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                memfd.as_raw_fd(),
+                std::ptr::null_mut(),
+                want,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EXDEV)
+                | Some(libc::ENOSYS)
+                | Some(libc::EINVAL)
+                | Some(libc::EOPNOTSUPP) => {
+                    // SAFETY: as above; sendfile with a NULL offset uses the input file position.
+                    n = unsafe {
+                        libc::sendfile(
+                            memfd.as_raw_fd(),
+                            exe.as_raw_fd(),
+                            std::ptr::null_mut(),
+                            want,
+                        )
+                    };
+                    if n < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Some(libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "/proc/self/exe shrank while copying",
+            ));
+        }
+        copied += n as u64;
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on a valid fd with an integer argument.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(memfd)
+}
+
+/// A process created by [`spawn_reexec`].
+#[derive(Debug)]
+pub struct Child {
+    pub pid: i32,
+    /// Present when the kernel supports CLONE_PIDFD with clone3.
+    pub pidfd: Option<OwnedFd>,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+static CLONE3_MISSING: AtomicBool = AtomicBool::new(false);
+
+/// Everything the child needs, prepared before cloning so the child only makes syscalls.
+struct Prepared {
+    exe: RawFd,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// (source, target) pairs; sources are close-on-exec duplicates >= 100 so dup2 order
+    /// cannot clobber another source.
+    fds: Vec<(RawFd, RawFd)>,
+    proc_path: CString,
+    empty: CString,
+    /// Where to write [`EXEC_FAILED`] if the re-exec fails (-1: nowhere).
+    report_fd: RawFd,
+}
+
+/// Written by the cloned child to `report_fd` when it cannot execute the sealed binary.
+pub const EXEC_FAILED: &[u8] =
+    br#"{"code":125,"message":"cannot execute the sealed wharf binary for the container init"}"#;
+
+/// Child side. Only async-signal-safe raw syscalls on pre-built data; never returns.
+fn child_exec(p: &Prepared) -> ! {
+    // SAFETY: every pointer refers to memory prepared before the clone that stays valid in the
+    // child's copy of the address space; all calls are raw async-signal-safe syscalls.
+    unsafe {
+        let empty_set: libc::sigset_t = std::mem::zeroed();
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty_set as *const libc::sigset_t,
+            std::ptr::null_mut::<libc::sigset_t>(),
+            8usize,
+        );
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        for &(src, dst) in &p.fds {
+            if libc::dup2(src, dst) < 0 {
+                libc::_exit(125);
+            }
+        }
+        libc::syscall(
+            libc::SYS_execveat,
+            p.exe,
+            p.empty.as_ptr(),
+            p.argv.as_ptr(),
+            p.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+        libc::execve(p.proc_path.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
+        if p.report_fd >= 0 {
+            libc::write(
+                p.report_fd,
+                EXEC_FAILED.as_ptr() as *const libc::c_void,
+                EXEC_FAILED.len(),
+            );
+        }
+        libc::_exit(125);
+    }
+}
+
+/// Clone a child in new namespaces (`ns_flags`, a combination of the `NEW_*` constants) that
+/// re-executes `exe` (a sealed memfd) with `argv`/`env`, with `fds` installed at the given
+/// numbers (all other fds of the caller should be close-on-exec). If the re-exec fails, the
+/// child writes [`EXEC_FAILED`] to the target fd number `report_fd` (when given). Uses clone3 with CLONE_PIDFD,
+/// falling back to clone(2) when clone3 is missing or disabled by `WHARF_DISABLE=clone3`.
+/// Safe to call from a multi-threaded process.
+pub fn spawn_reexec(
+    exe: BorrowedFd<'_>,
+    argv: &[&str],
+    env: &[String],
+    fds: &[(BorrowedFd<'_>, RawFd)],
+    ns_flags: u64,
+    report_fd: Option<RawFd>,
+) -> io::Result<Child> {
+    if ns_flags & !NS_MASK != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let inval = |_| io::Error::from_raw_os_error(libc::EINVAL);
+    let argv_c: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(*a))
+        .collect::<Result<_, _>>()
+        .map_err(inval)?;
+    let env_c: Vec<CString> = env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(inval)?;
+    let mut dups: Vec<OwnedFd> = Vec::with_capacity(fds.len());
+    for (fd, _) in fds {
+        // F_DUPFD_CLOEXEC to >= 100: the child's dup2 targets (small numbers) never hit a source.
+        dups.push(fd.try_clone_to_owned().and_then(|o| {
+            // SAFETY: fcntl on a valid fd; the returned fd is new and owned by us.
+            let r = unsafe { libc::fcntl(o.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                // SAFETY: fresh fd from fcntl.
+                Ok(unsafe { OwnedFd::from_raw_fd(r) })
+            }
+        })?);
+    }
+    // The executable too: a target number (e.g. 3) may be where `exe` lives in this process.
+    // SAFETY: fcntl on a valid fd; the returned fd is new and owned by us.
+    let exe_dup = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
+    if exe_dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd from fcntl.
+    let exe_dup = unsafe { OwnedFd::from_raw_fd(exe_dup) };
+    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let prep = Prepared {
+        exe: exe_dup.as_raw_fd(),
+        argv: argv_p,
+        envp: envp_p,
+        fds: dups
+            .iter()
+            .zip(fds)
+            .map(|(d, (_, t))| (d.as_raw_fd(), *t))
+            .collect(),
+        proc_path: CString::new(format!("/proc/self/fd/{}", exe_dup.as_raw_fd())).map_err(inval)?,
+        report_fd: report_fd.unwrap_or(-1),
+        empty: CString::default(),
+    };
+
+    if !force_disabled(Feature::Clone3) && !CLONE3_MISSING.load(Ordering::Relaxed) {
+        let mut pidfd: RawFd = -1;
+        let mut args = CloneArgs {
+            flags: ns_flags | libc::CLONE_PIDFD as u64,
+            pidfd: &mut pidfd as *mut RawFd as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        // SAFETY: clone3 with a NULL stack behaves like fork: the child runs on a copy of our
+        // stack and only executes `child_exec`, which never returns and makes raw syscalls on
+        // data prepared above. `args` is a valid clone_args of the size passed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if r == 0 {
+            child_exec(&prep);
+        }
+        if r > 0 {
+            // SAFETY: with CLONE_PIDFD the kernel stored a new fd that we own.
+            let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+            return Ok(Child {
+                pid: r as i32,
+                pidfd,
+            });
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(e);
+        }
+        CLONE3_MISSING.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: raw clone(2) with a NULL stack is fork-like (see above). All pointer arguments are
+    // NULL, so the architecture-specific argument order does not matter.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (ns_flags | libc::SIGCHLD as u64) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if r == 0 {
+        child_exec(&prep);
+    }
+    let pid = cvt(r)? as i32;
+    Ok(Child { pid, pidfd: None })
+}
+
+/// Open a pidfd for `pid` (Linux 5.3); `None` when unsupported.
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: fresh fd owned by us.
+    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Send `sig` through a pidfd (no pid-reuse race).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: valid fd, NULL siginfo, zero flags.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Set (or clear with 0) the signal sent to this process when its parent thread exits.
+pub fn set_pdeathsig(sig: i32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(|_| ())
+}
+
+/// Close every fd >= `first` (close_range, with a /proc/self/fd walk as fallback). Only for a
+/// single-threaded process that owns all its fds (the container init).
+pub fn close_fds_from(first: RawFd) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors; the caller guarantees nothing above `first`
+    // is owned by live Rust objects.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let mut fds = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd")? {
+        if let Some(n) = e?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<RawFd>().ok())
+        {
+            if n >= first {
+                fds.push(n);
+            }
+        }
+    }
+    for fd in fds {
+        // SAFETY: see above; EBADF (the read_dir fd itself, already closed) is harmless.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// Mark a raw fd number inherited at exec as close-on-exec and take ownership of it. Returns
+/// None when `fd` is not open.
+pub fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_SETFD on a possibly-closed fd only fails with EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return None;
+    }
+    // SAFETY: the fd is open, was installed for us by our parent, and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reset every catchable signal to its default disposition and unblock all signals, so the
+/// container's command starts clean (Rust's runtime ignores SIGPIPE, which exec would keep).
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_DFL never runs user code; invalid numbers just return EINVAL.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// Result of [`fork`].
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// fork(2). Only for single-threaded callers (the container init's `--init` reaper).
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the only caller is the single-threaded container init, so the child cannot
+    // inherit locks held by other threads.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent(child.as_raw())),
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// `_exit(2)`: leave without running atexit handlers or flushing stdio of the parent's copy.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Duplicate `fd` onto `target` (dup2), clearing close-on-exec on `target`.
+pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on a valid source fd; the caller owns the target number (stdio).
+    cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) } as libc::c_long).map(|_| ())
+}
+
+/// Whether `path` names a file we could execute (`access(X_OK)` with the real ids).
+pub fn executable(path: &CStr) -> bool {
+    // SAFETY: valid NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
+}

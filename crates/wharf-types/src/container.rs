@@ -144,6 +144,9 @@ pub struct HostConfig {
     pub init: bool,
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
+    /// `--group-add`: extra groups for the process.
+    #[serde(default)]
+    pub group_add: Vec<String>,
 }
 
 impl Default for HostConfig {
@@ -162,6 +165,7 @@ impl Default for HostConfig {
             auto_remove: false,
             init: false,
             ulimits: Vec::new(),
+            group_add: Vec::new(),
         }
     }
 }
@@ -187,7 +191,10 @@ mod tests {
 
     #[test]
     fn rlimit_names() {
-        assert_eq!(RlimitResource::parse("nofile"), Some(RlimitResource::Nofile));
+        assert_eq!(
+            RlimitResource::parse("nofile"),
+            Some(RlimitResource::Nofile)
+        );
         assert_eq!(RlimitResource::parse("bogus"), None);
     }
 

@@ -37,7 +37,10 @@ impl Digest {
 
     /// Parses a bare 64-hex string (an image or container id as docker shows it in full).
     pub fn from_hex(s: &str) -> Result<Digest, DigestError> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Digest { hex: s.to_string() })
         } else {
             Err(DigestError::Invalid(s.to_string()))

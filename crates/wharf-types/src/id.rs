@@ -42,7 +42,10 @@ impl fmt::Debug for ContainerId {
 impl FromStr for ContainerId {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<Self, InvalidId> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(ContainerId(s.to_string()))
         } else {
             Err(InvalidId(s.to_string()))

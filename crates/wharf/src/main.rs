@@ -1,1 +1,94 @@
-fn main() {}
+//! The `wharf` binary (also `docker` through a symlink: argv[0] only changes the program name
+//! shown in help). Hidden entrypoint: `wharf __init` is the container init the runtime
+//! re-executes from a sealed copy of this binary; it is dispatched before any argument parsing.
+
+mod cli;
+mod cmd;
+mod format;
+
+use std::ffi::OsString;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "__init") {
+        wharf_runtime::init::init_main();
+    }
+    std::process::exit(real_main(args));
+}
+
+fn program_name(argv0: Option<&OsString>) -> String {
+    argv0
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n == "docker")
+        .unwrap_or_else(|| "wharf".to_string())
+}
+
+fn real_main(args: Vec<OsString>) -> i32 {
+    let prog = program_name(args.first());
+    let mut command = <cli::Cli as clap::CommandFactory>::command()
+        .name(prog.clone())
+        .bin_name(prog);
+    let matches = match command.try_get_matches_from_mut(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 125,
+            };
+        }
+    };
+    let cli = match <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return 125;
+        }
+    };
+    match cmd::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", cmd::error_message(&e));
+            cmd::exit_code(&e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn argv0_dispatch() {
+        assert_eq!(
+            program_name(Some(&OsString::from("/usr/bin/docker"))),
+            "docker"
+        );
+        assert_eq!(program_name(Some(&OsString::from("wharf"))), "wharf");
+        assert_eq!(program_name(None), "wharf");
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        <cli::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn run_stops_parsing_at_image() {
+        let c = cli::Cli::try_parse_from([
+            "wharf", "run", "--rm", "-e", "A=1", "busybox", "ls", "-l", "--rm",
+        ])
+        .unwrap();
+        match c.command {
+            cli::Command::Run(r) => {
+                assert!(r.rm);
+                assert_eq!(r.image_and_command, vec!["busybox", "ls", "-l", "--rm"]);
+            }
+            _ => panic!("not run"),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Container start latency, side by side: `run --rm busybox true` with wharf, docker and podman
+# (each when installed), the same busybox rootfs imported into each. Reports hyperfine medians
+# and ratios. Not a test: numbers go into issue notes.
+#
+#   bench/start.sh [--install]     # --install: apt-get install docker.io podman runc hyperfine
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if [ "${1:-}" = --install ]; then
+  apt-get update -qq
+  apt-get install -y -qq docker.io podman runc hyperfine busybox-static >/dev/null
+fi
+command -v hyperfine >/dev/null || { echo "hyperfine is required: apt-get install hyperfine" >&2; exit 1; }
+scripts/build-static.sh >/dev/null
+wharf=$(realpath "${CARGO_TARGET_DIR:-target}")/x86_64-unknown-linux-gnu/release/wharf
+work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
+export WHARF_ROOT=$work/root WHARF_RUNROOT=$work/run
+cleanup() {
+  [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null && wait "$dockerd_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+scripts/busybox-rootfs.sh "$work/busybox.tar"
+"$wharf" import "$work/busybox.tar" busybox:latest >/dev/null
+"$wharf" run --rm busybox true   # warm the seccomp cache like any host after its first start
+
+cmds=("$wharf run --rm busybox true")
+names=("wharf")
+if command -v dockerd >/dev/null; then
+  if ! docker info >/dev/null 2>&1; then
+    dockerd --data-root "$work/docker" --host "unix://$work/docker.sock" >"$work/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    export DOCKER_HOST=unix://$work/docker.sock
+    for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+  docker import "$work/busybox.tar" busybox:latest >/dev/null
+  docker run --rm busybox true
+  cmds+=("docker run --rm --network none busybox true"); names+=("docker")
+fi
+if command -v podman >/dev/null; then
+  podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1 || true
+  if podman run --runtime runc --ulimit nofile=20000:20000 --rm --network none busybox true >/dev/null 2>&1; then
+    cmds+=("podman run --runtime runc --ulimit nofile=20000:20000 --rm --network none busybox true"); names+=("podman")
+  fi
+fi
+
+hyperfine -N --warmup 5 --runs "${RUNS:-50}" --export-json "$work/start.json" "${cmds[@]}" >&2
+python3 - "$work/start.json" "${names[@]}" <<'PY'
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]
+names = sys.argv[2:]
+med = {n: r["median"] * 1000 for n, r in zip(names, res)}
+print("container start, `run --rm busybox true`, median of hyperfine runs:")
+for n in names:
+    line = f"  {n:7s} {med[n]:8.2f} ms"
+    if n != "wharf":
+        line += f"   ({med[n] / med['wharf']:.1f}x wharf)"
+    print(line)
+PY

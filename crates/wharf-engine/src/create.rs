@@ -1,0 +1,296 @@
+//! Building a container's create-time record: the image's defaults (Env, Entrypoint, Cmd,
+//! WorkingDir, User) merged with the user's options the way docker merges them, plus env-file
+//! parsing. Pure functions; `run` does the I/O.
+
+use crate::EngineError;
+use std::collections::BTreeMap;
+use wharf_types::container::{ContainerConfig, HostConfig};
+use wharf_types::oci::RunConfig;
+
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What a user asks for with `run`/`create` (docker's create body, after CLI parsing).
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub image: String,
+    pub name: Option<String>,
+    /// Arguments after the image name.
+    pub args: Vec<String>,
+    /// `--entrypoint` (`Some("")` clears the image's entrypoint).
+    pub entrypoint: Option<String>,
+    /// `KEY=value` entries, -e and --env-file already expanded, in order.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub labels: BTreeMap<String, String>,
+    pub host: HostConfig,
+}
+
+fn env_key(e: &str) -> &str {
+    e.split_once('=').map(|(k, _)| k).unwrap_or(e)
+}
+
+/// Image env, then the user's, later keys replacing earlier ones in place; PATH defaulted.
+pub fn merge_env(
+    image_env: &[String],
+    user_env: &[String],
+    hostname: &str,
+    tty: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = vec![format!("HOSTNAME={hostname}")];
+    let mut push = |e: &str| {
+        let k = env_key(e);
+        if let Some(slot) = out.iter_mut().find(|x| env_key(x) == k) {
+            *slot = e.to_string();
+        } else {
+            out.push(e.to_string());
+        }
+    };
+    for e in image_env {
+        push(e);
+    }
+    for e in user_env {
+        push(e);
+    }
+    if !out.iter().any(|e| env_key(e) == "PATH") {
+        out.insert(1.min(out.len()), DEFAULT_PATH.to_string());
+    }
+    if tty && !out.iter().any(|e| env_key(e) == "TERM") {
+        out.push("TERM=xterm".to_string());
+    }
+    out
+}
+
+/// docker's rules: --entrypoint replaces the image entrypoint AND drops the image cmd; args
+/// replace the cmd.
+pub fn merge_command(
+    image: &RunConfig,
+    entrypoint: Option<&str>,
+    args: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let (ep, image_cmd) = match entrypoint {
+        Some("") => (Vec::new(), Vec::new()),
+        Some(e) => (vec![e.to_string()], Vec::new()),
+        None => (
+            image.entrypoint.clone().unwrap_or_default(),
+            image.cmd.clone().unwrap_or_default(),
+        ),
+    };
+    let cmd = if args.is_empty() {
+        image_cmd
+    } else {
+        args.to_vec()
+    };
+    (ep, cmd)
+}
+
+/// The Config part of the record.
+pub fn container_config(
+    req: &CreateRequest,
+    image: &RunConfig,
+    hostname: &str,
+) -> Result<ContainerConfig, EngineError> {
+    let (entrypoint, cmd) = merge_command(image, req.entrypoint.as_deref(), &req.args);
+    if entrypoint.is_empty() && cmd.is_empty() {
+        return Err(EngineError::InvalidArgument(format!(
+            "no command specified: image {} has no CMD or ENTRYPOINT and none was given",
+            req.image
+        )));
+    }
+    let working_dir = match req.workdir.as_deref() {
+        Some(w) if !w.starts_with('/') => {
+            return Err(EngineError::InvalidArgument(format!(
+                "the working directory {w:?} is invalid: it needs to be an absolute path"
+            )))
+        }
+        Some(w) => w.to_string(),
+        None => image
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".to_string()),
+    };
+    let mut labels = image.labels.clone().unwrap_or_default();
+    labels.extend(req.labels.clone());
+    Ok(ContainerConfig {
+        hostname: hostname.to_string(),
+        domainname: String::new(),
+        user: req
+            .user
+            .clone()
+            .or_else(|| image.user.clone())
+            .unwrap_or_default(),
+        env: merge_env(
+            image.env.as_deref().unwrap_or_default(),
+            &req.env,
+            hostname,
+            req.tty,
+        ),
+        cmd,
+        entrypoint,
+        working_dir,
+        tty: req.tty,
+        open_stdin: req.stdin,
+        image: req.image.clone(),
+        labels,
+        stop_signal: image.stop_signal.clone(),
+    })
+}
+
+/// Parses an env file with docker's rules: `KEY=value` taken literally, a bare `KEY` taken from
+/// `lookup` (dropped if unset), blank lines and `#` comments skipped. `origin` names the file in
+/// errors.
+pub fn parse_env_file(
+    origin: &str,
+    content: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, EngineError> {
+    let mut out = Vec::new();
+    for (n, raw) in content.lines().enumerate() {
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line.trim_end(), None),
+        };
+        if key.is_empty() {
+            return Err(EngineError::InvalidArgument(format!(
+                "{origin}:{}: invalid environment variable: {raw:?}",
+                n + 1
+            )));
+        }
+        if key.chars().any(char::is_whitespace) {
+            return Err(EngineError::InvalidArgument(format!(
+                "{origin}:{}: variable {key:?} contains whitespaces",
+                n + 1
+            )));
+        }
+        if key.contains('\0') || value.is_some_and(|v| v.contains('\0')) {
+            return Err(EngineError::InvalidArgument(format!(
+                "{origin}:{}: NUL byte in environment variable",
+                n + 1
+            )));
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None => {
+                if let Some(v) = lookup(key) {
+                    out.push(format!("{key}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A `-e` value: `KEY=value`, or `KEY` taken from `lookup` (dropped if unset).
+pub fn parse_env_flag(
+    flag: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, EngineError> {
+    match flag.split_once('=') {
+        Some(("", _)) => Err(EngineError::InvalidArgument(format!(
+            "invalid environment variable: {flag:?}"
+        ))),
+        Some(_) => Ok(Some(flag.to_string())),
+        None if flag.is_empty() => Err(EngineError::InvalidArgument(
+            "invalid environment variable: empty".to_string(),
+        )),
+        None => Ok(lookup(flag).map(|v| format!("{flag}={v}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img() -> RunConfig {
+        RunConfig {
+            env: Some(vec!["PATH=/bin".into(), "A=img".into()]),
+            entrypoint: Some(vec!["/ep".into()]),
+            cmd: Some(vec!["default".into()]),
+            working_dir: Some("/srv".into()),
+            user: Some("nobody".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn command_merging() {
+        let i = img();
+        assert_eq!(
+            merge_command(&i, None, &[]),
+            (vec!["/ep".to_string()], vec!["default".to_string()])
+        );
+        assert_eq!(
+            merge_command(&i, None, &["x".into()]),
+            (vec!["/ep".to_string()], vec!["x".to_string()])
+        );
+        assert_eq!(
+            merge_command(&i, Some("sh"), &[]),
+            (vec!["sh".to_string()], vec![])
+        );
+        assert_eq!(
+            merge_command(&i, Some(""), &["echo".into()]),
+            (vec![], vec!["echo".to_string()])
+        );
+    }
+
+    #[test]
+    fn env_merging() {
+        let e = merge_env(
+            &["PATH=/bin".into(), "A=img".into()],
+            &["A=user".into(), "B=2".into()],
+            "h",
+            true,
+        );
+        assert_eq!(
+            e,
+            vec!["HOSTNAME=h", "PATH=/bin", "A=user", "B=2", "TERM=xterm"]
+        );
+        let e = merge_env(&[], &[], "h", false);
+        assert_eq!(e, vec!["HOSTNAME=h".to_string(), DEFAULT_PATH.to_string()]);
+    }
+
+    #[test]
+    fn config_defaults() {
+        let req = CreateRequest {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        let c = container_config(&req, &img(), "abc").unwrap();
+        assert_eq!(c.working_dir, "/srv");
+        assert_eq!(c.user, "nobody");
+        let empty = RunConfig::default();
+        assert!(container_config(&req, &empty, "abc").is_err());
+        let bad = CreateRequest {
+            image: "busybox".into(),
+            workdir: Some("rel".into()),
+            args: vec!["x".into()],
+            ..Default::default()
+        };
+        assert!(container_config(&bad, &empty, "abc").is_err());
+    }
+
+    #[test]
+    fn env_files() {
+        let lookup = |k: &str| (k == "FROM_HOST").then(|| "h".to_string());
+        let v = parse_env_file(
+            "f",
+            "# c\n\nA=1\nB= spaced \nFROM_HOST\nUNSET\nC=x=y\n",
+            &lookup,
+        )
+        .unwrap();
+        assert_eq!(v, vec!["A=1", "B= spaced ", "FROM_HOST=h", "C=x=y"]);
+        assert!(parse_env_file("f", "BAD KEY=1\n", &lookup).is_err());
+        assert!(parse_env_file("f", "=novalue\n", &lookup).is_err());
+        assert_eq!(parse_env_flag("X", &lookup).unwrap(), None);
+        assert_eq!(parse_env_flag("A=b", &lookup).unwrap(), Some("A=b".into()));
+        assert!(parse_env_flag("=b", &lookup).is_err());
+    }
+}

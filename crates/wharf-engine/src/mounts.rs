@@ -1,0 +1,227 @@
+//! Parsing and validation of `-v`, `--mount` and `--tmpfs`: the ONE place where host paths
+//! enter a container. The admin-policy issue will refuse bind mounts here.
+
+use crate::EngineError;
+use wharf_types::container::{MountConfig, MountKind};
+
+fn invalid(msg: String) -> EngineError {
+    EngineError::InvalidArgument(msg)
+}
+
+fn check_target(spec: &str, target: &str) -> Result<(), EngineError> {
+    if !target.starts_with('/') {
+        return Err(invalid(format!(
+            "invalid mount config for {spec:?}: mount path must be absolute"
+        )));
+    }
+    if target == "/" {
+        return Err(invalid(format!(
+            "invalid mount config for {spec:?}: destination can't be '/'"
+        )));
+    }
+    if target.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "invalid mount config for {spec:?}: destination must not contain '..'"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses `-v SRC:DST[:OPTS]` / `-v DST` (an anonymous volume, source left empty).
+pub fn parse_volume_flag(spec: &str) -> Result<MountConfig, EngineError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, opts) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [s, t] => (*s, *t, ""),
+        [s, t, o] => (*s, *t, *o),
+        _ => return Err(invalid(format!("invalid volume specification: {spec:?}"))),
+    };
+    check_target(spec, target)?;
+    let mut read_only = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            // SELinux relabel and propagation options: accepted and ignored (no SELinux here,
+            // wharf mounts are private).
+            "z" | "Z" | "private" | "rprivate" | "nocopy" => {}
+            other => {
+                return Err(invalid(format!(
+                    "invalid volume specification: {spec:?}: unknown option {other:?}"
+                )))
+            }
+        }
+    }
+    let kind = if source.is_empty() {
+        MountKind::Volume
+    } else if source.starts_with('/') {
+        MountKind::Bind
+    } else if source.starts_with('.') || source.contains('/') {
+        return Err(invalid(format!(
+            "invalid volume specification: {spec:?}: a host path must be absolute"
+        )));
+    } else {
+        if !wharf_types::id::validate_container_name(source) {
+            return Err(invalid(format!("invalid volume name {source:?}")));
+        }
+        MountKind::Volume
+    };
+    if kind == MountKind::Bind && source.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "invalid volume specification: {spec:?}: host path must not contain '..'"
+        )));
+    }
+    Ok(MountConfig {
+        kind,
+        source: source.to_string(),
+        target: target.to_string(),
+        read_only,
+        options: String::new(),
+    })
+}
+
+/// Parses `--mount type=bind|volume|tmpfs,source=..,target=..[,readonly]`.
+pub fn parse_mount_flag(spec: &str) -> Result<MountConfig, EngineError> {
+    let mut kind = None;
+    let mut source = String::new();
+    let mut target = String::new();
+    let mut read_only = false;
+    let mut opts = Vec::new();
+    for field in spec.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        match (k, v) {
+            ("type", Some(t)) => {
+                kind = Some(match t {
+                    "bind" => MountKind::Bind,
+                    "volume" => MountKind::Volume,
+                    "tmpfs" => MountKind::Tmpfs,
+                    other => return Err(invalid(format!("unsupported mount type {other:?}"))),
+                })
+            }
+            ("source" | "src", Some(s)) => source = s.to_string(),
+            ("target" | "destination" | "dst", Some(t)) => target = t.to_string(),
+            ("readonly" | "ro", None) => read_only = true,
+            ("readonly" | "ro", Some(v)) => read_only = matches!(v, "true" | "1"),
+            ("tmpfs-size", Some(v)) => opts.push(format!("size={v}")),
+            ("tmpfs-mode", Some(v)) => opts.push(format!("mode={v}")),
+            _ => {
+                return Err(invalid(format!(
+                    "invalid field {field:?} in --mount {spec:?}"
+                )))
+            }
+        }
+    }
+    let kind = kind.unwrap_or(MountKind::Volume);
+    check_target(spec, &target)?;
+    if kind == MountKind::Bind && !source.starts_with('/') {
+        return Err(invalid(format!(
+            "invalid mount config for {spec:?}: bind source must be an absolute path"
+        )));
+    }
+    let options = validate_tmpfs_options(spec, &opts.join(","))?;
+    Ok(MountConfig {
+        kind,
+        source,
+        target,
+        read_only,
+        options,
+    })
+}
+
+/// Parses `--tmpfs /path[:opts]`.
+pub fn parse_tmpfs_flag(spec: &str) -> Result<MountConfig, EngineError> {
+    let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    check_target(spec, target)?;
+    let mut read_only = false;
+    let mut keep = Vec::new();
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            other => keep.push(other.to_string()),
+        }
+    }
+    let options = validate_tmpfs_options(spec, &keep.join(","))?;
+    Ok(MountConfig {
+        kind: MountKind::Tmpfs,
+        source: String::new(),
+        target: target.to_string(),
+        read_only,
+        options,
+    })
+}
+
+/// Only options tmpfs understands and that cannot smuggle anything: size, mode, uid, gid,
+/// nr_inodes, nosuid, nodev, noexec, exec, suid, dev.
+fn validate_tmpfs_options(spec: &str, opts: &str) -> Result<String, EngineError> {
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+        let ok = match k {
+            "size" | "nr_inodes" => {
+                !v.is_empty()
+                    && v.trim_end_matches(['k', 'm', 'g', 'K', 'M', 'G', '%'])
+                        .bytes()
+                        .all(|c| c.is_ascii_digit())
+            }
+            "mode" => {
+                !v.is_empty() && v.len() <= 4 && v.bytes().all(|c| (b'0'..=b'7').contains(&c))
+            }
+            "uid" | "gid" => !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()),
+            "nosuid" | "nodev" | "noexec" | "exec" | "suid" | "dev" => v.is_empty(),
+            _ => false,
+        };
+        if !ok {
+            return Err(invalid(format!("invalid tmpfs option {o:?} in {spec:?}")));
+        }
+    }
+    Ok(opts.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_flags() {
+        let m = parse_volume_flag("/srv:/data:ro").unwrap();
+        assert_eq!(m.kind, MountKind::Bind);
+        assert!(m.read_only);
+        let m = parse_volume_flag("cache:/cache").unwrap();
+        assert_eq!(m.kind, MountKind::Volume);
+        assert_eq!(m.source, "cache");
+        let m = parse_volume_flag("/anon").unwrap();
+        assert_eq!(m.kind, MountKind::Volume);
+        assert!(m.source.is_empty());
+        for bad in [
+            "rel/path:/x",
+            "/a:relative",
+            "/a:/",
+            "/a:/b:bogus",
+            "a:b:c:d",
+            "/x/../y:/z",
+            "/a:/b/../c",
+        ] {
+            assert!(parse_volume_flag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_flags() {
+        let m = parse_tmpfs_flag("/run:size=64m,mode=1777").unwrap();
+        assert_eq!(m.options, "size=64m,mode=1777");
+        assert!(parse_tmpfs_flag("/run:size=64m,uid=0,context=x").is_err());
+        assert!(parse_tmpfs_flag("relative").is_err());
+    }
+
+    #[test]
+    fn mount_flags() {
+        let m = parse_mount_flag("type=bind,source=/a,target=/b,readonly").unwrap();
+        assert_eq!(m.kind, MountKind::Bind);
+        assert!(m.read_only);
+        assert!(parse_mount_flag("type=bind,source=a,target=/b").is_err());
+        assert!(parse_mount_flag("type=weird,target=/b").is_err());
+    }
+}

@@ -1,0 +1,525 @@
+//! Creating and running containers: request → create-time record (written once) → runtime
+//! spec → start → wait → final state. Also the container queries (`ps`, `inspect`) and removal.
+
+use crate::create::{container_config, CreateRequest};
+use crate::state::{ContainerState, Status};
+use crate::timefmt::now_rfc3339;
+use crate::{etcfiles, names, Engine, EngineError};
+use std::path::PathBuf;
+use wharf_runtime::cgroup::Cgroup;
+use wharf_runtime::spec::{self as rs, ContainerSpec};
+use wharf_store::ContainerPaths;
+use wharf_types::container::{ContainerRecord, MountKind, NetworkMode};
+use wharf_types::error::HasKind;
+use wharf_types::ContainerId;
+
+/// wharf's default `--pids-limit` (podman's; docker has none): a fork bomb stays contained.
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
+/// A container's record together with its (reconciled) runtime state.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub record: ContainerRecord,
+    pub state: ContainerState,
+}
+
+fn cgroup_path(id: &ContainerId) -> String {
+    format!("wharf/{id}")
+}
+
+/// Parsed `--security-opt` values.
+struct SecurityOpts {
+    seccomp: rs::Seccomp,
+    no_new_privileges: bool,
+}
+
+fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, EngineError> {
+    let mut out = SecurityOpts {
+        seccomp: rs::Seccomp::Default,
+        no_new_privileges: true,
+    };
+    for o in opts {
+        let (k, v) = o
+            .split_once('=')
+            .or_else(|| o.split_once(':'))
+            .unwrap_or((o.as_str(), ""));
+        match (k, v) {
+            ("seccomp", "unconfined") => out.seccomp = rs::Seccomp::Unconfined,
+            ("seccomp", "") => {
+                return Err(EngineError::InvalidArgument(
+                    "invalid --security-opt seccomp: needs a profile file or 'unconfined'".into(),
+                ))
+            }
+            // At create time the CLI replaced the file name with its contents (docker does the
+            // same), so the record is self-contained.
+            ("seccomp", profile) => out.seccomp = rs::Seccomp::Profile(profile.to_string()),
+            ("no-new-privileges", "" | "true") => out.no_new_privileges = true,
+            ("no-new-privileges", "false") => out.no_new_privileges = false,
+            ("apparmor", "unconfined") | ("label", "disable") => {}
+            ("apparmor", p) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "apparmor profile {p:?} requested but wharf does not apply AppArmor profiles; refusing to start without it"
+                )))
+            }
+            ("label", l) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "SELinux label {l:?} requested but wharf does not apply SELinux labels; refusing to start without it"
+                )))
+            }
+            _ => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid --security-opt {o:?}"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Engine {
+    /// Creates a container (record + directories), returning its record. Nothing runs yet.
+    pub fn create_container(&self, mut req: CreateRequest) -> Result<ContainerRecord, EngineError> {
+        let image = self.store.resolve_image(&req.image)?;
+        // validate security options before anything is written
+        parse_security_opts(&req.host.security_opt)?;
+        wharf_runtime::caps::resolve(&req.host.cap_add, &req.host.cap_drop, req.host.privileged)?;
+        let id = ContainerId::from_bytes(
+            names::random_bytes::<32>().map_err(|e| EngineError::io("read", "/dev/urandom", e))?,
+        );
+        let name = match req.name.take() {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(&n).to_string();
+                if !wharf_types::id::validate_container_name(&n) {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n
+            }
+            None => self.unused_name()?,
+        };
+        let hostname = match (&req.hostname, &req.host.network_mode) {
+            (Some(h), _) => h.clone(),
+            (None, NetworkMode::Host) => nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| id.short().to_string()),
+            (None, NetworkMode::None) => id.short().to_string(),
+        };
+        let config = container_config(&req, &image.config.config, &hostname)?;
+        // anonymous volumes get their names now, so the record says what they are
+        for m in &mut req.host.mounts {
+            if m.kind == MountKind::Volume && m.source.is_empty() {
+                let v = self.store.create_volume(None, Default::default())?;
+                m.source = v.name;
+            }
+        }
+        let record = ContainerRecord {
+            id,
+            name,
+            created: now_rfc3339(),
+            image: image.id.clone(),
+            config,
+            host_config: req.host,
+        };
+        let paths = self.store.create_container(&record)?;
+        etcfiles::write_all(
+            &paths.dir,
+            &record.host_config.network_mode,
+            &record.config.hostname,
+        )
+        .map_err(|e| EngineError::io("write", &paths.dir, e))?;
+        Ok(record)
+    }
+
+    fn unused_name(&self) -> Result<String, EngineError> {
+        let taken: Vec<String> = self
+            .store
+            .containers()?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        for _ in 0..64 {
+            let seed = names::random_bytes::<2>()
+                .map_err(|e| EngineError::io("read", "/dev/urandom", e))?;
+            let n = names::random_name(seed);
+            if !taken.contains(&n) {
+                return Ok(n);
+            }
+        }
+        let suffix =
+            names::random_bytes::<4>().map_err(|e| EngineError::io("read", "/dev/urandom", e))?;
+        Ok(format!(
+            "wharf_{:02x}{:02x}{:02x}{:02x}",
+            suffix[0], suffix[1], suffix[2], suffix[3]
+        ))
+    }
+
+    /// Builds the runtime spec for a record.
+    fn runtime_spec(
+        &self,
+        rec: &ContainerRecord,
+        paths: &ContainerPaths,
+    ) -> Result<ContainerSpec, EngineError> {
+        let hc = &rec.host_config;
+        let sec = parse_security_opts(&hc.security_opt)?;
+        let capabilities = wharf_runtime::caps::resolve(&hc.cap_add, &hc.cap_drop, hc.privileged)?;
+        let lower = self.store.image_layers(&rec.image)?;
+        let mut mounts = Vec::new();
+        for (file, dest) in [
+            ("hosts", "/etc/hosts"),
+            ("hostname", "/etc/hostname"),
+            ("resolv.conf", "/etc/resolv.conf"),
+        ] {
+            mounts.push(rs::Mount {
+                kind: rs::MountKind::Bind,
+                source: paths.dir.join(file),
+                destination: dest.to_string(),
+                readonly: hc.readonly_rootfs,
+                options: String::new(),
+            });
+        }
+        for m in &hc.mounts {
+            let (kind, source) = match m.kind {
+                MountKind::Bind => {
+                    let src = PathBuf::from(&m.source);
+                    if !src.exists() {
+                        // docker's -v creates a missing host directory
+                        std::fs::create_dir_all(&src)
+                            .map_err(|e| EngineError::io("create bind source", &src, e))?;
+                    }
+                    (rs::MountKind::Bind, src)
+                }
+                MountKind::Volume => {
+                    let v = match self.store.volume(&m.source) {
+                        Ok(v) => v,
+                        Err(e) if e.kind() == wharf_types::ErrorKind::NotFound => self
+                            .store
+                            .create_volume(Some(&m.source), Default::default())?,
+                        Err(e) => return Err(e.into()),
+                    };
+                    (rs::MountKind::Bind, v.mountpoint)
+                }
+                MountKind::Tmpfs => (rs::MountKind::Tmpfs, PathBuf::new()),
+            };
+            mounts.push(rs::Mount {
+                kind,
+                source,
+                destination: m.target.clone(),
+                readonly: m.read_only,
+                options: m.options.clone(),
+            });
+        }
+        let (masked_paths, readonly_paths) = if hc.privileged {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                wharf_runtime::defaults::masked_paths(),
+                wharf_runtime::defaults::readonly_paths(),
+            )
+        };
+        let pids_limit = match hc.pids_limit {
+            None => Some(DEFAULT_PIDS_LIMIT),
+            Some(n) if n <= 0 => None,
+            Some(n) => Some(n),
+        };
+        Ok(ContainerSpec {
+            id: rec.id.to_string(),
+            rootfs: rs::RootfsSpec {
+                lower,
+                upper: paths.upper.clone(),
+                work: paths.work.clone(),
+                target: paths.merged.clone(),
+                readonly: hc.readonly_rootfs,
+            },
+            process: rs::ProcessSpec {
+                args: rec
+                    .config
+                    .entrypoint
+                    .iter()
+                    .chain(rec.config.cmd.iter())
+                    .cloned()
+                    .collect(),
+                env: rec.config.env.clone(),
+                cwd: rec.config.working_dir.clone(),
+                user: rec.config.user.clone(),
+                additional_groups: hc.group_add.clone(),
+                terminal: rec.config.tty,
+                stdin: rec.config.open_stdin,
+            },
+            hostname: rec.config.hostname.clone(),
+            mounts,
+            network: match hc.network_mode {
+                NetworkMode::None => rs::Network::None,
+                NetworkMode::Host => rs::Network::Host,
+            },
+            security: rs::SecuritySpec {
+                capabilities,
+                no_new_privileges: sec.no_new_privileges,
+                seccomp: if hc.privileged {
+                    rs::Seccomp::Unconfined
+                } else {
+                    sec.seccomp
+                },
+                masked_paths,
+                readonly_paths,
+                privileged: hc.privileged,
+            },
+            cgroup: rs::CgroupSpec {
+                path: cgroup_path(&rec.id),
+                memory: (hc.memory > 0).then_some(hc.memory),
+                nano_cpus: (hc.nano_cpus > 0).then_some(hc.nano_cpus),
+                pids_limit,
+            },
+            rlimits: hc
+                .ulimits
+                .iter()
+                .map(|u| rs::Rlimit {
+                    resource: u.resource,
+                    soft: u.soft,
+                    hard: u.hard,
+                })
+                .collect(),
+            init: hc.init,
+            debug: self.opts.debug,
+        })
+    }
+
+    /// Starts a created or exited container in the foreground and waits for it: the CLI's
+    /// `run` without `-d`. Returns the container's exit code (docker's rules: the command's
+    /// code, 128+N when killed by signal N). `auto_remove` containers are removed afterwards.
+    pub fn start_foreground(&self, rec: &ContainerRecord) -> Result<i32, EngineError> {
+        let paths = self.store.container_paths(&rec.id);
+        let mut state: ContainerState = self
+            .store
+            .read_container_state(&rec.id)?
+            .unwrap_or_default();
+        if state.status == Status::Running && state.process_alive() {
+            return Err(EngineError::Conflict(format!(
+                "container {} is already running",
+                rec.id.short()
+            )));
+        }
+        let result = self.runtime_spec(rec, &paths).and_then(|spec| {
+            let opts = wharf_runtime::start::StartOptions {
+                seccomp_cache_dir: self.seccomp_cache_dir(),
+            };
+            wharf_runtime::start::start(&spec, &opts).map_err(|e| EngineError::Start {
+                exit_code: e.exit_code(),
+                message: e.to_string(),
+            })
+        });
+        let running = match result {
+            Ok(r) => r,
+            Err(e) => {
+                state.error = e.to_string();
+                let _ = self.store.write_container_state(&rec.id, &state);
+                // a failed start leaves nothing behind but the record
+                let _ = Cgroup::open(&cgroup_path(&rec.id)).remove();
+                if rec.host_config.auto_remove {
+                    let _ = self.store.remove_container(&rec.id);
+                }
+                return Err(e);
+            }
+        };
+        let _ = state.set_running(running.pid(), now_rfc3339());
+        // the state write is best effort: a concurrent `rm -f` may have removed the container
+        let _ = self.store.write_container_state(&rec.id, &state);
+        // waits, then removes the cgroup (after reading its OOM flag)
+        let finished = running
+            .wait_foreground_full()
+            .map_err(|e| EngineError::Start {
+                exit_code: e.exit_code(),
+                message: e.to_string(),
+            })?;
+        let (code, oom) = (finished.status.code(), finished.oom_killed);
+        if rec.host_config.auto_remove {
+            let _ = self.store.remove_container(&rec.id);
+        } else {
+            let _ = state.set_exited(code, oom, now_rfc3339());
+            let _ = self.store.write_container_state(&rec.id, &state);
+        }
+        Ok(code)
+    }
+
+    /// `run` in the foreground: create, start, wait.
+    pub fn run_foreground(&self, req: CreateRequest) -> Result<i32, EngineError> {
+        let rec = self.create_container(req)?;
+        self.start_foreground(&rec)
+    }
+
+    fn info(&self, record: ContainerRecord) -> Result<ContainerInfo, EngineError> {
+        let mut state: ContainerState = self
+            .store
+            .read_container_state(&record.id)?
+            .unwrap_or_default();
+        if state.reconcile(now_rfc3339()) {
+            let _ = Cgroup::open(&cgroup_path(&record.id)).remove();
+            let _ = self.store.write_container_state(&record.id, &state);
+        }
+        Ok(ContainerInfo { record, state })
+    }
+
+    /// All containers (running ones only unless `all`), newest first.
+    pub fn containers(&self, all: bool) -> Result<Vec<ContainerInfo>, EngineError> {
+        let mut out = Vec::new();
+        for rec in self.store.containers()? {
+            let info = self.info(rec)?;
+            if all
+                || matches!(
+                    info.state.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )
+            {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+        Ok(out)
+    }
+
+    pub fn container(&self, name_or_id: &str) -> Result<ContainerInfo, EngineError> {
+        let rec = self.store.container(name_or_id)?;
+        self.info(rec)
+    }
+
+    /// `rm [-f]`: refuses a running container unless forced; forced removal kills it first.
+    /// Removes the cgroup, the container's directories and its record.
+    pub fn remove_container(
+        &self,
+        name_or_id: &str,
+        force: bool,
+    ) -> Result<ContainerId, EngineError> {
+        let info = self.container(name_or_id)?;
+        let id = info.record.id.clone();
+        if info.state.process_alive() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    info.record.name
+                )));
+            }
+            let pid = nix::unistd::Pid::from_raw(info.state.pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while info.state.process_alive() {
+                if std::time::Instant::now() > deadline {
+                    return Err(EngineError::StopFailed {
+                        id: id.to_string(),
+                        detail: "still alive 10s after SIGKILL".into(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        Cgroup::open(&cgroup_path(&id)).remove()?;
+        self.store.remove_container(&id)?;
+        Ok(id)
+    }
+}
+
+/// Docker's `inspect` object for a container.
+pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value {
+    let rec = &info.record;
+    let st = &info.state;
+    let paths = engine.store.container_paths(&rec.id);
+    let argv: Vec<&String> = rec
+        .config
+        .entrypoint
+        .iter()
+        .chain(rec.config.cmd.iter())
+        .collect();
+    let lower = engine
+        .store
+        .image_layers(&rec.image)
+        .map(|l| {
+            l.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .unwrap_or_default();
+    let mounts: Vec<serde_json::Value> = rec
+        .host_config
+        .mounts
+        .iter()
+        .map(|m| {
+            let source = match m.kind {
+                MountKind::Volume => engine
+                    .store
+                    .volume(&m.source)
+                    .map(|v| v.mountpoint.display().to_string())
+                    .unwrap_or_default(),
+                _ => m.source.clone(),
+            };
+            serde_json::json!({
+                "Type": m.kind,
+                "Name": if m.kind == MountKind::Volume { m.source.clone() } else { String::new() },
+                "Source": source,
+                "Destination": m.target,
+                "RW": !m.read_only,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "Id": rec.id.to_string(),
+        "Created": rec.created,
+        "Path": argv.first().map(|s| s.as_str()).unwrap_or(""),
+        "Args": argv.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": st.status.as_str(),
+            "Running": st.status == Status::Running,
+            "Paused": st.status == Status::Paused,
+            "Restarting": st.status == Status::Restarting,
+            "OOMKilled": st.oom_killed,
+            "Dead": st.status == Status::Dead,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": st.started_at,
+            "FinishedAt": st.finished_at,
+        },
+        "Image": rec.image.to_string(),
+        "ResolvConfPath": paths.dir.join("resolv.conf"),
+        "HostnamePath": paths.dir.join("hostname"),
+        "HostsPath": paths.dir.join("hosts"),
+        "Name": format!("/{}", rec.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": rec.host_config,
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": lower,
+                "UpperDir": paths.upper,
+                "WorkDir": paths.work,
+                "MergedDir": paths.merged,
+            }
+        },
+        "Mounts": mounts,
+        "Config": rec.config,
+        "NetworkSettings": { "Networks": {} },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_opts() {
+        let s = parse_security_opts(&[]).unwrap();
+        assert!(s.no_new_privileges);
+        assert_eq!(s.seccomp, rs::Seccomp::Default);
+        let s = parse_security_opts(&[
+            "seccomp=unconfined".into(),
+            "no-new-privileges=false".into(),
+        ])
+        .unwrap();
+        assert_eq!(s.seccomp, rs::Seccomp::Unconfined);
+        assert!(!s.no_new_privileges);
+        assert!(parse_security_opts(&["apparmor=docker-default".into()]).is_err());
+        assert!(parse_security_opts(&["bogus".into()]).is_err());
+        assert!(parse_security_opts(&["seccomp=".into()]).is_err());
+    }
+}

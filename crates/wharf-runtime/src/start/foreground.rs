@@ -1,0 +1,202 @@
+//! The foreground wait loop: a single-threaded poll over a signalfd (SIGCHLD, forwarded
+//! signals, SIGWINCH), the pidfd, and with a tty the caller's stdin and the pty master.
+//! Forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to the container's pid 1, follows the
+//! window size, puts the caller's terminal in raw mode (restored on every exit path) and drains
+//! the pty after the container exits. Without a tty the container writes to the caller's fds
+//! directly and nothing is copied.
+
+use super::{ExitStatus, Running, StartError};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Restores the thread's signal mask on drop.
+struct MaskGuard(SigSet);
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
+    }
+}
+
+fn try_reap(r: &mut Running) -> Result<Option<ExitStatus>, StartError> {
+    match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => {
+            r.reaped = true;
+            Ok(Some(ExitStatus::Exited(c)))
+        }
+        Ok(WaitStatus::Signaled(_, s, _)) => {
+            r.reaped = true;
+            Ok(Some(ExitStatus::Signaled(s as i32)))
+        }
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(None),
+        Err(e) => Err(io_err(r, "wait for container", e.into())),
+    }
+}
+
+fn io_err(r: &Running, op: &'static str, source: std::io::Error) -> StartError {
+    StartError::Io {
+        id: r.id.clone(),
+        op,
+        source,
+    }
+}
+
+fn copy_once(from: BorrowedFd<'_>, to: &mut dyn Write, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match nix::unistd::read(from.as_raw_fd(), buf) {
+            Ok(0) => return Ok(0),
+            Ok(n) => {
+                to.write_all(&buf[..n])?;
+                to.flush()?;
+                return Ok(n);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            // EIO: every slave fd is closed.
+            Err(nix::errno::Errno::EIO) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub(super) fn run(r: &mut Running) -> Result<ExitStatus, StartError> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    let mut old = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
+        .map_err(|e| io_err(r, "block signals", e.into()))?;
+    let _mask_guard = MaskGuard(old);
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| io_err(r, "create signalfd", e.into()))?;
+
+    let stdin = std::io::stdin();
+    let stdin_fd = stdin.as_fd();
+    let stdin_tty = nix::unistd::isatty(stdin_fd.as_raw_fd()).unwrap_or(false);
+    let _raw = match (&r.master, r.stdin && stdin_tty) {
+        (Some(_), true) => wharf_sys::tty::RawMode::enter(stdin_fd).ok(),
+        _ => None,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut pump_stdin = r.master.is_some() && r.stdin;
+    let mut master_open = r.master.is_some();
+
+    let status = loop {
+        if let Some(st) = try_reap(r)? {
+            break st;
+        }
+        let master = r.master.as_ref().map(|m| m.as_fd());
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(p) = &r.pidfd {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
+        let master_idx = match (master, master_open) {
+            (Some(m), true) => {
+                fds.push(PollFd::new(m, PollFlags::POLLIN));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        let stdin_idx = if pump_stdin {
+            fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
+            Some(fds.len() - 1)
+        } else {
+            None
+        };
+        // Without a pidfd, SIGCHLD could be taken by another thread of a multi-threaded caller:
+        // re-check waitpid every 100 ms as a backstop (never in the pidfd path).
+        let timeout = if r.pidfd.is_some() {
+            PollTimeout::NONE
+        } else {
+            PollTimeout::from(100u8)
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io_err(r, "poll", e.into())),
+        }
+        let ready = |i: Option<usize>| {
+            i.and_then(|i| fds[i].revents()).is_some_and(|ev| {
+                ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
+        };
+        let master_ready = ready(master_idx);
+        let stdin_ready = ready(stdin_idx);
+        let sig_ready = ready(Some(0));
+        drop(fds);
+        if master_ready {
+            if let Some(m) = master {
+                if copy_once(m, &mut stdout, &mut buf)
+                    .map_err(|e| io_err(r, "copy terminal output", e))?
+                    == 0
+                {
+                    master_open = false;
+                }
+            }
+        }
+        if stdin_ready {
+            if let Some(m) = master {
+                let mut w = MasterWriter(m);
+                if copy_once(stdin_fd, &mut w, &mut buf).unwrap_or(0) == 0 {
+                    pump_stdin = false;
+                }
+            }
+        }
+        if sig_ready {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let sig = info.ssi_signo as i32;
+                if sig == Signal::SIGWINCH as i32 {
+                    if let (Some(m), Ok(ws)) = (master, wharf_sys::tty::get_winsize(stdin_fd)) {
+                        let _ = wharf_sys::tty::set_winsize(m, ws);
+                    }
+                } else if sig != Signal::SIGCHLD as i32 {
+                    let _ = r.kill(sig);
+                }
+            }
+        }
+    };
+    // Drain what the container wrote before it exited: read until every slave is closed (EIO).
+    if let (Some(m), true) = (r.master.as_ref().map(|m| m.as_fd()), master_open) {
+        loop {
+            let mut fds = [PollFd::new(m, PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(1000u16)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+            match copy_once(m, &mut stdout, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    let _ = stdout.flush();
+    Ok(status)
+}
+
+struct MasterWriter<'a>(BorrowedFd<'a>);
+impl Write for MasterWriter<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        nix::unistd::write(self.0, b).map_err(Into::into)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

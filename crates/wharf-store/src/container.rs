@@ -1,0 +1,223 @@
+//! Container records (`meta/containers/<id>.json`, written once at create time — invariant 4),
+//! the name index (`meta/names/<name>` → id, created with link(2) so a name is claimed
+//! atomically), per-container directories (`containers/<id>/{upper,work,merged}`) and the
+//! separately rewritten runtime state (`containers/<id>/state.json`).
+//! Must not: mount anything, or delete a directory while a rootfs is mounted on `merged`.
+
+use crate::error::StoreError;
+use crate::lock::Lock;
+use crate::util::{
+    self, mkdir_p, random_suffix, read_capped, read_json, remove_file_if_exists, write_json_atomic,
+};
+use crate::Store;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use wharf_types::container::ContainerRecord;
+use wharf_types::id::validate_container_name;
+use wharf_types::ContainerId;
+
+/// Where a container's files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPaths {
+    pub dir: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+}
+
+impl Store {
+    fn record_path(&self, id: &ContainerId) -> PathBuf {
+        self.containers_meta.join(format!("{id}.json"))
+    }
+
+    fn name_path(&self, name: &str) -> PathBuf {
+        self.names.join(name)
+    }
+
+    pub fn container_paths(&self, id: &ContainerId) -> ContainerPaths {
+        let dir = self.containers_dir.join(id.as_str());
+        ContainerPaths {
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            dir,
+        }
+    }
+
+    /// Records a new container: claims its name, creates its directories, writes the record
+    /// once. The image must exist (checked under the lock `rmi` takes).
+    pub fn create_container(&self, rec: &ContainerRecord) -> Result<ContainerPaths, StoreError> {
+        if !validate_container_name(&rec.name) {
+            return Err(StoreError::InvalidContainerName(rec.name.clone()));
+        }
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let idx = crate::index::Index::load(&self.images_json)?;
+        if !idx.images.contains_key(rec.image.hex()) {
+            return Err(StoreError::ImageNotFound(rec.image.to_string()));
+        }
+        let rpath = self.record_path(&rec.id);
+        if rpath.exists() {
+            return Err(StoreError::ContainerExists(rec.id.to_string()));
+        }
+        // Claim the name: write a temp file, hard-link it to the name (fails if taken).
+        let npath = self.name_path(&rec.name);
+        let tmp = self.names.join(format!(".tmp-{}", random_suffix()?));
+        util::write_atomic(&tmp, rec.id.as_str().as_bytes())?;
+        let linked = std::fs::hard_link(&tmp, &npath);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let holder = read_capped(&npath, 128)?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                return Err(StoreError::NameInUse {
+                    name: rec.name.clone(),
+                    id: holder,
+                });
+            }
+            Err(e) => return Err(StoreError::io("claiming container name", &npath)(e)),
+        }
+        let paths = self.container_paths(&rec.id);
+        let res = (|| {
+            let mut b = std::fs::DirBuilder::new();
+            b.mode(0o711);
+            b.create(&paths.dir)
+                .map_err(StoreError::io("creating container directory", &paths.dir))?;
+            b.mode(0o755);
+            for p in [&paths.upper, &paths.work, &paths.merged] {
+                b.create(p)
+                    .map_err(StoreError::io("creating container directory", p))?;
+            }
+            write_json_atomic(&rpath, "container record", rec)
+        })();
+        if let Err(e) = res {
+            let _ = std::fs::remove_file(&npath);
+            let _ = std::fs::remove_file(&rpath);
+            let _ = std::fs::remove_dir_all(&paths.dir);
+            return Err(e);
+        }
+        Ok(paths)
+    }
+
+    /// All container records, oldest first.
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>, StoreError> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&self.containers_meta) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io("listing", &self.containers_meta)(e)),
+        };
+        for ent in rd {
+            let ent = ent.map_err(StoreError::io("listing", &self.containers_meta))?;
+            let name = ent.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if stem.parse::<ContainerId>().is_err() {
+                continue;
+            }
+            if let Some(r) = read_json::<ContainerRecord>(&ent.path())? {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    fn record(&self, id: &ContainerId) -> Result<Option<ContainerRecord>, StoreError> {
+        read_json(&self.record_path(id))
+    }
+
+    /// By full id, exact name (with or without docker's leading `/`), or unique id prefix.
+    pub fn container(&self, name_or_id: &str) -> Result<ContainerRecord, StoreError> {
+        let not_found = || StoreError::ContainerNotFound(name_or_id.to_string());
+        if let Ok(id) = name_or_id.parse::<ContainerId>() {
+            if let Some(r) = self.record(&id)? {
+                return Ok(r);
+            }
+        }
+        let name = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if validate_container_name(name) {
+            if let Some(b) = read_capped(&self.name_path(name), 128)? {
+                if let Ok(id) = String::from_utf8_lossy(&b).parse::<ContainerId>() {
+                    if let Some(r) = self.record(&id)? {
+                        return Ok(r);
+                    }
+                }
+            }
+        }
+        let is_hex = !name_or_id.is_empty()
+            && name_or_id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hex {
+            return Err(not_found());
+        }
+        let mut hits = self
+            .containers()?
+            .into_iter()
+            .filter(|r| r.id.as_str().starts_with(name_or_id));
+        match (hits.next(), hits.next()) {
+            (Some(r), None) => Ok(r),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous(name_or_id.to_string())),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// Atomically replaces `containers/<id>/state.json`.
+    pub fn write_container_state<T: Serialize>(
+        &self,
+        id: &ContainerId,
+        state: &T,
+    ) -> Result<(), StoreError> {
+        let p = self.container_paths(id).dir.join("state.json");
+        write_json_atomic(&p, "container state", state)
+    }
+
+    /// `Ok(None)` if no state was written (or the container is gone).
+    pub fn read_container_state<T: DeserializeOwned>(
+        &self,
+        id: &ContainerId,
+    ) -> Result<Option<T>, StoreError> {
+        read_json(&self.container_paths(id).dir.join("state.json"))
+    }
+
+    /// Removes record, name and directory. Refuses while `merged` is a mount point; copes
+    /// with any subset of the pieces missing (`ContainerNotFound` only if none exists).
+    pub fn remove_container(&self, id: &ContainerId) -> Result<(), StoreError> {
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let paths = self.container_paths(id);
+        let rec = self.record(id)?;
+        let dir_exists = paths.dir.exists();
+        if rec.is_none() && !dir_exists {
+            return Err(StoreError::ContainerNotFound(id.to_string()));
+        }
+        // rmdir fails with EBUSY on a mount point: never recurse into a mounted rootfs.
+        match std::fs::remove_dir(&paths.merged) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(StoreError::RootfsMounted(id.to_string()))
+            }
+            Err(e) => return Err(StoreError::io("removing", &paths.merged)(e)),
+        }
+        if let Some(r) = &rec {
+            let npath = self.name_path(&r.name);
+            if read_capped(&npath, 128)?.is_some_and(|b| b == id.as_str().as_bytes()) {
+                remove_file_if_exists(&npath)?;
+            }
+        }
+        remove_file_if_exists(&self.record_path(id))?;
+        util::remove_tree_if_exists(&paths.dir)
+    }
+
+    pub(crate) fn ensure_container_dirs(&self) -> Result<(), StoreError> {
+        mkdir_p(&self.containers_meta)?;
+        mkdir_p(&self.names)?;
+        mkdir_p(&self.containers_dir)
+    }
+}

@@ -1,0 +1,704 @@
+//! Images: import (rootfs tar → layer blob + snapshot + config + manifest + index entry),
+//! listing, reference/id resolution, layers for overlay, tag, rmi with Docker's rules, GC.
+//!
+//! Import streams the input once: (gzip-decode) → sha256 of the tar (diff_id) → gzip-encode
+//! into an ingest file (layer blob digest/size) and, on the same bytes, `apply_layer` into
+//! `snapshots/tmp-<random>`. Nothing becomes visible until the input was fully and
+//! successfully read: then the blob is renamed into `blobs/`, the snapshot to
+//! `snapshots/<diff_id hex>` (an existing one from a concurrent import of the same layer
+//! wins; ours is discarded), config and manifest blobs are written and finally the index
+//! entry is added under the meta lock. See `lock` for the GC scheme.
+
+use crate::content::{blob_path, read_blob, write_blob, IngestWriter};
+use crate::error::StoreError;
+use crate::index::{ImageEntry, Index, LayerEntry};
+use crate::layer::apply_layer;
+use crate::lock::Lock;
+use crate::util::{random_suffix, remove_tree_if_exists};
+use crate::Store;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use wharf_types::oci::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
+use wharf_types::{ContainerId, Digest, ImageRef};
+
+/// Cap for config and manifest blobs read into memory.
+const CONFIG_CAP: u64 = 8 << 20;
+
+/// Options of [`Store::import`].
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Tag to give the image (`docker import x.tar busybox:1`).
+    pub reference: Option<ImageRef>,
+    /// Container defaults (`--change`).
+    pub config: RunConfig,
+    /// History comment (`--message`).
+    pub message: Option<String>,
+}
+
+/// One line of `wharf images`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub id: Digest,
+    /// Familiar `repo:tag`, sorted.
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    /// RFC 3339.
+    pub created: String,
+    /// Sum of uncompressed layer sizes.
+    pub size: u64,
+}
+
+/// A resolved image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    pub config: ImageConfig,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub size: u64,
+    pub created: String,
+}
+
+/// What `rmi` did, in order (`Untagged: busybox:latest`, `Deleted: sha256:...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveEvent {
+    Untagged(String),
+    Deleted(Digest),
+}
+
+/// What [`Store::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub blobs_removed: Vec<Digest>,
+    pub snapshots_removed: Vec<Digest>,
+    pub bytes_freed: u64,
+}
+
+/// Reader tee: hashes and counts what passes through and copies it to `out`.
+struct Tee<R, W> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+    out: W,
+    write_err: Option<io::Error>,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            let msg = e.to_string();
+            self.write_err = Some(e);
+            return Err(io::Error::other(msg));
+        }
+        Ok(n)
+    }
+}
+
+/// A temp directory removed on drop unless `keep()` was called.
+struct TmpDir {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TmpDir {
+    fn new(parent: &Path) -> Result<TmpDir, StoreError> {
+        let path = parent.join(format!("tmp-{}", random_suffix()?));
+        std::fs::create_dir(&path).map_err(StoreError::io("creating snapshot directory", &path))?;
+        Ok(TmpDir { path, armed: true })
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// How a user string matched an image.
+struct Found {
+    id: Digest,
+    /// The tag key if it matched a tag (`busybox:latest`), None for ids/prefixes/digests.
+    tag: Option<String>,
+}
+
+impl Store {
+    fn load_index(&self) -> Result<Index, StoreError> {
+        Index::load(&self.images_json)
+    }
+
+    /// Unpacks `tar` (uncompressed stream) into a fresh temp snapshot, returning it with the
+    /// diff_id and size of everything read (including trailing padding).
+    fn unpack_tmp<R: Read, W: Write>(&self, tee: &mut Tee<R, W>) -> Result<TmpDir, StoreError> {
+        let tmp = TmpDir::new(&self.snapshots)?;
+        let res = apply_layer(&tmp.path, &mut *tee).and_then(|_| {
+            io::copy(tee, &mut io::sink())
+                .map(drop)
+                .map_err(crate::layer::LayerError::Read)
+        });
+        if let Some(e) = tee.write_err.take() {
+            return Err(StoreError::io("writing layer blob", &self.ingest)(e));
+        }
+        res?;
+        Ok(tmp)
+    }
+
+    /// Moves a finished temp snapshot to `snapshots/<diff_id hex>`; if one exists already,
+    /// it is identical and ours is dropped.
+    fn commit_snapshot(&self, mut tmp: TmpDir, diff_id: &Digest) -> Result<PathBuf, StoreError> {
+        let dest = self.snapshots.join(diff_id.hex());
+        if !dest.exists() {
+            match std::fs::rename(&tmp.path, &dest) {
+                Ok(()) => tmp.armed = false,
+                Err(e) if dest.exists() => drop(e),
+                Err(e) => return Err(StoreError::io("committing snapshot", &dest)(e)),
+            }
+        }
+        Ok(dest)
+    }
+
+    /// Imports a rootfs tarball (plain or gzip) as a one-layer image. Returns the image id.
+    pub fn import(&self, input: impl Read, opts: &ImportOptions) -> Result<Digest, StoreError> {
+        if let Some(r) = &opts.reference {
+            if r.digest().is_some() || r.tag().is_none() {
+                return Err(StoreError::TagRequired(r.to_string()));
+            }
+        }
+        let _gc = Lock::shared(&self.gc_lock)?;
+        let mut br = BufReader::with_capacity(128 << 10, input);
+        let head = br
+            .fill_buf()
+            .map_err(|e| StoreError::Layer(crate::layer::LayerError::Read(e)))?;
+        if head.is_empty() {
+            return Err(StoreError::EmptyArchive);
+        }
+        let gzip = head.starts_with(&[0x1f, 0x8b]);
+        let src: Box<dyn Read> = if gzip {
+            Box::new(MultiGzDecoder::new(br))
+        } else {
+            Box::new(br)
+        };
+        let blob = IngestWriter::new(&self.ingest)?;
+        let enc = GzEncoder::new(blob, Compression::fast());
+        let mut tee = Tee {
+            inner: src,
+            hasher: Sha256::new(),
+            size: 0,
+            out: enc,
+            write_err: None,
+        };
+        let tmp = self.unpack_tmp(&mut tee)?;
+        if tee.size == 0 {
+            return Err(StoreError::EmptyArchive);
+        }
+        let diff_id = Digest::from_hasher(tee.hasher);
+        let tar_size = tee.size;
+        let blob = tee
+            .out
+            .finish()
+            .map_err(StoreError::io("writing layer blob", &self.ingest))?;
+        let (blob_digest, blob_size) = blob.commit(&self.blobs, None)?;
+        self.commit_snapshot(tmp, &diff_id)?;
+
+        let created = crate::util::now_rfc3339();
+        let config = ImageConfig {
+            created: Some(created.clone()),
+            author: None,
+            architecture: oci::host_architecture().to_string(),
+            os: "linux".to_string(),
+            variant: None,
+            config: opts.config.clone(),
+            rootfs: RootFs {
+                kind: "layers".to_string(),
+                diff_ids: vec![diff_id.clone()],
+            },
+            history: vec![History {
+                created: Some(created.clone()),
+                created_by: Some("wharf import".to_string()),
+                comment: opts.message.clone(),
+                empty_layer: false,
+            }],
+        };
+        let cfg_bytes = serde_json::to_vec(&config).map_err(|source| StoreError::Encode {
+            what: "image config",
+            source,
+        })?;
+        let (cfg_digest, cfg_size) = write_blob(&self.blobs, &self.ingest, &cfg_bytes)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_OCI_MANIFEST.to_string()),
+            config: Descriptor {
+                media_type: oci::MEDIA_OCI_CONFIG.to_string(),
+                digest: cfg_digest.clone(),
+                size: cfg_size,
+                annotations: None,
+                platform: None,
+            },
+            layers: vec![Descriptor {
+                media_type: oci::MEDIA_OCI_LAYER_GZIP.to_string(),
+                digest: blob_digest.clone(),
+                size: blob_size,
+                annotations: None,
+                platform: None,
+            }],
+            annotations: None,
+        };
+        let man_bytes = serde_json::to_vec(&manifest).map_err(|source| StoreError::Encode {
+            what: "manifest",
+            source,
+        })?;
+        let (man_digest, _) = write_blob(&self.blobs, &self.ingest, &man_bytes)?;
+
+        let entry = ImageEntry {
+            manifest: man_digest,
+            config: cfg_digest.clone(),
+            layers: vec![LayerEntry {
+                blob: blob_digest,
+                blob_size,
+                media_type: oci::MEDIA_OCI_LAYER_GZIP.to_string(),
+                diff_id,
+                size: tar_size,
+            }],
+            created,
+            repo_digests: Vec::new(),
+        };
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let mut idx = self.load_index()?;
+        idx.images
+            .entry(cfg_digest.hex().to_string())
+            .or_insert(entry);
+        if let Some(r) = &opts.reference {
+            idx.tags.insert(r.familiar(), cfg_digest.clone());
+        }
+        idx.save(&self.images_json)?;
+        Ok(cfg_digest)
+    }
+
+    /// All images, newest first.
+    pub fn images(&self) -> Result<Vec<ImageSummary>, StoreError> {
+        let idx = self.load_index()?;
+        let mut v: Vec<ImageSummary> = idx
+            .images
+            .values()
+            .map(|e| ImageSummary {
+                id: e.config.clone(),
+                repo_tags: idx.tags_of(&e.config),
+                repo_digests: e.repo_digests.clone(),
+                created: e.created.clone(),
+                size: e.size(),
+            })
+            .collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    fn by_prefix(idx: &Index, prefix: &str, shown: &str) -> Result<Found, StoreError> {
+        let mut it = idx
+            .images
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix));
+        match (it.next(), it.next()) {
+            (Some((_, e)), None) => Ok(Found {
+                id: e.config.clone(),
+                tag: None,
+            }),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous(prefix.to_string())),
+            _ => Err(StoreError::ImageNotFound(shown.to_string())),
+        }
+    }
+
+    /// Docker's lookup order: `sha256:<hex or prefix>`, full 64-hex id, `repo[:tag]`,
+    /// `repo@digest`, then a unique id prefix.
+    fn lookup(idx: &Index, s: &str) -> Result<Found, StoreError> {
+        if let Some(hex) = s.strip_prefix("sha256:") {
+            if !is_hex(hex) {
+                return Err(StoreError::ImageNotFound(s.to_string()));
+            }
+            return Self::by_prefix(idx, hex, s);
+        }
+        if s.len() == 64 && is_hex(s) {
+            return match idx.images.get(s) {
+                Some(e) => Ok(Found {
+                    id: e.config.clone(),
+                    tag: None,
+                }),
+                None => Err(StoreError::ImageNotFound(s.to_string())),
+            };
+        }
+        let parsed = ImageRef::parse(s);
+        let shown = match &parsed {
+            Ok(r) => {
+                if r.digest().is_some() {
+                    let key = r.familiar();
+                    if let Some(e) = idx.images.values().find(|e| e.repo_digests.contains(&key)) {
+                        return Ok(Found {
+                            id: e.config.clone(),
+                            tag: None,
+                        });
+                    }
+                } else if let Some(id) = idx.tags.get(&r.familiar()) {
+                    return Ok(Found {
+                        id: id.clone(),
+                        tag: Some(r.familiar()),
+                    });
+                }
+                r.familiar()
+            }
+            Err(_) => s.to_string(),
+        };
+        if is_hex(s) {
+            return Self::by_prefix(idx, s, &shown);
+        }
+        match parsed {
+            Ok(_) => Err(StoreError::ImageNotFound(shown)),
+            Err(e) => Err(StoreError::Reference(e)),
+        }
+    }
+
+    /// Resolves a name, reference, id or unique id prefix to an image.
+    pub fn resolve_image(&self, s: &str) -> Result<Image, StoreError> {
+        let idx = self.load_index()?;
+        let found = Self::lookup(&idx, s)?;
+        let entry = idx
+            .images
+            .get(found.id.hex())
+            .ok_or_else(|| StoreError::ImageNotFound(s.to_string()))?;
+        let data = read_blob(&self.blobs, &entry.config, CONFIG_CAP)?.ok_or_else(|| {
+            StoreError::ImageNotFound(format!("{s} (config blob {} missing)", entry.config))
+        })?;
+        let config: ImageConfig =
+            serde_json::from_slice(&data).map_err(|source| StoreError::Corrupt {
+                path: blob_path(&self.blobs, &entry.config),
+                source,
+            })?;
+        Ok(Image {
+            id: entry.config.clone(),
+            manifest_digest: entry.manifest.clone(),
+            config,
+            repo_tags: idx.tags_of(&entry.config),
+            repo_digests: entry.repo_digests.clone(),
+            size: entry.size(),
+            created: entry.created.clone(),
+        })
+    }
+
+    /// The snapshot directories of an image, TOPMOST FIRST (overlay `lowerdir` order).
+    /// A missing snapshot is re-created from its blob (verifying the diff_id).
+    pub fn image_layers(&self, id: &Digest) -> Result<Vec<PathBuf>, StoreError> {
+        let idx = self.load_index()?;
+        let entry = idx
+            .images
+            .get(id.hex())
+            .ok_or_else(|| StoreError::ImageNotFound(id.to_string()))?;
+        let mut out = Vec::with_capacity(entry.layers.len());
+        for l in entry.layers.iter().rev() {
+            let p = self.snapshots.join(l.diff_id.hex());
+            if p.is_dir() {
+                out.push(p);
+            } else {
+                out.push(self.unpack_from_blob(l)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn unpack_from_blob(&self, l: &LayerEntry) -> Result<PathBuf, StoreError> {
+        let _gc = Lock::shared(&self.gc_lock)?;
+        let p = blob_path(&self.blobs, &l.blob);
+        let f = std::fs::File::open(&p).map_err(StoreError::io("opening layer blob", &p))?;
+        let mut br = BufReader::with_capacity(128 << 10, f);
+        let gzip = br
+            .fill_buf()
+            .map_err(StoreError::io("reading layer blob", &p))?
+            .starts_with(&[0x1f, 0x8b]);
+        let src: Box<dyn Read> = if gzip {
+            Box::new(MultiGzDecoder::new(br))
+        } else {
+            Box::new(br)
+        };
+        let mut tee = Tee {
+            inner: src,
+            hasher: Sha256::new(),
+            size: 0,
+            out: io::sink(),
+            write_err: None,
+        };
+        let tmp = self.unpack_tmp(&mut tee)?;
+        let got = Digest::from_hasher(tee.hasher);
+        if got != l.diff_id {
+            return Err(StoreError::DigestMismatch {
+                what: format!("layer {}", l.blob),
+                expected: l.diff_id.clone(),
+                actual: got,
+            });
+        }
+        self.commit_snapshot(tmp, &l.diff_id)
+    }
+
+    /// Points `target` (a `repo:tag`) at the image `image` resolves to, moving the tag if it
+    /// pointed elsewhere (the old image may become dangling).
+    pub fn tag(&self, image: &str, target: &ImageRef) -> Result<(), StoreError> {
+        if target.digest().is_some() || target.tag().is_none() {
+            return Err(StoreError::TagRequired(target.to_string()));
+        }
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let mut idx = self.load_index()?;
+        let found = Self::lookup(&idx, image)?;
+        idx.tags.insert(target.familiar(), found.id);
+        idx.save(&self.images_json)
+    }
+
+    /// Container ids whose record references image `id`.
+    fn image_users(&self, id: &Digest) -> Result<Vec<ContainerId>, StoreError> {
+        Ok(self
+            .containers()?
+            .into_iter()
+            .filter(|c| c.image == *id)
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// `docker rmi` semantics (see the crate docs); GC runs after an image was deleted.
+    pub fn remove_image(&self, s: &str, force: bool) -> Result<Vec<RemoveEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut deleted = false;
+        {
+            let _meta = Lock::exclusive(&self.meta_lock)?;
+            let mut idx = self.load_index()?;
+            let found = Self::lookup(&idx, s)?;
+            let id = found.id;
+            let users = self.image_users(&id)?;
+            let tags = idx.tags_of(&id);
+            let short = &id.hex()[..12];
+            let untag_all = match &found.tag {
+                Some(key) if tags.len() > 1 => {
+                    idx.tags.remove(key);
+                    events.push(RemoveEvent::Untagged(key.clone()));
+                    false
+                }
+                Some(_) => {
+                    if let (Some(c), false) = (users.first(), force) {
+                        return Err(StoreError::ImageInUse(format!(
+                            "conflict: unable to remove repository reference \"{s}\" (must force) - container {} is using its referenced image {short}",
+                            c.short()
+                        )));
+                    }
+                    true
+                }
+                None => {
+                    if let (Some(c), false) = (users.first(), force) {
+                        return Err(StoreError::ImageInUse(format!(
+                            "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
+                            c.short()
+                        )));
+                    }
+                    if tags.len() > 1 && !force {
+                        return Err(StoreError::ImageInUse(format!(
+                            "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+                        )));
+                    }
+                    true
+                }
+            };
+            if untag_all {
+                for t in tags {
+                    idx.tags.remove(&t);
+                    events.push(RemoveEvent::Untagged(t));
+                }
+                if users.is_empty() {
+                    idx.images.remove(id.hex());
+                    events.push(RemoveEvent::Deleted(id));
+                    deleted = true;
+                }
+            }
+            idx.save(&self.images_json)?;
+        }
+        if deleted {
+            self.gc()?;
+        }
+        Ok(events)
+    }
+
+    /// Removes blobs and snapshots no indexed image references, plus ingest leftovers.
+    /// Waits for in-flight imports (exclusive `gc.lock`).
+    pub fn gc(&self) -> Result<GcReport, StoreError> {
+        let _gc = Lock::exclusive(&self.gc_lock)?;
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let idx = self.load_index()?;
+        let mut blobs = BTreeSet::new();
+        let mut snaps = BTreeSet::new();
+        for e in idx.images.values() {
+            blobs.insert(e.manifest.hex().to_string());
+            blobs.insert(e.config.hex().to_string());
+            for l in &e.layers {
+                blobs.insert(l.blob.hex().to_string());
+                snaps.insert(l.diff_id.hex().to_string());
+            }
+        }
+        let mut report = GcReport::default();
+        for (name, path) in list_dir(&self.blobs)? {
+            let Ok(d) = Digest::from_hex(&name) else {
+                continue;
+            };
+            if !blobs.contains(&name) {
+                let size = std::fs::symlink_metadata(&path)
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                crate::util::remove_file_if_exists(&path)?;
+                report.bytes_freed += size;
+                report.blobs_removed.push(d);
+            }
+        }
+        for (name, path) in list_dir(&self.snapshots)? {
+            let digest = Digest::from_hex(&name).ok();
+            if name.starts_with("tmp-") || (digest.is_some() && !snaps.contains(&name)) {
+                // rename first so a half-deleted snapshot is never visible under its name
+                let doomed = self.ingest.join(format!("del-{}", random_suffix()?));
+                std::fs::rename(&path, &doomed)
+                    .map_err(StoreError::io("removing snapshot", &path))?;
+                remove_tree_if_exists(&doomed)?;
+                if let Some(d) = digest {
+                    report.snapshots_removed.push(d);
+                }
+            }
+        }
+        for (_, path) in list_dir(&self.ingest)? {
+            if path.is_dir() {
+                remove_tree_if_exists(&path)?;
+            } else {
+                crate::util::remove_file_if_exists(&path)?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io("listing", dir)(e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(StoreError::io("listing", dir))?;
+        if let Some(n) = ent.file_name().to_str() {
+            out.push((n.to_string(), ent.path()));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn idx_with(ids: &[&str], tags: &[(&str, usize)]) -> Index {
+        let mut idx = Index::default();
+        let mut digests = Vec::new();
+        for s in ids {
+            let d = Digest::of(s.as_bytes());
+            digests.push(d.clone());
+            idx.images.insert(
+                d.hex().to_string(),
+                ImageEntry {
+                    manifest: d.clone(),
+                    config: d,
+                    layers: vec![],
+                    created: String::new(),
+                    repo_digests: vec![],
+                },
+            );
+        }
+        for (t, i) in tags {
+            idx.tags.insert(t.to_string(), digests[*i].clone());
+        }
+        idx
+    }
+
+    #[test]
+    fn lookup_rules() {
+        let idx = idx_with(
+            &["a", "b"],
+            &[
+                ("busybox:latest", 0),
+                ("busybox:1", 1),
+                ("registry.local:5000/app:v2", 1),
+            ],
+        );
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let l = |s: &str| Store::lookup(&idx, s);
+        for s in [
+            "busybox",
+            "busybox:latest",
+            "docker.io/library/busybox:latest",
+            "library/busybox",
+        ] {
+            let f = l(s).unwrap();
+            assert_eq!(
+                (f.id, f.tag.as_deref()),
+                (a.clone(), Some("busybox:latest")),
+                "{s}"
+            );
+        }
+        assert_eq!(l("busybox:1").unwrap().id, b);
+        assert_eq!(l("registry.local:5000/app:v2").unwrap().id, b);
+        assert_eq!(l(&a.to_string()).unwrap().id, a);
+        assert_eq!(l(a.hex()).unwrap().id, a);
+        assert!(l(a.hex()).unwrap().tag.is_none());
+        assert_eq!(l(&a.hex()[..4]).unwrap().id, a);
+        assert_eq!(l(&format!("sha256:{}", &b.hex()[..6])).unwrap().id, b);
+        match l("busybox:2") {
+            Err(StoreError::ImageNotFound(m)) => assert_eq!(m, "busybox:2"),
+            other => panic!("{:?}", other.map(|f| f.id)),
+        }
+        assert_eq!(
+            l("nginx").err().unwrap().to_string(),
+            "No such image: nginx:latest"
+        );
+        assert!(matches!(l("Busy"), Err(StoreError::Reference(_))));
+        assert!(matches!(
+            l(&"0".repeat(64)),
+            Err(StoreError::ImageNotFound(_))
+        ));
+        assert!(matches!(l("sha256:zz"), Err(StoreError::ImageNotFound(_))));
+    }
+
+    #[test]
+    fn ambiguous_prefix() {
+        // find two ids sharing a first hex digit
+        let mut ids = Vec::new();
+        let mut i = 0;
+        while ids.len() < 2 {
+            let s = format!("x{i}");
+            let d = Digest::of(s.as_bytes());
+            if d.hex().starts_with('a') {
+                ids.push(s);
+            }
+            i += 1;
+        }
+        let idx = idx_with(&[&ids[0], &ids[1]], &[]);
+        assert!(matches!(
+            Store::lookup(&idx, "a"),
+            Err(StoreError::Ambiguous(_))
+        ));
+    }
+}

@@ -1,0 +1,167 @@
+//! Named volumes: `volumes/<name>/_data` plus `volumes/<name>/volume.json`. A volume is built
+//! in `ingest/` and renamed into place, so a listed volume is always complete.
+//! Must not: delete a volume a container record mounts.
+
+use crate::error::StoreError;
+use crate::lock::Lock;
+use crate::util::{
+    now_rfc3339, random_hex, random_suffix, read_json, remove_tree_if_exists, write_json_atomic,
+};
+use crate::Store;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use wharf_types::container::MountKind;
+
+/// A named volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    /// `.../volumes/<name>/_data`: what gets bind-mounted.
+    pub mountpoint: PathBuf,
+    pub created: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct VolumeFile {
+    name: String,
+    created: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_volume_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b.len() <= 255
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+impl Store {
+    fn volume_dir(&self, name: &str) -> PathBuf {
+        self.volumes.join(name)
+    }
+
+    fn load_volume(&self, name: &str) -> Result<Option<Volume>, StoreError> {
+        let dir = self.volume_dir(name);
+        Ok(
+            read_json::<VolumeFile>(&dir.join("volume.json"))?.map(|f| Volume {
+                name: f.name,
+                mountpoint: dir.join("_data"),
+                created: f.created,
+                labels: f.labels,
+            }),
+        )
+    }
+
+    /// Creates a volume (random 64-hex name if `None`); returns the existing one if the name
+    /// is taken, as docker does.
+    pub fn create_volume(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Volume, StoreError> {
+        let name = match name {
+            Some(n) if valid_volume_name(n) => n.to_string(),
+            Some(n) => return Err(StoreError::InvalidVolumeName(n.to_string())),
+            None => random_hex()?,
+        };
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        if let Some(v) = self.load_volume(&name)? {
+            return Ok(v);
+        }
+        let tmp = self.ingest.join(format!("vol-{}", random_suffix()?));
+        let res = (|| {
+            let mut b = std::fs::DirBuilder::new();
+            b.mode(0o755);
+            b.create(&tmp)
+                .map_err(StoreError::io("creating volume", &tmp))?;
+            b.create(tmp.join("_data"))
+                .map_err(StoreError::io("creating volume", &tmp))?;
+            let f = VolumeFile {
+                name: name.clone(),
+                created: now_rfc3339(),
+                labels,
+            };
+            write_json_atomic(&tmp.join("volume.json"), "volume", &f)?;
+            let dest = self.volume_dir(&name);
+            std::fs::rename(&tmp, &dest).map_err(StoreError::io("creating volume", &dest))?;
+            crate::util::fsync_dir(&self.volumes)
+        })();
+        if let Err(e) = res {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        self.load_volume(&name)?
+            .ok_or(StoreError::VolumeNotFound(name))
+    }
+
+    /// All volumes, by name.
+    pub fn volumes(&self) -> Result<Vec<Volume>, StoreError> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&self.volumes) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io("listing", &self.volumes)(e)),
+        };
+        for ent in rd {
+            let ent = ent.map_err(StoreError::io("listing", &self.volumes))?;
+            if let Some(n) = ent.file_name().to_str().filter(|n| valid_volume_name(n)) {
+                if let Some(v) = self.load_volume(n)? {
+                    out.push(v);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn volume(&self, name: &str) -> Result<Volume, StoreError> {
+        if !valid_volume_name(name) {
+            return Err(StoreError::VolumeNotFound(name.to_string()));
+        }
+        self.load_volume(name)?
+            .ok_or_else(|| StoreError::VolumeNotFound(name.to_string()))
+    }
+
+    /// Removes a volume and its data. `Conflict` if a container record mounts it (even with
+    /// `force`, like docker); `force` only makes a missing volume not an error.
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<(), StoreError> {
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        if !valid_volume_name(name) || self.load_volume(name)?.is_none() {
+            return if force {
+                Ok(())
+            } else {
+                Err(StoreError::VolumeNotFound(name.to_string()))
+            };
+        }
+        let users: Vec<String> = self
+            .containers()?
+            .into_iter()
+            .filter(|c| {
+                c.host_config
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == MountKind::Volume && m.source == name)
+            })
+            .map(|c| c.id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(StoreError::VolumeInUse {
+                name: name.to_string(),
+                ids: users.join(", "),
+            });
+        }
+        let dir = self.volume_dir(name);
+        let doomed = self.ingest.join(format!("del-{}", random_suffix()?));
+        std::fs::rename(&dir, &doomed).map_err(StoreError::io("removing volume", &dir))?;
+        remove_tree_if_exists(&doomed)
+    }
+}

@@ -1,0 +1,355 @@
+//! The command line: docker's commands, flag names and short forms (clap derive). Parsing only;
+//! each command group's behaviour lives in `cmd/`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wharf",
+    version,
+    about = "A Docker-compatible, daemonless container engine",
+    disable_help_subcommand = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Root of persistent state (images, containers, volumes)
+    #[arg(
+        long,
+        global = true,
+        env = "WHARF_ROOT",
+        default_value = "/var/lib/wharf"
+    )]
+    pub root: PathBuf,
+    /// Root of volatile runtime state (caches rebuilt after a reboot)
+    #[arg(
+        long,
+        global = true,
+        env = "WHARF_RUNROOT",
+        default_value = "/run/wharf"
+    )]
+    pub run_root: PathBuf,
+    /// Say what wharf adjusts or skips (e.g. clamped rlimits)
+    #[arg(short = 'D', long, global = true)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(Box<RunArgs>),
+    /// List containers
+    #[command(visible_alias = "container-ls")]
+    Ps(PsArgs),
+    /// Return low-level information on containers and images
+    Inspect(InspectArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Show the wharf version information
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(Box<RunArgs>),
+    /// List containers
+    #[command(alias = "ps", alias = "list")]
+    Ls(PsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Remove one or more containers
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Remove one or more images
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print help (-h is --hostname, as in docker)
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    pub env_file: Vec<PathBuf>,
+    /// Bind mount a volume (HOST:CONTAINER[:ro], NAME:CONTAINER, CONTAINER)
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS])
+    #[arg(long = "tmpfs", value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add", value_name = "list")]
+    pub group_add: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Connect a container to a network (none, host)
+    #[arg(long = "network", alias = "net", default_value = "none")]
+    pub network: String,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Security options (seccomp=unconfined|<file>, no-new-privileges[=false])
+    #[arg(long = "security-opt", value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Memory limit (e.g. 32m, 1g)
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Tune container pids limit (-1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Ulimit options (e.g. nofile=1024:2048)
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    pub label: Vec<String>,
+    /// Proxy received signals to the process (always on)
+    #[arg(long = "sig-proxy", default_value = "true", hide = true)]
+    pub sig_proxy: String,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show the latest created container
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Format output using a Go-style template ({{.ID}}, table ..., json)
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format output using a Go-style template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Return JSON for the specified type (container, image, volume)
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Show all images
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Format output using a Go-style template ({{.ID}}, table ..., json)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only list images of this repository[:tag]
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Tarball to import, or - for standard input
+    #[arg(value_name = "file|-")]
+    pub file: String,
+    /// Image name [REPOSITORY[:TAG]]
+    pub reference: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL)
+    #[arg(short = 'c', long = "change", value_name = "list")]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Set metadata for a volume
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Volume driver name (only "local")
+    #[arg(short = 'd', long, default_value = "local")]
+    pub driver: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format output using a Go-style template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a Go-style template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}

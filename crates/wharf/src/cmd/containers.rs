@@ -1,0 +1,286 @@
+//! `ps`, `inspect`, `rm`.
+
+use crate::cli::{Cli, InspectArgs, PsArgs, RmArgs};
+use crate::format::{print_table, print_with_template, Template};
+use anyhow::anyhow;
+use serde_json::{json, Value};
+use wharf_engine::run::{inspect_json, ContainerInfo};
+use wharf_engine::state::Status;
+use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
+use wharf_engine::Engine;
+use wharf_types::error::HasKind;
+use wharf_types::ErrorKind;
+
+fn status_text(info: &ContainerInfo) -> String {
+    let st = &info.state;
+    match st.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", human_duration(seconds_since(&st.started_at))),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(seconds_since(&st.started_at))
+        ),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            human_duration(seconds_since(&st.finished_at))
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            st.exit_code,
+            human_duration(seconds_since(&st.finished_at))
+        ),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn command_text(info: &ContainerInfo, trunc: bool) -> String {
+    let c = &info.record.config;
+    let cmd = c
+        .entrypoint
+        .iter()
+        .chain(c.cmd.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cmd = if trunc && cmd.chars().count() > 20 {
+        let mut s: String = cmd.chars().take(19).collect();
+        s.push('…');
+        s
+    } else {
+        cmd
+    };
+    format!("\"{cmd}\"")
+}
+
+/// The object `ps --format` templates see (docker's field names).
+fn ps_object(info: &ContainerInfo, trunc: bool) -> Value {
+    let id = info.record.id.as_str();
+    json!({
+        "ID": if trunc { &id[..12] } else { id },
+        "Image": info.record.config.image,
+        "Command": command_text(info, trunc),
+        "CreatedAt": info.record.created,
+        "RunningFor": format!("{} ago", human_duration(seconds_since(&info.record.created))),
+        "Ports": "",
+        "State": info.state.status.as_str(),
+        "Status": status_text(info),
+        "Names": info.record.name,
+        "Labels": info.record.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        "Mounts": info.record.host_config.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
+        "Networks": match info.record.host_config.network_mode {
+            wharf_types::container::NetworkMode::None => "none",
+            wharf_types::container::NetworkMode::Host => "host",
+        },
+        "Size": human_size(0),
+    })
+}
+
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_ascii_uppercase(),
+    }
+}
+
+pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let mut list = engine.containers(a.all || a.latest)?;
+    if a.latest {
+        list.truncate(1);
+    }
+    let trunc = !a.no_trunc;
+    if a.quiet {
+        for c in &list {
+            println!(
+                "{}",
+                if trunc {
+                    c.record.id.short()
+                } else {
+                    c.record.id.as_str()
+                }
+            );
+        }
+        return Ok(0);
+    }
+    if let Some(f) = &a.format {
+        let tpl = Template::parse(f).map_err(|e| anyhow!(e))?;
+        let objs: Vec<Value> = list.iter().map(|c| ps_object(c, trunc)).collect();
+        print_with_template(&tpl, &objs, &ps_header).map_err(|e| anyhow!(e))?;
+        return Ok(0);
+    }
+    let mut rows = vec![vec![
+        "CONTAINER ID".to_string(),
+        "IMAGE".into(),
+        "COMMAND".into(),
+        "CREATED".into(),
+        "STATUS".into(),
+        "PORTS".into(),
+        "NAMES".into(),
+    ]];
+    for c in &list {
+        let o = ps_object(c, trunc);
+        let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
+        rows.push(vec![
+            s("ID"),
+            s("Image"),
+            s("Command"),
+            s("RunningFor"),
+            s("Status"),
+            s("Ports"),
+            s("Names"),
+        ]);
+    }
+    print_table(&rows);
+    Ok(0)
+}
+
+pub fn image_inspect_json(engine: &Engine, name: &str) -> Result<Value, wharf_store::StoreError> {
+    let img = engine.store().resolve_image(name)?;
+    let layers = engine
+        .store()
+        .image_layers(&img.id)
+        .map(|l| {
+            l.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .unwrap_or_default();
+    Ok(json!({
+        "Id": img.id.to_string(),
+        "RepoTags": img.repo_tags,
+        "RepoDigests": img.repo_digests,
+        "Created": img.created,
+        "Comment": img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Author": img.config.author.clone().unwrap_or_default(),
+        "Architecture": img.config.architecture,
+        "Os": img.config.os,
+        "Size": img.size,
+        "Config": img.config.config,
+        "RootFS": {
+            "Type": "layers",
+            "Layers": img.config.rootfs.diff_ids,
+        },
+        "GraphDriver": { "Name": "overlay", "Data": { "LowerDir": layers } },
+        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+        "Descriptor": {
+            "mediaType": wharf_types::oci::MEDIA_OCI_MANIFEST,
+            "digest": img.manifest_digest.to_string(),
+        },
+    }))
+}
+
+/// docker prints JSON with four-space indentation.
+pub fn pretty_json(v: &Value) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    if serde::Serialize::serialize(v, &mut ser).is_err() {
+        return v.to_string();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let kind = forced_kind.or(a.kind.as_deref());
+    if let Some(k) = kind {
+        if !matches!(k, "container" | "image" | "volume") {
+            anyhow::bail!("{k:?} is not a valid value for --type");
+        }
+    }
+    let tpl = match &a.format {
+        Some(f) => Some(Template::parse(f).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for name in &a.names {
+        let found: Option<Value> = match kind {
+            Some("container") => match engine.container(name) {
+                Ok(info) => Some(inspect_json(&engine, &info)),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            },
+            Some("image") => match image_inspect_json(&engine, name) {
+                Ok(v) => Some(v),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            },
+            Some(_) => match engine.store().volume(name) {
+                Ok(v) => Some(super::volumes::volume_json(&v)),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => match engine.container(name) {
+                Ok(info) => Some(inspect_json(&engine, &info)),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    match image_inspect_json(&engine, name) {
+                        Ok(v) => Some(v),
+                        Err(e) if e.kind() == ErrorKind::NotFound => None,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        match found {
+            Some(v) => out.push(v),
+            None => missing.push(name.clone()),
+        }
+    }
+    match &tpl {
+        Some(t) => {
+            for v in &out {
+                println!("{}", t.render(v).map_err(|e| anyhow!(e))?);
+            }
+        }
+        None => println!("{}", pretty_json(&Value::Array(out))),
+    }
+    if let Some(m) = missing.first() {
+        anyhow::bail!("No such object: {m}");
+    }
+    Ok(0)
+}
+
+pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let mut failed = 0;
+    for name in &a.containers {
+        let vols: Vec<String> = if a.volumes {
+            engine
+                .container(name)
+                .map(|i| {
+                    i.record
+                        .host_config
+                        .mounts
+                        .iter()
+                        .filter(|m| {
+                            m.kind == wharf_types::container::MountKind::Volume
+                                && m.source.len() == 64
+                        })
+                        .map(|m| m.source.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        match engine.remove_container(name, a.force) {
+            Ok(_) => {
+                for v in vols {
+                    let _ = engine.store().remove_volume(&v, false);
+                }
+                println!("{name}");
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 { 125 } else { 0 })
+}

@@ -1,0 +1,242 @@
+//! `wharf run`: turns docker's run flags into a create request and runs it in the foreground.
+
+use crate::cli::{Cli, RunArgs};
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use wharf_engine::create::{parse_env_file, parse_env_flag, CreateRequest};
+use wharf_engine::mounts;
+use wharf_types::container::{HostConfig, NetworkMode, RlimitResource, Ulimit};
+
+/// docker's RAMInBytes: a number with an optional binary unit b, k, m, g, t, p (and an
+/// optional trailing "b": "32mb").
+pub fn parse_memory(s: &str) -> anyhow::Result<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let value: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size: {s:?}"))?;
+    let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0_f64.powi(4),
+        "p" => 1024.0_f64.powi(5),
+        _ => bail!("invalid size: {s:?}"),
+    };
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes > i64::MAX as f64 {
+        bail!("invalid size: {s:?}");
+    }
+    Ok(bytes as i64)
+}
+
+/// `--cpus 1.5` → nano CPUs, bounded by the machine's CPU count like docker.
+pub fn parse_cpus(s: &str) -> anyhow::Result<i64> {
+    let v: f64 = s
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .with_context(|| format!("invalid argument {s:?} for \"--cpus\" flag"))?;
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    if v < 0.01 || v > ncpu {
+        bail!("range of CPUs is from 0.01 to {ncpu:.2}, as there are only {ncpu} CPUs available");
+    }
+    Ok((v * 1e9).round() as i64)
+}
+
+/// `--ulimit nofile=1024[:2048]`.
+pub fn parse_ulimit(s: &str) -> anyhow::Result<Ulimit> {
+    let (name, vals) = s
+        .split_once('=')
+        .with_context(|| format!("invalid ulimit argument: {s:?}"))?;
+    let resource =
+        RlimitResource::parse(name).with_context(|| format!("invalid ulimit type: {name:?}"))?;
+    let parse = |v: &str| -> anyhow::Result<u64> {
+        if v == "-1" || v == "unlimited" {
+            return Ok(u64::MAX);
+        }
+        v.parse()
+            .with_context(|| format!("invalid ulimit value {v:?} in {s:?}"))
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => {
+            let v = parse(vals)?;
+            (v, v)
+        }
+    };
+    if soft > hard {
+        bail!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}");
+    }
+    Ok(Ulimit {
+        resource,
+        soft,
+        hard,
+    })
+}
+
+fn host_env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
+    let (image, args) = a
+        .image_and_command
+        .split_first()
+        .context("\"run\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]")?;
+    if a.detach {
+        bail!("detached mode (-d) needs the per-container monitor, which is not in this build yet");
+    }
+    if !a.publish.is_empty() || a.publish_all {
+        bail!("publishing ports (-p/-P) needs bridge networking, which is not in this build yet");
+    }
+    let network_mode = match a.network.as_str() {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        "bridge" | "default" => {
+            bail!("network \"bridge\" is not available in this build yet: use --network none or --network host")
+        }
+        other => bail!("network {other:?} not found"),
+    };
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let content =
+            std::fs::read_to_string(f).with_context(|| format!("open env file {}", f.display()))?;
+        env.extend(parse_env_file(
+            &f.display().to_string(),
+            &content,
+            &host_env,
+        )?);
+    }
+    for e in &a.env {
+        if let Some(v) = parse_env_flag(e, &host_env)? {
+            env.push(v);
+        }
+    }
+    let mut mounts_cfg = Vec::new();
+    for v in &a.volume {
+        mounts_cfg.push(mounts::parse_volume_flag(v)?);
+    }
+    for m in &a.mount {
+        mounts_cfg.push(mounts::parse_mount_flag(m)?);
+    }
+    for t in &a.tmpfs {
+        mounts_cfg.push(mounts::parse_tmpfs_flag(t)?);
+    }
+    let memory = match &a.memory {
+        Some(m) => {
+            let b = parse_memory(m)?;
+            if b != 0 && b < 6 * 1024 * 1024 {
+                bail!("minimum memory limit allowed is 6MB");
+            }
+            b
+        }
+        None => 0,
+    };
+    let nano_cpus = match &a.cpus {
+        Some(c) => parse_cpus(c)?,
+        None => 0,
+    };
+    let mut ulimits = Vec::new();
+    for u in &a.ulimit {
+        ulimits.push(parse_ulimit(u)?);
+    }
+    let mut labels = BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut security_opt = Vec::new();
+    for o in &a.security_opt {
+        // docker reads a seccomp profile file at create time and records its contents
+        match o.split_once('=').or_else(|| o.split_once(':')) {
+            Some(("seccomp", path)) if path != "unconfined" && !path.is_empty() => {
+                let meta = std::fs::metadata(path)
+                    .with_context(|| format!("opening seccomp profile ({path}) failed"))?;
+                if meta.len() > 1 << 20 {
+                    bail!("seccomp profile {path} is larger than 1 MiB");
+                }
+                let content = std::fs::read_to_string(path)
+                    .with_context(|| format!("opening seccomp profile ({path}) failed"))?;
+                serde_json::from_str::<serde_json::Value>(&content)
+                    .with_context(|| format!("decoding seccomp profile {path} failed"))?;
+                security_opt.push(format!("seccomp={content}"));
+            }
+            _ => security_opt.push(o.clone()),
+        }
+    }
+    Ok(CreateRequest {
+        image: image.clone(),
+        name: a.name.clone(),
+        args: args.to_vec(),
+        entrypoint: a.entrypoint.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        tty: a.tty,
+        stdin: a.interactive,
+        labels,
+        host: HostConfig {
+            mounts: mounts_cfg,
+            network_mode,
+            privileged: a.privileged,
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            security_opt,
+            memory,
+            nano_cpus,
+            pids_limit: a.pids_limit,
+            readonly_rootfs: a.read_only,
+            auto_remove: a.rm,
+            init: a.init,
+            ulimits,
+            group_add: a.group_add.clone(),
+        },
+    })
+}
+
+pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    let req = build_request(a)?;
+    let engine = super::open_engine(cli)?;
+    Ok(engine.run_foreground(req)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory() {
+        assert_eq!(parse_memory("32m").unwrap(), 32 << 20);
+        assert_eq!(parse_memory("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("512kb").unwrap(), 512 << 10);
+        assert_eq!(parse_memory("100").unwrap(), 100);
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("12x").is_err());
+        assert!(parse_memory("").is_err());
+    }
+
+    #[test]
+    fn cpus() {
+        assert_eq!(parse_cpus("1").unwrap(), 1_000_000_000);
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("1000").is_err());
+        assert!(parse_cpus("NaN").is_err());
+    }
+
+    #[test]
+    fn ulimits() {
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.soft, u.hard), (1024, 2048));
+        assert!(parse_ulimit("nofile=2048:1024").is_err());
+        assert!(parse_ulimit("bogus=1").is_err());
+        assert!(parse_ulimit("nofile").is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! Test harness: a private wharf root per test, a busybox image built from Debian's
+//! busybox-static (/bin/busybox), and helpers to run the real `wharf` binary.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BUSYBOX: &str = "/bin/busybox";
+
+pub const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "env", "id", "ls", "pwd", "mount", "reboot", "sleep", "true", "false",
+    "grep", "touch", "hostname", "head", "tail", "tr", "seq", "wc", "kill", "mkdir", "rm", "dd",
+    "tty", "stat", "test", "readlink", "umount", "ps", "cut", "timeout", "yes", "chmod", "ln",
+];
+
+pub struct Wharf {
+    pub dir: tempfile::TempDir,
+}
+
+impl Wharf {
+    pub fn new() -> Wharf {
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-it-")
+            .tempdir_in("/var/tmp")
+            .expect("tempdir");
+        Wharf { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn run_root(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn bin() -> &'static str {
+        env!("CARGO_BIN_EXE_wharf")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(Self::bin());
+        c.args(args)
+            .env("WHARF_ROOT", self.root())
+            .env("WHARF_RUNROOT", self.run_root())
+            .env_remove("WHARF_DISABLE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("spawn wharf")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "wharf {args:?} failed ({:?}): stdout={} stderr={}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        if let Some(mut si) = child.stdin.take() {
+            let _ = si.write_all(input);
+        }
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Imports the busybox image as `busybox:latest`.
+    pub fn with_busybox(self) -> Wharf {
+        let tar = self.dir.path().join("busybox.tar");
+        write_busybox_tar(&tar);
+        self.ok(&["import", tar.to_str().unwrap_or_default(), "busybox:latest"]);
+        self
+    }
+}
+
+fn gnu_header() -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+/// Writes a busybox rootfs tarball: /bin/busybox, applet symlinks, /etc/passwd, /etc/group.
+pub fn write_busybox_tar(path: &Path) {
+    let f = std::fs::File::create(path).expect("create tar");
+    let mut b = tar::Builder::new(f);
+    let dir = |b: &mut tar::Builder<std::fs::File>, name: &str, mode: u32| {
+        let mut h = gnu_header();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, std::io::empty()).expect("dir");
+    };
+    for (d, m) in [
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("tmp", 0o1777),
+        ("root", 0o700),
+        ("home", 0o755),
+        ("var", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("dev", 0o755),
+    ] {
+        dir(&mut b, d, m);
+    }
+    let mut h = gnu_header();
+    let data = std::fs::read(BUSYBOX).expect("busybox-static must be installed at /bin/busybox");
+    h.set_size(data.len() as u64);
+    h.set_mode(0o755);
+    h.set_mtime(1_700_000_000);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "bin/busybox", &data[..])
+        .expect("busybox");
+    for a in APPLETS {
+        let mut h = gnu_header();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_mtime(1_700_000_000);
+        b.append_link(&mut h, format!("bin/{a}"), "busybox")
+            .expect("link");
+    }
+    let files: [(&str, &str); 2] = [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+        ),
+        (
+            "etc/group",
+            "root:x:0:\ndaemon:x:1:\nwheel:x:10:app\naudio:x:29:app,nobody\nnogroup:x:65534:\napp:x:1000:\n",
+        ),
+    ];
+    for (name, content) in files {
+        let mut h = gnu_header();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, content.as_bytes())
+            .expect("file");
+    }
+    b.finish().expect("finish tar");
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Mount points below `dir` in the host mount namespace.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let d = dir.display().to_string();
+    mi.lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(&d))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Cgroup directories for a container id in every hierarchy.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            let p = e.path().join("wharf").join(id);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    let v2 = Path::new("/sys/fs/cgroup/wharf").join(id);
+    if v2.exists() {
+        out.push(v2);
+    }
+    out
+}

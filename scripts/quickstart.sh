@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds wharf as one static binary, makes a busybox image from Debian's busybox-static (no
+# registry needed) and runs a container with it. Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! [ -x /bin/busybox ] || ! command -v cargo >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq busybox-static gcc >/dev/null
+fi
+command -v cargo >/dev/null || { echo "a Rust toolchain (cargo >= 1.80) is required" >&2; exit 1; }
+scripts/build-static.sh
+bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/wharf
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+scripts/busybox-rootfs.sh "$tmp/busybox.tar"
+"$bin" import "$tmp/busybox.tar" busybox:latest >/dev/null
+"$bin" images busybox
+"$bin" run --rm busybox echo hello
