@@ -475,3 +475,101 @@ fn docker_symlink_and_help() {
         assert!(stdout(&o).contains("Usage:"), "{cmd:?}");
     }
 }
+
+#[test]
+fn network_none_and_host() {
+    let w = Wharf::new().with_busybox();
+    let out = w.ok(&["run", "--rm", "busybox", "cat", "/proc/net/dev"]);
+    let ifaces: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(ifaces, vec!["lo"], "{out}");
+    // lo is up
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "cat",
+        "/sys/class/net/lo/operstate",
+    ]);
+    assert!(out.trim() == "unknown" || out.trim() == "up", "{out}");
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "cat",
+        "/proc/net/dev",
+    ]);
+    assert_eq!(out.lines().count(), host_ifaces, "{out}");
+    let o = w.run(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "ports need bridge networking: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn rlimits_clamp_instead_of_failing() {
+    let w = Wharf::new().with_busybox();
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .expect("hard nofile");
+    // within the hard limit: applied exactly
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=512:1024",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(out, "512\n1024\n");
+    // above it (no CAP_SYS_RESOURCE here): clamped, not an error, and --debug says so
+    let want = hard + 1000;
+    let o = w.run(&[
+        "--debug",
+        "run",
+        "--rm",
+        "--ulimit",
+        &format!("nofile={want}:{want}"),
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -Hn",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got: u64 = stdout(&o).trim().parse().unwrap();
+    let has_sys_resource = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .and_then(|l| u64::from_str_radix(l.split_whitespace().nth(1).unwrap_or("0"), 16).ok())
+        .is_some_and(|m| m & (1 << 24) != 0);
+    if has_sys_resource {
+        assert_eq!(got, want);
+    } else {
+        assert_eq!(got, hard);
+        assert!(
+            stderr(&o).contains("nofile"),
+            "--debug explains the clamp: {}",
+            stderr(&o)
+        );
+    }
+}
