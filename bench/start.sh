@@ -37,11 +37,17 @@ if command -v dockerd >/dev/null; then
   docker import "$work/busybox.tar" busybox:latest >/dev/null
   docker run --rm busybox true
   cmds+=("docker run --rm --network none busybox true"); names+=("docker")
+  cmds+=("docker run --rm busybox true"); names+=("docker-bridge")
 fi
 if command -v podman >/dev/null; then
   podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1 || true
-  if podman run --runtime runc --ulimit nofile=20000:20000 --rm --network none busybox true >/dev/null 2>&1; then
-    cmds+=("podman run --runtime runc --ulimit nofile=20000:20000 --rm --network none busybox true"); names+=("podman")
+  # out of the box podman fails here (crun: cgroup layout; runc: rlimits above the hard
+  # limit without CAP_SYS_RESOURCE), so give it runc and limits it may set
+  pod="podman run --runtime runc --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 --rm --network none busybox true"
+  if $pod >/dev/null 2>&1; then
+    cmds+=("$pod"); names+=("podman")
+  else
+    echo "podman cannot run a container here; skipped" >&2
   fi
 fi
 
@@ -53,7 +59,7 @@ names = sys.argv[2:]
 med = {n: r["median"] * 1000 for n, r in zip(names, res)}
 print("container start, `run --rm busybox true`, median of hyperfine runs:")
 for n in names:
-    line = f"  {n:7s} {med[n]:8.2f} ms"
+    line = f"  {n:13s} {med[n]:8.2f} ms"
     if n != "wharf":
         line += f"   ({med[n] / med['wharf']:.1f}x wharf)"
     print(line)
