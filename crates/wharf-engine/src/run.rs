@@ -77,6 +77,20 @@ fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, EngineError> {
 }
 
 impl Engine {
+    /// An image's layer directories as overlay's `lowerdir` shows them (for `inspect`); empty
+    /// when the image's layers are not available.
+    pub fn lower_dirs(&self, image: &wharf_types::Digest) -> String {
+        self.store
+            .image_layers(image)
+            .map(|l| {
+                l.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .unwrap_or_default()
+    }
+
     /// Creates a container (record + directories), returning its record. Nothing runs yet.
     pub fn create_container(&self, mut req: CreateRequest) -> Result<ContainerRecord, EngineError> {
         let image = self.store.resolve_image(&req.image)?;
@@ -428,16 +442,7 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         .iter()
         .chain(rec.config.cmd.iter())
         .collect();
-    let lower = engine
-        .store
-        .image_layers(&rec.image)
-        .map(|l| {
-            l.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        })
-        .unwrap_or_default();
+    let lower = engine.lower_dirs(&rec.image);
     let mounts: Vec<serde_json::Value> = rec
         .host_config
         .mounts

@@ -35,13 +35,7 @@ struct VolumeFile {
 
 /// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_volume_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() >= 2
-        && b.len() <= 255
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    wharf_types::id::validate_name(name, 255)
 }
 
 impl Store {

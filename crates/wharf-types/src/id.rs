@@ -66,15 +66,21 @@ impl<'de> Deserialize<'de> for ContainerId {
     }
 }
 
-/// Validates a container name the way docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn validate_container_name(name: &str) -> bool {
+/// Docker's rule for object names (containers, volumes): `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, at
+/// most `max` bytes. Such a name is always safe as a single path component.
+pub fn validate_name(name: &str, max: usize) -> bool {
     let b = name.as_bytes();
     b.len() >= 2
-        && b.len() <= 128
+        && b.len() <= max
         && b[0].is_ascii_alphanumeric()
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// A container name (docker's rule, at most 128 bytes).
+pub fn validate_container_name(name: &str) -> bool {
+    validate_name(name, 128)
 }
 
 #[cfg(test)]

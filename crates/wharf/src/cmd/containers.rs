@@ -139,16 +139,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
 
 pub fn image_inspect_json(engine: &Engine, name: &str) -> Result<Value, wharf_store::StoreError> {
     let img = engine.store().resolve_image(name)?;
-    let layers = engine
-        .store()
-        .image_layers(&img.id)
-        .map(|l| {
-            l.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        })
-        .unwrap_or_default();
+    let layers = engine.lower_dirs(&img.id);
     Ok(json!({
         "Id": img.id.to_string(),
         "RepoTags": img.repo_tags,
