@@ -26,6 +26,11 @@ pub struct CreateRequest {
     pub tty: bool,
     pub stdin: bool,
     pub labels: BTreeMap<String, String>,
+    /// `--stop-signal`, `--stop-timeout`.
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    /// `--health-*` / `--no-healthcheck` (Test ["NONE"]), merged over the image's.
+    pub healthcheck: Option<wharf_types::oci::HealthConfig>,
     pub host: HostConfig,
 }
 
@@ -136,8 +141,36 @@ pub fn container_config(
         open_stdin: req.stdin,
         image: req.image.clone(),
         labels,
-        stop_signal: image.stop_signal.clone(),
+        stop_signal: req
+            .stop_signal
+            .clone()
+            .or_else(|| image.stop_signal.clone()),
+        stop_timeout: req.stop_timeout,
+        healthcheck: merge_healthcheck(image.healthcheck.as_ref(), req.healthcheck.as_ref()),
     })
+}
+
+/// docker's rule: flags given on the command line replace the image's fields one by one;
+/// a test of `["NONE"]` (from `--no-healthcheck` or `--health-cmd none`) disables the check.
+pub fn merge_healthcheck(
+    image: Option<&wharf_types::oci::HealthConfig>,
+    user: Option<&wharf_types::oci::HealthConfig>,
+) -> Option<wharf_types::oci::HealthConfig> {
+    let mut out = image.cloned().unwrap_or_default();
+    if let Some(u) = user {
+        if !u.test.is_empty() {
+            out.test = u.test.clone();
+        }
+        out.interval = u.interval.or(out.interval);
+        out.timeout = u.timeout.or(out.timeout);
+        out.start_period = u.start_period.or(out.start_period);
+        out.retries = u.retries.or(out.retries);
+    }
+    if out.test.is_empty() {
+        None
+    } else {
+        Some(out)
+    }
 }
 
 /// Parses an env file with docker's rules: `KEY=value` taken literally, a bare `KEY` taken from

@@ -4,13 +4,19 @@
 //! create-time record (`create`), and drives the runtime. It does not parse command lines or
 //! print anything: the CLI formats what it returns.
 
+pub mod cp;
 pub mod create;
 pub mod error;
 pub mod etcfiles;
+pub mod exec;
+pub mod health;
+pub mod lifecycle;
+pub mod monitor;
 pub mod mounts;
 pub mod names;
 pub mod run;
 pub mod state;
+pub mod stats;
 pub mod timefmt;
 
 pub use error::EngineError;

@@ -11,6 +11,7 @@ pub mod features;
 pub mod fs;
 pub mod mount;
 pub mod net;
+pub mod ns;
 pub mod openat2;
 pub mod process;
 pub mod seccomp;

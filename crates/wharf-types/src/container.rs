@@ -110,6 +110,12 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`); None = 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    /// `--health-*` merged over the image's HEALTHCHECK; `Test == ["NONE"]` disables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::oci::HealthConfig>,
 }
 
 /// Docker's `HostConfig`: how the host runs it.
@@ -147,6 +153,61 @@ pub struct HostConfig {
     /// `--group-add`: extra groups for the process.
     #[serde(default)]
     pub group_add: Vec<String>,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    #[serde(default)]
+    pub log_config: LogConfig,
+}
+
+/// Docker's `RestartPolicy`: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    /// "" or "no", "on-failure", "always", "unless-stopped".
+    pub name: String,
+    #[serde(default)]
+    pub maximum_retry_count: i64,
+}
+
+impl RestartPolicy {
+    /// Parses `--restart` values.
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        let (name, count) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        let maximum_retry_count = match (name, count) {
+            ("on-failure", Some(c)) => c.parse::<i64>().ok().filter(|n| *n >= 0)?,
+            (_, Some(_)) => return None,
+            _ => 0,
+        };
+        match name {
+            "no" | "on-failure" | "always" | "unless-stopped" => Some(RestartPolicy {
+                name: name.to_string(),
+                maximum_retry_count,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Docker's `LogConfig`: driver name and its options (`--log-driver`, `--log-opt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub driver: String,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            driver: "json-file".to_string(),
+            config: BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -166,6 +227,8 @@ impl Default for HostConfig {
             init: false,
             ulimits: Vec::new(),
             group_add: Vec::new(),
+            restart_policy: RestartPolicy::default(),
+            log_config: LogConfig::default(),
         }
     }
 }
@@ -188,6 +251,20 @@ pub struct ContainerRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3")
+                .unwrap()
+                .maximum_retry_count,
+            3
+        );
+        assert_eq!(RestartPolicy::parse("always").unwrap().name, "always");
+        assert!(RestartPolicy::parse("on-failure:x").is_none());
+        assert!(RestartPolicy::parse("always:3").is_none());
+        assert!(RestartPolicy::parse("sometimes").is_none());
+    }
 
     #[test]
     fn rlimit_names() {

@@ -1,6 +1,8 @@
 //! The `wharf` binary (also `docker` through a symlink: argv[0] only changes the program name
-//! shown in help). Hidden entrypoint: `wharf __init` is the container init the runtime
-//! re-executes from a sealed copy of this binary; it is dispatched before any argument parsing.
+//! shown in help). Hidden entrypoints, dispatched before any argument parsing: `wharf __init`
+//! (the container init the runtime re-executes from a sealed copy of this binary),
+//! `wharf __exec` (joins a running container for `exec`) and `wharf __monitor` (the
+//! per-container monitor of detached containers).
 
 mod cli;
 mod cmd;
@@ -10,8 +12,11 @@ use std::ffi::OsString;
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "__init") {
-        wharf_runtime::init::init_main();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("__init") => wharf_runtime::init::init_main(),
+        Some("__exec") => wharf_runtime::exec::exec_main(),
+        Some("__monitor") => wharf_engine::monitor::monitor_main(&args[2..]),
+        _ => {}
     }
     std::process::exit(real_main(args));
 }

@@ -70,7 +70,13 @@ fn no_forbidden_edges() {
             assert!(ok.contains(&d.as_str()), "forbidden edge: {krate} -> {d}");
         }
     }
-    for krate in ["wharf-types", "wharf-sys", "wharf-store", "wharf-runtime"] {
+    for krate in [
+        "wharf-types",
+        "wharf-sys",
+        "wharf-store",
+        "wharf-runtime",
+        "wharf-logs",
+    ] {
         for heavy in ["tokio", "hyper", "anyhow", "reqwest"] {
             assert!(
                 !deps[krate].iter().any(|d| d == heavy),

@@ -1,11 +1,14 @@
 //! Command implementations, one module per command group. Each returns the process exit code.
 
 mod containers;
+mod exec;
 mod images;
+mod lifecycle;
+mod logs;
 mod run;
 mod volumes;
 
-use crate::cli::{Cli, Command, ContainerCommand, ImageCommand};
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use wharf_engine::{Engine, EngineError, EngineOptions};
 use wharf_types::error::HasKind;
 
@@ -41,6 +44,46 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&cli, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&cli, a),
         Command::Volume(v) => volumes::volume(&cli, v),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            lifecycle::create(&cli, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            lifecycle::start(&cli, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            lifecycle::stop(&cli, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            lifecycle::restart(&cli, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            lifecycle::kill(&cli, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            lifecycle::wait(&cli, a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            lifecycle::pause(&cli, a, true)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            lifecycle::pause(&cli, a, false)
+        }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            lifecycle::attach(&cli, a)
+        }
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            lifecycle::rename(&cli, a)
+        }
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            lifecycle::port(&cli, a)
+        }
+        Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&cli, a),
+        Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&cli, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&cli, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => exec::top(&cli, a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => exec::stats(&cli, a),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => exec::cp(&cli, a),
     }
 }
 

@@ -81,6 +81,105 @@ pub fn parse_ulimit(s: &str) -> anyhow::Result<Ulimit> {
     })
 }
 
+/// Go's time.ParseDuration subset docker accepts for health flags: `1h2m3s`, `500ms`, `1.5s`.
+/// Returns nanoseconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
+    let bad = || anyhow::anyhow!("invalid duration {s:?}: use a number and a unit (ms, s, m, h)");
+    if s == "0" {
+        return Ok(0);
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_end);
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let mult = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total += v * mult;
+        rest = tail;
+    }
+    if !total.is_finite() || total > i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(total as i64)
+}
+
+fn health_from_flags(a: &RunArgs) -> anyhow::Result<Option<wharf_types::oci::HealthConfig>> {
+    if a.no_healthcheck || a.health_cmd.as_deref() == Some("none") {
+        return Ok(Some(wharf_types::oci::HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    let dur = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
+        match v {
+            None => Ok(None),
+            Some(d) => {
+                let ns = parse_duration(d)?;
+                if ns != 0 && ns < 1_000_000 {
+                    bail!("{flag} cannot be less than 1ms");
+                }
+                Ok(Some(ns))
+            }
+        }
+    };
+    let h = wharf_types::oci::HealthConfig {
+        test: a
+            .health_cmd
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
+            .unwrap_or_default(),
+        interval: dur(&a.health_interval, "--health-interval")?,
+        timeout: dur(&a.health_timeout, "--health-timeout")?,
+        start_period: dur(&a.health_start_period, "--health-start-period")?,
+        retries: match a.health_retries {
+            Some(r) if r < 0 => bail!("--health-retries cannot be negative"),
+            r => r,
+        },
+    };
+    if h == wharf_types::oci::HealthConfig::default() {
+        Ok(None)
+    } else {
+        Ok(Some(h))
+    }
+}
+
+fn log_config_from_flags(a: &RunArgs) -> anyhow::Result<wharf_types::container::LogConfig> {
+    let mut cfg = wharf_types::container::LogConfig::default();
+    if let Some(d) = &a.log_driver {
+        match d.as_str() {
+            "json-file" | "local" | "syslog" | "journald" | "splunk" | "none" => {
+                cfg.driver = d.clone()
+            }
+            other => bail!("logging driver {other:?} is not supported (json-file, local, syslog, journald, splunk, none)"),
+        }
+    }
+    for o in &a.log_opt {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("invalid --log-opt {o:?}: expected key=value"))?;
+        cfg.config.insert(k.to_string(), v.to_string());
+    }
+    Ok(cfg)
+}
+
 fn host_env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
@@ -90,9 +189,6 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
         .image_and_command
         .split_first()
         .context("\"run\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]")?;
-    if a.detach {
-        bail!("detached mode (-d) needs the per-container monitor, which is not in this build yet");
-    }
     if !a.publish.is_empty() || a.publish_all {
         bail!("publishing ports (-p/-P) needs bridge networking, which is not in this build yet");
     }
@@ -171,8 +267,16 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             _ => security_opt.push(o.clone()),
         }
     }
+    let restart_policy = wharf_types::container::RestartPolicy::parse(&a.restart)
+        .with_context(|| format!("invalid restart policy {:?}", a.restart))?;
+    if a.rm && !matches!(restart_policy.name.as_str(), "" | "no") {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
     Ok(CreateRequest {
         image: image.clone(),
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        healthcheck: health_from_flags(a)?,
         name: a.name.clone(),
         args: args.to_vec(),
         entrypoint: a.entrypoint.clone(),
@@ -198,6 +302,8 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             init: a.init,
             ulimits,
             group_add: a.group_add.clone(),
+            restart_policy,
+            log_config: log_config_from_flags(a)?,
         },
     })
 }
@@ -205,6 +311,9 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
 pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let req = build_request(a)?;
     let engine = super::open_engine(cli)?;
+    if a.detach {
+        bail!("detached mode (-d) is being built (issue 3): not in this build yet");
+    }
     Ok(engine.run_foreground(req)?)
 }
 
@@ -229,6 +338,18 @@ mod tests {
         assert!(parse_cpus("0").is_err());
         assert!(parse_cpus("1000").is_err());
         assert!(parse_cpus("NaN").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s").unwrap(), 2_000_000_000);
+        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
+        assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse_duration("0").unwrap(), 0);
+        for bad in ["", "5", "s", "2x", "1..5s", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! wharf-logs: container log drivers and readers. OWNED BY: logs helper.

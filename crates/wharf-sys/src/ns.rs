@@ -1,0 +1,1 @@
+//! (placeholder) setns and namespace fds. OWNED BY: exec helper.
