@@ -56,9 +56,16 @@ fn no_forbidden_edges() {
         ("wharf-sys", &[]),
         ("wharf-store", &["wharf-types", "wharf-sys"]),
         ("wharf-runtime", &["wharf-types", "wharf-sys"]),
+        ("wharf-logs", &["wharf-types"]),
         (
             "wharf-engine",
-            &["wharf-types", "wharf-sys", "wharf-store", "wharf-runtime"],
+            &[
+                "wharf-types",
+                "wharf-sys",
+                "wharf-store",
+                "wharf-runtime",
+                "wharf-logs",
+            ],
         ),
     ];
     for (krate, ok) in allowed {
