@@ -1,1 +1,428 @@
-//! (placeholder) OWNED BY: monitor helper.
+//! Lifecycle of detached containers: `run -d`/`start` (spawn the monitor), `stop`, `kill`,
+//! `restart`, `wait`, `pause`/`unpause`, `attach`, `container prune`, `system boot`.
+//!
+//! While a container has a monitor, the monitor is the only writer of its `state.json`; these
+//! operations act on the process (signals, freezer) and wait for the monitor to record the
+//! result. A stop/kill/rm first drops the `exit-on-next` marker in the container's run
+//! directory so the restart policy leaves the container down (docker's ExitOnNext).
+//! Must not: print, or parse command lines.
+
+use crate::monitor::{run_dir, ATTACH_SOCK, EXIT_ON_NEXT};
+use crate::run::ContainerInfo;
+use crate::state::Status;
+use crate::{Engine, EngineError};
+use nix::sys::signal::Signal;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wharf_runtime::cgroup::Cgroup;
+use wharf_types::container::ContainerRecord;
+use wharf_types::error::HasKind;
+use wharf_types::{ContainerId, ErrorKind};
+
+/// Parses docker's signal names: `KILL`, `SIGKILL`, `9`, `sighup`.
+pub fn parse_signal(s: &str) -> Result<Signal, EngineError> {
+    let bad = || EngineError::InvalidArgument(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>().map_err(|_| bad())
+}
+
+pub(crate) fn not_running(id: &ContainerId) -> EngineError {
+    EngineError::Conflict(format!("Container {id} is not running"))
+}
+
+fn active(st: Status) -> bool {
+    matches!(st, Status::Running | Status::Paused | Status::Restarting)
+}
+
+fn cgroup_path(id: &ContainerId) -> String {
+    format!("wharf/{id}")
+}
+
+impl Engine {
+    /// The container's volatile directory (`RUNROOT/containers/<id>`): attach socket, markers.
+    pub fn run_dir(&self, id: &ContainerId) -> PathBuf {
+        run_dir(&self.opts.run_root, id.as_str())
+    }
+
+    fn mark_exit_on_next(&self, id: &ContainerId) {
+        let d = self.run_dir(id);
+        let _ = std::fs::create_dir_all(&d);
+        let _ = std::fs::write(d.join(EXIT_ON_NEXT), b"");
+    }
+
+    /// Polls the (reconciled) state until `done` holds (true), the container is removed
+    /// (true) or `timeout` passes (false; None = forever).
+    fn wait_state(
+        &self,
+        id: &ContainerId,
+        timeout: Option<Duration>,
+        done: &dyn Fn(&ContainerInfo) -> bool,
+    ) -> Result<bool, EngineError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            match self.container(id.as_str()) {
+                Ok(info) if done(&info) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
+                Err(e) => return Err(e),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a created or exited container with a monitor (`wharf __monitor`) that outlives
+    /// the caller; returns once the container's command was exec'd (or why it was not).
+    pub fn start_detached(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        let info = self.container(rec.id.as_str())?;
+        if active(info.state.status) {
+            return Err(EngineError::Conflict(format!(
+                "container {} is already running",
+                rec.id.short()
+            )));
+        }
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        std::os::unix::process::CommandExt::arg0(&mut cmd, "wharf");
+        cmd.arg("__monitor")
+            .arg(&self.opts.root)
+            .arg(&self.opts.run_root)
+            .arg(rec.id.as_str());
+        if self.opts.debug {
+            cmd.arg("--debug");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| EngineError::io("spawn monitor", "/proc/self/exe", e))?;
+        let mut out = Vec::new();
+        if let Some(o) = child.stdout.take() {
+            let _ = o.take(64 * 1024).read_to_end(&mut out);
+        }
+        let line = String::from_utf8_lossy(&out);
+        let line = line.trim_end();
+        if line == "ok" {
+            // the monitor lives on in its own session; whoever adopts it reaps it
+            return Ok(());
+        }
+        let _ = child.wait();
+        let (code, message) = match line.strip_prefix("err ") {
+            Some(rest) => {
+                let (c, m) = rest.split_once(' ').unwrap_or((rest, ""));
+                (c.parse().unwrap_or(125), m.to_string())
+            }
+            None => (125, format!("container monitor failed to start: {line:?}")),
+        };
+        Err(EngineError::Start {
+            message,
+            exit_code: code,
+        })
+    }
+
+    /// `run -d`: create, then start with a monitor. A failed start of a `--rm` container
+    /// removes it.
+    pub fn run_detached(
+        &self,
+        req: crate::create::CreateRequest,
+    ) -> Result<ContainerRecord, EngineError> {
+        let rec = self.create_container(req)?;
+        if let Err(e) = self.start_detached(&rec) {
+            if rec.host_config.auto_remove {
+                let _ = self.store.remove_container(&rec.id);
+            }
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// `start`: a running container is left alone (docker prints its name and succeeds).
+    pub fn start_container(&self, name: &str) -> Result<ContainerInfo, EngineError> {
+        let info = self.container(name)?;
+        match info.state.status {
+            Status::Running | Status::Restarting => return Ok(info),
+            Status::Paused => {
+                return Err(EngineError::Conflict(
+                    "cannot start a paused container, try unpause instead".into(),
+                ))
+            }
+            _ => {}
+        }
+        self.start_detached(&info.record)?;
+        self.container(info.record.id.as_str())
+    }
+
+    /// `stop [-t N] [-s SIG]`: the stop signal (flag, record's `--stop-signal`, SIGTERM), then
+    /// SIGKILL after the timeout (flag, `--stop-timeout`, 10 s; negative = wait forever).
+    pub fn stop_container(
+        &self,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<ContainerId, EngineError> {
+        let info = self.container(name)?;
+        let id = info.record.id.clone();
+        if !active(info.state.status) {
+            return Ok(id);
+        }
+        let sig = match signal.or(info.record.config.stop_signal.as_deref()) {
+            Some(s) => parse_signal(s)?,
+            None => Signal::SIGTERM,
+        };
+        let secs = timeout
+            .or(info.record.config.stop_timeout)
+            .unwrap_or(10);
+        self.mark_exit_on_next(&id);
+        let stopped = |i: &ContainerInfo| !active(i.state.status);
+        if info.state.status == Status::Restarting || info.state.pid <= 0 {
+            self.wait_state(&id, Some(Duration::from_secs(5)), &stopped)?;
+            return Ok(id);
+        }
+        self.signal_pid(&info, sig);
+        if info.state.status == Status::Paused {
+            let _ = Cgroup::open(&cgroup_path(&id)).freeze(false);
+        }
+        let wait = (secs >= 0).then(|| Duration::from_secs(secs as u64));
+        if !self.wait_state(&id, wait, &stopped)? {
+            if let Ok(info) = self.container(id.as_str()) {
+                self.signal_pid(&info, Signal::SIGKILL);
+            }
+            if !self.wait_state(&id, Some(Duration::from_secs(10)), &stopped)? {
+                return Err(EngineError::StopFailed {
+                    id: id.to_string(),
+                    detail: "still running 10s after SIGKILL".into(),
+                });
+            }
+        }
+        Ok(id)
+    }
+
+    fn signal_pid(&self, info: &ContainerInfo, sig: Signal) {
+        if info.state.process_alive() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(info.state.pid), sig);
+        }
+    }
+
+    /// `kill [-s SIG]` (default SIGKILL). SIGKILL or the stop signal also keeps the restart
+    /// policy from restarting it (docker's ExitOnNext).
+    pub fn kill_container(&self, name: &str, signal: &str) -> Result<ContainerId, EngineError> {
+        let sig = parse_signal(signal)?;
+        let info = self.container(name)?;
+        let id = info.record.id.clone();
+        if !matches!(info.state.status, Status::Running | Status::Paused)
+            || !info.state.process_alive()
+        {
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {name}: Container {id} is not running"
+            )));
+        }
+        let stop_sig = info
+            .record
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(|s| parse_signal(s).ok())
+            .unwrap_or(Signal::SIGTERM);
+        if sig == Signal::SIGKILL || sig == stop_sig {
+            self.mark_exit_on_next(&id);
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(info.state.pid), sig).map_err(|e| {
+            EngineError::Conflict(format!(
+                "Cannot kill container: {name}: {}",
+                std::io::Error::from(e)
+            ))
+        })?;
+        if info.state.status == Status::Paused && sig == Signal::SIGKILL {
+            let _ = Cgroup::open(&cgroup_path(&id)).freeze(false);
+        }
+        Ok(id)
+    }
+
+    /// `restart`: stop (if running), then start.
+    pub fn restart_container(
+        &self,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<ContainerId, EngineError> {
+        let id = self.stop_container(name, timeout, signal)?;
+        // the old monitor must be gone before a new one takes over
+        self.wait_state(&id, Some(Duration::from_secs(5)), &|i| {
+            !i.state.monitor_alive()
+        })?;
+        self.start_container(id.as_str())?;
+        Ok(id)
+    }
+
+    /// `wait`: blocks until the container's next exit and returns its exit code.
+    pub fn wait_container(&self, name: &str) -> Result<i32, EngineError> {
+        let info = self.container(name)?;
+        let id = info.record.id.clone();
+        let started = info.state.started_at.clone();
+        let was_running = info.state.status == Status::Running;
+        let mut last = info.state.exit_code;
+        loop {
+            match self.container(id.as_str()) {
+                Ok(i) => {
+                    last = i.state.exit_code;
+                    if matches!(i.state.status, Status::Exited | Status::Dead)
+                        || (was_running
+                            && (i.state.status == Status::Restarting
+                                || i.state.started_at != started))
+                    {
+                        return Ok(last);
+                    }
+                }
+                // removed (`--rm`): its last recorded code
+                Err(e) if e.kind() == ErrorKind::NotFound && was_running => return Ok(last),
+                Err(e) => return Err(e),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `pause`/`unpause`: the cgroup freezer (v1 `freezer.state`, v2 `cgroup.freeze`).
+    pub fn pause_container(&self, name: &str, pause: bool) -> Result<ContainerId, EngineError> {
+        let info = self.container(name)?;
+        let id = info.record.id.clone();
+        match (info.state.status, pause) {
+            (Status::Running, true) | (Status::Paused, false) => {}
+            (Status::Paused, true) => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {id} is already paused"
+                )))
+            }
+            (Status::Running, false) => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {id} is not paused"
+                )))
+            }
+            _ => return Err(not_running(&id)),
+        }
+        Cgroup::open(&cgroup_path(&id)).freeze(pause)?;
+        Ok(id)
+    }
+
+    /// The attach socket of a running container with a monitor.
+    pub fn attach_socket(&self, name: &str) -> Result<(ContainerInfo, PathBuf), EngineError> {
+        let info = self.container(name)?;
+        if !active(info.state.status) {
+            return Err(EngineError::Conflict(
+                "You cannot attach to a stopped container, start it first".into(),
+            ));
+        }
+        if info.state.status == Status::Paused {
+            return Err(EngineError::Conflict(
+                "You cannot attach to a paused container, unpause it first".into(),
+            ));
+        }
+        let sock = self.run_dir(&info.record.id).join(ATTACH_SOCK);
+        if info.state.monitor_pid == 0 || !sock.exists() {
+            return Err(EngineError::Conflict(format!(
+                "container {} runs in the foreground of another wharf: nothing to attach to",
+                info.record.id.short()
+            )));
+        }
+        Ok((info, sock))
+    }
+
+    /// `container prune`: removes every container that is not running; returns their ids.
+    pub fn prune_containers(&self) -> Result<Vec<ContainerId>, EngineError> {
+        let mut out = Vec::new();
+        for info in self.containers(true)? {
+            if matches!(
+                info.state.status,
+                Status::Exited | Status::Created | Status::Dead
+            ) {
+                let id = self.remove_container(info.record.id.as_str(), false)?;
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `system boot`: reconcile every container (running ones recorded before a reboot show as
+    /// exited), then start the ones whose restart policy says so: `always`, `unless-stopped`
+    /// unless it was stopped by hand, `on-failure` after a failure with retries left.
+    /// Returns the containers started, and the ones that failed to start with why.
+    #[allow(clippy::type_complexity)]
+    pub fn boot(&self) -> Result<(Vec<ContainerId>, Vec<(ContainerId, EngineError)>), EngineError> {
+        let mut started = Vec::new();
+        let mut failed = Vec::new();
+        let _ = std::fs::create_dir_all(self.opts.run_root.join("containers"));
+        for info in self.containers(true)? {
+            let st = &info.state;
+            if active(st.status) {
+                continue;
+            }
+            let p = &info.record.host_config.restart_policy;
+            let want = match p.name.as_str() {
+                "always" => st.status != Status::Created,
+                "unless-stopped" => st.status != Status::Created && !st.manually_stopped,
+                "on-failure" => {
+                    st.status == Status::Exited
+                        && !st.manually_stopped
+                        && st.exit_code != 0
+                        && (p.maximum_retry_count == 0
+                            || i64::from(st.restart_count) < p.maximum_retry_count)
+                }
+                _ => false,
+            };
+            if !want {
+                continue;
+            }
+            match self.start_detached(&info.record) {
+                Ok(()) => started.push(info.record.id.clone()),
+                Err(e) => failed.push((info.record.id.clone(), e)),
+            }
+        }
+        Ok((started, failed))
+    }
+
+    /// Stops a monitored container for `rm -f`: marker, SIGKILL, wait for the monitor.
+    pub(crate) fn kill_monitored(&self, info: &ContainerInfo) -> Result<(), EngineError> {
+        let id = &info.record.id;
+        self.mark_exit_on_next(id);
+        self.signal_pid(info, Signal::SIGKILL);
+        let _ = Cgroup::open(&cgroup_path(id)).freeze(false);
+        let gone = self.wait_state(id, Some(Duration::from_secs(10)), &|i| {
+            !i.state.monitor_alive()
+        })?;
+        if !gone {
+            let st = &info.state;
+            if st.monitor_alive() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(st.monitor_pid),
+                    Signal::SIGKILL,
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.run_dir(id));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("sighup").unwrap(), Signal::SIGHUP);
+        assert_eq!(parse_signal("15").unwrap(), Signal::SIGTERM);
+        assert!(parse_signal("BOGUS").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

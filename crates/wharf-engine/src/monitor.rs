@@ -1,7 +1,561 @@
-//! (placeholder) The per-container monitor (`wharf __monitor`). OWNED BY: monitor helper.
+//! The per-container monitor, `wharf __monitor ROOT RUNROOT ID [--debug]`: a small process
+//! (part of the same binary, like conmon but without a second program) that the CLI spawns for
+//! a detached container and that outlives it (own session, stdio on /dev/null).
+//!
+//! It owns the container's stdio (pipes, or the pty master with `-t`), writes every output
+//! line to the container's log (the configured `wharf_logs` driver, json-file by default), serves `attach` clients on
+//! `RUNROOT/containers/<id>/attach.sock`, reaps pid 1, records exit code and time in
+//! `state.json`, and applies the restart policy with docker's backoff (100 ms doubling, reset
+//! after a run of ≥ 10 s). The container's pid 1 has PR_SET_PDEATHSIG(SIGKILL): killing the
+//! monitor kills the container, and readers of the state notice the dead monitor.
+//!
+//! Steady state is one single-threaded poll() loop over the pidfd, the output fds, the attach
+//! socket and its clients, with one 8 KiB stack buffer; the sealed binary copy used to start
+//! the container is released right after the start (see `start_monitored`).
+//!
+//! Handshake with the CLI: the monitor's stdout is a pipe the CLI reads to EOF: `ok\n` once the
+//! container's command was exec'd, or `err CODE MESSAGE\n`. Then stdout/stderr go to /dev/null.
+//!
+//! Must not: take the store's locks for long, print to a terminal, or run more than one thread.
+
+use crate::state::{ContainerState, Status};
+use crate::timefmt::now_rfc3339;
+use crate::{Engine, EngineOptions};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wharf_runtime::start::{ExitStatus, MonitorIo, StartOptions};
+use wharf_types::container::ContainerRecord;
+
+/// Marker file: the next exit of the container was asked for (`stop`, `kill`, `rm -f`); the
+/// restart policy must not start it again.
+pub const EXIT_ON_NEXT: &str = "exit-on-next";
+/// The attach socket in the container's run directory.
+pub const ATTACH_SOCK: &str = "attach.sock";
+const MAX_CLIENTS: usize = 8;
 
 /// Entry of the hidden `wharf __monitor` command; `args` are the arguments after it.
-pub fn monitor_main(_args: &[std::ffi::OsString]) -> ! {
-    eprintln!("wharf __monitor: not in this build yet");
-    std::process::exit(125)
+pub fn monitor_main(args: &[OsString]) -> ! {
+    let code = match parse_args(args) {
+        Some((opts, id)) => match Monitor::setup(opts, &id) {
+            Ok(mut m) => m.run(),
+            Err(e) => {
+                report(&format!("err 125 {e}\n"));
+                125
+            }
+        },
+        None => {
+            eprintln!("wharf __monitor is internal: ROOT RUNROOT ID [--debug]");
+            125
+        }
+    };
+    std::process::exit(code)
+}
+
+fn parse_args(args: &[OsString]) -> Option<(EngineOptions, String)> {
+    let root = PathBuf::from(args.first()?);
+    let run_root = PathBuf::from(args.get(1)?);
+    let id = args.get(2)?.to_str()?.to_string();
+    let debug = args.get(3).is_some_and(|a| a == "--debug");
+    Some((
+        EngineOptions {
+            root,
+            run_root,
+            debug,
+        },
+        id,
+    ))
+}
+
+/// Writes to the CLI's handshake pipe (fd 1), then detaches stdio from it.
+fn report(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+    drop(out);
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for t in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), t);
+        }
+    }
+}
+
+/// A short name for `dir/attach.sock` (sun_path holds 108 bytes; run roots can be long):
+/// `/proc/self/fd/N/attach.sock` through an O_PATH fd of `dir`, valid while the fd lives.
+pub fn attach_addr(dir: &Path) -> std::io::Result<(OwnedFd, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fd: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY)
+        .open(dir)?
+        .into();
+    let path = PathBuf::from(format!("/proc/self/fd/{}/{ATTACH_SOCK}", fd.as_raw_fd()));
+    Ok((fd, path))
+}
+
+/// The container's run directory: `RUNROOT/containers/<id>`.
+pub fn run_dir(run_root: &Path, id: &str) -> PathBuf {
+    run_root.join("containers").join(id)
+}
+
+/// The container's log: the configured `wharf_logs` driver behind one line splitter per
+/// stream. A driver that cannot be opened logs nothing (the container still runs).
+struct Log {
+    driver: Option<Box<dyn wharf_logs::LogDriver>>,
+    split: [wharf_logs::LineSplitter; 2],
+}
+
+impl Log {
+    fn open(rec: &ContainerRecord, dir: &Path) -> Log {
+        let ctx = wharf_logs::LogContext {
+            container_id: rec.id.to_string(),
+            container_name: rec.name.clone(),
+            image_name: rec.config.image.clone(),
+            image_id: rec.image.to_string(),
+            dir: dir.to_path_buf(),
+        };
+        Log {
+            driver: wharf_logs::open(&rec.host_config.log_config, &ctx).ok(),
+            split: [
+                wharf_logs::LineSplitter::new(),
+                wharf_logs::LineSplitter::new(),
+            ],
+        }
+    }
+
+    fn push(&mut self, stream: usize, data: &[u8]) {
+        let Some(d) = &mut self.driver else { return };
+        let (idx, s) = if stream == 2 {
+            (1, wharf_logs::Stream::Stderr)
+        } else {
+            (0, wharf_logs::Stream::Stdout)
+        };
+        let now = std::time::SystemTime::now();
+        self.split[idx].push(data, &mut |line| d.log(s, line, now));
+    }
+
+    fn flush(&mut self) {
+        let Some(d) = &mut self.driver else { return };
+        let now = std::time::SystemTime::now();
+        for (idx, s) in [(0, wharf_logs::Stream::Stdout), (1, wharf_logs::Stream::Stderr)] {
+            self.split[idx].finish(&mut |line| d.log(s, line, now));
+        }
+    }
+
+    fn close(&mut self) {
+        self.flush();
+        if let Some(d) = &mut self.driver {
+            d.close();
+        }
+        self.driver = None;
+    }
+}
+
+struct Monitor {
+    engine: Engine,
+    rec: ContainerRecord,
+    state: ContainerState,
+    run_dir: PathBuf,
+    listener: Option<UnixListener>,
+    clients: Vec<UnixStream>,
+    log: Log,
+    reported: bool,
+}
+
+/// What ended one run of the container.
+enum Ended {
+    Exited(ExitStatus, bool),
+    StartFailed(i32, String),
+}
+
+impl Monitor {
+    fn setup(opts: EngineOptions, id: &str) -> Result<Monitor, crate::EngineError> {
+        let _ = nix::unistd::setsid();
+        let run_root = opts.run_root.clone();
+        let engine = Engine::open(opts)?;
+        let rec = engine.store.container(id)?;
+        let run_dir = run_dir(&run_root, rec.id.as_str());
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| crate::EngineError::io("create", &run_dir, e))?;
+        let _ = std::fs::remove_file(run_dir.join(EXIT_ON_NEXT));
+        let _ = std::fs::remove_file(run_dir.join(ATTACH_SOCK));
+        let listener = attach_addr(&run_dir)
+            .ok()
+            .and_then(|(_dir, addr)| UnixListener::bind(addr).ok());
+        if let Some(l) = &listener {
+            let _ = l.set_nonblocking(true);
+        }
+        let mut state: ContainerState = engine
+            .store
+            .read_container_state(&rec.id)?
+            .unwrap_or_default();
+        let me = std::process::id() as i32;
+        state.monitor_pid = me;
+        state.monitor_start_time = crate::state::process_start_time(me).unwrap_or(0);
+        state.manually_stopped = false;
+        state.restart_count = 0;
+        let dir = engine.store.container_paths(&rec.id).dir;
+        let log = Log::open(&rec, &dir);
+        Ok(Monitor {
+            engine,
+            rec,
+            state,
+            run_dir,
+            listener,
+            clients: Vec::new(),
+            log,
+            reported: false,
+        })
+    }
+
+    fn save(&self) -> bool {
+        self.engine
+            .store
+            .write_container_state(&self.rec.id, &self.state)
+            .is_ok()
+    }
+
+    fn exit_requested(&self) -> bool {
+        self.run_dir.join(EXIT_ON_NEXT).exists()
+    }
+
+    /// The whole life of the monitor: start, supervise, restart; returns its exit code.
+    fn run(&mut self) -> i32 {
+        // docker's restart manager: current backoff, 0 = none yet
+        let mut backoff = Duration::ZERO;
+        loop {
+            let started = Instant::now();
+            let ended = self.run_once();
+            if let Ended::StartFailed(code, msg) = &ended {
+                if !self.reported {
+                    self.state.error = msg.clone();
+                    self.state.monitor_pid = 0;
+                    self.state.monitor_start_time = 0;
+                    self.save();
+                    self.cleanup_run_dir();
+                    report(&format!("err {code} {msg}\n"));
+                    return 1;
+                }
+            }
+            let (code, oom) = match &ended {
+                Ended::Exited(st, oom) => (st.code(), *oom),
+                Ended::StartFailed(code, msg) => {
+                    self.state.error = msg.clone();
+                    (*code, false)
+                }
+            };
+            // the record is gone: `rm -f` removed the container while it ran
+            if self.engine.store.container(self.rec.id.as_str()).is_err() {
+                self.cleanup_run_dir();
+                return 0;
+            }
+            let manual = self.exit_requested();
+            let ran = started.elapsed();
+            if ran >= Duration::from_secs(10) {
+                backoff = Duration::ZERO;
+            }
+            backoff = if backoff.is_zero() {
+                Duration::from_millis(100)
+            } else {
+                (backoff * 2).min(Duration::from_secs(60))
+            };
+            let policy = &self.rec.host_config.restart_policy;
+            let restart = !manual
+                && !self.rec.host_config.auto_remove
+                && match policy.name.as_str() {
+                    "always" | "unless-stopped" => true,
+                    "on-failure" => {
+                        code != 0
+                            && (policy.maximum_retry_count == 0
+                                || i64::from(self.state.restart_count)
+                                    < policy.maximum_retry_count)
+                    }
+                    _ => false,
+                };
+            if restart {
+                let now = now_rfc3339();
+                if self.state.status != Status::Running {
+                    self.state.status = Status::Running;
+                }
+                let _ = self.state.set_restarting(code, oom, now);
+                self.state.restart_count += 1;
+                if !self.save() {
+                    return 0;
+                }
+                let until = Instant::now() + backoff;
+                while Instant::now() < until {
+                    if self.exit_requested() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if self.exit_requested() {
+                    self.state.status = Status::Exited;
+                    self.state.manually_stopped = true;
+                    self.finish_exit();
+                    return 0;
+                }
+                continue;
+            }
+            let now = now_rfc3339();
+            if !self.state.status.can_become(Status::Exited) {
+                self.state.status = Status::Running;
+            }
+            let _ = self.state.set_exited(code, oom, now);
+            self.state.manually_stopped = manual;
+            self.finish_exit();
+            return 0;
+        }
+    }
+
+    fn finish_exit(&mut self) {
+        self.log.close();
+        self.state.monitor_pid = 0;
+        self.state.monitor_start_time = 0;
+        self.state.pid = 0;
+        if self.rec.host_config.auto_remove {
+            let _ = self.engine.store.remove_container(&self.rec.id);
+        } else {
+            self.save();
+        }
+        self.clients.clear();
+        self.cleanup_run_dir();
+    }
+
+    fn cleanup_run_dir(&self) {
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+
+    /// Starts the container once and supervises it until pid 1 exits.
+    fn run_once(&mut self) -> Ended {
+        let paths = self.engine.store.container_paths(&self.rec.id);
+        let spec = match self.engine.runtime_spec(&self.rec, &paths) {
+            Ok(s) => s,
+            Err(e) => return Ended::StartFailed(e.exit_code(), e.to_string()),
+        };
+        let opts = StartOptions {
+            seccomp_cache_dir: self.engine.seccomp_cache_dir(),
+        };
+        let mut running = match wharf_runtime::start::start_monitored(&spec, &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = wharf_runtime::cgroup::Cgroup::open(&spec.cgroup.path).remove();
+                return Ended::StartFailed(e.exit_code(), e.to_string());
+            }
+        };
+        drop(spec);
+        let io = running.take_io();
+        if self.state.status == Status::Restarting {
+            self.state.status = Status::Exited;
+        }
+        if !self.state.status.can_become(Status::Running) {
+            self.state.status = Status::Exited;
+        }
+        let _ = self.state.set_running(running.pid(), now_rfc3339());
+        if !self.save() {
+            // removed while starting
+            return Ended::Exited(ExitStatus::Signaled(9), false);
+        }
+        if !self.reported {
+            self.reported = true;
+            report("ok\n");
+        }
+        wharf_runtime::start::release_startup_memory();
+        let status = self.supervise(&mut running, io);
+        let oom = running.finish().unwrap_or(false);
+        Ended::Exited(status, oom)
+    }
+
+    fn supervise(
+        &mut self,
+        running: &mut wharf_runtime::start::Running,
+        mut io: MonitorIo,
+    ) -> ExitStatus {
+        let mut buf = [0u8; 8192];
+        let tty = io.master.is_some();
+        let status = loop {
+            if let Ok(Some(st)) = running.try_wait() {
+                break st;
+            }
+            let outs: [Option<BorrowedFd<'_>>; 2] = if tty {
+                [io.master.as_ref().map(|m| m.as_fd()), None]
+            } else {
+                [
+                    io.stdout.as_ref().map(|f| f.as_fd()),
+                    io.stderr.as_ref().map(|f| f.as_fd()),
+                ]
+            };
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4 + self.clients.len());
+            let has_pidfd = running.pidfd().is_some();
+            if let Some(p) = running.pidfd() {
+                fds.push(PollFd::new(p, PollFlags::POLLIN));
+            }
+            let mut out_idx: [Option<usize>; 2] = [None, None];
+            for (i, o) in outs.iter().enumerate() {
+                if let Some(fd) = o {
+                    out_idx[i] = Some(fds.len());
+                    fds.push(PollFd::new(*fd, PollFlags::POLLIN));
+                }
+            }
+            let lidx = fds.len();
+            if let Some(l) = &self.listener {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            let cidx = fds.len();
+            for c in &self.clients {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+            }
+            let timeout = if has_pidfd {
+                PollTimeout::NONE
+            } else {
+                PollTimeout::from(100u8)
+            };
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+            let ready = |f: &PollFd<'_>| {
+                f.revents().is_some_and(|ev| {
+                    ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                })
+            };
+            let out_ready = out_idx.map(|i| i.is_some_and(|i| ready(&fds[i])));
+            let accept = self.listener.is_some() && ready(&fds[lidx]);
+            let client_ready: Vec<bool> = fds[cidx..].iter().map(ready).collect();
+            drop(fds);
+            for (i, r) in out_ready.iter().enumerate() {
+                if *r {
+                    let stream = if i == 0 { 1 } else { 2 };
+                    if !self.pump_output(&mut io, stream, tty, &mut buf) {
+                        // EOF: stop polling this fd
+                        if tty {
+                            io.master = None;
+                        } else if i == 0 {
+                            io.stdout = None;
+                        } else {
+                            io.stderr = None;
+                        }
+                    }
+                }
+            }
+            if accept {
+                self.accept_clients();
+            }
+            self.client_input(&client_ready, &io, &mut buf);
+        };
+        // drain what is left: EOF once every process of the container is gone
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for (stream, fd) in [(1, io.stdout.take()), (2, io.stderr.take())] {
+            if let Some(fd) = fd {
+                let mut tmp = MonitorIo::default();
+                if stream == 1 {
+                    tmp.stdout = Some(fd);
+                } else {
+                    tmp.stderr = Some(fd);
+                }
+                while Instant::now() < deadline && self.drain_one(&mut tmp, stream, false, &mut buf)
+                {
+                }
+            }
+        }
+        if io.master.is_some() {
+            while Instant::now() < deadline && self.drain_one(&mut io, 1, true, &mut buf) {}
+        }
+        self.log.flush();
+        status
+    }
+
+    fn drain_one(&mut self, io: &mut MonitorIo, stream: u8, tty: bool, buf: &mut [u8]) -> bool {
+        let fd = match (tty, stream) {
+            (true, _) => io.master.as_ref(),
+            (false, 1) => io.stdout.as_ref(),
+            _ => io.stderr.as_ref(),
+        };
+        let Some(fd) = fd else { return false };
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::from(200u8)) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        self.pump_output(io, stream, tty, buf)
+    }
+
+    /// Reads once from the stream's fd; logs and forwards. False on EOF/error.
+    fn pump_output(&mut self, io: &mut MonitorIo, stream: u8, tty: bool, buf: &mut [u8]) -> bool {
+        let fd: Option<&OwnedFd> = match (tty, stream) {
+            (true, _) => io.master.as_ref(),
+            (false, 1) => io.stdout.as_ref(),
+            _ => io.stderr.as_ref(),
+        };
+        let Some(fd) = fd else { return false };
+        let n = loop {
+            match nix::unistd::read(fd.as_raw_fd(), buf) {
+                Ok(n) => break n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break 0,
+            }
+        };
+        if n == 0 {
+            return false;
+        }
+        let data = &buf[..n];
+        self.log.push(usize::from(stream), data);
+        if !self.clients.is_empty() {
+            let mut frame = Vec::with_capacity(8 + n);
+            frame.push(stream);
+            frame.extend_from_slice(&[0, 0, 0]);
+            frame.extend_from_slice(&(n as u32).to_be_bytes());
+            frame.extend_from_slice(data);
+            // a slow client is dropped rather than blocking the container
+            self.clients
+                .retain_mut(|c| matches!(c.write(&frame), Ok(k) if k == frame.len()));
+        }
+        true
+    }
+
+    fn accept_clients(&mut self) {
+        let Some(l) = &self.listener else { return };
+        while let Ok((s, _)) = l.accept() {
+            if self.clients.len() >= MAX_CLIENTS {
+                continue;
+            }
+            let _ = s.set_nonblocking(true);
+            self.clients.push(s);
+        }
+    }
+
+    /// Client bytes go to the container's stdin (pipe or pty) when it has one; a closed
+    /// client is dropped.
+    fn client_input(&mut self, ready: &[bool], io: &MonitorIo, buf: &mut [u8]) {
+        let sink: Option<&OwnedFd> = io.master.as_ref().or(io.stdin.as_ref());
+        let with_stdin = self.rec.config.open_stdin;
+        let mut keep = Vec::with_capacity(self.clients.len());
+        for (i, mut c) in std::mem::take(&mut self.clients).into_iter().enumerate() {
+            if !ready.get(i).copied().unwrap_or(false) {
+                keep.push(c);
+                continue;
+            }
+            match c.read(buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    if let (Some(s), true) = (sink, with_stdin) {
+                        let _ = nix::unistd::write(s, &buf[..n]);
+                    }
+                    keep.push(c);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => keep.push(c),
+                Err(_) => {}
+            }
+        }
+        self.clients = keep;
+    }
 }

@@ -169,7 +169,7 @@ impl Engine {
     }
 
     /// Builds the runtime spec for a record.
-    fn runtime_spec(
+    pub(crate) fn runtime_spec(
         &self,
         rec: &ContainerRecord,
         paths: &ContainerPaths,
@@ -307,7 +307,7 @@ impl Engine {
             .store
             .read_container_state(&rec.id)?
             .unwrap_or_default();
-        if state.status == Status::Running && state.process_alive() {
+        if (state.status == Status::Running && state.process_alive()) || state.monitor_alive() {
             return Err(EngineError::Conflict(format!(
                 "container {} is already running",
                 rec.id.short()
@@ -336,6 +336,10 @@ impl Engine {
             }
         };
         let _ = state.set_running(running.pid(), now_rfc3339());
+        state.monitor_pid = 0;
+        state.monitor_start_time = 0;
+        state.restart_count = 0;
+        state.manually_stopped = false;
         // the state write is best effort: a concurrent `rm -f` may have removed the container
         let _ = self.store.write_container_state(&rec.id, &state);
         // waits, then removes the cgroup (after reading its OOM flag)
@@ -368,7 +372,12 @@ impl Engine {
             .unwrap_or_default();
         if state.reconcile(now_rfc3339()) {
             let _ = Cgroup::open(&cgroup_path(&record.id)).remove();
+            let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
             let _ = self.store.write_container_state(&record.id, &state);
+        }
+        // paused is the freezer's state, not a field the monitor writes
+        if state.status == Status::Running && Cgroup::open(&cgroup_path(&record.id)).is_frozen() {
+            state.status = Status::Paused;
         }
         Ok(ContainerInfo { record, state })
     }
@@ -405,7 +414,16 @@ impl Engine {
     ) -> Result<ContainerId, EngineError> {
         let info = self.container(name_or_id)?;
         let id = info.record.id.clone();
-        if info.state.process_alive() {
+        let monitored = info.state.monitor_alive();
+        if monitored && !force {
+            return Err(EngineError::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                info.record.name
+            )));
+        }
+        if monitored {
+            self.kill_monitored(&info)?;
+        } else if info.state.process_alive() {
             if !force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
@@ -426,8 +444,13 @@ impl Engine {
             }
         }
         Cgroup::open(&cgroup_path(&id)).remove()?;
-        self.store.remove_container(&id)?;
-        Ok(id)
+        let _ = std::fs::remove_dir_all(self.run_dir(&id));
+        match self.store.remove_container(&id) {
+            // a `--rm` monitor removed it while we waited
+            Err(e) if monitored && e.kind() == wharf_types::ErrorKind::NotFound => Ok(id),
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok(id),
+        }
     }
 }
 
@@ -465,30 +488,37 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
             })
         })
         .collect();
+    let mut state = serde_json::json!({
+        "Status": st.status.as_str(),
+        "Running": st.status == Status::Running,
+        "Paused": st.status == Status::Paused,
+        "Restarting": st.status == Status::Restarting,
+        "OOMKilled": st.oom_killed,
+        "Dead": st.status == Status::Dead,
+        "Pid": st.pid,
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": st.started_at,
+        "FinishedAt": st.finished_at,
+    });
+    if let (Some(h), Some(obj)) = (&st.health, state.as_object_mut()) {
+        obj.insert(
+            "Health".into(),
+            serde_json::to_value(h).unwrap_or_default(),
+        );
+    }
     serde_json::json!({
         "Id": rec.id.to_string(),
         "Created": rec.created,
         "Path": argv.first().map(|s| s.as_str()).unwrap_or(""),
         "Args": argv.iter().skip(1).collect::<Vec<_>>(),
-        "State": {
-            "Status": st.status.as_str(),
-            "Running": st.status == Status::Running,
-            "Paused": st.status == Status::Paused,
-            "Restarting": st.status == Status::Restarting,
-            "OOMKilled": st.oom_killed,
-            "Dead": st.status == Status::Dead,
-            "Pid": st.pid,
-            "ExitCode": st.exit_code,
-            "Error": st.error,
-            "StartedAt": st.started_at,
-            "FinishedAt": st.finished_at,
-        },
+        "State": state,
         "Image": rec.image.to_string(),
         "ResolvConfPath": paths.dir.join("resolv.conf"),
         "HostnamePath": paths.dir.join("hostname"),
         "HostsPath": paths.dir.join("hosts"),
         "Name": format!("/{}", rec.name),
-        "RestartCount": 0,
+        "RestartCount": st.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
         "HostConfig": rec.host_config,

@@ -11,6 +11,11 @@
 //!                     paused          running ──▶ restarting ──▶ running | exited
 //! any ──(unrecoverable)──▶ dead
 //! ```
+//!
+//! A detached container has a monitor (`wharf __monitor`) that is the only writer of its state
+//! while it lives; its pid and start time are recorded here, so a monitor killed from outside
+//! is noticed when the state is read (the container is then exited with an error). `Paused` is
+//! derived when read from the cgroup freezer (the monitor keeps writing `running`).
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +90,71 @@ pub struct ContainerState {
     /// RFC 3339; docker's zero time when never started.
     pub started_at: String,
     pub finished_at: String,
+    /// Restarts done by the restart policy since the last manual start (docker's RestartCount).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// `stop`/`kill` asked for this exit: `unless-stopped` and `on-failure` do not restart it
+    /// (not even at `system boot` for `unless-stopped`).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// The monitor of a detached container (0 = none, e.g. a foreground `run`).
+    #[serde(default)]
+    pub monitor_pid: i32,
+    #[serde(default)]
+    pub monitor_start_time: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// Docker's `State.Health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// "starting", "healthy", "unhealthy".
+    pub status: String,
+    pub failing_streak: u32,
+    /// The last 5 probes, oldest first.
+    pub log: Vec<HealthLog>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthLog {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
+}
+
+impl Health {
+    pub const KEEP: usize = 5;
+
+    pub fn starting() -> Health {
+        Health {
+            status: "starting".into(),
+            failing_streak: 0,
+            log: Vec::new(),
+        }
+    }
+
+    /// Records one probe (docker's rules: success → healthy and streak 0; a failure after the
+    /// start period increments the streak, `retries` consecutive failures → unhealthy).
+    pub fn record(&mut self, probe: HealthLog, retries: u32, in_start_period: bool) {
+        if probe.exit_code == 0 {
+            self.status = "healthy".into();
+            self.failing_streak = 0;
+        } else if !in_start_period || self.status != "starting" {
+            self.failing_streak += 1;
+            if self.failing_streak >= retries.max(1) {
+                self.status = "unhealthy".into();
+            }
+        }
+        self.log.push(probe);
+        if self.log.len() > Self::KEEP {
+            let extra = self.log.len() - Self::KEEP;
+            self.log.drain(..extra);
+        }
+    }
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -101,6 +171,11 @@ impl Default for ContainerState {
             error: String::new(),
             started_at: ZERO_TIME.to_string(),
             finished_at: ZERO_TIME.to_string(),
+            restart_count: 0,
+            manually_stopped: false,
+            monitor_pid: 0,
+            monitor_start_time: 0,
+            health: None,
         }
     }
 }
@@ -129,6 +204,30 @@ impl ContainerState {
         Ok(())
     }
 
+    /// running → restarting: pid 1 exited and the restart policy will start it again.
+    pub fn set_restarting(
+        &mut self,
+        exit_code: i32,
+        oom_killed: bool,
+        now: String,
+    ) -> Result<(), InvalidTransition> {
+        self.transition(Status::Restarting)?;
+        self.pid = 0;
+        self.pid_start_time = 0;
+        self.exit_code = exit_code;
+        self.oom_killed = oom_killed;
+        self.finished_at = now;
+        self.health = None;
+        Ok(())
+    }
+
+    /// Whether the recorded monitor is still the process that was started.
+    pub fn monitor_alive(&self) -> bool {
+        self.monitor_pid > 0
+            && self.boot_id == boot_id()
+            && process_start_time(self.monitor_pid) == Some(self.monitor_start_time)
+    }
+
     pub fn set_exited(
         &mut self,
         exit_code: i32,
@@ -141,6 +240,11 @@ impl ContainerState {
         self.exit_code = exit_code;
         self.oom_killed = oom_killed;
         self.finished_at = now;
+        self.monitor_pid = 0;
+        self.monitor_start_time = 0;
+        if let Some(h) = &mut self.health {
+            h.status = "unhealthy".into();
+        }
         Ok(())
     }
 
@@ -154,19 +258,66 @@ impl ContainerState {
     /// Fixes a state whose process vanished without wharf seeing it exit (killed from
     /// outside together with its parent, or the host rebooted). Returns true if changed.
     pub fn reconcile(&mut self, now: String) -> bool {
-        if matches!(
+        let active = matches!(
             self.status,
             Status::Running | Status::Paused | Status::Restarting
-        ) && !self.process_alive()
-        {
+        );
+        if active && self.monitor_pid > 0 && !self.monitor_alive() {
+            // A monitored container dies with its monitor (PR_SET_PDEATHSIG); the caller
+            // removes the cgroup, which kills anything left.
+            let booted = self.boot_id != boot_id();
             self.status = Status::Exited;
             self.pid = 0;
+            self.pid_start_time = 0;
+            self.monitor_pid = 0;
+            self.monitor_start_time = 0;
+            self.exit_code = if booted { 255 } else { 137 };
+            self.error = if booted {
+                "container was running when the host shut down".into()
+            } else {
+                "container monitor died: container killed".into()
+            };
+            self.finished_at = now;
+            if let Some(h) = &mut self.health {
+                h.status = "unhealthy".into();
+            }
+            return true;
+        }
+        if active && self.monitor_pid == 0 && !self.process_alive() {
+            self.status = Status::Exited;
+            self.pid = 0;
+            self.pid_start_time = 0;
             self.exit_code = 255;
             self.error = "container process vanished while wharf was not watching it".into();
             self.finished_at = now;
             return true;
         }
         false
+    }
+}
+
+/// Docker's STATUS column: `Up 3 seconds`, `Up 2 minutes (healthy)`, `Up 5 seconds (Paused)`,
+/// `Exited (1) 3 seconds ago`, `Restarting (1) 2 seconds ago`, `Created`.
+pub fn status_text(st: &ContainerState, since: &dyn Fn(&str) -> String) -> String {
+    match st.status {
+        Status::Created => "Created".into(),
+        Status::Running => {
+            let health = match st.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", since(&st.started_at))
+        }
+        Status::Paused => format!("Up {} (Paused)", since(&st.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            since(&st.finished_at)
+        ),
+        Status::Exited => format!("Exited ({}) {} ago", st.exit_code, since(&st.finished_at)),
+        Status::Dead => "Dead".into(),
     }
 }
 
@@ -221,6 +372,63 @@ mod tests {
         live.set_running(std::process::id() as i32, "t".into())
             .unwrap();
         assert!(!live.reconcile("now".into()));
+    }
+
+    #[test]
+    fn texts() {
+        let since = |_: &str| "3 seconds".to_string();
+        let mut s = ContainerState::default();
+        assert_eq!(status_text(&s, &since), "Created");
+        s.set_running(std::process::id() as i32, "t".into()).unwrap();
+        assert_eq!(status_text(&s, &since), "Up 3 seconds");
+        s.health = Some(Health::starting());
+        assert_eq!(status_text(&s, &since), "Up 3 seconds (health: starting)");
+        s.status = Status::Paused;
+        assert_eq!(status_text(&s, &since), "Up 3 seconds (Paused)");
+        s.status = Status::Running;
+        s.set_restarting(1, false, "t".into()).unwrap();
+        assert_eq!(status_text(&s, &since), "Restarting (1) 3 seconds ago");
+        s.set_running(std::process::id() as i32, "t".into()).unwrap();
+        s.set_exited(137, false, "t".into()).unwrap();
+        assert_eq!(status_text(&s, &since), "Exited (137) 3 seconds ago");
+    }
+
+    #[test]
+    fn health_rules() {
+        let probe = |c| HealthLog {
+            start: "a".into(),
+            end: "b".into(),
+            exit_code: c,
+            output: String::new(),
+        };
+        let mut h = Health::starting();
+        h.record(probe(1), 3, true);
+        assert_eq!((h.status.as_str(), h.failing_streak), ("starting", 0));
+        h.record(probe(0), 3, false);
+        assert_eq!(h.status, "healthy");
+        for _ in 0..2 {
+            h.record(probe(1), 3, false);
+        }
+        assert_eq!((h.status.as_str(), h.failing_streak), ("healthy", 2));
+        h.record(probe(1), 3, false);
+        assert_eq!((h.status.as_str(), h.failing_streak), ("unhealthy", 3));
+        for _ in 0..4 {
+            h.record(probe(1), 3, false);
+        }
+        assert_eq!(h.log.len(), Health::KEEP);
+    }
+
+    #[test]
+    fn dead_monitor_is_noticed() {
+        let mut s = ContainerState::default();
+        s.set_running(std::process::id() as i32, "t".into()).unwrap();
+        s.monitor_pid = std::process::id() as i32;
+        s.monitor_start_time = process_start_time(s.monitor_pid).unwrap();
+        assert!(!s.reconcile("now".into()));
+        s.monitor_start_time += 1;
+        assert!(s.reconcile("now".into()));
+        assert_eq!(s.status, Status::Exited);
+        assert!(s.error.contains("monitor died"), "{}", s.error);
     }
 
     #[test]

@@ -376,6 +376,55 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Freeze (`true`) or thaw every process of the cgroup: v1 `freezer.state`
+    /// FROZEN/THAWED, else v2 `cgroup.freeze` 1/0. Waits (up to ~1s) until the v1 freezer
+    /// reports the new state. Fails when neither hierarchy has a freezer for this cgroup.
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        let v1 = self
+            .dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == "freezer") && d.path.exists());
+        if let Some(f) = v1 {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            write_file(&f.path, "freezer.state", want)?;
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while read_file(&f.path, "freezer.state")?.trim() != want {
+                if Instant::now() >= deadline {
+                    return Err(CgroupError::Busy {
+                        path: f.path.clone(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return Ok(());
+        }
+        let v2 = self
+            .dirs
+            .iter()
+            .find(|d| d.v2 && d.path.join("cgroup.freeze").exists());
+        match v2 {
+            Some(d) => write_file(&d.path, "cgroup.freeze", if frozen { "1" } else { "0" }),
+            None => Err(CgroupError::MissingController {
+                controller: "freezer",
+                limit: "pause",
+            }),
+        }
+    }
+
+    /// Whether the cgroup is frozen (v1 `freezer.state` FROZEN/FREEZING, v2 `cgroup.freeze` 1).
+    pub fn is_frozen(&self) -> bool {
+        self.dirs.iter().any(|d| {
+            if d.controllers.iter().any(|c| c == "freezer") {
+                std::fs::read_to_string(d.path.join("freezer.state"))
+                    .is_ok_and(|s| s.trim() != "THAWED")
+            } else if d.v2 {
+                std::fs::read_to_string(d.path.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            } else {
+                false
+            }
+        })
+    }
+
     /// Whether the kernel OOM-killed a process in this cgroup (v1 memory.oom_control
     /// `oom_kill N`, v2 memory.events `oom_kill N`).
     pub fn oom_killed(&self) -> bool {

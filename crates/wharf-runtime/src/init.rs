@@ -80,7 +80,7 @@ pub fn init_main() -> ! {
 
 enum Never {}
 
-fn read_payload(fd: Option<OwnedFd>) -> Result<(ContainerSpec, Option<Vec<u8>>), InitError> {
+fn read_payload(fd: Option<OwnedFd>) -> Result<(ContainerSpec, Option<Vec<u8>>, u8), InitError> {
     let fd = fd.ok_or_else(|| fail("wharf __init is internal: started without a spec pipe"))?;
     let mut buf = Vec::new();
     std::fs::File::from(fd)
@@ -100,9 +100,13 @@ fn run(
     tty: Option<OwnedFd>,
 ) -> Result<Never, InitError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let (spec, bpf) = read_payload(spec_fd)?;
-    // Past "go": the container may outlive a crashed caller (a monitor owns it later).
-    let _ = process::set_pdeathsig(0);
+    let (spec, bpf, flags) = read_payload(spec_fd)?;
+    // Past "go": a foreground container may outlive a crashed caller; a monitored one dies
+    // with its monitor (set again below: credential changes clear it).
+    let die_with_parent = flags & crate::start::FLAG_DIE_WITH_PARENT != 0;
+    if !die_with_parent {
+        let _ = process::set_pdeathsig(0);
+    }
 
     if let Network::Path(p) = &spec.network {
         let f = std::fs::File::open(p).ctx(|| format!("open network namespace {}", p.display()))?;
@@ -172,6 +176,11 @@ fn run(
         if let Some(b) = &bpf {
             wharf_sys::seccomp::load(b).ctx(|| "load seccomp filter".into())?;
         }
+    }
+    if die_with_parent {
+        // setresuid/capset cleared it; a monitor that died in between is caught by the
+        // engine's reconcile (monitor gone → container killed).
+        let _ = process::set_pdeathsig(nix::libc::SIGKILL);
     }
     if spec.init {
         return tiny_init(err, &path_c, &argv, &envp, arg0, &path);

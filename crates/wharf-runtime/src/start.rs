@@ -31,6 +31,9 @@ use wharf_types::error::{ErrorKind, HasKind};
 pub(crate) const SPEC_FD: i32 = 3;
 pub(crate) const ERR_FD: i32 = 4;
 pub(crate) const TTY_FD: i32 = 5;
+/// Payload flag: keep PR_SET_PDEATHSIG(SIGKILL) on the container's pid 1 after "go" (a
+/// monitored container dies with its monitor, so killing the monitor is noticed).
+pub(crate) const FLAG_DIE_WITH_PARENT: u8 = 1;
 /// Upper bound for the spec payload init accepts (spec JSON + BPF).
 pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
 
@@ -135,6 +138,18 @@ pub struct Running {
     master: Option<OwnedFd>,
     stdin: bool,
     reaped: bool,
+    io: MonitorIo,
+}
+
+/// The container's stdio as handed to a monitor ([`start_monitored`]): pipes for stdout and
+/// stderr (or the pty master with a terminal), a pipe into stdin with `-i`.
+#[derive(Debug, Default)]
+pub struct MonitorIo {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    /// The pty master (`-t`): output and input both go through it.
+    pub master: Option<OwnedFd>,
 }
 
 fn sealed_exe() -> Result<&'static OwnedFd, StartError> {
@@ -146,7 +161,23 @@ fn sealed_exe() -> Result<&'static OwnedFd, StartError> {
     Ok(EXE.get_or_init(|| fd))
 }
 
-fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>) -> Result<Vec<u8>, StartError> {
+/// Where the sealed binary copy comes from: the process-wide cache (CLI), or a private copy
+/// dropped right after the start (monitor: 3+ MB of shmem it must not keep).
+enum Exe {
+    Cached(&'static OwnedFd),
+    Private(OwnedFd),
+}
+
+impl Exe {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Exe::Cached(f) => f.as_fd(),
+            Exe::Private(f) => f.as_fd(),
+        }
+    }
+}
+
+fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>, flags: u8) -> Result<Vec<u8>, StartError> {
     let json = serde_json::to_vec(spec).map_err(|source| StartError::Encode {
         id: spec.id.clone(),
         source,
@@ -158,11 +189,12 @@ fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>) -> Result<Vec<u8>, StartErro
     out.push(u8::from(!bpf.is_empty()));
     out.extend_from_slice(&(bpf.len() as u32).to_le_bytes());
     out.extend_from_slice(bpf);
+    out.push(flags);
     Ok(out)
 }
 
-/// Decode what [`encode`] produced (used by init).
-pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>)> {
+/// Decode what [`encode`] produced (used by init): spec, BPF, flags (0 when absent).
+pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>, u8)> {
     let take_u32 = |b: &[u8]| -> Option<usize> {
         Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize)
     };
@@ -173,18 +205,47 @@ pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>)> {
     let has = *rest.first()? != 0;
     let bl = take_u32(rest.get(1..)?)?;
     let bpf = rest.get(5..5 + bl)?;
-    Some((spec, has.then(|| bpf.to_vec())))
+    let flags = rest.get(5 + bl).copied().unwrap_or(0);
+    Some((spec, has.then(|| bpf.to_vec()), flags))
 }
 
 /// Start a container: returns once its command has been exec'd (or fails with init's report).
 pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
-    let exe = sealed_exe()?;
+    start_impl(spec, opts, false)
+}
+
+/// Start a container for a monitor: its stdout/stderr are pipes (or the pty master with a
+/// terminal) and stdin a pipe with `-i`, all available from [`Running::take_io`]; its pid 1
+/// keeps PR_SET_PDEATHSIG(SIGKILL), so it dies with the monitor; the sealed binary copy is
+/// private and released when this returns.
+pub fn start_monitored(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
+    start_impl(spec, opts, true)
+}
+
+/// For a monitor after its container started: return startup-only memory (free heap, the
+/// resident program text of the start path) to the kernel. See
+/// `wharf_sys::process::release_startup_memory`.
+pub fn release_startup_memory() {
+    process::release_startup_memory();
+}
+
+fn start_impl(
+    spec: &ContainerSpec,
+    opts: &StartOptions,
+    monitored: bool,
+) -> Result<Running, StartError> {
+    let exe = if monitored {
+        Exe::Private(process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?)
+    } else {
+        Exe::Cached(sealed_exe()?)
+    };
     let bpf = crate::seccomp::prepare(
         &spec.security.seccomp,
         &spec.security.capabilities,
         &opts.seccomp_cache_dir,
     )?;
-    let payload = encode(spec, bpf.as_deref())?;
+    let flags = if monitored { FLAG_DIE_WITH_PARENT } else { 0 };
+    let payload = encode(spec, bpf.as_deref(), flags)?;
     let cgroup = Cgroup::create(&spec.cgroup, spec.security.privileged)?;
     let io = |op: &'static str| {
         let id = spec.id.clone();
@@ -198,6 +259,7 @@ pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, Start
         master: None,
         stdin: spec.process.stdin,
         reaped: true,
+        io: MonitorIo::default(),
     };
     let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
     let (spec_r, spec_w) = nix::unistd::pipe2(cloexec).map_err(|e| io("create pipe")(e.into()))?;
@@ -216,9 +278,27 @@ pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, Start
     } else {
         None
     };
+    // Monitor mode without a terminal: pipes for the container's stdio (parent ends kept).
+    let mut child_ends: Vec<(OwnedFd, i32)> = Vec::new();
+    if monitored && !spec.process.terminal {
+        let (r, w) = nix::unistd::pipe2(cloexec).map_err(|e| io("create pipe")(e.into()))?;
+        running.io.stdout = Some(r);
+        child_ends.push((w, 1));
+        let (r, w) = nix::unistd::pipe2(cloexec).map_err(|e| io("create pipe")(e.into()))?;
+        running.io.stderr = Some(r);
+        child_ends.push((w, 2));
+    }
+    if monitored && !spec.process.terminal && spec.process.stdin {
+        let (r, w) = nix::unistd::pipe2(cloexec).map_err(|e| io("create pipe")(e.into()))?;
+        running.io.stdin = Some(w);
+        child_ends.push((r, 0));
+    }
     let mut fds = vec![(spec_r.as_fd(), SPEC_FD), (err_w.as_fd(), ERR_FD)];
     if let Some((_, child_sock)) = &tty {
         fds.push((child_sock.as_fd(), TTY_FD));
+    }
+    for (fd, target) in &child_ends {
+        fds.push((fd.as_fd(), *target));
     }
     let env: Vec<String> = std::env::var("WHARF_DISABLE")
         .ok()
@@ -230,7 +310,7 @@ pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, Start
         ns |= process::NEW_NET;
     }
     let child = process::spawn_reexec(
-        exe.as_fd(),
+        exe.fd(),
         &["wharf", "__init"],
         &env,
         &fds,
@@ -243,8 +323,10 @@ pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, Start
     running.pidfd = child.pidfd.or_else(|| process::pidfd_open(child.pid));
     running.reaped = false;
     drop(fds);
+    drop(child_ends);
     drop(spec_r);
     drop(err_w);
+    drop(exe);
     let parent_sock = tty.map(|(p, _c)| p);
 
     if let Some(cg) = &running.cgroup {
@@ -262,7 +344,11 @@ pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, Start
                     let _ = wharf_sys::tty::set_winsize(master.as_fd(), ws);
                 }
                 let _ = nix::unistd::write(sock, b"k");
-                running.master = Some(master);
+                if monitored {
+                    running.io.master = Some(master);
+                } else {
+                    running.master = Some(master);
+                }
             }
             Ok(None) => {}
             Err(e) => return Err(io("receive terminal")(e)),
@@ -314,6 +400,38 @@ impl Running {
                     .map_err(std::io::Error::from)
             }
         }
+    }
+
+    /// The pidfd of pid 1 (readable once it exited), when the kernel has pidfds.
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// The container's stdio fds of a [`start_monitored`] container (empty afterwards).
+    pub fn take_io(&mut self) -> MonitorIo {
+        std::mem::take(&mut self.io)
+    }
+
+    /// Reap pid 1 if it exited (never blocks).
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, StartError> {
+        if self.reaped {
+            return Err(StartError::Io {
+                id: self.id.clone(),
+                op: "wait for container",
+                source: std::io::Error::from_raw_os_error(nix::libc::ECHILD),
+            });
+        }
+        foreground::try_reap(self)
+    }
+
+    /// After [`Running::try_wait`] returned a status: read the OOM flag and remove the cgroup
+    /// (killing anything left in it).
+    pub fn finish(mut self) -> Result<bool, StartError> {
+        let oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove()?;
+        }
+        Ok(oom_killed)
     }
 
     /// See the module docs of `foreground`: wait in the foreground and return the status.

@@ -438,3 +438,60 @@ pub fn executable(path: &CStr) -> bool {
     // SAFETY: valid NUL-terminated path.
     unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
 }
+
+/// Gives back memory a long-lived, mostly idle process (the container monitor) only needed
+/// while starting: free heap pages (`malloc_trim`) and the resident pages of its read-only
+/// file mappings (program text and rodata) that hold no private (copy-on-write) page: such
+/// pages are identical to the file, so dropping them only means they are faulted in again from
+/// the page cache when next used. Writable mappings and RELRO (which has private pages) are
+/// left alone. Best effort.
+pub fn release_startup_memory() {
+    // SAFETY: malloc_trim only returns free memory of glibc's allocator to the kernel.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    // (start, end, candidate) of the mapping being read; Anonymous: decides at its line
+    let mut cur: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            cur = None;
+            let mut f = line.split_whitespace().skip(1);
+            let (Some(perms), Some(_off), Some(_dev), Some(inode)) =
+                (f.next(), f.next(), f.next(), f.next())
+            else {
+                continue;
+            };
+            if !(perms == "r-xp" || perms == "r--p") || inode == "0" {
+                continue;
+            }
+            if let (Ok(s), Ok(e)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                if e > s {
+                    cur = Some((s, e));
+                }
+            }
+            continue;
+        }
+        if let (Some(rest), Some((start, end))) = (line.strip_prefix("Anonymous:"), cur) {
+            cur = None;
+            if rest.trim() != "0 kB" {
+                continue;
+            }
+            // SAFETY: [start, end) is a whole read-only, file-backed private mapping of this
+            // process as listed by the kernel, without any private (anonymous) page: every
+            // resident page equals the file's contents, so MADV_DONTNEED only drops them from
+            // our page tables and the next access re-reads identical contents.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    end - start,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+}

@@ -482,7 +482,7 @@ pub struct RunArgs {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
-    /// Logging driver for the container (json-file, local, syslog, journald, splunk, none)
+    /// Logging driver for the container (json-file, syslog, journald, splunk, none)
     #[arg(long = "log-driver")]
     pub log_driver: Option<String>,
     /// Log driver options (e.g. max-size=10m, max-file=3, tag=web)

@@ -31,7 +31,7 @@ impl Drop for MaskGuard {
     }
 }
 
-fn try_reap(r: &mut Running) -> Result<Option<ExitStatus>, StartError> {
+pub(super) fn try_reap(r: &mut Running) -> Result<Option<ExitStatus>, StartError> {
     match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
         Ok(WaitStatus::Exited(_, c)) => {
             r.reaped = true;

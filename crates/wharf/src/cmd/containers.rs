@@ -5,33 +5,13 @@ use crate::format::{print_table, print_with_template, Template};
 use anyhow::anyhow;
 use serde_json::{json, Value};
 use wharf_engine::run::{inspect_json, ContainerInfo};
-use wharf_engine::state::Status;
 use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
 use wharf_engine::Engine;
 use wharf_types::error::HasKind;
 use wharf_types::ErrorKind;
 
 fn status_text(info: &ContainerInfo) -> String {
-    let st = &info.state;
-    match st.status {
-        Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(seconds_since(&st.started_at))),
-        Status::Paused => format!(
-            "Up {} (Paused)",
-            human_duration(seconds_since(&st.started_at))
-        ),
-        Status::Restarting => format!(
-            "Restarting ({}) {} ago",
-            st.exit_code,
-            human_duration(seconds_since(&st.finished_at))
-        ),
-        Status::Exited => format!(
-            "Exited ({}) {} ago",
-            st.exit_code,
-            human_duration(seconds_since(&st.finished_at))
-        ),
-        Status::Dead => "Dead".into(),
-    }
+    wharf_engine::state::status_text(&info.state, &|ts| human_duration(seconds_since(ts)))
 }
 
 fn command_text(info: &ContainerInfo, trunc: bool) -> String {

@@ -1,17 +1,72 @@
-//! `exec`, `top`, `stats`, `cp`. OWNED BY: exec helper.
+//! `exec`, `top`, `stats`, `cp`: flag handling and docker's output formats; the work is done
+//! by wharf-engine (`exec`, `stats`, `cp`).
+
+mod cp;
+mod stats;
 
 use crate::cli::{Cli, CpArgs, ExecArgs, StatsArgs, TopArgs};
-use anyhow::bail;
+use anyhow::{bail, Context};
+use wharf_engine::exec::ExecRequest;
 
-pub fn exec(_cli: &Cli, _a: &ExecArgs) -> anyhow::Result<i32> {
-    bail!("exec: not in this build yet")
+/// `-e KEY` / an env-file line `KEY` takes the caller's value (dropped if unset), like docker.
+fn env_entry(e: &str) -> Option<String> {
+    if e.contains('=') {
+        return Some(e.to_string());
+    }
+    std::env::var(e).ok().map(|v| format!("{e}={v}"))
 }
-pub fn top(_cli: &Cli, _a: &TopArgs) -> anyhow::Result<i32> {
-    bail!("top: not in this build yet")
+
+fn read_env_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        for line in text.lines() {
+            let l = line.trim_start();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            if l.starts_with('=') {
+                bail!("invalid environment variable: {l}");
+            }
+            out.extend(env_entry(l));
+        }
+    }
+    Ok(out)
 }
-pub fn stats(_cli: &Cli, _a: &StatsArgs) -> anyhow::Result<i32> {
-    bail!("stats: not in this build yet")
+
+pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
+    let (container, cmd) = match a.container_and_command.split_first() {
+        Some((c, rest)) if !rest.is_empty() => (c, rest.to_vec()),
+        _ => bail!("\"exec\" requires at least 2 arguments"),
+    };
+    let mut env = read_env_files(&a.env_file)?;
+    env.extend(a.env.iter().filter_map(|e| env_entry(e)));
+    let req = ExecRequest {
+        cmd,
+        env,
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        tty: a.tty && !a.detach,
+        interactive: a.interactive && !a.detach,
+        detach: a.detach,
+        privileged: a.privileged,
+    };
+    let engine = super::open_engine(cli)?;
+    Ok(engine.exec(container, req)?)
 }
-pub fn cp(_cli: &Cli, _a: &CpArgs) -> anyhow::Result<i32> {
-    bail!("cp: not in this build yet")
+
+pub fn top(cli: &Cli, a: &TopArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let t = engine.top(&a.container, &a.ps_args)?;
+    let rows: Vec<Vec<String>> = std::iter::once(t.titles).chain(t.processes).collect();
+    crate::format::print_table(&rows);
+    Ok(0)
+}
+
+pub fn stats(cli: &Cli, a: &StatsArgs) -> anyhow::Result<i32> {
+    stats::stats(cli, a)
+}
+
+pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
+    cp::cp(cli, a)
 }

@@ -1,45 +1,331 @@
 //! Container lifecycle commands: create, start, stop, restart, kill, wait, pause, unpause,
-//! attach, rename, port, container prune, system boot. OWNED BY: monitor helper.
+//! attach, rename, port, container prune, system boot. Per-container errors are printed like
+//! docker (`Error response from daemon: ...`) and make the command exit 125 after the others
+//! were handled.
 
 use crate::cli::{
     AttachArgs, Cli, ContainersArgs, KillArgs, PortArgs, PruneArgs, RenameArgs, RunArgs, StartArgs,
     StopArgs,
 };
 use anyhow::bail;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use wharf_engine::{Engine, EngineError};
 
-pub fn create(_cli: &Cli, _a: &RunArgs) -> anyhow::Result<i32> {
-    bail!("create: not in this build yet")
+/// Runs `f` for every container, printing docker-style errors; 125 if any failed.
+fn each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> Result<Option<String>, EngineError>,
+) -> anyhow::Result<i32> {
+    let mut failed = false;
+    for n in names {
+        match f(n) {
+            Ok(Some(out)) => println!("{out}"),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 125 } else { 0 })
 }
-pub fn start(_cli: &Cli, _a: &StartArgs) -> anyhow::Result<i32> {
-    bail!("start: not in this build yet")
+
+pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    let req = super::run::build_request(a)?;
+    let engine = super::open_engine(cli)?;
+    let rec = engine.create_container(req)?;
+    println!("{}", rec.id);
+    Ok(0)
 }
-pub fn stop(_cli: &Cli, _a: &StopArgs) -> anyhow::Result<i32> {
-    bail!("stop: not in this build yet")
+
+pub fn start(cli: &Cli, a: &StartArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
+        let info = engine.start_container(&a.containers[0])?;
+        return attach_to(&engine, info.record.id.as_str(), a.interactive, true);
+    }
+    each(&a.containers, |n| engine.start_container(n).map(|_| Some(n.to_string())))
 }
-pub fn restart(_cli: &Cli, _a: &StopArgs) -> anyhow::Result<i32> {
-    bail!("restart: not in this build yet")
+
+pub fn stop(cli: &Cli, a: &StopArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    each(&a.containers, |n| {
+        engine
+            .stop_container(n, a.time, a.signal.as_deref())
+            .map(|_| Some(n.to_string()))
+    })
 }
-pub fn kill(_cli: &Cli, _a: &KillArgs) -> anyhow::Result<i32> {
-    bail!("kill: not in this build yet")
+
+pub fn restart(cli: &Cli, a: &StopArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    each(&a.containers, |n| {
+        engine
+            .restart_container(n, a.time, a.signal.as_deref())
+            .map(|_| Some(n.to_string()))
+    })
 }
-pub fn wait(_cli: &Cli, _a: &ContainersArgs) -> anyhow::Result<i32> {
-    bail!("wait: not in this build yet")
+
+pub fn kill(cli: &Cli, a: &KillArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    each(&a.containers, |n| {
+        engine
+            .kill_container(n, &a.signal)
+            .map(|_| Some(n.to_string()))
+    })
 }
-pub fn pause(_cli: &Cli, _a: &ContainersArgs, _pause: bool) -> anyhow::Result<i32> {
-    bail!("pause: not in this build yet")
+
+pub fn wait(cli: &Cli, a: &ContainersArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    each(&a.containers, |n| {
+        engine.wait_container(n).map(|c| Some(c.to_string()))
+    })
 }
-pub fn attach(_cli: &Cli, _a: &AttachArgs) -> anyhow::Result<i32> {
-    bail!("attach: not in this build yet")
+
+pub fn pause(cli: &Cli, a: &ContainersArgs, pause: bool) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    each(&a.containers, |n| {
+        engine
+            .pause_container(n, pause)
+            .map(|_| Some(n.to_string()))
+    })
 }
+
+/// docker's default detach keys: ctrl-p ctrl-q.
+fn detach_keys(spec: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let spec = spec.unwrap_or("ctrl-p,ctrl-q");
+    let mut out = Vec::new();
+    for k in spec.split(',') {
+        match k.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let b = c.as_bytes()[0].to_ascii_lowercase();
+                match b {
+                    b'a'..=b'z' => out.push(b - b'a' + 1),
+                    b'@' => out.push(0),
+                    b'[' => out.push(27),
+                    b'\\' => out.push(28),
+                    b']' => out.push(29),
+                    b'^' => out.push(30),
+                    b'_' => out.push(31),
+                    _ => bail!("Invalid detach keys ({spec}) provided"),
+                }
+            }
+            None if k.len() == 1 => out.push(k.as_bytes()[0]),
+            _ => bail!("Invalid detach keys ({spec}) provided"),
+        }
+    }
+    Ok(out)
+}
+
+/// The caller's terminal in raw mode while attached; restored on drop.
+struct RawMode(nix::sys::termios::Termios);
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let old = tcgetattr(stdin.as_fd()).ok()?;
+        let mut raw = old.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode(old))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin().as_fd(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.0,
+        );
+    }
+}
+
+/// Pumps the monitor's attach socket: framed output (`[stream, 0, 0, 0, len u32 BE]`) to our
+/// stdout/stderr, our stdin into the container (when it has one and `stdin`). Returns the
+/// container's exit code once it exits, or 0 after the detach keys.
+fn pump(
+    engine: &Engine,
+    id: &str,
+    mut sock: UnixStream,
+    stdin: bool,
+    keys: &[u8],
+) -> anyhow::Result<i32> {
+    let tty_in = nix::unistd::isatty(std::io::stdin().as_raw_fd()).unwrap_or(false);
+    let _raw = if stdin && tty_in {
+        RawMode::enter()
+    } else {
+        None
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut stdin_open = stdin;
+    let mut matched = 0usize;
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    loop {
+        let sfd = sock.try_clone()?;
+        let stdin_h = std::io::stdin();
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin_h.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let sock_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let in_ready = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if sock_ready {
+            let n = match sock.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while pending.len() >= 8 {
+                let len = u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]])
+                    as usize;
+                if pending.len() < 8 + len {
+                    break;
+                }
+                let data = &pending[8..8 + len];
+                if pending[0] == 2 {
+                    let _ = err.write_all(data);
+                    let _ = err.flush();
+                } else {
+                    let _ = out.write_all(data);
+                    let _ = out.flush();
+                }
+                pending.drain(..8 + len);
+            }
+        }
+        if in_ready {
+            let n = match nix::unistd::read(std::io::stdin().as_raw_fd(), &mut buf) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => 0,
+            };
+            if n == 0 {
+                stdin_open = false;
+                let _ = sock.shutdown(std::net::Shutdown::Write);
+                continue;
+            }
+            let mut fwd = Vec::with_capacity(n);
+            for &b in &buf[..n] {
+                if tty_in && !keys.is_empty() && b == keys[matched] {
+                    matched += 1;
+                    if matched == keys.len() {
+                        drop(_raw);
+                        eprintln!("\r\nread escape sequence");
+                        return Ok(0);
+                    }
+                    continue;
+                }
+                if matched > 0 {
+                    fwd.extend_from_slice(&keys[..matched]);
+                    matched = 0;
+                }
+                fwd.push(b);
+            }
+            if !fwd.is_empty() && sock.write_all(&fwd).is_err() {
+                stdin_open = false;
+            }
+        }
+    }
+    drop(_raw);
+    // the monitor closed us: the container exited; report its code once it is recorded
+    Ok(engine.wait_container(id).unwrap_or(0))
+}
+
+/// Connects to the monitor's attach socket (through a short /proc/self/fd path).
+fn connect(path: &std::path::Path) -> anyhow::Result<UnixStream> {
+    let dir = path.parent().unwrap_or(path);
+    let (_fd, addr) = wharf_engine::monitor::attach_addr(dir)?;
+    Ok(UnixStream::connect(addr)?)
+}
+
+fn attach_to(engine: &Engine, name: &str, stdin: bool, _start: bool) -> anyhow::Result<i32> {
+    let (info, path) = engine.attach_socket(name)?;
+    let sock = connect(&path)?;
+    let stdin = stdin && info.record.config.open_stdin;
+    pump(engine, info.record.id.as_str(), sock, stdin, &detach_keys(None)?)
+}
+
+pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let keys = detach_keys(a.detach_keys.as_deref())?;
+    let (info, path) = engine.attach_socket(&a.container)?;
+    let sock = connect(&path)?;
+    let stdin = !a.no_stdin && info.record.config.open_stdin;
+    pump(&engine, info.record.id.as_str(), sock, stdin, &keys)
+}
+
 pub fn rename(_cli: &Cli, _a: &RenameArgs) -> anyhow::Result<i32> {
-    bail!("rename: not in this build yet")
+    bail!("rename: needs a store operation to move the name index (not in this build yet)")
 }
-pub fn port(_cli: &Cli, _a: &PortArgs) -> anyhow::Result<i32> {
-    bail!("port: not in this build yet")
+
+pub fn port(cli: &Cli, a: &PortArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let info = engine.container(&a.container)?;
+    if let Some(p) = &a.port {
+        bail!(
+            "No public port '{}' published for {}",
+            if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            },
+            info.record.name
+        );
+    }
+    Ok(0)
 }
-pub fn prune(_cli: &Cli, _a: &PruneArgs) -> anyhow::Result<i32> {
-    bail!("container prune: not in this build yet")
+
+pub fn prune(cli: &Cli, a: &PruneArgs) -> anyhow::Result<i32> {
+    if !a.force {
+        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let engine = super::open_engine(cli)?;
+    let ids = engine.prune_containers()?;
+    if !ids.is_empty() {
+        println!("Deleted Containers:");
+        for id in &ids {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: 0B");
+    Ok(0)
 }
-pub fn system_boot(_cli: &Cli) -> anyhow::Result<i32> {
-    bail!("system boot: not in this build yet")
+
+pub fn system_boot(cli: &Cli) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let (started, failed) = engine.boot()?;
+    for id in &started {
+        println!("{id}");
+    }
+    for (id, e) in &failed {
+        eprintln!("Error: start {}: {e}", id.short());
+    }
+    Ok(if failed.is_empty() { 0 } else { 125 })
 }

@@ -164,12 +164,7 @@ fn health_from_flags(a: &RunArgs) -> anyhow::Result<Option<wharf_types::oci::Hea
 fn log_config_from_flags(a: &RunArgs) -> anyhow::Result<wharf_types::container::LogConfig> {
     let mut cfg = wharf_types::container::LogConfig::default();
     if let Some(d) = &a.log_driver {
-        match d.as_str() {
-            "json-file" | "local" | "syslog" | "journald" | "splunk" | "none" => {
-                cfg.driver = d.clone()
-            }
-            other => bail!("logging driver {other:?} is not supported (json-file, local, syslog, journald, splunk, none)"),
-        }
+        cfg.driver = d.clone();
     }
     for o in &a.log_opt {
         let (k, v) = o
@@ -177,6 +172,7 @@ fn log_config_from_flags(a: &RunArgs) -> anyhow::Result<wharf_types::container::
             .with_context(|| format!("invalid --log-opt {o:?}: expected key=value"))?;
         cfg.config.insert(k.to_string(), v.to_string());
     }
+    wharf_logs::validate(&cfg)?;
     Ok(cfg)
 }
 
@@ -312,7 +308,9 @@ pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let req = build_request(a)?;
     let engine = super::open_engine(cli)?;
     if a.detach {
-        bail!("detached mode (-d) is being built (issue 3): not in this build yet");
+        let rec = engine.run_detached(req)?;
+        println!("{}", rec.id);
+        return Ok(0);
     }
     Ok(engine.run_foreground(req)?)
 }
