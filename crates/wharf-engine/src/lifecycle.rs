@@ -85,6 +85,24 @@ impl Engine {
     /// Starts a created or exited container with a monitor (`wharf __monitor`) that outlives
     /// the caller; returns once the container's command was exec'd (or why it was not).
     pub fn start_detached(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        self.spawn_monitor(rec, false).map(|_| ())
+    }
+
+    /// `start -a`: like [`Engine::start_detached`], but the returned attach stream is
+    /// connected before the container starts, so it sees all of its output.
+    pub fn start_attached(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<std::os::unix::net::UnixStream, EngineError> {
+        self.spawn_monitor(rec, true)
+            .and_then(|s| s.ok_or_else(|| not_running(&rec.id)))
+    }
+
+    fn spawn_monitor(
+        &self,
+        rec: &ContainerRecord,
+        attach: bool,
+    ) -> Result<Option<std::os::unix::net::UnixStream>, EngineError> {
         let info = self.container(rec.id.as_str())?;
         if active(info.state.status) {
             return Err(EngineError::Conflict(format!(
@@ -101,12 +119,28 @@ impl Engine {
         if self.opts.debug {
             cmd.arg("--debug");
         }
+        if attach {
+            cmd.arg("--wait-attach");
+        }
         let mut child = cmd
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .map_err(|e| EngineError::io("spawn monitor", "/proc/self/exe", e))?;
+        let mut stream = None;
+        if attach {
+            let dir = self.run_dir(&rec.id);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while stream.is_none() && Instant::now() < deadline {
+                stream = crate::monitor::attach_addr(&dir)
+                    .and_then(|(_fd, addr)| std::os::unix::net::UnixStream::connect(addr))
+                    .ok();
+                if stream.is_none() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
         let mut out = Vec::new();
         if let Some(o) = child.stdout.take() {
             let _ = o.take(64 * 1024).read_to_end(&mut out);
@@ -115,7 +149,7 @@ impl Engine {
         let line = line.trim_end();
         if line == "ok" {
             // the monitor lives on in its own session; whoever adopts it reaps it
-            return Ok(());
+            return Ok(stream);
         }
         let _ = child.wait();
         let (code, message) = match line.strip_prefix("err ") {
@@ -180,9 +214,7 @@ impl Engine {
             Some(s) => parse_signal(s)?,
             None => Signal::SIGTERM,
         };
-        let secs = timeout
-            .or(info.record.config.stop_timeout)
-            .unwrap_or(10);
+        let secs = timeout.or(info.record.config.stop_timeout).unwrap_or(10);
         self.mark_exit_on_next(&id);
         let stopped = |i: &ContainerInfo| !active(i.state.status);
         if info.state.status == Status::Restarting || info.state.pid <= 0 {

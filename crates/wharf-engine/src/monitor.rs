@@ -41,7 +41,7 @@ const MAX_CLIENTS: usize = 8;
 /// Entry of the hidden `wharf __monitor` command; `args` are the arguments after it.
 pub fn monitor_main(args: &[OsString]) -> ! {
     let code = match parse_args(args) {
-        Some((opts, id)) => match Monitor::setup(opts, &id) {
+        Some((opts, id, wait_attach)) => match Monitor::setup(opts, &id, wait_attach) {
             Ok(mut m) => m.run(),
             Err(e) => {
                 report(&format!("err 125 {e}\n"));
@@ -56,18 +56,20 @@ pub fn monitor_main(args: &[OsString]) -> ! {
     std::process::exit(code)
 }
 
-fn parse_args(args: &[OsString]) -> Option<(EngineOptions, String)> {
+/// `ROOT RUNROOT ID [--debug] [--wait-attach]`.
+fn parse_args(args: &[OsString]) -> Option<(EngineOptions, String, bool)> {
     let root = PathBuf::from(args.first()?);
     let run_root = PathBuf::from(args.get(1)?);
     let id = args.get(2)?.to_str()?.to_string();
-    let debug = args.get(3).is_some_and(|a| a == "--debug");
+    let flag = |f: &str| args.iter().skip(3).any(|a| a == f);
     Some((
         EngineOptions {
             root,
             run_root,
-            debug,
+            debug: flag("--debug"),
         },
         id,
+        flag("--wait-attach"),
     ))
 }
 
@@ -107,14 +109,15 @@ pub fn run_dir(run_root: &Path, id: &str) -> PathBuf {
 }
 
 /// The container's log: the configured `wharf_logs` driver behind one line splitter per
-/// stream. A driver that cannot be opened logs nothing (the container still runs).
+/// stream. A driver that cannot be opened fails the start (docker: "failed to initialize
+/// logging driver"); a driver that fails later drops lines, never the container.
 struct Log {
     driver: Option<Box<dyn wharf_logs::LogDriver>>,
     split: [wharf_logs::LineSplitter; 2],
 }
 
 impl Log {
-    fn open(rec: &ContainerRecord, dir: &Path) -> Log {
+    fn open(rec: &ContainerRecord, dir: &Path) -> Result<Log, wharf_logs::LogError> {
         let ctx = wharf_logs::LogContext {
             container_id: rec.id.to_string(),
             container_name: rec.name.clone(),
@@ -122,13 +125,13 @@ impl Log {
             image_id: rec.image.to_string(),
             dir: dir.to_path_buf(),
         };
-        Log {
-            driver: wharf_logs::open(&rec.host_config.log_config, &ctx).ok(),
+        Ok(Log {
+            driver: Some(wharf_logs::open(&rec.host_config.log_config, &ctx)?),
             split: [
                 wharf_logs::LineSplitter::new(),
                 wharf_logs::LineSplitter::new(),
             ],
-        }
+        })
     }
 
     fn push(&mut self, stream: usize, data: &[u8]) {
@@ -145,7 +148,10 @@ impl Log {
     fn flush(&mut self) {
         let Some(d) = &mut self.driver else { return };
         let now = std::time::SystemTime::now();
-        for (idx, s) in [(0, wharf_logs::Stream::Stdout), (1, wharf_logs::Stream::Stderr)] {
+        for (idx, s) in [
+            (0, wharf_logs::Stream::Stdout),
+            (1, wharf_logs::Stream::Stderr),
+        ] {
             self.split[idx].finish(&mut |line| d.log(s, line, now));
         }
     }
@@ -168,6 +174,7 @@ struct Monitor {
     clients: Vec<UnixStream>,
     log: Log,
     reported: bool,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// What ended one run of the container.
@@ -177,7 +184,13 @@ enum Ended {
 }
 
 impl Monitor {
-    fn setup(opts: EngineOptions, id: &str) -> Result<Monitor, crate::EngineError> {
+    /// With `wait_attach` (`start -a`), the first attach client is accepted (up to 10 s)
+    /// before the container starts, so it sees all of its output.
+    fn setup(
+        opts: EngineOptions,
+        id: &str,
+        wait_attach: bool,
+    ) -> Result<Monitor, crate::EngineError> {
         let _ = nix::unistd::setsid();
         let run_root = opts.run_root.clone();
         let engine = Engine::open(opts)?;
@@ -185,6 +198,21 @@ impl Monitor {
         let run_dir = run_dir(&run_root, rec.id.as_str());
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| crate::EngineError::io("create", &run_dir, e))?;
+        // one monitor per container: held for the monitor's life
+        let lock_path = run_dir.join("monitor.lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| crate::EngineError::io("open", &lock_path, e))?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| {
+                crate::EngineError::Conflict(format!(
+                    "container {} is already running",
+                    rec.id.short()
+                ))
+            })?;
         let _ = std::fs::remove_file(run_dir.join(EXIT_ON_NEXT));
         let _ = std::fs::remove_file(run_dir.join(ATTACH_SOCK));
         let listener = attach_addr(&run_dir)
@@ -192,6 +220,20 @@ impl Monitor {
             .and_then(|(_dir, addr)| UnixListener::bind(addr).ok());
         if let Some(l) = &listener {
             let _ = l.set_nonblocking(true);
+        }
+        let mut clients = Vec::new();
+        if let (true, Some(l)) = (wait_attach, &listener) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        let _ = c.set_nonblocking(true);
+                        clients.push(c);
+                        break;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
         }
         let mut state: ContainerState = engine
             .store
@@ -203,16 +245,20 @@ impl Monitor {
         state.manually_stopped = false;
         state.restart_count = 0;
         let dir = engine.store.container_paths(&rec.id).dir;
-        let log = Log::open(&rec, &dir);
+        let log = Log::open(&rec, &dir).map_err(|e| crate::EngineError::Start {
+            message: format!("failed to initialize logging driver: {e}"),
+            exit_code: 125,
+        })?;
         Ok(Monitor {
             engine,
             rec,
             state,
             run_dir,
             listener,
-            clients: Vec::new(),
+            clients,
             log,
             reported: false,
+            _lock: lock,
         })
     }
 
@@ -275,8 +321,7 @@ impl Monitor {
                     "on-failure" => {
                         code != 0
                             && (policy.maximum_retry_count == 0
-                                || i64::from(self.state.restart_count)
-                                    < policy.maximum_retry_count)
+                                || i64::from(self.state.restart_count) < policy.maximum_retry_count)
                     }
                     _ => false,
                 };
@@ -360,6 +405,12 @@ impl Monitor {
             self.state.status = Status::Exited;
         }
         let _ = self.state.set_running(running.pid(), now_rfc3339());
+        let info = crate::run::ContainerInfo {
+            record: self.rec.clone(),
+            state: self.state.clone(),
+        };
+        let prober = crate::health::Prober::new(&info);
+        self.state.health = prober.as_ref().map(|_| crate::state::Health::starting());
         if !self.save() {
             // removed while starting
             return Ended::Exited(ExitStatus::Signaled(9), false);
@@ -369,7 +420,7 @@ impl Monitor {
             report("ok\n");
         }
         wharf_runtime::start::release_startup_memory();
-        let status = self.supervise(&mut running, io);
+        let status = self.supervise(&mut running, io, prober, &info);
         let oom = running.finish().unwrap_or(false);
         Ended::Exited(status, oom)
     }
@@ -378,6 +429,8 @@ impl Monitor {
         &mut self,
         running: &mut wharf_runtime::start::Running,
         mut io: MonitorIo,
+        mut prober: Option<crate::health::Prober>,
+        info: &crate::run::ContainerInfo,
     ) -> ExitStatus {
         let mut buf = [0u8; 8192];
         let tty = io.master.is_some();
@@ -413,10 +466,12 @@ impl Monitor {
             for c in &self.clients {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
             }
-            let timeout = if has_pidfd {
-                PollTimeout::NONE
-            } else {
-                PollTimeout::from(100u8)
+            let timeout = match (&prober, has_pidfd) {
+                (Some(p), true) => {
+                    PollTimeout::from(p.wait_hint().as_millis().clamp(1, 60_000) as u16)
+                }
+                (None, true) => PollTimeout::NONE,
+                (_, false) => PollTimeout::from(100u8),
             };
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -451,6 +506,17 @@ impl Monitor {
                 self.accept_clients();
             }
             self.client_input(&client_ready, &io, &mut buf);
+            if let Some(p) = &mut prober {
+                if let Some(probe) = p.tick(&self.engine, info) {
+                    let (retries, start) = (p.retries, p.in_start_period());
+                    self.state
+                        .health
+                        .get_or_insert_with(crate::state::Health::starting)
+                        .record(probe, retries, start);
+                    self.save();
+                    wharf_runtime::start::release_startup_memory();
+                }
+            }
         };
         // drain what is left: EOF once every process of the container is gone
         let deadline = Instant::now() + Duration::from_secs(1);

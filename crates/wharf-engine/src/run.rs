@@ -502,10 +502,7 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         "FinishedAt": st.finished_at,
     });
     if let (Some(h), Some(obj)) = (&st.health, state.as_object_mut()) {
-        obj.insert(
-            "Health".into(),
-            serde_json::to_value(h).unwrap_or_default(),
-        );
+        obj.insert("Health".into(), serde_json::to_value(h).unwrap_or_default());
     }
     serde_json::json!({
         "Id": rec.id.to_string(),

@@ -379,7 +379,8 @@ mod tests {
         let since = |_: &str| "3 seconds".to_string();
         let mut s = ContainerState::default();
         assert_eq!(status_text(&s, &since), "Created");
-        s.set_running(std::process::id() as i32, "t".into()).unwrap();
+        s.set_running(std::process::id() as i32, "t".into())
+            .unwrap();
         assert_eq!(status_text(&s, &since), "Up 3 seconds");
         s.health = Some(Health::starting());
         assert_eq!(status_text(&s, &since), "Up 3 seconds (health: starting)");
@@ -388,7 +389,8 @@ mod tests {
         s.status = Status::Running;
         s.set_restarting(1, false, "t".into()).unwrap();
         assert_eq!(status_text(&s, &since), "Restarting (1) 3 seconds ago");
-        s.set_running(std::process::id() as i32, "t".into()).unwrap();
+        s.set_running(std::process::id() as i32, "t".into())
+            .unwrap();
         s.set_exited(137, false, "t".into()).unwrap();
         assert_eq!(status_text(&s, &since), "Exited (137) 3 seconds ago");
     }
@@ -421,7 +423,8 @@ mod tests {
     #[test]
     fn dead_monitor_is_noticed() {
         let mut s = ContainerState::default();
-        s.set_running(std::process::id() as i32, "t".into()).unwrap();
+        s.set_running(std::process::id() as i32, "t".into())
+            .unwrap();
         s.monitor_pid = std::process::id() as i32;
         s.monitor_start_time = process_start_time(s.monitor_pid).unwrap();
         assert!(!s.reconcile("now".into()));

@@ -9,7 +9,8 @@
 //! (pidfd `setns`, or `/proc/<pid>/ns/*` fds opened before the first join), then forks: with
 //! `CLONE_PARENT` the command becomes a child of the CALLER, which waits for it directly
 //! (`__exec` exits at once). For `-d` (`ExecIo::Null`) the command is forked normally and
-//! orphaned: the container's pid 1 adopts (and, if it reaps, reaps) it, as with docker.
+//! orphaned: the kernel hands it to the reaper of `__exec`'s own pid namespace (the host's
+//! init), which always reaps it, so it never lingers as a zombie in the container.
 //!
 //! Fds installed in `__exec`: 3 spec (parent → child, the "go" signal, written after the cgroup
 //! join), 4 error report (EOF = the command was exec'd; JSON `{code, message}` otherwise,

@@ -309,15 +309,8 @@ fn start_impl(
     if spec.network == Network::None {
         ns |= process::NEW_NET;
     }
-    let child = process::spawn_reexec(
-        exe.fd(),
-        &["wharf", "__init"],
-        &env,
-        &fds,
-        ns,
-        Some(ERR_FD),
-    )
-    .map_err(io("spawn container init"))?;
+    let child = process::spawn_reexec(exe.fd(), &["wharf", "__init"], &env, &fds, ns, Some(ERR_FD))
+        .map_err(io("spawn container init"))?;
     running.pid = child.pid;
     // clone(2) fallback: pidfd_open still exists on 5.3+ (the pid cannot be reused: unreaped).
     running.pidfd = child.pidfd.or_else(|| process::pidfd_open(child.pid));

@@ -486,11 +486,7 @@ pub fn release_startup_memory() {
             // resident page equals the file's contents, so MADV_DONTNEED only drops them from
             // our page tables and the next access re-reads identical contents.
             unsafe {
-                libc::madvise(
-                    start as *mut libc::c_void,
-                    end - start,
-                    libc::MADV_DONTNEED,
-                );
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
             }
         }
     }

@@ -13,6 +13,21 @@ use std::time::{Duration, Instant};
 
 const LOOP: &str = "while true; do echo tick; sleep 0.2; done";
 
+/// Removes every container of the test's root when dropped, also when the test panics: a
+/// failed assertion must not leave monitors and containers running.
+struct Cleanup<'a>(&'a Wharf);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let ids = stdout(&self.0.run(&["ps", "-aq", "--no-trunc"]));
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.lines().filter(|l| !l.is_empty()));
+        if args.len() > 2 {
+            let _ = self.0.run(&args);
+        }
+    }
+}
+
 fn detach(w: &Wharf, args: &[&str]) -> String {
     let mut a = vec!["run", "-d"];
     a.extend_from_slice(args);
@@ -65,22 +80,34 @@ fn processes_of(w: &Wharf) -> Vec<String> {
 #[test]
 fn detached_container_outlives_cli_and_stops_starts_restarts() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let id = detach(&w, &["--name", "web", "busybox", "sh", "-c", LOOP]);
     // the CLI has exited (ok() waited for it); the container keeps running
     std::thread::sleep(Duration::from_millis(500));
     let ps = w.ok(&["ps"]);
     assert!(ps.contains("Up "), "{ps}");
     assert!(ps.contains("web"), "{ps}");
-    let log = w.root().join("containers").join(&id).join(format!("{id}-json.log"));
-    assert!(eventually(5, || std::fs::read_to_string(&log)
-        .is_ok_and(|l| l.contains(r#""log":"tick\n","stream":"stdout""#))));
+    let log = w
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    assert!(eventually(5, || std::fs::read_to_string(&log).is_ok_and(
+        |l| l.contains(r#""log":"tick\n","stream":"stdout""#)
+    )));
 
     // sh as pid 1 ignores SIGTERM: killed after 1 s, 137
     let t = Instant::now();
     assert_eq!(w.ok(&["stop", "-t", "1", "web"]).trim(), "web");
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
-    assert_eq!(inspect(&w, "web", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(
+        inspect(&w, "web", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
     let ps = w.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (137)"), "{ps}");
     assert!(processes_of(&w).is_empty());
@@ -96,7 +123,11 @@ fn detached_container_outlives_cli_and_stops_starts_restarts() {
     // docker's errors
     let o = w.run(&["rm", "web"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("container is running"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("container is running"),
+        "{}",
+        stderr(&o)
+    );
     w.ok(&["rm", "-f", "web"]);
     assert!(eventually(5, || processes_of(&w).is_empty()));
     assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
@@ -106,9 +137,15 @@ fn detached_container_outlives_cli_and_stops_starts_restarts() {
 #[test]
 fn kill_signal_reaches_trap_and_wait_prints_code() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let id = detach(
         &w,
-        &["busybox", "sh", "-c", "trap 'exit 3' HUP; while true; do sleep 0.1; done"],
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 3' HUP; while true; do sleep 0.1; done",
+        ],
     );
     let waiter = w
         .command(&["wait", &id])
@@ -128,7 +165,11 @@ fn kill_signal_reaches_trap_and_wait_prints_code() {
     ] {
         let o = w.run(&args);
         assert_eq!(o.status.code(), Some(125), "{args:?}");
-        assert!(stderr(&o).contains("Error response from daemon: "), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("Error response from daemon: "),
+            "{}",
+            stderr(&o)
+        );
         assert!(stderr(&o).contains(msg), "{}", stderr(&o));
     }
     w.ok(&["rm", &id]);
@@ -137,6 +178,7 @@ fn kill_signal_reaches_trap_and_wait_prints_code() {
 #[test]
 fn pause_freezes_and_unpause_thaws() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let id = detach(&w, &["busybox", "sh", "-c", LOOP]);
     w.ok(&["pause", &id]);
     let ps = w.ok(&["ps"]);
@@ -158,12 +200,23 @@ fn pause_freezes_and_unpause_thaws() {
 #[test]
 fn restart_on_failure_stops_after_n() {
     let w = Wharf::new().with_busybox();
-    let id = detach(&w, &["--restart", "on-failure:3", "busybox", "sh", "-c", "exit 1"]);
+    let _cleanup = Cleanup(&w);
+    let id = detach(
+        &w,
+        &["--restart", "on-failure:3", "busybox", "sh", "-c", "exit 1"],
+    );
     assert!(
-        eventually(15, || inspect(&w, &id, "{{.State.Status}} {{.RestartCount}}")
-            == "exited 3"),
+        eventually(15, || inspect(
+            &w,
+            &id,
+            "{{.State.Status}} {{.RestartCount}}"
+        ) == "exited 3"),
         "{}",
-        inspect(&w, &id, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}")
+        inspect(
+            &w,
+            &id,
+            "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"
+        )
     );
     assert_eq!(inspect(&w, &id, "{{.State.ExitCode}}"), "1");
     std::thread::sleep(Duration::from_millis(500));
@@ -175,6 +228,7 @@ fn restart_on_failure_stops_after_n() {
 #[test]
 fn restart_always_after_outside_kill_and_stop_wins() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let id = detach(&w, &["--restart", "always", "busybox", "sh", "-c", LOOP]);
     let pid: i64 = inspect(&w, &id, "{{.State.Pid}}").parse().expect("pid");
     nix::sys::signal::kill(
@@ -197,6 +251,7 @@ fn restart_always_after_outside_kill_and_stop_wins() {
 #[test]
 fn killed_monitor_is_noticed() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let id = detach(&w, &["busybox", "sh", "-c", LOOP]);
     let st = state_json(&w, &id);
     let mon = st["MonitorPid"].as_i64().expect("monitor pid");
@@ -208,7 +263,10 @@ fn killed_monitor_is_noticed() {
     )
     .expect("kill monitor");
     // the container dies with its monitor (PR_SET_PDEATHSIG)
-    assert!(eventually(5, || !alive(pid)), "container outlived its monitor");
+    assert!(
+        eventually(5, || !alive(pid)),
+        "container outlived its monitor"
+    );
     assert_eq!(inspect(&w, &id, "{{.State.Status}}"), "exited");
     let err = inspect(&w, &id, "{{.State.Error}}");
     assert!(err.contains("monitor died"), "{err}");
@@ -220,6 +278,7 @@ fn killed_monitor_is_noticed() {
 #[test]
 fn attach_sees_output() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let id = detach(&w, &["busybox", "sh", "-c", LOOP]);
     let mut child = w
         .command(&["attach", &id])
@@ -245,6 +304,7 @@ fn attach_sees_output() {
 #[test]
 fn system_boot_restarts_always_containers() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let always = detach(&w, &["--restart", "always", "busybox", "sh", "-c", LOOP]);
     let plain = detach(&w, &["busybox", "sh", "-c", LOOP]);
     // simulate a host reboot: everything dies, and the boot id changes
@@ -264,7 +324,10 @@ fn system_boot_restarts_always_containers() {
     let out = w.ok(&["system", "boot"]);
     assert_eq!(out.trim(), always);
     assert_eq!(inspect(&w, &always, "{{.State.Status}}"), "running");
-    assert_eq!(inspect(&w, &plain, "{{.State.Status}} {{.State.ExitCode}}"), "exited 255");
+    assert_eq!(
+        inspect(&w, &plain, "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 255"
+    );
     w.ok(&["rm", "-f", &always, &plain]);
     assert!(eventually(5, || processes_of(&w).is_empty()));
 }
@@ -272,6 +335,7 @@ fn system_boot_restarts_always_containers() {
 #[test]
 fn fifty_detached_containers_leave_nothing_behind() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let ids: Vec<String> = (0..50)
         .map(|_| detach(&w, &["busybox", "sleep", "1000"]))
         .collect();
@@ -294,6 +358,7 @@ fn fifty_detached_containers_leave_nothing_behind() {
 #[test]
 fn create_start_prune_port() {
     let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
     let id = w.ok(&["create", "busybox", "true"]).trim().to_string();
     assert_eq!(id.len(), 64);
     assert_eq!(inspect(&w, &id, "{{.State.Status}}"), "created");
@@ -302,7 +367,81 @@ fn create_start_prune_port() {
     assert_eq!(w.ok(&["wait", &id]).trim(), "0");
     assert!(w.ok(&["port", &id]).is_empty());
     let o = w.run(&["port", "nope"]);
-    assert!(stderr(&o).contains("No such container: nope"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No such container: nope"),
+        "{}",
+        stderr(&o)
+    );
     let out = w.ok(&["container", "prune", "-f"]);
-    assert_eq!(out, format!("Deleted Containers:\n{id}\n\nTotal reclaimed space: 0B\n"));
+    assert_eq!(
+        out,
+        format!("Deleted Containers:\n{id}\n\nTotal reclaimed space: 0B\n")
+    );
+}
+
+#[test]
+fn healthcheck_goes_healthy_then_unhealthy() {
+    let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
+    let id = detach(
+        &w,
+        &[
+            "--health-cmd",
+            "test -f /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 1000",
+        ],
+    );
+    assert!(
+        eventually(5, || inspect(&w, &id, "{{.State.Health.Status}}")
+            == "healthy"),
+        "{}",
+        inspect(&w, &id, "{{json .State.Health}}")
+    );
+    assert!(w.ok(&["ps"]).contains("(healthy)"));
+    assert!(
+        eventually(8, || inspect(&w, &id, "{{.State.Health.Status}}")
+            == "unhealthy"),
+        "{}",
+        inspect(&w, &id, "{{json .State.Health}}")
+    );
+    assert!(w.ok(&["ps"]).contains("(unhealthy)"));
+    let h: serde_json::Value =
+        serde_json::from_str(&inspect(&w, &id, "{{json .State.Health}}")).expect("health json");
+    assert!(h["FailingStreak"].as_u64().unwrap_or(0) >= 3, "{h}");
+    let log = h["Log"].as_array().expect("log");
+    assert!(!log.is_empty() && log.len() <= 5, "{h}");
+    assert_eq!(log.last().map(|l| l["ExitCode"].as_i64()), Some(Some(1)));
+    w.ok(&["rm", "-f", &id]);
+    assert!(eventually(5, || processes_of(&w).is_empty()));
+}
+
+#[test]
+fn start_attach_sees_all_output_and_exit_code() {
+    let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
+    let id = w
+        .ok(&[
+            "create",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 2",
+        ])
+        .trim()
+        .to_string();
+    let o = w.run(&["start", "-a", &id]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    // already running: start is a no-op that prints the name
+    let id2 = detach(&w, &["busybox", "sh", "-c", LOOP]);
+    assert_eq!(w.ok(&["start", &id2]).trim(), id2);
+    let o = w.run(&["start", "nope"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("No such container: nope"));
 }

@@ -219,6 +219,12 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
 
 pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
+    if a.force && a.containers.len() > 1 {
+        // kill them all first, so their monitors wind down in parallel
+        for name in &a.containers {
+            let _ = engine.kill_container(name, "KILL");
+        }
+    }
     let mut failed = 0;
     for name in &a.containers {
         let vols: Vec<String> = if a.volumes {

@@ -47,10 +47,26 @@ pub fn start(cli: &Cli, a: &StartArgs) -> anyhow::Result<i32> {
         if a.containers.len() > 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        let info = engine.start_container(&a.containers[0])?;
-        return attach_to(&engine, info.record.id.as_str(), a.interactive, true);
+        let info = engine.container(&a.containers[0])?;
+        if matches!(
+            info.state.status,
+            wharf_engine::state::Status::Running | wharf_engine::state::Status::Paused
+        ) {
+            return attach_to(&engine, info.record.id.as_str(), a.interactive);
+        }
+        let sock = engine.start_attached(&info.record)?;
+        let stdin = a.interactive && info.record.config.open_stdin;
+        return pump(
+            &engine,
+            info.record.id.as_str(),
+            sock,
+            stdin,
+            &detach_keys(None)?,
+        );
     }
-    each(&a.containers, |n| engine.start_container(n).map(|_| Some(n.to_string())))
+    each(&a.containers, |n| {
+        engine.start_container(n).map(|_| Some(n.to_string()))
+    })
 }
 
 pub fn stop(cli: &Cli, a: &StopArgs) -> anyhow::Result<i32> {
@@ -198,8 +214,8 @@ fn pump(
             }
             pending.extend_from_slice(&buf[..n]);
             while pending.len() >= 8 {
-                let len = u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]])
-                    as usize;
+                let len =
+                    u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]]) as usize;
                 if pending.len() < 8 + len {
                     break;
                 }
@@ -259,11 +275,17 @@ fn connect(path: &std::path::Path) -> anyhow::Result<UnixStream> {
     Ok(UnixStream::connect(addr)?)
 }
 
-fn attach_to(engine: &Engine, name: &str, stdin: bool, _start: bool) -> anyhow::Result<i32> {
+fn attach_to(engine: &Engine, name: &str, stdin: bool) -> anyhow::Result<i32> {
     let (info, path) = engine.attach_socket(name)?;
     let sock = connect(&path)?;
     let stdin = stdin && info.record.config.open_stdin;
-    pump(engine, info.record.id.as_str(), sock, stdin, &detach_keys(None)?)
+    pump(
+        engine,
+        info.record.id.as_str(),
+        sock,
+        stdin,
+        &detach_keys(None)?,
+    )
 }
 
 pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
