@@ -9,8 +9,7 @@ use crate::run::ContainerInfo;
 use crate::state::Status;
 use crate::{Engine, EngineError};
 use wharf_runtime::exec::{ExecIo, ExecOptions, ExecRunning, ExecSpec};
-use wharf_runtime::spec::{ProcessSpec, Seccomp};
-use wharf_types::container::ContainerRecord;
+use wharf_runtime::spec::ProcessSpec;
 
 /// What the user asked to run (`docker exec` flags).
 #[derive(Debug, Clone, Default)]
@@ -25,35 +24,6 @@ pub struct ExecRequest {
     pub interactive: bool,
     pub detach: bool,
     pub privileged: bool,
-}
-
-/// Container's seccomp profile and no_new_privs from its `--security-opt`s (same rules as
-/// `run`; kept in step with `run::parse_security_opts`).
-fn security(rec: &ContainerRecord) -> Result<(Seccomp, bool), EngineError> {
-    let mut seccomp = Seccomp::Default;
-    let mut nnp = true;
-    for o in &rec.host_config.security_opt {
-        let (k, v) = o
-            .split_once('=')
-            .or_else(|| o.split_once(':'))
-            .unwrap_or((o.as_str(), ""));
-        match (k, v) {
-            ("seccomp", "unconfined") => seccomp = Seccomp::Unconfined,
-            ("seccomp", p) if !p.is_empty() => seccomp = Seccomp::Profile(p.to_string()),
-            ("no-new-privileges", "" | "true") => nnp = true,
-            ("no-new-privileges", "false") => nnp = false,
-            ("apparmor", "unconfined") | ("label", "disable") => {}
-            _ => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "container has an invalid --security-opt {o:?}"
-                )))
-            }
-        }
-    }
-    if rec.host_config.privileged {
-        seccomp = Seccomp::Unconfined;
-    }
-    Ok((seccomp, nnp))
 }
 
 /// `KEY=value` overrides replace the container's `KEY`; order: container env, then overrides.
@@ -106,8 +76,7 @@ impl Engine {
                 "exec needs a command to run".into(),
             ));
         }
-        let capabilities = wharf_runtime::caps::resolve(&hc.cap_add, &hc.cap_drop, hc.privileged)?;
-        let (seccomp, no_new_privileges) = security(rec)?;
+        let (capabilities, seccomp, no_new_privileges) = crate::run::confinement(rec)?;
         let cwd = req
             .workdir
             .clone()
@@ -121,7 +90,7 @@ impl Engine {
         Ok(ExecSpec {
             container_id: rec.id.to_string(),
             container_pid: info.state.pid,
-            cgroup_path: format!("wharf/{}", rec.id),
+            cgroup_path: crate::run::cgroup_path(&rec.id),
             process: ProcessSpec {
                 args: req.cmd.clone(),
                 env: merge_env(&rec.config.env, &req.env, req.tty),

@@ -43,9 +43,7 @@ fn active(st: Status) -> bool {
     matches!(st, Status::Running | Status::Paused | Status::Restarting)
 }
 
-fn cgroup_path(id: &ContainerId) -> String {
-    format!("wharf/{id}")
-}
+use crate::run::cgroup_path;
 
 impl Engine {
     /// The container's volatile directory (`RUNROOT/containers/<id>`): attach socket, markers.

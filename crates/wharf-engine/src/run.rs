@@ -23,7 +23,7 @@ pub struct ContainerInfo {
     pub state: ContainerState,
 }
 
-fn cgroup_path(id: &ContainerId) -> String {
+pub(crate) fn cgroup_path(id: &ContainerId) -> String {
     format!("wharf/{id}")
 }
 
@@ -31,6 +31,23 @@ fn cgroup_path(id: &ContainerId) -> String {
 struct SecurityOpts {
     seccomp: rs::Seccomp,
     no_new_privileges: bool,
+}
+
+/// A container's confinement as its record says: the final capability set, the seccomp
+/// profile (unconfined when privileged) and no_new_privs. One function for `start` and `exec`,
+/// so an exec'd process can never get more than its container.
+pub(crate) fn confinement(
+    rec: &ContainerRecord,
+) -> Result<(Vec<String>, rs::Seccomp, bool), EngineError> {
+    let hc = &rec.host_config;
+    let sec = parse_security_opts(&hc.security_opt)?;
+    let caps = wharf_runtime::caps::resolve(&hc.cap_add, &hc.cap_drop, hc.privileged)?;
+    let seccomp = if hc.privileged {
+        rs::Seccomp::Unconfined
+    } else {
+        sec.seccomp
+    };
+    Ok((caps, seccomp, sec.no_new_privileges))
 }
 
 fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, EngineError> {
@@ -175,8 +192,7 @@ impl Engine {
         paths: &ContainerPaths,
     ) -> Result<ContainerSpec, EngineError> {
         let hc = &rec.host_config;
-        let sec = parse_security_opts(&hc.security_opt)?;
-        let capabilities = wharf_runtime::caps::resolve(&hc.cap_add, &hc.cap_drop, hc.privileged)?;
+        let (capabilities, seccomp, no_new_privileges) = confinement(rec)?;
         let lower = self.store.image_layers(&rec.image)?;
         let mut mounts = Vec::new();
         for (file, dest) in [
@@ -268,12 +284,8 @@ impl Engine {
             },
             security: rs::SecuritySpec {
                 capabilities,
-                no_new_privileges: sec.no_new_privileges,
-                seccomp: if hc.privileged {
-                    rs::Seccomp::Unconfined
-                } else {
-                    sec.seccomp
-                },
+                no_new_privileges,
+                seccomp,
                 masked_paths,
                 readonly_paths,
                 privileged: hc.privileged,

@@ -296,7 +296,7 @@ fn ps_row(pid: i32, passwd: &str, uptime: f64, boot: i64, tck: u64) -> Option<Ve
 }
 
 fn cgroup_rel(info: &ContainerInfo) -> String {
-    format!("wharf/{}", info.record.id)
+    crate::run::cgroup_path(&info.record.id)
 }
 
 impl Engine {

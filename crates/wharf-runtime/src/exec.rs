@@ -23,10 +23,7 @@
 mod child;
 mod rootfs;
 // The user resolution of `init` (its `user` module is private to init.rs, owned elsewhere);
-// once init declares `pub(crate) mod user`, this becomes `use crate::init::user`.
-#[allow(clippy::duplicate_mod)]
-#[path = "init/user.rs"]
-mod user;
+use crate::init::user;
 mod wait;
 
 use crate::cgroup::Cgroup;
@@ -37,7 +34,6 @@ use std::io::Read;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use wharf_sys::process;
 
 pub(crate) use crate::init::InitError;
@@ -114,15 +110,6 @@ pub struct ExecRunning {
     reaped: bool,
 }
 
-fn sealed_exe() -> Result<&'static OwnedFd, StartError> {
-    static EXE: OnceLock<OwnedFd> = OnceLock::new();
-    if let Some(fd) = EXE.get() {
-        return Ok(fd);
-    }
-    let fd = process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?;
-    Ok(EXE.get_or_init(|| fd))
-}
-
 pub(crate) fn decode(buf: &[u8]) -> Option<Payload> {
     serde_json::from_slice(buf).ok()
 }
@@ -134,7 +121,9 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
         let id = spec.container_id.clone();
         move |source: std::io::Error| StartError::Io { id, op, source }
     };
-    let exe = sealed_exe()?;
+    // A private sealed copy, dropped when this function returns: callers that exec
+    // repeatedly (the monitor's healthchecks) must not keep megabytes of shmem alive.
+    let exe = process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?;
     let bpf = crate::seccomp::prepare(&spec.seccomp, &spec.capabilities, &opts.seccomp_cache_dir)?;
     let detach = opts.io == ExecIo::Null;
     let mut process_spec = spec.clone();

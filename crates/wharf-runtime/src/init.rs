@@ -11,7 +11,7 @@
 //! through `wharf_sys::fs::*_in_root`), or compile seccomp (the parent did).
 
 mod mounts;
-mod user;
+pub(crate) mod user;
 
 use crate::spec::{ContainerSpec, Network};
 use crate::start::{decode, InitReport, ERR_FD, MAX_PAYLOAD, SPEC_FD, TTY_FD};
@@ -193,13 +193,13 @@ fn run(
     Err(exec_error(arg0, &path, e))
 }
 
-fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
+pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
     v.iter()
         .map(|s| CString::new(s.as_str()).map_err(|_| fail(format!("{s:?} contains a NUL byte"))))
         .collect()
 }
 
-fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitError {
+pub(crate) fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitError {
     use nix::errno::Errno;
     let code = match e {
         Errno::ENOENT => 127,
@@ -218,7 +218,7 @@ fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitError {
 
 /// `args[0]` with a '/' is used as is; otherwise the container env's PATH is searched for an
 /// executable regular file (Go's LookPath, which Docker's messages come from).
-fn find_executable(arg0: &str, env: &[String]) -> Result<String, InitError> {
+pub(crate) fn find_executable(arg0: &str, env: &[String]) -> Result<String, InitError> {
     if arg0.contains('/') {
         return Ok(arg0.to_string());
     }

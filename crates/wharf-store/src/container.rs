@@ -62,25 +62,7 @@ impl Store {
         if rpath.exists() {
             return Err(StoreError::ContainerExists(rec.id.to_string()));
         }
-        // Claim the name: write a temp file, hard-link it to the name (fails if taken).
-        let npath = self.name_path(&rec.name);
-        let tmp = self.names.join(format!(".tmp-{}", random_suffix()?));
-        util::write_atomic(&tmp, rec.id.as_str().as_bytes())?;
-        let linked = std::fs::hard_link(&tmp, &npath);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let holder = read_capped(&npath, 128)?
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                return Err(StoreError::NameInUse {
-                    name: rec.name.clone(),
-                    id: holder,
-                });
-            }
-            Err(e) => return Err(StoreError::io("claiming container name", &npath)(e)),
-        }
+        let npath = self.claim_name(&rec.name, &rec.id)?;
         let paths = self.container_paths(&rec.id);
         let res = (|| {
             let mut b = std::fs::DirBuilder::new();
@@ -101,6 +83,58 @@ impl Store {
             return Err(e);
         }
         Ok(paths)
+    }
+
+    /// Claims `name` for `id` (caller holds the meta lock): a temp file hard-linked to the
+    /// name, which fails atomically if the name is taken.
+    fn claim_name(&self, name: &str, id: &ContainerId) -> Result<PathBuf, StoreError> {
+        let npath = self.name_path(name);
+        let tmp = self.names.join(format!(".tmp-{}", random_suffix()?));
+        util::write_atomic(&tmp, id.as_str().as_bytes())?;
+        let linked = std::fs::hard_link(&tmp, &npath);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(npath),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let holder = read_capped(&npath, 128)?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                Err(StoreError::NameInUse {
+                    name: name.to_string(),
+                    id: holder,
+                })
+            }
+            Err(e) => Err(StoreError::io("claiming container name", &npath)(e)),
+        }
+    }
+
+    /// `rename`: moves the container's name. The name is identity, not configuration, so this
+    /// is the one rewrite a record gets; the new name is claimed before the old one is freed.
+    pub fn rename_container(&self, id: &ContainerId, new_name: &str) -> Result<(), StoreError> {
+        if !validate_container_name(new_name) {
+            return Err(StoreError::InvalidContainerName(new_name.to_string()));
+        }
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let mut rec = self
+            .record(id)?
+            .ok_or_else(|| StoreError::ContainerNotFound(id.to_string()))?;
+        if rec.name == new_name {
+            return Err(StoreError::NameInUse {
+                name: new_name.to_string(),
+                id: id.to_string(),
+            });
+        }
+        let new_path = self.claim_name(new_name, id)?;
+        let old_path = self.name_path(&rec.name);
+        rec.name = new_name.to_string();
+        if let Err(e) = write_json_atomic(&self.record_path(id), "container record", &rec) {
+            let _ = std::fs::remove_file(&new_path);
+            return Err(e);
+        }
+        if read_capped(&old_path, 128)?.is_some_and(|b| b == id.as_str().as_bytes()) {
+            remove_file_if_exists(&old_path)?;
+        }
+        Ok(())
     }
 
     /// All container records, oldest first.

@@ -445,3 +445,26 @@ fn start_attach_sees_all_output_and_exit_code() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("No such container: nope"));
 }
+
+#[test]
+fn rename_moves_the_name() {
+    let w = Wharf::new().with_busybox();
+    let _cleanup = Cleanup(&w);
+    let id = detach(&w, &["--name", "old", "busybox", "sh", "-c", LOOP]);
+    w.ok(&["create", "--name", "taken", "busybox", "true"]);
+    w.ok(&["rename", "old", "new"]);
+    assert_eq!(inspect(&w, "new", "{{.Name}}"), "/new");
+    assert_eq!(inspect(&w, "new", "{{.Id}}"), id);
+    assert!(stderr(&w.run(&["inspect", "old"])).contains("No such object"));
+    // the old name is free again, the new one is taken, running state is unchanged
+    w.ok(&["create", "--name", "old", "busybox", "true"]);
+    let o = w.run(&["rename", "new", "taken"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    let o = w.run(&["rename", "new", "new"]);
+    assert_eq!(o.status.code(), Some(125));
+    let o = w.run(&["rename", "new", "bad/name"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(inspect(&w, "new", "{{.State.Status}}"), "running");
+    w.ok(&["stop", "-t", "0", "new"]);
+}

@@ -9,11 +9,10 @@
 //! record does not have.
 
 use super::{user, InitError, Payload, ERR_FD, MAX_PAYLOAD, PIDFD_FD, PID_FD, SPEC_FD, TTY_FD};
-use crate::init::{fail, Ctx};
+use crate::init::{cstrings, exec_error, fail, find_executable, Ctx};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use wharf_sys::process;
 
 fn report(err: Option<&OwnedFd>, e: &InitError) {
@@ -215,51 +214,4 @@ fn setup_stdio(p: &Payload, tty: Option<OwnedFd>, uid: u32) -> Result<(), InitEr
         let _ = nix::unistd::setsid();
     }
     Ok(())
-}
-
-fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
-    v.iter()
-        .map(|s| CString::new(s.as_str()).map_err(|_| fail(format!("{s:?} contains a NUL byte"))))
-        .collect()
-}
-
-fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitError {
-    use nix::errno::Errno;
-    let code = match e {
-        Errno::ENOENT => 127,
-        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => 126,
-        _ => 125,
-    };
-    let message = match e {
-        Errno::ENOENT => format!("exec: {arg0:?}: stat {path}: no such file or directory"),
-        _ => format!(
-            "exec: {arg0:?}: {}",
-            std::io::Error::from(e).to_string().to_lowercase()
-        ),
-    };
-    InitError { code, message }
-}
-
-/// Go's LookPath over the container env's PATH (same rules as `init`).
-fn find_executable(arg0: &str, env: &[String]) -> Result<String, InitError> {
-    if arg0.contains('/') {
-        return Ok(arg0.to_string());
-    }
-    let path = env
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let cand = format!("{}/{arg0}", dir.trim_end_matches('/'));
-        if let Ok(m) = std::fs::metadata(&cand) {
-            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
-                return Ok(cand);
-            }
-        }
-    }
-    Err(InitError {
-        code: 127,
-        message: format!("exec: {arg0:?}: executable file not found in $PATH"),
-    })
 }

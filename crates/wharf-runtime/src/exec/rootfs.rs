@@ -6,7 +6,6 @@
 //!
 //! Must not: resolve anything inside the rootfs (the caller does, relative to the fd).
 
-use super::sealed_exe;
 use crate::init::{fail, Ctx, InitError};
 use crate::spec::RootfsSpec;
 use crate::start::StartError;
@@ -25,7 +24,8 @@ pub fn open_detached_rootfs(rootfs: &RootfsSpec) -> Result<OwnedFd, StartError> 
         let id = id.clone();
         move |source: std::io::Error| StartError::Io { id, op, source }
     };
-    let exe = sealed_exe()?;
+    let exe =
+        wharf_sys::process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?;
     let json = serde_json::to_vec(rootfs).map_err(|source| StartError::Encode {
         id: id.clone(),
         source,

@@ -297,8 +297,15 @@ pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
     pump(&engine, info.record.id.as_str(), sock, stdin, &keys)
 }
 
-pub fn rename(_cli: &Cli, _a: &RenameArgs) -> anyhow::Result<i32> {
-    bail!("rename: needs a store operation to move the name index (not in this build yet)")
+pub fn rename(cli: &Cli, a: &RenameArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let info = engine.container(&a.container)?;
+    let new_name = a.new_name.strip_prefix('/').unwrap_or(&a.new_name);
+    if info.record.name == new_name {
+        bail!("Renaming a container with the same name as its current name");
+    }
+    engine.store().rename_container(&info.record.id, new_name)?;
+    Ok(0)
 }
 
 pub fn port(cli: &Cli, a: &PortArgs) -> anyhow::Result<i32> {
