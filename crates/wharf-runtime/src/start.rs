@@ -15,7 +15,7 @@
 //!
 //! Must not: touch the store, or do namespace/mount work itself (that is `init`).
 
-mod foreground;
+pub(crate) mod foreground;
 
 use crate::cgroup::{Cgroup, CgroupError};
 use crate::seccomp::SeccompError;

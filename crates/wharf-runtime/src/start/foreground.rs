@@ -12,6 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 const FORWARDED: [Signal; 6] = [
@@ -31,26 +32,62 @@ impl Drop for MaskGuard {
     }
 }
 
-pub(super) fn try_reap(r: &mut Running) -> Result<Option<ExitStatus>, StartError> {
-    match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, c)) => {
-            r.reaped = true;
-            Ok(Some(ExitStatus::Exited(c)))
-        }
-        Ok(WaitStatus::Signaled(_, s, _)) => {
-            r.reaped = true;
-            Ok(Some(ExitStatus::Signaled(s as i32)))
-        }
-        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(None),
-        Err(e) => Err(io_err(r, "wait for container", e.into())),
+/// A process the caller waits for in the foreground: a container's pid 1 ([`Running`]) or an
+/// exec'd command (`ExecRunning`). One loop serves both, so signal forwarding and the pty pump
+/// behave the same for `run` and `exec`.
+pub(crate) trait Foreground {
+    fn id(&self) -> &str;
+    fn pid(&self) -> i32;
+    fn pidfd(&self) -> Option<BorrowedFd<'_>>;
+    /// Whether the caller's stdin is forwarded (`-i`).
+    fn forwards_stdin(&self) -> bool;
+    /// The pty master (`-t`), taken for the duration of the wait.
+    fn take_master(&mut self) -> Option<OwnedFd>;
+    fn mark_reaped(&mut self);
+    fn signal(&self, sig: i32) -> std::io::Result<()>;
+}
+
+/// Reaps the process if it exited (never blocks).
+pub(crate) fn try_reap<P: Foreground>(r: &mut P) -> Result<Option<ExitStatus>, StartError> {
+    let status = match waitpid(Pid::from_raw(r.pid()), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => ExitStatus::Exited(c),
+        Ok(WaitStatus::Signaled(_, s, _)) => ExitStatus::Signaled(s as i32),
+        Ok(_) | Err(nix::errno::Errno::EINTR) => return Ok(None),
+        Err(e) => return Err(io_err(r, "wait for process", e.into())),
+    };
+    r.mark_reaped();
+    Ok(Some(status))
+}
+
+fn io_err<P: Foreground>(r: &P, op: &'static str, source: std::io::Error) -> StartError {
+    StartError::Io {
+        id: r.id().to_string(),
+        op,
+        source,
     }
 }
 
-fn io_err(r: &Running, op: &'static str, source: std::io::Error) -> StartError {
-    StartError::Io {
-        id: r.id.clone(),
-        op,
-        source,
+impl Foreground for Running {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+    fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|p| p.as_fd())
+    }
+    fn forwards_stdin(&self) -> bool {
+        self.stdin
+    }
+    fn take_master(&mut self) -> Option<OwnedFd> {
+        self.master.take()
+    }
+    fn mark_reaped(&mut self) {
+        self.reaped = true;
+    }
+    fn signal(&self, sig: i32) -> std::io::Result<()> {
+        self.kill(sig)
     }
 }
 
@@ -71,7 +108,7 @@ fn copy_once(from: BorrowedFd<'_>, to: &mut dyn Write, buf: &mut [u8]) -> std::i
     }
 }
 
-pub(super) fn run(r: &mut Running) -> Result<ExitStatus, StartError> {
+pub(crate) fn run<P: Foreground>(r: &mut P) -> Result<ExitStatus, StartError> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.add(Signal::SIGWINCH);
@@ -88,23 +125,24 @@ pub(super) fn run(r: &mut Running) -> Result<ExitStatus, StartError> {
     let stdin = std::io::stdin();
     let stdin_fd = stdin.as_fd();
     let stdin_tty = nix::unistd::isatty(stdin_fd.as_raw_fd()).unwrap_or(false);
-    let _raw = match (&r.master, r.stdin && stdin_tty) {
+    let master_owned = r.take_master();
+    let master = master_owned.as_ref().map(|m| m.as_fd());
+    let _raw = match (master, r.forwards_stdin() && stdin_tty) {
         (Some(_), true) => wharf_sys::tty::RawMode::enter(stdin_fd).ok(),
         _ => None,
     };
     let mut stdout = std::io::stdout().lock();
     let mut buf = vec![0u8; 32 * 1024];
-    let mut pump_stdin = r.master.is_some() && r.stdin;
-    let mut master_open = r.master.is_some();
+    let mut pump_stdin = master.is_some() && r.forwards_stdin();
+    let mut master_open = master.is_some();
 
     let status = loop {
         if let Some(st) = try_reap(r)? {
             break st;
         }
-        let master = r.master.as_ref().map(|m| m.as_fd());
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        if let Some(p) = &r.pidfd {
-            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        if let Some(p) = r.pidfd() {
+            fds.push(PollFd::new(p, PollFlags::POLLIN));
         }
         let master_idx = match (master, master_open) {
             (Some(m), true) => {
@@ -121,7 +159,7 @@ pub(super) fn run(r: &mut Running) -> Result<ExitStatus, StartError> {
         };
         // Without a pidfd, SIGCHLD could be taken by another thread of a multi-threaded caller:
         // re-check waitpid every 100 ms as a backstop (never in the pidfd path).
-        let timeout = if r.pidfd.is_some() {
+        let timeout = if r.pidfd().is_some() {
             PollTimeout::NONE
         } else {
             PollTimeout::from(100u8)
@@ -166,13 +204,13 @@ pub(super) fn run(r: &mut Running) -> Result<ExitStatus, StartError> {
                         let _ = wharf_sys::tty::set_winsize(m, ws);
                     }
                 } else if sig != Signal::SIGCHLD as i32 {
-                    let _ = r.kill(sig);
+                    let _ = r.signal(sig);
                 }
             }
         }
     };
     // Drain what the container wrote before it exited: read until every slave is closed (EIO).
-    if let (Some(m), true) = (r.master.as_ref().map(|m| m.as_fd()), master_open) {
+    if let (Some(m), true) = (master, master_open) {
         loop {
             let mut fds = [PollFd::new(m, PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(1000u16)) {
