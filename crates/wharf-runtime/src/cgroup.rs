@@ -218,11 +218,17 @@ fn dirs_for(layout: &Layout, rel: &str) -> Vec<Dir> {
 
 /// mkdir every component of `rel` under `d.mount`; in cpuset hierarchies copy cpus/mems from
 /// the parent into each new directory (v1 leaves them empty, and tasks cannot join then).
-fn mkdir_chain(d: &Dir, rel: &str) -> Result<(), CgroupError> {
+/// Creates `rel` level by level under the hierarchy. On pure v2 (`delegate`), each parent first
+/// enables its available controllers for its children (`cgroup.subtree_control`); the leaf,
+/// which will hold processes, never gets subtree_control ("no internal processes" rule).
+fn mkdir_chain(d: &Dir, rel: &str, delegate: bool) -> Result<(), CgroupError> {
     let cpuset = d.controllers.iter().any(|c| c == "cpuset");
     let mut cur = d.mount.clone();
     for comp in Path::new(rel).components() {
         let parent = cur.clone();
+        if delegate {
+            enable_here(&parent)?;
+        }
         cur.push(comp);
         match std::fs::create_dir(&cur) {
             Ok(()) => {}
@@ -242,16 +248,6 @@ fn mkdir_chain(d: &Dir, rel: &str) -> Result<(), CgroupError> {
 }
 
 /// v2: enable the available controllers in subtree_control from the root down to the parent.
-fn enable_v2_controllers(d: &Dir, rel: &str) -> Result<(), CgroupError> {
-    let mut cur = d.mount.clone();
-    let comps: Vec<_> = Path::new(rel).components().collect();
-    for comp in &comps[..comps.len().saturating_sub(1)] {
-        enable_here(&cur)?;
-        cur.push(comp);
-    }
-    enable_here(&cur)
-}
-
 fn enable_here(dir: &Path) -> Result<(), CgroupError> {
     let avail = read_file(dir, "cgroup.controllers")?;
     let want: Vec<String> = avail
@@ -540,10 +536,7 @@ fn apply(
 ) -> Result<(), CgroupError> {
     let pure_v2 = matches!(layout, Layout::V2 { .. });
     for d in &cg.dirs {
-        if d.v2 && pure_v2 {
-            enable_v2_controllers(d, &spec.path)?;
-        }
-        mkdir_chain(d, &spec.path)?;
+        mkdir_chain(d, &spec.path, d.v2 && pure_v2)?;
     }
     for d in &cg.dirs {
         let has = |c: &str| d.controllers.iter().any(|x| x == c);
@@ -848,5 +841,47 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(st.signal(), Some(9), "{st:?}");
         assert!(oom, "oom_kill counter");
+    }
+
+    /// The pure-v2 code path on a real cgroup2 hierarchy: this host's unified hierarchy has
+    /// no controllers (they are bound to v1), so a limit must fail closed, naming the
+    /// controller, while tracking (mkdir, join, remove) works.
+    #[test]
+    fn pure_v2_layout_on_the_real_unified_hierarchy() {
+        let Layout::Hybrid { unified, .. } = layout() else {
+            return; // only meaningful on the hybrid hosts CI runs on
+        };
+        let v2 = Layout::V2 {
+            root: unified.clone(),
+        };
+        let path = rand_path();
+        let err = create_in(&v2, &spec(&path, Some(32 << 20), None, None), true)
+            .expect_err("no memory controller on this v2 hierarchy");
+        assert!(
+            matches!(
+                err,
+                CgroupError::MissingController {
+                    controller: "memory",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!unified.join(&path).exists(), "nothing created on failure");
+        let cg = create_in(&v2, &spec(&path, None, None, None), true).expect("tracking only");
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        cg.add_process(child.id() as i32).expect("join");
+        let procs = read(&unified.join(&path).join("cgroup.procs"));
+        assert_eq!(procs, child.id().to_string());
+        cg.remove().expect("remove kills and rmdirs");
+        let _ = child.wait();
+        assert!(!unified.join(&path).exists());
+        if let Some((parent, _)) = path.split_once('/') {
+            let _ = std::fs::remove_dir(unified.join(parent));
+            assert!(!unified.join(parent).exists());
+        }
     }
 }
