@@ -246,7 +246,16 @@ impl Store {
             }
         }
         remove_file_if_exists(&self.record_path(id))?;
-        util::remove_tree_if_exists(&paths.dir)
+        // Rename first, then delete: a late writer (a foreground CLI recording the exit of a
+        // container `rm -f` just killed) then fails with ENOENT instead of racing the removal.
+        let trash = self
+            .containers_dir
+            .join(format!(".removing-{id}-{}", random_suffix()?));
+        match std::fs::rename(&paths.dir, &trash) {
+            Ok(()) => util::remove_tree_if_exists(&trash),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing", &paths.dir)(e)),
+        }
     }
 
     pub(crate) fn ensure_container_dirs(&self) -> Result<(), StoreError> {

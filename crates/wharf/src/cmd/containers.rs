@@ -254,7 +254,7 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
                 println!("{name}");
             }
             Err(e) => {
-                eprintln!("Error response from daemon: {e}");
+                eprintln!("Error response from daemon: {}", super::chain_message(&e));
                 failed += 1;
             }
         }

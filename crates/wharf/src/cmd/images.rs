@@ -240,7 +240,7 @@ pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
                 }
             }
             Err(e) => {
-                eprintln!("Error response from daemon: {e}");
+                eprintln!("Error response from daemon: {}", super::chain_message(&e));
                 failed = true;
             }
         }

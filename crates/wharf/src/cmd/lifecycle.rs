@@ -25,7 +25,7 @@ fn each(
             Ok(Some(out)) => println!("{out}"),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("Error response from daemon: {e}");
+                eprintln!("Error response from daemon: {}", super::chain_message(&e));
                 failed = true;
             }
         }

@@ -88,7 +88,7 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> anyhow::Result<i32> {
         Ok(()) => Ok(0),
         Err(LogError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => {
-            eprintln!("Error response from daemon: {e}");
+            eprintln!("Error response from daemon: {}", super::chain_message(&e));
             Ok(wharf_types::error::HasKind::kind(&e).exit_code())
         }
     }

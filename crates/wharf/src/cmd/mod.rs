@@ -89,10 +89,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 
 /// One line: the error and its causes, without repeating.
 pub fn error_message(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
+    join_causes(e.chain())
+}
+
+/// A library error and its `source()` chain on one line (library messages don't repeat their
+/// source, so the printer joins them).
+pub fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
+    join_causes(std::iter::successors(Some(e), |e| e.source()))
+}
+
+fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut msg = String::new();
+    for cause in causes {
         let c = cause.to_string();
-        if !msg.contains(&c) {
+        if msg.is_empty() {
+            msg = c;
+        } else if !msg.contains(&c) {
             msg.push_str(": ");
             msg.push_str(&c);
         }

@@ -63,7 +63,7 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
                 match store.remove_volume(n, a.force) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
+                        eprintln!("Error response from daemon: {}", super::chain_message(&e));
                         failed = true;
                     }
                 }
