@@ -24,6 +24,7 @@
 //! Owns: on-disk layout and its invariants. Must not: mount anything, depend on the runtime,
 //! or trust bytes from an archive before they are verified.
 
+pub mod archive;
 mod container;
 mod content;
 mod error;

@@ -13,21 +13,12 @@ use std::path::PathBuf;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Root of persistent state (images, containers, volumes)
-    #[arg(
-        long,
-        global = true,
-        env = "WHARF_ROOT",
-        default_value = "/var/lib/wharf"
-    )]
+    /// Root of persistent state (images, containers, volumes); like docker's global options it
+    /// goes before the command
+    #[arg(long, env = "WHARF_ROOT", default_value = "/var/lib/wharf")]
     pub root: PathBuf,
     /// Root of volatile runtime state (caches rebuilt after a reboot)
-    #[arg(
-        long,
-        global = true,
-        env = "WHARF_RUNROOT",
-        default_value = "/run/wharf"
-    )]
+    #[arg(long, env = "WHARF_RUNROOT", default_value = "/run/wharf")]
     pub run_root: PathBuf,
     /// Say what wharf adjusts or skips (e.g. clamped rlimits)
     #[arg(short = 'D', long, global = true)]
@@ -101,8 +92,68 @@ pub enum Command {
     /// Manage wharf itself
     #[command(subcommand)]
     System(SystemCommand),
+    /// Run wharf's built-in OCI registry
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load images from a tar archive or STDIN (plain, gzip or zstd)
+    Load(LoadArgs),
     /// Show the wharf version information
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve the OCI distribution API
+    Serve(RegistryServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Registry storage root (its own content store)
+    #[arg(long = "root", default_value = "/var/lib/wharf-registry")]
+    pub storage: PathBuf,
+    /// htpasswd file (bcrypt entries) for basic auth
+    #[arg(long)]
+    pub htpasswd: Option<PathBuf>,
+    /// Refuse every write (push, delete)
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Largest manifest accepted, in bytes
+    #[arg(long = "max-manifest-size", default_value = "4194304")]
+    pub max_manifest_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Archive format: docker (docker-archive, default) or oci (OCI image layout)
+    #[arg(long, default_value = "docker")]
+    pub format: String,
+    /// Save only this platform (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Load only this platform (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -57,6 +57,7 @@ fn no_forbidden_edges() {
         ("wharf-store", &["wharf-types", "wharf-sys"]),
         ("wharf-runtime", &["wharf-types", "wharf-sys"]),
         ("wharf-logs", &["wharf-types"]),
+        ("wharf-registry", &["wharf-types", "wharf-store"]),
         (
             "wharf-engine",
             &[

@@ -1,14 +1,16 @@
 //! Command implementations, one module per command group. Each returns the process exit code.
 
+mod archive;
 mod containers;
 mod exec;
 mod images;
 mod lifecycle;
 mod logs;
+mod registry;
 mod run;
 mod volumes;
 
-use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, RegistryCommand, SystemCommand};
 use wharf_engine::{Engine, EngineError, EngineOptions};
 use wharf_types::error::HasKind;
 
@@ -79,6 +81,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&cli, a),
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
+        Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),
+        Command::Save(a) => archive::save(&cli, a),
+        Command::Load(a) => archive::load(&cli, a),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&cli, a),
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&cli, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => exec::top(&cli, a),

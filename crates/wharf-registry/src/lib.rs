@@ -1,0 +1,1 @@
+//! wharf-registry: the OCI distribution server. OWNED BY: registry helper.

@@ -1,0 +1,1 @@
+//! (placeholder) save/load archives. OWNED BY: archive helper.
