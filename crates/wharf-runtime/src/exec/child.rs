@@ -186,25 +186,7 @@ fn command(p: &Payload, tty: Option<OwnedFd>) -> Result<Never, InitError> {
 fn setup_stdio(p: &Payload, tty: Option<OwnedFd>, uid: u32) -> Result<(), InitError> {
     if p.spec.process.terminal {
         let sock = tty.ok_or_else(|| fail("terminal requested but no terminal socket"))?;
-        let (master, slave) = wharf_sys::tty::open_pty(std::path::Path::new("/dev/pts/ptmx"))
-            .ctx(|| "open /dev/pts/ptmx".into())?;
-        let _ = wharf_sys::fs::chown_fd(slave.as_fd(), uid, 5);
-        wharf_sys::tty::send_fd(sock.as_fd(), master.as_fd())
-            .ctx(|| "send terminal to parent".into())?;
-        drop(master);
-        let mut ack = [0u8; 1];
-        let n = std::fs::File::from(sock)
-            .read(&mut ack)
-            .ctx(|| "wait for terminal ack".into())?;
-        if n == 0 {
-            process::exit_now(125);
-        }
-        nix::unistd::setsid().ctx(|| "setsid".into())?;
-        wharf_sys::tty::set_controlling_tty(slave.as_fd())
-            .ctx(|| "set controlling terminal".into())?;
-        for t in 0..3 {
-            process::dup_onto(slave.as_fd(), t).ctx(|| "attach terminal to stdio".into())?;
-        }
+        crate::init::attach_terminal(sock, uid)?;
     } else if !p.spec.process.stdin && !p.detach {
         let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
         process::dup_onto(null.as_fd(), 0).ctx(|| "redirect stdin".into())?;
