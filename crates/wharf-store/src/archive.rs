@@ -1,1 +1,243 @@
-//! (placeholder) save/load archives. OWNED BY: archive helper.
+//! Image archives: `save` (docker-archive or OCI image layout, as a tar stream) and `load`
+//! (docker 20.10 / ≥25 / podman / skopeo docker-archives and OCI layouts in a tar; plain,
+//! gzip or zstd, detected by magic bytes).
+//!
+//! Save streams every blob from the store (layers are decompressed on the fly for the
+//! docker-archive shape and their diff_id re-checked while writing). Load streams the tar once
+//! into a private temp directory under `ingest/` (members are stored by index, never by their
+//! archive name, so no member name ever reaches the file system), then resolves
+//! `manifest.json` / `index.json`, verifies every config, manifest and layer (sha256 of the
+//! blob and of the uncompressed tar against `rootfs.diff_ids`) and unpacks snapshots into
+//! temp dirs. Only when every image of the archive verified are blobs, snapshots and index
+//! entries committed, so a refused archive leaves the store as it was.
+//!
+//! Owns: archive formats and their verification. Must not: trust an archive name, digest or
+//! size before checking it, or buffer a layer in memory.
+
+mod load;
+mod save;
+
+pub use load::{LoadOptions, LoadedImage};
+pub use save::SaveOptions;
+
+use crate::error::StoreError;
+use crate::layer::LayerError;
+use std::io::{self, BufRead, Read};
+use std::path::PathBuf;
+use wharf_types::error::{ErrorKind, HasKind};
+use wharf_types::oci::Platform;
+use wharf_types::reference::RefError;
+use wharf_types::Digest;
+
+/// Cap for JSON metadata members (manifest.json, index.json, configs, manifests).
+pub(crate) const ARCHIVE_META_CAP: u64 = 8 << 20;
+
+/// Format written by [`crate::Store::save`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `docker save`: manifest.json + OCI layout with uncompressed layers (docker ≥25 shape,
+    /// which docker 20.10 loads too).
+    Docker,
+    /// OCI image layout in a tar, blobs as stored (compressed), manifests byte-for-byte.
+    Oci,
+}
+
+impl std::str::FromStr for ArchiveFormat {
+    type Err = ArchiveError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "docker" | "docker-archive" => Ok(ArchiveFormat::Docker),
+            "oci" | "oci-archive" => Ok(ArchiveFormat::Oci),
+            other => Err(ArchiveError::BadFormat(other.to_string())),
+        }
+    }
+}
+
+/// `os/arch[/variant]`.
+pub fn parse_platform(s: &str) -> Result<Platform, ArchiveError> {
+    let parts: Vec<&str> = s.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        }),
+        _ => Err(ArchiveError::BadPlatform(s.to_string())),
+    }
+}
+
+fn platform_matches(want: &Platform, os: &str, arch: &str, variant: Option<&str>) -> bool {
+    want.os == os
+        && want.architecture == arch
+        && (want.variant.is_none() || want.variant.as_deref() == variant)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid archive format {0:?}: expected docker or oci")]
+    BadFormat(String),
+    #[error("invalid platform {0:?}: expected os/arch[/variant]")]
+    BadPlatform(String),
+    #[error("image {image} does not match platform {platform}")]
+    PlatformMismatch { image: String, platform: String },
+    #[error("archive contains no image matching platform {0}")]
+    NoPlatform(String),
+    #[error("reading archive")]
+    Read(#[source] io::Error),
+    #[error("writing archive")]
+    Write(#[source] io::Error),
+    #[error("unsupported compression of {0}")]
+    Compression(String, #[source] io::Error),
+    #[error("archive member {name:?} rejected: {reason}")]
+    UnsafeMember { name: String, reason: &'static str },
+    #[error("{from} references {name:?}, which is outside the archive")]
+    Outside { from: String, name: String },
+    #[error("{from} references {name:?}, which is not in the archive")]
+    Missing { from: String, name: String },
+    #[error("archive member {name:?} is larger than the {limit} bytes allowed")]
+    TooLarge { name: String, limit: u64 },
+    #[error("decompressed data exceeds {limit} bytes (free space of the store); refusing a possible decompression bomb")]
+    Bomb { limit: u64 },
+    #[error("invalid {what} in archive")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("content of {what} does not match {expected}: got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("size of {what} does not match: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("image config {config} lists {diff_ids} diff_ids but {layers} layers")]
+    LayerCount {
+        config: Digest,
+        diff_ids: usize,
+        layers: usize,
+    },
+    #[error("invalid tag {tag:?} in archive")]
+    BadTag {
+        tag: String,
+        #[source]
+        source: RefError,
+    },
+    #[error("unsupported manifest media type {0:?}")]
+    MediaType(String),
+    #[error("archive has neither manifest.json nor index.json: not a docker or OCI image archive")]
+    NotAnArchive,
+    #[error("layer {layer}")]
+    Layer {
+        layer: String,
+        #[source]
+        source: LayerError,
+    },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ArchiveError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> ArchiveError {
+        let path = path.into();
+        move |source| ArchiveError::Io { op, path, source }
+    }
+}
+
+impl HasKind for ArchiveError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ArchiveError::Store(e) => e.kind(),
+            ArchiveError::Layer { source, .. } => source.kind(),
+            ArchiveError::Write(_) | ArchiveError::Io { .. } => ErrorKind::Internal,
+            ArchiveError::NoPlatform(_) => ErrorKind::NotFound,
+            _ => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// Compression of a stream, by magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+pub(crate) fn sniff<R: BufRead>(r: &mut R) -> io::Result<Compression> {
+    let head = r.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    })
+}
+
+/// Wraps `r` in the decoder its magic bytes call for.
+pub(crate) fn decompress<'a, R: BufRead + 'a>(
+    mut r: R,
+    what: &str,
+) -> Result<Box<dyn Read + 'a>, ArchiveError> {
+    Ok(match sniff(&mut r).map_err(ArchiveError::Read)? {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(r)
+                .map_err(|e| ArchiveError::Compression(what.to_string(), io::Error::other(e)))?,
+        ),
+    })
+}
+
+/// A reader failing once more than `limit` bytes were read (decompression bombs).
+pub(crate) struct Capped<R> {
+    pub inner: R,
+    pub limit: u64,
+    pub read: u64,
+}
+
+/// Marker carried in the io::Error of a [`Capped`] reader.
+#[derive(Debug)]
+pub(crate) struct CapExceeded(pub u64);
+
+impl std::fmt::Display for CapExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "more than {} bytes", self.0)
+    }
+}
+impl std::error::Error for CapExceeded {}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(io::Error::other(CapExceeded(self.limit)));
+        }
+        Ok(n)
+    }
+}
+
+/// Maps a read error to `Bomb` when it came from a [`Capped`] reader.
+pub(crate) fn read_err(e: io::Error) -> ArchiveError {
+    if let Some(c) = e.get_ref().and_then(|i| i.downcast_ref::<CapExceeded>()) {
+        return ArchiveError::Bomb { limit: c.0 };
+    }
+    ArchiveError::Read(e)
+}

@@ -2,6 +2,8 @@
 //! busybox-static (/bin/busybox), and helpers to run the real `wharf` binary.
 #![allow(dead_code)]
 
+pub mod dockerd;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,434 @@
+//! `save` / `load` against real tools: wharf round trip, docker 20.10 (a private dockerd),
+//! skopeo, umoci, gzip/zstd compressed archives, and hostile archives refused with the store
+//! unchanged.
+
+// test helpers: a failed setup step is a failed test
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
+mod common;
+use common::dockerd::Dockerd;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn id_of(w: &Wharf, name: &str) -> String {
+    w.ok(&["image", "inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    for d in ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"] {
+        let p = Path::new(d).join(tool);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+/// Snapshot of what a store shows: image list and blob names.
+fn store_state(w: &Wharf) -> (String, Vec<String>) {
+    let images = w.ok(&["images", "--no-trunc", "-q"]);
+    let mut blobs: Vec<String> = std::fs::read_dir(w.root().join("blobs/sha256"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    blobs.sort();
+    (images, blobs)
+}
+
+#[test]
+fn round_trip_and_compression() {
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let d = w.dir.path();
+    let s = d.join("s.tar");
+    w.ok(&["save", "-o", s.to_str().unwrap(), "busybox:latest"]);
+
+    let w2 = Wharf::new();
+    let out = w2.ok(&["load", "-i", s.to_str().unwrap()]);
+    assert_eq!(out.trim(), "Loaded image: busybox:latest");
+    assert_eq!(id_of(&w2, "busybox"), id);
+    assert_eq!(
+        w2.ok(&["run", "--rm", "busybox", "echo", "hi"]).trim(),
+        "hi"
+    );
+    // loading again is idempotent
+    w2.ok(&["load", "-i", s.to_str().unwrap()]);
+
+    // OCI layout keeps the manifest digest
+    let o = d.join("o.tar");
+    w.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        o.to_str().unwrap(),
+        "busybox",
+    ]);
+    let w3 = Wharf::new();
+    w3.ok(&["load", "-i", o.to_str().unwrap()]);
+    assert_eq!(id_of(&w3, "busybox"), id);
+    let a = std::fs::read(s.parent().unwrap().join("root/meta/images.json")).unwrap();
+    let b = std::fs::read(w3.root().join("meta/images.json")).unwrap();
+    let man = |j: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(j).unwrap()["images"]
+            [id.trim_start_matches("sha256:")]["manifest"]
+            .clone()
+    };
+    assert_eq!(
+        man(&a),
+        man(&b),
+        "manifest digest survives an OCI round trip"
+    );
+
+    // gzip and zstd by magic bytes, from stdin too
+    let gz = d.join("s.tar.gz");
+    assert!(sh(&format!("gzip -c {} > {}", s.display(), gz.display()))
+        .status
+        .success());
+    let w4 = Wharf::new();
+    w4.ok(&["load", "-i", gz.to_str().unwrap()]);
+    assert_eq!(id_of(&w4, "busybox"), id);
+    if which("zstd").is_some() {
+        let zst = d.join("s.tar.zst");
+        assert!(
+            sh(&format!("zstd -q -c {} > {}", s.display(), zst.display()))
+                .status
+                .success()
+        );
+        let w5 = Wharf::new();
+        let o = w5.run_stdin(&["load"], &std::fs::read(&zst).unwrap());
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(id_of(&w5, "busybox"), id);
+    } else {
+        eprintln!("skipped zstd: zstd not installed");
+    }
+}
+
+#[test]
+fn docker_round_trip() {
+    let Some(dd) = Dockerd::start() else {
+        eprintln!("skipped: dockerd unavailable");
+        return;
+    };
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let s = w.dir.path().join("s.tar");
+    w.ok(&["save", "-o", s.to_str().unwrap(), "busybox"]);
+    let o = dd.docker(&["load", "-i", s.to_str().unwrap()]);
+    assert!(o.status.success(), "docker load: {}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Loaded image: busybox:latest"),
+        "{}",
+        stdout(&o)
+    );
+    let o = dd.docker(&["image", "inspect", "--format", "{{.Id}}", "busybox:latest"]);
+    assert_eq!(stdout(&o).trim(), id, "docker sees the same image id");
+    let back = w.dir.path().join("d.tar");
+    let o = dd.docker(&["save", "-o", back.to_str().unwrap(), "busybox:latest"]);
+    assert!(o.status.success(), "docker save: {}", stderr(&o));
+    let w2 = Wharf::new();
+    assert_eq!(
+        w2.ok(&["load", "-i", back.to_str().unwrap()]).trim(),
+        "Loaded image: busybox:latest"
+    );
+    assert_eq!(id_of(&w2, "busybox"), id);
+    assert_eq!(
+        w2.ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(),
+        "ok"
+    );
+}
+
+#[test]
+fn skopeo_and_umoci() {
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let d = w.dir.path();
+    let s = d.join("s.tar");
+    let o = d.join("o.tar");
+    w.ok(&["save", "-o", s.to_str().unwrap(), "busybox"]);
+    w.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        o.to_str().unwrap(),
+        "busybox",
+    ]);
+    if which("skopeo").is_some() {
+        for src in [
+            format!("docker-archive:{}", s.display()),
+            format!("oci-archive:{}", o.display()),
+        ] {
+            let out = sh(&format!("skopeo inspect --raw {src}"));
+            assert!(out.status.success(), "{src}: {}", stderr(&out));
+            let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(m["config"]["digest"].as_str(), Some(id.as_str()), "{src}");
+        }
+        // skopeo: OCI dir → docker-archive and → oci-archive, both load in wharf
+        let dir = d.join("ocidir");
+        let da = d.join("sk-docker.tar");
+        let oa = d.join("sk-oci.tar");
+        for cmd in [
+            format!(
+                "skopeo copy -q oci-archive:{} oci:{}:latest",
+                o.display(),
+                dir.display()
+            ),
+            format!(
+                "skopeo copy -q oci:{}:latest docker-archive:{}:busybox:sk",
+                dir.display(),
+                da.display()
+            ),
+            format!(
+                "skopeo copy -q oci:{}:latest oci-archive:{}:busybox:sk2",
+                dir.display(),
+                oa.display()
+            ),
+        ] {
+            let out = sh(&cmd);
+            assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+        }
+        let w2 = Wharf::new();
+        assert_eq!(
+            w2.ok(&["load", "-i", da.to_str().unwrap()]).trim(),
+            "Loaded image: busybox:sk"
+        );
+        assert_eq!(id_of(&w2, "busybox:sk"), id);
+        assert_eq!(
+            w2.ok(&["load", "-i", oa.to_str().unwrap()]).trim(),
+            "Loaded image: busybox:sk2"
+        );
+        assert_eq!(
+            w2.ok(&["run", "--rm", "busybox:sk2", "echo", "ok"]).trim(),
+            "ok"
+        );
+    } else {
+        eprintln!("skipped skopeo: not installed");
+    }
+    if which("umoci").is_some() {
+        let dir = d.join("umoci");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(sh(&format!("tar -C {} -xf {}", dir.display(), o.display()))
+            .status
+            .success());
+        let out = sh(&format!("umoci stat --image {}:latest", dir.display()));
+        assert!(out.status.success(), "umoci stat: {}", stderr(&out));
+        let bundle = d.join("bundle");
+        let out = sh(&format!(
+            "umoci unpack --image {}:latest {}",
+            dir.display(),
+            bundle.display()
+        ));
+        assert!(out.status.success(), "umoci unpack: {}", stderr(&out));
+        assert!(bundle.join("rootfs/bin/busybox").exists());
+    } else {
+        eprintln!("skipped umoci: not installed");
+    }
+}
+
+fn tar_with(path: &Path, members: &[(&str, tar::EntryType, &[u8], &str)]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (name, kind, data, link) in members {
+        let mut h = tar::Header::new_gnu();
+        // raw name bytes: set_path refuses `..`
+        let raw = name.as_bytes();
+        h.as_old_mut().name[..raw.len()].copy_from_slice(raw);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(*kind);
+        if !link.is_empty() {
+            h.set_link_name(link).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+#[test]
+fn hostile_archives_refused() {
+    let w = Wharf::new().with_busybox();
+    let d = w.dir.path();
+    let good = d.join("good.tar");
+    w.ok(&["save", "-o", good.to_str().unwrap(), "busybox"]);
+    // members of the good archive, to tamper with
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&good).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+        members.push((name, v));
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&members.iter().find(|m| m.0 == "manifest.json").unwrap().1)
+            .unwrap();
+    let layer = manifest[0]["Layers"][0].as_str().unwrap().to_string();
+    let config = manifest[0]["Config"].as_str().unwrap().to_string();
+    let build = |name: &str,
+                 f: &dyn Fn(&str, &[u8]) -> Option<Vec<u8>>,
+                 extra: &[(&str, tar::EntryType, &[u8], &str)]| {
+        let p = d.join(name);
+        let mut owned: Vec<(String, Vec<u8>)> = Vec::new();
+        for (n, v) in &members {
+            if let Some(nv) = f(n, v) {
+                owned.push((n.clone(), nv));
+            }
+        }
+        let mut all: Vec<(&str, tar::EntryType, &[u8], &str)> = owned
+            .iter()
+            .map(|(n, v)| (n.as_str(), tar::EntryType::Regular, v.as_slice(), ""))
+            .collect();
+        all.extend_from_slice(extra);
+        tar_with(&p, &all);
+        p
+    };
+    let with_manifest = |m: serde_json::Value| {
+        let s = serde_json::to_vec(&m).unwrap();
+        move |n: &str, v: &[u8]| {
+            Some(if n == "manifest.json" {
+                s.clone()
+            } else {
+                v.to_vec()
+            })
+        }
+    };
+    let mut m_trav = manifest.clone();
+    m_trav[0]["Layers"][0] = "../../../etc/passwd".into();
+    let mut m_abs = manifest.clone();
+    m_abs[0]["Config"] = "/etc/hostname".into();
+    let mut m_missing = manifest.clone();
+    m_missing[0]["Layers"][0] = "nope/layer.tar".into();
+    let cases: Vec<(&str, PathBuf, &str)> = vec![
+        (
+            "traversal member",
+            build(
+                "t1.tar",
+                &|_, v| Some(v.to_vec()),
+                &[("../evil", tar::EntryType::Regular, b"x", "")],
+            ),
+            "path traversal",
+        ),
+        (
+            "absolute member",
+            build(
+                "t2.tar",
+                &|_, v| Some(v.to_vec()),
+                &[("/evil", tar::EntryType::Regular, b"x", "")],
+            ),
+            "absolute path",
+        ),
+        (
+            "symlink out",
+            build(
+                "t3.tar",
+                &|_, v| Some(v.to_vec()),
+                &[("x/link", tar::EntryType::Symlink, b"", "../../etc/passwd")],
+            ),
+            "link target outside",
+        ),
+        (
+            "manifest ../",
+            build("t4.tar", &with_manifest(m_trav), &[]),
+            "outside the archive",
+        ),
+        (
+            "manifest abs",
+            build("t5.tar", &with_manifest(m_abs), &[]),
+            "outside the archive",
+        ),
+        (
+            "missing layer",
+            build("t6.tar", &with_manifest(m_missing), &[]),
+            "not in the archive",
+        ),
+        (
+            "layer diff_id mismatch",
+            build(
+                "t7.tar",
+                &|n, v| {
+                    if n != layer {
+                        return Some(v.to_vec());
+                    }
+                    let mut t = v.to_vec();
+                    let i = t.len() / 3;
+                    t[i] ^= 0xff;
+                    Some(t)
+                },
+                &[],
+            ),
+            "diff_id",
+        ),
+        (
+            "config digest mismatch",
+            build(
+                "t8.tar",
+                &|n, v| {
+                    if n != config {
+                        return Some(v.to_vec());
+                    }
+                    let s = String::from_utf8_lossy(v).replace("amd64", "arm64 ");
+                    Some(s.into_bytes())
+                },
+                &[],
+            ),
+            "does not match",
+        ),
+        (
+            "metadata bomb",
+            build(
+                "t9.tar",
+                &|n, v| {
+                    Some(if n == "manifest.json" {
+                        vec![b' '; 9 << 20]
+                    } else {
+                        v.to_vec()
+                    })
+                },
+                &[],
+            ),
+            "larger than",
+        ),
+        (
+            "not an archive",
+            build(
+                "t10.tar",
+                &|n, v| (n == "oci-layout").then(|| v.to_vec()),
+                &[],
+            ),
+            "neither manifest.json",
+        ),
+    ];
+    let w2 = Wharf::new().with_busybox();
+    let before = store_state(&w2);
+    for (what, path, want) in cases {
+        let o = w2.run(&["load", "-i", path.to_str().unwrap()]);
+        assert!(!o.status.success(), "{what}: accepted");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{what}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{what}: one-line error: {err}"
+        );
+        assert_eq!(store_state(&w2), before, "{what}: store changed");
+        let leftovers: Vec<_> = std::fs::read_dir(w2.root().join("ingest"))
+            .unwrap()
+            .collect();
+        assert!(leftovers.is_empty(), "{what}: ingest not cleaned");
+    }
+}
