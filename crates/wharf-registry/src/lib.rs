@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+pub mod client;
 mod http;
 mod names;
 mod storage;

@@ -25,8 +25,10 @@
 //! or trust bytes from an archive before they are verified.
 
 pub mod archive;
+pub mod bundle;
 mod container;
 mod content;
+pub mod distribution;
 mod error;
 mod image;
 mod index;

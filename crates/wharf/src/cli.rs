@@ -95,6 +95,22 @@ pub enum Command {
     /// Run wharf's built-in OCI registry
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// List the images and layers this host has, for `bundle create --have`
+    Inventory(InventoryArgs),
+    /// Create, verify and apply air-gap bundles (only the layers the target lacks)
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Manage bundle signing keys
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load images from a tar archive or STDIN (plain, gzip or zstd)
@@ -126,6 +142,106 @@ pub struct RegistryServeArgs {
     /// Largest manifest accepted, in bytes
     #[arg(long = "max-manifest-size", default_value = "4194304")]
     pub max_manifest_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Platform to pull from a multi-platform image (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// NAME[:TAG|@DIGEST]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// NAME[:TAG]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin)
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// SERVER (default: Docker Hub)
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// SERVER (default: Docker Hub)
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Write the inventory to a file instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Create a bundle of images, carrying only the layers the target lacks
+    Create(BundleCreateArgs),
+    /// Verify every part, digest and signature of a bundle
+    Verify(BundleVerifyArgs),
+    /// Import a bundle (idempotent, resumable)
+    Apply(BundleVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleCreateArgs {
+    /// Output name (parts are NAME.000, NAME.001, … with --split, else NAME)
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Inventory of the target host (`wharf inventory -o have.json` there)
+    #[arg(long)]
+    pub have: Option<PathBuf>,
+    /// Split into parts of this size (e.g. 4G, 700M)
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Sign with this ed25519 private key (`wharf key generate`)
+    #[arg(long)]
+    pub sign: Option<PathBuf>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleVerifyArgs {
+    /// Public key the bundle must be signed with
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The bundle's parts, in any order
+    #[arg(required = true, value_name = "PART")]
+    pub parts: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an ed25519 key pair (NAME.pem private, NAME.pub public)
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// Base name of the key files
+    #[arg(short = 'o', long, default_value = "key")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
 //! Command implementations, one module per command group. Each returns the process exit code.
 
 mod archive;
+mod bundle;
 mod containers;
+mod distribution;
 mod exec;
 mod images;
 mod lifecycle;
@@ -10,7 +12,10 @@ mod registry;
 mod run;
 mod volumes;
 
-use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, RegistryCommand, SystemCommand};
+use crate::cli::{
+    BundleCommand, Cli, Command, ContainerCommand, ImageCommand, KeyCommand, RegistryCommand,
+    SystemCommand,
+};
 use wharf_engine::{Engine, EngineError, EngineOptions};
 use wharf_types::error::HasKind;
 
@@ -83,6 +88,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),
         Command::Save(a) => archive::save(&cli, a),
+        Command::Pull(a) => distribution::pull(&cli, a),
+        Command::Push(a) => distribution::push(&cli, a),
+        Command::Login(a) => distribution::login(&cli, a),
+        Command::Logout(a) => distribution::logout(&cli, a),
+        Command::Inventory(a) => bundle::inventory(&cli, a),
+        Command::Bundle(BundleCommand::Create(a)) => bundle::create(&cli, a),
+        Command::Bundle(BundleCommand::Verify(a)) => bundle::verify(&cli, a),
+        Command::Bundle(BundleCommand::Apply(a)) => bundle::apply(&cli, a),
+        Command::Key(KeyCommand::Generate(a)) => bundle::key_generate(&cli, a),
         Command::Load(a) => archive::load(&cli, a),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&cli, a),
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&cli, a),

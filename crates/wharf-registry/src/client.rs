@@ -1,0 +1,1 @@
+//! (placeholder) The distribution client: pull, push, auth. OWNED BY: client helper.

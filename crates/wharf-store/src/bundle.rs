@@ -1,0 +1,1 @@
+//! (placeholder) Air-gap bundles and inventories. OWNED BY: bundle helper.

@@ -1,0 +1,1 @@
+//! (placeholder) Store operations for the registry client (pull/push). OWNED BY: client helper.
