@@ -278,6 +278,18 @@ impl Store {
         input: impl Read,
         opts: &LoadOptions,
     ) -> Result<Vec<LoadedImage>, ArchiveError> {
+        self.load_inner(input, opts, false)
+    }
+
+    /// [`Store::load`]; with `store_blobs`, an OCI layout may omit layer blobs this store
+    /// already holds (bundles carry only what the target lacks). Such a layer is still
+    /// checked: its size against the descriptor and its diff_id against the config.
+    pub(crate) fn load_inner(
+        &self,
+        input: impl Read,
+        opts: &LoadOptions,
+        store_blobs: bool,
+    ) -> Result<Vec<LoadedImage>, ArchiveError> {
         let _gc = Lock::shared(&self.gc_lock)?;
         let limit = match opts.max_bytes {
             Some(l) => l,
@@ -286,7 +298,7 @@ impl Store {
                 .map_err(|e| ArchiveError::io("statvfs", &self.root)(e.into()))?,
         };
         let staging = self.stage(input, limit)?;
-        let plans = self.plan(&staging, opts)?;
+        let plans = self.plan(&staging, opts, store_blobs)?;
         if plans.is_empty() {
             if let Some(p) = &opts.platform {
                 return Err(ArchiveError::NoPlatform(format!(
@@ -308,7 +320,8 @@ impl Store {
                     LayerSrc::Keep(d) => format!("k:{}:{diff_id}", d.digest),
                 };
                 if !prepared.contains_key(&key) {
-                    let pr = self.prepare_layer(&staging, src, diff_id, &idx, limit)?;
+                    let pr =
+                        self.prepare_layer(&staging, src, diff_id, &idx, limit, store_blobs)?;
                     prepared.insert(key.clone(), pr);
                 }
                 if let Some(pr) = prepared.get(&key) {
@@ -499,7 +512,42 @@ impl Store {
         Ok(st)
     }
 
-    fn plan(&self, st: &Staging, opts: &LoadOptions) -> Result<Vec<Plan>, ArchiveError> {
+    /// The file holding layer blob `d`: the archive member or, with `store_blobs` and when
+    /// the archive does not carry it, the committed store blob (`true` = from the store).
+    fn layer_file(
+        &self,
+        st: &Staging,
+        d: &Descriptor,
+        from: &str,
+        store_blobs: bool,
+    ) -> Result<(PathBuf, bool), ArchiveError> {
+        let name = format!("blobs/sha256/{}", d.digest.hex());
+        if store_blobs && !st.has(&name) {
+            let p = blob_path(&self.blobs, &d.digest);
+            let len = std::fs::metadata(&p)
+                .map_err(|_| ArchiveError::Missing {
+                    from: from.to_string(),
+                    name: format!("{name} (neither carried nor in the store)"),
+                })?
+                .len();
+            if len != d.size {
+                return Err(ArchiveError::SizeMismatch {
+                    what: format!("store blob {}", d.digest),
+                    expected: d.size,
+                    actual: len,
+                });
+            }
+            return Ok((p, true));
+        }
+        Ok((st.blob(d, from)?.file.clone(), false))
+    }
+
+    fn plan(
+        &self,
+        st: &Staging,
+        opts: &LoadOptions,
+        store_blobs: bool,
+    ) -> Result<Vec<Plan>, ArchiveError> {
         let mut plans: Vec<Plan> = Vec::new();
         let want = opts.platform.as_ref();
         let fits = |cfg: &ImageConfig| {
@@ -636,7 +684,7 @@ impl Store {
                 });
             }
             for l in &m.layers {
-                st.blob(l, &from)?;
+                self.layer_file(st, l, &from, store_blobs)?;
             }
             if !fits(&cfg) {
                 continue;
@@ -677,10 +725,14 @@ impl Store {
         diff_id: &Digest,
         idx: &Index,
         limit: u64,
+        store_blobs: bool,
     ) -> Result<Prepared, ArchiveError> {
-        let (name, member) = match src {
-            LayerSrc::Recompress(n) => (n.clone(), st.member(n, "manifest")?),
-            LayerSrc::Keep(d) => (d.digest.to_string(), st.blob(d, "manifest")?),
+        let (name, member_file) = match src {
+            LayerSrc::Recompress(n) => (n.clone(), st.member(n, "manifest")?.file.clone()),
+            LayerSrc::Keep(d) => (
+                d.digest.to_string(),
+                self.layer_file(st, d, "manifest", store_blobs)?.0,
+            ),
         };
         let existing = match src {
             LayerSrc::Keep(_) => None,
@@ -698,7 +750,7 @@ impl Store {
             )),
             _ => None,
         };
-        let f = File::open(&member.file).map_err(ArchiveError::io("opening", &member.file))?;
+        let f = File::open(&member_file).map_err(ArchiveError::io("opening", &member_file))?;
         let dec = decompress(BufReader::with_capacity(128 << 10, f), &name)?;
         let mut tee = Tee {
             inner: Capped {
@@ -744,7 +796,7 @@ impl Store {
                 let blob = if blob_path(&self.blobs, &d.digest).exists() {
                     BlobSrc::Existing
                 } else {
-                    BlobSrc::Member(member.file.clone())
+                    BlobSrc::Member(member_file.clone())
                 };
                 let e = LayerEntry {
                     blob: d.digest.clone(),

@@ -1,17 +1,186 @@
-//! `pull`, `push`, `login`, `logout`. OWNED BY: client helper.
+//! `pull`, `push`, `login`, `logout`: thin CLI over `wharf_registry::client` (transfers and
+//! auth) and `wharf_store::distribution` (verification and commit). Prints docker's lines.
 
 use crate::cli::{Cli, LoginArgs, LogoutArgs, PullArgs, PushArgs};
-use anyhow::bail;
+use anyhow::{bail, Context};
+use std::io::IsTerminal;
+use std::io::{BufRead, Write};
+use std::sync::Mutex;
+use wharf_registry::client::{self, config, Progress, PullOptions};
+use wharf_store::archive::parse_platform;
 
-pub fn pull(_cli: &Cli, _a: &PullArgs) -> anyhow::Result<i32> {
-    bail!("pull: not in this build yet")
+fn printer(quiet: bool) -> impl Fn(&str) + Sync {
+    move |line: &str| {
+        if !quiet {
+            let mut o = std::io::stdout().lock();
+            let _ = writeln!(o, "{line}");
+            let _ = o.flush();
+        }
+    }
 }
-pub fn push(_cli: &Cli, _a: &PushArgs) -> anyhow::Result<i32> {
-    bail!("push: not in this build yet")
+
+fn human(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.2}GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.1}MB", f / 1e6)
+    } else {
+        format!("{:.1}kB", f / 1e3)
+    }
 }
-pub fn login(_cli: &Cli, _a: &LoginArgs) -> anyhow::Result<i32> {
-    bail!("login: not in this build yet")
+
+/// Docker-style per-layer lines; on a terminal each layer keeps its line and is redrawn
+/// with a bar, otherwise only final layer states are printed.
+struct Render {
+    tty: bool,
+    quiet: bool,
+    ids: Mutex<Vec<String>>,
 }
-pub fn logout(_cli: &Cli, _a: &LogoutArgs) -> anyhow::Result<i32> {
-    bail!("logout: not in this build yet")
+
+impl Render {
+    fn event(&self, p: Progress<'_>) {
+        if self.quiet {
+            return;
+        }
+        let mut o = std::io::stdout().lock();
+        match p {
+            Progress::Line(l) => {
+                let _ = writeln!(o, "{l}");
+            }
+            Progress::Layer {
+                id,
+                status,
+                current,
+                total,
+            } => {
+                if !self.tty {
+                    if status == "Already exists" || status == "Pull complete" {
+                        let _ = writeln!(o, "{id}: {status}");
+                    }
+                    return;
+                }
+                let text = if status == "Downloading" && total > 0 {
+                    let w = 50u64;
+                    let done = (current.min(total) * w / total) as usize;
+                    let bar = format!(
+                        "{}>{}",
+                        "=".repeat(done.saturating_sub(1)),
+                        " ".repeat(w as usize - done.max(1))
+                    );
+                    format!(
+                        "{id}: {status} [{bar}]  {}/{}",
+                        human(current),
+                        human(total)
+                    )
+                } else {
+                    format!("{id}: {status}")
+                };
+                let Ok(mut ids) = self.ids.lock() else { return };
+                match ids.iter().position(|i| i == id) {
+                    Some(pos) => {
+                        let up = ids.len() - pos;
+                        let _ = write!(o, "\x1b[{up}A\r\x1b[2K{text}\x1b[{up}B\r");
+                    }
+                    None => {
+                        ids.push(id.to_string());
+                        let _ = writeln!(o, "{text}");
+                    }
+                }
+            }
+        }
+        let _ = o.flush();
+    }
+}
+
+pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
+    let opts = PullOptions {
+        platform: a.platform.as_deref().map(parse_platform).transpose()?,
+    };
+    let engine = super::open_engine(cli)?;
+    let r = Render {
+        tty: std::io::stdout().is_terminal(),
+        quiet: a.quiet,
+        ids: Mutex::new(Vec::new()),
+    };
+    let res = client::pull(engine.store(), &a.image, &opts, &|p| r.event(p))?;
+    println!("{}", res.reference);
+    Ok(0)
+}
+
+pub fn push(cli: &Cli, a: &PushArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let out = printer(a.quiet);
+    client::push(engine.store(), &a.image, &out)?;
+    Ok(0)
+}
+
+fn server_host(s: Option<&str>) -> String {
+    let s = s.unwrap_or("docker.io");
+    let h = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(s);
+    if h == "index.docker.io" || h == "registry-1.docker.io" {
+        "docker.io".to_string()
+    } else {
+        h.to_string()
+    }
+}
+
+pub fn login(_cli: &Cli, a: &LoginArgs) -> anyhow::Result<i32> {
+    let host = server_host(a.server.as_deref());
+    let stdin = std::io::stdin();
+    let user = match &a.username {
+        Some(u) => u.clone(),
+        None => {
+            if a.password_stdin {
+                bail!("Must provide --username with --password-stdin");
+            }
+            print!("Username: ");
+            let _ = std::io::stdout().flush();
+            let mut u = String::new();
+            stdin.lock().read_line(&mut u).context("reading username")?;
+            u.trim().to_string()
+        }
+    };
+    let pass = match (&a.password, a.password_stdin) {
+        (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
+        (Some(p), false) => {
+            eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+            p.clone()
+        }
+        (None, _) => {
+            if !a.password_stdin {
+                print!("Password: ");
+                let _ = std::io::stdout().flush();
+            }
+            let mut p = String::new();
+            stdin.lock().read_line(&mut p).context("reading password")?;
+            p.trim_end_matches(['\n', '\r']).to_string()
+        }
+    };
+    if user.is_empty() || pass.is_empty() {
+        bail!("Error: Cannot perform an interactive login from a non TTY device");
+    }
+    let path = client::login(&host, &user, &pass)?;
+    eprintln!(
+        "WARNING! Your password will be stored unencrypted in {}.",
+        path.display()
+    );
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+pub fn logout(_cli: &Cli, a: &LogoutArgs) -> anyhow::Result<i32> {
+    let host = server_host(a.server.as_deref());
+    let key = config::auth_key(&host);
+    if config::remove_credentials(&host)? {
+        println!("Removing login credentials for {key}");
+    } else {
+        println!("Not logged in to {key}");
+    }
+    Ok(0)
 }

@@ -1,0 +1,192 @@
+//! `push`: upload the blobs the registry lacks (HEAD first, cross-repository mount from a
+//! repository the image was pulled from on the same registry, else POST + monolithic PUT),
+//! then PUT the stored manifest byte for byte (so its digest is kept).
+
+use super::config::DaemonConfig;
+use super::pull::parse_ref;
+use super::transport::{read_capped, Body, Endpoint};
+use super::{ClientError, MANIFEST_CAP};
+use wharf_store::Store;
+use wharf_types::oci::{self, Descriptor, Manifest};
+use wharf_types::Digest;
+
+/// Blobs above this size are uploaded in PATCH chunks of this size (`WHARF_PUSH_CHUNK`
+/// overrides it, in bytes).
+pub const CHUNK: u64 = 32 << 20;
+
+fn chunk_size() -> u64 {
+    std::env::var("WHARF_PUSH_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CHUNK)
+}
+
+fn upload_url(ep: &Endpoint, r: &ureq::Response, what: &str) -> Result<String, ClientError> {
+    let loc = r
+        .header("location")
+        .ok_or_else(|| ClientError::BadResponse {
+            what: what.to_string(),
+            msg: "upload without Location".to_string(),
+        })?;
+    Ok(
+        if loc.starts_with("http://") || loc.starts_with("https://") {
+            loc.to_string()
+        } else {
+            ep.url(loc)
+        },
+    )
+}
+
+fn push_blob(
+    ep: &Endpoint,
+    store: &Store,
+    repo: &str,
+    mount_from: &[String],
+    d: &Descriptor,
+    out: &(dyn Fn(&str) + Sync),
+) -> Result<(), ClientError> {
+    let short = &d.digest.hex()[..12];
+    let what = format!("blob {}", d.digest);
+    match ep.send(
+        "HEAD",
+        &format!("/v2/{repo}/blobs/{}", d.digest),
+        &[],
+        Body::Empty,
+        &what,
+    ) {
+        Ok(_) => {
+            out(&format!("{short}: Layer already exists"));
+            return Ok(());
+        }
+        Err(ClientError::Registry { status: 404, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    for from in mount_from.iter().filter(|f| *f != repo) {
+        let r = ep.send(
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", d.digest),
+            &[],
+            Body::Empty,
+            &what,
+        )?;
+        if r.status() == 201 {
+            out(&format!("{short}: Mounted from {from}"));
+            return Ok(());
+        }
+    }
+    let (_, len) = store.open_blob(&d.digest)?;
+    let path = store.root().join("blobs/sha256").join(d.digest.hex());
+    let r = ep.send(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Body::Empty,
+        &what,
+    )?;
+    let url = upload_url(ep, &r, &what)?;
+    let chunk = chunk_size();
+    if len <= chunk {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}digest={}", d.digest);
+        ep.send(
+            "PUT",
+            &url,
+            &[("Content-Type", "application/octet-stream")],
+            Body::File(&path, 0, len),
+            &what,
+        )?;
+    } else {
+        // Chunked: PATCH pieces in order (following each Location), then PUT with the digest.
+        let mut url = url;
+        let mut off = 0u64;
+        while off < len {
+            let n = chunk.min(len - off);
+            let range = format!("{off}-{}", off + n - 1);
+            let r = ep.send(
+                "PATCH",
+                &url,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", &range),
+                ],
+                Body::File(&path, off, n),
+                &what,
+            )?;
+            url = upload_url(ep, &r, &what)?;
+            off += n;
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}digest={}", d.digest);
+        ep.send("PUT", &url, &[], Body::Bytes(&[]), &what)?;
+    }
+    out(&format!("{short}: Pushed"));
+    Ok(())
+}
+
+/// Pushes `reference` (an image in `store`, `NAME[:TAG]`). Returns the manifest digest.
+pub fn push(
+    store: &Store,
+    reference: &str,
+    out: &(dyn Fn(&str) + Sync),
+) -> Result<Digest, ClientError> {
+    let r = parse_ref(reference)?;
+    if r.digest().is_some() {
+        return Err(ClientError::Reference(format!(
+            "{reference}: push needs a tag, not a digest"
+        )));
+    }
+    let img = store.resolve_image(&r.familiar())?;
+    let cfg = DaemonConfig::load()?;
+    let ep = Endpoint::new(&cfg, r.domain(), None)?;
+    let repo = r.path();
+    let tag = r.tag().unwrap_or("latest");
+    let (man_digest, _) = store.image_manifest(&img.id)?;
+    let man_bytes = store
+        .read_small_blob(&man_digest, MANIFEST_CAP)?
+        .ok_or_else(|| ClientError::BadResponse {
+            what: format!("local image {reference}"),
+            msg: format!("manifest blob {man_digest} missing"),
+        })?;
+    let m: Manifest = serde_json::from_slice(&man_bytes).map_err(|e| ClientError::BadResponse {
+        what: format!("local manifest {man_digest}"),
+        msg: e.to_string(),
+    })?;
+    out(&format!(
+        "The push refers to repository [{}]",
+        r.repository().trim_start_matches("docker.io/")
+    ));
+    let prefix = format!("{}/", r.domain());
+    let mount_from: Vec<String> = img
+        .repo_digests
+        .iter()
+        .filter_map(|rd| rd.split('@').next())
+        .filter_map(|rp| rp.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect();
+    for l in &m.layers {
+        push_blob(&ep, store, repo, &mount_from, l, out)?;
+    }
+    push_blob(&ep, store, repo, &mount_from, &m.config, &|_| {})?;
+    let mt = m
+        .media_type
+        .clone()
+        .unwrap_or_else(|| oci::MEDIA_OCI_MANIFEST.to_string());
+    let resp = ep.send(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Content-Type", &mt)],
+        Body::Bytes(&man_bytes),
+        &format!("manifest {}", r.familiar()),
+    )?;
+    let _ = read_capped(resp.into_reader(), MANIFEST_CAP, "manifest response");
+    store.add_repo_digest(
+        &img.id,
+        &format!("{}@{man_digest}", r.familiar_repository()),
+    )?;
+    out(&format!(
+        "{tag}: digest: {man_digest} size: {}",
+        man_bytes.len()
+    ));
+    Ok(man_digest)
+}
