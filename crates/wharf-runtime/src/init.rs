@@ -157,19 +157,7 @@ fn run(
     crate::caps::apply_final(caps).map_err(|e| fail(e.to_string()))?;
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd ({cwd:?}) set in config"))?;
 
-    let mut env = spec.process.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", u.home));
-    }
-    let arg0 = spec
-        .process
-        .args
-        .first()
-        .ok_or_else(|| fail("no command specified"))?;
-    let path = find_executable(arg0, &env)?;
-    let argv = cstrings(&spec.process.args)?;
-    let envp = cstrings(&env)?;
-    let path_c = CString::new(path.clone()).map_err(|_| fail("command path contains NUL"))?;
+    let cmd = Command::resolve(&spec.process, &u.home)?;
 
     if nnp {
         wharf_sys::seccomp::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
@@ -183,23 +171,64 @@ fn run(
         let _ = process::set_pdeathsig(nix::libc::SIGKILL);
     }
     if spec.init {
-        return tiny_init(err, &path_c, &argv, &envp, arg0, &path);
+        return tiny_init(err, &cmd.path_c, &cmd.argv, &cmd.envp, &cmd.arg0, &cmd.path);
     }
     process::reset_signals();
-    let e = match nix::unistd::execve(&path_c, &argv, &envp) {
-        Ok(n) => match n {},
-        Err(e) => e,
-    };
-    Err(exec_error(arg0, &path, e))
+    Err(cmd.exec())
 }
 
-pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
+/// The command to exec, resolved inside the container (PATH lookup in the container's env,
+/// HOME from its passwd when unset) and turned into C strings before the last privilege drop.
+/// Shared by `init` and `exec`.
+pub(crate) struct Command {
+    pub(crate) arg0: String,
+    pub(crate) path: String,
+    pub(crate) path_c: CString,
+    pub(crate) argv: Vec<CString>,
+    pub(crate) envp: Vec<CString>,
+}
+
+impl Command {
+    pub(crate) fn resolve(
+        process: &crate::spec::ProcessSpec,
+        home: &str,
+    ) -> Result<Command, InitError> {
+        let mut env = process.env.clone();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={home}"));
+        }
+        let arg0 = process
+            .args
+            .first()
+            .ok_or_else(|| fail("no command specified"))?
+            .clone();
+        let path = find_executable(&arg0, &env)?;
+        Ok(Command {
+            argv: cstrings(&process.args)?,
+            envp: cstrings(&env)?,
+            path_c: CString::new(path.clone()).map_err(|_| fail("command path contains NUL"))?,
+            arg0,
+            path,
+        })
+    }
+
+    /// execve; returns only on failure, with docker's 126/127/125 report.
+    pub(crate) fn exec(&self) -> InitError {
+        let e = match nix::unistd::execve(&self.path_c, &self.argv, &self.envp) {
+            Ok(n) => match n {},
+            Err(e) => e,
+        };
+        exec_error(&self.arg0, &self.path, e)
+    }
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
     v.iter()
         .map(|s| CString::new(s.as_str()).map_err(|_| fail(format!("{s:?} contains a NUL byte"))))
         .collect()
 }
 
-pub(crate) fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitError {
+fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitError {
     use nix::errno::Errno;
     let code = match e {
         Errno::ENOENT => 127,
@@ -218,7 +247,7 @@ pub(crate) fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitEr
 
 /// `args[0]` with a '/' is used as is; otherwise the container env's PATH is searched for an
 /// executable regular file (Go's LookPath, which Docker's messages come from).
-pub(crate) fn find_executable(arg0: &str, env: &[String]) -> Result<String, InitError> {
+fn find_executable(arg0: &str, env: &[String]) -> Result<String, InitError> {
     if arg0.contains('/') {
         return Ok(arg0.to_string());
     }

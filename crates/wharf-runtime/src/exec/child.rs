@@ -9,8 +9,7 @@
 //! record does not have.
 
 use super::{user, InitError, Payload, ERR_FD, MAX_PAYLOAD, PIDFD_FD, PID_FD, SPEC_FD, TTY_FD};
-use crate::init::{cstrings, exec_error, fail, find_executable, Ctx};
-use std::ffi::CString;
+use crate::init::{fail, Ctx};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use wharf_sys::process;
@@ -153,19 +152,7 @@ fn command(p: &Payload, tty: Option<OwnedFd>) -> Result<Never, InitError> {
         ),
     })?;
 
-    let mut env = spec.process.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", u.home));
-    }
-    let arg0 = spec
-        .process
-        .args
-        .first()
-        .ok_or_else(|| fail("no command specified"))?;
-    let path = find_executable(arg0, &env)?;
-    let argv = cstrings(&spec.process.args)?;
-    let envp = cstrings(&env)?;
-    let path_c = CString::new(path.clone()).map_err(|_| fail("command path contains NUL"))?;
+    let cmd = crate::init::Command::resolve(&spec.process, &u.home)?;
     if nnp {
         wharf_sys::seccomp::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
         if let Some(b) = &p.bpf {
@@ -173,11 +160,7 @@ fn command(p: &Payload, tty: Option<OwnedFd>) -> Result<Never, InitError> {
         }
     }
     process::reset_signals();
-    let e = match nix::unistd::execve(&path_c, &argv, &envp) {
-        Ok(n) => match n {},
-        Err(e) => e,
-    };
-    Err(exec_error(arg0, &path, e))
+    Err(cmd.exec())
 }
 
 /// Terminal: a pty from the container's devpts (we are in its mount namespace), master sent to
