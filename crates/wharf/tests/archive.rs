@@ -432,3 +432,51 @@ fn hostile_archives_refused() {
         assert!(leftovers.is_empty(), "{what}: ingest not cleaned");
     }
 }
+
+#[test]
+fn podman_round_trip() {
+    let Some(podman) = which("podman") else {
+        eprintln!("skipped: podman not installed");
+        return;
+    };
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let out = w.dir.path().join("wharf-save.tar");
+    w.ok(&["save", "-o", out.to_str().unwrap(), "busybox"]);
+    // a private podman store (vfs: no mounts to leave behind)
+    let proot = w.dir.path().join("podman");
+    let podman_cmd = |args: &[&str]| {
+        Command::new(&podman)
+            .arg("--root")
+            .arg(proot.join("root"))
+            .arg("--runroot")
+            .arg(proot.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .expect("podman")
+    };
+    let o = podman_cmd(&["load", "-i", out.to_str().unwrap()]);
+    assert!(o.status.success(), "podman load: {}", stderr(&o));
+    let o = podman_cmd(&["image", "inspect", "--format", "{{.Id}}", "busybox:latest"]);
+    assert_eq!(
+        format!("sha256:{}", String::from_utf8_lossy(&o.stdout).trim()),
+        id,
+        "podman sees the same image ID"
+    );
+    let back = w.dir.path().join("podman-save.tar");
+    let o = podman_cmd(&["save", "-o", back.to_str().unwrap(), "busybox:latest"]);
+    assert!(o.status.success(), "podman save: {}", stderr(&o));
+    let w2 = Wharf::new();
+    let o = w2.run(&["load", "-i", back.to_str().unwrap()]);
+    assert!(
+        o.status.success(),
+        "wharf load of podman's archive: {}",
+        stderr(&o)
+    );
+    assert_eq!(id_of(&w2, "busybox"), id);
+    assert_eq!(
+        w2.ok(&["run", "--rm", "busybox", "echo", "via-podman"]),
+        "via-podman\n"
+    );
+}
