@@ -254,34 +254,13 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
         }
     }
     if let (Some(sock), true) = (&parent_sock, pid.is_some()) {
-        match wharf_sys::tty::recv_fd(sock.as_fd()) {
-            Ok(Some(master)) => {
-                if let Ok(ws) = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()) {
-                    let _ = wharf_sys::tty::set_winsize(master.as_fd(), ws);
-                }
-                let _ = nix::unistd::write(sock, b"k");
-                running.master = Some(master);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(io("receive terminal")(e)),
-        }
+        running.master =
+            crate::start::receive_terminal(sock.as_fd()).map_err(io("receive terminal"))?;
     }
-    let mut report = Vec::new();
-    std::fs::File::from(err_r)
-        .take(64 * 1024)
-        .read_to_end(&mut report)
-        .map_err(io("read exec status"))?;
-    if !report.is_empty() {
-        let r: crate::start::InitReport =
-            serde_json::from_slice(&report).unwrap_or(crate::start::InitReport {
-                code: 125,
-                message: String::from_utf8_lossy(&report).into_owned(),
-            });
-        return Err(StartError::Exec {
-            code: r.code,
-            message: r.message,
-        });
-    }
+    crate::start::read_report(err_r).map_err(|e| match e {
+        crate::start::ReportError::Io(e) => io("read exec status")(e),
+        crate::start::ReportError::Exec(e) => e,
+    })?;
     if let Err(e) = sent {
         return Err(io("send exec spec")(e));
     }

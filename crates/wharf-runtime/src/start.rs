@@ -331,42 +331,65 @@ fn start_impl(
     drop(w);
 
     if let (Some(sock), Ok(())) = (&parent_sock, &sent) {
-        match wharf_sys::tty::recv_fd(sock.as_fd()) {
-            Ok(Some(master)) => {
-                if let Ok(ws) = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()) {
-                    let _ = wharf_sys::tty::set_winsize(master.as_fd(), ws);
-                }
-                let _ = nix::unistd::write(sock, b"k");
-                if monitored {
-                    running.io.master = Some(master);
-                } else {
-                    running.master = Some(master);
-                }
+        if let Some(master) = receive_terminal(sock.as_fd()).map_err(io("receive terminal"))? {
+            if monitored {
+                running.io.master = Some(master);
+            } else {
+                running.master = Some(master);
             }
-            Ok(None) => {}
-            Err(e) => return Err(io("receive terminal")(e)),
         }
     }
-    let mut report = Vec::new();
-    std::fs::File::from(err_r)
-        .take(64 * 1024)
-        .read_to_end(&mut report)
-        .map_err(io("read init status"))?;
-    if !report.is_empty() {
-        let r: InitReport = serde_json::from_slice(&report).unwrap_or(InitReport {
-            code: 125,
-            message: String::from_utf8_lossy(&report).into_owned(),
-        });
-        return Err(StartError::Exec {
-            code: r.code,
-            message: r.message,
-        });
-    }
+    read_report(err_r).map_err(|e| match e {
+        ReportError::Io(e) => io("read init status")(e),
+        ReportError::Exec(e) => e,
+    })?;
     if let Err(e) = sent {
         // Init died before reading its spec (and said nothing).
         return Err(io("send spec to init")(e));
     }
     Ok(running)
+}
+
+/// Parent side of the terminal handshake (shared by `start` and `exec`): receive the pty
+/// master the child opened in the container's devpts, copy the caller's window size onto it,
+/// and ack so the child may exec. `None` if the child died first.
+pub(crate) fn receive_terminal(
+    sock: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<Option<OwnedFd>> {
+    let Some(master) = wharf_sys::tty::recv_fd(sock)? else {
+        return Ok(None);
+    };
+    if let Ok(ws) = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()) {
+        let _ = wharf_sys::tty::set_winsize(master.as_fd(), ws);
+    }
+    let _ = nix::unistd::write(sock, b"k");
+    Ok(Some(master))
+}
+
+pub(crate) enum ReportError {
+    Io(std::io::Error),
+    Exec(StartError),
+}
+
+/// Reads the child's error pipe to EOF (shared by `start` and `exec`): nothing means the command
+/// was exec'd; otherwise the `{code, message}` report becomes `StartError::Exec`.
+pub(crate) fn read_report(err_r: OwnedFd) -> Result<(), ReportError> {
+    let mut report = Vec::new();
+    std::fs::File::from(err_r)
+        .take(64 * 1024)
+        .read_to_end(&mut report)
+        .map_err(ReportError::Io)?;
+    if report.is_empty() {
+        return Ok(());
+    }
+    let r: InitReport = serde_json::from_slice(&report).unwrap_or(InitReport {
+        code: 125,
+        message: String::from_utf8_lossy(&report).into_owned(),
+    });
+    Err(ReportError::Exec(StartError::Exec {
+        code: r.code,
+        message: r.message,
+    }))
 }
 
 impl Running {
