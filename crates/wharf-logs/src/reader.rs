@@ -493,7 +493,10 @@ mod tests {
     fn follow_survives_rotation_and_stops() {
         let d = tempfile::tempdir().unwrap();
         let x = ctx(d.path());
-        let c = cfg(&[("max-size", "1k"), ("max-file", "3")]);
+        // Enough files that no line is rotated away between two polls even on a loaded
+        // machine (with max-file=3, a follower stalled for three rotations would lose the
+        // oldest file's lines — as docker's would).
+        let c = cfg(&[("max-size", "1k"), ("max-file", "12")]);
         let mut w = crate::open(&c, &x).unwrap();
         w.log(Stream::Stdout, b"first\n", t(1));
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
