@@ -4,12 +4,12 @@
 # when installed) against loopback Debian docker-registry (distribution 2.8) instances.
 # Reports hyperfine medians and ratios. Not a test: numbers go into issue notes.
 #
-#   bench/images.sh            # RUNS=3 by default; LAYER_MB=360 per layer (uncompressed)
+#   bench/images.sh            # RUNS=3 by default; LAYER_MB=380 per layer (uncompressed)
 # Needs root, hyperfine, docker-registry, skopeo, python3; docker (dockerd) and podman optional.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
-LAYER_MB=${LAYER_MB:-360}
+LAYER_MB=${LAYER_MB:-380}
 for c in hyperfine docker-registry skopeo python3 curl; do
   command -v "$c" >/dev/null || { echo "$c is required" >&2; exit 1; }
 done
@@ -219,6 +219,10 @@ bench save "$@"
 set -- wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; true" "$wharf load -q -i $work/wharf.tar"
 [ -n "$have_docker" ] && set -- "$@" docker "docker rmi -f $ref1 $ref2 >/dev/null 2>&1; true" "docker load -q -i $work/docker.tar"
 bench load "$@"
+# the air-gap case: an archive made by `docker save` (uncompressed layers) carried to wharf
+if [ -n "$have_docker" ]; then
+  bench load-docker-tar wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; true" "$wharf load -q -i $work/docker.tar"
+fi
 archive_sizes="wharf.tar $(du -m "$work/wharf.tar" | cut -f1) MB"
 [ -n "$have_docker" ] && archive_sizes+=", docker.tar $(du -m "$work/docker.tar" | cut -f1) MB"
 

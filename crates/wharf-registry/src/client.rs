@@ -1,11 +1,15 @@
 //! The distribution client: `pull`, `push`, `login`, `logout` against Docker Registry v2 /
 //! OCI distribution registries.
 //!
-//! - `config`: wharf's daemon.json (`insecure-registries`, `registry-mirrors`) and docker's
-//!   `~/.docker/config.json` credentials.
-//! - `transport`: one registry endpoint: scheme choice, TLS from the system CA bundle, proxies,
-//!   Basic and Bearer auth, redirects that never carry credentials to another host or over a
-//!   https→http downgrade, capped bodies, registry errors → [`ClientError`].
+//! - `config`: wharf's daemon.json (`insecure-registries`, `registry-mirrors`, `certs-dir`) and
+//!   docker's `~/.docker/config.json` credentials: `auths` and credential helpers
+//!   (`credsStore`, `credHelpers`, docker's `get`/`store`/`erase` protocol).
+//! - `transport`: one registry endpoint: scheme choice (https first; plain http only as the
+//!   fallback for insecure registries), TLS trust (system bundle or `SSL_CERT_FILE`, plus
+//!   `certs.d/<host>/*.crt` roots and `*.cert`/`*.key` client certificates), name resolution
+//!   without NSS for literals and /etc/hosts, proxies, Basic and Bearer auth, redirects that
+//!   never carry credentials to another host or over a https→http downgrade, capped bodies,
+//!   registry errors → [`ClientError`].
 //! - `pull` / `push`: the two transfer directions; the store side lives in
 //!   `wharf_store::distribution` (verification before anything becomes visible).
 //!
@@ -18,7 +22,7 @@ mod transport;
 
 pub use pull::{pull, Progress, PullOptions, PullOutcome};
 pub use push::push;
-pub use transport::{login, Endpoint};
+pub use transport::{login, login_to, system_bundle, Endpoint};
 
 use wharf_store::distribution::DistError;
 use wharf_store::StoreError;
@@ -37,6 +41,8 @@ pub enum ClientError {
     Config { path: String, msg: String },
     #[error("cannot load TLS root certificates from {path}: {msg}")]
     CaBundle { path: String, msg: String },
+    #[error("cannot load TLS client certificate {path}: {msg}")]
+    ClientCert { path: String, msg: String },
     #[error("TLS handshake with {host} failed: {msg}")]
     Tls { host: String, msg: String },
     #[error("lookup {host}: no such host")]
@@ -71,6 +77,8 @@ pub enum ClientError {
     },
     #[error("invalid {what}: {msg}")]
     BadResponse { what: String, msg: String },
+    #[error("credential helper docker-credential-{helper}: {msg}")]
+    CredHelper { helper: String, msg: String },
     #[error("invalid reference format: {0}")]
     Reference(String),
     #[error(transparent)]
@@ -99,7 +107,10 @@ impl HasKind for ClientError {
             | ClientError::ConnectionRefused { .. }
             | ClientError::Transport { .. }
             | ClientError::Tls { .. } => ErrorKind::Unavailable,
-            ClientError::Io { .. } | ClientError::CaBundle { .. } => ErrorKind::Internal,
+            ClientError::Io { .. } => ErrorKind::Internal,
+            ClientError::CaBundle { .. }
+            | ClientError::ClientCert { .. }
+            | ClientError::CredHelper { .. } => ErrorKind::FailedPrecondition,
             _ => ErrorKind::InvalidArgument,
         }
     }

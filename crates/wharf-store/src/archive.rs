@@ -2,14 +2,15 @@
 //! (docker 20.10 / ≥25 / podman / skopeo docker-archives and OCI layouts in a tar; plain,
 //! gzip or zstd, detected by magic bytes).
 //!
-//! Save streams every blob from the store (layers are decompressed on the fly for the
-//! docker-archive shape and their diff_id re-checked while writing). Load streams the tar once
-//! into a private temp directory under `ingest/` (members are stored by index, never by their
-//! archive name, so no member name ever reaches the file system), then resolves
-//! `manifest.json` / `index.json`, verifies every config, manifest and layer (sha256 of the
-//! blob and of the uncompressed tar against `rootfs.diff_ids`) and unpacks snapshots into
-//! temp dirs. Only when every image of the archive verified are blobs, snapshots and index
-//! entries committed, so a refused archive leaves the store as it was.
+//! Save streams every blob from the store as stored (compressed layers stay compressed;
+//! uncompressed ones are reassembled from snapshot + tar-split), each re-hashed while written.
+//! Load reads the tar once: uncompressed layer members are unpacked as they stream by, other
+//! members go to a private temp directory under `ingest/` (stored by index, never by their
+//! archive name, so no member name ever reaches the file system); then `manifest.json` /
+//! `index.json` are resolved, every config, manifest and layer verified (sha256 of the blob and
+//! of the uncompressed tar against `rootfs.diff_ids`), compressed layers unpacked on all cores.
+//! Only when every image of the archive verified are blobs, snapshots and index entries
+//! committed, so a refused archive leaves the store as it was.
 //!
 //! Owns: archive formats and their verification. Must not: trust an archive name, digest or
 //! size before checking it, or buffer a layer in memory.
@@ -35,8 +36,8 @@ pub(crate) const ARCHIVE_META_CAP: u64 = 8 << 20;
 /// Format written by [`crate::Store::save`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
-    /// `docker save`: manifest.json + OCI layout with uncompressed layers (docker ≥25 shape,
-    /// which docker 20.10 loads too).
+    /// `docker save`: manifest.json + an OCI layout (docker ≥25 shape, which docker 20.10,
+    /// podman and skopeo load too), layers as stored.
     Docker,
     /// OCI image layout in a tar, blobs as stored (compressed), manifests byte-for-byte.
     Oci,

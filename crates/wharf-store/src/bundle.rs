@@ -422,10 +422,6 @@ fn header(name: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
     Ok(h)
 }
 
-fn is_gzip_layer(mt: &str) -> bool {
-    mt == oci::MEDIA_OCI_LAYER_GZIP || mt == oci::MEDIA_DOCKER_LAYER_GZIP
-}
-
 /// An image to bundle: index entry facts, manifest bytes, config bytes.
 struct Item {
     image: BundleImage,
@@ -450,7 +446,7 @@ impl Store {
             blobs.insert(e.config.clone());
             blobs.insert(e.manifest.clone());
             for l in &e.layers {
-                if blob_path(&self.blobs, &l.blob).exists() {
+                if self.has_layer(&l.blob) {
                     blobs.insert(l.blob.clone());
                     layers.insert(InventoryLayer {
                         digest: l.blob.clone(),
@@ -511,9 +507,8 @@ impl Store {
                     problem: "manifest and index disagree on the layer count".to_string(),
                 });
             }
-            // The loader keeps a manifest byte-for-byte only when every layer is gzip; other
-            // layers are re-compressed from the payload, so they are always carried.
-            let keep = m.layers.iter().all(|l| is_gzip_layer(&l.media_type));
+            // The loader keeps manifests and layer blobs byte-for-byte, so a layer the target
+            // holds (same blob digest) need not be carried.
             let layers = m
                 .layers
                 .iter()
@@ -523,7 +518,7 @@ impl Store {
                     size: d.size,
                     media_type: d.media_type.clone(),
                     diff_id: l.diff_id.clone(),
-                    carried: !(keep && have.contains(&d.digest)),
+                    carried: !have.contains(&d.digest),
                 })
                 .collect();
             out.push(Item {
@@ -709,8 +704,7 @@ impl Store {
                 if written.insert(l.digest.hex().to_string(), ()).is_some() {
                     continue;
                 }
-                let p = blob_path(&self.blobs, &l.digest);
-                let f = File::open(&p).map_err(BundleError::io("opening layer blob", &p))?;
+                let (f, _) = self.open_layer(&l.digest)?;
                 let h = header(&format!("blobs/sha256/{}", l.digest.hex()), l.size, false)
                     .map_err(werr)?;
                 let mut hr = HashRead {
@@ -722,7 +716,7 @@ impl Store {
                 let got = Digest::from_hasher(hr.hasher);
                 if hr.n != l.size || got != l.digest {
                     return Err(ArchiveError::DigestMismatch {
-                        what: format!("stored blob {} ({} bytes)", p.display(), hr.n),
+                        what: format!("stored layer {} ({} bytes)", l.digest, hr.n),
                         expected: l.digest.clone(),
                         actual: got,
                     }

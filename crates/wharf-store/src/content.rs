@@ -45,11 +45,6 @@ impl IngestWriter {
         })
     }
 
-    /// Digest and size of what was written so far (the commit will verify against it).
-    pub(crate) fn digest(&self) -> (Digest, u64) {
-        (Digest::from_hasher(self.hasher.clone()), self.size)
-    }
-
     /// fsync, verify against `expected` (digest, size) if given, rename into `blobs`.
     pub(crate) fn commit(
         mut self,

@@ -9,7 +9,7 @@
 //! wins; ours is discarded), config and manifest blobs are written and finally the index
 //! entry is added under the meta lock. See `lock` for the GC scheme.
 
-use crate::content::{blob_path, read_blob, write_blob, IngestWriter};
+use crate::content::{blob_path, read_blob, write_blob};
 use crate::error::StoreError;
 use crate::index::{ImageEntry, Index, LayerEntry};
 use crate::layer::apply_layer;
@@ -17,8 +17,6 @@ use crate::lock::Lock;
 use crate::util::{random_suffix, remove_tree_if_exists};
 use crate::Store;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -194,27 +192,22 @@ impl Store {
         } else {
             Box::new(br)
         };
-        let blob = IngestWriter::new(&self.ingest)?;
-        let enc = GzEncoder::new(blob, Compression::fast());
         let mut tee = Tee {
             inner: src,
             hasher: Sha256::new(),
             size: 0,
-            out: enc,
+            out: io::sink(),
             write_err: None,
         };
-        let tmp = self.unpack_tmp(&mut tee)?;
+        let recorded = self.unpack_recorded(&mut tee)?;
         if tee.size == 0 {
             return Err(StoreError::EmptyArchive);
         }
         let diff_id = Digest::from_hasher(tee.hasher);
         let tar_size = tee.size;
-        let blob = tee
-            .out
-            .finish()
-            .map_err(StoreError::io("writing layer blob", &self.ingest))?;
-        let (blob_digest, blob_size) = blob.commit(&self.blobs, None)?;
-        self.commit_snapshot(tmp, &diff_id)?;
+        self.commit_recorded(recorded, &diff_id)?;
+        // The layer is kept uncompressed (snapshot + tar-split); `push` compresses it.
+        let (blob_digest, blob_size) = (diff_id.clone(), tar_size);
 
         let created = crate::util::now_rfc3339();
         let config = ImageConfig {
@@ -251,7 +244,7 @@ impl Store {
                 platform: None,
             },
             layers: vec![Descriptor {
-                media_type: oci::MEDIA_OCI_LAYER_GZIP.to_string(),
+                media_type: oci::MEDIA_OCI_LAYER.to_string(),
                 digest: blob_digest.clone(),
                 size: blob_size,
                 annotations: None,
@@ -271,7 +264,7 @@ impl Store {
             layers: vec![LayerEntry {
                 blob: blob_digest,
                 blob_size,
-                media_type: oci::MEDIA_OCI_LAYER_GZIP.to_string(),
+                media_type: oci::MEDIA_OCI_LAYER.to_string(),
                 diff_id,
                 size: tar_size,
             }],
@@ -411,8 +404,13 @@ impl Store {
             let p = self.snapshots.join(l.diff_id.hex());
             if p.is_dir() {
                 out.push(p);
-            } else {
+            } else if blob_path(&self.blobs, &l.blob).is_file() {
                 out.push(self.unpack_from_blob(l)?);
+            } else {
+                return Err(StoreError::ImageNotFound(format!(
+                    "{id}: layer {} is missing from the store; remove the image and load or pull it again",
+                    l.diff_id
+                )));
             }
         }
         Ok(out)
@@ -549,6 +547,9 @@ impl Store {
             for l in &e.layers {
                 blobs.insert(l.blob.hex().to_string());
                 snaps.insert(l.diff_id.hex().to_string());
+                if let Some(c) = idx.compressed.get(l.diff_id.hex()) {
+                    blobs.insert(c.blob.hex().to_string());
+                }
             }
         }
         let mut report = GcReport::default();
@@ -576,6 +577,11 @@ impl Store {
                 if let Some(d) = digest {
                     report.snapshots_removed.push(d);
                 }
+            }
+        }
+        for (name, path) in list_dir(&self.root.join("tarsplit"))? {
+            if Digest::from_hex(&name).is_ok() && !snaps.contains(&name) {
+                crate::util::remove_file_if_exists(&path)?;
             }
         }
         for (_, path) in list_dir(&self.ingest)? {

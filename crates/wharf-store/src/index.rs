@@ -46,6 +46,10 @@ pub(crate) struct Index {
     /// Familiar `repo:tag` → image id.
     #[serde(default)]
     pub tags: BTreeMap<String, Digest>,
+    /// Compressed twins of uncompressed layers (diff_id hex → gzip blob), made once by
+    /// `push` so a re-push does not compress again. Kept by GC while an image uses the layer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub compressed: BTreeMap<String, LayerEntry>,
 }
 
 impl Index {

@@ -26,6 +26,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod compress;
 mod container;
 mod content;
 pub mod distribution;

@@ -480,3 +480,219 @@ fn podman_round_trip() {
         "via-podman\n"
     );
 }
+
+/// A `wharf registry serve` on a free port (child, address, its root); killed on drop.
+struct Serve(std::process::Child, String, tempfile::TempDir);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(self.2.path());
+    }
+}
+
+fn serve() -> Serve {
+    use std::io::BufRead;
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(Wharf::bin())
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("registry exited").unwrap();
+        if let Some(rest) = line.strip_prefix("wharf registry listening on ") {
+            break rest.split(' ').next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Serve(child, addr, root)
+}
+
+/// An image whose layer is gzip (as pulled images are): skopeo's OCI output of wharf's save.
+fn gzip_layered(w: &Wharf) -> PathBuf {
+    let d = w.dir.path();
+    let s = d.join("plain.tar");
+    w.ok(&["save", "-o", s.to_str().unwrap(), "busybox"]);
+    let g = d.join("gz.tar");
+    let o = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("docker-archive:{}", s.display()))
+        .arg(format!("oci-archive:{}:busybox:gz", g.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo: {}", stderr(&o));
+    g
+}
+
+fn tar_member(archive: &Path, name: &str) -> Vec<u8> {
+    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some(name) {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+            return v;
+        }
+    }
+    panic!("{name} not in {}", archive.display());
+}
+
+#[test]
+fn compressed_layers_and_repo_digests_survive_save_and_load() {
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let g = gzip_layered(&w);
+    let w2 = Wharf::new();
+    w2.ok(&["load", "-i", g.to_str().unwrap()]);
+    assert_eq!(id_of(&w2, "busybox:gz"), id);
+    // give it a repo digest the way a user does: push it
+    let reg = serve();
+    let name = format!("{}/bb:1", reg.1);
+    w2.ok(&["tag", "busybox:gz", &name]);
+    let pushed = w2.ok(&["push", &name]);
+    let digest = pushed
+        .split_whitespace()
+        .find(|t| t.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in {pushed}"))
+        .to_string();
+    let repo_digest = format!("{}/bb@{digest}", reg.1);
+    let digests = |w: &Wharf| w.ok(&["image", "inspect", "--format", "{{.RepoDigests}}", &id]);
+    assert!(digests(&w2).contains(&repo_digest), "{}", digests(&w2));
+
+    for fmt in ["docker", "oci"] {
+        let s = w2.dir.path().join(format!("{fmt}.tar"));
+        w2.ok(&["save", "--format", fmt, "-o", s.to_str().unwrap(), &name]);
+        // the layer travels compressed, as stored: no gunzip on save
+        let m: serde_json::Value = serde_json::from_slice(&tar_member(&s, "index.json")).unwrap();
+        let man_digest = m["manifests"][0]["digest"].as_str().unwrap().to_string();
+        assert_eq!(
+            man_digest, digest,
+            "{fmt}: the pushed manifest, byte for byte"
+        );
+        let man: serde_json::Value = serde_json::from_slice(&tar_member(
+            &s,
+            &format!("blobs/sha256/{}", &digest["sha256:".len()..]),
+        ))
+        .unwrap();
+        assert!(
+            man["layers"][0]["mediaType"]
+                .as_str()
+                .unwrap()
+                .ends_with("gzip"),
+            "{man}"
+        );
+        // a fresh store gets the image, its tag and its repo digest back (moby#22011)
+        let w3 = Wharf::new();
+        w3.ok(&["load", "-i", s.to_str().unwrap()]);
+        assert_eq!(id_of(&w3, &name), id);
+        assert!(
+            digests(&w3).contains(&repo_digest),
+            "{fmt}: {}",
+            digests(&w3)
+        );
+        assert!(
+            w3.ok(&["images", "--digests"]).contains(&digest),
+            "{}",
+            w3.ok(&["images", "--digests"])
+        );
+        // pinned by digest works after the round trip
+        assert_eq!(
+            w3.ok(&["run", "--rm", &repo_digest, "echo", "pinned"])
+                .trim(),
+            "pinned"
+        );
+    }
+
+    // a name claiming some other digest is not believed
+    let s = w2.dir.path().join("docker.tar");
+    let forged = w2.dir.path().join("forged.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&forged).unwrap());
+    let mut a = tar::Archive::new(std::fs::File::open(&s).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_path_buf();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if path.to_str() == Some("index.json") {
+            let mut v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            let mut extra = v["manifests"][0].clone();
+            extra["annotations"] = serde_json::json!({
+                "io.containerd.image.name": format!("evil/app@sha256:{}", "ab".repeat(32))
+            });
+            v["manifests"].as_array_mut().unwrap().push(extra);
+            data = serde_json::to_vec(&v).unwrap();
+        }
+        let mut h = e.header().clone();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+    }
+    b.finish().unwrap();
+    drop(b);
+    let w4 = Wharf::new();
+    w4.ok(&["load", "-i", forged.to_str().unwrap()]);
+    assert!(!digests(&w4).contains("evil"), "{}", digests(&w4));
+}
+
+#[test]
+fn compressed_layers_load_in_docker_and_podman() {
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let g = gzip_layered(&w);
+    let w2 = Wharf::new();
+    w2.ok(&["load", "-i", g.to_str().unwrap()]);
+    let s = w2.dir.path().join("s.tar");
+    w2.ok(&["save", "-o", s.to_str().unwrap(), "busybox:gz"]);
+    if let Some(podman) = which("podman") {
+        let proot = w2.dir.path().join("podman");
+        let o = Command::new(&podman)
+            .arg("--root")
+            .arg(proot.join("root"))
+            .arg("--runroot")
+            .arg(proot.join("run"))
+            .args(["--storage-driver", "vfs", "load", "-i"])
+            .arg(&s)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "podman load: {}", stderr(&o));
+        let o = Command::new(&podman)
+            .arg("--root")
+            .arg(proot.join("root"))
+            .arg("--runroot")
+            .arg(proot.join("run"))
+            .args(["--storage-driver", "vfs", "image", "inspect", "--format"])
+            .args(["{{.Id}}", "busybox:gz"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            format!("sha256:{}", String::from_utf8_lossy(&o.stdout).trim()),
+            id
+        );
+    } else {
+        eprintln!("podman part skipped: podman not installed");
+    }
+    let Some(dd) = Dockerd::start() else {
+        eprintln!("docker part skipped: dockerd unavailable");
+        return;
+    };
+    let o = dd.docker(&["load", "-i", s.to_str().unwrap()]);
+    assert!(o.status.success(), "docker load: {}", stderr(&o));
+    let o = dd.docker(&["image", "inspect", "--format", "{{.Id}}", "busybox:gz"]);
+    assert_eq!(stdout(&o).trim(), id, "docker sees the same image id");
+    let o = dd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox:gz",
+        "echo",
+        "ok",
+    ]);
+    assert!(o.status.success(), "docker run: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "ok");
+}

@@ -141,7 +141,8 @@ fn json_file_rotation_holds_under_a_flood() {
     };
     let mut max_disk = 0;
     let mut rss = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // a liveness guard, not a speed assertion: generous for a loaded CI machine
+    let deadline = Instant::now() + Duration::from_secs(360);
     loop {
         max_disk = max_disk.max(disk());
         let pid = monitor_pid();

@@ -1,13 +1,18 @@
 //! `push`: upload the blobs the registry lacks (HEAD first, cross-repository mount from a
 //! repository the image was pulled from on the same registry, else POST + monolithic PUT),
-//! then PUT the stored manifest byte for byte (so its digest is kept).
+//! then PUT the stored manifest byte for byte (so its digest is kept) — unless some layers
+//! are uncompressed tars (from `load` of uncompressed archives, `import`): those are pushed as
+//! their gzip twins ([`Store::gzip_layer`], made once and remembered), under a manifest that
+//! differs from the stored one only in those layer descriptors. That manifest is stored as a
+//! blob and its digest becomes the repo digest.
 
 use super::config::DaemonConfig;
 use super::pull::parse_ref;
 use super::transport::{read_capped, Body, Endpoint};
-use super::{ClientError, MANIFEST_CAP};
+use super::{ClientError, CONFIG_CAP, MANIFEST_CAP};
+use wharf_store::compress::gzip_media_type;
 use wharf_store::Store;
-use wharf_types::oci::{self, Descriptor, Manifest};
+use wharf_types::oci::{self, Descriptor, ImageConfig, Manifest};
 use wharf_types::Digest;
 
 /// Blobs above this size are uploaded in PATCH chunks of this size (`WHARF_PUSH_CHUNK`
@@ -124,6 +129,75 @@ fn push_blob(
     Ok(())
 }
 
+/// The layers to push for manifest `m` (`man_bytes`, digest `man_digest`) and the manifest
+/// bytes to PUT: uncompressed layers are replaced by their gzip twins (compressed now if this
+/// store never did), and then the manifest is rewritten — only those layers' `mediaType`,
+/// `digest` and `size` change; every other field stays as stored.
+fn compressed_manifest(
+    store: &Store,
+    man_digest: &Digest,
+    man_bytes: Vec<u8>,
+    m: &Manifest,
+) -> Result<(Vec<Descriptor>, Vec<u8>), ClientError> {
+    if !m
+        .layers
+        .iter()
+        .any(|l| gzip_media_type(&l.media_type).is_some())
+    {
+        return Ok((m.layers.clone(), man_bytes));
+    }
+    let bad = |what: String, msg: String| ClientError::BadResponse { what, msg };
+    let cfg_bytes = store
+        .read_small_blob(&m.config.digest, CONFIG_CAP)?
+        .ok_or_else(|| {
+            bad(
+                format!("local manifest {man_digest}"),
+                format!("config blob {} missing", m.config.digest),
+            )
+        })?;
+    let cfg: ImageConfig = serde_json::from_slice(&cfg_bytes)
+        .map_err(|e| bad(format!("local config {}", m.config.digest), e.to_string()))?;
+    if cfg.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(bad(
+            format!("local manifest {man_digest}"),
+            format!(
+                "{} layers but {} diff_ids in its config",
+                m.layers.len(),
+                cfg.rootfs.diff_ids.len()
+            ),
+        ));
+    }
+    let mut doc: serde_json::Value = serde_json::from_slice(&man_bytes)
+        .map_err(|e| bad(format!("local manifest {man_digest}"), e.to_string()))?;
+    let mut layers = Vec::with_capacity(m.layers.len());
+    for (i, (l, diff_id)) in m.layers.iter().zip(&cfg.rootfs.diff_ids).enumerate() {
+        let gz = store.gzip_layer(diff_id, l)?;
+        if gz != *l {
+            let slot = doc
+                .get_mut("layers")
+                .and_then(|v| v.get_mut(i))
+                .and_then(|v| v.as_object_mut())
+                .ok_or_else(|| {
+                    bad(
+                        format!("local manifest {man_digest}"),
+                        format!("layer {i} is not an object"),
+                    )
+                })?;
+            slot.insert("mediaType".into(), gz.media_type.clone().into());
+            slot.insert("digest".into(), gz.digest.to_string().into());
+            slot.insert("size".into(), gz.size.into());
+        }
+        layers.push(gz);
+    }
+    if layers == m.layers {
+        return Ok((layers, man_bytes));
+    }
+    let bytes = serde_json::to_vec(&doc)
+        .map_err(|e| bad(format!("manifest for {man_digest}"), e.to_string()))?;
+    store.write_manifest_blob(&bytes)?;
+    Ok((layers, bytes))
+}
+
 /// Pushes `reference` (an image in `store`, `NAME[:TAG]`). Returns the manifest digest.
 pub fn push(
     store: &Store,
@@ -164,7 +238,9 @@ pub fn push(
         .filter_map(|rp| rp.strip_prefix(&prefix))
         .map(str::to_string)
         .collect();
-    for l in &m.layers {
+    let (layers, man_bytes) = compressed_manifest(store, &man_digest, man_bytes, &m)?;
+    let man_digest = Digest::of(&man_bytes);
+    for l in &layers {
         push_blob(&ep, store, repo, &mount_from, l, out)?;
     }
     push_blob(&ep, store, repo, &mount_from, &m.config, &|_| {})?;

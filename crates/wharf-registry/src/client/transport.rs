@@ -1,20 +1,36 @@
-//! One registry endpoint over HTTP(S) (ureq, rustls with the system CA bundle).
+//! One registry endpoint over HTTP(S) (ureq + rustls/ring).
+//!
+//! Scheme and trust follow docker: a registry is spoken to over HTTPS, its certificate
+//! verified against the system bundle (`SSL_CERT_FILE` or `/etc/ssl/certs/ca-certificates.crt`)
+//! plus `<certs.d>/<host[:port]>/*.crt`, presenting `<certs.d>/<host[:port]>/*.cert` + `*.key`
+//! as a client certificate (certs.d = daemon.json `certs-dir` or `/etc/wharf/certs.d`, then
+//! `/etc/docker/certs.d`). An insecure registry (loopback, `insecure-registries`) is tried
+//! over HTTPS without verification first and over plain HTTP only when that fails.
+//!
+//! Names are resolved without glibc NSS where possible (the binary is static): IP literals,
+//! `/etc/hosts` and `localhost` directly, anything else through `getaddrinfo` (glibc ≥ 2.34
+//! has the `files`/`dns` services built in).
 //!
 //! Auth: a request is sent with the cached `Authorization`; on 401 the `WWW-Authenticate`
-//! challenge decides Basic (config.json credentials) or Bearer (token from the realm, with
-//! Basic credentials only when the realm is https or on the registry's own host), then the
-//! request is retried once. Redirects are followed by hand: the Authorization header is
-//! dropped when the target is another host or the scheme goes https→http.
+//! challenge decides Basic (config.json / helper credentials) or Bearer (token from the
+//! realm, with Basic credentials — or an identity token as an OAuth2 refresh token — only
+//! when the realm is https or on the registry's own host), then the request is retried once.
+//! Redirects are followed by hand: the Authorization header is dropped when the target is
+//! another host or the scheme goes https→http.
 
-use super::config::{credentials, host_name, DaemonConfig};
+use super::config::{credentials, host_name, DaemonConfig, Stored};
 use super::{ClientError, ERROR_BODY_CAP, TOKEN_CAP};
 use base64::Engine as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::io::Read;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// docker's username meaning "the secret is an identity (refresh) token".
+const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// A request body that can be sent again after an auth retry.
 pub(crate) enum Body<'a> {
@@ -32,33 +48,284 @@ pub struct Endpoint {
     agent: ureq::Agent,
     creds: Option<(String, String)>,
     auth: Mutex<Option<String>>,
+    /// The first certs.d directory, for error hints.
+    certs_dir: String,
 }
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
+/// The system CA bundle: `SSL_CERT_FILE` or Debian's bundle.
+pub fn system_bundle() -> PathBuf {
+    std::env::var_os("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CA_BUNDLE))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads every PEM certificate of `path`; none, or an unreadable file, is an error built by
+/// `bad` (which names the file).
+fn pem_certs(
+    path: &Path,
+    bad: &dyn Fn(String) -> ClientError,
+) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    for c in rustls_pemfile::certs(&mut std::io::BufReader::new(f)) {
+        out.push(c.map_err(|e| bad(format!("invalid PEM: {e}")))?);
+    }
+    if out.is_empty() {
+        return Err(bad("no PEM certificates in the file".to_string()));
+    }
+    Ok(out)
+}
+
+/// What the certs.d directories hold for one registry.
+#[derive(Default)]
+struct HostCerts {
+    roots: Vec<(PathBuf, CertificateDer<'static>)>,
+    client: Option<(
+        PathBuf,
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+    )>,
+}
+
+/// Reads `<dir>/<host>/` of every certs.d dir (docker's layout: `*.crt` CA roots,
+/// `X.cert` + `X.key` client certificate; the first pair found wins).
+fn host_certs(dirs: &[PathBuf], host: &str) -> Result<HostCerts, ClientError> {
+    let mut hc = HostCerts::default();
+    for dir in dirs {
+        let d = dir.join(host);
+        let rd = match std::fs::read_dir(&d) {
+            Ok(r) => r,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                continue
+            }
+            Err(source) => {
+                return Err(ClientError::Io {
+                    op: "reading",
+                    path: d.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for p in files {
+            let shown = p.display().to_string();
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("crt") => {
+                    let bad = |msg| ClientError::CaBundle {
+                        path: shown.clone(),
+                        msg,
+                    };
+                    for c in pem_certs(&p, &bad)? {
+                        hc.roots.push((p.clone(), c));
+                    }
+                }
+                Some("cert") => {
+                    let bad = |msg| ClientError::ClientCert {
+                        path: shown.clone(),
+                        msg,
+                    };
+                    let key = p.with_extension("key");
+                    if !key.exists() {
+                        return Err(bad(format!(
+                            "missing key {} (CA certificates use the extension .crt)",
+                            key.display()
+                        )));
+                    }
+                    let chain = pem_certs(&p, &bad)?;
+                    let kbad = |msg| ClientError::ClientCert {
+                        path: key.display().to_string(),
+                        msg,
+                    };
+                    let f = std::fs::File::open(&key).map_err(|e| kbad(e.to_string()))?;
+                    let k = rustls_pemfile::private_key(&mut std::io::BufReader::new(f))
+                        .map_err(|e| kbad(format!("invalid PEM: {e}")))?
+                        .ok_or_else(|| kbad("no PEM private key in the file".to_string()))?;
+                    if hc.client.is_none() {
+                        hc.client = Some((p.clone(), chain, k));
+                    }
+                }
+                Some("key") if !p.with_extension("cert").exists() => {
+                    return Err(ClientError::ClientCert {
+                        path: shown,
+                        msg: format!(
+                            "missing client certificate {}",
+                            p.with_extension("cert").display()
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(hc)
+}
+
+/// The verifying TLS configuration for `host` (`host[:port]`).
+fn tls_config(cfg: &DaemonConfig, host: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let hc = host_certs(&cfg.certs_dirs(), host)?;
+    let bundle = system_bundle();
+    let mut roots = rustls::RootCertStore::empty();
     let bad = |msg: String| ClientError::CaBundle {
-        path: CA_BUNDLE.to_string(),
+        path: bundle.display().to_string(),
         msg,
     };
-    let f = std::fs::File::open(CA_BUNDLE).map_err(|e| bad(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut std::io::BufReader::new(f)) {
-        let c = c.map_err(|e| bad(e.to_string()))?;
-        let _ = roots.add(c);
+    match pem_certs(&bundle, &bad) {
+        Ok(certs) => {
+            for c in certs {
+                let _ = roots.add(c);
+            }
+        }
+        // certs.d supplies this host's CA: proceed with those roots only.
+        Err(_) if !hc.roots.is_empty() => {}
+        Err(e) => return Err(e),
     }
-    if roots.is_empty() {
-        return Err(bad("no certificates in the bundle".to_string()));
+    for (p, c) in hc.roots {
+        roots.add(c).map_err(|e| ClientError::CaBundle {
+            path: p.display().to_string(),
+            msg: format!("invalid CA certificate: {e}"),
+        })?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let b = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots)
+        .with_root_certificates(roots);
+    let c = match hc.client {
+        Some((p, chain, key)) => {
+            b.with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError::ClientCert {
+                    path: p.display().to_string(),
+                    msg: e.to_string(),
+                })?
+        }
+        None => b.with_no_client_auth(),
+    };
+    Ok(Arc::new(c))
+}
+
+/// Docker's `InsecureSkipVerify` for insecure registries: any certificate is accepted, but
+/// handshake signatures are still checked (the connection is encrypted, not authenticated).
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn insecure_tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let p = provider();
+    let c = rustls::ClientConfig::builder_with_provider(p.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls {
+            host: String::new(),
+            msg: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NoVerify(p)))
         .with_no_client_auth();
-    Ok(Arc::new(cfg))
+    Ok(Arc::new(c))
+}
+
+/// `ureq`'s resolver: IP literals, `/etc/hosts` and `localhost` without NSS; other names
+/// through `getaddrinfo`.
+fn resolve(netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(a) = netloc.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid host:port");
+    let (host, port) = netloc.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let hosts = hosts_lookup(Path::new("/etc/hosts"), host);
+    if !hosts.is_empty() {
+        return Ok(hosts
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect());
+    }
+    let lower = host.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
+            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), port),
+        ]);
+    }
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// Addresses `name` has in a hosts(5) file (at most 1 MiB read).
+fn hosts_lookup(path: &Path, name: &str) -> Vec<IpAddr> {
+    let mut data = String::new();
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    if f.take(1 << 20).read_to_string(&mut data).is_err() {
+        return Vec::new();
+    }
+    data.lines()
+        .filter_map(|l| {
+            let l = l.split('#').next().unwrap_or("");
+            let mut it = l.split_whitespace();
+            let ip: IpAddr = it.next()?.parse().ok()?;
+            it.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
+        })
+        .collect()
 }
 
 fn no_proxy(host: &str) -> bool {
@@ -139,7 +406,64 @@ fn challenge_params(h: &str) -> Vec<(String, String)> {
     out
 }
 
-fn map_transport(url: &str, host: &str, e: ureq::Transport) -> ClientError {
+/// The rustls error under a ureq transport error, if the failure was TLS.
+fn rustls_error(e: &ureq::Transport) -> Option<&rustls::Error> {
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return Some(r);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// A TLS failure in the words docker (Go's crypto/x509) uses, with what to do about it.
+fn tls_message(e: &rustls::Error, host: &str, certs_dir: &str) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::UnknownIssuer) => format!(
+            "x509: certificate signed by unknown authority (to trust it, put the registry's CA \
+             in {certs_dir}/{host}/ca.crt)"
+        ),
+        E::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => format!(
+            "x509: certificate is valid for {}, not {}",
+            presented.join(", "),
+            host_name(host)
+        ),
+        E::InvalidCertificate(C::NotValidForName) => {
+            format!("x509: certificate is not valid for {}", host_name(host))
+        }
+        E::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => "x509: certificate has expired or is not yet valid".to_string(),
+        E::InvalidCertificate(_) => format!("x509: {e}"),
+        E::InvalidMessage(_) => "http: server gave HTTP response to HTTPS client".to_string(),
+        E::AlertReceived(
+            a @ (A::CertificateRequired | A::BadCertificate | A::HandshakeFailure | A::UnknownCA),
+        ) => format!(
+            "tls: remote error: {a:?} (the registry may require a client certificate: \
+             {certs_dir}/{host}/client.cert and client.key)"
+        ),
+        _ => format!("tls: {e}"),
+    }
+}
+
+fn map_transport(url: &str, host: &str, certs_dir: &str, e: ureq::Transport) -> ClientError {
+    if let Some(t) = rustls_error(&e) {
+        return ClientError::Tls {
+            host: host.to_string(),
+            msg: tls_message(t, host, certs_dir),
+        };
+    }
     let msg = e.to_string();
     let lower = msg.to_ascii_lowercase();
     match e.kind() {
@@ -167,8 +491,36 @@ fn map_transport(url: &str, host: &str, e: ureq::Transport) -> ClientError {
     }
 }
 
+fn agent(
+    tls: Option<Arc<rustls::ClientConfig>>,
+    host: &str,
+    read_timeout: Duration,
+) -> Result<ureq::Agent, ClientError> {
+    let mut b = ureq::AgentBuilder::new()
+        .redirects(0)
+        .resolver(resolve)
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(read_timeout);
+    let https = tls.is_some();
+    if let Some(t) = tls {
+        b = b.tls_config(t);
+    }
+    if let Some(p) = proxy_for(https, host) {
+        let proxy = ureq::Proxy::new(&p).map_err(|e| ClientError::Config {
+            path: "proxy environment".to_string(),
+            msg: format!("{p}: {e}"),
+        })?;
+        b = b.proxy(proxy);
+    }
+    Ok(b.build())
+}
+
 impl Endpoint {
     /// An endpoint for `host` (`docker.io` means Docker Hub); `base` overrides the URL (mirrors).
+    ///
+    /// Insecure registries (docker's rule) are probed over HTTPS without certificate
+    /// verification first; plain HTTP is used only when that probe fails at the transport
+    /// level (any HTTP status means the registry speaks HTTPS).
     pub fn new(
         cfg: &DaemonConfig,
         host: &str,
@@ -179,32 +531,47 @@ impl Endpoint {
         } else {
             host
         };
-        let base = match base {
-            Some(b) => b.trim_end_matches('/').to_string(),
-            None if cfg.is_insecure(real) => format!("http://{real}"),
-            None => format!("https://{real}"),
+        let read = Duration::from_secs(120);
+        let (base, agent) = match base {
+            Some(b) => {
+                let b = b.trim_end_matches('/').to_string();
+                let (scheme, h) = url_host(&b);
+                let tls = match scheme {
+                    "https" if cfg.is_insecure(h) => Some(insecure_tls_config()?),
+                    "https" => Some(tls_config(cfg, h)?),
+                    _ => None,
+                };
+                let agent = agent(tls, h, read)?;
+                (b, agent)
+            }
+            None if cfg.is_insecure(real) => {
+                let tls = insecure_tls_config()?;
+                let https = format!("https://{real}");
+                let probe = agent(Some(tls.clone()), real, Duration::from_secs(10))?;
+                match probe.get(&format!("{https}/v2/")).call() {
+                    Ok(_) | Err(ureq::Error::Status(..)) => (https, agent(Some(tls), real, read)?),
+                    Err(ureq::Error::Transport(_)) => {
+                        (format!("http://{real}"), agent(None, real, read)?)
+                    }
+                }
+            }
+            None => (
+                format!("https://{real}"),
+                agent(Some(tls_config(cfg, real)?), real, read)?,
+            ),
         };
-        let (scheme, h) = url_host(&base);
-        let mut b = ureq::AgentBuilder::new()
-            .redirects(0)
-            .timeout_connect(Duration::from_secs(30))
-            .timeout_read(Duration::from_secs(120));
-        if scheme == "https" {
-            b = b.tls_config(tls_config()?);
-        }
-        if let Some(p) = proxy_for(scheme == "https", h) {
-            let proxy = ureq::Proxy::new(&p).map_err(|e| ClientError::Config {
-                path: "proxy environment".to_string(),
-                msg: format!("{p}: {e}"),
-            })?;
-            b = b.proxy(proxy);
-        }
+        let certs_dir = cfg
+            .certs_dirs()
+            .first()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         Ok(Endpoint {
             host: host.to_string(),
             base,
-            agent: b.build(),
+            agent,
             creds: credentials(host)?,
             auth: Mutex::new(None),
+            certs_dir,
         })
     }
 
@@ -225,7 +592,12 @@ impl Endpoint {
     fn authenticate(&self, challenge: &str, what: &str) -> Result<(), ClientError> {
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         let header = if scheme.eq_ignore_ascii_case("basic") {
-            let Some((u, p)) = &self.creds else {
+            // An identity token is only good for a token service.
+            let Some((u, p)) = self
+                .creds
+                .as_ref()
+                .filter(|(u, _)| u != IDENTITY_TOKEN_USER)
+            else {
                 return Err(ClientError::Unauthorized {
                     what: what.to_string(),
                 });
@@ -252,21 +624,40 @@ impl Endpoint {
                     msg: realm.clone(),
                 });
             }
-            let mut req = self.agent.get(&realm);
-            for (k, v) in &q {
-                req = req.query(k, v);
-            }
             // Credentials go to the realm only over TLS or to the registry's own host.
             let (_, my_host) = url_host(&self.base);
-            if let Some((u, p)) = &self.creds {
-                if rscheme == "https" || rhost == my_host {
-                    req = req.set(
-                        "Authorization",
-                        &format!("Basic {}", b64(&format!("{u}:{p}"))),
-                    );
+            let creds = self
+                .creds
+                .as_ref()
+                .filter(|_| rscheme == "https" || rhost == my_host);
+            let res = match creds {
+                // docker's identity token: an OAuth2 refresh token (POST form).
+                Some((u, tok)) if u == IDENTITY_TOKEN_USER => {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", tok.as_str()),
+                        ("client_id", "wharf"),
+                    ];
+                    for (k, v) in &q {
+                        form.push((k, v.as_str()));
+                    }
+                    self.agent.post(&realm).send_form(&form)
                 }
-            }
-            let resp = match req.call() {
+                _ => {
+                    let mut req = self.agent.get(&realm);
+                    for (k, v) in &q {
+                        req = req.query(k, v);
+                    }
+                    if let Some((u, p)) = creds {
+                        req = req.set(
+                            "Authorization",
+                            &format!("Basic {}", b64(&format!("{u}:{p}"))),
+                        );
+                    }
+                    req.call()
+                }
+            };
+            let resp = match res {
                 Ok(r) => r,
                 Err(ureq::Error::Status(401 | 403, _)) => {
                     return Err(ClientError::Unauthorized {
@@ -280,7 +671,9 @@ impl Endpoint {
                         msg: r.status_text().to_string(),
                     })
                 }
-                Err(ureq::Error::Transport(t)) => return Err(map_transport(&realm, rhost, t)),
+                Err(ureq::Error::Transport(t)) => {
+                    return Err(map_transport(&realm, rhost, &self.certs_dir, t))
+                }
             };
             let body = read_capped(resp.into_reader(), TOKEN_CAP, "token response")?;
             let v: serde_json::Value =
@@ -409,7 +802,7 @@ impl Endpoint {
                 Err(ureq::Error::Status(s, r)) => return Err(status_error(s, r, what)),
                 Err(ureq::Error::Transport(t)) => {
                     let h = host.to_string();
-                    return Err(map_transport(&url, &h, t));
+                    return Err(map_transport(&url, &h, &self.certs_dir, t));
                 }
             }
         }
@@ -451,8 +844,16 @@ fn status_error(status: u16, r: ureq::Response, what: &str) -> ClientError {
     }
 }
 
-/// `wharf login`: verifies the credentials against `/v2/` and stores them.
+/// `wharf login`: verifies the credentials against `/v2/` and stores them; returns the
+/// config.json path (see [`login_to`] for where the secret went).
 pub fn login(server: &str, user: &str, pass: &str) -> Result<std::path::PathBuf, ClientError> {
+    login_to(server, user, pass)?;
+    super::config::docker_config_path()
+}
+
+/// `wharf login`: verifies the credentials against `/v2/` and stores them with the registry's
+/// credential helper when config.json names one, else in config.json `auths`.
+pub fn login_to(server: &str, user: &str, pass: &str) -> Result<Stored, ClientError> {
     let host = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -471,5 +872,36 @@ pub fn login(server: &str, user: &str, pass: &str) -> Result<std::path::PathBuf,
         *a = Some(format!("Basic {}", b64(&format!("{user}:{pass}"))));
     }
     ep.send("GET", "/v2/", &[], Body::Empty, host)?;
-    super::config::store_credentials(host, user, pass)
+    super::config::store_credentials_in(host, user, pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_literals_and_hosts_file_without_nss() {
+        assert_eq!(
+            resolve("10.1.2.3:5000").unwrap(),
+            vec!["10.1.2.3:5000".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("[::1]:443").unwrap(),
+            vec!["[::1]:443".parse().unwrap()]
+        );
+        assert!(resolve("no-port").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(
+            &hosts,
+            "# comment\n10.9.8.7  registry.corp reg # trailing\n::1 localhost\nbogus line\n",
+        )
+        .unwrap();
+        assert_eq!(
+            hosts_lookup(&hosts, "REG"),
+            vec![IpAddr::from([10, 9, 8, 7])]
+        );
+        assert!(hosts_lookup(&hosts, "trailing").is_empty());
+        assert!(hosts_lookup(&dir.path().join("missing"), "reg").is_empty());
+    }
 }

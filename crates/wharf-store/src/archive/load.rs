@@ -1,23 +1,30 @@
-//! `Store::load`: one streaming pass stores every regular tar member in a private staging dir
-//! (by index: archive names never touch the file system; links become name aliases that must
-//! resolve inside the archive), then `manifest.json` (docker-archive) or `index.json` (OCI
-//! layout) is resolved, every blob verified and every layer unpacked into a temp snapshot.
-//! Commit happens only after all images verified.
+//! `Store::load`: one streaming pass over the archive. Members that are uncompressed layer
+//! tars (sniffed: a valid tar header, ≥ 64 KiB) are unpacked right away into temp snapshots
+//! while their tar-split is recorded and their sha256 taken — no copy of them is ever
+//! written. Every other regular member (JSON, compressed layers) is stored in a private
+//! staging dir (by index: archive names never touch the file system; links become name
+//! aliases that must resolve inside the archive). Then `manifest.json` (docker-archive) or
+//! `index.json` (OCI layout) is resolved, every blob and diff_id verified, and the staged
+//! compressed layers are decompressed and unpacked on all cores. Compressed blobs are kept
+//! byte-for-byte, and so are manifests, so manifest digests (and repo digests recorded in
+//! `index.json`) survive. Commit happens only after every image verified.
 
 use super::{decompress, platform_matches, read_err, ArchiveError, Capped, ARCHIVE_META_CAP};
-use crate::content::{blob_path, write_blob, IngestWriter};
+use super::{sniff, Compression};
+use crate::content::{blob_path, write_blob};
 use crate::index::{ImageEntry, Index, LayerEntry};
+use crate::layer::source::{RecordedLayer, TmpSnapshot};
 use crate::layer::{apply_layer, LayerError};
 use crate::lock::Lock;
 use crate::util::{fsync_dir, random_suffix, read_capped};
-use crate::Store;
-use flate2::write::GzEncoder;
+use crate::{Store, StoreError};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use wharf_types::oci::{self, Descriptor, ImageConfig, Manifest, Platform};
 use wharf_types::{Digest, ImageRef};
 
@@ -39,9 +46,12 @@ pub struct LoadedImage {
 }
 
 struct Member {
-    file: PathBuf,
+    /// The staged copy (None: an uncompressed layer unpacked while streaming).
+    file: Option<PathBuf>,
     size: u64,
     digest: Digest,
+    /// Member number, keys [`Staging::spec`].
+    no: u64,
 }
 
 enum Node {
@@ -49,26 +59,61 @@ enum Node {
     Link(String),
 }
 
+/// A staged compressed layer, decompressed and unpacked by a worker thread.
+struct Unpacked {
+    snapshot: TmpSnapshot,
+    diff_id: Digest,
+    size: u64,
+    comp: Compression,
+}
+
+/// What happened to a member unpacked while streaming (or right after it was staged).
+enum Spec {
+    Recorded(RecordedLayer),
+    /// Its snapshot and blob were in the store already: only hashed.
+    Existing,
+    /// Unpacking failed; reported if an image uses it.
+    Failed(ArchiveError),
+    /// A compressed member being unpacked in the background.
+    Worker(std::thread::JoinHandle<Result<Unpacked, ArchiveError>>),
+    /// ... and its result, once joined.
+    Unpacked(Result<Unpacked, ArchiveError>),
+}
+
+fn join(
+    h: std::thread::JoinHandle<Result<Unpacked, ArchiveError>>,
+) -> Result<Unpacked, ArchiveError> {
+    h.join().unwrap_or_else(|_| {
+        Err(ArchiveError::Read(io::Error::other(
+            "layer worker panicked",
+        )))
+    })
+}
+
 /// The staging dir under `ingest/`; removed on drop.
 struct Staging {
     dir: PathBuf,
     nodes: HashMap<String, Node>,
+    spec: Mutex<HashMap<u64, Spec>>,
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
+        // unreferenced background unpacks: wait, so their temp snapshots are removed now
+        if let Ok(mut spec) = self.spec.lock() {
+            for (_, s) in spec.drain() {
+                if let Spec::Worker(h) = s {
+                    let _ = h.join();
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-struct TmpSnap(PathBuf, bool);
-impl Drop for TmpSnap {
-    fn drop(&mut self) {
-        if self.1 {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
+/// Uncompressed members at least this large that start with a valid tar header are unpacked
+/// while streaming instead of being staged.
+const STREAM_UNPACK_MIN: u64 = 64 << 10;
 
 /// Normalises an archive-relative name; `Err(reason)` for absolute or escaping names.
 fn normalize(name: &str) -> Result<String, &'static str> {
@@ -108,8 +153,41 @@ fn resolve_link(link: &str, target: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-fn is_gzip_layer(mt: &str) -> bool {
-    mt == oci::MEDIA_OCI_LAYER_GZIP || mt == oci::MEDIA_DOCKER_LAYER_GZIP
+/// A 512-byte block with a valid tar header checksum (and not the end-of-archive block).
+fn looks_like_tar(block: &[u8]) -> bool {
+    if block.len() != 512 || block.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let stored = &block[148..156];
+    let digits: Vec<u8> = stored
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ')
+        .take_while(|b| (b'0'..=b'7').contains(b))
+        .collect();
+    let Ok(want) = u32::from_str_radix(std::str::from_utf8(&digits).unwrap_or(""), 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
+        .sum();
+    sum == want
+}
+
+fn media_for(c: Compression) -> &'static str {
+    match c {
+        Compression::None => oci::MEDIA_OCI_LAYER,
+        Compression::Gzip => oci::MEDIA_OCI_LAYER_GZIP,
+        Compression::Zstd => oci::MEDIA_OCI_LAYER_ZSTD,
+    }
 }
 
 #[derive(Deserialize)]
@@ -128,11 +206,12 @@ struct OciIndex {
     manifests: Vec<Descriptor>,
 }
 
+#[derive(Clone)]
 enum LayerSrc {
-    /// Member name (docker-archive path or `blobs/sha256/<hex>`), re-compressed to gzip.
-    Recompress(String),
-    /// A gzip blob kept byte-for-byte (its manifest is kept too).
-    Keep(Descriptor),
+    /// A docker-archive member, with the descriptor of a kept manifest if there is one.
+    Member(String, Option<Descriptor>),
+    /// A blob of an OCI layout (with `store_blobs`, possibly held by the store instead).
+    Blob(Descriptor),
 }
 
 struct Plan {
@@ -140,20 +219,22 @@ struct Plan {
     config_digest: Digest,
     cfg: ImageConfig,
     layers: Vec<LayerSrc>,
+    /// Kept byte-for-byte (None: one is written from the layers).
     manifest: Option<Vec<u8>>,
     tags: Vec<String>,
+    repo_digests: Vec<String>,
 }
 
 enum BlobSrc {
     Existing,
     Member(PathBuf),
-    Ingest(IngestWriter),
+    Recorded(RecordedLayer),
 }
 
 struct Prepared {
     entry: LayerEntry,
     blob: BlobSrc,
-    snapshot: Option<TmpSnap>,
+    snapshot: Option<TmpSnapshot>,
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, ArchiveError> {
@@ -163,15 +244,31 @@ fn parse_json<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T,
     })
 }
 
-fn parse_tag(t: &str) -> Result<String, ArchiveError> {
+/// A name of an archive's index: a familiar tag, or a repo digest (`repo@sha256:…`).
+enum Name {
+    Tag(String),
+    Digest(String, Digest),
+}
+
+fn parse_name(t: &str) -> Result<Name, ArchiveError> {
     let r = ImageRef::parse(t).map_err(|source| ArchiveError::BadTag {
         tag: t.to_string(),
         source,
     })?;
-    if r.digest().is_some() {
-        return Ok(String::new());
-    }
-    Ok(r.familiar())
+    Ok(match r.digest() {
+        Some(d) => Name::Digest(format!("{}@{d}", r.familiar_repository()), d.clone()),
+        None => Name::Tag(r.familiar()),
+    })
+}
+
+/// The image name an OCI index entry carries, if any.
+fn index_name(d: &Descriptor) -> Option<String> {
+    let ann = d.annotations.as_ref()?;
+    ann.get("io.containerd.image.name").cloned().or_else(|| {
+        ann.get("org.opencontainers.image.ref.name")
+            .filter(|n| n.contains(':') || n.contains('/'))
+            .cloned()
+    })
 }
 
 impl Staging {
@@ -202,10 +299,12 @@ impl Staging {
                 limit: ARCHIVE_META_CAP,
             });
         }
-        let b = read_capped(&m.file, ARCHIVE_META_CAP)?.ok_or_else(|| ArchiveError::Missing {
+        let missing = || ArchiveError::Missing {
             from: from.to_string(),
             name: name.to_string(),
-        })?;
+        };
+        let file = m.file.as_ref().ok_or_else(missing)?;
+        let b = read_capped(file, ARCHIVE_META_CAP)?.ok_or_else(missing)?;
         Ok((b, m.digest.clone()))
     }
 
@@ -217,20 +316,7 @@ impl Staging {
     fn blob(&self, d: &Descriptor, from: &str) -> Result<&Member, ArchiveError> {
         let name = format!("blobs/sha256/{}", d.digest.hex());
         let m = self.member(&name, from)?;
-        if m.digest != d.digest {
-            return Err(ArchiveError::DigestMismatch {
-                what: name,
-                expected: d.digest.clone(),
-                actual: m.digest.clone(),
-            });
-        }
-        if m.size != d.size {
-            return Err(ArchiveError::SizeMismatch {
-                what: name,
-                expected: d.size,
-                actual: m.size,
-            });
-        }
+        check_member(m, d, &name)?;
         Ok(m)
     }
 
@@ -239,24 +325,77 @@ impl Staging {
         self.blob(d, from)?;
         Ok(self.read(&name, from)?.0)
     }
+
+    fn take_spec(&self, no: u64) -> Option<Spec> {
+        self.spec.lock().ok()?.remove(&no)
+    }
+
+    /// The result of member `no`'s background unpack, if it had one (waits for it).
+    fn take_unpacked(&self, no: u64) -> Option<Result<Unpacked, ArchiveError>> {
+        let mut spec = self.spec.lock().ok()?;
+        match spec.get(&no) {
+            Some(Spec::Worker(_) | Spec::Unpacked(_)) => {}
+            _ => return None,
+        }
+        match spec.remove(&no)? {
+            Spec::Worker(h) => {
+                drop(spec);
+                Some(join(h))
+            }
+            Spec::Unpacked(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Names in `index.json`: (manifest digest, names), if the archive has one.
+    fn index_names(&self) -> Result<Vec<(Descriptor, Vec<Name>)>, ArchiveError> {
+        if !self.has("index.json") {
+            return Ok(Vec::new());
+        }
+        let (b, _) = self.read("index.json", "archive")?;
+        let top: OciIndex = parse_json(&b, "index.json")?;
+        let mut out = Vec::new();
+        for d in top.manifests {
+            let names = match index_name(&d) {
+                Some(n) => vec![parse_name(&n)?],
+                None => Vec::new(),
+            };
+            out.push((d, names));
+        }
+        Ok(out)
+    }
 }
 
-/// Hashes what passes through and copies it to an optional gzip encoder.
-struct Tee<R> {
+fn check_member(m: &Member, d: &Descriptor, name: &str) -> Result<(), ArchiveError> {
+    if m.digest != d.digest {
+        return Err(ArchiveError::DigestMismatch {
+            what: name.to_string(),
+            expected: d.digest.clone(),
+            actual: m.digest.clone(),
+        });
+    }
+    if m.size != d.size {
+        return Err(ArchiveError::SizeMismatch {
+            what: name.to_string(),
+            expected: d.size,
+            actual: m.size,
+        });
+    }
+    Ok(())
+}
+
+/// Hashes and counts what passes through.
+struct HashRead<R> {
     inner: R,
     hasher: Sha256,
-    size: u64,
-    out: Option<GzEncoder<IngestWriter>>,
+    n: u64,
 }
 
-impl<R: Read> Read for Tee<R> {
+impl<R: Read> Read for HashRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        if let Some(o) = &mut self.out {
-            o.write_all(&buf[..n])?;
-        }
+        self.n += n as u64;
         Ok(n)
     }
 }
@@ -269,6 +408,27 @@ fn layer_err(layer: &str, e: LayerError) -> ArchiveError {
             source,
         },
     }
+}
+
+fn store_layer_err(layer: &str, e: StoreError) -> ArchiveError {
+    match e {
+        StoreError::Layer(l) => layer_err(layer, l),
+        e => ArchiveError::Store(e),
+    }
+}
+
+/// Reads up to `buf.len()` bytes (fewer only at EOF).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl Store {
@@ -309,22 +469,38 @@ impl Store {
             return Err(ArchiveError::NotAnArchive);
         }
         let idx = Index::load(&self.images_json)?;
-        let mut prepared: HashMap<String, Prepared> = HashMap::new();
-        let mut entries = Vec::new();
+        // Unique layers, in order; each is verified and unpacked once.
+        let mut keys: Vec<(String, LayerSrc, Digest)> = Vec::new();
+        let mut image_keys = Vec::new();
         for p in &plans {
-            let mut layers = Vec::new();
+            let mut ks = Vec::new();
             for (i, src) in p.layers.iter().enumerate() {
                 let diff_id = &p.cfg.rootfs.diff_ids[i];
                 let key = match src {
-                    LayerSrc::Recompress(n) => format!("r:{n}:{diff_id}"),
-                    LayerSrc::Keep(d) => format!("k:{}:{diff_id}", d.digest),
+                    LayerSrc::Member(n, _) => {
+                        format!("m{}:{diff_id}", staging.member(n, "manifest.json")?.no)
+                    }
+                    LayerSrc::Blob(d) => {
+                        let name = format!("blobs/sha256/{}", d.digest.hex());
+                        match staging.member(&name, "manifest") {
+                            Ok(m) => format!("m{}:{diff_id}", m.no),
+                            Err(_) => format!("s{}:{diff_id}", d.digest),
+                        }
+                    }
                 };
-                if !prepared.contains_key(&key) {
-                    let pr =
-                        self.prepare_layer(&staging, src, diff_id, &idx, limit, store_blobs)?;
-                    prepared.insert(key.clone(), pr);
+                if !keys.iter().any(|(k, _, _)| *k == key) {
+                    keys.push((key.clone(), src.clone(), diff_id.clone()));
                 }
-                if let Some(pr) = prepared.get(&key) {
+                ks.push(key);
+            }
+            image_keys.push(ks);
+        }
+        let prepared = self.prepare_all(&staging, &keys, &idx, limit, store_blobs)?;
+        let mut entries = Vec::new();
+        for ks in &image_keys {
+            let mut layers = Vec::new();
+            for k in ks {
+                if let Some(pr) = prepared.get(k) {
                     layers.push(pr.entry.clone());
                 }
             }
@@ -334,20 +510,11 @@ impl Store {
         for pr in prepared.into_values() {
             match pr.blob {
                 BlobSrc::Existing => {}
-                BlobSrc::Ingest(w) => {
-                    w.commit(&self.blobs, Some((&pr.entry.blob, pr.entry.blob_size)))?;
-                }
                 BlobSrc::Member(path) => self.commit_member(&path, &pr.entry.blob)?,
+                BlobSrc::Recorded(rec) => self.commit_recorded(rec, &pr.entry.diff_id)?,
             }
-            if let Some(mut s) = pr.snapshot {
-                let dest = self.snapshots.join(pr.entry.diff_id.hex());
-                if !dest.exists() {
-                    match std::fs::rename(&s.0, &dest) {
-                        Ok(()) => s.1 = false,
-                        Err(e) if dest.exists() => drop(e),
-                        Err(e) => return Err(ArchiveError::io("committing snapshot", &dest)(e)),
-                    }
-                }
+            if let Some(s) = pr.snapshot {
+                s.commit(&self.snapshots.join(pr.entry.diff_id.hex()))?;
             }
         }
         let mut new_entries = Vec::new();
@@ -379,7 +546,7 @@ impl Store {
                         annotations: None,
                     };
                     serde_json::to_vec(&m).map_err(|source| {
-                        ArchiveError::Store(crate::StoreError::Encode {
+                        ArchiveError::Store(StoreError::Encode {
                             what: "manifest",
                             source,
                         })
@@ -396,16 +563,22 @@ impl Store {
                     .created
                     .clone()
                     .unwrap_or_else(crate::util::now_rfc3339),
-                repo_digests: Vec::new(),
+                repo_digests: p.repo_digests.clone(),
             });
         }
         let _meta = Lock::exclusive(&self.meta_lock)?;
         let mut idx = Index::load(&self.images_json)?;
         let mut out = Vec::new();
         for (p, e) in plans.iter().zip(new_entries) {
-            idx.images
+            let entry = idx
+                .images
                 .entry(p.config_digest.hex().to_string())
-                .or_insert(e);
+                .or_insert_with(|| e.clone());
+            for rd in &e.repo_digests {
+                if !entry.repo_digests.contains(rd) && entry.manifest == e.manifest {
+                    entry.repo_digests.push(rd.clone());
+                }
+            }
             for t in &p.tags {
                 idx.tags.insert(t.clone(), p.config_digest.clone());
             }
@@ -415,6 +588,65 @@ impl Store {
             });
         }
         idx.save(&self.images_json)?;
+        Ok(out)
+    }
+
+    /// Prepares every unique layer on all cores; the first failure (in layer order) wins.
+    fn prepare_all(
+        &self,
+        st: &Staging,
+        keys: &[(String, LayerSrc, Digest)],
+        idx: &Index,
+        limit: u64,
+        store_blobs: bool,
+    ) -> Result<HashMap<String, Prepared>, ArchiveError> {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+            .min(keys.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<Prepared, ArchiveError>>>> =
+            Mutex::new((0..keys.len()).map(|_| None).collect());
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((_, src, diff_id)) = keys.get(i) else {
+                        break;
+                    };
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let r = self.prepare_layer(st, src, diff_id, idx, limit, store_blobs);
+                    if r.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Ok(mut v) = results.lock() {
+                        v[i] = Some(r);
+                    }
+                });
+            }
+        });
+        let results = results
+            .into_inner()
+            .map_err(|_| ArchiveError::Read(io::Error::other("layer worker panicked")))?;
+        let mut out = HashMap::new();
+        for ((key, _, _), r) in keys.iter().zip(results) {
+            match r {
+                Some(Ok(p)) => {
+                    out.insert(key.clone(), p);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {} // skipped after another layer failed; that error is below
+            }
+        }
+        if out.len() != keys.len() {
+            return Err(ArchiveError::Read(io::Error::other(
+                "a layer worker stopped without a result",
+            )));
+        }
         Ok(out)
     }
 
@@ -431,14 +663,22 @@ impl Store {
         Ok(())
     }
 
-    /// Streams the archive once into a staging dir.
+    /// Streams the archive once: uncompressed layers are unpacked on the way, everything
+    /// else is staged.
     fn stage(&self, input: impl Read, limit: u64) -> Result<Staging, ArchiveError> {
         let dir = self.ingest.join(format!("load-{}", random_suffix()?));
         std::fs::create_dir(&dir).map_err(ArchiveError::io("creating staging dir", &dir))?;
         let mut st = Staging {
             dir,
             nodes: HashMap::new(),
+            spec: Mutex::new(HashMap::new()),
         };
+        let mut spec = HashMap::new();
+        let mut workers: Vec<u64> = Vec::new();
+        let max_workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
         let br = BufReader::with_capacity(256 << 10, input);
         let dec = decompress(br, "archive")?;
         let mut ar = tar::Archive::new(Capped {
@@ -465,23 +705,63 @@ impl Store {
             match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     n += 1;
-                    let file = st.dir.join(n.to_string());
-                    let mut f = File::create(&file).map_err(ArchiveError::io("creating", &file))?;
-                    let mut h = Sha256::new();
-                    let mut size = 0u64;
-                    loop {
-                        let k = ent.read(&mut buf).map_err(read_err)?;
-                        if k == 0 {
-                            break;
+                    let big = ent.size() >= STREAM_UNPACK_MIN;
+                    let mut head = [0u8; 512];
+                    let k = read_full(&mut ent, &mut head).map_err(read_err)?;
+                    let mut hr = HashRead {
+                        inner: io::Cursor::new(&head[..k]).chain(&mut ent),
+                        hasher: Sha256::new(),
+                        n: 0,
+                    };
+                    let stream = big && looks_like_tar(&head[..k]);
+                    let file = if stream {
+                        let s = self.unpack_streamed(&name, &mut hr)?;
+                        spec.insert(n, s);
+                        None
+                    } else {
+                        let file = st.dir.join(n.to_string());
+                        let mut f =
+                            File::create(&file).map_err(ArchiveError::io("creating", &file))?;
+                        loop {
+                            let k = hr.read(&mut buf).map_err(read_err)?;
+                            if k == 0 {
+                                break;
+                            }
+                            f.write_all(&buf[..k])
+                                .map_err(ArchiveError::io("writing", &file))?;
                         }
-                        h.update(&buf[..k]);
-                        size += k as u64;
-                        f.write_all(&buf[..k])
-                            .map_err(ArchiveError::io("writing", &file))?;
-                    }
-                    let digest = Digest::from_hasher(h);
-                    st.nodes
-                        .insert(name, Node::File(Member { file, size, digest }));
+                        let compressed = head.starts_with(&[0x1f, 0x8b])
+                            || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+                        if big && compressed {
+                            // unpack it on another core while the archive streams on
+                            workers.retain(|w: &u64| match spec.get(w) {
+                                Some(Spec::Worker(h)) => !h.is_finished(),
+                                _ => false,
+                            });
+                            if workers.len() >= max_workers {
+                                let oldest = workers.remove(0);
+                                if let Some(Spec::Worker(h)) = spec.remove(&oldest) {
+                                    spec.insert(oldest, Spec::Unpacked(join(h)));
+                                }
+                            }
+                            let store = self.clone();
+                            let (path, name2) = (file.clone(), name.clone());
+                            let h = std::thread::spawn(move || {
+                                store.unpack_staged(&path, &name2, limit)
+                            });
+                            spec.insert(n, Spec::Worker(h));
+                            workers.push(n);
+                        }
+                        Some(file)
+                    };
+                    let digest = Digest::from_hasher(hr.hasher);
+                    let member = Member {
+                        file,
+                        size: hr.n,
+                        digest,
+                        no: n,
+                    };
+                    st.nodes.insert(name, Node::File(member));
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     let target = ent
@@ -509,37 +789,79 @@ impl Store {
                 }
             }
         }
+        st.spec = Mutex::new(spec);
         Ok(st)
     }
 
+    /// Decompresses and unpacks a staged layer member into a temp snapshot, hashing the tar.
+    fn unpack_staged(&self, file: &Path, name: &str, limit: u64) -> Result<Unpacked, ArchiveError> {
+        let f = File::open(file).map_err(ArchiveError::io("opening", file))?;
+        let mut br = BufReader::with_capacity(256 << 10, f);
+        let comp = sniff(&mut br).map_err(ArchiveError::Read)?;
+        let dec = decompress(br, name)?;
+        let mut hr = HashRead {
+            inner: Capped {
+                inner: dec,
+                limit,
+                read: 0,
+            },
+            hasher: Sha256::new(),
+            n: 0,
+        };
+        let tmp = TmpSnapshot::new(&self.snapshots)?;
+        apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(name, e))?;
+        io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
+        Ok(Unpacked {
+            snapshot: tmp,
+            diff_id: Digest::from_hasher(hr.hasher),
+            size: hr.n,
+            comp,
+        })
+    }
+
+    /// Unpacks (and records) an uncompressed layer member while it streams by; reads it to
+    /// its end. A member named `blobs/sha256/<hex>` whose snapshot and blob the store has is
+    /// only hashed.
+    fn unpack_streamed(&self, name: &str, r: &mut impl Read) -> Result<Spec, ArchiveError> {
+        let known = name
+            .strip_prefix("blobs/sha256/")
+            .and_then(|h| Digest::from_hex(h).ok())
+            .filter(|d| self.snapshots.join(d.hex()).is_dir() && self.has_layer(d));
+        if known.is_some() {
+            io::copy(r, &mut io::sink()).map_err(read_err)?;
+            return Ok(Spec::Existing);
+        }
+        match self.unpack_recorded(&mut *r) {
+            Ok(rec) => Ok(Spec::Recorded(rec)),
+            Err(StoreError::Layer(LayerError::Read(e))) => Err(read_err(e)),
+            Err(e) => {
+                // Not necessarily a layer any image uses: report it only if one does.
+                io::copy(r, &mut io::sink()).map_err(read_err)?;
+                Ok(Spec::Failed(store_layer_err(name, e)))
+            }
+        }
+    }
+
     /// The file holding layer blob `d`: the archive member or, with `store_blobs` and when
-    /// the archive does not carry it, the committed store blob (`true` = from the store).
-    fn layer_file(
+    /// the archive does not carry it, `None` (the store must hold it; checked when prepared).
+    fn layer_member<'s>(
         &self,
-        st: &Staging,
+        st: &'s Staging,
         d: &Descriptor,
         from: &str,
         store_blobs: bool,
-    ) -> Result<(PathBuf, bool), ArchiveError> {
+    ) -> Result<Option<&'s Member>, ArchiveError> {
         let name = format!("blobs/sha256/{}", d.digest.hex());
         if store_blobs && !st.has(&name) {
-            let p = blob_path(&self.blobs, &d.digest);
-            let len = std::fs::metadata(&p)
-                .map_err(|_| ArchiveError::Missing {
+            if !self.has_layer(&d.digest) {
+                return Err(ArchiveError::Missing {
                     from: from.to_string(),
                     name: format!("{name} (neither carried nor in the store)"),
-                })?
-                .len();
-            if len != d.size {
-                return Err(ArchiveError::SizeMismatch {
-                    what: format!("store blob {}", d.digest),
-                    expected: d.size,
-                    actual: len,
                 });
             }
-            return Ok((p, true));
+            return Ok(None);
         }
-        Ok((st.blob(d, from)?.file.clone(), false))
+        Ok(Some(st.blob(d, from)?))
     }
 
     fn plan(
@@ -565,9 +887,32 @@ impl Store {
                         q.tags.push(t);
                     }
                 }
+                for r in p.repo_digests {
+                    if !q.repo_digests.contains(&r) && q.manifest.is_some() {
+                        q.repo_digests.push(r);
+                    }
+                }
             } else {
                 plans.push(p);
             }
+        };
+        let names = st.index_names()?;
+        // Repo digests recorded for manifest `d`: only names whose digest IS that manifest's
+        // (verified content), never a claim about some other digest.
+        let repo_digests_of = |d: &Digest| -> Vec<String> {
+            names
+                .iter()
+                .flat_map(|(_, ns)| ns.iter())
+                .filter_map(|n| match n {
+                    Name::Digest(rd, dd) if dd == d => Some(rd.clone()),
+                    _ => None,
+                })
+                .fold(Vec::new(), |mut v, rd| {
+                    if !v.contains(&rd) {
+                        v.push(rd);
+                    }
+                    v
+                })
         };
         if st.has("manifest.json") {
             let (b, _) = st.read("manifest.json", "archive")?;
@@ -593,20 +938,51 @@ impl Store {
                         layers: e.layers.len(),
                     });
                 }
+                let mut members = Vec::new();
                 for l in &e.layers {
-                    st.member(l, "manifest.json")?;
+                    members.push(st.member(l, "manifest.json")?);
                 }
                 if !fits(&cfg) {
                     continue;
                 }
                 let mut tags = Vec::new();
                 for t in e.repo_tags.unwrap_or_default() {
-                    let t = parse_tag(&t)?;
-                    if !t.is_empty() {
+                    if let Name::Tag(t) = parse_name(&t)? {
                         tags.push(t);
                     }
                 }
-                let layers = e.layers.into_iter().map(LayerSrc::Recompress).collect();
+                // An OCI manifest in index.json describing exactly these blobs is kept, so
+                // the manifest digest (and repo digests naming it) survive.
+                let kept = names.iter().find_map(|(d, _)| {
+                    let mb = st.blob_bytes(d, "index.json").ok()?;
+                    let m: Manifest = serde_json::from_slice(&mb).ok()?;
+                    let same = m.config.digest == digest
+                        && m.layers.len() == members.len()
+                        && m.layers
+                            .iter()
+                            .zip(&members)
+                            .all(|(l, mm)| l.digest == mm.digest && l.size == mm.size);
+                    same.then_some((d.digest.clone(), mb, m))
+                });
+                let (manifest, layers, repo_digests) = match kept {
+                    Some((md, mb, m)) => (
+                        Some(mb),
+                        e.layers
+                            .into_iter()
+                            .zip(m.layers)
+                            .map(|(n, d)| LayerSrc::Member(n, Some(d)))
+                            .collect(),
+                        repo_digests_of(&md),
+                    ),
+                    None => (
+                        None,
+                        e.layers
+                            .into_iter()
+                            .map(|n| LayerSrc::Member(n, None))
+                            .collect(),
+                        Vec::new(),
+                    ),
+                };
                 push(
                     &mut plans,
                     Plan {
@@ -614,8 +990,9 @@ impl Store {
                         config_digest: digest,
                         cfg,
                         layers,
-                        manifest: None,
+                        manifest,
                         tags,
+                        repo_digests,
                     },
                 );
             }
@@ -624,29 +1001,21 @@ impl Store {
         if !st.has("index.json") {
             return Err(ArchiveError::NotAnArchive);
         }
-        let (b, _) = st.read("index.json", "archive")?;
-        let top: OciIndex = parse_json(&b, "index.json")?;
         let host = Platform {
             os: "linux".to_string(),
             architecture: oci::host_architecture().to_string(),
             variant: None,
         };
         let mut stack: Vec<(Descriptor, Vec<String>, u8)> = Vec::new();
-        for d in top.manifests {
-            let ann = d.annotations.clone().unwrap_or_default();
-            let name = ann.get("io.containerd.image.name").cloned().or_else(|| {
-                ann.get("org.opencontainers.image.ref.name")
-                    .filter(|n| n.contains(':') || n.contains('/'))
-                    .cloned()
-            });
-            let tags = match name {
-                Some(n) => vec![parse_tag(&n)?]
-                    .into_iter()
-                    .filter(|t| !t.is_empty())
-                    .collect(),
-                None => Vec::new(),
-            };
-            stack.push((d, tags, 0));
+        for (d, ns) in &names {
+            let tags = ns
+                .iter()
+                .filter_map(|n| match n {
+                    Name::Tag(t) => Some(t.clone()),
+                    Name::Digest(..) => None,
+                })
+                .collect();
+            stack.push((d.clone(), tags, 0));
         }
         stack.reverse();
         while let Some((d, tags, depth)) = stack.pop() {
@@ -684,40 +1053,30 @@ impl Store {
                 });
             }
             for l in &m.layers {
-                self.layer_file(st, l, &from, store_blobs)?;
+                self.layer_member(st, l, &from, store_blobs)?;
             }
             if !fits(&cfg) {
                 continue;
             }
-            let keep = m.layers.iter().all(|l| is_gzip_layer(&l.media_type));
-            let layers = m
-                .layers
-                .iter()
-                .map(|l| {
-                    if keep {
-                        LayerSrc::Keep(l.clone())
-                    } else {
-                        LayerSrc::Recompress(format!("blobs/sha256/{}", l.digest.hex()))
-                    }
-                })
-                .collect();
             push(
                 &mut plans,
                 Plan {
                     config,
                     config_digest: m.config.digest.clone(),
                     cfg,
-                    layers,
-                    manifest: keep.then_some(mb),
+                    layers: m.layers.iter().cloned().map(LayerSrc::Blob).collect(),
+                    manifest: Some(mb),
                     tags,
+                    repo_digests: repo_digests_of(&d.digest),
                 },
             );
         }
         Ok(plans)
     }
 
-    /// Verifies one layer's diff_id, unpacks it (unless its snapshot exists) and prepares its
-    /// blob (the kept archive blob, an existing store blob, or a fresh gzip in `ingest/`).
+    /// Verifies one layer's diff_id and readies its snapshot and blob: the streamed unpack,
+    /// the staged member (decompressed and unpacked here unless its snapshot exists), or —
+    /// for bundles — the store's own copy, whose diff_id the index records.
     fn prepare_layer(
         &self,
         st: &Staging,
@@ -727,111 +1086,167 @@ impl Store {
         limit: u64,
         store_blobs: bool,
     ) -> Result<Prepared, ArchiveError> {
-        let (name, member_file) = match src {
-            LayerSrc::Recompress(n) => (n.clone(), st.member(n, "manifest")?.file.clone()),
-            LayerSrc::Keep(d) => (
-                d.digest.to_string(),
-                self.layer_file(st, d, "manifest", store_blobs)?.0,
-            ),
+        let (name, desc, m) = match src {
+            LayerSrc::Member(n, d) => {
+                let m = st.member(n, "manifest.json")?;
+                if let Some(d) = d {
+                    check_member(m, d, n)?;
+                }
+                (n.clone(), d.clone(), m)
+            }
+            LayerSrc::Blob(d) => match self.layer_member(st, d, "manifest", store_blobs)? {
+                Some(m) => (
+                    format!("blobs/sha256/{}", d.digest.hex()),
+                    Some(d.clone()),
+                    m,
+                ),
+                None => return self.prepare_from_store(d, diff_id, idx),
+            },
         };
-        let existing = match src {
-            LayerSrc::Keep(_) => None,
-            LayerSrc::Recompress(_) => idx
-                .images
-                .values()
-                .flat_map(|e| e.layers.iter())
-                .find(|l| &l.diff_id == diff_id && blob_path(&self.blobs, &l.blob).exists())
-                .cloned(),
+        let mismatch = |got: &Digest| ArchiveError::DigestMismatch {
+            what: format!("layer {name} (diff_id)"),
+            expected: diff_id.clone(),
+            actual: got.clone(),
         };
-        let out = match (src, &existing) {
-            (LayerSrc::Recompress(_), None) => Some(GzEncoder::new(
-                IngestWriter::new(&self.ingest)?,
-                flate2::Compression::fast(),
-            )),
-            _ => None,
+        let entry = |media: &str, size: u64| LayerEntry {
+            blob: m.digest.clone(),
+            blob_size: m.size,
+            media_type: desc
+                .as_ref()
+                .map(|d| d.media_type.clone())
+                .unwrap_or_else(|| media.to_string()),
+            diff_id: diff_id.clone(),
+            size,
         };
-        let f = File::open(&member_file).map_err(ArchiveError::io("opening", &member_file))?;
-        let dec = decompress(BufReader::with_capacity(128 << 10, f), &name)?;
-        let mut tee = Tee {
+        if let Some(r) = st.take_unpacked(m.no) {
+            let u = r?;
+            if &u.diff_id != diff_id {
+                return Err(mismatch(&u.diff_id));
+            }
+            let blob = match (self.has_layer(&m.digest), &m.file) {
+                (true, _) => BlobSrc::Existing,
+                (false, Some(f)) => BlobSrc::Member(f.clone()),
+                (false, None) => {
+                    return Err(ArchiveError::Missing {
+                        from: "manifest".to_string(),
+                        name,
+                    })
+                }
+            };
+            return Ok(Prepared {
+                entry: entry(media_for(u.comp), u.size),
+                blob,
+                snapshot: Some(u.snapshot),
+            });
+        }
+        if let Some(spec) = st.take_spec(m.no) {
+            // streamed: an uncompressed tar, so its digest is its diff_id
+            if &m.digest != diff_id {
+                return Err(mismatch(&m.digest));
+            }
+            let blob = match spec {
+                Spec::Failed(e) => return Err(e),
+                Spec::Existing => BlobSrc::Existing,
+                Spec::Worker(_) | Spec::Unpacked(_) => {
+                    return Err(ArchiveError::Missing {
+                        from: "manifest".to_string(),
+                        name,
+                    })
+                }
+                Spec::Recorded(r) => BlobSrc::Recorded(r),
+            };
+            return Ok(Prepared {
+                entry: entry(oci::MEDIA_OCI_LAYER, m.size),
+                blob,
+                snapshot: None,
+            });
+        }
+        let Some(file) = &m.file else {
+            return Err(ArchiveError::Missing {
+                from: "manifest".to_string(),
+                name,
+            });
+        };
+        let f = File::open(file).map_err(ArchiveError::io("opening", file))?;
+        let mut br = BufReader::with_capacity(256 << 10, f);
+        let comp = sniff(&mut br).map_err(ArchiveError::Read)?;
+        let dec = decompress(br, &name)?;
+        let mut hr = HashRead {
             inner: Capped {
                 inner: dec,
                 limit,
                 read: 0,
             },
             hasher: Sha256::new(),
-            size: 0,
-            out,
+            n: 0,
         };
         let snap_dest = self.snapshots.join(diff_id.hex());
         let snapshot = if snap_dest.is_dir() {
-            io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+            io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
             None
         } else {
-            let tmp = TmpSnap(
-                self.snapshots.join(format!("tmp-{}", random_suffix()?)),
-                true,
-            );
-            std::fs::create_dir(&tmp.0).map_err(ArchiveError::io("creating snapshot", &tmp.0))?;
-            apply_layer(&tmp.0, &mut tee).map_err(|e| layer_err(&name, e))?;
-            io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+            let tmp = TmpSnapshot::new(&self.snapshots)?;
+            apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(&name, e))?;
+            io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
             Some(tmp)
         };
-        let got = Digest::from_hasher(tee.hasher.clone());
+        let got = Digest::from_hasher(hr.hasher.clone());
         if &got != diff_id {
-            return Err(ArchiveError::DigestMismatch {
-                what: format!("layer {name} (diff_id)"),
-                expected: diff_id.clone(),
-                actual: got,
-            });
+            return Err(mismatch(&got));
         }
-        let (blob, entry) = match (src, existing, tee.out.take()) {
-            (_, Some(l), _) => (
-                BlobSrc::Existing,
-                LayerEntry {
-                    size: tee.size,
-                    ..l
-                },
-            ),
-            (LayerSrc::Keep(d), None, _) => {
-                let blob = if blob_path(&self.blobs, &d.digest).exists() {
-                    BlobSrc::Existing
-                } else {
-                    BlobSrc::Member(member_file.clone())
-                };
-                let e = LayerEntry {
-                    blob: d.digest.clone(),
-                    blob_size: d.size,
-                    media_type: d.media_type.clone(),
-                    diff_id: got,
-                    size: tee.size,
-                };
-                (blob, e)
-            }
-            (LayerSrc::Recompress(_), None, Some(enc)) => {
-                let w = enc
-                    .finish()
-                    .map_err(ArchiveError::io("writing layer blob", &self.ingest))?;
-                let (bd, bs) = w.digest();
-                let e = LayerEntry {
-                    blob: bd,
-                    blob_size: bs,
-                    media_type: oci::MEDIA_OCI_LAYER_GZIP.to_string(),
-                    diff_id: got,
-                    size: tee.size,
-                };
-                (BlobSrc::Ingest(w), e)
-            }
-            (LayerSrc::Recompress(_), None, None) => {
-                return Err(ArchiveError::Missing {
-                    from: "manifest".to_string(),
-                    name,
-                })
-            }
+        let blob = if self.has_layer(&m.digest) {
+            BlobSrc::Existing
+        } else {
+            BlobSrc::Member(file.clone())
         };
         Ok(Prepared {
-            entry,
+            entry: entry(media_for(comp), hr.n),
             blob,
             snapshot,
+        })
+    }
+
+    /// A layer a bundle relies on the store for: the index must record that blob with the
+    /// diff_id the image's config names, and the store must be able to produce it.
+    fn prepare_from_store(
+        &self,
+        d: &Descriptor,
+        diff_id: &Digest,
+        idx: &Index,
+    ) -> Result<Prepared, ArchiveError> {
+        let known = idx
+            .images
+            .values()
+            .flat_map(|e| e.layers.iter())
+            .chain(idx.compressed.values())
+            .find(|l| l.blob == d.digest);
+        let Some(l) = known else {
+            return Err(ArchiveError::Missing {
+                from: "bundle".to_string(),
+                name: format!("layer {} (neither carried nor in the store)", d.digest),
+            });
+        };
+        if &l.diff_id != diff_id {
+            return Err(ArchiveError::DigestMismatch {
+                what: format!("store layer {} (diff_id)", d.digest),
+                expected: diff_id.clone(),
+                actual: l.diff_id.clone(),
+            });
+        }
+        if l.blob_size != d.size {
+            return Err(ArchiveError::SizeMismatch {
+                what: format!("store blob {}", d.digest),
+                expected: d.size,
+                actual: l.blob_size,
+            });
+        }
+        Ok(Prepared {
+            entry: LayerEntry {
+                media_type: d.media_type.clone(),
+                ..l.clone()
+            },
+            blob: BlobSrc::Existing,
+            snapshot: None,
         })
     }
 }

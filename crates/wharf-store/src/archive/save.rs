@@ -1,17 +1,20 @@
 //! `Store::save`: writes images as a docker-archive (docker ≥25 shape: `manifest.json` +
-//! `repositories` + an OCI layout with UNCOMPRESSED layer blobs named by diff_id, which docker
-//! 20.10 loads as well) or as an OCI image layout (blobs and manifests byte-for-byte as
-//! stored). Streams every blob; layers are decompressed while written and their diff_id and
-//! size re-checked, so a corrupt store never produces a silently wrong archive.
+//! `repositories` + an OCI image layout) or as a plain OCI image layout. Either way the blobs
+//! and manifests are the stored ones, byte for byte: compressed layers stay compressed (docker
+//! 20.10, podman and skopeo decompress docker-archive layers by magic), uncompressed layers are
+//! reassembled from snapshot + tar-split. So manifest digests survive, and `index.json` also
+//! names every repo digest (`repo@sha256:…`) the image has, which `load` restores.
+//! Every blob is hashed while written and checked against its digest and size, so a corrupt
+//! store never produces a silently wrong archive.
 
-use super::{decompress, platform_matches, ArchiveError, ArchiveFormat, ARCHIVE_META_CAP};
-use crate::content::{blob_path, read_blob};
+use super::{platform_matches, ArchiveError, ArchiveFormat, ARCHIVE_META_CAP};
+use crate::content::read_blob;
 use crate::index::{ImageEntry, Index};
 use crate::Store;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use wharf_types::oci::{self, Manifest, Platform};
 use wharf_types::{Digest, ImageRef};
 
@@ -88,33 +91,48 @@ fn to_json(v: &impl serde::Serialize, what: &'static str) -> Result<Vec<u8>, Arc
         .map_err(|source| ArchiveError::Store(crate::StoreError::Encode { what, source }))
 }
 
-fn annotations(tag: &str) -> Value {
-    let r = ImageRef::parse(tag).ok();
+fn annotations(name: &str) -> Value {
+    let r = ImageRef::parse(name).ok();
+    let full = r
+        .as_ref()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| name.to_string());
+    if r.as_ref().is_some_and(|r| r.digest().is_some()) {
+        // a repo digest: containerd's image name only (no OCI ref.name tag)
+        return json!({ "io.containerd.image.name": full });
+    }
     let short = r
         .as_ref()
         .and_then(|r| r.tag().map(str::to_string))
         .unwrap_or_else(|| "latest".to_string());
-    let full = r.map(|r| r.to_string()).unwrap_or_else(|| tag.to_string());
     json!({
         "io.containerd.image.name": full,
         "org.opencontainers.image.ref.name": short,
     })
 }
 
+/// One `index.json` entry per name (tags and repo digests); one without a name if none.
 fn index_json(entries: &[(String, Digest, u64, Vec<String>)]) -> Value {
     let mut manifests = Vec::new();
-    for (media_type, digest, size, tags) in entries {
-        if tags.is_empty() {
+    for (media_type, digest, size, names) in entries {
+        if names.is_empty() {
             manifests.push(json!({"mediaType": media_type, "digest": digest, "size": size}));
         }
-        for t in tags {
+        for n in names {
             manifests.push(
                 json!({"mediaType": media_type, "digest": digest, "size": size,
-                "annotations": annotations(t)}),
+                "annotations": annotations(n)}),
             );
         }
     }
     json!({"schemaVersion": 2, "mediaType": oci::MEDIA_OCI_INDEX, "manifests": manifests})
+}
+
+/// An image's stored manifest, parsed.
+struct Stored {
+    bytes: Vec<u8>,
+    manifest: Manifest,
+    media_type: String,
 }
 
 impl Store {
@@ -188,6 +206,41 @@ impl Store {
             .map_err(ArchiveError::Write)
     }
 
+    fn stored_manifest(&self, e: &ImageEntry) -> Result<Stored, ArchiveError> {
+        let bytes = read_blob(&self.blobs, &e.manifest, ARCHIVE_META_CAP)?.ok_or_else(|| {
+            crate::StoreError::ImageNotFound(format!("{} (manifest blob missing)", e.config))
+        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|source| ArchiveError::Json {
+                what: format!("stored manifest {}", e.manifest),
+                source,
+            })?;
+        let media_type = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| oci::MEDIA_OCI_MANIFEST.to_string());
+        Ok(Stored {
+            bytes,
+            manifest,
+            media_type,
+        })
+    }
+
+    /// Names for `index.json`: the tags being saved, then the image's repo digests that name
+    /// this very manifest.
+    fn index_names(e: &ImageEntry, tags: &[String]) -> Vec<String> {
+        let mut names = tags.to_vec();
+        for rd in &e.repo_digests {
+            if rd
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d == e.manifest.to_string())
+            {
+                names.push(rd.clone());
+            }
+        }
+        names
+    }
+
     fn save_docker<W: Write>(
         &self,
         set: &[SaveItem],
@@ -196,44 +249,19 @@ impl Store {
         let mut docker_manifest = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut index_entries = Vec::new();
-        let mut manifests = Vec::new();
-        for (e, tags, cfg) in set {
-            let m = Manifest {
-                schema_version: 2,
-                media_type: Some(oci::MEDIA_OCI_MANIFEST.to_string()),
-                config: oci::Descriptor {
-                    media_type: oci::MEDIA_OCI_CONFIG.to_string(),
-                    digest: e.config.clone(),
-                    size: cfg.len() as u64,
-                    annotations: None,
-                    platform: None,
-                },
-                layers: e
-                    .layers
-                    .iter()
-                    .map(|l| oci::Descriptor {
-                        media_type: oci::MEDIA_OCI_LAYER.to_string(),
-                        digest: l.diff_id.clone(),
-                        size: l.size,
-                        annotations: None,
-                        platform: None,
-                    })
-                    .collect(),
-                annotations: None,
-            };
-            let mb = to_json(&m, "manifest")?;
-            let md = Digest::of(&mb);
+        let mut stored = Vec::new();
+        for (e, tags, _) in set {
+            let s = self.stored_manifest(e)?;
             index_entries.push((
-                oci::MEDIA_OCI_MANIFEST.to_string(),
-                md.clone(),
-                mb.len() as u64,
-                tags.clone(),
+                s.media_type.clone(),
+                e.manifest.clone(),
+                s.bytes.len() as u64,
+                Self::index_names(e, tags),
             ));
-            manifests.push((md, mb));
             docker_manifest.push(json!({
                 "Config": format!("blobs/sha256/{}", e.config.hex()),
                 "RepoTags": tags,
-                "Layers": e.layers.iter().map(|l| format!("blobs/sha256/{}", l.diff_id.hex())).collect::<Vec<_>>(),
+                "Layers": s.manifest.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
             }));
             if let Some(top) = e.layers.last() {
                 for tag in tags {
@@ -245,6 +273,7 @@ impl Store {
                     }
                 }
             }
+            stored.push(s);
         }
         t.bytes(
             "index.json",
@@ -257,91 +286,58 @@ impl Store {
         if !repositories.is_empty() {
             t.bytes("repositories", &to_json(&repositories, "repositories")?)?;
         }
-        for ((e, _, cfg), (md, mb)) in set.iter().zip(&manifests) {
-            t.blob_bytes(&e.config, cfg)?;
-            t.blob_bytes(md, mb)?;
-            for l in &e.layers {
-                if !t.written.insert(l.diff_id.hex().to_string()) {
-                    continue;
-                }
-                let p = blob_path(&self.blobs, &l.blob);
-                let f =
-                    std::fs::File::open(&p).map_err(ArchiveError::io("opening layer blob", &p))?;
-                let mut dec =
-                    decompress(BufReader::with_capacity(128 << 10, f), &l.blob.to_string())?;
-                let h = TarOut::<W>::header(
-                    &format!("blobs/sha256/{}", l.diff_id.hex()),
-                    l.size,
-                    tar::EntryType::Regular,
-                )?;
-                let mut hr = HashRead {
-                    inner: (&mut dec).take(l.size),
-                    hasher: Sha256::new(),
-                    n: 0,
-                };
-                t.b.append(&h, &mut hr).map_err(ArchiveError::Write)?;
-                let (hn, got) = (hr.n, Digest::from_hasher(hr.hasher));
-                let mut extra = [0u8; 1];
-                let more = dec.read(&mut extra).map_err(ArchiveError::Read)?;
-                let n = hn + more as u64;
-                if n != l.size {
-                    return Err(ArchiveError::SizeMismatch {
-                        what: format!("stored layer {}", l.blob),
-                        expected: l.size,
-                        actual: n,
-                    });
-                }
-                if got != l.diff_id {
-                    return Err(ArchiveError::DigestMismatch {
-                        what: format!("stored layer {}", l.blob),
-                        expected: l.diff_id.clone(),
-                        actual: got,
-                    });
-                }
-            }
-        }
-        Ok(())
+        self.write_blobs(set, &stored, t)
     }
 
     fn save_oci<W: Write>(&self, set: &[SaveItem], t: &mut TarOut<W>) -> Result<(), ArchiveError> {
         let mut index_entries = Vec::new();
-        let mut manifests = Vec::new();
+        let mut stored = Vec::new();
         for (e, tags, _) in set {
-            let mb = read_blob(&self.blobs, &e.manifest, ARCHIVE_META_CAP)?.ok_or_else(|| {
-                crate::StoreError::ImageNotFound(format!("{} (manifest blob missing)", e.config))
-            })?;
-            let m: Manifest = serde_json::from_slice(&mb).map_err(|source| ArchiveError::Json {
-                what: format!("stored manifest {}", e.manifest),
-                source,
-            })?;
-            let mt = m
-                .media_type
-                .clone()
-                .unwrap_or_else(|| oci::MEDIA_OCI_MANIFEST.to_string());
-            index_entries.push((mt, e.manifest.clone(), mb.len() as u64, tags.clone()));
-            manifests.push((m, mb));
+            let s = self.stored_manifest(e)?;
+            index_entries.push((
+                s.media_type.clone(),
+                e.manifest.clone(),
+                s.bytes.len() as u64,
+                Self::index_names(e, tags),
+            ));
+            stored.push(s);
         }
         t.bytes(
             "index.json",
             &to_json(&index_json(&index_entries), "index.json")?,
         )?;
-        for ((e, _, cfg), (m, mb)) in set.iter().zip(&manifests) {
-            t.blob_bytes(&e.manifest, mb)?;
+        self.write_blobs(set, &stored, t)
+    }
+
+    /// Manifests, configs and layers as `blobs/sha256/<hex>`, each once, each verified.
+    fn write_blobs<W: Write>(
+        &self,
+        set: &[SaveItem],
+        stored: &[Stored],
+        t: &mut TarOut<W>,
+    ) -> Result<(), ArchiveError> {
+        for ((e, _, cfg), s) in set.iter().zip(stored) {
+            t.blob_bytes(&e.manifest, &s.bytes)?;
             t.blob_bytes(&e.config, cfg)?;
-            for l in &m.layers {
+            for l in &s.manifest.layers {
                 if !t.written.insert(l.digest.hex().to_string()) {
                     continue;
                 }
-                let p = blob_path(&self.blobs, &l.digest);
-                let f =
-                    std::fs::File::open(&p).map_err(ArchiveError::io("opening layer blob", &p))?;
+                let (r, len) = self.open_layer(&l.digest)?;
+                if len != l.size {
+                    return Err(ArchiveError::SizeMismatch {
+                        what: format!("stored layer {}", l.digest),
+                        expected: l.size,
+                        actual: len,
+                    });
+                }
                 let h = TarOut::<W>::header(
                     &format!("blobs/sha256/{}", l.digest.hex()),
                     l.size,
                     tar::EntryType::Regular,
                 )?;
                 let mut hr = HashRead {
-                    inner: f.take(l.size),
+                    inner: r.take(l.size),
                     hasher: Sha256::new(),
                     n: 0,
                 };
@@ -349,7 +345,7 @@ impl Store {
                 let got = Digest::from_hasher(hr.hasher);
                 if hr.n != l.size || got != l.digest {
                     return Err(ArchiveError::DigestMismatch {
-                        what: format!("stored blob {p:?} ({} bytes)", hr.n),
+                        what: format!("stored layer {} ({} bytes)", l.digest, hr.n),
                         expected: l.digest.clone(),
                         actual: got,
                     });

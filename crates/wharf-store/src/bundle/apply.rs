@@ -11,7 +11,6 @@
 
 use super::{keys, read_format_json, BundleError, BundleIndex, Progress, BUNDLE_FORMAT};
 use crate::archive::{LoadOptions, LoadedImage};
-use crate::content::blob_path;
 use crate::Store;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest as _, Sha256};
@@ -239,8 +238,9 @@ impl Store {
         // 3. layers the bundle relies on the target for.
         for img in &index.images {
             for l in img.layers.iter().filter(|l| !l.carried) {
-                let ok = std::fs::metadata(blob_path(&self.blobs, &l.digest))
-                    .map(|m| m.len() == l.size)
+                let ok = self
+                    .open_layer(&l.digest)
+                    .map(|(_, len)| len == l.size)
                     .unwrap_or(false);
                 if !ok {
                     return Err(BundleError::LayerAbsent {

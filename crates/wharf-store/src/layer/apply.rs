@@ -16,6 +16,7 @@
 //! Must not: decompress or hash (the caller does), buffer file contents in memory, follow a
 //! symlink from the archive, or resolve a path by string.
 
+use super::tarsplit::{ApplyObserver, NoObserver};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
@@ -111,15 +112,16 @@ fn rel(comps: &[&[u8]]) -> PathBuf {
     p
 }
 
-struct Applier {
+struct Applier<'o> {
     root: File,
+    obs: &'o mut dyn ApplyObserver,
     /// The most recent parent dir (components joined), reused for consecutive entries.
     cache: Option<(PathBuf, OwnedFd)>,
     dirs: Vec<(PathBuf, i64)>,
     stats: ApplyStats,
 }
 
-impl Applier {
+impl Applier<'_> {
     fn root(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
     }
@@ -176,6 +178,10 @@ impl Applier {
         if is_dir && new_is_dir {
             return Ok(true);
         }
+        // Whatever is here came from this same layer: let a recorder save it first.
+        self.obs
+            .destroying()
+            .map_err(Self::apply_err(raw, "recording the layer"))?;
         if is_dir {
             // std's remove_dir_all does not follow symlinks; the path goes through our dir fd.
             let p = sfs::fd_path(dir).join(name);
@@ -190,6 +196,9 @@ impl Applier {
     }
 
     fn entry<R: Read>(&mut self, mut e: tar::Entry<'_, R>) -> Result<(), LayerError> {
+        if e.header().entry_type() == EntryType::XGlobalHeader {
+            return Ok(()); // pax global header: no file (its content is read past)
+        }
         let raw = e.path_bytes().into_owned();
         let comps = components(&raw)?;
         let kind = e.header().entry_type();
@@ -287,6 +296,14 @@ impl Applier {
                 let fd = sfs::openat_nofollow(dir, name_os, o_create_file(), 0o600)
                     .map_err(err("create"))?;
                 let mut f = File::from(fd);
+                let rel_path = parent_rel.join(name_os);
+                self.obs
+                    .file_content(
+                        rel_path.as_os_str().as_bytes(),
+                        e.size(),
+                        e.raw_file_position(),
+                    )
+                    .map_err(err("recording the layer"))?;
                 let n = io::copy(&mut e, &mut f).map_err(|source| match source.kind() {
                     io::ErrorKind::UnexpectedEof
                     | io::ErrorKind::InvalidData
@@ -432,6 +449,16 @@ fn xattrs<R: Read>(
 /// On error, `dest` is left partially populated (the caller discards it); nothing outside
 /// `dest` is touched in any case.
 pub fn apply_layer(dest: &Path, tar: impl Read) -> Result<ApplyStats, LayerError> {
+    apply_layer_observed(dest, tar, &mut NoObserver)
+}
+
+/// [`apply_layer`], telling `obs` where file contents are and before anything this layer
+/// created is removed (see `tarsplit`).
+pub(crate) fn apply_layer_observed(
+    dest: &Path,
+    tar: impl Read,
+    obs: &mut dyn ApplyObserver,
+) -> Result<ApplyStats, LayerError> {
     let root = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
@@ -439,6 +466,7 @@ pub fn apply_layer(dest: &Path, tar: impl Read) -> Result<ApplyStats, LayerError
         .map_err(|e| LayerError::Dest(dest.to_path_buf(), e))?;
     let mut a = Applier {
         root,
+        obs,
         cache: None,
         dirs: Vec::new(),
         stats: ApplyStats::default(),

@@ -52,6 +52,29 @@ pub fn save(cli: &Cli, a: &SaveArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Counts what `load` reads from its input and draws a bar (terminal only, like docker).
+struct Counted<R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    bar: super::bundle::Bar,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        self.bar.update("Loading", self.done, self.total);
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Counted<R> {
+    fn drop(&mut self) {
+        self.bar.finish();
+    }
+}
+
 pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<i32> {
     let opts = LoadOptions {
         platform: a.platform.as_deref().map(parse_platform).transpose()?,
@@ -59,7 +82,19 @@ pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<i32> {
     };
     let input: Box<dyn Read> = match &a.input {
         Some(p) => {
-            Box::new(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?)
+            let f = std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?;
+            let bar = super::bundle::Bar::new();
+            let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if bar.is_tty() && !a.quiet && total > 0 {
+                Box::new(Counted {
+                    inner: f,
+                    done: 0,
+                    total,
+                    bar,
+                })
+            } else {
+                Box::new(f)
+            }
         }
         None => {
             let stdin = std::io::stdin();

@@ -16,14 +16,14 @@ use wharf_store::bundle::{
 const DEFAULT_CONFIG: &str = "/etc/wharf/daemon.json";
 
 /// Renders (phase, done, total) progress on stderr.
-struct Bar {
+pub(crate) struct Bar {
     tty: bool,
     phase: String,
     last: i64,
 }
 
 impl Bar {
-    fn new() -> Bar {
+    pub(crate) fn new() -> Bar {
         Bar {
             tty: std::io::stderr().is_terminal(),
             phase: String::new(),
@@ -31,7 +31,12 @@ impl Bar {
         }
     }
 
-    fn update(&mut self, phase: &str, done: u64, total: u64) {
+    /// Whether stderr is a terminal (a bar is drawn in place).
+    pub(crate) fn is_tty(&self) -> bool {
+        self.tty
+    }
+
+    pub(crate) fn update(&mut self, phase: &str, done: u64, total: u64) {
         if phase != self.phase {
             self.finish();
             self.phase = phase.to_string();
@@ -67,7 +72,7 @@ impl Bar {
         }
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.tty && self.last >= 0 {
             eprintln!();
         }

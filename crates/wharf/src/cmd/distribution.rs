@@ -165,11 +165,13 @@ pub fn login(_cli: &Cli, a: &LoginArgs) -> anyhow::Result<i32> {
     if user.is_empty() || pass.is_empty() {
         bail!("Error: Cannot perform an interactive login from a non TTY device");
     }
-    let path = client::login(&host, &user, &pass)?;
-    eprintln!(
-        "WARNING! Your password will be stored unencrypted in {}.",
-        path.display()
-    );
+    // docker warns only when the secret lands in config.json, not in a credential helper
+    if let config::Stored::File(path) = client::login_to(&host, &user, &pass)? {
+        eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.",
+            path.display()
+        );
+    }
     println!("Login Succeeded");
     Ok(0)
 }
