@@ -3,6 +3,8 @@
 # 5-layer image (real files from /usr, gzip layers) with wharf, docker, podman and skopeo (each
 # when installed) against loopback Debian docker-registry (distribution 2.8) instances.
 # Reports hyperfine medians and ratios. Not a test: numbers go into issue notes.
+# Every prepare step ends with `sync`, for every tool alike: a run must not pay for the
+# write-back of the previous run's gigabytes (nor for the deletion its prepare just did).
 #
 #   bench/images.sh            # RUNS=3 by default; LAYER_MB=380 per layer (uncompressed)
 # Needs root, hyperfine, docker-registry, skopeo, python3; docker (dockerd) and podman optional.
@@ -193,35 +195,35 @@ for n, r in zip(sys.argv[2:], json.load(open(sys.argv[1]))["results"]): print(n,
 }
 
 # pull
-set -- wharf "rm -rf $WHARF_ROOT $WHARF_RUNROOT" "$wharf pull -q $ref1"
-[ -n "$have_docker" ] && set -- "$@" docker "docker rmi -f $ref1 >/dev/null 2>&1; true" "docker pull -q $ref1"
-[ -n "$have_podman" ] && set -- "$@" podman "$podman rmi -af >/dev/null 2>&1; true" "$podman pull -q --tls-verify=false $ref1"
-set -- "$@" skopeo "rm -rf $work/skopeo-oci" "skopeo copy -q --src-tls-verify=false docker://$ref1 oci:$work/skopeo-oci:bench"
+set -- wharf "rm -rf $WHARF_ROOT $WHARF_RUNROOT; sync" "$wharf pull -q $ref1"
+[ -n "$have_docker" ] && set -- "$@" docker "docker rmi -f $ref1 >/dev/null 2>&1; sync" "docker pull -q $ref1"
+[ -n "$have_podman" ] && set -- "$@" podman "$podman rmi -af >/dev/null 2>&1; sync" "$podman pull -q --tls-verify=false $ref1"
+set -- "$@" skopeo "rm -rf $work/skopeo-oci; sync" "skopeo copy -q --src-tls-verify=false docker://$ref1 oci:$work/skopeo-oci:bench"
 bench pull "$@"
 rm -rf "$work/skopeo-oci"
 [ -n "$have_podman" ] && $podman rmi -af >/dev/null 2>&1 || true
 
 # push (every run into a freshly wiped reg2; the images were pulled from reg1 above)
 "$wharf" tag "$ref1" "$ref2"
-set -- wharf "$work/wipe-reg2.sh" "$wharf push $ref2"
+set -- wharf "$work/wipe-reg2.sh; sync" "$wharf push $ref2"
 if [ -n "$have_docker" ]; then
   docker tag "$ref1" "$ref2"
-  set -- "$@" docker "$work/wipe-reg2.sh" "docker push -q $ref2"
+  set -- "$@" docker "$work/wipe-reg2.sh; sync" "docker push -q $ref2"
 fi
 bench push "$@"
 
 # save
-set -- wharf "rm -f $work/wharf.tar" "$wharf save -o $work/wharf.tar $ref1"
-[ -n "$have_docker" ] && set -- "$@" docker "rm -f $work/docker.tar" "docker save -o $work/docker.tar $ref1"
+set -- wharf "rm -f $work/wharf.tar; sync" "$wharf save -o $work/wharf.tar $ref1"
+[ -n "$have_docker" ] && set -- "$@" docker "rm -f $work/docker.tar; sync" "docker save -o $work/docker.tar $ref1"
 bench save "$@"
 
 # load (each engine loads its own archive into a store without the image)
-set -- wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; true" "$wharf load -q -i $work/wharf.tar"
-[ -n "$have_docker" ] && set -- "$@" docker "docker rmi -f $ref1 $ref2 >/dev/null 2>&1; true" "docker load -q -i $work/docker.tar"
+set -- wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; sync" "$wharf load -q -i $work/wharf.tar"
+[ -n "$have_docker" ] && set -- "$@" docker "docker rmi -f $ref1 $ref2 >/dev/null 2>&1; sync" "docker load -q -i $work/docker.tar"
 bench load "$@"
 # the air-gap case: an archive made by `docker save` (uncompressed layers) carried to wharf
 if [ -n "$have_docker" ]; then
-  bench load-docker-tar wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; true" "$wharf load -q -i $work/docker.tar"
+  bench load-docker-tar wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; sync" "$wharf load -q -i $work/docker.tar"
 fi
 archive_sizes="wharf.tar $(du -m "$work/wharf.tar" | cut -f1) MB"
 [ -n "$have_docker" ] && archive_sizes+=", docker.tar $(du -m "$work/docker.tar" | cut -f1) MB"

@@ -1,17 +1,49 @@
 //! The distribution API: routing of `/v2/…` requests, auth and read-only checks, and the
 //! handlers for blobs, uploads, manifests, tags and the catalog. Errors use the spec's JSON
-//! shape. It owns no storage details (see `storage`) and no HTTP framing (see `http`).
+//! shape. It owns no storage details (see `storage` for the registry's own root and
+//! `engine_view` for the engine's store) and no HTTP framing (see `http`).
 
 use crate::auth::Htpasswd;
+use crate::engine_view::{BlobData, EngineView, Reference};
 use crate::http::{Body, Head, RespBody, Response};
 use crate::names::{valid_name, valid_tag};
 use crate::storage::{Commit, Storage};
 use std::io::Read;
+use wharf_store::StoreError;
 use wharf_types::Digest;
+
+/// Where the registry's content comes from.
+pub enum Backend {
+    /// Its own root (`storage`): reads and writes.
+    Own(Storage),
+    /// The engine's content store, read-only (`--engine-store`).
+    Engine(Box<EngineView>),
+}
+
+/// A response whose body, if any, is a stream the connection loop copies after the head
+/// (the head carries `Content-Length`).
+pub struct Reply {
+    pub resp: Response,
+    pub stream: Option<Stream>,
+}
+
+/// `len` bytes from offset `skip` of a reader producing `total` bytes.
+pub struct Stream {
+    pub reader: Box<dyn Read + Send>,
+    pub skip: u64,
+    pub len: u64,
+    pub total: u64,
+}
+
+impl From<Response> for Reply {
+    fn from(resp: Response) -> Reply {
+        Reply { resp, stream: None }
+    }
+}
 
 /// Shared state of a running registry.
 pub struct Registry {
-    pub storage: Storage,
+    pub backend: Backend,
     pub htpasswd: Option<Htpasswd>,
     pub read_only: bool,
     pub max_manifest_size: u64,
@@ -69,6 +101,13 @@ impl From<std::io::Error> for ApiError {
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
+
+fn store_err(e: StoreError) -> ApiError {
+    err(500, "UNKNOWN", format!("engine store: {e}"))
+}
+
+const ENGINE_READ_ONLY: &str = "this registry serves the engine's image store read-only; \
+     push with a registry that has its own root (`wharf registry serve --root DIR`)";
 
 enum Route<'a> {
     Base,
@@ -142,19 +181,28 @@ fn ok_base(status: u16) -> Response {
 
 impl Registry {
     /// Handles one request. The body may be left partly unread (the caller drains or closes).
-    pub fn handle(&self, head: &Head, body: &mut Body<'_>) -> Response {
+    pub fn handle(&self, head: &Head, body: &mut Body<'_>) -> Reply {
         match self.dispatch(head, body) {
             Ok(r) => r,
-            Err(e) => e.into_response(),
+            Err(e) => e.into_response().into(),
         }
     }
 
-    fn dispatch(&self, head: &Head, body: &mut Body<'_>) -> Result<Response> {
+    /// The registry's own storage, for writes; engine mode refuses them.
+    fn own(&self) -> Result<&Storage> {
+        match &self.backend {
+            Backend::Own(s) => Ok(s),
+            Backend::Engine(_) => Err(err(405, "UNSUPPORTED", ENGINE_READ_ONLY)),
+        }
+    }
+
+    fn dispatch(&self, head: &Head, body: &mut Body<'_>) -> Result<Reply> {
         if let Some(h) = &self.htpasswd {
             if h.check(head.header("authorization")).is_none() {
                 return Ok(err(401, "UNAUTHORIZED", "authentication required")
                     .into_response()
-                    .header("WWW-Authenticate", "Basic realm=\"wharf\""));
+                    .header("WWW-Authenticate", "Basic realm=\"wharf\"")
+                    .into());
             }
         }
         let m = head.method.as_str();
@@ -165,6 +213,23 @@ impl Registry {
         if write && self.read_only {
             return Err(err(405, "UNSUPPORTED", "the registry is read-only"));
         }
+        if write {
+            self.own()?;
+        }
+        if let (Route::Blob(n, d), "GET" | "HEAD") = (&r, m) {
+            check_name(n)?;
+            return self.get_blob(head, n, &parse_digest(d)?);
+        }
+        self.dispatch_other(head, body, r, m).map(Reply::from)
+    }
+
+    fn dispatch_other(
+        &self,
+        head: &Head,
+        body: &mut Body<'_>,
+        r: Route<'_>,
+        m: &str,
+    ) -> Result<Response> {
         match (r, m) {
             (Route::Base, "GET" | "HEAD") => Ok(ok_base(200)
                 .header("Content-Type", "application/json")
@@ -186,14 +251,10 @@ impl Registry {
                 check_name(n)?;
                 self.delete_manifest(n, r)
             }
-            (Route::Blob(n, d), "GET" | "HEAD") => {
-                check_name(n)?;
-                self.get_blob(head, n, &parse_digest(d)?)
-            }
             (Route::Blob(n, d), "DELETE") => {
                 check_name(n)?;
                 let d = parse_digest(d)?;
-                if self.storage.unlink_blob(n, &d)? {
+                if self.own()?.unlink_blob(n, &d)? {
                     Ok(ok_base(202).header("Docker-Content-Digest", d.to_string()))
                 } else {
                     Err(err(404, "BLOB_UNKNOWN", "blob unknown to registry"))
@@ -250,7 +311,11 @@ impl Registry {
     }
 
     fn catalog(&self, head: &Head) -> Result<Response> {
-        let (items, link) = Self::paginate(head, self.storage.catalog()?, "/v2/_catalog")?;
+        let all = match &self.backend {
+            Backend::Own(s) => s.catalog()?,
+            Backend::Engine(e) => e.catalog().map_err(store_err)?,
+        };
+        let (items, link) = Self::paginate(head, all, "/v2/_catalog")?;
         let body = serde_json::json!({ "repositories": items });
         let mut r = ok_base(200).header("Content-Type", "application/json");
         if let Some(l) = link {
@@ -260,14 +325,19 @@ impl Registry {
     }
 
     fn tags(&self, head: &Head, name: &str) -> Result<Response> {
-        if !self.storage.repo_exists(name) {
+        let tags = match &self.backend {
+            Backend::Own(s) if s.repo_exists(name) => Some(s.tags(name)?),
+            Backend::Own(_) => None,
+            Backend::Engine(e) => e.tags(name).map_err(store_err)?,
+        };
+        let Some(tags) = tags else {
             return Err(
                 err(404, "NAME_UNKNOWN", "repository name not known to registry")
                     .detail(serde_json::json!({"name": name})),
             );
-        }
+        };
         let base = format!("/v2/{name}/tags/list");
-        let (items, link) = Self::paginate(head, self.storage.tags(name)?, &base)?;
+        let (items, link) = Self::paginate(head, tags, &base)?;
         let body = serde_json::json!({ "name": name, "tags": items });
         let mut r = ok_base(200).header("Content-Type", "application/json");
         if let Some(l) = link {
@@ -278,13 +348,25 @@ impl Registry {
 
     // ---- blobs ----
 
-    fn get_blob(&self, head: &Head, name: &str, d: &Digest) -> Result<Response> {
-        if !self.storage.repo_has_blob(name, d) {
-            return Err(err(404, "BLOB_UNKNOWN", "blob unknown to registry")
-                .detail(serde_json::json!({"digest": d.to_string()})));
-        }
-        let Some((file, size)) = self.storage.open_blob(d)? else {
-            return Err(err(404, "BLOB_UNKNOWN", "blob unknown to registry"));
+    fn get_blob(&self, head: &Head, name: &str, d: &Digest) -> Result<Reply> {
+        let unknown = || {
+            err(404, "BLOB_UNKNOWN", "blob unknown to registry")
+                .detail(serde_json::json!({"digest": d.to_string()}))
+        };
+        let (data, size) = match &self.backend {
+            Backend::Own(s) => {
+                if !s.repo_has_blob(name, d) {
+                    return Err(unknown());
+                }
+                let Some((file, size)) = s.open_blob(d)? else {
+                    return Err(unknown());
+                };
+                (BlobData::File(file), size)
+            }
+            Backend::Engine(e) => match e.blob(name, d).map_err(store_err)? {
+                Some(x) => x,
+                None => return Err(unknown()),
+            },
         };
         let base = ok_base(200)
             .header("Content-Type", "application/octet-stream")
@@ -311,7 +393,18 @@ impl Registry {
             );
         }
         r = r.header("Content-Length", len.to_string());
-        Ok(r.body(RespBody::File { file, offset, len }))
+        Ok(match data {
+            BlobData::File(file) => r.body(RespBody::File { file, offset, len }).into(),
+            BlobData::Stream(reader) => Reply {
+                resp: r,
+                stream: Some(Stream {
+                    reader,
+                    skip: offset,
+                    len,
+                    total: size,
+                }),
+            },
+        })
     }
 
     fn upload_response(status: u16, name: &str, uuid: &str, size: u64) -> Response {
@@ -328,21 +421,22 @@ impl Registry {
     }
 
     fn start_upload(&self, head: &Head, body: &mut Body<'_>, name: &str) -> Result<Response> {
+        let st = self.own()?;
         if let Some(m) = head.query_param("mount") {
             let d = parse_digest(&m)?;
             if let Some(from) = head.query_param("from") {
-                if valid_name(&from) && self.storage.repo_has_blob(&from, &d) {
-                    self.storage.link_blob(name, &d)?;
+                if valid_name(&from) && st.repo_has_blob(&from, &d) {
+                    st.link_blob(name, &d)?;
                     return Ok(Self::created_blob(name, &d));
                 }
             }
         }
-        let uuid = self.storage.start_upload(name)?;
+        let uuid = st.start_upload(name)?;
         if let Some(dg) = head.query_param("digest") {
             let d = match parse_digest(&dg) {
                 Ok(d) => d,
                 Err(e) => {
-                    let _ = self.storage.cancel_upload(&uuid);
+                    let _ = st.cancel_upload(&uuid);
                     return Err(e);
                 }
             };
@@ -352,11 +446,12 @@ impl Registry {
     }
 
     fn finish(&self, body: &mut Body<'_>, name: &str, uuid: &str, d: &Digest) -> Result<Response> {
-        if let Err(e) = self.storage.append_upload(uuid, body) {
-            let _ = self.storage.cancel_upload(uuid);
+        let st = self.own()?;
+        if let Err(e) = st.append_upload(uuid, body) {
+            let _ = st.cancel_upload(uuid);
             return Err(e.into());
         }
-        match self.storage.commit_upload(name, uuid, d)? {
+        match st.commit_upload(name, uuid, d)? {
             Commit::Ok => Ok(Self::created_blob(name, d)),
             Commit::Mismatch { actual } => Err(err(
                 400,
@@ -375,7 +470,8 @@ impl Registry {
         uuid: &str,
         m: &str,
     ) -> Result<Response> {
-        let Some(size) = self.storage.upload_size(name, uuid)? else {
+        let st = self.own()?;
+        let Some(size) = st.upload_size(name, uuid)? else {
             return Err(err(
                 404,
                 "BLOB_UPLOAD_UNKNOWN",
@@ -385,7 +481,7 @@ impl Registry {
         match m {
             "GET" => Ok(Self::upload_response(204, name, uuid, size)),
             "DELETE" => {
-                self.storage.cancel_upload(uuid)?;
+                st.cancel_upload(uuid)?;
                 Ok(ok_base(204))
             }
             "PATCH" => {
@@ -416,7 +512,7 @@ impl Registry {
                         ));
                     }
                 }
-                let new = self.storage.append_upload(uuid, body)?;
+                let new = st.append_upload(uuid, body)?;
                 Ok(Self::upload_response(202, name, uuid, new))
             }
             "PUT" => {
@@ -432,11 +528,35 @@ impl Registry {
 
     // ---- manifests ----
 
-    fn resolve(&self, name: &str, reference: &str) -> Result<Digest> {
+    fn engine_manifest(&self, e: &EngineView, name: &str, reference: &str) -> Result<Response> {
+        let digest;
+        let r = if reference.contains(':') {
+            digest = parse_digest(reference)?;
+            Reference::Digest(&digest)
+        } else if valid_tag(reference) {
+            Reference::Tag(reference)
+        } else {
+            return Err(err(400, "TAG_INVALID", "manifest tag did not match URI"));
+        };
+        let Some(m) = e
+            .manifest(name, r, self.max_manifest_size)
+            .map_err(store_err)?
+        else {
+            return Err(manifest_unknown(name, reference));
+        };
+        Ok(ok_base(200)
+            .header("Content-Type", m.media_type)
+            .header("Docker-Content-Digest", m.digest.to_string())
+            .header("ETag", format!("\"{}\"", m.digest))
+            .header("Content-Length", m.bytes.len().to_string())
+            .body(RespBody::Bytes(m.bytes)))
+    }
+
+    fn resolve(&self, s: &Storage, name: &str, reference: &str) -> Result<Digest> {
         let d = if reference.contains(':') {
             parse_digest(reference)?
         } else if valid_tag(reference) {
-            match self.storage.resolve_tag(name, reference)? {
+            match s.resolve_tag(name, reference)? {
                 Some(d) => d,
                 None => return Err(manifest_unknown(name, reference)),
             }
@@ -447,11 +567,15 @@ impl Registry {
     }
 
     fn get_manifest(&self, name: &str, reference: &str) -> Result<Response> {
-        let d = self.resolve(name, reference)?;
-        let Some(mt) = self.storage.manifest_media_type(name, &d)? else {
+        let s = match &self.backend {
+            Backend::Own(s) => s,
+            Backend::Engine(e) => return self.engine_manifest(e, name, reference),
+        };
+        let d = self.resolve(s, name, reference)?;
+        let Some(mt) = s.manifest_media_type(name, &d)? else {
             return Err(manifest_unknown(name, reference));
         };
-        let Some((file, len)) = self.storage.open_blob(&d)? else {
+        let Some((file, len)) = s.open_blob(&d)? else {
             return Err(manifest_unknown(name, reference));
         };
         Ok(ok_base(200)
@@ -473,6 +597,7 @@ impl Registry {
         name: &str,
         reference: &str,
     ) -> Result<Response> {
+        let st = self.own()?;
         let max = self.max_manifest_size;
         let too_big = || {
             let mut r = err(
@@ -520,8 +645,8 @@ impl Registry {
             )
         })?;
         let media_type = self.check_manifest(head, name, &v)?;
-        self.storage.put_blob_bytes(&bytes)?;
-        self.storage.put_manifest(name, &d, &media_type, tag)?;
+        st.put_blob_bytes(&bytes)?;
+        st.put_manifest(name, &d, &media_type, tag)?;
         let mut r = ok_base(201)
             .header("Location", format!("/v2/{name}/manifests/{d}"))
             .header("Docker-Content-Digest", d.to_string());
@@ -538,6 +663,7 @@ impl Registry {
     /// Validates a manifest's structure and that everything it references is in the
     /// repository; returns its media type.
     fn check_manifest(&self, head: &Head, name: &str, v: &serde_json::Value) -> Result<String> {
+        let st = self.own()?;
         let invalid = |m: &str| err(400, "MANIFEST_INVALID", m.to_string());
         if v.get("schemaVersion").and_then(|s| s.as_u64()) != Some(2) {
             return Err(invalid("only schemaVersion 2 manifests are supported"));
@@ -567,7 +693,7 @@ impl Registry {
                 .ok_or_else(|| invalid("manifests is not an array"))?;
             for m in list {
                 let d = desc_digest(m)?;
-                if self.storage.manifest_media_type(name, &d)?.is_none() {
+                if st.manifest_media_type(name, &d)?.is_none() {
                     return Err(unknown(&d));
                 }
             }
@@ -576,7 +702,7 @@ impl Registry {
                 .get("config")
                 .ok_or_else(|| invalid("manifest without config"))?;
             let d = desc_digest(config)?;
-            if !self.storage.repo_has_blob(name, &d) {
+            if !st.repo_has_blob(name, &d) {
                 return Err(unknown(&d));
             }
             let layers = v
@@ -588,7 +714,7 @@ impl Registry {
                 let foreign = l
                     .get("urls")
                     .is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty()));
-                if !foreign && !self.storage.repo_has_blob(name, &d) {
+                if !foreign && !st.repo_has_blob(name, &d) {
                     return Err(unknown(&d));
                 }
             }
@@ -606,8 +732,14 @@ impl Registry {
         let filter = head.query_param("artifactType");
         let want = d.to_string();
         let mut list = Vec::new();
-        for (md, mt) in self.storage.manifests(name)? {
-            let Some((f, len)) = self.storage.open_blob(&md)? else {
+        // the engine's images never carry a `subject`: its referrers lists are empty
+        let (own, manifests) = match &self.backend {
+            Backend::Own(s) => (Some(s), s.manifests(name)?),
+            Backend::Engine(_) => (None, Vec::new()),
+        };
+        for (md, mt) in manifests {
+            let Some(s) = own else { break };
+            let Some((f, len)) = s.open_blob(&md)? else {
                 continue;
             };
             if len > self.max_manifest_size {
@@ -658,12 +790,13 @@ impl Registry {
     }
 
     fn delete_manifest(&self, name: &str, reference: &str) -> Result<Response> {
+        let st = self.own()?;
         if reference.contains(':') {
             let d = parse_digest(reference)?;
-            if self.storage.delete_manifest(name, &d)? {
+            if st.delete_manifest(name, &d)? {
                 return Ok(ok_base(202));
             }
-        } else if valid_tag(reference) && self.storage.delete_tag(name, reference)? {
+        } else if valid_tag(reference) && st.delete_tag(name, reference)? {
             return Ok(ok_base(202));
         }
         Err(manifest_unknown(name, reference))

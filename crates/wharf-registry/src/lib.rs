@@ -2,20 +2,23 @@
 //!
 //! Owns the listening socket, a small fixed pool of worker threads (one connection each,
 //! keep-alive), the access log (one line per request on stderr), and the glue between the
-//! HTTP core (`http`), the API (`api`), auth (`auth`) and storage (`storage`). It must not
-//! depend on anything but wharf-types (and wharf-store), and never builds a path from an
-//! unvalidated name.
+//! HTTP core (`http`), the API (`api`), auth (`auth`) and the backends: the registry's own
+//! root (`storage`) or, with `Config::engine_root`, the engine's store served read-only
+//! (`engine_view`). It must not depend on anything but wharf-types (and wharf-store), and
+//! never builds a path from an unvalidated name.
 
 mod api;
 mod auth;
 pub mod client;
+mod engine_view;
 mod http;
 mod names;
 mod storage;
 
 pub use auth::{htpasswd_line, HtpasswdError};
+pub use engine_view::EngineOpenError;
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +31,10 @@ use wharf_types::ErrorKind;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: String,
+    /// The registry's own storage root (unused when `engine_root` is set).
     pub root: PathBuf,
+    /// Serve the engine store at this root instead, read-only (`--engine-store`).
+    pub engine_root: Option<PathBuf>,
     pub htpasswd: Option<PathBuf>,
     pub read_only: bool,
     pub max_manifest_size: u64,
@@ -49,6 +55,8 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Engine(#[from] EngineOpenError),
+    #[error(transparent)]
     Htpasswd(#[from] HtpasswdError),
     #[error("accept on {addr}: {source}")]
     Accept {
@@ -62,6 +70,7 @@ impl HasKind for ServeError {
         match self {
             ServeError::Bind { .. } | ServeError::Accept { .. } => ErrorKind::Unavailable,
             ServeError::Storage { .. } => ErrorKind::Internal,
+            ServeError::Engine(e) => e.kind(),
             ServeError::Htpasswd(e) => e.kind(),
         }
     }
@@ -94,10 +103,15 @@ impl ShutdownHandle {
 impl Server {
     /// Opens the storage, loads the htpasswd file and binds the address.
     pub fn bind(cfg: &Config) -> Result<Server, ServeError> {
-        let storage = storage::Storage::open(&cfg.root).map_err(|source| ServeError::Storage {
-            path: cfg.root.clone(),
-            source,
-        })?;
+        let backend = match &cfg.engine_root {
+            Some(root) => api::Backend::Engine(Box::new(engine_view::EngineView::open(root)?)),
+            None => api::Backend::Own(storage::Storage::open(&cfg.root).map_err(|source| {
+                ServeError::Storage {
+                    path: cfg.root.clone(),
+                    source,
+                }
+            })?),
+        };
         let htpasswd = match &cfg.htpasswd {
             Some(p) => Some(auth::Htpasswd::load(p)?),
             None => None,
@@ -114,7 +128,7 @@ impl Server {
             listener,
             addr,
             registry: Arc::new(api::Registry {
-                storage,
+                backend,
                 htpasswd,
                 read_only: cfg.read_only,
                 max_manifest_size: cfg.max_manifest_size,
@@ -220,12 +234,28 @@ fn serve_connection(reg: &api::Registry, stream: TcpStream) {
                 return;
             }
         };
-        let resp = reg.handle(&head, &mut body);
+        let api::Reply { resp, stream } = reg.handle(&head, &mut body);
         let status = resp.status;
         // An unread request body: drain a little, otherwise close the connection.
         let body_done = !body.continue_pending() && body.drain(1 << 20);
         let keep = head.keep_alive && !resp.close && body_done;
-        let result = resp.write_to(&mut w, head.method == "HEAD", keep);
+        let head_only = head.method == "HEAD";
+        let result = resp
+            .write_to(&mut w, head_only, keep)
+            .and_then(|sent| match stream {
+                Some(s) if !head_only => send_stream(&mut w, s),
+                _ => Ok(sent),
+            });
+        if let Err(e) = &result {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                // A streamed layer failed verification: log it and drop the connection without
+                // flushing the buffered tail, so the client sees a short body.
+                let _ = writeln!(std::io::stderr(), "wharf registry: {}: {e}", head.path);
+                log_line(&peer, &head, status, 0, start.elapsed());
+                let _ = w.into_parts();
+                return;
+            }
+        }
         let sent = result.as_ref().copied().unwrap_or(0);
         log_line(&peer, &head, status, sent, start.elapsed());
         if result.is_err() || !keep {
@@ -233,6 +263,36 @@ fn serve_connection(reg: &api::Registry, stream: TcpStream) {
             return;
         }
     }
+}
+
+/// Copies a streamed body (its head is already written). A full-length body is read to its
+/// end before the final flush, so a verifying reader reports a mismatch (an `InvalidData`
+/// error) while the last buffered bytes can still be withheld (see `serve_connection`).
+fn send_stream<W: Write>(w: &mut W, s: api::Stream) -> std::io::Result<u64> {
+    let mut r = s.reader;
+    let skipped = std::io::copy(&mut (&mut r).take(s.skip), &mut std::io::sink())?;
+    let sent = if skipped == s.skip {
+        std::io::copy(&mut (&mut r).take(s.len), w)?
+    } else {
+        0
+    };
+    if sent != s.len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "blob stream gave {sent} bytes at offset {skipped}, expected {}",
+                s.len
+            ),
+        ));
+    }
+    if s.skip + s.len == s.total && r.read(&mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("blob stream longer than its {} bytes", s.total),
+        ));
+    }
+    w.flush()?;
+    Ok(sent)
 }
 
 fn log_line(peer: &str, head: &http::Head, status: u16, bytes: u64, d: Duration) {

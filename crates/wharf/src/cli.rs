@@ -130,9 +130,14 @@ pub struct RegistryServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub addr: String,
-    /// Registry storage root (its own content store)
+    /// Registry storage root (its own content store). Not the engine root: that is the
+    /// global `wharf --root` before `registry`
     #[arg(long = "root", default_value = "/var/lib/wharf-registry")]
     pub storage: PathBuf,
+    /// Serve this host's engine images read-only instead of a registry root: the engine
+    /// store at the global `wharf --root DIR` (or WHARF_ROOT); pushes are refused
+    #[arg(long = "engine-store", conflicts_with = "storage")]
+    pub engine_store: bool,
     /// htpasswd file (bcrypt entries) for basic auth
     #[arg(long)]
     pub htpasswd: Option<PathBuf>,

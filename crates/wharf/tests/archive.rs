@@ -696,3 +696,29 @@ fn compressed_layers_load_in_docker_and_podman() {
     assert!(o.status.success(), "docker run: {}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "ok");
 }
+
+#[test]
+fn load_draws_a_progress_bar_only_on_a_terminal() {
+    let w = Wharf::new().with_busybox();
+    let s = w.dir.path().join("s.tar");
+    w.ok(&["save", "-o", s.to_str().unwrap(), "busybox"]);
+    let w2 = Wharf::new();
+    // script(1) runs the command on a pseudo-terminal
+    let cmd = format!("{} load -i {}", Wharf::bin(), s.display());
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("WHARF_ROOT", w2.root())
+        .env("WHARF_RUNROOT", w2.run_root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("Loading") && out.contains("100%"), "{out}");
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    // redirected: plain result lines only (scripts parse them)
+    let o = w2.run(&["load", "-i", s.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(!stderr(&o).contains("Loading"), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "Loaded image: busybox:latest");
+}

@@ -811,6 +811,11 @@ impl Store {
         let tmp = TmpSnapshot::new(&self.snapshots)?;
         apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(name, e))?;
         io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
+        // The staged blob will be committed: flush it now, on this core, in parallel with
+        // the other layers, instead of one by one at commit time.
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(ArchiveError::io("syncing", file))?;
         Ok(Unpacked {
             snapshot: tmp,
             diff_id: Digest::from_hasher(hr.hasher),

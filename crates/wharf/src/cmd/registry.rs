@@ -1,11 +1,13 @@
 //! `registry serve`: runs wharf's OCI distribution server in the foreground until SIGINT or
-//! SIGTERM. OWNED BY: registry helper. Holds no registry logic (see wharf-registry).
+//! SIGTERM, over its own root (`registry serve --root DIR`) or, with `--engine-store`, over
+//! the engine's store (the global `wharf --root`), read-only. OWNED BY: registry helper.
+//! Holds no registry logic (see wharf-registry).
 
 use crate::cli::{Cli, RegistryServeArgs};
 use anyhow::Context;
 use nix::sys::signal::{SigSet, Signal};
 
-pub fn serve(_cli: &Cli, a: &RegistryServeArgs) -> anyhow::Result<i32> {
+pub fn serve(cli: &Cli, a: &RegistryServeArgs) -> anyhow::Result<i32> {
     // Block the stop signals before any thread exists, so every thread inherits the mask and
     // only the waiter below receives them.
     let mut set = SigSet::empty();
@@ -15,6 +17,7 @@ pub fn serve(_cli: &Cli, a: &RegistryServeArgs) -> anyhow::Result<i32> {
     let cfg = wharf_registry::Config {
         addr: a.addr.clone(),
         root: a.storage.clone(),
+        engine_root: a.engine_store.then(|| cli.root.clone()),
         htpasswd: a.htpasswd.clone(),
         read_only: a.read_only,
         max_manifest_size: a.max_manifest_size,
@@ -22,11 +25,19 @@ pub fn serve(_cli: &Cli, a: &RegistryServeArgs) -> anyhow::Result<i32> {
     };
     let server = wharf_registry::Server::bind(&cfg)?;
     let handle = server.shutdown_handle();
+    let source = if a.engine_store {
+        format!("engine store {}", cli.root.display())
+    } else {
+        format!("root {}", a.storage.display())
+    };
     eprintln!(
-        "wharf registry listening on {} (root {}{}{})",
+        "wharf registry listening on {} ({source}{}{})",
         server.local_addr(),
-        a.storage.display(),
-        if a.read_only { ", read-only" } else { "" },
+        if a.read_only || a.engine_store {
+            ", read-only"
+        } else {
+            ""
+        },
         if a.htpasswd.is_some() {
             ", htpasswd auth"
         } else {
