@@ -11,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
+GROUPS_=${GROUPS:-pull push save load}   # e.g. GROUPS="save load": pull once, untimed
+want() { case " $GROUPS_ " in *" $1 "*) return 0 ;; esac; return 1; }
 LAYER_MB=${LAYER_MB:-380}
 for c in hyperfine docker-registry skopeo python3 curl; do
   command -v "$c" >/dev/null || { echo "$c is required" >&2; exit 1; }
@@ -195,6 +197,11 @@ for n, r in zip(sys.argv[2:], json.load(open(sys.argv[1]))["results"]): print(n,
 }
 
 # pull
+if ! want pull; then
+  "$wharf" pull -q "$ref1" >/dev/null
+  [ -n "$have_docker" ] && docker pull -q "$ref1" >/dev/null
+fi
+want pull && {
 set -- wharf "rm -rf $WHARF_ROOT $WHARF_RUNROOT; sync" "$wharf pull -q $ref1"
 [ -n "$have_docker" ] && set -- "$@" docker "docker rmi -f $ref1 >/dev/null 2>&1; sync" "docker pull -q $ref1"
 [ -n "$have_podman" ] && set -- "$@" podman "$podman rmi -af >/dev/null 2>&1; sync" "$podman pull -q --tls-verify=false $ref1"
@@ -202,15 +209,18 @@ set -- "$@" skopeo "rm -rf $work/skopeo-oci; sync" "skopeo copy -q --src-tls-ver
 bench pull "$@"
 rm -rf "$work/skopeo-oci"
 [ -n "$have_podman" ] && $podman rmi -af >/dev/null 2>&1 || true
+}
 
 # push (every run into a freshly wiped reg2; the images were pulled from reg1 above)
 "$wharf" tag "$ref1" "$ref2"
+[ -n "$have_docker" ] && docker tag "$ref1" "$ref2"
+want push && {
 set -- wharf "$work/wipe-reg2.sh; sync" "$wharf push $ref2"
 if [ -n "$have_docker" ]; then
-  docker tag "$ref1" "$ref2"
   set -- "$@" docker "$work/wipe-reg2.sh; sync" "docker push -q $ref2"
 fi
 bench push "$@"
+}
 
 # save
 set -- wharf "rm -f $work/wharf.tar; sync" "$wharf save -o $work/wharf.tar $ref1"
