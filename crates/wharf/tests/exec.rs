@@ -92,19 +92,30 @@ fn exec_basics_and_namespaces() {
     let o = w.run(&["exec", "-w", "/nonexistent", "ex1", "true"]);
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
     assert!(stderr(&o).contains("chdir to cwd"));
-    // -d returns at once; the command runs in the container
-    let t = std::time::Instant::now();
+    // -d returns while the command is still running (it would block for ten minutes
+    // otherwise), and the command runs in the container
     w.ok(&[
         "exec",
         "-d",
         "ex1",
         "sh",
         "-c",
-        "sleep 2; touch /tmp/detached",
+        "touch /tmp/detached; exec sleep 599",
     ]);
-    assert!(t.elapsed() < Duration::from_secs(2));
-    std::thread::sleep(Duration::from_millis(2500));
-    w.ok(&["exec", "ex1", "test", "-e", "/tmp/detached"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !w
+        .run(&["exec", "ex1", "test", "-e", "/tmp/detached"])
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "detached exec never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ps = w.ok(&["exec", "ex1", "ps"]);
+    assert!(ps.contains("sleep 599"), "{ps}");
     // top lists the sleep; stats shows memory and pids
     let top = w.ok(&["top", "ex1"]);
     assert!(top.starts_with("UID"), "{top}");
