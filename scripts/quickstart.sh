@@ -3,12 +3,12 @@
 # registry needed) and runs a container with it. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! [ -x /bin/busybox ] || ! command -v cargo >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive
+if ! [ -x /bin/busybox ] || ! command -v gcc >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq busybox-static gcc >/dev/null
 fi
-command -v cargo >/dev/null || { echo "a Rust toolchain (cargo >= 1.80) is required" >&2; exit 1; }
+. scripts/ensure-rust.sh
 scripts/build-static.sh
 bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/wharf
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

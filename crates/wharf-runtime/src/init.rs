@@ -28,6 +28,43 @@ pub(crate) struct InitError {
     pub message: String,
 }
 
+/// runc's privilege drop, shared by `__init` and `__exec`: the bounding set; the seccomp filter
+/// while still privileged unless no_new_privs is set (then [`lock_down`] loads it last);
+/// groups, gid, uid; the final capability sets.
+pub(crate) fn drop_privileges(
+    caps: &[String],
+    nnp: bool,
+    bpf: Option<&[u8]>,
+    u: &user::ExecUser,
+) -> Result<(), InitError> {
+    crate::caps::apply_bounding(caps).map_err(|e| fail(e.to_string()))?;
+    if let (false, Some(b)) = (nnp, bpf) {
+        wharf_sys::seccomp::load(b).ctx(|| "load seccomp filter".into())?;
+    }
+    let gids: Vec<nix::unistd::Gid> = u
+        .groups
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&gids).ctx(|| "setgroups".into())?;
+    let gid = nix::unistd::Gid::from_raw(u.gid);
+    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setresgid {}", u.gid))?;
+    let uid = nix::unistd::Uid::from_raw(u.uid);
+    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setresuid {}", u.uid))?;
+    crate::caps::apply_final(caps).map_err(|e| fail(e.to_string()))
+}
+
+/// The last step before exec when no_new_privs is on: set it, then load the filter.
+pub(crate) fn lock_down(nnp: bool, bpf: Option<&[u8]>) -> Result<(), InitError> {
+    if nnp {
+        wharf_sys::seccomp::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
+        if let Some(b) = bpf {
+            wharf_sys::seccomp::load(b).ctx(|| "load seccomp filter".into())?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn fail(message: impl Into<String>) -> InitError {
     InitError {
         code: 125,
@@ -138,33 +175,13 @@ fn run(
         wharf_sys::mount::remount_root_readonly().ctx(|| "remount rootfs read-only".into())?;
     }
 
-    let caps = &spec.security.capabilities;
-    crate::caps::apply_bounding(caps).map_err(|e| fail(e.to_string()))?;
     let nnp = spec.security.no_new_privileges;
-    if let (false, Some(b)) = (nnp, &bpf) {
-        wharf_sys::seccomp::load(b).ctx(|| "load seccomp filter".into())?;
-    }
-    let gids: Vec<nix::unistd::Gid> = u
-        .groups
-        .iter()
-        .map(|g| nix::unistd::Gid::from_raw(*g))
-        .collect();
-    nix::unistd::setgroups(&gids).ctx(|| "setgroups".into())?;
-    let gid = nix::unistd::Gid::from_raw(u.gid);
-    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setresgid {}", u.gid))?;
-    let uid = nix::unistd::Uid::from_raw(u.uid);
-    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setresuid {}", u.uid))?;
-    crate::caps::apply_final(caps).map_err(|e| fail(e.to_string()))?;
+    drop_privileges(&spec.security.capabilities, nnp, bpf.as_deref(), &u)?;
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd ({cwd:?}) set in config"))?;
 
     let cmd = Command::resolve(&spec.process, &u.home)?;
 
-    if nnp {
-        wharf_sys::seccomp::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
-        if let Some(b) = &bpf {
-            wharf_sys::seccomp::load(b).ctx(|| "load seccomp filter".into())?;
-        }
-    }
+    lock_down(nnp, bpf.as_deref())?;
     if die_with_parent {
         // setresuid/capset cleared it; a monitor that died in between is caught by the
         // engine's reconcile (monitor gone → container killed).

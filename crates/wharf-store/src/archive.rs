@@ -180,15 +180,21 @@ pub(crate) enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// By the magic bytes `head` starts with.
+    pub(crate) fn of(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
 pub(crate) fn sniff<R: BufRead>(r: &mut R) -> io::Result<Compression> {
-    let head = r.fill_buf()?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    })
+    Ok(Compression::of(r.fill_buf()?))
 }
 
 /// Wraps `r` in the decoder its magic bytes call for.

@@ -28,6 +28,7 @@ use crate::content::{blob_path, read_blob};
 use crate::error::StoreError;
 use crate::index::Index;
 use crate::lock::Lock;
+use crate::util::HashRead;
 use crate::Store;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -707,13 +708,9 @@ impl Store {
                 let (f, _) = self.open_layer(&l.digest)?;
                 let h = header(&format!("blobs/sha256/{}", l.digest.hex()), l.size, false)
                     .map_err(werr)?;
-                let mut hr = HashRead {
-                    inner: f.take(l.size),
-                    hasher: Sha256::new(),
-                    n: 0,
-                };
+                let mut hr = HashRead::new(f.take(l.size));
                 b.append(&h, &mut hr).map_err(werr)?;
-                let got = Digest::from_hasher(hr.hasher);
+                let got = hr.digest();
                 if hr.n != l.size || got != l.digest {
                     return Err(ArchiveError::DigestMismatch {
                         what: format!("stored layer {} ({} bytes)", l.digest, hr.n),
@@ -728,21 +725,6 @@ impl Store {
         let mut w = c.inner;
         w.flush().map_err(werr)?;
         Ok(())
-    }
-}
-
-struct HashRead<R> {
-    inner: R,
-    hasher: Sha256,
-    n: u64,
-}
-
-impl<R: Read> Read for HashRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
     }
 }
 

@@ -43,9 +43,6 @@ pub const BLOCK_SIZE: usize = 1 << 20;
 #[cfg(feature = "zlib-rs")]
 const DICT_SIZE: usize = 32 << 10;
 
-/// Docker schema2's uncompressed layer media type.
-pub const MEDIA_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-
 /// How to compress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GzOptions {
@@ -340,7 +337,7 @@ pub fn gzip_parallel(
 pub fn gzip_media_type(media_type: &str) -> Option<&'static str> {
     match media_type {
         oci::MEDIA_OCI_LAYER => Some(oci::MEDIA_OCI_LAYER_GZIP),
-        MEDIA_DOCKER_LAYER => Some(oci::MEDIA_DOCKER_LAYER_GZIP),
+        oci::MEDIA_DOCKER_LAYER => Some(oci::MEDIA_DOCKER_LAYER_GZIP),
         _ => None,
     }
 }

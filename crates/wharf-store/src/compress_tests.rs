@@ -162,7 +162,7 @@ fn media_types() {
         Some(oci::MEDIA_OCI_LAYER_GZIP)
     );
     assert_eq!(
-        gzip_media_type(MEDIA_DOCKER_LAYER),
+        gzip_media_type(oci::MEDIA_DOCKER_LAYER),
         Some(oci::MEDIA_DOCKER_LAYER_GZIP)
     );
     assert_eq!(gzip_media_type(oci::MEDIA_OCI_LAYER_GZIP), None);
@@ -252,7 +252,7 @@ fn gzip_layer_makes_twin_once_and_verifies() {
     // A wrong diff_id: refused, nothing recorded, no ingest leftovers.
     let wrong = Digest::of(b"not the layer");
     let err = store
-        .gzip_layer(&wrong, &desc(MEDIA_DOCKER_LAYER))
+        .gzip_layer(&wrong, &desc(oci::MEDIA_DOCKER_LAYER))
         .unwrap_err();
     assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
     assert!(Index::load(&store.images_json)
@@ -262,7 +262,9 @@ fn gzip_layer_makes_twin_once_and_verifies() {
     assert!(ingest_is_empty(store.root()));
 
     // Docker flavour.
-    let gz = store.gzip_layer(&d, &desc(MEDIA_DOCKER_LAYER)).unwrap();
+    let gz = store
+        .gzip_layer(&d, &desc(oci::MEDIA_DOCKER_LAYER))
+        .unwrap();
     assert_eq!(gz.media_type, oci::MEDIA_DOCKER_LAYER_GZIP);
     assert_ne!(gz.digest, d);
     let bytes = std::fs::read(blob_path(&store.blobs, &gz.digest)).unwrap();

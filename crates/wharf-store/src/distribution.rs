@@ -18,8 +18,9 @@ use crate::content::{blob_path, write_blob};
 use crate::error::StoreError;
 use crate::index::{ImageEntry, Index, LayerEntry};
 use crate::layer::apply_layer;
+use crate::layer::source::TmpSnapshot;
 use crate::lock::Lock;
-use crate::util::{fsync_dir, random_suffix};
+use crate::util::{fsync_dir, HashRead};
 use crate::Store;
 use sha2::{Digest as _, Sha256};
 use std::fs::{File, OpenOptions};
@@ -77,7 +78,7 @@ pub struct PreparedLayer {
     /// Verified ingest file to rename into `blobs/` (None: the blob exists already).
     blob: Option<PathBuf>,
     /// Unpacked temp snapshot to rename (None: the snapshot exists already).
-    snapshot: Option<TmpSnap>,
+    snapshot: Option<TmpSnapshot>,
     _lock: Option<BlobLock>,
 }
 
@@ -91,15 +92,6 @@ impl PreparedLayer {
     /// Uncompressed size of the layer.
     pub fn size(&self) -> u64 {
         self.entry.size
-    }
-}
-
-struct TmpSnap(PathBuf, bool);
-impl Drop for TmpSnap {
-    fn drop(&mut self) {
-        if self.1 {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 }
 
@@ -165,21 +157,6 @@ impl Read for BlobReader<'_> {
         if let Some(o) = &mut self.out {
             o.write_all(&buf[..n])?;
         }
-        Ok(n)
-    }
-}
-
-/// Hashes and counts the decompressed stream (the diff_id).
-struct DiffTee<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-}
-impl<R: Read> Read for DiffTee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
         Ok(n)
     }
 }
@@ -360,27 +337,22 @@ impl PullTxn<'_> {
             what: what.clone(),
         };
         let snap_dest = s.snapshots.join(diff_id.hex());
-        let result = (|| -> Result<(Option<TmpSnap>, Digest, u64), DistError> {
+        let result = (|| -> Result<(Option<TmpSnapshot>, Digest, u64), DistError> {
             let dec = decompress(BufReader::with_capacity(256 << 10, &mut br), &what)?;
             // Decompression bombs: never unpack more than the file system can hold.
             let limit = nix::sys::statvfs::statvfs(&s.root)
                 .map(|v| v.blocks_available().saturating_mul(v.fragment_size()))
                 .unwrap_or(u64::MAX);
-            let mut tee = DiffTee {
-                inner: Capped {
-                    inner: dec,
-                    limit,
-                    read: 0,
-                },
-                hasher: Sha256::new(),
-                size: 0,
-            };
+            let mut tee = HashRead::new(Capped {
+                inner: dec,
+                limit,
+                read: 0,
+            });
             let snap = if snap_dest.is_dir() {
                 None
             } else {
-                let tmp = TmpSnap(s.snapshots.join(format!("tmp-{}", random_suffix()?)), true);
-                std::fs::create_dir(&tmp.0).map_err(StoreError::io("creating snapshot", &tmp.0))?;
-                let applied = apply_layer(&tmp.0, &mut tee);
+                let tmp = TmpSnapshot::new(&s.snapshots)?;
+                let applied = apply_layer(&tmp.path, &mut tee);
                 // The cap may surface as a write error of the entry being copied.
                 if applied.is_err() && tee.inner.read > tee.inner.limit {
                     return Err(ArchiveError::Bomb {
@@ -398,7 +370,7 @@ impl PullTxn<'_> {
                 Some(tmp)
             };
             io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
-            Ok((snap, Digest::from_hasher(tee.hasher), tee.size))
+            Ok((snap, tee.digest(), tee.n))
         })();
         // Trailing bytes after the compressed stream still count for the blob digest.
         let result = result.and_then(|r| {
@@ -499,17 +471,8 @@ impl PullTxn<'_> {
                     let _ = std::fs::remove_file(&p);
                 }
             }
-            if let Some(mut t) = l.snapshot.take() {
-                let dest = s.snapshots.join(l.entry.diff_id.hex());
-                if !dest.exists() {
-                    match std::fs::rename(&t.0, &dest) {
-                        Ok(()) => t.1 = false,
-                        Err(e) if dest.exists() => drop(e),
-                        Err(e) => {
-                            return Err(StoreError::io("committing snapshot", &dest)(e).into())
-                        }
-                    }
-                }
+            if let Some(t) = l.snapshot.take() {
+                t.commit(&s.snapshots.join(l.entry.diff_id.hex()))?;
             }
             entries.push(l.entry);
         }

@@ -13,13 +13,13 @@ use crate::content::{blob_path, read_blob, write_blob};
 use crate::error::StoreError;
 use crate::index::{ImageEntry, Index, LayerEntry};
 use crate::layer::apply_layer;
+use crate::layer::source::TmpSnapshot;
 use crate::lock::Lock;
-use crate::util::{random_suffix, remove_tree_if_exists};
+use crate::util::{random_suffix, remove_tree_if_exists, HashRead};
 use crate::Store;
 use flate2::read::MultiGzDecoder;
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use wharf_types::oci::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
 use wharf_types::{ContainerId, Digest, ImageRef};
@@ -78,51 +78,6 @@ pub struct GcReport {
     pub bytes_freed: u64,
 }
 
-/// Reader tee: hashes and counts what passes through and copies it to `out`.
-struct Tee<R, W> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-    out: W,
-    write_err: Option<io::Error>,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        if let Err(e) = self.out.write_all(&buf[..n]) {
-            let msg = e.to_string();
-            self.write_err = Some(e);
-            return Err(io::Error::other(msg));
-        }
-        Ok(n)
-    }
-}
-
-/// A temp directory removed on drop unless `keep()` was called.
-struct TmpDir {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TmpDir {
-    fn new(parent: &Path) -> Result<TmpDir, StoreError> {
-        let path = parent.join(format!("tmp-{}", random_suffix()?));
-        std::fs::create_dir(&path).map_err(StoreError::io("creating snapshot directory", &path))?;
-        Ok(TmpDir { path, armed: true })
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
 fn is_hex(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -139,36 +94,6 @@ struct Found {
 impl Store {
     fn load_index(&self) -> Result<Index, StoreError> {
         Index::load(&self.images_json)
-    }
-
-    /// Unpacks `tar` (uncompressed stream) into a fresh temp snapshot, returning it with the
-    /// diff_id and size of everything read (including trailing padding).
-    fn unpack_tmp<R: Read, W: Write>(&self, tee: &mut Tee<R, W>) -> Result<TmpDir, StoreError> {
-        let tmp = TmpDir::new(&self.snapshots)?;
-        let res = apply_layer(&tmp.path, &mut *tee).and_then(|_| {
-            io::copy(tee, &mut io::sink())
-                .map(drop)
-                .map_err(crate::layer::LayerError::Read)
-        });
-        if let Some(e) = tee.write_err.take() {
-            return Err(StoreError::io("writing layer blob", &self.ingest)(e));
-        }
-        res?;
-        Ok(tmp)
-    }
-
-    /// Moves a finished temp snapshot to `snapshots/<diff_id hex>`; if one exists already,
-    /// it is identical and ours is dropped.
-    fn commit_snapshot(&self, mut tmp: TmpDir, diff_id: &Digest) -> Result<PathBuf, StoreError> {
-        let dest = self.snapshots.join(diff_id.hex());
-        if !dest.exists() {
-            match std::fs::rename(&tmp.path, &dest) {
-                Ok(()) => tmp.armed = false,
-                Err(e) if dest.exists() => drop(e),
-                Err(e) => return Err(StoreError::io("committing snapshot", &dest)(e)),
-            }
-        }
-        Ok(dest)
     }
 
     /// Imports a rootfs tarball (plain or gzip) as a one-layer image. Returns the image id.
@@ -192,19 +117,13 @@ impl Store {
         } else {
             Box::new(br)
         };
-        let mut tee = Tee {
-            inner: src,
-            hasher: Sha256::new(),
-            size: 0,
-            out: io::sink(),
-            write_err: None,
-        };
-        let recorded = self.unpack_recorded(&mut tee)?;
-        if tee.size == 0 {
+        let mut hr = HashRead::new(src);
+        let recorded = self.unpack_recorded(&mut hr)?;
+        if hr.n == 0 {
             return Err(StoreError::EmptyArchive);
         }
-        let diff_id = Digest::from_hasher(tee.hasher);
-        let tar_size = tee.size;
+        let diff_id = hr.digest();
+        let tar_size = hr.n;
         self.commit_recorded(recorded, &diff_id)?;
         // The layer is kept uncompressed (snapshot + tar-split); `push` compresses it.
         let (blob_digest, blob_size) = (diff_id.clone(), tar_size);
@@ -430,15 +349,11 @@ impl Store {
         } else {
             Box::new(br)
         };
-        let mut tee = Tee {
-            inner: src,
-            hasher: Sha256::new(),
-            size: 0,
-            out: io::sink(),
-            write_err: None,
-        };
-        let tmp = self.unpack_tmp(&mut tee)?;
-        let got = Digest::from_hasher(tee.hasher);
+        let mut hr = HashRead::new(src);
+        let tmp = TmpSnapshot::new(&self.snapshots)?;
+        apply_layer(&tmp.path, &mut hr)?;
+        io::copy(&mut hr, &mut io::sink()).map_err(crate::layer::LayerError::Read)?;
+        let got = hr.digest();
         if got != l.diff_id {
             return Err(StoreError::DigestMismatch {
                 what: format!("layer {}", l.blob),
@@ -446,7 +361,9 @@ impl Store {
                 actual: got,
             });
         }
-        self.commit_snapshot(tmp, &l.diff_id)
+        let dest = self.snapshots.join(l.diff_id.hex());
+        tmp.commit(&dest)?;
+        Ok(dest)
     }
 
     /// Points `target` (a `repo:tag`) at the image `image` resolves to, moving the tag if it

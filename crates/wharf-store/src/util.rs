@@ -127,3 +127,42 @@ pub(crate) fn remove_tree_if_exists(path: &Path) -> Result<(), StoreError> {
         _ => Ok(()),
     }
 }
+
+/// Hashes (sha256) and counts what is read through it.
+pub(crate) struct HashRead<R> {
+    pub inner: R,
+    pub hasher: sha2::Sha256,
+    pub n: u64,
+}
+
+impl<R> HashRead<R> {
+    pub fn new(inner: R) -> HashRead<R> {
+        HashRead {
+            inner,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            n: 0,
+        }
+    }
+
+    /// The digest of everything read so far.
+    pub fn digest(&self) -> wharf_types::Digest {
+        wharf_types::Digest::from_hasher(self.hasher.clone())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// Worker threads for CPU-bound store work: the available cores, 1 to 8.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}

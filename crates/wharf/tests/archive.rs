@@ -7,6 +7,7 @@
 
 mod common;
 use common::dockerd::Dockerd;
+use common::registry::Serve;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,22 @@ fn which(tool: &str) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// Runs podman against a private store under `dir` (vfs: no mounts to leave behind).
+fn podman_in<'a>(podman: &'a Path, dir: &Path) -> impl Fn(&[&str]) -> std::process::Output + 'a {
+    let dir = dir.to_path_buf();
+    move |args: &[&str]| {
+        Command::new(podman)
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--runroot")
+            .arg(dir.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .expect("podman")
+    }
 }
 
 fn sh(cmd: &str) -> std::process::Output {
@@ -443,19 +460,7 @@ fn podman_round_trip() {
     let id = id_of(&w, "busybox");
     let out = w.dir.path().join("wharf-save.tar");
     w.ok(&["save", "-o", out.to_str().unwrap(), "busybox"]);
-    // a private podman store (vfs: no mounts to leave behind)
-    let proot = w.dir.path().join("podman");
-    let podman_cmd = |args: &[&str]| {
-        Command::new(&podman)
-            .arg("--root")
-            .arg(proot.join("root"))
-            .arg("--runroot")
-            .arg(proot.join("run"))
-            .args(["--storage-driver", "vfs"])
-            .args(args)
-            .output()
-            .expect("podman")
-    };
+    let podman_cmd = podman_in(&podman, &w.dir.path().join("podman"));
     let o = podman_cmd(&["load", "-i", out.to_str().unwrap()]);
     assert!(o.status.success(), "podman load: {}", stderr(&o));
     let o = podman_cmd(&["image", "inspect", "--format", "{{.Id}}", "busybox:latest"]);
@@ -481,36 +486,13 @@ fn podman_round_trip() {
     );
 }
 
-/// A `wharf registry serve` on a free port (child, address, its root); killed on drop.
-struct Serve(std::process::Child, String, tempfile::TempDir);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(self.2.path());
-    }
-}
-
-fn serve() -> Serve {
-    use std::io::BufRead;
-    let root = tempfile::tempdir().unwrap();
-    let mut child = Command::new(Wharf::bin())
-        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
-        .arg(root.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("registry exited").unwrap();
-        if let Some(rest) = line.strip_prefix("wharf registry listening on ") {
-            break rest.split(' ').next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Serve(child, addr, root)
+/// A `wharf registry serve` with its own temporary root.
+fn serve(w: &Wharf) -> Serve {
+    let root = w.dir.path().join("registry");
+    let mut cmd = Command::new(Wharf::bin());
+    cmd.args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(root);
+    Serve::start(cmd)
 }
 
 /// An image whose layer is gzip (as pulled images are): skopeo's OCI output of wharf's save.
@@ -551,8 +533,8 @@ fn compressed_layers_and_repo_digests_survive_save_and_load() {
     w2.ok(&["load", "-i", g.to_str().unwrap()]);
     assert_eq!(id_of(&w2, "busybox:gz"), id);
     // give it a repo digest the way a user does: push it
-    let reg = serve();
-    let name = format!("{}/bb:1", reg.1);
+    let reg = serve(&w2);
+    let name = format!("{}/bb:1", reg.addr);
     w2.ok(&["tag", "busybox:gz", &name]);
     let pushed = w2.ok(&["push", &name]);
     let digest = pushed
@@ -560,7 +542,7 @@ fn compressed_layers_and_repo_digests_survive_save_and_load() {
         .find(|t| t.starts_with("sha256:"))
         .unwrap_or_else(|| panic!("no digest in {pushed}"))
         .to_string();
-    let repo_digest = format!("{}/bb@{digest}", reg.1);
+    let repo_digest = format!("{}/bb@{digest}", reg.addr);
     let digests = |w: &Wharf| w.ok(&["image", "inspect", "--format", "{{.RepoDigests}}", &id]);
     assert!(digests(&w2).contains(&repo_digest), "{}", digests(&w2));
 
@@ -649,26 +631,10 @@ fn compressed_layers_load_in_docker_and_podman() {
     let s = w2.dir.path().join("s.tar");
     w2.ok(&["save", "-o", s.to_str().unwrap(), "busybox:gz"]);
     if let Some(podman) = which("podman") {
-        let proot = w2.dir.path().join("podman");
-        let o = Command::new(&podman)
-            .arg("--root")
-            .arg(proot.join("root"))
-            .arg("--runroot")
-            .arg(proot.join("run"))
-            .args(["--storage-driver", "vfs", "load", "-i"])
-            .arg(&s)
-            .output()
-            .unwrap();
+        let podman_cmd = podman_in(&podman, &w2.dir.path().join("podman"));
+        let o = podman_cmd(&["load", "-i", s.to_str().unwrap()]);
         assert!(o.status.success(), "podman load: {}", stderr(&o));
-        let o = Command::new(&podman)
-            .arg("--root")
-            .arg(proot.join("root"))
-            .arg("--runroot")
-            .arg(proot.join("run"))
-            .args(["--storage-driver", "vfs", "image", "inspect", "--format"])
-            .args(["{{.Id}}", "busybox:gz"])
-            .output()
-            .unwrap();
+        let o = podman_cmd(&["image", "inspect", "--format", "{{.Id}}", "busybox:gz"]);
         assert_eq!(
             format!("sha256:{}", String::from_utf8_lossy(&o.stdout).trim()),
             id

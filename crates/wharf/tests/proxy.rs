@@ -7,24 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::registry::{free_port, public_ip, Serve};
 use common::*;
-use std::io::BufRead;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn public_ip() -> Option<String> {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        it.find(|w| *w == "inet")?;
-        it.next()?.split('/').next().map(str::to_string)
-    })
-}
 
 struct Kill(Child);
 
@@ -33,14 +20,6 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// tinyproxy in the foreground on 127.0.0.1:`port`, logging every request to `log`.
@@ -71,21 +50,8 @@ fn tinyproxy(dir: &Path, port: u16, log: &Path) -> Kill {
 }
 
 /// `wharf registry serve --engine-store` for `w`'s images on `addr`.
-fn serve(w: &Wharf, addr: &str) -> Kill {
-    let mut child = w
-        .command(&["registry", "serve", "--engine-store", "--addr", addr])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("registry exited").unwrap();
-        if line.starts_with("wharf registry listening on ") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Kill(child)
+fn serve(w: &Wharf, addr: &str) -> Serve {
+    Serve::start(w.command(&["registry", "serve", "--engine-store", "--addr", addr]))
 }
 
 #[test]

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::registry::DockerRegistry;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -647,44 +650,13 @@ fn kill_mid_pull_then_resume() {
     assert_eq!(imgs.lines().count(), 1);
 }
 
-fn docker_registry(dir: &Path) -> Option<(Child, String)> {
-    if !Path::new("/usr/bin/docker-registry").exists() {
-        eprintln!("SKIP: /usr/bin/docker-registry not installed");
-        return None;
-    }
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let cfg = dir.join("dr.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.join("drdata").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("/usr/bin/docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some((child, addr))
-}
-
 #[test]
 fn interop_docker_registry_and_skopeo() {
     let t = tmp();
-    let Some((mut dr, addr)) = docker_registry(t.path()) else {
+    let Some(dr) = DockerRegistry::start(t.path(), "127.0.0.1", "", "") else {
         return;
     };
+    let addr = dr.addr.clone();
     let tar = busybox_tar(t.path());
     let (r1, r2) = (t.path().join("r1"), t.path().join("r2"));
     let name = format!("{addr}/interop/bb:v1");
@@ -774,8 +746,7 @@ fn interop_docker_registry_and_skopeo() {
     } else {
         eprintln!("SKIP: skopeo not installed");
     }
-    let _ = dr.kill();
-    let _ = dr.wait();
+    drop(dr);
 }
 
 /// One-layer image parts with the layer compressed by `tool` (`gzip`/`zstd`).

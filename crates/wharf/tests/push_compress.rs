@@ -6,9 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
+mod common;
+use common::registry::DockerRegistry;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 use wharf_types::Digest;
 
@@ -45,59 +47,15 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Debian's docker-registry on a free port; killed on drop.
-struct DockerRegistry {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Debian's docker-registry on loopback, when it and the tools these tests use exist.
 fn docker_registry(dir: &Path) -> Option<DockerRegistry> {
-    for tool in [
-        "/usr/bin/docker-registry",
-        "/usr/bin/skopeo",
-        "/usr/bin/gzip",
-    ] {
+    for tool in ["/usr/bin/skopeo", "/usr/bin/gzip"] {
         if !Path::new(tool).exists() {
             eprintln!("SKIP: {tool} not installed");
             return None;
         }
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let cfg = dir.join("dr.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.join("drdata").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("/usr/bin/docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(DockerRegistry { child, addr })
+    DockerRegistry::start(dir, "127.0.0.1", "", "")
 }
 
 fn sh(cmd: &mut Command) -> Vec<u8> {

@@ -7,27 +7,31 @@
 
 mod common;
 use common::dockerd::Dockerd;
+use common::registry::{http, Serve};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wharf_types::Digest;
 
-/// A running `wharf registry serve`; killed on drop.
+/// `wharf registry serve` with its own temporary storage root.
 struct Registry {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
+    srv: Serve,
     _root: tempfile::TempDir,
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Registry {
+    type Target = Serve;
+    fn deref(&self) -> &Serve {
+        &self.srv
+    }
+}
+
+impl std::ops::DerefMut for Registry {
+    fn deref_mut(&mut self) -> &mut Serve {
+        &mut self.srv
     }
 }
 
@@ -37,128 +41,14 @@ impl Registry {
             .prefix("wharf-reg-")
             .tempdir_in("/var/tmp")
             .expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        cmd.args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
             .arg(root.path().join("store"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wharf registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("wharf registry listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.split(' ').next().unwrap_or("").to_string());
-                    }
-                }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let mut reg = Registry {
-            child,
-            addr: String::new(),
-            log,
+            .args(extra);
+        Registry {
+            srv: Serve::start(cmd),
             _root: root,
-        };
-        reg.addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("registry did not start: {}", reg.log.lock().unwrap()));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = std::panic::catch_unwind(|| http(&reg.addr, "GET", "/v2/", &[], b"")) {
-                if r.status == 200 || r.status == 401 {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "registry never answered /v2/");
-            std::thread::sleep(Duration::from_millis(50));
         }
-        reg
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-    fn error_code(&self) -> String {
-        self.json()["errors"][0]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !chunked {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    if chunked {
-        for c in body.chunks(7) {
-            s.write_all(format!("{:x}\r\n", c.len()).as_bytes())
-                .unwrap();
-            s.write_all(c).unwrap();
-            s.write_all(b"\r\n").unwrap();
-        }
-        s.write_all(b"0\r\n\r\n").unwrap();
-    } else {
-        s.write_all(body).unwrap();
-    }
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Resp {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
     }
 }
 

@@ -8,147 +8,34 @@
 
 mod common;
 use common::dockerd::Dockerd;
+use common::registry::{Resp, Serve};
 use common::Wharf;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `wharf registry serve --engine-store` over a Wharf root; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(w: &Wharf) -> Server {
-        let mut child = w
-            .command(&[
-                "registry",
-                "serve",
-                "--engine-store",
-                "--addr",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wharf registry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("wharf registry listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.to_string());
-                    }
-                }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let mut s = Server {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("registry did not start: {}", s.log.lock().unwrap()));
-        assert!(
-            line.contains("engine store") && line.contains("read-only"),
-            "{line}"
-        );
-        s.addr = line.split(' ').next().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while http(&s.addr, "GET", "/v2/", &[]).status != 200 {
-            assert!(Instant::now() < deadline, "registry never answered /v2/");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-    fn error_code(&self) -> String {
-        self.json()["errors"][0]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
-}
-
-/// One HTTP/1.1 request with an empty body on a fresh connection (`Connection: close`).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return Resp {
-            status: 0,
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-    };
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+/// `wharf registry serve --engine-store` over a Wharf root.
+fn serve_engine(w: &Wharf) -> Serve {
+    let s = Serve::start(w.command(&[
+        "registry",
+        "serve",
+        "--engine-store",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    assert!(
+        s.banner.contains("engine store") && s.banner.contains("read-only"),
+        "{}",
+        s.banner
     );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Resp {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    s
+}
+
+/// A request with an empty body.
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    common::registry::http(addr, method, path, headers, b"")
 }
 
 fn sha256(b: &[u8]) -> String {
@@ -267,7 +154,7 @@ fn serves_engine_images_to_skopeo_and_wharf_pull() {
     let id = image_id(&w, "busybox:latest");
     let app_id = image_id(&w, "registry.local:5000/app:1.4");
     assert_ne!(id, app_id);
-    let srv = Server::start(&w);
+    let srv = serve_engine(&w);
     let a = srv.addr.clone();
 
     // catalog and tags: paths, with the docker.io short alias accepted
@@ -423,7 +310,7 @@ fn serves_engine_images_to_skopeo_and_wharf_pull() {
     assert_eq!(run.trim(), "ok");
 
     // the second root, served too: its tag is a non-docker.io path, its repo digest pullable
-    let srv2 = Server::start(&w2);
+    let srv2 = serve_engine(&w2);
     let x = http(&srv2.addr, "GET", "/v2/_catalog", &[]);
     assert_eq!(x.json()["repositories"], serde_json::json!(["busybox"]));
     let x = http(
@@ -448,7 +335,7 @@ fn streams_reassembled_uncompressed_layers() {
     let w3 = Wharf::new();
     w3.ok(&["load", "-i", archive.to_str().unwrap()]);
     let id = image_id(&w3, "busybox:latest");
-    let srv = Server::start(&w3);
+    let srv = serve_engine(&w3);
     let a = srv.addr.clone();
     let m = http(&a, "GET", "/v2/busybox/manifests/latest", &[]);
     assert_eq!(m.status, 200, "{}", String::from_utf8_lossy(&m.body));
@@ -493,7 +380,7 @@ fn tampered_snapshot_cuts_the_stream_short() {
     w.ok(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
     let w3 = Wharf::new();
     w3.ok(&["load", "-i", archive.to_str().unwrap()]);
-    let srv = Server::start(&w3);
+    let srv = serve_engine(&w3);
     let a = srv.addr.clone();
     let m = http(&a, "GET", "/v2/busybox/manifests/latest", &[]);
     let desc = &m.json()["layers"][0];
@@ -545,7 +432,7 @@ fn docker_pulls_engine_images() {
     };
     let w = Wharf::new().with_busybox();
     let id = image_id(&w, "busybox:latest");
-    let srv = Server::start(&w);
+    let srv = serve_engine(&w);
     // 127.0.0.0/8 is an insecure registry for docker by default
     let image = format!("{}/busybox", srv.addr);
     dd.ok(&["pull", &image]);

@@ -11,14 +11,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::registry::{public_ip, DockerRegistry, DOCKER_REGISTRY};
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wharf");
-const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
 
 fn have(tool: &str) -> bool {
     let ok = Command::new("sh")
@@ -30,28 +28,6 @@ fn have(tool: &str) -> bool {
         eprintln!("SKIP: {tool} not installed");
     }
     ok
-}
-
-/// This machine's first global IPv4 address.
-fn public_ip() -> Option<String> {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .ok()?;
-    let ip = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        it.find(|w| *w == "inet")?;
-        it.next()?.split('/').next().map(str::to_string)
-    });
-    if ip.is_none() {
-        eprintln!("SKIP: no non-loopback IPv4 address");
-    }
-    ip
-}
-
-fn free_addr(ip: &str) -> String {
-    let l = TcpListener::bind(format!("{ip}:0")).unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 fn sh(cmd: &mut Command) {
@@ -122,20 +98,6 @@ impl Pki {
     }
 }
 
-/// A running `docker-registry serve`; killed on drop.
-struct DockerRegistry {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[derive(Default)]
 struct RegOpts<'a> {
     tls: Option<(&'a Path, &'a Path)>,
@@ -144,49 +106,27 @@ struct RegOpts<'a> {
 }
 
 fn docker_registry(dir: &Path, ip: &str, o: RegOpts<'_>) -> DockerRegistry {
-    let addr = free_addr(ip);
-    let name = addr.replace([':', '.'], "_");
-    let mut cfg = format!(
-        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-        dir.join(format!("data-{name}")).display()
-    );
+    let mut http = String::new();
     if let Some((crt, key)) = o.tls {
-        cfg.push_str(&format!(
+        http.push_str(&format!(
             "  tls:\n    certificate: {}\n    key: {}\n",
             crt.display(),
             key.display()
         ));
         if let Some(ca) = o.client_ca {
-            cfg.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            http.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
         }
     }
-    if let Some(h) = o.htpasswd {
-        cfg.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
-            h.display()
-        ));
-    }
-    let cfg_path = dir.join(format!("registry-{name}.yml"));
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let log = dir.join(format!("registry-{name}.log"));
-    let child = Command::new(DOCKER_REGISTRY)
-        .arg("serve")
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let reg = DockerRegistry { child, addr, log };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&reg.addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "docker-registry did not start: {}",
-            std::fs::read_to_string(&reg.log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reg
+    let auth = o
+        .htpasswd
+        .map(|h| {
+            format!(
+                "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
+                h.display()
+            )
+        })
+        .unwrap_or_default();
+    DockerRegistry::start(dir, ip, &http, &auth).expect("docker-registry installed")
 }
 
 /// One wharf "machine": root, run root, docker config dir, daemon.json, extra env.
@@ -324,7 +264,11 @@ fn prereqs() -> Option<String> {
     if !have("openssl") {
         return None;
     }
-    public_ip()
+    let ip = public_ip();
+    if ip.is_none() {
+        eprintln!("SKIP: no non-loopback IPv4 address");
+    }
+    ip
 }
 
 /// certs.d/<addr>/ca.crt in `env`'s dir, with daemon.json `certs-dir` pointing there.

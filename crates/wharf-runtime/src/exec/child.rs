@@ -126,23 +126,8 @@ fn command(p: &Payload, tty: Option<OwnedFd>) -> Result<Never, InitError> {
     } else {
         spec.process.cwd.as_str()
     };
-    let caps = &spec.capabilities;
-    crate::caps::apply_bounding(caps).map_err(|e| fail(e.to_string()))?;
     let nnp = spec.no_new_privileges;
-    if let (false, Some(b)) = (nnp, &p.bpf) {
-        wharf_sys::seccomp::load(b).ctx(|| "load seccomp filter".into())?;
-    }
-    let gids: Vec<nix::unistd::Gid> = u
-        .groups
-        .iter()
-        .map(|g| nix::unistd::Gid::from_raw(*g))
-        .collect();
-    nix::unistd::setgroups(&gids).ctx(|| "setgroups".into())?;
-    let gid = nix::unistd::Gid::from_raw(u.gid);
-    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setresgid {}", u.gid))?;
-    let uid = nix::unistd::Uid::from_raw(u.uid);
-    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setresuid {}", u.uid))?;
-    crate::caps::apply_final(caps).map_err(|e| fail(e.to_string()))?;
+    crate::init::drop_privileges(&spec.capabilities, nnp, p.bpf.as_deref(), &u)?;
     // docker/runc: a missing working directory is an OCI runtime exec failure (126).
     nix::unistd::chdir(cwd).map_err(|e| InitError {
         code: 126,
@@ -153,12 +138,7 @@ fn command(p: &Payload, tty: Option<OwnedFd>) -> Result<Never, InitError> {
     })?;
 
     let cmd = crate::init::Command::resolve(&spec.process, &u.home)?;
-    if nnp {
-        wharf_sys::seccomp::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
-        if let Some(b) = &p.bpf {
-            wharf_sys::seccomp::load(b).ctx(|| "load seccomp filter".into())?;
-        }
-    }
+    crate::init::lock_down(nnp, p.bpf.as_deref())?;
     process::reset_signals();
     Err(cmd.exec())
 }

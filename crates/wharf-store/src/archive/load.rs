@@ -16,10 +16,9 @@ use crate::index::{ImageEntry, Index, LayerEntry};
 use crate::layer::source::{RecordedLayer, TmpSnapshot};
 use crate::layer::{apply_layer, LayerError};
 use crate::lock::Lock;
-use crate::util::{fsync_dir, random_suffix, read_capped};
+use crate::util::{cores, fsync_dir, random_suffix, read_capped, HashRead};
 use crate::{Store, StoreError};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -61,7 +60,8 @@ enum Node {
 
 /// A staged compressed layer, decompressed and unpacked by a worker thread.
 struct Unpacked {
-    snapshot: TmpSnapshot,
+    /// None: the snapshot existed, the layer was only verified.
+    snapshot: Option<TmpSnapshot>,
     diff_id: Digest,
     size: u64,
     comp: Compression,
@@ -78,6 +78,22 @@ enum Spec {
     Worker(std::thread::JoinHandle<Result<Unpacked, ArchiveError>>),
     /// ... and its result, once joined.
     Unpacked(Result<Unpacked, ArchiveError>),
+}
+
+/// Blocks until fewer background unpacks than cores are running (joins the oldest).
+fn wait_for_a_core(spec: &mut HashMap<u64, Spec>) {
+    let mut running: Vec<u64> = spec
+        .iter()
+        .filter(|(_, s)| matches!(s, Spec::Worker(h) if !h.is_finished()))
+        .map(|(n, _)| *n)
+        .collect();
+    if running.len() < cores() {
+        return;
+    }
+    running.sort_unstable();
+    if let Some(Spec::Worker(h)) = spec.remove(&running[0]) {
+        spec.insert(running[0], Spec::Unpacked(join(h)));
+    }
 }
 
 fn join(
@@ -384,22 +400,6 @@ fn check_member(m: &Member, d: &Descriptor, name: &str) -> Result<(), ArchiveErr
     Ok(())
 }
 
-/// Hashes and counts what passes through.
-struct HashRead<R> {
-    inner: R,
-    hasher: Sha256,
-    n: u64,
-}
-
-impl<R: Read> Read for HashRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
 fn layer_err(layer: &str, e: LayerError) -> ArchiveError {
     match e {
         LayerError::Read(e) => read_err(e),
@@ -600,11 +600,7 @@ impl Store {
         limit: u64,
         store_blobs: bool,
     ) -> Result<HashMap<String, Prepared>, ArchiveError> {
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-            .min(keys.len().max(1));
+        let workers = cores().min(keys.len().max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Mutex<Vec<Option<Result<Prepared, ArchiveError>>>> =
             Mutex::new((0..keys.len()).map(|_| None).collect());
@@ -674,11 +670,6 @@ impl Store {
             spec: Mutex::new(HashMap::new()),
         };
         let mut spec = HashMap::new();
-        let mut workers: Vec<u64> = Vec::new();
-        let max_workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
         let br = BufReader::with_capacity(256 << 10, input);
         let dec = decompress(br, "archive")?;
         let mut ar = tar::Archive::new(Capped {
@@ -708,11 +699,7 @@ impl Store {
                     let big = ent.size() >= STREAM_UNPACK_MIN;
                     let mut head = [0u8; 512];
                     let k = read_full(&mut ent, &mut head).map_err(read_err)?;
-                    let mut hr = HashRead {
-                        inner: io::Cursor::new(&head[..k]).chain(&mut ent),
-                        hasher: Sha256::new(),
-                        n: 0,
-                    };
+                    let mut hr = HashRead::new(io::Cursor::new(&head[..k]).chain(&mut ent));
                     let stream = big && looks_like_tar(&head[..k]);
                     let file = if stream {
                         let s = self.unpack_streamed(&name, &mut hr)?;
@@ -730,31 +717,19 @@ impl Store {
                             f.write_all(&buf[..k])
                                 .map_err(ArchiveError::io("writing", &file))?;
                         }
-                        let compressed = head.starts_with(&[0x1f, 0x8b])
-                            || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
-                        if big && compressed {
+                        if big && Compression::of(&head[..k]) != Compression::None {
                             // unpack it on another core while the archive streams on
-                            workers.retain(|w: &u64| match spec.get(w) {
-                                Some(Spec::Worker(h)) => !h.is_finished(),
-                                _ => false,
-                            });
-                            if workers.len() >= max_workers {
-                                let oldest = workers.remove(0);
-                                if let Some(Spec::Worker(h)) = spec.remove(&oldest) {
-                                    spec.insert(oldest, Spec::Unpacked(join(h)));
-                                }
-                            }
+                            wait_for_a_core(&mut spec);
                             let store = self.clone();
                             let (path, name2) = (file.clone(), name.clone());
                             let h = std::thread::spawn(move || {
-                                store.unpack_staged(&path, &name2, limit)
+                                store.unpack_staged(&path, &name2, limit, true)
                             });
                             spec.insert(n, Spec::Worker(h));
-                            workers.push(n);
                         }
                         Some(file)
                     };
-                    let digest = Digest::from_hasher(hr.hasher);
+                    let digest = hr.digest();
                     let member = Member {
                         file,
                         size: hr.n,
@@ -793,23 +768,30 @@ impl Store {
         Ok(st)
     }
 
-    /// Decompresses and unpacks a staged layer member into a temp snapshot, hashing the tar.
-    fn unpack_staged(&self, file: &Path, name: &str, limit: u64) -> Result<Unpacked, ArchiveError> {
+    /// Decompresses a staged layer member, hashing the tar (its diff_id), and unpacks it into
+    /// a temp snapshot unless `unpack` is false (the snapshot exists: only verify).
+    fn unpack_staged(
+        &self,
+        file: &Path,
+        name: &str,
+        limit: u64,
+        unpack: bool,
+    ) -> Result<Unpacked, ArchiveError> {
         let f = File::open(file).map_err(ArchiveError::io("opening", file))?;
         let mut br = BufReader::with_capacity(256 << 10, f);
         let comp = sniff(&mut br).map_err(ArchiveError::Read)?;
-        let dec = decompress(br, name)?;
-        let mut hr = HashRead {
-            inner: Capped {
-                inner: dec,
-                limit,
-                read: 0,
-            },
-            hasher: Sha256::new(),
-            n: 0,
+        let mut hr = HashRead::new(Capped {
+            inner: decompress(br, name)?,
+            limit,
+            read: 0,
+        });
+        let snapshot = if unpack {
+            let tmp = TmpSnapshot::new(&self.snapshots)?;
+            apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(name, e))?;
+            Some(tmp)
+        } else {
+            None
         };
-        let tmp = TmpSnapshot::new(&self.snapshots)?;
-        apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(name, e))?;
         io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
         // The staged blob will be committed: flush it now, on this core, in parallel with
         // the other layers, instead of one by one at commit time.
@@ -817,8 +799,8 @@ impl Store {
             .and_then(|f| f.sync_all())
             .map_err(ArchiveError::io("syncing", file))?;
         Ok(Unpacked {
-            snapshot: tmp,
-            diff_id: Digest::from_hasher(hr.hasher),
+            snapshot,
+            diff_id: hr.digest(),
             size: hr.n,
             comp,
         })
@@ -1123,28 +1105,9 @@ impl Store {
             diff_id: diff_id.clone(),
             size,
         };
-        if let Some(r) = st.take_unpacked(m.no) {
-            let u = r?;
-            if &u.diff_id != diff_id {
-                return Err(mismatch(&u.diff_id));
-            }
-            let blob = match (self.has_layer(&m.digest), &m.file) {
-                (true, _) => BlobSrc::Existing,
-                (false, Some(f)) => BlobSrc::Member(f.clone()),
-                (false, None) => {
-                    return Err(ArchiveError::Missing {
-                        from: "manifest".to_string(),
-                        name,
-                    })
-                }
-            };
-            return Ok(Prepared {
-                entry: entry(media_for(u.comp), u.size),
-                blob,
-                snapshot: Some(u.snapshot),
-            });
-        }
-        if let Some(spec) = st.take_spec(m.no) {
+        // staged and unpacked by a background worker (a compressed member)?
+        let unpacked = st.take_unpacked(m.no);
+        if let (None, Some(spec)) = (&unpacked, st.take_spec(m.no)) {
             // streamed: an uncompressed tar, so its digest is its diff_id
             if &m.digest != diff_id {
                 return Err(mismatch(&m.digest));
@@ -1172,32 +1135,16 @@ impl Store {
                 name,
             });
         };
-        let f = File::open(file).map_err(ArchiveError::io("opening", file))?;
-        let mut br = BufReader::with_capacity(256 << 10, f);
-        let comp = sniff(&mut br).map_err(ArchiveError::Read)?;
-        let dec = decompress(br, &name)?;
-        let mut hr = HashRead {
-            inner: Capped {
-                inner: dec,
-                limit,
-                read: 0,
-            },
-            hasher: Sha256::new(),
-            n: 0,
+        // staged: unpacked by a background worker already, or here
+        let u = match unpacked {
+            Some(r) => r?,
+            None => {
+                let unpack = !self.snapshots.join(diff_id.hex()).is_dir();
+                self.unpack_staged(file, &name, limit, unpack)?
+            }
         };
-        let snap_dest = self.snapshots.join(diff_id.hex());
-        let snapshot = if snap_dest.is_dir() {
-            io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
-            None
-        } else {
-            let tmp = TmpSnapshot::new(&self.snapshots)?;
-            apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(&name, e))?;
-            io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
-            Some(tmp)
-        };
-        let got = Digest::from_hasher(hr.hasher.clone());
-        if &got != diff_id {
-            return Err(mismatch(&got));
+        if &u.diff_id != diff_id {
+            return Err(mismatch(&u.diff_id));
         }
         let blob = if self.has_layer(&m.digest) {
             BlobSrc::Existing
@@ -1205,9 +1152,9 @@ impl Store {
             BlobSrc::Member(file.clone())
         };
         Ok(Prepared {
-            entry: entry(media_for(comp), hr.n),
+            entry: entry(media_for(u.comp), u.size),
             blob,
-            snapshot,
+            snapshot: u.snapshot,
         })
     }
 

@@ -10,9 +10,9 @@
 use super::{platform_matches, ArchiveError, ArchiveFormat, ARCHIVE_META_CAP};
 use crate::content::read_blob;
 use crate::index::{ImageEntry, Index};
+use crate::util::HashRead;
 use crate::Store;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use wharf_types::oci::{self, Manifest, Platform};
@@ -27,21 +27,6 @@ pub struct SaveOptions {
     pub format: ArchiveFormat,
     /// Refuse images whose config is for another platform.
     pub platform: Option<Platform>,
-}
-
-struct HashRead<R> {
-    inner: R,
-    hasher: Sha256,
-    n: u64,
-}
-
-impl<R: Read> Read for HashRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
 }
 
 struct TarOut<W: Write> {
@@ -197,10 +182,26 @@ impl Store {
         t.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         t.dir("blobs/")?;
         t.dir("blobs/sha256/")?;
-        match opts.format {
-            ArchiveFormat::Docker => self.save_docker(&set, &mut t)?,
-            ArchiveFormat::Oci => self.save_oci(&set, &mut t)?,
+        let mut index_entries = Vec::new();
+        let mut stored = Vec::new();
+        for (e, tags, _) in &set {
+            let s = self.stored_manifest(e)?;
+            index_entries.push((
+                s.media_type.clone(),
+                e.manifest.clone(),
+                s.bytes.len() as u64,
+                Self::index_names(e, tags),
+            ));
+            stored.push(s);
         }
+        t.bytes(
+            "index.json",
+            &to_json(&index_json(&index_entries), "index.json")?,
+        )?;
+        if opts.format == ArchiveFormat::Docker {
+            Self::docker_files(&set, &stored, &mut t)?;
+        }
+        self.write_blobs(&set, &stored, &mut t)?;
         t.b.into_inner()
             .and_then(|mut w| w.flush())
             .map_err(ArchiveError::Write)
@@ -241,23 +242,15 @@ impl Store {
         names
     }
 
-    fn save_docker<W: Write>(
-        &self,
+    /// The docker-archive extras: `manifest.json` and the legacy `repositories`.
+    fn docker_files<W: Write>(
         set: &[SaveItem],
+        stored: &[Stored],
         t: &mut TarOut<W>,
     ) -> Result<(), ArchiveError> {
         let mut docker_manifest = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        let mut index_entries = Vec::new();
-        let mut stored = Vec::new();
-        for (e, tags, _) in set {
-            let s = self.stored_manifest(e)?;
-            index_entries.push((
-                s.media_type.clone(),
-                e.manifest.clone(),
-                s.bytes.len() as u64,
-                Self::index_names(e, tags),
-            ));
+        for ((e, tags, _), s) in set.iter().zip(stored) {
             docker_manifest.push(json!({
                 "Config": format!("blobs/sha256/{}", e.config.hex()),
                 "RepoTags": tags,
@@ -273,12 +266,7 @@ impl Store {
                     }
                 }
             }
-            stored.push(s);
         }
-        t.bytes(
-            "index.json",
-            &to_json(&index_json(&index_entries), "index.json")?,
-        )?;
         t.bytes(
             "manifest.json",
             &to_json(&docker_manifest, "manifest.json")?,
@@ -286,27 +274,7 @@ impl Store {
         if !repositories.is_empty() {
             t.bytes("repositories", &to_json(&repositories, "repositories")?)?;
         }
-        self.write_blobs(set, &stored, t)
-    }
-
-    fn save_oci<W: Write>(&self, set: &[SaveItem], t: &mut TarOut<W>) -> Result<(), ArchiveError> {
-        let mut index_entries = Vec::new();
-        let mut stored = Vec::new();
-        for (e, tags, _) in set {
-            let s = self.stored_manifest(e)?;
-            index_entries.push((
-                s.media_type.clone(),
-                e.manifest.clone(),
-                s.bytes.len() as u64,
-                Self::index_names(e, tags),
-            ));
-            stored.push(s);
-        }
-        t.bytes(
-            "index.json",
-            &to_json(&index_json(&index_entries), "index.json")?,
-        )?;
-        self.write_blobs(set, &stored, t)
+        Ok(())
     }
 
     /// Manifests, configs and layers as `blobs/sha256/<hex>`, each once, each verified.
@@ -336,13 +304,9 @@ impl Store {
                     l.size,
                     tar::EntryType::Regular,
                 )?;
-                let mut hr = HashRead {
-                    inner: r.take(l.size),
-                    hasher: Sha256::new(),
-                    n: 0,
-                };
+                let mut hr = HashRead::new(r.take(l.size));
                 t.b.append(&h, &mut hr).map_err(ArchiveError::Write)?;
-                let got = Digest::from_hasher(hr.hasher);
+                let got = hr.digest();
                 if hr.n != l.size || got != l.digest {
                     return Err(ArchiveError::DigestMismatch {
                         what: format!("stored layer {} ({} bytes)", l.digest, hr.n),

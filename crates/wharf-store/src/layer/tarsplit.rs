@@ -35,6 +35,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use wharf_sys::fs as sfs;
@@ -332,7 +333,7 @@ impl Reassembler {
         }
         let root = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags_dir()
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
             .open(snapshot)?;
         Ok(Reassembler {
             rec,
@@ -447,16 +448,5 @@ impl Read for Reassembler {
                 self.check_end()?;
             }
         }
-    }
-}
-
-trait DirFlags {
-    fn custom_flags_dir(&mut self) -> &mut Self;
-}
-
-impl DirFlags for std::fs::OpenOptions {
-    fn custom_flags_dir(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
     }
 }
