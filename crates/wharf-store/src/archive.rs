@@ -97,6 +97,8 @@ pub enum ArchiveError {
     Outside { from: String, name: String },
     #[error("{from} references {name:?}, which is not in the archive")]
     Missing { from: String, name: String },
+    #[error("archive is truncated: it ends inside member {name:?} ({got} of {size} bytes)")]
+    Truncated { name: String, got: u64, size: u64 },
     #[error("archive member {name:?} is larger than the {limit} bytes allowed")]
     TooLarge { name: String, limit: u64 },
     #[error("decompressed data exceeds {limit} bytes (free space of the store); refusing a possible decompression bomb")]
@@ -198,18 +200,32 @@ pub(crate) fn sniff<R: BufRead>(r: &mut R) -> io::Result<Compression> {
 }
 
 /// Wraps `r` in the decoder its magic bytes call for.
-pub(crate) fn decompress<'a, R: BufRead + 'a>(
-    mut r: R,
-    what: &str,
-) -> Result<Box<dyn Read + 'a>, ArchiveError> {
+pub(crate) fn decompress<R: BufRead>(mut r: R, what: &str) -> Result<Decoder<R>, ArchiveError> {
     Ok(match sniff(&mut r).map_err(ArchiveError::Read)? {
-        Compression::None => Box::new(r),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        Compression::Zstd => Box::new(
+        Compression::None => Decoder::Plain(r),
+        Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(r))),
+        Compression::Zstd => Decoder::Zstd(Box::new(
             ruzstd::decoding::StreamingDecoder::new(r)
                 .map_err(|e| ArchiveError::Compression(what.to_string(), io::Error::other(e)))?,
-        ),
+        )),
     })
+}
+
+/// A plain, gzip or zstd stream (`Send` when its source is, unlike a boxed reader).
+pub(crate) enum Decoder<R: BufRead> {
+    Plain(R),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
+    Zstd(Box<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>),
+}
+
+impl<R: BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Plain(r) => r.read(buf),
+            Decoder::Gzip(r) => r.read(buf),
+            Decoder::Zstd(r) => r.read(buf),
+        }
+    }
 }
 
 /// A reader failing once more than `limit` bytes were read (decompression bombs).

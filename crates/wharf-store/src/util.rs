@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Cap on any metadata file read into memory (invariant 3).
 pub(crate) const META_CAP: u64 = 64 << 20;
@@ -166,3 +167,237 @@ pub(crate) fn cores() -> usize {
         .unwrap_or(1)
         .clamp(1, 8)
 }
+
+/// How far a file that one thread is still writing has got ([`GrowingReader`] follows it).
+pub(crate) struct Growing {
+    state: Mutex<(u64, Growth)>,
+    cv: Condvar,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Growth {
+    Writing,
+    Done,
+    Abandoned,
+}
+
+impl Growing {
+    pub fn new() -> Arc<Growing> {
+        Arc::new(Growing {
+            state: Mutex::new((0, Growth::Writing)),
+            cv: Condvar::new(),
+        })
+    }
+
+    fn set(&self, f: impl FnOnce(&mut (u64, Growth))) {
+        if let Ok(mut s) = self.state.lock() {
+            if s.1 == Growth::Writing {
+                f(&mut s);
+            }
+        }
+        self.cv.notify_all();
+    }
+
+    /// `total` bytes are in the file now.
+    pub fn wrote(&self, total: u64) {
+        self.set(|s| s.0 = total);
+    }
+
+    /// The file is complete.
+    pub fn done(&self) {
+        self.set(|s| s.1 = Growth::Done);
+    }
+
+    /// The writer gave up: readers get an error instead of waiting (no-op once done).
+    pub fn abandon(&self) {
+        self.set(|s| s.1 = Growth::Abandoned);
+    }
+}
+
+/// Reads a file while it is written, up to where [`Growing`] says it has got; waits for more
+/// until the writer is done.
+pub(crate) struct GrowingReader {
+    file: File,
+    pos: u64,
+    growing: Arc<Growing>,
+}
+
+impl GrowingReader {
+    pub fn new(file: File, growing: Arc<Growing>) -> GrowingReader {
+        GrowingReader {
+            file,
+            pos: 0,
+            growing,
+        }
+    }
+}
+
+impl Read for GrowingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (end, growth) = {
+            let g = &self.growing;
+            let mut s = g
+                .state
+                .lock()
+                .map_err(|_| io::Error::other("writer panicked"))?;
+            while s.0 <= self.pos && s.1 == Growth::Writing {
+                s =
+                    g.cv.wait(s)
+                        .map_err(|_| io::Error::other("writer panicked"))?;
+            }
+            *s
+        };
+        if growth == Growth::Abandoned {
+            return Err(io::Error::other(
+                "the archive stopped before this member's end",
+            ));
+        }
+        if end <= self.pos || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(end - self.pos).unwrap_or(usize::MAX));
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, &mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A counting semaphore: at most `max` holders of a [`Slot`] at a time.
+pub(crate) struct Slots {
+    used: Mutex<usize>,
+    cv: Condvar,
+    max: usize,
+}
+
+/// One of [`Slots`]; released on drop.
+pub(crate) struct Slot(Arc<Slots>);
+
+impl Slots {
+    pub fn new(max: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            used: Mutex::new(0),
+            cv: Condvar::new(),
+            max: max.max(1),
+        })
+    }
+
+    /// Waits until a slot is free and takes it.
+    pub fn acquire(self: &Arc<Self>) -> Slot {
+        if let Ok(mut used) = self.used.lock() {
+            while *used >= self.max {
+                match self.cv.wait(used) {
+                    Ok(u) => used = u,
+                    Err(_) => return Slot(self.clone()),
+                }
+            }
+            *used += 1;
+        }
+        Slot(self.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut used) = self.0.used.lock() {
+            *used = used.saturating_sub(1);
+        }
+        self.0.cv.notify_one();
+    }
+}
+
+const AHEAD_CHUNK: usize = 256 << 10;
+
+/// Runs `f` on a reader that another thread fills by reading `r` ahead: a two-stage pipeline
+/// (decompression on one core; hashing and unpacking on another). Errors of `r` reach `f`
+/// unchanged; when `f` returns early the other thread stops at its next chunk.
+pub(crate) fn read_ahead<R: Read + Send, T>(r: R, f: impl FnOnce(&mut AheadReader) -> T) -> T {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut r = r;
+            loop {
+                let mut buf = back_rx.try_recv().unwrap_or_default();
+                buf.resize(AHEAD_CHUNK, 0);
+                let mut filled = 0;
+                let mut eof = false;
+                while filled < buf.len() {
+                    match r.read(&mut buf[filled..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                buf.truncate(filled);
+                if filled > 0 && tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+                if eof {
+                    let _ = tx.send(Ok(Vec::new()));
+                    return;
+                }
+            }
+        });
+        let mut reader = AheadReader {
+            rx,
+            back: back_tx,
+            cur: Vec::new(),
+            pos: 0,
+            eof: false,
+        };
+        let out = f(&mut reader);
+        drop(reader); // before the scope joins: a producer blocked on a full channel wakes
+        out
+    })
+}
+
+/// The consuming end of [`read_ahead`].
+pub(crate) struct AheadReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl Read for AheadReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    if b.is_empty() {
+                        self.eof = true;
+                    }
+                    let old = std::mem::replace(&mut self.cur, b);
+                    self.pos = 0;
+                    if old.capacity() > 0 {
+                        let _ = self.back.send(old);
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("the read-ahead thread stopped")),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "util_tests.rs"]
+mod tests;

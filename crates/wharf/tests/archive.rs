@@ -688,3 +688,157 @@ fn load_draws_a_progress_bar_only_on_a_terminal() {
     assert!(!stderr(&o).contains("Loading"), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "Loaded image: busybox:latest");
 }
+
+/// Runs wharf, killing it (and failing the test) if it has not finished within 120 s: a
+/// background unpack waiting forever for an archive that stopped would otherwise hang here.
+fn run_bounded(w: &Wharf, args: &[&str]) -> std::process::Output {
+    let mut child = w
+        .command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wharf {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The one-line refusal, the store as it was and nothing left in `ingest/`.
+fn refused(w: &Wharf, archive: &Path, before: &(String, Vec<String>), want: &str) {
+    let o = run_bounded(w, &["load", "-i", archive.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}: accepted", archive.display());
+    let err = stderr(&o);
+    assert!(err.contains(want), "{}: {err}", archive.display());
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+    assert_eq!(&store_state(w), before, "store changed");
+    let left: Vec<_> = std::fs::read_dir(w.root().join("ingest"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "ingest not cleaned: {left:?}");
+}
+
+#[test]
+fn archive_cut_inside_a_compressed_layer_refused() {
+    // The layer's unpack starts while the member is still streaming in: an archive that ends
+    // inside it must stop that unpack with an error, not leave it waiting.
+    let w = Wharf::new().with_busybox();
+    let g = gzip_layered(&w);
+    let mut a = tar::Archive::new(std::fs::File::open(&g).unwrap());
+    let (pos, size) = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.raw_file_position(), e.size()))
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    assert!(size > 256 << 10, "the gzip layer is the largest member");
+    let cut = w.dir.path().join("cut.tar");
+    let bytes = std::fs::read(&g).unwrap();
+    std::fs::write(&cut, &bytes[..(pos + size / 2) as usize]).unwrap();
+    let w2 = Wharf::new().with_busybox();
+    let before = store_state(&w2);
+    refused(
+        &w2,
+        &cut,
+        &before,
+        "archive is truncated: it ends inside member",
+    );
+    // and the same archive whole still loads into that store
+    w2.ok(&["load", "-i", g.to_str().unwrap()]);
+    assert_eq!(id_of(&w2, "busybox:gz"), id_of(&w, "busybox"));
+}
+
+struct Tmpfs(PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn decompression_bombs_refused_on_a_small_store() {
+    let w = Wharf::new();
+    let root = w.root();
+    std::fs::create_dir_all(&root).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs (tests run as root)");
+    let _m = Tmpfs(root.clone());
+    let d = w.dir.path();
+    // a layer of the same 8 MiB file of zeros 8 times: 64 MiB decompressed from ~70 KiB
+    let z = d.join("zeros");
+    std::fs::File::create(&z).unwrap().set_len(8 << 20).unwrap();
+    let tar = sh(&format!(
+        "tar --hard-dereference -C {} -cf - {}",
+        d.display(),
+        ["zeros"; 8].join(" ")
+    ))
+    .stdout;
+    let gz = sh(&format!(
+        "tar --hard-dereference -C {} -cf - {} | gzip -1 -c",
+        d.display(),
+        ["zeros"; 8].join(" ")
+    ))
+    .stdout;
+    assert!(tar.len() > 64 << 20 && gz.len() < 1 << 20);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        wharf_types::Digest::of(&tar)
+    )
+    .into_bytes();
+    let blob = |b: &[u8]| format!("blobs/sha256/{}", wharf_types::Digest::of(b).hex());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+        wharf_types::Digest::of(&config),
+        config.len(),
+        wharf_types::Digest::of(&gz),
+        gz.len()
+    )
+    .into_bytes();
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"annotations":{{"io.containerd.image.name":"docker.io/library/bomb:1"}}}}]}}"#,
+        wharf_types::Digest::of(&manifest),
+        manifest.len()
+    );
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    let (cb, mb, gb) = (blob(&config), blob(&manifest), blob(&gz));
+    let reg = tar::EntryType::Regular;
+    let layer_bomb = d.join("layer-bomb.tar");
+    tar_with(
+        &layer_bomb,
+        &[
+            ("oci-layout", reg, layout, ""),
+            ("index.json", reg, index.as_bytes(), ""),
+            (&mb, reg, &manifest, ""),
+            (&cb, reg, &config, ""),
+            (&gb, reg, &gz, ""),
+        ],
+    );
+    // the whole archive as a bomb: a plain-tar layer of 64 MiB, the archive gzipped
+    let plain = d.join("plain-bomb.tar");
+    tar_with(
+        &plain,
+        &[
+            ("oci-layout", reg, layout, ""),
+            (&blob(&tar), reg, &tar, ""),
+        ],
+    );
+    assert!(sh(&format!("gzip -1 {}", plain.display())).status.success());
+    let before = store_state(&w);
+    refused(&w, &layer_bomb, &before, "decompression bomb");
+    refused(
+        &w,
+        &d.join("plain-bomb.tar.gz"),
+        &before,
+        "decompression bomb",
+    );
+}

@@ -16,14 +16,17 @@ use crate::index::{ImageEntry, Index, LayerEntry};
 use crate::layer::source::{RecordedLayer, TmpSnapshot};
 use crate::layer::{apply_layer, LayerError};
 use crate::lock::Lock;
-use crate::util::{cores, fsync_dir, random_suffix, read_capped, HashRead};
+use crate::util::{
+    cores, fsync_dir, random_suffix, read_ahead, read_capped, Growing, GrowingReader, HashRead,
+    Slots,
+};
 use crate::{Store, StoreError};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use wharf_types::oci::{self, Descriptor, ImageConfig, Manifest, Platform};
 use wharf_types::{Digest, ImageRef};
 
@@ -74,26 +77,11 @@ enum Spec {
     Existing,
     /// Unpacking failed; reported if an image uses it.
     Failed(ArchiveError),
-    /// A compressed member being unpacked in the background.
-    Worker(std::thread::JoinHandle<Result<Unpacked, ArchiveError>>),
-    /// ... and its result, once joined.
-    Unpacked(Result<Unpacked, ArchiveError>),
-}
-
-/// Blocks until fewer background unpacks than cores are running (joins the oldest).
-fn wait_for_a_core(spec: &mut HashMap<u64, Spec>) {
-    let mut running: Vec<u64> = spec
-        .iter()
-        .filter(|(_, s)| matches!(s, Spec::Worker(h) if !h.is_finished()))
-        .map(|(n, _)| *n)
-        .collect();
-    if running.len() < cores() {
-        return;
-    }
-    running.sort_unstable();
-    if let Some(Spec::Worker(h)) = spec.remove(&running[0]) {
-        spec.insert(running[0], Spec::Unpacked(join(h)));
-    }
+    /// A compressed member being unpacked in the background (while it is still staged).
+    Worker(
+        std::thread::JoinHandle<Result<Unpacked, ArchiveError>>,
+        Arc<Growing>,
+    ),
 }
 
 fn join(
@@ -104,6 +92,20 @@ fn join(
             "layer worker panicked",
         )))
     })
+}
+
+/// A staged member's [`Growing`] while the archive streams it: abandoned (its worker stops
+/// with an error) if staging ends before the member's end.
+struct Feed(Arc<Growing>);
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+fn specs(st: &mut Staging) -> &mut HashMap<u64, Spec> {
+    st.spec.get_mut().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The staging dir under `ingest/`; removed on drop.
@@ -118,7 +120,8 @@ impl Drop for Staging {
         // unreferenced background unpacks: wait, so their temp snapshots are removed now
         if let Ok(mut spec) = self.spec.lock() {
             for (_, s) in spec.drain() {
-                if let Spec::Worker(h) = s {
+                if let Spec::Worker(h, growing) = s {
+                    growing.abandon();
                     let _ = h.join();
                 }
             }
@@ -349,16 +352,14 @@ impl Staging {
     /// The result of member `no`'s background unpack, if it had one (waits for it).
     fn take_unpacked(&self, no: u64) -> Option<Result<Unpacked, ArchiveError>> {
         let mut spec = self.spec.lock().ok()?;
-        match spec.get(&no) {
-            Some(Spec::Worker(_) | Spec::Unpacked(_)) => {}
-            _ => return None,
+        if !matches!(spec.get(&no), Some(Spec::Worker(..))) {
+            return None;
         }
         match spec.remove(&no)? {
-            Spec::Worker(h) => {
+            Spec::Worker(h, _) => {
                 drop(spec);
                 Some(join(h))
             }
-            Spec::Unpacked(r) => Some(r),
             _ => None,
         }
     }
@@ -403,6 +404,14 @@ fn check_member(m: &Member, d: &Descriptor, name: &str) -> Result<(), ArchiveErr
 fn layer_err(layer: &str, e: LayerError) -> ArchiveError {
     match e {
         LayerError::Read(e) => read_err(e),
+        // a file's copy fails with the read side's error: the decompression cap
+        LayerError::Apply { source, .. }
+            if source
+                .get_ref()
+                .is_some_and(|i| i.downcast_ref::<super::CapExceeded>().is_some()) =>
+        {
+            read_err(source)
+        }
         source => ArchiveError::Layer {
             layer: layer.to_string(),
             source,
@@ -669,7 +678,12 @@ impl Store {
             nodes: HashMap::new(),
             spec: Mutex::new(HashMap::new()),
         };
-        let mut spec = HashMap::new();
+        // Background unpacks of compressed layers, each started as its member begins to
+        // stream and following the staged file as it grows. Each is a two-thread pipeline
+        // (inflate | hash + unpack) whose halves are unequal; running more of them than cores
+        // keeps every core busy up to the end instead of leaving the last, often largest
+        // layer alone on one core.
+        let slots = Slots::new(2 * cores() + 1);
         let br = BufReader::with_capacity(256 << 10, input);
         let dec = decompress(br, "archive")?;
         let mut ar = tar::Archive::new(Capped {
@@ -696,19 +710,50 @@ impl Store {
             match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     n += 1;
-                    let big = ent.size() >= STREAM_UNPACK_MIN;
+                    let size = ent.size();
+                    let big = size >= STREAM_UNPACK_MIN;
                     let mut head = [0u8; 512];
                     let k = read_full(&mut ent, &mut head).map_err(read_err)?;
                     let mut hr = HashRead::new(io::Cursor::new(&head[..k]).chain(&mut ent));
                     let stream = big && looks_like_tar(&head[..k]);
                     let file = if stream {
                         let s = self.unpack_streamed(&name, &mut hr)?;
-                        spec.insert(n, s);
+                        specs(&mut st).insert(n, s);
                         None
                     } else {
                         let file = st.dir.join(n.to_string());
                         let mut f =
                             File::create(&file).map_err(ArchiveError::io("creating", &file))?;
+                        let feed = if big && Compression::of(&head[..k]) != Compression::None {
+                            // unpacked on other cores while it is staged and the archive
+                            // streams on
+                            let slot = slots.acquire();
+                            let growing = Growing::new();
+                            let rd =
+                                File::open(&file).map_err(ArchiveError::io("opening", &file))?;
+                            let store = self.clone();
+                            let (path, name2, g2) = (file.clone(), name.clone(), growing.clone());
+                            let h = std::thread::spawn(move || {
+                                let _slot = slot;
+                                let u = store.unpack_staged(
+                                    GrowingReader::new(rd, g2),
+                                    &name2,
+                                    limit,
+                                    true,
+                                )?;
+                                // The staged blob will be committed: flush it now, on this
+                                // core, in parallel with the other layers.
+                                File::open(&path)
+                                    .and_then(|f| f.sync_all())
+                                    .map_err(ArchiveError::io("syncing", &path))?;
+                                Ok(u)
+                            });
+                            specs(&mut st).insert(n, Spec::Worker(h, growing.clone()));
+                            Some(Feed(growing))
+                        } else {
+                            None
+                        };
+                        let mut total = 0u64;
                         loop {
                             let k = hr.read(&mut buf).map_err(read_err)?;
                             if k == 0 {
@@ -716,19 +761,25 @@ impl Store {
                             }
                             f.write_all(&buf[..k])
                                 .map_err(ArchiveError::io("writing", &file))?;
+                            total += k as u64;
+                            if let Some(feed) = &feed {
+                                feed.0.wrote(total);
+                            }
                         }
-                        if big && Compression::of(&head[..k]) != Compression::None {
-                            // unpack it on another core while the archive streams on
-                            wait_for_a_core(&mut spec);
-                            let store = self.clone();
-                            let (path, name2) = (file.clone(), name.clone());
-                            let h = std::thread::spawn(move || {
-                                store.unpack_staged(&path, &name2, limit, true)
-                            });
-                            spec.insert(n, Spec::Worker(h));
+                        if hr.n == size {
+                            if let Some(feed) = feed {
+                                feed.0.done();
+                            }
                         }
                         Some(file)
                     };
+                    if hr.n != size {
+                        return Err(ArchiveError::Truncated {
+                            name: raw,
+                            got: hr.n,
+                            size,
+                        });
+                    }
                     let digest = hr.digest();
                     let member = Member {
                         file,
@@ -764,45 +815,42 @@ impl Store {
                 }
             }
         }
-        st.spec = Mutex::new(spec);
         Ok(st)
     }
 
-    /// Decompresses a staged layer member, hashing the tar (its diff_id), and unpacks it into
-    /// a temp snapshot unless `unpack` is false (the snapshot exists: only verify).
+    /// Decompresses a staged layer member (on one core), hashing the tar — its diff_id — and
+    /// unpacking it into a temp snapshot (on another) unless `unpack` is false (the snapshot
+    /// exists: only verify).
     fn unpack_staged(
         &self,
-        file: &Path,
+        input: impl Read + Send,
         name: &str,
         limit: u64,
         unpack: bool,
     ) -> Result<Unpacked, ArchiveError> {
-        let f = File::open(file).map_err(ArchiveError::io("opening", file))?;
-        let mut br = BufReader::with_capacity(256 << 10, f);
+        let mut br = BufReader::with_capacity(256 << 10, input);
         let comp = sniff(&mut br).map_err(ArchiveError::Read)?;
-        let mut hr = HashRead::new(Capped {
+        let dec = Capped {
             inner: decompress(br, name)?,
             limit,
             read: 0,
-        });
-        let snapshot = if unpack {
-            let tmp = TmpSnapshot::new(&self.snapshots)?;
-            apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(name, e))?;
-            Some(tmp)
-        } else {
-            None
         };
-        io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
-        // The staged blob will be committed: flush it now, on this core, in parallel with
-        // the other layers, instead of one by one at commit time.
-        File::open(file)
-            .and_then(|f| f.sync_all())
-            .map_err(ArchiveError::io("syncing", file))?;
-        Ok(Unpacked {
-            snapshot,
-            diff_id: hr.digest(),
-            size: hr.n,
-            comp,
+        read_ahead(dec, |r| {
+            let mut hr = HashRead::new(r);
+            let snapshot = if unpack {
+                let tmp = TmpSnapshot::new(&self.snapshots)?;
+                apply_layer(&tmp.path, &mut hr).map_err(|e| layer_err(name, e))?;
+                Some(tmp)
+            } else {
+                None
+            };
+            io::copy(&mut hr, &mut io::sink()).map_err(read_err)?;
+            Ok(Unpacked {
+                snapshot,
+                diff_id: hr.digest(),
+                size: hr.n,
+                comp,
+            })
         })
     }
 
@@ -1115,7 +1163,7 @@ impl Store {
             let blob = match spec {
                 Spec::Failed(e) => return Err(e),
                 Spec::Existing => BlobSrc::Existing,
-                Spec::Worker(_) | Spec::Unpacked(_) => {
+                Spec::Worker(..) => {
                     return Err(ArchiveError::Missing {
                         from: "manifest".to_string(),
                         name,
@@ -1140,7 +1188,8 @@ impl Store {
             Some(r) => r?,
             None => {
                 let unpack = !self.snapshots.join(diff_id.hex()).is_dir();
-                self.unpack_staged(file, &name, limit, unpack)?
+                let f = File::open(file).map_err(ArchiveError::io("opening", file))?;
+                self.unpack_staged(f, &name, limit, unpack)?
             }
         };
         if &u.diff_id != diff_id {

@@ -75,11 +75,14 @@ struct State {
     mode: Mode,
     record_path: PathBuf,
     raw_path: Option<PathBuf>,
+    /// `finish` succeeded: the temp files are the caller's now.
+    finished: bool,
 }
 
 impl Drop for State {
     fn drop(&mut self) {
-        if !matches!(self.mode, Mode::Done) {
+        // not `mode`: it is Done while switching to raw too, and that can fail
+        if !self.finished {
             let _ = std::fs::remove_file(&self.record_path);
             if let Some(p) = &self.raw_path {
                 let _ = std::fs::remove_file(p);
@@ -253,6 +256,7 @@ impl TarSplit {
                 mode: Mode::Split(Box::new(enc)),
                 record_path,
                 raw_path: None,
+                finished: false,
             })),
         })
     }
@@ -281,12 +285,14 @@ impl TarSplit {
                 let w = enc.finish()?;
                 let f = w.into_inner().map_err(|e| e.into_error())?;
                 f.sync_all()?;
+                st.finished = true;
                 Ok(SplitOutcome::Record(st.record_path.clone()))
             }
             Mode::Raw(w) => {
                 let f = w.into_inner().map_err(|e| e.into_error())?;
                 f.sync_all()?;
                 let p = st.raw_path.clone().unwrap_or_default();
+                st.finished = true;
                 Ok(SplitOutcome::Raw(p))
             }
             Mode::Done => Err(io::Error::other("tar-split already finished")),
