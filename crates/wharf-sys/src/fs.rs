@@ -840,6 +840,42 @@ pub fn create_file_in_root_fallback(
     create_file_in_root_impl(root, path, mode, true)
 }
 
+/// `FS_TOPDIR_FL` (`chattr +T`), from linux/fs.h.
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Marks a directory of the store's own (trusted) layout as the top of independent
+/// hierarchies for ext4's Orlov allocator (`chattr +T`): each directory created in it starts
+/// in a block group of its own choosing instead of the parent's. For `snapshots/` that keeps
+/// a new layer's files out of the groups a just-removed layer emptied (ext4 without a journal
+/// skips recently deleted inodes one by one when allocating, which made re-creating a large
+/// layer right after removing one ~30% slower) and keeps each layer's files together.
+/// Returns whether the flag is set; file systems without the flag give `Ok(false)`.
+pub fn set_topdir(dir: &Path) -> io::Result<bool> {
+    let fd = std::fs::File::open(dir)?;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int to the valid pointer; fd is open.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    if flags & FS_TOPDIR_FL != 0 {
+        return Ok(true);
+    }
+    flags |= FS_TOPDIR_FL;
+    // SAFETY: FS_IOC_SETFLAGS reads one int from the valid pointer; fd is open.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;

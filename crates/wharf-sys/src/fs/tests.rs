@@ -406,3 +406,36 @@ fn wharf_disable_turns_openat2_off() {
     );
     assert!(stdout.contains("WHARF-DISABLED-CHECKED"), "{stdout}");
 }
+
+fn lsattr_has_t(dir: &Path) -> bool {
+    let o = std::process::Command::new("lsattr")
+        .arg("-d")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    out.split_whitespace().next().unwrap_or("").contains('T')
+}
+
+#[test]
+fn set_topdir_sets_chattr_t_where_the_file_system_has_it() {
+    // /var/tmp is the store's file system in tests (ext4 here)
+    let t = tempfile::tempdir_in("/var/tmp").unwrap();
+    let d = t.path().join("snapshots");
+    std::fs::create_dir(&d).unwrap();
+    assert!(!lsattr_has_t(&d));
+    let set = set_topdir(&d).unwrap();
+    assert_eq!(set, lsattr_has_t(&d), "reported state matches lsattr");
+    // idempotent
+    assert_eq!(set_topdir(&d).unwrap(), set);
+    let fs = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&fs.stdout).trim() == "ext2/ext3" {
+        assert!(set, "ext4 has FS_TOPDIR_FL");
+    }
+    // a missing directory is an error, not a silent no
+    assert!(set_topdir(&t.path().join("nope")).is_err());
+}
