@@ -459,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn tail_of_a_large_file_is_fast() {
+    fn tail_of_a_large_file_reads_only_its_end() {
         let d = tempfile::tempdir().unwrap();
         let x = ctx(d.path());
         let c = cfg(&[]);
@@ -475,7 +475,7 @@ mod tests {
             .unwrap()
             .len();
         assert!(size > 200 << 20, "{size}");
-        let start = std::time::Instant::now();
+        let before = thread_rchar();
         let tail = collect(
             &c,
             &x,
@@ -484,9 +484,26 @@ mod tests {
                 ..Default::default()
             },
         );
-        let el = start.elapsed();
+        let read = thread_rchar() - before;
         assert_eq!(tail.len(), 10);
-        assert!(el < Duration::from_millis(50), "tail took {el:?}");
+        assert_eq!(tail[9].1, "y".repeat(199) + "\n");
+        // behaviour, not speed: the 10 lines come from the end, not a scan of 200 MB
+        assert!(
+            read < 4 << 20,
+            "tail read {read} bytes of a {size}-byte log"
+        );
+    }
+
+    /// Bytes this thread has read through read(2) and friends (`/proc/thread-self/io`).
+    fn thread_rchar() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/io")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     #[test]
@@ -532,7 +549,8 @@ mod tests {
         )
         .unwrap();
         writer.join().unwrap();
-        assert!(start.elapsed() < Duration::from_secs(10));
+        // a hang detector, not a speed check: follow must end once the writer is done
+        assert!(start.elapsed() < Duration::from_secs(60));
         assert_eq!(got[0], "first\n");
         let nums: Vec<u64> = got[1..].iter().map(|l| l[1..4].parse().unwrap()).collect();
         // Every line written while following arrives, in order, across ~15 rotations.
