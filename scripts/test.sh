@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/build-static.sh
-cargo test --workspace --locked -- --test-threads="${WHARF_TEST_THREADS:-4}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${WHARF_TEST_THREADS:-4}"

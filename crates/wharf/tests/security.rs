@@ -203,24 +203,35 @@ fn pids_limit_contains_fork_bomb() {
         ])
         .spawn()
         .expect("spawn");
-    let mut id = String::new();
-    for _ in 0..200 {
-        id = stdout(&w.run(&["inspect", "-f", "{{.Id}}", "bomb"]))
+    // wait (generously: CI machines are loaded) for the container's pids cgroup; the
+    // controllers' directories appear one by one, so look for pids itself
+    let pids_cgroup = || {
+        let id = stdout(&w.run(&["inspect", "-f", "{{.Id}}", "bomb"]))
             .trim()
             .to_string();
-        if id.len() == 64 && !cgroup_dirs(&id).is_empty() {
-            break;
+        if id.len() != 64 {
+            return None; // not created yet ("" would name the parent cgroup)
         }
+        cgroup_dirs(&id)
+            .into_iter()
+            .find(|d| d.join("pids.current").exists())
+            .map(|d| (id, d))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (id, pids_dir) = loop {
+        if let Some(d) = pids_cgroup() {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pids cgroup for the container"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let pids_dir = cgroup_dirs(&id)
-        .into_iter()
-        .find(|d| d.join("pids.current").exists())
-        .expect("pids cgroup of the container");
+    };
     let read = |f: &str| std::fs::read_to_string(pids_dir.join(f)).unwrap_or_default();
     let mut peak = 0u64;
     let mut limited = 0u64;
-    for _ in 0..40 {
+    while std::time::Instant::now() < deadline {
         peak = peak.max(read("pids.current").trim().parse().unwrap_or(0));
         limited = read("pids.events")
             .lines()
@@ -289,7 +300,17 @@ fn cgroup_limits_are_written() {
 #[test]
 fn no_leftovers_after_many_runs() {
     let w = Wharf::new().with_busybox();
-    let before_procs = count_procs();
+    assert_eq!(procs_of(&w), Vec::<u32>::new());
+    let tag = test_tag(&w);
+    // the check itself can see what it looks for: a detached container and its monitor
+    w.ok(&[
+        "run", "-d", "--name", "probe", "-e", &tag, "busybox", "sleep", "60",
+    ]);
+    assert!(
+        procs_of(&w).len() >= 2,
+        "monitor and container process visible"
+    );
+    w.ok(&["rm", "-f", "probe"]);
     for i in 0..10 {
         let name = format!("c{i}");
         w.ok(&[
@@ -297,6 +318,8 @@ fn no_leftovers_after_many_runs() {
             "--rm",
             "--name",
             &name,
+            "-e",
+            &tag,
             "busybox",
             "sh",
             "-c",
@@ -309,22 +332,36 @@ fn no_leftovers_after_many_runs() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(containers, 0);
-    // no stray processes (allow some noise from parallel tests)
-    let after = count_procs();
-    assert!(after <= before_procs + 20, "{before_procs} -> {after}");
+    // no stray processes: no monitor of this store, nothing rooted in its containers
+    assert_eq!(procs_of(&w), Vec::<u32>::new());
 }
 
-fn count_procs() -> usize {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .bytes()
-                        .all(|b| b.is_ascii_digit())
-                })
-                .count()
-        })
-        .unwrap_or(0)
+/// `NAME=value` unique to this test, given to its containers with `-e`.
+fn test_tag(w: &Wharf) -> String {
+    format!("WHARF_TEST_TAG={}", w.dir.path().display())
+}
+
+/// Processes of this test: wharf processes (monitors) with its WHARF_ROOT, and container
+/// processes carrying its [`test_tag`]. Exact, so parallel tests (a fork bomb among them)
+/// cannot disturb it.
+fn procs_of(w: &Wharf) -> Vec<u32> {
+    let root_env = format!("WHARF_ROOT={}", w.root().display()).into_bytes();
+    let tag = test_tag(w).into_bytes();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let ours = std::fs::read(e.path().join("environ")).is_ok_and(|env| {
+            env.split(|b| *b == 0)
+                .any(|v| v == root_env.as_slice() || v == tag.as_slice())
+        });
+        if ours {
+            out.push(pid);
+        }
+    }
+    out
 }
