@@ -348,7 +348,7 @@ fn procs_of(w: &Wharf) -> Vec<u32> {
     let root_env = format!("WHARF_ROOT={}", w.root().display()).into_bytes();
     let tag = test_tag(w).into_bytes();
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
