@@ -199,7 +199,7 @@ fn pids_limit_contains_fork_bomb() {
             "busybox",
             "sh",
             "-c",
-            "(f() { f | f & }; f) 2>/dev/null; exec sleep 30",
+            "(f() { f | f & }; f) 2>/dev/null; exec sleep 300",
         ])
         .spawn()
         .expect("spawn");
@@ -229,6 +229,9 @@ fn pids_limit_contains_fork_bomb() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
     let read = |f: &str| std::fs::read_to_string(pids_dir.join(f)).unwrap_or_default();
+    assert_eq!(read("pids.max").trim(), "64");
+    // until the kernel reports a refused fork (the bomb may burst and die out between two
+    // samples, so the sampled peak is only an upper-bound check)
     let mut peak = 0u64;
     let mut limited = 0u64;
     while std::time::Instant::now() < deadline {
@@ -237,12 +240,11 @@ fn pids_limit_contains_fork_bomb() {
             .lines()
             .find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok()))
             .unwrap_or(0);
-        if limited > 0 && peak >= 32 {
+        if limited > 0 {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(read("pids.max").trim(), "64");
     w.ok(&["rm", "-f", "bomb"]);
     let _ = child.wait();
     assert!(peak <= 64, "pids limit exceeded: {peak}");
