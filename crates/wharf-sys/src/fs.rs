@@ -840,6 +840,27 @@ pub fn create_file_in_root_fallback(
     create_file_in_root_impl(root, path, mode, true)
 }
 
+/// `syncfs(2)`: writes out every dirty page and inode of the file system holding `f`, and
+/// waits for it.
+pub fn syncfs(f: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: a plain syscall on a borrowed, open fd.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Starts write-back of a file's dirty pages without waiting for it
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so a later [`syncfs`] finds most of the data
+/// already on its way to the disk. A hint: callers ignore errors.
+pub fn start_writeback(f: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: a plain syscall on a borrowed, open fd; offset 0 / nbytes 0 = the whole file.
+    if unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `FS_TOPDIR_FL` (`chattr +T`), from linux/fs.h.
 const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 

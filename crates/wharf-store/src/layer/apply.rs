@@ -314,6 +314,8 @@ impl Applier<'_> {
                         source,
                     },
                 })?;
+                // on its way to the disk now; the snapshot's commit waits for it (syncfs)
+                let _ = sfs::start_writeback(f.as_fd());
                 self.stats.bytes += n;
             }
             EntryType::Symlink => {

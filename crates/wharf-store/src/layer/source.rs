@@ -16,6 +16,7 @@ use crate::util::{fsync_dir, random_suffix};
 use crate::Store;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use wharf_types::Digest;
 
@@ -40,9 +41,18 @@ impl TmpSnapshot {
         if dest.exists() {
             return Ok(());
         }
+        // temp → sync → rename, as for every store write: a snapshot that an image names must
+        // survive a power cut with its files' contents (containerd#8895, moby#49784: layers of
+        // zero-byte files, on hosts that cannot re-pull). One syncfs covers the whole tree and
+        // any other layer written meanwhile; apply started each file's write-back early.
+        let dir = File::open(&self.path).map_err(StoreError::io("opening", &self.path))?;
+        wharf_sys::fs::syncfs(dir.as_fd()).map_err(StoreError::io("syncing", &self.path))?;
         match std::fs::rename(&self.path, dest) {
             Ok(()) => {
                 self.armed = false;
+                if let Some(parent) = dest.parent() {
+                    fsync_dir(parent)?;
+                }
                 Ok(())
             }
             Err(e) if dest.exists() => {
