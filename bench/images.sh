@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
-GROUPS_=${GROUPS:-pull push save load}   # e.g. GROUPS="save load": pull once, untimed
+# BENCH_GROUPS="save load": pull once, untimed (not GROUPS: bash sets that to the user's gids)
+GROUPS_=${BENCH_GROUPS:-pull push save load}
 want() { case " $GROUPS_ " in *" $1 "*) return 0 ;; esac; return 1; }
 LAYER_MB=${LAYER_MB:-380}
 for c in hyperfine docker-registry skopeo python3 curl; do
@@ -222,12 +223,19 @@ fi
 bench push "$@"
 }
 
-# save
+# save (the archives are made untimed when only load is measured)
+if ! want save; then
+  "$wharf" save -o "$work/wharf.tar" "$ref1"
+  [ -n "$have_docker" ] && docker save -o "$work/docker.tar" "$ref1"
+fi
+want save && {
 set -- wharf "rm -f $work/wharf.tar; sync" "$wharf save -o $work/wharf.tar $ref1"
 [ -n "$have_docker" ] && set -- "$@" docker "rm -f $work/docker.tar; sync" "docker save -o $work/docker.tar $ref1"
 bench save "$@"
+}
 
 # load (each engine loads its own archive into a store without the image)
+want load && {
 set -- wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; sync" "$wharf load -q -i $work/wharf.tar"
 [ -n "$have_docker" ] && set -- "$@" docker "docker rmi -f $ref1 $ref2 >/dev/null 2>&1; sync" "docker load -q -i $work/docker.tar"
 bench load "$@"
@@ -235,6 +243,7 @@ bench load "$@"
 if [ -n "$have_docker" ]; then
   bench load-docker-tar wharf "$wharf rmi -f $ref1 $ref2 >/dev/null 2>&1; sync" "$wharf load -q -i $work/docker.tar"
 fi
+}
 archive_sizes="wharf.tar $(du -m "$work/wharf.tar" | cut -f1) MB"
 [ -n "$have_docker" ] && archive_sizes+=", docker.tar $(du -m "$work/docker.tar" | cut -f1) MB"
 
