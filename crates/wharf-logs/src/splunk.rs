@@ -8,7 +8,7 @@
 use crate::jsonfile::write_json_string;
 use crate::{LogContext, LogDriver, LogError, Stream};
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -217,10 +217,7 @@ impl SplunkDriver {
 }
 
 fn post(hostport: &str, token: &str, body: &[u8]) -> std::io::Result<()> {
-    let addr = hostport
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+    let addr = wharf_sys::resolve::first_addr(hostport)?; // no NSS in a static binary
     let mut s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;

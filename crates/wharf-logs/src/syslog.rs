@@ -9,7 +9,7 @@
 use crate::opts::{self, SyslogAddr, SyslogFormat};
 use crate::{LogContext, LogDriver, LogError, Stream};
 use std::io::{ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::{Duration, Instant, SystemTime};
 use wharf_types::container::LogConfig;
@@ -52,10 +52,9 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// Without NSS (static binary): `wharf_sys::resolve`.
 fn resolve(hp: &str) -> std::io::Result<SocketAddr> {
-    hp.to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "no address"))
+    wharf_sys::resolve::first_addr(hp)
 }
 
 fn connect(addr: &SyslogAddr) -> std::io::Result<Conn> {

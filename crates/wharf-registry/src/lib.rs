@@ -116,10 +116,13 @@ impl Server {
             Some(p) => Some(auth::Htpasswd::load(p)?),
             None => None,
         };
-        let listener = TcpListener::bind(&cfg.addr).map_err(|source| ServeError::Bind {
+        let bind_err = |source| ServeError::Bind {
             addr: cfg.addr.clone(),
             source,
-        })?;
+        };
+        // names resolved without NSS (static binary)
+        let addrs = wharf_sys::resolve::socket_addrs(&cfg.addr).map_err(bind_err)?;
+        let listener = TcpListener::bind(&addrs[..]).map_err(bind_err)?;
         let addr = listener.local_addr().map_err(|source| ServeError::Bind {
             addr: cfg.addr.clone(),
             source,

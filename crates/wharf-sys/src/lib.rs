@@ -14,5 +14,6 @@ pub mod net;
 pub mod ns;
 pub mod openat2;
 pub mod process;
+pub mod resolve;
 pub mod seccomp;
 pub mod tty;

@@ -56,8 +56,11 @@ fn no_forbidden_edges() {
         ("wharf-sys", &[]),
         ("wharf-store", &["wharf-types", "wharf-sys"]),
         ("wharf-runtime", &["wharf-types", "wharf-sys"]),
-        ("wharf-logs", &["wharf-types"]),
-        ("wharf-registry", &["wharf-types", "wharf-store"]),
+        ("wharf-logs", &["wharf-types", "wharf-sys"]),
+        (
+            "wharf-registry",
+            &["wharf-types", "wharf-sys", "wharf-store"],
+        ),
         (
             "wharf-engine",
             &[

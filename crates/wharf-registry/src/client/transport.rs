@@ -7,9 +7,8 @@
 //! `/etc/docker/certs.d`). An insecure registry (loopback, `insecure-registries`) is tried
 //! over HTTPS without verification first and over plain HTTP only when that fails.
 //!
-//! Names are resolved without glibc NSS where possible (the binary is static): IP literals,
-//! `/etc/hosts` and `localhost` directly, anything else through `getaddrinfo` (glibc ≥ 2.34
-//! has the `files`/`dns` services built in).
+//! Names are resolved without glibc NSS (the binary is static): `wharf_sys::resolve` does
+//! IP literals, `/etc/hosts`, `localhost` and DNS per `/etc/resolv.conf` itself.
 //!
 //! Auth: a request is sent with the cached `Authorization`; on 401 the `WWW-Authenticate`
 //! challenge decides Basic (config.json / helper credentials) or Bearer (token from the
@@ -23,7 +22,7 @@ use super::{ClientError, ERROR_BODY_CAP, TOKEN_CAP};
 use base64::Engine as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -279,53 +278,9 @@ fn insecure_tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
     Ok(Arc::new(c))
 }
 
-/// `ureq`'s resolver: IP literals, `/etc/hosts` and `localhost` without NSS; other names
-/// through `getaddrinfo`.
+/// `ureq`'s resolver: `wharf_sys::resolve` (no NSS modules in a static binary).
 fn resolve(netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
-    if let Ok(a) = netloc.parse::<SocketAddr>() {
-        return Ok(vec![a]);
-    }
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid host:port");
-    let (host, port) = netloc.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let hosts = hosts_lookup(Path::new("/etc/hosts"), host);
-    if !hosts.is_empty() {
-        return Ok(hosts
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect());
-    }
-    let lower = host.to_ascii_lowercase();
-    if lower == "localhost" || lower.ends_with(".localhost") {
-        return Ok(vec![
-            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
-            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), port),
-        ]);
-    }
-    Ok((host, port).to_socket_addrs()?.collect())
-}
-
-/// Addresses `name` has in a hosts(5) file (at most 1 MiB read).
-fn hosts_lookup(path: &Path, name: &str) -> Vec<IpAddr> {
-    let mut data = String::new();
-    let Ok(f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    if f.take(1 << 20).read_to_string(&mut data).is_err() {
-        return Vec::new();
-    }
-    data.lines()
-        .filter_map(|l| {
-            let l = l.split('#').next().unwrap_or("");
-            let mut it = l.split_whitespace();
-            let ip: IpAddr = it.next()?.parse().ok()?;
-            it.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
-        })
-        .collect()
+    wharf_sys::resolve::socket_addrs(netloc)
 }
 
 fn no_proxy(host: &str) -> bool {
@@ -880,7 +835,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resolve_literals_and_hosts_file_without_nss() {
+    fn resolve_literals_without_lookups() {
         assert_eq!(
             resolve("10.1.2.3:5000").unwrap(),
             vec!["10.1.2.3:5000".parse().unwrap()]
@@ -890,18 +845,8 @@ mod tests {
             vec!["[::1]:443".parse().unwrap()]
         );
         assert!(resolve("no-port").is_err());
-        let dir = tempfile::tempdir().unwrap();
-        let hosts = dir.path().join("hosts");
-        std::fs::write(
-            &hosts,
-            "# comment\n10.9.8.7  registry.corp reg # trailing\n::1 localhost\nbogus line\n",
-        )
-        .unwrap();
-        assert_eq!(
-            hosts_lookup(&hosts, "REG"),
-            vec![IpAddr::from([10, 9, 8, 7])]
-        );
-        assert!(hosts_lookup(&hosts, "trailing").is_empty());
-        assert!(hosts_lookup(&dir.path().join("missing"), "reg").is_empty());
+        assert!(resolve("localhost:5000")
+            .unwrap()
+            .contains(&"127.0.0.1:5000".parse().unwrap()));
     }
 }
