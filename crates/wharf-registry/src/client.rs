@@ -22,7 +22,7 @@ mod transport;
 
 pub use pull::{pull, Progress, PullOptions, PullOutcome};
 pub use push::push;
-pub use transport::{login, login_to, system_bundle, Endpoint};
+pub use transport::{login, login_to, system_roots, Endpoint, SystemRoots};
 
 use wharf_store::distribution::DistError;
 use wharf_store::StoreError;

@@ -161,6 +161,7 @@ impl Env {
         let mut c = Command::new(BIN);
         c.args(args)
             .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
             .env("WHARF_ROOT", self.dir.join("root"))
             .env("WHARF_RUNROOT", self.dir.join("run"))
             .env("DOCKER_CONFIG", self.dir.join("docker"))
@@ -341,6 +342,19 @@ fn https_push_pull_with_certs_d_ca_and_unknown_ca_fails_cleanly() {
     // ... unless certs.d has a CA for the host: then those roots alone are used.
     trust(&c, &reg.addr, &pki.ca());
     let out = c.ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+
+    // SSL_CERT_DIR (OpenSSL/Go style: every file, non-certificates skipped) adds roots to
+    // the system bundle: the CA there is trusted without certs.d.
+    let mut e = Env::new(t.path(), "e");
+    let cadir = t.path().join("ssl-cert-dir");
+    std::fs::create_dir_all(&cadir).unwrap();
+    std::fs::copy(pki.ca(), cadir.join("corp-ca.pem")).unwrap();
+    std::fs::write(cadir.join("README"), "not a certificate\n").unwrap();
+    let err = e.fails(&["pull", &name]);
+    assert!(err.contains("unknown authority"), "without it: {err}");
+    e.set("SSL_CERT_DIR", &format!("/nonexistent:{}", cadir.display()));
+    let out = e.ok(&["pull", &name]);
     assert!(out.contains("Downloaded newer image"), "{out}");
 
     // An invalid PEM in certs.d is an error naming the file.

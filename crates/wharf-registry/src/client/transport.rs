@@ -1,7 +1,8 @@
 //! One registry endpoint over HTTP(S) (ureq + rustls/ring).
 //!
 //! Scheme and trust follow docker: a registry is spoken to over HTTPS, its certificate
-//! verified against the system bundle (`SSL_CERT_FILE` or `/etc/ssl/certs/ca-certificates.crt`)
+//! verified against the system roots (`SSL_CERT_FILE`, else the distribution's bundle — the
+//! list Go searches, Debian to Alpine — plus `SSL_CERT_DIR`)
 //! plus `<certs.d>/<host[:port]>/*.crt`, presenting `<certs.d>/<host[:port]>/*.cert` + `*.key`
 //! as a client certificate (certs.d = daemon.json `certs-dir` or `/etc/wharf/certs.d`, then
 //! `/etc/docker/certs.d`). An insecure registry (loopback, `insecure-registries`) is tried
@@ -27,7 +28,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// System CA bundles, first found wins (the list Go's crypto/x509 — so docker — searches):
+/// one binary for every distribution.
+const CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Gentoo, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL 6+
+    "/etc/ssl/ca-bundle.pem",             // openSUSE, SLES
+    "/etc/pki/tls/cacert.pem",            // OpenELEC
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // CentOS, RHEL 7+
+    "/etc/ssl/cert.pem",                  // Alpine
+];
+/// Directories of single certificates, used when no bundle file exists (or `SSL_CERT_DIR`).
+const CA_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
 /// docker's username meaning "the secret is an identity (refresh) token".
 const IDENTITY_TOKEN_USER: &str = "<token>";
 
@@ -55,12 +67,91 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-/// The system CA bundle: `SSL_CERT_FILE` or Debian's bundle.
-pub fn system_bundle() -> PathBuf {
-    std::env::var_os("SSL_CERT_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(CA_BUNDLE))
+/// Where the system's CA roots are: `SSL_CERT_FILE` (only that file) or the first of
+/// [`CA_BUNDLES`] that exists; plus every file of the `SSL_CERT_DIR` directories
+/// (colon-separated), or of [`CA_DIRS`] when there is no bundle file at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRoots {
+    /// The bundle file (None: none of the candidates exists).
+    pub file: Option<PathBuf>,
+    pub dirs: Vec<PathBuf>,
+    /// What was looked for, for the error when nothing is found.
+    pub searched: String,
+}
+
+/// [`SystemRoots`] from the environment and the file system.
+pub fn system_roots() -> SystemRoots {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    system_roots_from(
+        env("SSL_CERT_FILE").map(PathBuf::from),
+        env("SSL_CERT_DIR").map(|v| v.to_string_lossy().into_owned()),
+        CA_BUNDLES,
+        CA_DIRS,
+    )
+}
+
+fn system_roots_from(
+    cert_file: Option<PathBuf>,
+    cert_dir: Option<String>,
+    bundles: &[&str],
+    default_dirs: &[&str],
+) -> SystemRoots {
+    let env_dirs: Vec<PathBuf> = cert_dir
+        .iter()
+        .flat_map(|v| {
+            v.split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if let Some(f) = cert_file {
+        let searched = f.display().to_string();
+        return SystemRoots {
+            file: Some(f),
+            dirs: env_dirs,
+            searched,
+        };
+    }
+    let file = bundles.iter().map(PathBuf::from).find(|p| p.is_file());
+    let dirs = if !env_dirs.is_empty() {
+        env_dirs
+    } else if file.is_none() {
+        default_dirs
+            .iter()
+            .map(PathBuf::from)
+            .filter(|d| d.is_dir())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    SystemRoots {
+        file,
+        dirs,
+        searched: format!(
+            "{} (or SSL_CERT_FILE / SSL_CERT_DIR)",
+            bundles.first().copied().unwrap_or("")
+        ),
+    }
+}
+
+/// Every certificate in the files of `dir` (like OpenSSL's and Go's certificate directories:
+/// files that are not PEM certificates are skipped).
+fn dir_certs(dir: &Path) -> Vec<CertificateDer<'static>> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    let mut out = Vec::new();
+    for p in files.iter().filter(|p| p.is_file()) {
+        let Ok(f) = std::fs::File::open(p) else {
+            continue;
+        };
+        let mut r = std::io::BufReader::new(std::io::Read::take(f, 1 << 20));
+        out.extend(rustls_pemfile::certs(&mut r).filter_map(Result::ok));
+    }
+    out
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -175,13 +266,29 @@ fn host_certs(dirs: &[PathBuf], host: &str) -> Result<HostCerts, ClientError> {
 /// The verifying TLS configuration for `host` (`host[:port]`).
 fn tls_config(cfg: &DaemonConfig, host: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     let hc = host_certs(&cfg.certs_dirs(), host)?;
-    let bundle = system_bundle();
+    let sys = system_roots();
     let mut roots = rustls::RootCertStore::empty();
     let bad = |msg: String| ClientError::CaBundle {
-        path: bundle.display().to_string(),
+        path: sys
+            .file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| sys.searched.clone()),
         msg,
     };
-    match pem_certs(&bundle, &bad) {
+    let mut system = match &sys.file {
+        Some(f) => pem_certs(f, &bad),
+        None => Ok(Vec::new()),
+    };
+    if let Ok(v) = &mut system {
+        for d in &sys.dirs {
+            v.extend(dir_certs(d));
+        }
+        if v.is_empty() {
+            system = Err(bad("no system CA certificates found".to_string()));
+        }
+    }
+    match system {
         Ok(certs) => {
             for c in certs {
                 let _ = roots.add(c);
@@ -833,6 +940,41 @@ pub fn login_to(server: &str, user: &str, pass: &str) -> Result<Stored, ClientEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_roots_are_found_on_every_distribution_layout() {
+        let t = tempfile::tempdir().unwrap();
+        let p = |n: &str| t.path().join(n).to_string_lossy().into_owned();
+        let (deb, rhel, dir) = (p("deb.crt"), p("rhel.pem"), p("certs"));
+        let bundles = [deb.as_str(), rhel.as_str()];
+        let dirs = [dir.as_str()];
+        // nothing there: nothing found, the first candidate named
+        let r = system_roots_from(None, None, &bundles, &dirs);
+        assert_eq!((r.file.clone(), r.dirs.len()), (None, 0));
+        assert!(r.searched.contains("deb.crt"), "{}", r.searched);
+        // only the RHEL-style bundle: that one
+        std::fs::write(&rhel, "x").unwrap();
+        let r = system_roots_from(None, None, &bundles, &dirs);
+        assert_eq!(r.file, Some(PathBuf::from(&rhel)));
+        // both: the first wins; the default dirs only matter without a bundle
+        std::fs::write(&deb, "x").unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        let r = system_roots_from(None, None, &bundles, &dirs);
+        assert_eq!((r.file, r.dirs), (Some(PathBuf::from(&deb)), vec![]));
+        std::fs::remove_file(&deb).unwrap();
+        std::fs::remove_file(&rhel).unwrap();
+        let r = system_roots_from(None, None, &bundles, &dirs);
+        assert_eq!((r.file, r.dirs), (None, vec![PathBuf::from(&dir)]));
+        // SSL_CERT_FILE is the only file; SSL_CERT_DIR is a colon list
+        let r = system_roots_from(
+            Some(PathBuf::from("/x/ca.pem")),
+            Some("/a::/b".to_string()),
+            &bundles,
+            &dirs,
+        );
+        assert_eq!(r.file, Some(PathBuf::from("/x/ca.pem")));
+        assert_eq!(r.dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
 
     #[test]
     fn resolve_literals_without_lookups() {
