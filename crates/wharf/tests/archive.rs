@@ -754,25 +754,10 @@ fn archive_cut_inside_a_compressed_layer_refused() {
     assert_eq!(id_of(&w2, "busybox:gz"), id_of(&w, "busybox"));
 }
 
-struct Tmpfs(PathBuf);
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn decompression_bombs_refused_on_a_small_store() {
     let w = Wharf::new();
-    let root = w.root();
-    std::fs::create_dir_all(&root).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount tmpfs (tests run as root)");
-    let _m = Tmpfs(root.clone());
+    let _m = Tmpfs::mount(&w.root(), "16m");
     let d = w.dir.path();
     // a layer of the same 8 MiB file of zeros 8 times: 64 MiB decompressed from ~70 KiB
     let z = d.join("zeros");

@@ -11,15 +11,7 @@ mod common;
 use common::registry::Serve;
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 #[test]
 fn pull_by_a_name_only_dns_knows_without_nss() {
@@ -44,7 +36,7 @@ fn pull_by_a_name_only_dns_knows_without_nss() {
 
     // a DNS server on its own loopback address, port 53 (resolv.conf has no port)
     let ns = format!("127.53.{}.{}", std::process::id() % 250 + 1, port.len());
-    let _dns = Kill(
+    let _dns = KillOnDrop(
         Command::new(dnsmasq)
             .args([
                 "--keep-in-foreground",

@@ -10,20 +10,11 @@ mod common;
 use common::registry::{free_port, public_ip, Serve};
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// tinyproxy in the foreground on 127.0.0.1:`port`, logging every request to `log`.
-fn tinyproxy(dir: &Path, port: u16, log: &Path) -> Kill {
+fn tinyproxy(dir: &Path, port: u16, log: &Path) -> KillOnDrop {
     let conf = dir.join("tinyproxy.conf");
     std::fs::write(
         &conf,
@@ -40,7 +31,7 @@ fn tinyproxy(dir: &Path, port: u16, log: &Path) -> Kill {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let k = Kill(child);
+    let k = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "tinyproxy did not start");

@@ -6,6 +6,7 @@
 
 mod common;
 use common::registry::DockerRegistry;
+use common::Tmpfs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -921,29 +922,11 @@ fn truncated_blob_and_foreign_token_realm() {
     );
 }
 
-/// Unmounts on drop.
-struct Tmpfs(std::path::PathBuf);
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn gzip_bomb_refused_on_small_store() {
     let t = tmp();
     let root = t.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&root)
-        .status()
-        .unwrap();
-    if !st.success() {
-        eprintln!("SKIP: cannot mount tmpfs");
-        return;
-    }
-    let _m = Tmpfs(root.clone());
+    let _m = Tmpfs::mount(&root, "16m");
     // The same 8 MiB file of zeros 8 times (each entry replaces the last, so the disk never
     // fills): 64 MiB decompressed from a few dozen KiB, more than the 16 MiB store.
     let d = t.path().join("bomb");
