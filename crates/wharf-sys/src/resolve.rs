@@ -18,6 +18,8 @@ const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 const RCODE_NXDOMAIN: u8 = 3;
+/// How long the other address family's answer is waited for once one family has addresses.
+const OTHER_FAMILY_GRACE: Duration = Duration::from_millis(500);
 /// Cap on files read (hosts, resolv.conf).
 const FILE_CAP: u64 = 1 << 20;
 
@@ -254,7 +256,7 @@ fn ask(server: SocketAddr, name: &str, timeout: Duration) -> io::Result<Vec<IpAd
     for (qid, qtype) in qs {
         sock.send(&encode_query(qid, name, qtype)?)?;
     }
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut got: [Option<Answer>; 2] = [None, None];
     let mut buf = [0u8; 1500];
     while got.iter().any(Option::is_none) {
@@ -281,11 +283,18 @@ fn ask(server: SocketAddr, name: &str, timeout: Duration) -> io::Result<Vec<IpAd
             }
             // anything that is not a well-formed answer to this very question is ignored
             if let Ok(a) = parse_response(&buf[..n], *qid, name, *qtype) {
-                got[i] = Some(if a.truncated {
+                let a = if a.truncated {
                     ask_tcp(server, name, *qtype, timeout)?
                 } else {
                     a
-                });
+                };
+                // Some DNS appliances never answer AAAA (why glibc has `single-request`):
+                // once one family has addresses, the other gets a short grace, not the
+                // whole timeout.
+                if !a.addrs.is_empty() {
+                    deadline = deadline.min(Instant::now() + OTHER_FAMILY_GRACE);
+                }
+                got[i] = Some(a);
             }
         }
     }

@@ -244,3 +244,46 @@ fn resolves_through_a_real_dns_server() {
         vec![ip("10.0.0.7")]
     );
 }
+
+#[test]
+fn a_server_that_never_answers_aaaa_does_not_cost_the_whole_timeout() {
+    // a minimal DNS server that answers A queries and drops AAAA ones
+    let srv = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = srv.local_addr().unwrap();
+    srv.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok((n, peer)) = srv.recv_from(&mut buf) else {
+                continue;
+            };
+            let q = &buf[..n];
+            let qtype = u16::from_be_bytes([q[n - 4], q[n - 3]]);
+            if qtype == TYPE_A {
+                let _ = srv.send_to(&response(q, 0x8180, &[(TYPE_A, &[10, 0, 0, 42])]), peer);
+            }
+        }
+    });
+    // the lookup runs on its own thread; the timeout is a minute, so waiting it out would
+    // trip the 30 s hang detector below
+    let conf = ResolvConf {
+        nameservers: vec![addr],
+        timeout: Duration::from_secs(60),
+        attempts: 1,
+        ..ResolvConf::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(dns_lookup(&conf, "v4only.wharf.test"));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.join().unwrap();
+    let got = got
+        .expect("waited for the AAAA answer that never comes")
+        .unwrap();
+    assert_eq!(got, vec!["10.0.0.42".parse::<IpAddr>().unwrap()]);
+}
