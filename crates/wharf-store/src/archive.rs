@@ -251,7 +251,12 @@ impl<R: Read> Read for Capped<R> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
         if self.read > self.limit {
-            return Err(io::Error::other(CapExceeded(self.limit)));
+            // InvalidData: an error of the data read, so layer apply reports it as a read
+            // error (LayerError::Read) whichever side of a copy it surfaced on
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                CapExceeded(self.limit),
+            ));
         }
         Ok(n)
     }

@@ -44,10 +44,6 @@ fn podman_in<'a>(podman: &'a Path, dir: &Path) -> impl Fn(&[&str]) -> std::proce
     }
 }
 
-fn sh(cmd: &str) -> std::process::Output {
-    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
-}
-
 /// Snapshot of what a store shows: image list and blob names.
 fn store_state(w: &Wharf) -> (String, Vec<String>) {
     let images = w.ok(&["images", "--no-trunc", "-q"]);

@@ -14,10 +14,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn sh(cmd: &str) -> std::process::Output {
-    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
-}
-
 /// A 512 MiB ext4 image loop-mounted at `mnt`; unmounted on drop.
 struct LoopFs {
     img: PathBuf,

@@ -6,7 +6,15 @@
 
 mod common;
 use common::registry::DockerRegistry;
-use common::Tmpfs;
+use common::{expect_ok as ok, tmp_dir, wharf_at as wharf_env, Tmpfs};
+
+fn wharf(root: &Path, home: &Path, args: &[&str]) -> Output {
+    wharf_env(root, home, args, &[])
+}
+
+fn tmp() -> tempfile::TempDir {
+    tmp_dir("wharf-pull-")
+}
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -58,33 +66,6 @@ fn start_registry(dir: &Path, extra: &[&str]) -> Reg {
     Reg { child, addr, log }
 }
 
-fn wharf(root: &Path, home: &Path, args: &[&str]) -> Output {
-    wharf_env(root, home, args, &[])
-}
-
-fn wharf_env(root: &Path, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .envs(env.iter().copied())
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("HOME", home)
-        .env("WHARF_CONFIG", home.join("daemon.json"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn busybox_tar(dir: &Path) -> std::path::PathBuf {
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -103,13 +84,6 @@ fn busybox_tar(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     assert!(st.success());
     tar
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wharf-pull-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
 }
 
 #[test]

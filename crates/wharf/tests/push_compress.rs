@@ -8,44 +8,23 @@
 
 mod common;
 use common::registry::DockerRegistry;
+use common::{expect_ok as ok, run_ok as sh, tmp_dir, wharf_at};
+
+fn wharf(root: &Path, home: &Path, args: &[&str]) -> Output {
+    wharf_at(root, home, args, &[])
+}
+
+fn tmp() -> tempfile::TempDir {
+    tmp_dir("wharf-pushgz-")
+}
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 use wharf_types::Digest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wharf");
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wharf-pushgz-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
-}
-
-fn wharf(root: &Path, home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("HOME", home)
-        .env("WHARF_CONFIG", home.join("daemon.json"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Debian's docker-registry on loopback, when it and the tools these tests use exist.
 fn docker_registry(dir: &Path) -> Option<DockerRegistry> {
@@ -56,16 +35,6 @@ fn docker_registry(dir: &Path) -> Option<DockerRegistry> {
         }
     }
     DockerRegistry::start(dir, "127.0.0.1", "", "")
-}
-
-fn sh(cmd: &mut Command) -> Vec<u8> {
-    let o = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
 }
 
 fn skopeo_raw(image: &str, config: bool) -> Vec<u8> {

@@ -7,7 +7,8 @@
 
 mod common;
 use common::dockerd::Dockerd;
-use common::registry::{http, Serve};
+use common::registry::{http, skopeo, skopeo_available, skopeo_ok, Serve};
+use common::tmp_dir;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -50,37 +51,6 @@ impl Registry {
             _root: root,
         }
     }
-}
-
-fn skopeo() -> bool {
-    let ok = Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: skopeo not installed");
-    }
-    ok
-}
-
-fn run_skopeo(args: &[&str]) -> std::process::Output {
-    let out = Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .env("REGISTRY_AUTH_FILE", "/nonexistent/auth.json")
-        .output()
-        .expect("run skopeo");
-    out
-}
-
-fn skopeo_ok(args: &[&str]) -> String {
-    let out = run_skopeo(args);
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Writes an OCI image layout holding a busybox image tagged `latest`; returns the
@@ -150,13 +120,6 @@ fn layout_layers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn tmpdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wharf-reg-it-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
-}
-
 /// Pushes a blob monolithically (POST ?digest=) and returns its digest.
 fn push_blob(addr: &str, repo: &str, bytes: &[u8]) -> Digest {
     let d = Digest::of(bytes);
@@ -173,7 +136,7 @@ fn push_blob(addr: &str, repo: &str, bytes: &[u8]) -> Digest {
 
 #[test]
 fn skopeo_push_inspect_pull_and_delete() {
-    if !skopeo() {
+    if !skopeo_available() {
         return;
     }
     let reg = Registry::start(&[]);
@@ -362,7 +325,7 @@ fn skopeo_push_inspect_pull_and_delete() {
         .status,
         404
     );
-    let out = run_skopeo(&[
+    let out = skopeo(&[
         "inspect",
         "--tls-verify=false",
         &format!("docker://{a}/test/busybox:1"),
@@ -804,7 +767,7 @@ fn htpasswd_auth() {
     let r = http(&a, "POST", "/v2/x/blobs/uploads/", &[], b"");
     assert_eq!(r.status, 401);
 
-    if !skopeo() {
+    if !skopeo_available() {
         return;
     }
     let src = tmpdir();
@@ -812,9 +775,9 @@ fn htpasswd_auth() {
     let (md, _) = write_oci_layout(&layout);
     let from = format!("oci:{}:latest", layout.display());
     let to = format!("docker://{a}/auth/busybox:1");
-    let out = run_skopeo(&["copy", "--dest-tls-verify=false", &from, &to]);
+    let out = skopeo(&["copy", "--dest-tls-verify=false", &from, &to]);
     assert!(!out.status.success(), "unauthenticated push must fail");
-    let out = run_skopeo(&[
+    let out = skopeo(&[
         "copy",
         "--dest-tls-verify=false",
         "--dest-creds",
@@ -866,13 +829,13 @@ fn read_only_refuses_writes() {
         http(&a, "GET", "/v2/_catalog", &[], b"").json()["repositories"],
         serde_json::json!([])
     );
-    if !skopeo() {
+    if !skopeo_available() {
         return;
     }
     let src = tmpdir();
     let layout = src.path().join("img");
     write_oci_layout(&layout);
-    let out = run_skopeo(&[
+    let out = skopeo(&[
         "copy",
         "--dest-tls-verify=false",
         &format!("oci:{}:latest", layout.display()),
@@ -887,7 +850,7 @@ fn read_only_refuses_writes() {
 
 #[test]
 fn docker_pull_and_push() {
-    if !skopeo() {
+    if !skopeo_available() {
         return;
     }
     let Some(dd) = Dockerd::start() else {
@@ -948,4 +911,8 @@ fn sigterm_stops_the_server() {
     };
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(&reg.addr).is_err());
+}
+
+fn tmpdir() -> tempfile::TempDir {
+    tmp_dir("wharf-reg-it-")
 }

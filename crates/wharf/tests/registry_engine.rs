@@ -8,8 +8,8 @@
 
 mod common;
 use common::dockerd::Dockerd;
-use common::registry::{Resp, Serve};
-use common::Wharf;
+use common::registry::{skopeo, skopeo_available, skopeo_ok, Resp, Serve};
+use common::{tmp_dir, Wharf};
 
 use std::io::Write;
 use std::path::Path;
@@ -58,36 +58,6 @@ fn gunzip(b: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-fn skopeo() -> bool {
-    let ok = Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: skopeo not installed");
-    }
-    ok
-}
-
-fn skopeo_run(args: &[&str]) -> std::process::Output {
-    Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .env("REGISTRY_AUTH_FILE", "/nonexistent/auth.json")
-        .output()
-        .expect("run skopeo")
-}
-
-fn skopeo_ok(args: &[&str]) -> String {
-    let out = skopeo_run(args);
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn image_id(w: &Wharf, image: &str) -> String {
     w.ok(&["image", "inspect", "--format", "{{.Id}}", image])
         .trim()
@@ -130,13 +100,6 @@ fn copy_and_check(reference: &str, dir: &Path) -> (String, Vec<String>) {
         types.push(mt);
     }
     (cd, types)
-}
-
-fn tmpdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wharf-regeng-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
 }
 
 #[test]
@@ -277,7 +240,7 @@ fn serves_engine_images_to_skopeo_and_wharf_pull() {
     // the engine still has its image after all that
     assert_eq!(image_id(&w, "busybox:latest"), id);
 
-    if skopeo() {
+    if skopeo_available() {
         // (a) skopeo inspect and copy: digests verified, diff_ids match the config
         let v: serde_json::Value = serde_json::from_str(&skopeo_ok(&[
             "inspect",
@@ -291,7 +254,7 @@ fn serves_engine_images_to_skopeo_and_wharf_pull() {
         let (cd, _) = copy_and_check(&format!("docker://{a}/busybox:latest"), &t.path().join("o"));
         assert_eq!(cd, id);
         // a push is refused
-        let o = skopeo_run(&[
+        let o = skopeo(&[
             "copy",
             "--dest-tls-verify=false",
             &format!("oci:{}:latest", t.path().join("o").display()),
@@ -327,13 +290,9 @@ fn serves_engine_images_to_skopeo_and_wharf_pull() {
 
 #[test]
 fn streams_reassembled_uncompressed_layers() {
-    let w = Wharf::new().with_busybox();
     let t = tmpdir();
-    let archive = t.path().join("bb.tar");
-    w.ok(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
-    // a fresh root loads it: uncompressed layers are kept as snapshot + tar-split record
-    let w3 = Wharf::new();
-    w3.ok(&["load", "-i", archive.to_str().unwrap()]);
+    // uncompressed layers are kept as snapshot + tar-split record
+    let w3 = loaded_busybox();
     let id = image_id(&w3, "busybox:latest");
     let srv = serve_engine(&w3);
     let a = srv.addr.clone();
@@ -362,7 +321,7 @@ fn streams_reassembled_uncompressed_layers() {
     );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, l.body[l.body.len() - 100..]);
-    if skopeo() {
+    if skopeo_available() {
         let (cd, types) =
             copy_and_check(&format!("docker://{a}/busybox:latest"), &t.path().join("o"));
         assert_eq!(cd, id);
@@ -374,12 +333,8 @@ fn streams_reassembled_uncompressed_layers() {
 
 #[test]
 fn tampered_snapshot_cuts_the_stream_short() {
-    let w = Wharf::new().with_busybox();
     let t = tmpdir();
-    let archive = t.path().join("bb.tar");
-    w.ok(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
-    let w3 = Wharf::new();
-    w3.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let w3 = loaded_busybox();
     let srv = serve_engine(&w3);
     let a = srv.addr.clone();
     let m = http(&a, "GET", "/v2/busybox/manifests/latest", &[]);
@@ -413,8 +368,8 @@ fn tampered_snapshot_cuts_the_stream_short() {
         assert!(Instant::now() < deadline, "{}", srv.log.lock().unwrap());
         std::thread::sleep(Duration::from_millis(50));
     }
-    if skopeo() {
-        let o = skopeo_run(&[
+    if skopeo_available() {
+        let o = skopeo(&[
             "copy",
             "--src-tls-verify=false",
             &format!("docker://{a}/busybox:latest"),
@@ -464,4 +419,19 @@ fn engine_store_flag_conflicts_with_registry_root() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+fn tmpdir() -> tempfile::TempDir {
+    tmp_dir("wharf-regeng-")
+}
+
+/// A fresh root that got busybox by `load` of another root's `save` (uncompressed layers:
+/// stored as snapshot + tar-split, no blob file).
+fn loaded_busybox() -> Wharf {
+    let w = Wharf::new().with_busybox();
+    let archive = w.dir.path().join("bb.tar");
+    w.ok(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
+    let loaded = Wharf::new();
+    loaded.ok(&["load", "-i", archive.to_str().unwrap()]);
+    loaded
 }

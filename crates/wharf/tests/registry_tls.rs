@@ -12,6 +12,7 @@
 
 mod common;
 use common::registry::{public_ip, DockerRegistry, DOCKER_REGISTRY};
+use common::{output_with_stdin, run_ok as sh, tmp_dir};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -28,15 +29,6 @@ fn have(tool: &str) -> bool {
         eprintln!("SKIP: {tool} not installed");
     }
     ok
-}
-
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A CA and certificates it signs, made with the openssl CLI.
@@ -67,6 +59,14 @@ impl Pki {
     }
 
     /// Issues `<name>.crt` / `<name>.key` with `ext` (subjectAltName, extendedKeyUsage).
+    /// A server certificate for `ip`.
+    fn server(&self, ip: &str) -> (PathBuf, PathBuf) {
+        self.issue(
+            "server",
+            &format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth"),
+        )
+    }
+
     fn issue(&self, name: &str, ext: &str) -> (PathBuf, PathBuf) {
         let (crt, key, csr) = (
             self.dir.join(format!("{name}.crt")),
@@ -129,6 +129,18 @@ fn docker_registry(dir: &Path, ip: &str, o: RegOpts<'_>) -> DockerRegistry {
     DockerRegistry::start(dir, ip, &http, &auth).expect("docker-registry installed")
 }
 
+/// [`docker_registry`] serving TLS with `crt`/`key`.
+fn tls_registry(dir: &Path, ip: &str, crt: &Path, key: &Path) -> DockerRegistry {
+    docker_registry(
+        dir,
+        ip,
+        RegOpts {
+            tls: Some((crt, key)),
+            ..Default::default()
+        },
+    )
+}
+
 /// One wharf "machine": root, run root, docker config dir, daemon.json, extra env.
 struct Env {
     dir: PathBuf,
@@ -177,21 +189,7 @@ impl Env {
     }
 
     fn run_stdin(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        output_with_stdin(&mut self.command(args), input.as_bytes())
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -251,10 +249,7 @@ impl Env {
 }
 
 fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wharf-tls-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
+    tmp_dir("wharf-tls-")
 }
 
 fn prereqs() -> Option<String> {
@@ -286,18 +281,8 @@ fn https_push_pull_with_certs_d_ca_and_unknown_ca_fails_cleanly() {
     let Some(ip) = prereqs() else { return };
     let t = tmp();
     let pki = Pki::new(t.path());
-    let (crt, key) = pki.issue(
-        "server",
-        &format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth"),
-    );
-    let reg = docker_registry(
-        t.path(),
-        &ip,
-        RegOpts {
-            tls: Some((&crt, &key)),
-            ..Default::default()
-        },
-    );
+    let (crt, key) = pki.server(&ip);
+    let reg = tls_registry(t.path(), &ip, &crt, &key);
     let name = format!("{}/tls/bb:v1", reg.addr);
 
     // Without the CA: push and pull fail with docker's x509 wording, store unchanged.
@@ -384,14 +369,7 @@ fn name_mismatch_and_http_on_https_port() {
         "other",
         "subjectAltName=IP:10.255.255.1,DNS:registry.invalid\nextendedKeyUsage=serverAuth",
     );
-    let reg = docker_registry(
-        t.path(),
-        &ip,
-        RegOpts {
-            tls: Some((&crt, &key)),
-            ..Default::default()
-        },
-    );
+    let reg = tls_registry(t.path(), &ip, &crt, &key);
     let a = Env::new(t.path(), "a");
     trust(&a, &reg.addr, &pki.ca());
     a.ok(&["images"]);
@@ -429,10 +407,7 @@ fn mutual_tls_with_client_certificate() {
     let Some(ip) = prereqs() else { return };
     let t = tmp();
     let pki = Pki::new(t.path());
-    let (crt, key) = pki.issue(
-        "server",
-        &format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth"),
-    );
+    let (crt, key) = pki.server(&ip);
     let (ccrt, ckey) = pki.issue("client", "extendedKeyUsage=clientAuth");
     let ca = pki.ca();
     let reg = docker_registry(

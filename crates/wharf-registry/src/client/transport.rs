@@ -143,15 +143,15 @@ fn dir_certs(dir: &Path) -> Vec<CertificateDer<'static>> {
     };
     let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
-    let mut out = Vec::new();
-    for p in files.iter().filter(|p| p.is_file()) {
-        let Ok(f) = std::fs::File::open(p) else {
-            continue;
-        };
-        let mut r = std::io::BufReader::new(std::io::Read::take(f, 1 << 20));
-        out.extend(rustls_pemfile::certs(&mut r).filter_map(Result::ok));
-    }
-    out
+    let skip = |msg| ClientError::CaBundle {
+        path: String::new(),
+        msg,
+    };
+    files
+        .iter()
+        .filter(|p| p.is_file())
+        .flat_map(|p| pem_certs(p, &skip).unwrap_or_default())
+        .collect()
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -404,14 +404,6 @@ fn check_member(m: &Member, d: &Descriptor, name: &str) -> Result<(), ArchiveErr
 fn layer_err(layer: &str, e: LayerError) -> ArchiveError {
     match e {
         LayerError::Read(e) => read_err(e),
-        // a file's copy fails with the read side's error: the decompression cap
-        LayerError::Apply { source, .. }
-            if source
-                .get_ref()
-                .is_some_and(|i| i.downcast_ref::<super::CapExceeded>().is_some()) =>
-        {
-            read_err(source)
-        }
         source => ArchiveError::Layer {
             layer: layer.to_string(),
             source,
@@ -727,33 +719,13 @@ impl Store {
                         let feed = if big && Compression::of(&head[..k]) != Compression::None {
                             // unpacked on other cores while it is staged and the archive
                             // streams on
-                            let slot = slots.acquire();
                             let growing = Growing::new();
-                            let rd =
-                                File::open(&file).map_err(ArchiveError::io("opening", &file))?;
-                            let store = self.clone();
-                            let (path, name2, g2) = (file.clone(), name.clone(), growing.clone());
-                            let h = std::thread::spawn(move || {
-                                let _slot = slot;
-                                let u = store.unpack_staged(
-                                    GrowingReader::new(rd, g2),
-                                    &name2,
-                                    limit,
-                                    true,
-                                )?;
-                                // The staged blob will be committed: flush it now, on this
-                                // core, in parallel with the other layers.
-                                File::open(&path)
-                                    .and_then(|f| f.sync_all())
-                                    .map_err(ArchiveError::io("syncing", &path))?;
-                                Ok(u)
-                            });
+                            let h = self.spawn_unpack(&file, &name, limit, &slots, &growing)?;
                             specs(&mut st).insert(n, Spec::Worker(h, growing.clone()));
                             Some(Feed(growing))
                         } else {
                             None
                         };
-                        let mut total = 0u64;
                         loop {
                             let k = hr.read(&mut buf).map_err(read_err)?;
                             if k == 0 {
@@ -761,9 +733,8 @@ impl Store {
                             }
                             f.write_all(&buf[..k])
                                 .map_err(ArchiveError::io("writing", &file))?;
-                            total += k as u64;
                             if let Some(feed) = &feed {
-                                feed.0.wrote(total);
+                                feed.0.wrote(hr.n);
                             }
                         }
                         if hr.n == size {
@@ -816,6 +787,36 @@ impl Store {
             }
         }
         Ok(st)
+    }
+
+    /// Starts the background unpack of the staged member `file` (once a slot is free), reading
+    /// it as it grows; the stager reports progress through `growing`.
+    fn spawn_unpack(
+        &self,
+        file: &Path,
+        name: &str,
+        limit: u64,
+        slots: &Arc<Slots>,
+        growing: &Arc<Growing>,
+    ) -> Result<std::thread::JoinHandle<Result<Unpacked, ArchiveError>>, ArchiveError> {
+        let slot = slots.acquire();
+        let rd = File::open(file).map_err(ArchiveError::io("opening", file))?;
+        let (store, path, name, growing) = (
+            self.clone(),
+            file.to_path_buf(),
+            name.to_string(),
+            growing.clone(),
+        );
+        Ok(std::thread::spawn(move || {
+            let _slot = slot;
+            let u = store.unpack_staged(GrowingReader::new(rd, growing), &name, limit, true)?;
+            // The staged blob will be committed: flush it now, on this core, in parallel with
+            // the other layers.
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(ArchiveError::io("syncing", &path))?;
+            Ok(u)
+        }))
     }
 
     /// Decompresses a staged layer member (on one core), hashing the tar — its diff_id — and

@@ -70,17 +70,7 @@ impl Wharf {
     }
 
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        if let Some(mut si) = child.stdin.take() {
-            let _ = si.write_all(input);
-        }
-        child.wait_with_output().expect("wait")
+        output_with_stdin(&mut self.command(args), input)
     }
 
     /// Imports the busybox image as `busybox:latest`.
@@ -234,4 +224,63 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+/// A temp dir under /var/tmp (overlayfs and the store need a real file system, not tmpfs).
+pub fn tmp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/var/tmp")
+        .expect("tempdir")
+}
+
+/// `sh -c cmd`: its output, whatever the status.
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+/// Runs `cmd` (stdin from /dev/null), asserts it succeeded; its stdout.
+pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let o = cmd.stdin(Stdio::null()).output().expect("spawn");
+    assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
+    o.stdout
+}
+
+/// Runs `cmd` with `input` on its stdin.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut si) = child.stdin.take() {
+        let _ = si.write_all(input);
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// wharf with `--root root`, `HOME` and `WHARF_CONFIG` (daemon.json) under `home`, and `env`.
+pub fn wharf_at(root: &Path, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(Wharf::bin())
+        .envs(env.iter().copied())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("HOME", home)
+        .env("WHARF_CONFIG", home.join("daemon.json"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn wharf")
+}
+
+/// Asserts `o` succeeded; its stdout.
+pub fn expect_ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
 }

@@ -233,3 +233,36 @@ impl DockerRegistry {
         Some(reg)
     }
 }
+
+/// Whether skopeo is installed (says so when a test skips for it).
+pub fn skopeo_available() -> bool {
+    let ok = Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: skopeo not installed");
+    }
+    ok
+}
+
+/// skopeo with no signature policy and no stored credentials.
+pub fn skopeo(args: &[&str]) -> std::process::Output {
+    Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .env("REGISTRY_AUTH_FILE", "/nonexistent/auth.json")
+        .output()
+        .expect("run skopeo")
+}
+
+/// [`skopeo`], asserting success; its stdout.
+pub fn skopeo_ok(args: &[&str]) -> String {
+    let out = skopeo(args);
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
