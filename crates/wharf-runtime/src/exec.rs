@@ -123,7 +123,7 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
     };
     // A private sealed copy, dropped when this function returns: callers that exec
     // repeatedly (the monitor's healthchecks) must not keep megabytes of shmem alive.
-    let exe = process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?;
+    let exe = crate::exe::container_exe(false)?;
     let bpf = crate::seccomp::prepare(&spec.seccomp, &spec.capabilities, &opts.seccomp_cache_dir)?;
     let detach = opts.io == ExecIo::Null;
     let mut process_spec = spec.clone();
@@ -202,15 +202,8 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
         .map(|v| format!("WHARF_DISABLE={v}"))
         .into_iter()
         .collect();
-    let middle = process::spawn_reexec(
-        exe.as_fd(),
-        &["wharf", "__exec"],
-        &env,
-        &fds,
-        0,
-        Some(ERR_FD),
-    )
-    .map_err(io("spawn wharf __exec"))?;
+    let middle = process::spawn_reexec(exe.fd(), &["wharf", "__exec"], &env, &fds, 0, Some(ERR_FD))
+        .map_err(io("spawn wharf __exec"))?;
     drop(fds);
     drop((spec_r, err_w, pid_w, cap_w, null));
     let parent_sock = tty.map(|(p, _c)| p);

@@ -4,6 +4,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod defaults;
+pub mod exe;
 pub mod exec;
 pub mod init;
 pub mod seccomp;

@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use wharf_sys::process;
 use wharf_types::error::{ErrorKind, HasKind};
 
@@ -77,10 +76,10 @@ pub(crate) struct InitReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("copy wharf binary to a sealed memfd")]
-    SealExe {
+    #[error("prepare the wharf binary for the container")]
+    ProtectExe {
         #[source]
-        source: std::io::Error,
+        source: wharf_sys::process::ProtectedExeError,
     },
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
@@ -120,7 +119,7 @@ impl HasKind for StartError {
             StartError::Seccomp(e) => e.kind(),
             StartError::Cgroup(e) => e.kind(),
             StartError::Encode { .. } => ErrorKind::InvalidArgument,
-            StartError::SealExe { .. } | StartError::Io { .. } => ErrorKind::Internal,
+            StartError::ProtectExe { .. } | StartError::Io { .. } => ErrorKind::Internal,
             StartError::Exec { code: 127, .. } => ErrorKind::NotFound,
             StartError::Exec { code: 126, .. } => ErrorKind::PermissionDenied,
             StartError::Exec { .. } => ErrorKind::FailedPrecondition,
@@ -150,31 +149,6 @@ pub struct MonitorIo {
     pub stderr: Option<OwnedFd>,
     /// The pty master (`-t`): output and input both go through it.
     pub master: Option<OwnedFd>,
-}
-
-fn sealed_exe() -> Result<&'static OwnedFd, StartError> {
-    static EXE: OnceLock<OwnedFd> = OnceLock::new();
-    if let Some(fd) = EXE.get() {
-        return Ok(fd);
-    }
-    let fd = process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?;
-    Ok(EXE.get_or_init(|| fd))
-}
-
-/// Where the sealed binary copy comes from: the process-wide cache (CLI), or a private copy
-/// dropped right after the start (monitor: 3+ MB of shmem it must not keep).
-enum Exe {
-    Cached(&'static OwnedFd),
-    Private(OwnedFd),
-}
-
-impl Exe {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        match self {
-            Exe::Cached(f) => f.as_fd(),
-            Exe::Private(f) => f.as_fd(),
-        }
-    }
 }
 
 fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>, flags: u8) -> Result<Vec<u8>, StartError> {
@@ -234,11 +208,7 @@ fn start_impl(
     opts: &StartOptions,
     monitored: bool,
 ) -> Result<Running, StartError> {
-    let exe = if monitored {
-        Exe::Private(process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?)
-    } else {
-        Exe::Cached(sealed_exe()?)
-    };
+    let exe = crate::exe::container_exe(!monitored)?;
     let bpf = crate::seccomp::prepare(
         &spec.security.seccomp,
         &spec.security.capabilities,

@@ -1,6 +1,7 @@
 //! Run-time kernel feature detection, with a test override.
 //!
-//! `WHARF_DISABLE` (comma separated: `openat2`, `clone3`, `mountapi`) makes wharf behave as if
+//! `WHARF_DISABLE` (comma separated: `openat2`, `clone3`, `mountapi`, `exebind`, `memfd`,
+//! `sealing`, `tmpfile`) makes wharf behave as if
 //! the kernel lacked a feature, so the code paths used on RHEL 7 (3.10) and RHEL 8 (4.18) run
 //! in CI on a new kernel. Detection results are cached per process.
 
@@ -14,6 +15,15 @@ pub enum Feature {
     Clone3,
     /// fsopen/fsconfig/fsmount/move_mount/open_tree, Linux 5.2.
     MountApi,
+    /// The read-only detached bind mount of our binary (open_tree 5.2 + mount_setattr 5.12)
+    /// that containers are started from.
+    ExeBind,
+    /// memfd_create(2), Linux 3.17 (missing on RHEL 7).
+    Memfd,
+    /// File sealing of memfds (MFD_ALLOW_SEALING / F_ADD_SEALS; EINVAL on RHEL 7.2).
+    Sealing,
+    /// O_TMPFILE, Linux 3.11 (per file system).
+    Tmpfile,
 }
 
 impl Feature {
@@ -22,6 +32,10 @@ impl Feature {
             Feature::Openat2 => "openat2",
             Feature::Clone3 => "clone3",
             Feature::MountApi => "mountapi",
+            Feature::ExeBind => "exebind",
+            Feature::Memfd => "memfd",
+            Feature::Sealing => "sealing",
+            Feature::Tmpfile => "tmpfile",
         }
     }
 }

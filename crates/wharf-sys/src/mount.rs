@@ -283,6 +283,23 @@ pub fn bind_mount(
     Ok(())
 }
 
+/// A read-only, detached bind mount of the file `path` resolves to (magic links such as
+/// `/proc/self/exe` included), as an `O_PATH` fd. The mount is in no namespace and lives as long
+/// as the fd (or a process executing through it); opening the file through it for writing fails
+/// with EROFS, and only CAP_SYS_ADMIN in the initial user namespace could make it writable.
+/// Needs open_tree (5.2) and mount_setattr (5.12); `WHARF_DISABLE=mountapi` refuses it.
+pub fn readonly_file_view(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    if force_disabled(Feature::MountApi) {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: valid NUL-terminated path; returns a new detached tree fd that we own.
+    let tree =
+        owned(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    setattr(borrow(&tree), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, false)?;
+    Ok(tree)
+}
+
 fn setattr(tree: BorrowedFd<'_>, attr_set: u64, recursive: bool) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {

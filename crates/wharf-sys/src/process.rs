@@ -10,6 +10,7 @@ use crate::features::{force_disabled, Feature};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Namespace flags accepted by [`spawn_reexec`] (values of `CLONE_NEW*`).
@@ -28,21 +29,109 @@ fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
-/// A sealed, close-on-exec memfd holding a copy of `/proc/self/exe`. Executing it cannot be used
-/// to overwrite the host binary, and the seals make the copy immutable.
-pub fn sealed_self_exe() -> io::Result<OwnedFd> {
-    let name = c"wharf-init";
-    // SAFETY: `name` is a valid NUL-terminated string; the returned fd is new and owned by us.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+/// How [`protected_self_exe`] protected the binary a container process is started from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExeKind {
+    /// `/proc/self/exe` on a read-only detached bind mount: no copy at all (5.12+).
+    ReadOnlyBind,
+    /// A sealed memfd copy (3.17+ with working seals).
+    SealedMemfd,
+    /// An unsealed memfd copy, reopened read-only (memfd without sealing, RHEL 7.2-style).
+    Memfd,
+    /// An O_TMPFILE copy (never linked), reopened read-only (3.11+).
+    Tmpfile,
+    /// A named copy unlinked right after creation (mode 0500, O_EXCL), reopened read-only.
+    Unlinked,
+}
+
+impl ExeKind {
+    /// Whether one fd may serve several container starts. A read-only view and a sealed copy
+    /// cannot be changed by anyone; a private copy could be rewritten through
+    /// `/proc/<pid>/exe` once nothing executes it, so it must serve one start only.
+    pub fn reusable(self) -> bool {
+        matches!(self, ExeKind::ReadOnlyBind | ExeKind::SealedMemfd)
     }
-    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
-    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+}
+
+/// The binary a container process is re-executed from (runc CVE-2019-5736: a container must
+/// never be able to write the host's wharf binary through `/proc/<pid>/exe`).
+#[derive(Debug)]
+pub struct ProtectedExe {
+    pub fd: OwnedFd,
+    pub kind: ExeKind,
+}
+
+/// Why no protected binary could be made: each method tried, with its errno.
+#[derive(Debug)]
+pub struct ProtectedExeError {
+    pub attempts: Vec<(ExeKind, io::Error)>,
+}
+
+impl std::fmt::Display for ProtectedExeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no safe way to re-execute the wharf binary:")?;
+        for (i, (k, e)) in self.attempts.iter().enumerate() {
+            let what = match k {
+                ExeKind::ReadOnlyBind => "read-only bind (open_tree/mount_setattr)",
+                ExeKind::SealedMemfd => "sealed memfd",
+                ExeKind::Memfd => "memfd",
+                ExeKind::Tmpfile => "O_TMPFILE copy",
+                ExeKind::Unlinked => "unlinked copy",
+            };
+            let sep = if i == 0 { " " } else { "; " };
+            write!(f, "{sep}{what}: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProtectedExeError {}
+
+/// The binary to start container processes from, protected against being rewritten from
+/// inside a container, by the cheapest method the kernel has:
+/// 1. a read-only detached bind mount of `/proc/self/exe` (no copy; Linux 5.12+);
+/// 2. a sealed memfd copy (3.17+);
+/// 3. an unsealed memfd copy reopened read-only (kernels whose sealing is broken);
+/// 4. an O_TMPFILE copy in one of `dirs` (3.11+), reopened read-only;
+/// 5. a named copy in one of `dirs`, created 0500 with O_EXCL, unlinked at once.
+///
+/// Copies 3-5 are private to one start ([`ExeKind::reusable`]). `dirs` should be root-owned
+/// directories on file systems that allow exec (the caller passes the binary's own directory
+/// and wharf's state directory); a directory on a `noexec` mount is skipped.
+pub fn protected_self_exe(dirs: &[&std::path::Path]) -> Result<ProtectedExe, ProtectedExeError> {
+    let mut tries = vec![
+        (ExeKind::ReadOnlyBind, None),
+        (ExeKind::SealedMemfd, None),
+        (ExeKind::Memfd, None),
+    ];
+    tries.extend(dirs.iter().map(|d| (ExeKind::Tmpfile, Some(*d))));
+    tries.extend(dirs.iter().map(|d| (ExeKind::Unlinked, Some(*d))));
+    let mut attempts = Vec::new();
+    for (kind, dir) in tries {
+        let r = match (kind, dir) {
+            (ExeKind::ReadOnlyBind, _) if force_disabled(Feature::ExeBind) => {
+                Err(io::Error::other("disabled by WHARF_DISABLE=exebind"))
+            }
+            (ExeKind::ReadOnlyBind, _) => crate::mount::readonly_file_view(c"/proc/self/exe"),
+            (ExeKind::SealedMemfd, _) => memfd_copy(true),
+            (ExeKind::Memfd, _) => memfd_copy(false),
+            (_, Some(d)) => file_copy(d, kind == ExeKind::Unlinked),
+            (_, None) => continue,
+        };
+        match r {
+            Ok(fd) => return Ok(ProtectedExe { fd, kind }),
+            Err(e) => attempts.push((kind, e)),
+        }
+    }
+    Err(ProtectedExeError { attempts })
+}
+
+/// Copy all of `/proc/self/exe` into `dst` (copy_file_range, sendfile, then read/write).
+fn copy_self_exe(dst: BorrowedFd<'_>) -> io::Result<()> {
     let exe = std::fs::File::open("/proc/self/exe")?;
     let len = exe.metadata()?.len();
     let mut copied: u64 = 0;
+    let mut sendfile_ok = true;
     while copied < len {
         let want = (len - copied).min(1 << 30) as usize;
         // SAFETY: both fds are valid for the duration of the call; NULL offsets mean "use and
@@ -51,7 +140,7 @@ pub fn sealed_self_exe() -> io::Result<OwnedFd> {
             libc::copy_file_range(
                 exe.as_raw_fd(),
                 std::ptr::null_mut(),
-                memfd.as_raw_fd(),
+                dst.as_raw_fd(),
                 std::ptr::null_mut(),
                 want,
                 0,
@@ -60,25 +149,32 @@ pub fn sealed_self_exe() -> io::Result<OwnedFd> {
         if n < 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
                 Some(libc::EXDEV)
                 | Some(libc::ENOSYS)
                 | Some(libc::EINVAL)
-                | Some(libc::EOPNOTSUPP) => {
-                    // SAFETY: as above; sendfile with a NULL offset uses the input file position.
-                    n = unsafe {
-                        libc::sendfile(
-                            memfd.as_raw_fd(),
-                            exe.as_raw_fd(),
-                            std::ptr::null_mut(),
-                            want,
-                        )
-                    };
-                    if n < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Some(libc::EINTR) => continue,
+                | Some(libc::EOPNOTSUPP) => {}
                 _ => return Err(e),
+            }
+            if sendfile_ok {
+                // SAFETY: as above; sendfile with a NULL offset uses the input file position.
+                n = unsafe {
+                    libc::sendfile(dst.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), want)
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+                        return Err(e);
+                    }
+                    sendfile_ok = false;
+                }
+            }
+            if !sendfile_ok {
+                let mut buf = vec![0u8; want.min(1 << 20)];
+                let r = std::io::Read::read(&mut &exe, &mut buf)?;
+                let mut out = std::fs::File::from(dst.try_clone_to_owned()?);
+                std::io::Write::write_all(&mut out, &buf[..r])?;
+                n = r as isize;
             }
         }
         if n == 0 {
@@ -89,12 +185,97 @@ pub fn sealed_self_exe() -> io::Result<OwnedFd> {
         }
         copied += n as u64;
     }
+    Ok(())
+}
+
+/// Reopen a writable copy read-only through /proc/self/fd, dropping the writable fd.
+fn reopen_readonly(fd: OwnedFd) -> io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    drop(fd);
+    Ok(f.into())
+}
+
+/// A memfd copy of our binary: sealed (write/grow/shrink/seal) or, with `seal == false`,
+/// reopened read-only.
+fn memfd_copy(seal: bool) -> io::Result<OwnedFd> {
+    if force_disabled(Feature::Memfd) {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    if seal && force_disabled(Feature::Sealing) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let name = c"wharf-init";
+    let mut flags = libc::MFD_CLOEXEC;
+    if seal {
+        flags |= libc::MFD_ALLOW_SEALING;
+    }
+    // SAFETY: `name` is a valid NUL-terminated string; the returned fd is new and owned by us.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    copy_self_exe(std::os::fd::AsFd::as_fd(&memfd))?;
+    if !seal {
+        return reopen_readonly(memfd);
+    }
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on a valid fd with an integer argument.
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(memfd)
+}
+
+/// A private copy of our binary in `dir`: O_TMPFILE (never named) or, with `named`, a 0500
+/// O_EXCL file unlinked at once; reopened read-only.
+fn file_copy(dir: &std::path::Path, named: bool) -> io::Result<OwnedFd> {
+    if !named && force_disabled(Feature::Tmpfile) {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    if let Ok(st) = nix::sys::statvfs::statvfs(dir) {
+        if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is on a noexec mount", dir.display()),
+            ));
+        }
+    }
+    let f = if named {
+        let mut rnd = [0u8; 8];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut u| std::io::Read::read_exact(&mut u, &mut rnd))?;
+        let name = dir.join(format!(".wharf-exe-{:016x}", u64::from_ne_bytes(rnd)));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o500)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&name)?;
+        std::fs::remove_file(&name)?;
+        f
+    } else {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o500)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir)?
+    };
+    let fd: OwnedFd = f.into();
+    copy_self_exe(std::os::fd::AsFd::as_fd(&fd))?;
+    reopen_readonly(fd)
+}
+
+/// A sealed, close-on-exec memfd holding a copy of `/proc/self/exe` (kept for callers and tests
+/// that need exactly this method; the runtime uses [`protected_self_exe`]).
+pub fn sealed_self_exe() -> io::Result<OwnedFd> {
+    memfd_copy(true)
 }
 
 /// A process created by [`spawn_reexec`].
@@ -489,5 +670,97 @@ pub fn release_startup_memory() {
                 libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    fn contents(fd: &OwnedFd) -> Vec<u8> {
+        let mut f = std::fs::File::open(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).unwrap();
+        v
+    }
+
+    fn self_exe() -> Vec<u8> {
+        std::fs::read("/proc/self/exe").unwrap()
+    }
+
+    /// Writing through `/proc/self/fd/N` (what a container does through `/proc/<pid>/exe`).
+    fn try_write(fd: &OwnedFd) -> io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        f.seek(std::io::SeekFrom::Start(0))?;
+        f.write_all(b"\x7fXXX")
+    }
+
+    #[test]
+    fn readonly_view_refuses_writes_to_a_file_nobody_executes() {
+        // The binary under test is busy (ETXTBSY would hide a writable view): use a plain file.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bin");
+        std::fs::write(&p, b"original").unwrap();
+        let c = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let view = crate::mount::readonly_file_view(&c).unwrap();
+        let e = try_write(&view).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"original");
+        assert_eq!(contents(&view), b"original");
+    }
+
+    #[test]
+    fn every_method_yields_the_binary_and_reusable_ones_cannot_change() {
+        let want = self_exe();
+        let dir = tempfile::tempdir().unwrap();
+        let methods: Vec<(ExeKind, io::Result<OwnedFd>)> = vec![
+            (
+                ExeKind::ReadOnlyBind,
+                crate::mount::readonly_file_view(c"/proc/self/exe"),
+            ),
+            (ExeKind::SealedMemfd, memfd_copy(true)),
+            (ExeKind::Memfd, memfd_copy(false)),
+            (ExeKind::Tmpfile, file_copy(dir.path(), false)),
+            (ExeKind::Unlinked, file_copy(dir.path(), true)),
+        ];
+        for (kind, fd) in methods {
+            let fd = fd.unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert!(contents(&fd) == want, "{kind:?}: not a copy of the binary");
+            let w = try_write(&fd);
+            if kind.reusable() {
+                assert!(contents(&fd) == want, "{kind:?}: changed by a write ({w:?})");
+            }
+            assert!(self_exe() == want, "{kind:?}: the binary itself changed");
+        }
+        // The named copy left no name behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn noexec_directories_are_skipped_and_failures_name_each_method() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let r = file_copy(dir.path(), false);
+        let _ = std::process::Command::new("umount").arg(dir.path()).status();
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("noexec"), "{e}");
+        let err = ProtectedExeError {
+            attempts: vec![
+                (ExeKind::ReadOnlyBind, io::Error::from_raw_os_error(libc::ENOSYS)),
+                (ExeKind::SealedMemfd, io::Error::from_raw_os_error(libc::EINVAL)),
+            ],
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("read-only bind") && msg.contains("sealed memfd"), "{msg}");
+        assert!(msg.contains("os error 38") && msg.contains("os error 22"), "{msg}");
     }
 }

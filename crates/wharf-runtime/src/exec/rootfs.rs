@@ -24,8 +24,7 @@ pub fn open_detached_rootfs(rootfs: &RootfsSpec) -> Result<OwnedFd, StartError> 
         let id = id.clone();
         move |source: std::io::Error| StartError::Io { id, op, source }
     };
-    let exe =
-        wharf_sys::process::sealed_self_exe().map_err(|source| StartError::SealExe { source })?;
+    let exe = crate::exe::container_exe(false)?;
     let json = serde_json::to_vec(rootfs).map_err(|source| StartError::Encode {
         id: id.clone(),
         source,
@@ -42,7 +41,7 @@ pub fn open_detached_rootfs(rootfs: &RootfsSpec) -> Result<OwnedFd, StartError> 
     )
     .map_err(|e| io("create socket")(e.into()))?;
     let child = process::spawn_reexec(
-        exe.as_fd(),
+        exe.fd(),
         &["wharf", "__exec", "rootfs"],
         &[],
         &[
