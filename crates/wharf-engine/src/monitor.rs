@@ -421,7 +421,7 @@ impl Monitor {
         }
         wharf_runtime::start::release_startup_memory();
         let status = self.supervise(&mut running, io, prober, &info);
-        let oom = running.finish().unwrap_or(false);
+        let oom = running.finish(status).unwrap_or(false);
         Ended::Exited(status, oom)
     }
 

@@ -247,8 +247,19 @@ impl Engine {
                 wharf_runtime::defaults::readonly_paths(),
             )
         };
+        // The default limit is a default, not a protection the user asked for: where the
+        // kernel has no pids controller (RHEL 7 before 7.3) it is left out; an explicit
+        // --pids-limit still fails closed in the runtime.
         let pids_limit = match hc.pids_limit {
-            None => Some(DEFAULT_PIDS_LIMIT),
+            None if wharf_runtime::cgroup::controller_available("pids") => Some(DEFAULT_PIDS_LIMIT),
+            None => {
+                if self.opts.debug {
+                    eprintln!(
+                        "wharf: the host has no pids cgroup controller: default pids limit ({DEFAULT_PIDS_LIMIT}) not applied"
+                    );
+                }
+                None
+            }
             Some(n) if n <= 0 => None,
             Some(n) => Some(n),
         };

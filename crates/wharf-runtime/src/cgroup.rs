@@ -18,6 +18,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use wharf_sys::features::{force_disabled, Feature};
 use wharf_types::error::{ErrorKind, HasKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -131,12 +132,38 @@ fn parse_mountinfo(s: &str) -> Layout {
     }
 }
 
-/// The host's layout, detected once per process.
+/// The host's layout, detected once per process (v1 controllers named by
+/// `WHARF_DISABLE=cgroup.<name>` are left out, as on a kernel without them).
 pub fn layout() -> &'static Layout {
     static L: OnceLock<Layout> = OnceLock::new();
     L.get_or_init(|| {
-        parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+        let mut l =
+            parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+        if let Layout::V1 { controllers } | Layout::Hybrid { controllers, .. } = &mut l {
+            controllers.retain(|(c, _)| !wharf_sys::features::cgroup_controller_hidden(c));
+        }
+        l
     })
+}
+
+/// Whether the host can apply limits of `controller` to containers: a v1 hierarchy with it,
+/// or (pure v2) listed in the root's `cgroup.controllers`.
+pub fn controller_available(controller: &str) -> bool {
+    controller_in(layout(), controller)
+}
+
+fn controller_in(layout: &Layout, controller: &str) -> bool {
+    if wharf_sys::features::cgroup_controller_hidden(controller) {
+        return false;
+    }
+    match layout {
+        Layout::V2 { root } => read_file(root, "cgroup.controllers")
+            .map(|s| s.split_whitespace().any(|x| x == controller))
+            .unwrap_or(false),
+        Layout::V1 { controllers } | Layout::Hybrid { controllers, .. } => {
+            controllers.iter().any(|(c, _)| c == controller)
+        }
+    }
 }
 
 /// One directory of a container's cgroup.
@@ -421,15 +448,11 @@ impl Cgroup {
         })
     }
 
-    /// Whether the kernel OOM-killed a process in this cgroup (v1 memory.oom_control
-    /// `oom_kill N`, v2 memory.events `oom_kill N`).
-    pub fn oom_killed(&self) -> bool {
-        let count = |text: String| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("oom_kill "))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+    /// Whether the kernel OOM-killed a process in this cgroup: v2 memory.events and v1
+    /// memory.oom_control (4.13+) count kills (`oom_kill N`). Older v1 kernels have no
+    /// counter: then a cgroup that is in OOM now (`under_oom 1`), or that hit its memory limit
+    /// (`memory.failcnt` > 0) while pid 1 died of SIGKILL (`sigkilled`), was OOM-killed.
+    pub fn oom_killed(&self, sigkilled: bool) -> bool {
         self.dirs.iter().any(|d| {
             let file = if d.v2 {
                 "memory.events"
@@ -438,11 +461,34 @@ impl Cgroup {
             } else {
                 return false;
             };
-            std::fs::read_to_string(d.path.join(file))
-                .map(count)
-                .unwrap_or(0)
-                > 0
+            let text = std::fs::read_to_string(d.path.join(file)).unwrap_or_default();
+            let failcnt = || {
+                read_file(&d.path, "memory.failcnt")
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            oom_verdict(&text, d.v2, sigkilled, failcnt)
         })
+    }
+}
+
+/// See [`Cgroup::oom_killed`]; `text` is memory.events (v2) or memory.oom_control (v1).
+fn oom_verdict(text: &str, v2: bool, sigkilled: bool, failcnt: impl FnOnce() -> u64) -> bool {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    let counter = if v2 || !force_disabled(Feature::OomKillCounter) {
+        field("oom_kill ")
+    } else {
+        None
+    };
+    match counter {
+        Some(n) => n > 0,
+        None if v2 => false,
+        None => field("under_oom ") == Some(1) || (sigkilled && failcnt() > 0),
     }
 }
 
@@ -458,18 +504,9 @@ fn create_in(
     check_rel(&spec.path)?;
     let dirs = dirs_for(layout, &spec.path);
     let find_v1 = |c: &str| dirs.iter().find(|d| d.controllers.iter().any(|x| x == c));
-    let v2 = dirs
-        .iter()
-        .find(|d| d.v2 && matches!(layout, Layout::V2 { .. }));
     // Validate everything before touching the file system.
     let need = |c: &'static str, limit: &'static str| -> Result<(), CgroupError> {
-        let ok = match v2 {
-            Some(d) => read_file(&d.mount, "cgroup.controllers")
-                .map(|s| s.split_whitespace().any(|x| x == c))
-                .unwrap_or(false),
-            None => find_v1(c).is_some(),
-        };
-        if ok {
+        if controller_in(layout, c) {
             Ok(())
         } else {
             Err(CgroupError::MissingController {
@@ -762,7 +799,7 @@ mod tests {
             assert!(pcg.contains(&format!("0::/{path}\n")), "{pcg}");
         }
         assert_eq!(cg.pids().expect("pids"), vec![pid]);
-        assert!(!cg.oom_killed());
+        assert!(!cg.oom_killed(false));
         let reopened = Cgroup::open(&path);
         reopened.remove().expect("remove");
         let st = child.wait().expect("wait");
@@ -835,12 +872,49 @@ mod tests {
             let _ = stdin.write_all(b"go\n");
         }
         let st = child.wait().expect("wait");
-        let oom = cg.oom_killed();
+        let oom = cg.oom_killed(true);
         cg.remove().expect("remove");
         remove_parent(&path);
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(st.signal(), Some(9), "{st:?}");
         assert!(oom, "oom_kill counter");
+    }
+
+    #[test]
+    fn oom_verdict_with_and_without_the_kill_counter() {
+        // 4.13+ v1 and v2: the counter decides.
+        let new_v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n";
+        assert!(oom_verdict(new_v1, false, false, || 0));
+        assert!(!oom_verdict(
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+            false,
+            true,
+            || 9
+        ));
+        assert!(oom_verdict(
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+            true,
+            false,
+            || 0
+        ));
+        assert!(!oom_verdict("low 0\noom 0\noom_kill 0\n", true, true, || 0));
+        // 3.10 / 4.x before 4.13: no counter; the limit was hit and pid 1 died of SIGKILL.
+        let old = "oom_kill_disable 0\nunder_oom 0\n";
+        assert!(oom_verdict(old, false, true, || 12));
+        assert!(
+            !oom_verdict(old, false, true, || 0),
+            "killed, but never at the limit"
+        );
+        assert!(
+            !oom_verdict(old, false, false, || 12),
+            "hit the limit, exited on its own"
+        );
+        assert!(oom_verdict(
+            "oom_kill_disable 1\nunder_oom 1\n",
+            false,
+            false,
+            || 0
+        ));
     }
 
     /// The pure-v2 code path on a real cgroup2 hierarchy: this host's unified hierarchy has

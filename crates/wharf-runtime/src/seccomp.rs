@@ -51,6 +51,11 @@ pub enum SeccompError {
     Invalid { what: String },
     #[error("seccomp profile: action {action} is not supported by wharf")]
     Unsupported { action: String },
+    #[error("seccomp profile: action {action} is not supported by this kernel (it needs Linux {since}; /proc/sys/kernel/seccomp/actions_avail does not list it)")]
+    KernelLacks {
+        action: &'static str,
+        since: &'static str,
+    },
     #[error("seccomp profile compiles to {insns} instructions, more than the kernel's 4096")]
     TooLarge { insns: usize },
     #[error("seccomp cache {path}")]
@@ -66,6 +71,7 @@ impl HasKind for SeccompError {
         match self {
             SeccompError::Parse { .. } | SeccompError::Invalid { .. } => ErrorKind::InvalidArgument,
             SeccompError::Unsupported { .. } => ErrorKind::NotImplemented,
+            SeccompError::KernelLacks { .. } => ErrorKind::FailedPrecondition,
             SeccompError::TooLarge { .. } => ErrorKind::InvalidArgument,
             SeccompError::Cache { .. } => ErrorKind::Internal,
         }
@@ -527,9 +533,52 @@ fn emit(default: Action, map: &BTreeMap<u32, SyscallRules>) -> Result<Vec<u8>, S
 
 /// Compile a Docker-format profile for a container with `caps` on this kernel.
 pub fn compile(profile_json: &str, caps: &[String]) -> Result<Vec<u8>, SeccompError> {
-    let (default, map) =
+    let (default, mut map) =
         resolve_profile(profile_json, caps, wharf_sys::features::kernel_version())?;
+    let default = fit_actions(default, &mut map, &kernel_actions())?;
     emit(default, &map)
+}
+
+/// The filter return actions this kernel knows, from /proc/sys/kernel/seccomp/actions_avail
+/// (4.14+). Older kernels have no such file and know kill (thread), trap, errno, trace and
+/// allow; `WHARF_DISABLE=seccomplog` reads it as such a kernel.
+fn kernel_actions() -> String {
+    if wharf_sys::features::force_disabled(wharf_sys::features::Feature::SeccompLog) {
+        return String::new();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap_or_default()
+}
+
+/// Make the resolved actions loadable on a kernel whose `actions_avail` is `avail`: an
+/// unknown action value makes such a kernel KILL the caller, so SCMP_ACT_LOG (4.14) is
+/// refused with the reason, and SCMP_ACT_KILL_PROCESS (4.14) becomes kill-thread (what the
+/// kernel's own masking of it would do, said here on purpose).
+fn fit_actions(
+    default: Action,
+    map: &mut BTreeMap<u32, SyscallRules>,
+    avail: &str,
+) -> Result<Action, SeccompError> {
+    let has = |a: &str| avail.split_whitespace().any(|x| x == a);
+    let (log, kill_process) = (has("log"), has("kill_process"));
+    let fit = |a: Action| -> Result<Action, SeccompError> {
+        match a {
+            Action::Log if !log => Err(SeccompError::KernelLacks {
+                action: "SCMP_ACT_LOG",
+                since: "4.14",
+            }),
+            Action::KillProcess if !kill_process => Ok(Action::KillThread),
+            a => Ok(a),
+        }
+    };
+    for rules in map.values_mut() {
+        for (_, a) in rules.conditional.iter_mut() {
+            *a = fit(*a)?;
+        }
+        if let Some(a) = rules.unconditional.as_mut() {
+            *a = fit(*a)?;
+        }
+    }
+    fit(default)
 }
 
 /// The built-in default profile (Docker-shaped, see resources/seccomp-default.json).
@@ -551,7 +600,7 @@ fn cache_key(profile: &str, caps: &[String]) -> String {
     for part in [
         COMPILER_VERSION,
         ARCH,
-        &format!("{maj}.{min}"),
+        &format!("{maj}.{min} {}", kernel_actions().trim()),
         &caps.join(","),
         profile,
     ] {

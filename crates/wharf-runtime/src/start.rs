@@ -412,8 +412,12 @@ impl Running {
 
     /// After [`Running::try_wait`] returned a status: read the OOM flag and remove the cgroup
     /// (killing anything left in it).
-    pub fn finish(mut self) -> Result<bool, StartError> {
-        let oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+    pub fn finish(mut self, status: ExitStatus) -> Result<bool, StartError> {
+        let sigkilled = status == ExitStatus::Signaled(9);
+        let oom_killed = self
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.oom_killed(sigkilled));
         if let Some(cg) = self.cgroup.take() {
             cg.remove()?;
         }
@@ -428,7 +432,11 @@ impl Running {
     /// Like [`Running::wait_foreground`], also reporting an OOM kill. Removes the cgroup.
     pub fn wait_foreground_full(mut self) -> Result<Finished, StartError> {
         let status = foreground::run(&mut self)?;
-        let oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        let sigkilled = status == ExitStatus::Signaled(9);
+        let oom_killed = self
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.oom_killed(sigkilled));
         if let Some(cg) = self.cgroup.take() {
             cg.remove()?;
         }

@@ -1,7 +1,7 @@
 //! Run-time kernel feature detection, with a test override.
 //!
 //! `WHARF_DISABLE` (comma separated: `openat2`, `clone3`, `mountapi`, `exebind`, `memfd`,
-//! `sealing`, `tmpfile`) makes wharf behave as if
+//! `sealing`, `tmpfile`, `oomkill`, `seccomplog`, `cgroup.<controller>`) makes wharf behave as if
 //! the kernel lacked a feature, so the code paths used on RHEL 7 (3.10) and RHEL 8 (4.18) run
 //! in CI on a new kernel. Detection results are cached per process.
 
@@ -24,6 +24,10 @@ pub enum Feature {
     Sealing,
     /// O_TMPFILE, Linux 3.11 (per file system).
     Tmpfile,
+    /// The `oom_kill` counter in v1 `memory.oom_control`, Linux 4.13.
+    OomKillCounter,
+    /// Seccomp's SCMP_ACT_LOG and KILL_PROCESS actions and `actions_avail`, Linux 4.14.
+    SeccompLog,
 }
 
 impl Feature {
@@ -36,24 +40,35 @@ impl Feature {
             Feature::Memfd => "memfd",
             Feature::Sealing => "sealing",
             Feature::Tmpfile => "tmpfile",
+            Feature::OomKillCounter => "oomkill",
+            Feature::SeccompLog => "seccomplog",
         }
     }
 }
 
+fn disabled_list() -> &'static [String] {
+    static DISABLED: OnceLock<Vec<String>> = OnceLock::new();
+    DISABLED.get_or_init(|| {
+        std::env::var("WHARF_DISABLE")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
 /// True when `WHARF_DISABLE` names the feature.
 pub fn force_disabled(f: Feature) -> bool {
-    static DISABLED: OnceLock<Vec<String>> = OnceLock::new();
-    DISABLED
-        .get_or_init(|| {
-            std::env::var("WHARF_DISABLE")
-                .unwrap_or_default()
-                .split(',')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
+    disabled_list().iter().any(|d| d == f.name())
+}
+
+/// True when `WHARF_DISABLE` names `cgroup.<controller>`: the cgroup layout is read as if the
+/// host had no such controller (RHEL 7 before 7.3 has no pids controller, say).
+pub fn cgroup_controller_hidden(controller: &str) -> bool {
+    disabled_list()
         .iter()
-        .any(|d| d == f.name())
+        .any(|d| d.strip_prefix("cgroup.") == Some(controller))
 }
 
 /// Kernel release as (major, minor), from uname(2).

@@ -732,7 +732,10 @@ mod tests {
             assert!(contents(&fd) == want, "{kind:?}: not a copy of the binary");
             let w = try_write(&fd);
             if kind.reusable() {
-                assert!(contents(&fd) == want, "{kind:?}: changed by a write ({w:?})");
+                assert!(
+                    contents(&fd) == want,
+                    "{kind:?}: changed by a write ({w:?})"
+                );
             }
             assert!(self_exe() == want, "{kind:?}: the binary itself changed");
         }
@@ -750,17 +753,31 @@ mod tests {
             .unwrap();
         assert!(st.success());
         let r = file_copy(dir.path(), false);
-        let _ = std::process::Command::new("umount").arg(dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(dir.path())
+            .status();
         let e = r.unwrap_err();
         assert!(e.to_string().contains("noexec"), "{e}");
         let err = ProtectedExeError {
             attempts: vec![
-                (ExeKind::ReadOnlyBind, io::Error::from_raw_os_error(libc::ENOSYS)),
-                (ExeKind::SealedMemfd, io::Error::from_raw_os_error(libc::EINVAL)),
+                (
+                    ExeKind::ReadOnlyBind,
+                    io::Error::from_raw_os_error(libc::ENOSYS),
+                ),
+                (
+                    ExeKind::SealedMemfd,
+                    io::Error::from_raw_os_error(libc::EINVAL),
+                ),
             ],
         };
         let msg = err.to_string();
-        assert!(msg.contains("read-only bind") && msg.contains("sealed memfd"), "{msg}");
-        assert!(msg.contains("os error 38") && msg.contains("os error 22"), "{msg}");
+        assert!(
+            msg.contains("read-only bind") && msg.contains("sealed memfd"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("os error 38") && msg.contains("os error 22"),
+            "{msg}"
+        );
     }
 }

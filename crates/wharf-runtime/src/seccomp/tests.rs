@@ -418,3 +418,36 @@ fn prepare_caches_and_times() {
     );
     assert!(prepare(&crate::spec::Seccomp::Profile("{".into()), &c, dir.path()).is_err());
 }
+
+/// Kernels before 4.14 kill a task whose filter returns an action they do not know: a profile
+/// with SCMP_ACT_LOG is refused there with the reason; KILL_PROCESS becomes kill-thread.
+#[test]
+fn actions_fitted_to_the_kernel() {
+    let profile = |a: &str| {
+        format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["getpid"],"action":"{a}"}}]}}"#
+        )
+    };
+    let old = ""; // no actions_avail file: 3.10 .. 4.13
+    let new = "kill_process kill_thread trap errno user_notif trace log allow";
+    for (avail, log_ok) in [(old, false), (new, true)] {
+        let (d, mut map) = resolve_profile(&profile("SCMP_ACT_LOG"), &[], (6, 1)).unwrap();
+        let r = fit_actions(d, &mut map, avail);
+        assert_eq!(r.is_ok(), log_ok, "{avail:?}: {r:?}");
+        if let Err(e) = r {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("SCMP_ACT_LOG") && msg.contains("4.14"),
+                "{msg}"
+            );
+        }
+        let (d, mut map) = resolve_profile(&profile("SCMP_ACT_KILL_PROCESS"), &[], (6, 1)).unwrap();
+        fit_actions(d, &mut map, avail).unwrap();
+        let bpf = emit(Action::Allow, &map).unwrap();
+        let ret = run(&bpf, X86_64, nr("getpid"), [0; 6]);
+        assert_eq!(ret, if log_ok { 0x8000_0000 } else { 0 }, "{avail:?}");
+    }
+    // The default action too.
+    let (d, mut map) = resolve_profile(r#"{"defaultAction":"SCMP_ACT_LOG"}"#, &[], (6, 1)).unwrap();
+    assert!(fit_actions(d, &mut map, old).is_err());
+}
