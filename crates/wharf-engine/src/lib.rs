@@ -17,6 +17,7 @@ pub mod names;
 pub mod run;
 pub mod state;
 pub mod stats;
+pub mod system;
 pub mod timefmt;
 
 pub use error::EngineError;

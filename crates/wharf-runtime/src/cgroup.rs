@@ -152,6 +152,22 @@ pub fn controller_available(controller: &str) -> bool {
     controller_in(layout(), controller)
 }
 
+/// Whether v1 `memory.oom_control` has the `oom_kill` counter (4.13+; see
+/// [`Cgroup::oom_killed`] for what is used without it).
+pub fn oom_kill_counter() -> bool {
+    if force_disabled(Feature::OomKillCounter) {
+        return false;
+    }
+    let (Layout::V1 { controllers } | Layout::Hybrid { controllers, .. }) = layout() else {
+        return true;
+    };
+    controllers
+        .iter()
+        .find(|(c, _)| c == "memory")
+        .and_then(|(_, m)| std::fs::read_to_string(m.join("memory.oom_control")).ok())
+        .is_some_and(|t| t.lines().any(|l| l.starts_with("oom_kill ")))
+}
+
 fn controller_in(layout: &Layout, controller: &str) -> bool {
     if wharf_sys::features::cgroup_controller_hidden(controller) {
         return false;

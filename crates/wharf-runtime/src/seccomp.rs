@@ -549,6 +549,12 @@ fn kernel_actions() -> String {
     std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap_or_default()
 }
 
+/// Whether this kernel's seccomp knows `action` (`log`, `kill_process`, ... as named in
+/// `actions_avail`).
+pub fn kernel_has_action(action: &str) -> bool {
+    kernel_actions().split_whitespace().any(|a| a == action)
+}
+
 /// Make the resolved actions loadable on a kernel whose `actions_avail` is `avail`: an
 /// unknown action value makes such a kernel KILL the caller, so SCMP_ACT_LOG (4.14) is
 /// refused with the reason, and SCMP_ACT_KILL_PROCESS (4.14) becomes kill-thread (what the

@@ -43,6 +43,8 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    #[error("the file system of {path} does not report file types in directory entries (d_type), which overlay needs for whiteouts: on XFS reformat with `mkfs.xfs -n ftype=1` (RHEL 7.3+ defaults to it), on ext4 enable `filetype`, or move the wharf root (--root, WHARF_ROOT) to a file system that has it")]
+    NoDType { path: PathBuf },
     #[error("empty image archive: no data")]
     EmptyArchive,
     #[error("invalid layer archive")]
@@ -102,9 +104,9 @@ impl HasKind for StoreError {
                 ErrorKind::AlreadyExists
             }
             StoreError::ImageInUse(_) | StoreError::VolumeInUse { .. } => ErrorKind::Conflict,
-            StoreError::RootfsMounted(_) | StoreError::SchemaTooNew { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            StoreError::RootfsMounted(_)
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::NoDType { .. } => ErrorKind::FailedPrecondition,
             StoreError::Layer(e) => e.kind(),
             StoreError::DigestMismatch { .. } | StoreError::TooLarge { .. } => {
                 ErrorKind::InvalidArgument

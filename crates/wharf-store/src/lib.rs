@@ -73,6 +73,21 @@ pub struct Store {
 impl Store {
     /// Opens the store at `root`, creating the layout on first use. Refuses a store written
     /// by a newer wharf (`FailedPrecondition`).
+    /// Layers (`snapshots/`) and containers' upper dirs (`containers/`) are overlay layers:
+    /// refuse a file system without d_type, as docker does, instead of silently losing
+    /// whiteouts. One getdents per directory, no writes.
+    fn check_dtype(&self) -> Result<(), StoreError> {
+        for d in [&self.snapshots, &self.containers_dir] {
+            match wharf_sys::fs::reports_dtype(d) {
+                Ok(true) => {}
+                Ok(false) => return Err(StoreError::NoDType { path: d.clone() }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("read directory", d.as_path())(e)),
+            }
+        }
+        Ok(())
+    }
+
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let s = Store {
             root: root.to_path_buf(),
@@ -97,13 +112,17 @@ impl Store {
                 })
             }
             // Future migrations from older versions go here.
-            Some(_) => return Ok(s),
+            Some(_) => {
+                s.check_dtype()?;
+                return Ok(s);
+            }
             None => {}
         }
         for d in [&s.blobs, &s.ingest, &s.snapshots, &s.volumes] {
             util::mkdir_p(d)?;
         }
         s.ensure_container_dirs()?;
+        s.check_dtype()?;
         util::write_json_atomic(
             &schema_path,
             "schema file",

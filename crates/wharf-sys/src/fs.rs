@@ -861,6 +861,26 @@ pub fn start_writeback(f: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the file system holding `dir` reports file types in directory entries (d_type).
+/// Overlay needs them to tell whiteouts from files: XFS formatted with `ftype=0` (older RHEL 7
+/// installs) or ext4 without `filetype` report `DT_UNKNOWN` for every entry, `.` included, so
+/// reading `dir` itself answers without writing anything.
+pub fn reports_dtype(dir: &Path) -> io::Result<bool> {
+    use nix::dir::{Dir, Type};
+    let mut d = Dir::open(
+        dir,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    for e in d.iter() {
+        let e = e?;
+        if e.file_name().to_bytes() == b"." {
+            return Ok(e.file_type() == Some(Type::Directory));
+        }
+    }
+    Ok(false)
+}
+
 /// `FS_TOPDIR_FL` (`chattr +T`), from linux/fs.h.
 const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 

@@ -489,6 +489,17 @@ pub fn spawn_reexec(
     Ok(Child { pid, pidfd: None })
 }
 
+/// Whether clone3 can be used (5.3+; not forced off): probed with an invalid size, which a
+/// kernel that has it refuses with EINVAL.
+pub fn clone3_available() -> bool {
+    if force_disabled(Feature::Clone3) || CLONE3_MISSING.load(Ordering::Relaxed) {
+        return false;
+    }
+    // SAFETY: a NULL args pointer with size 0 is rejected before anything is read or created.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<CloneArgs>(), 0usize) };
+    !(r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+}
+
 /// Open a pidfd for `pid` (Linux 5.3); `None` when unsupported.
 pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd.

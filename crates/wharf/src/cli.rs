@@ -282,6 +282,9 @@ pub enum SystemCommand {
     /// Reconcile state after a host boot and start containers whose restart policy says so
     /// (what wharf.service runs)
     Boot,
+    /// Show what this host's kernel gives wharf and what degrades where it lacks something
+    /// (old kernels, missing cgroup controllers, a store without d_type)
+    Check,
 }
 
 #[derive(Debug, Args)]

@@ -261,7 +261,9 @@ fn what_degrades_on_rhel7() {
     assert_eq!(k.inspect("hog", "{{.State.OOMKilled}}"), "true");
     k.ok(&["rm", "hog"]);
     // a clean SIGKILL below the limit is not an OOM kill
-    k.ok(&["run", "-d", "--name", "killed", "-m", "32m", "busybox", "sleep", "1000"]);
+    k.ok(&[
+        "run", "-d", "--name", "killed", "-m", "32m", "busybox", "sleep", "1000",
+    ]);
     k.ok(&["kill", "killed"]);
     assert_eq!(k.ok(&["wait", "killed"]).trim(), "137");
     assert_eq!(k.inspect("killed", "{{.State.OOMKilled}}"), "false");
@@ -292,4 +294,117 @@ fn what_degrades_on_rhel7() {
         "logged",
     ]);
     assert_eq!(stdout(&o), "logged\n", "{}", stderr(&o));
+}
+
+/// Overlay on a file system without d_type (XFS with ftype=0 on older RHEL 7 installs; here an
+/// ext4 made without `filetype`, which reports DT_UNKNOWN the same way) would silently lose
+/// whiteouts: the store refuses it when opened, naming the fix, and works on one with d_type.
+#[test]
+fn store_on_a_file_system_without_dtype_is_refused() {
+    let dir = tmp_dir("wharf-dtype-");
+    let img = dir.path().join("fs.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mount = |features: &str| {
+        let o = sh(&format!(
+            "mkfs.ext4 -q -F -O {features} {} && mount -o loop {} {}",
+            img.display(),
+            img.display(),
+            mnt.display()
+        ));
+        assert!(o.status.success(), "mkfs/mount: {}", stderr(&o));
+    };
+    struct Umount<'a>(&'a Path);
+    impl Drop for Umount<'_> {
+        fn drop(&mut self) {
+            let _ = sh(&format!("umount {}", self.0.display()));
+        }
+    }
+    let run = |args: &[&str]| {
+        Command::new(Wharf::bin())
+            .args(args)
+            .env("WHARF_ROOT", mnt.join("root"))
+            .env("WHARF_RUNROOT", dir.path().join("run"))
+            .env_remove("WHARF_DISABLE")
+            .output()
+            .unwrap()
+    };
+    mount("^filetype");
+    let guard = Umount(&mnt);
+    let o = run(&["images"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(e.contains("d_type") && e.contains("ftype=1"), "{e}");
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
+    let o = run(&["system", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).lines().any(|l| l.starts_with("overlay d_type") && l.contains("missing")),
+        "{}",
+        stdout(&o)
+    );
+    drop(guard);
+    mount("filetype");
+    let _guard = Umount(&mnt);
+    let o = run(&["images"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `system check` names what degrades, from the same probes the runtime uses.
+#[test]
+fn system_check_names_what_degrades() {
+    let w = Wharf::new();
+    let new = w.ok(&["system", "check"]);
+    let status = |out: &str, feature: &str| {
+        out.lines()
+            .find(|l| l.starts_with(feature))
+            .and_then(|l| {
+                l[feature.len()..]
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("no {feature} line in {out}"))
+    };
+    assert_eq!(status(&new, "binary protection"), "ok", "{new}");
+    assert_eq!(status(&new, "overlay d_type"), "ok", "{new}");
+    let k = Old {
+        w: &w,
+        kernel: "3.10",
+        disable: "seccomplog,oomkill,cgroup.pids",
+    };
+    let o = k.run(&["system", "check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "degraded is not missing: {}",
+        stdout(&o)
+    );
+    let old = stdout(&o);
+    for f in [
+        "binary protection",
+        "openat2",
+        "mount API",
+        "clone3",
+        "pidfd",
+        "cgroup pids",
+        "OOM kill counter",
+        "seccomp actions",
+    ] {
+        assert_eq!(status(&old, f), "degraded", "{f}: {old}");
+    }
+    assert!(old.contains("default pids limit not applied"), "{old}");
+    let k = Old {
+        w: &w,
+        kernel: "4.18",
+        disable: "",
+    };
+    let mid = stdout(&k.run(&["system", "check"]));
+    assert_eq!(status(&mid, "binary protection"), "degraded", "{mid}");
+    assert!(mid.contains("sealed memfd"), "{mid}");
+    assert_eq!(status(&mid, "seccomp actions"), "ok", "{mid}");
 }

@@ -358,3 +358,22 @@ pub fn system_boot(cli: &Cli) -> anyhow::Result<i32> {
     }
     Ok(if failed.is_empty() { 0 } else { 125 })
 }
+
+/// `system check`: one line per feature; exit 1 when something wharf needs is missing.
+pub fn system_check(cli: &Cli) -> anyhow::Result<i32> {
+    use wharf_engine::system::Status;
+    let checks = wharf_engine::system::check(&cli.root);
+    let mut missing = false;
+    for c in &checks {
+        let st = match c.status {
+            Status::Ok => "ok",
+            Status::Degraded => "degraded",
+            Status::Missing => {
+                missing = true;
+                "missing"
+            }
+        };
+        println!("{:<20} {:<9} {}", c.feature, st, c.detail);
+    }
+    Ok(i32::from(missing))
+}

@@ -86,6 +86,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&cli, a),
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
+        Command::System(SystemCommand::Check) => lifecycle::system_check(&cli),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),
         Command::Save(a) => archive::save(&cli, a),
         Command::Pull(a) => distribution::pull(&cli, a),
