@@ -117,18 +117,39 @@ pub fn init_main() -> ! {
 
 enum Never {}
 
-fn read_payload(fd: Option<OwnedFd>) -> Result<(ContainerSpec, Option<Vec<u8>>, u8), InitError> {
+/// Reads the spec payload (length-prefixed) from the spec pipe, which stays open for the
+/// `ATTACHED` byte (see [`wait_attached`]).
+fn read_payload(
+    fd: Option<OwnedFd>,
+) -> Result<(ContainerSpec, Option<Vec<u8>>, u8, std::fs::File), InitError> {
     let fd = fd.ok_or_else(|| fail("wharf __init is internal: started without a spec pipe"))?;
-    let mut buf = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_PAYLOAD as u64)
-        .read_to_end(&mut buf)
-        .ctx(|| "read container spec".into())?;
-    if buf.is_empty() {
+    let mut f = std::fs::File::from(fd);
+    let mut len = [0u8; 4];
+    if f.read_exact(&mut len).is_err() {
         // The parent died before "go": leave quietly.
         process::exit_now(125);
     }
-    decode(&buf).ok_or_else(|| fail("malformed container spec from parent"))
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(fail(format!("container spec of {len} bytes is too large")));
+    }
+    let mut buf = vec![0u8; len];
+    if f.read_exact(&mut buf).is_err() {
+        process::exit_now(125);
+    }
+    let (spec, bpf, flags) =
+        decode(&buf).ok_or_else(|| fail("malformed container spec from parent"))?;
+    Ok((spec, bpf, flags, f))
+}
+
+/// Blocks until the parent says this process is in the container's cgroup; leaves quietly
+/// when it never will (EOF: the attach failed and the parent reports why, or it died).
+fn wait_attached(mut spec_pipe: std::fs::File) {
+    let mut b = [0u8; 1];
+    match spec_pipe.read_exact(&mut b) {
+        Ok(()) if b[0] == crate::start::ATTACHED => {}
+        _ => process::exit_now(125),
+    }
 }
 
 fn run(
@@ -137,7 +158,7 @@ fn run(
     tty: Option<OwnedFd>,
 ) -> Result<Never, InitError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let (spec, bpf, flags) = read_payload(spec_fd)?;
+    let (spec, bpf, flags, spec_pipe) = read_payload(spec_fd)?;
     // Past "go": a foreground container may outlive a crashed caller; a monitored one dies
     // with its monitor (set again below: credential changes clear it).
     let die_with_parent = flags & crate::start::FLAG_DIE_WITH_PARENT != 0;
@@ -175,6 +196,8 @@ fn run(
         wharf_sys::mount::remount_root_readonly().ctx(|| "remount rootfs read-only".into())?;
     }
 
+    // Nothing of the container's runs before its pid is in the cgroup.
+    wait_attached(spec_pipe);
     let nnp = spec.security.no_new_privileges;
     drop_privileges(&spec.security.capabilities, nnp, bpf.as_deref(), &u)?;
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd ({cwd:?}) set in config"))?;

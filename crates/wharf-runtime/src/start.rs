@@ -6,8 +6,12 @@
 //! clone'd child only re-executes a sealed memfd copy of `/proc/self/exe` (runc CVE-2019-5736).
 //!
 //! Handshake, over fds installed in the child at fixed numbers:
-//! - fd 3 (`SPEC_FD`): parent → init, `u32 len | spec JSON | u8 has_bpf | u32 len | BPF`. It is
-//!   written only after the pid is in the cgroup, so it is the "go" signal.
+//! - fd 3 (`SPEC_FD`): parent → init, `u32 total | u32 len | spec JSON | u8 has_bpf | u32 len |
+//!   BPF | u8 flags`, the "go" signal: init builds the rootfs while the parent moves it into
+//!   its cgroup (a cgroup v1 attach waits for an RCU grace period, milliseconds, so the two
+//!   overlap), then one more byte, `ATTACHED`, once the pid is in the cgroup. Init reads it
+//!   before it drops privileges and execs: no container code runs outside the limits. EOF
+//!   instead (the attach failed, or the parent died) makes init exit quietly.
 //! - fd 4 (`ERR_FD`, close-on-exec in init): init → parent. EOF without bytes means the user
 //!   command was exec'd; otherwise a JSON `{code, message}` describing why the start failed.
 //! - fd 5 (`TTY_FD`, only with a terminal): unix socket; init sends the pty master with
@@ -35,6 +39,8 @@ pub(crate) const TTY_FD: i32 = 5;
 pub(crate) const FLAG_DIE_WITH_PARENT: u8 = 1;
 /// Upper bound for the spec payload init accepts (spec JSON + BPF).
 pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
+/// Sent on `SPEC_FD` after the payload once the container's pid 1 is in its cgroup.
+pub(crate) const ATTACHED: u8 = b'A';
 
 /// Options of the host side that are not part of the container spec.
 #[derive(Debug, Clone)]
@@ -157,7 +163,8 @@ fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>, flags: u8) -> Result<Vec<u8>
         source,
     })?;
     let bpf = bpf.unwrap_or(&[]);
-    let mut out = Vec::with_capacity(json.len() + bpf.len() + 9);
+    let mut out = Vec::with_capacity(json.len() + bpf.len() + 14);
+    out.extend_from_slice(&((json.len() + bpf.len() + 10) as u32).to_le_bytes());
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(&json);
     out.push(u8::from(!bpf.is_empty()));
@@ -292,12 +299,19 @@ fn start_impl(
     drop(exe);
     let parent_sock = tty.map(|(p, _c)| p);
 
-    if let Some(cg) = &running.cgroup {
-        cg.add_process(running.pid)?;
-    }
-    // Go: init may start now that the cgroup limits apply to it.
+    // Go: init builds the rootfs while its pid joins the cgroup; it waits for ATTACHED before
+    // it runs anything of the container's.
     let mut w = std::fs::File::from(spec_w);
-    let sent = w.write_all(&payload);
+    let mut sent = w.write_all(&payload);
+    if let Some(cg) = &running.cgroup {
+        if let Err(e) = cg.add_process(running.pid) {
+            drop(w); // EOF without ATTACHED: init leaves; Drop kills and reaps it anyway
+            return Err(e.into());
+        }
+    }
+    if sent.is_ok() {
+        sent = w.write_all(&[ATTACHED]);
+    }
     drop(w);
 
     if let (Some(sock), Ok(())) = (&parent_sock, &sent) {

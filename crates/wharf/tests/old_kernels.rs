@@ -343,7 +343,9 @@ fn store_on_a_file_system_without_dtype_is_refused() {
     let o = run(&["system", "check"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stdout(&o).lines().any(|l| l.starts_with("overlay d_type") && l.contains("missing")),
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("overlay d_type") && l.contains("missing")),
         "{}",
         stdout(&o)
     );
