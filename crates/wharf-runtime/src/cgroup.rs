@@ -151,6 +151,17 @@ struct Dir {
     v2: bool,
 }
 
+/// One v1 hierarchy of a container's cgroup, for the view mounted inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1View {
+    /// Directory name under /sys/fs/cgroup (the host mount point's name, one component).
+    pub name: String,
+    /// The container's own cgroup directory in that hierarchy (a host path).
+    pub dir: PathBuf,
+    /// Controller names that become symlinks to `name` (`cpu` → `cpu,cpuacct`).
+    pub links: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     dirs: Vec<Dir>,
@@ -295,6 +306,31 @@ impl Cgroup {
         Cgroup {
             dirs: dirs_for(layout(), path),
         }
+    }
+
+    /// The v1 hierarchies of this cgroup as the container sees them under /sys/fs/cgroup
+    /// (runc's v1 view): one entry per hierarchy with the container's own directory, named
+    /// like the host's mount point (`memory`, `cpu,cpuacct`), with a symlink per co-mounted
+    /// controller whose name differs. Empty on pure v2 and for hierarchies wharf does not use.
+    pub fn v1_views(&self) -> Vec<V1View> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.v2)
+            .filter_map(|d| {
+                let name = d.mount.file_name()?.to_str()?.to_string();
+                let links = d
+                    .controllers
+                    .iter()
+                    .filter(|c| **c != name)
+                    .cloned()
+                    .collect();
+                Some(V1View {
+                    name,
+                    dir: d.path.clone(),
+                    links,
+                })
+            })
+            .collect()
     }
 
     /// Move `pid` into the cgroup in every hierarchy.
