@@ -635,6 +635,53 @@ mod tests {
     use crate::spec::CgroupSpec;
     use std::io::Write as _;
 
+    #[test]
+    fn v1_views_name_hierarchies_and_link_comounted_controllers() {
+        let m = |p: &str| PathBuf::from(p);
+        let v1 = vec![
+            ("cpu".to_string(), m("/sys/fs/cgroup/cpu,cpuacct")),
+            ("cpuacct".to_string(), m("/sys/fs/cgroup/cpu,cpuacct")),
+            ("memory".to_string(), m("/sys/fs/cgroup/memory")),
+            ("net_cls".to_string(), m("/sys/fs/cgroup/net_cls,net_prio")),
+        ];
+        let views = |layout: &Layout| {
+            Cgroup {
+                dirs: dirs_for(layout, "wharf/abc"),
+            }
+            .v1_views()
+        };
+        let want = vec![
+            V1View {
+                name: "cpu,cpuacct".into(),
+                dir: m("/sys/fs/cgroup/cpu,cpuacct/wharf/abc"),
+                links: vec!["cpu".into(), "cpuacct".into()],
+            },
+            V1View {
+                name: "memory".into(),
+                dir: m("/sys/fs/cgroup/memory/wharf/abc"),
+                links: vec![],
+            },
+        ];
+        assert_eq!(
+            views(&Layout::V1 {
+                controllers: v1.clone()
+            }),
+            want
+        );
+        // hybrid: the unified hierarchy is not part of the v1 view
+        assert_eq!(
+            views(&Layout::Hybrid {
+                controllers: v1,
+                unified: m("/sys/fs/cgroup/unified"),
+            }),
+            want
+        );
+        assert!(views(&Layout::V2 {
+            root: m("/sys/fs/cgroup")
+        })
+        .is_empty());
+    }
+
     fn rand_path() -> String {
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
