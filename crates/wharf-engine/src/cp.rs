@@ -416,7 +416,23 @@ fn copy_entry(
         }
         match fmt {
             libc::S_IFREG => {
-                let s = sfs::openat_nofollow(sdir, sname, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+                // The tree may belong to a running container that swaps the file for a FIFO
+                // after the lstat: open without blocking and check again on the fd.
+                let s = sfs::openat_nofollow(
+                    sdir,
+                    sname,
+                    libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+                    0,
+                )?;
+                if sfs::fstat(s.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{:?} stopped being a regular file while it was copied",
+                            sname.to_string_lossy()
+                        ),
+                    ));
+                }
                 let d = sfs::openat_nofollow(
                     ddir,
                     dname,

@@ -92,6 +92,17 @@ pub fn merge_command(
     (ep, cmd)
 }
 
+/// The user a container or exec runs as (`user[:group]`, from the flags or the image) and its
+/// `--group-add` groups: numeric ids must be in 0..=2147483647 (see `wharf_types::user`).
+/// Names are resolved later, inside the container.
+pub fn validate_user(user: &str, group_add: &[String]) -> Result<(), EngineError> {
+    wharf_types::user::parse_user_spec(user)?;
+    for g in group_add {
+        wharf_types::user::parse_id_or_name("group", g)?;
+    }
+    Ok(())
+}
+
 /// The Config part of the record.
 pub fn container_config(
     req: &CreateRequest,
@@ -118,16 +129,21 @@ pub fn container_config(
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".to_string()),
     };
+    let user = req
+        .user
+        .clone()
+        .or_else(|| image.user.clone())
+        .unwrap_or_default();
+    validate_user(&user, &req.host.group_add)?;
+    if let Some(h) = &req.hostname {
+        wharf_types::hostname::validate(h)?;
+    }
     let mut labels = image.labels.clone().unwrap_or_default();
     labels.extend(req.labels.clone());
     Ok(ContainerConfig {
         hostname: hostname.to_string(),
         domainname: String::new(),
-        user: req
-            .user
-            .clone()
-            .or_else(|| image.user.clone())
-            .unwrap_or_default(),
+        user,
         env: merge_env(
             image.env.as_deref().unwrap_or_default(),
             &req.env,

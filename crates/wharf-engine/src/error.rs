@@ -16,6 +16,10 @@ pub enum EngineError {
     InvalidArgument(String),
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    User(#[from] wharf_types::user::UserError),
+    #[error(transparent)]
+    Hostname(#[from] wharf_types::hostname::HostnameError),
     #[error("{0}")]
     NotImplemented(String),
     #[error("capabilities: {0}")]
@@ -62,6 +66,8 @@ impl HasKind for EngineError {
             EngineError::Start { .. } => ErrorKind::FailedPrecondition,
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::User(e) => e.kind(),
+            EngineError::Hostname(e) => e.kind(),
             EngineError::NotImplemented(_) => ErrorKind::NotImplemented,
             EngineError::Caps(_) => ErrorKind::InvalidArgument,
             EngineError::Cgroup(_) => ErrorKind::Unavailable,

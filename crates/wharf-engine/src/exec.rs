@@ -87,6 +87,8 @@ impl Engine {
                 "the working directory '{cwd}' is invalid, it needs to be an absolute path"
             )));
         }
+        let user = req.user.clone().unwrap_or_else(|| rec.config.user.clone());
+        crate::create::validate_user(&user, &hc.group_add)?;
         Ok(ExecSpec {
             container_id: rec.id.to_string(),
             container_pid: info.state.pid,
@@ -95,7 +97,7 @@ impl Engine {
                 args: req.cmd.clone(),
                 env: merge_env(&rec.config.env, &req.env, req.tty),
                 cwd,
-                user: req.user.clone().unwrap_or_else(|| rec.config.user.clone()),
+                user,
                 additional_groups: hc.group_add.clone(),
                 terminal: req.tty,
                 stdin: req.interactive,

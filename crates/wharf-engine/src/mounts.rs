@@ -8,21 +8,59 @@ fn invalid(msg: String) -> EngineError {
     EngineError::InvalidArgument(msg)
 }
 
-fn check_target(spec: &str, target: &str) -> Result<(), EngineError> {
+/// `/proc` files a bind mount may replace (runc's `checkProcMount` list: what lxcfs provides).
+const PROC_BIND_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+];
+
+/// `target` with empty and `.` components dropped (`//proc/./x/` → `/proc/x`); `..` is
+/// refused before this is used.
+fn clean(target: &str) -> String {
+    let parts: Vec<&str> = target
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Checks a user mount's destination: absolute, not `/`, no `..`, and not `/proc`, `/sys` or
+/// anything below them (a mount there would replace the container's procfs/sysfs or uncover
+/// what its masked and read-only paths hide), except bind mounts onto the few `/proc` files
+/// runc allows for lxcfs.
+pub fn check_destination(spec: &str, kind: &MountKind, target: &str) -> Result<(), EngineError> {
     if !target.starts_with('/') {
         return Err(invalid(format!(
             "invalid mount config for {spec:?}: mount path must be absolute"
-        )));
-    }
-    if target == "/" {
-        return Err(invalid(format!(
-            "invalid mount config for {spec:?}: destination can't be '/'"
         )));
     }
     if target.split('/').any(|c| c == "..") {
         return Err(invalid(format!(
             "invalid mount config for {spec:?}: destination must not contain '..'"
         )));
+    }
+    let cleaned = clean(target);
+    if cleaned == "/" {
+        return Err(invalid(format!(
+            "invalid mount config for {spec:?}: destination can't be '/'"
+        )));
+    }
+    for top in ["/proc", "/sys"] {
+        let under = cleaned == top || cleaned.starts_with(&format!("{top}/"));
+        let allowed = *kind == MountKind::Bind && PROC_BIND_ALLOWED.contains(&cleaned.as_str());
+        if under && !allowed {
+            return Err(invalid(format!(
+                "invalid mount config for {spec:?}: {cleaned} cannot be mounted over: {top} and everything below it belong to the container's own {}",
+                if top == "/proc" { "procfs" } else { "sysfs" }
+            )));
+        }
     }
     Ok(())
 }
@@ -36,7 +74,6 @@ pub fn parse_volume_flag(spec: &str) -> Result<MountConfig, EngineError> {
         [s, t, o] => (*s, *t, *o),
         _ => return Err(invalid(format!("invalid volume specification: {spec:?}"))),
     };
-    check_target(spec, target)?;
     let mut read_only = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
@@ -66,6 +103,7 @@ pub fn parse_volume_flag(spec: &str) -> Result<MountConfig, EngineError> {
         }
         MountKind::Volume
     };
+    check_destination(spec, &kind, target)?;
     if kind == MountKind::Bind && source.split('/').any(|c| c == "..") {
         return Err(invalid(format!(
             "invalid volume specification: {spec:?}: host path must not contain '..'"
@@ -115,7 +153,7 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountConfig, EngineError> {
         }
     }
     let kind = kind.unwrap_or(MountKind::Volume);
-    check_target(spec, &target)?;
+    check_destination(spec, &kind, &target)?;
     if kind == MountKind::Bind && !source.starts_with('/') {
         return Err(invalid(format!(
             "invalid mount config for {spec:?}: bind source must be an absolute path"
@@ -134,7 +172,7 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountConfig, EngineError> {
 /// Parses `--tmpfs /path[:opts]`.
 pub fn parse_tmpfs_flag(spec: &str) -> Result<MountConfig, EngineError> {
     let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));
-    check_target(spec, target)?;
+    check_destination(spec, &MountKind::Tmpfs, target)?;
     let mut read_only = false;
     let mut keep = Vec::new();
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -223,5 +261,62 @@ mod tests {
         assert!(m.read_only);
         assert!(parse_mount_flag("type=bind,source=a,target=/b").is_err());
         assert!(parse_mount_flag("type=weird,target=/b").is_err());
+    }
+
+    #[test]
+    fn proc_and_sys_are_not_mount_targets() {
+        for t in [
+            "/proc",
+            "/proc/",
+            "//proc",
+            "/./proc",
+            "/proc/.",
+            "/proc/sys",
+            "/proc/self/fd",
+            "/sys",
+            "//sys/./fs/cgroup",
+            "/sys/kernel/security",
+            "/proc/cpuinfo",
+        ] {
+            assert!(parse_tmpfs_flag(t).is_err(), "--tmpfs {t}");
+            assert!(
+                parse_mount_flag(&format!("type=tmpfs,target={t}")).is_err(),
+                "--mount {t}"
+            );
+            assert!(
+                parse_volume_flag(&format!("vol:{t}")).is_err(),
+                "-v vol:{t}"
+            );
+        }
+        for t in [
+            "/proc",
+            "/proc/kcore",
+            "/sys/firmware",
+            "/proc/self/../cpuinfo",
+        ] {
+            assert!(
+                parse_volume_flag(&format!("/srv:{t}")).is_err(),
+                "-v /srv:{t}"
+            );
+        }
+        let e = parse_tmpfs_flag("//proc/./sys").unwrap_err().to_string();
+        assert!(e.contains("/proc/sys cannot be mounted over"), "{e}");
+        // lxcfs: binds onto those few /proc files only
+        for t in [
+            "/proc/cpuinfo",
+            "/proc//meminfo",
+            "/proc/net/dev",
+            "/proc/uptime",
+        ] {
+            assert!(
+                parse_volume_flag(&format!("/var/lib/lxcfs{t}:{t}:ro")).is_ok(),
+                "{t}"
+            );
+        }
+        assert!(parse_mount_flag("type=bind,source=/x,target=/proc/stat").is_ok());
+        // names that only start like /proc or /sys are fine
+        for t in ["/procs", "/system", "/srv/proc", "/sysroot/x"] {
+            assert!(parse_tmpfs_flag(t).is_ok(), "{t}");
+        }
     }
 }

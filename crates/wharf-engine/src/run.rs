@@ -114,6 +114,9 @@ impl Engine {
         // validate security options before anything is written
         parse_security_opts(&req.host.security_opt)?;
         wharf_runtime::caps::resolve(&req.host.cap_add, &req.host.cap_drop, req.host.privileged)?;
+        for m in &req.host.mounts {
+            crate::mounts::check_destination(&m.target, &m.kind, &m.target)?;
+        }
         let id = ContainerId::from_bytes(
             names::random_bytes::<32>().map_err(|e| EngineError::io("read", "/dev/urandom", e))?,
         );

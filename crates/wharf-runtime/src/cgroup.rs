@@ -194,6 +194,17 @@ struct Dir {
     v2: bool,
 }
 
+/// One v1 hierarchy of a container's cgroup, for the view mounted inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1View {
+    /// Directory name under /sys/fs/cgroup (the host mount point's name, one component).
+    pub name: String,
+    /// The container's own cgroup directory in that hierarchy (a host path).
+    pub dir: PathBuf,
+    /// Controller names that become symlinks to `name` (`cpu` → `cpu,cpuacct`).
+    pub links: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     dirs: Vec<Dir>,
@@ -338,6 +349,31 @@ impl Cgroup {
         Cgroup {
             dirs: dirs_for(layout(), path),
         }
+    }
+
+    /// The v1 hierarchies of this cgroup as the container sees them under /sys/fs/cgroup
+    /// (runc's v1 view): one entry per hierarchy with the container's own directory, named
+    /// like the host's mount point (`memory`, `cpu,cpuacct`), with a symlink per co-mounted
+    /// controller whose name differs. Empty on pure v2 and for hierarchies wharf does not use.
+    pub fn v1_views(&self) -> Vec<V1View> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.v2)
+            .filter_map(|d| {
+                let name = d.mount.file_name()?.to_str()?.to_string();
+                let links = d
+                    .controllers
+                    .iter()
+                    .filter(|c| **c != name)
+                    .cloned()
+                    .collect();
+                Some(V1View {
+                    name,
+                    dir: d.path.clone(),
+                    links,
+                })
+            })
+            .collect()
     }
 
     /// Move `pid` into the cgroup in every hierarchy.
@@ -651,6 +687,53 @@ mod tests {
     use crate::caps::tests::{in_child, run_child};
     use crate::spec::CgroupSpec;
     use std::io::Write as _;
+
+    #[test]
+    fn v1_views_name_hierarchies_and_link_comounted_controllers() {
+        let m = |p: &str| PathBuf::from(p);
+        let v1 = vec![
+            ("cpu".to_string(), m("/sys/fs/cgroup/cpu,cpuacct")),
+            ("cpuacct".to_string(), m("/sys/fs/cgroup/cpu,cpuacct")),
+            ("memory".to_string(), m("/sys/fs/cgroup/memory")),
+            ("net_cls".to_string(), m("/sys/fs/cgroup/net_cls,net_prio")),
+        ];
+        let views = |layout: &Layout| {
+            Cgroup {
+                dirs: dirs_for(layout, "wharf/abc"),
+            }
+            .v1_views()
+        };
+        let want = vec![
+            V1View {
+                name: "cpu,cpuacct".into(),
+                dir: m("/sys/fs/cgroup/cpu,cpuacct/wharf/abc"),
+                links: vec!["cpu".into(), "cpuacct".into()],
+            },
+            V1View {
+                name: "memory".into(),
+                dir: m("/sys/fs/cgroup/memory/wharf/abc"),
+                links: vec![],
+            },
+        ];
+        assert_eq!(
+            views(&Layout::V1 {
+                controllers: v1.clone()
+            }),
+            want
+        );
+        // hybrid: the unified hierarchy is not part of the v1 view
+        assert_eq!(
+            views(&Layout::Hybrid {
+                controllers: v1,
+                unified: m("/sys/fs/cgroup/unified"),
+            }),
+            want
+        );
+        assert!(views(&Layout::V2 {
+            root: m("/sys/fs/cgroup")
+        })
+        .is_empty());
+    }
 
     fn rand_path() -> String {
         let n = std::time::SystemTime::now()

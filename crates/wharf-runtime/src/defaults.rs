@@ -51,8 +51,9 @@ mod tests {
             assert!(!e.reason.trim().is_empty(), "{} has no reason", e.path);
         }
         let m = masked_paths();
-        assert_eq!(m.len(), 11);
+        assert_eq!(m.len(), 12);
         assert!(m.contains(&"/proc/kcore".to_string()));
+        assert!(m.contains(&"/proc/interrupts".to_string()));
         assert!(m.contains(&"/sys/devices/virtual/powercap".to_string()));
         assert_eq!(
             readonly_paths(),

@@ -210,6 +210,8 @@ fn run(
         // engine's reconcile (monitor gone → container killed).
         let _ = process::set_pdeathsig(nix::libc::SIGKILL);
     }
+    // setup ran with umask 0; the container gets docker's and runc's 0022
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     if spec.init {
         return tiny_init(err, &cmd.path_c, &cmd.argv, &cmd.envp, &cmd.arg0, &cmd.path);
     }

@@ -188,6 +188,85 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// Why [`read_small_file`] refused a file.
+fn refuse(kind: io::ErrorKind, msg: String) -> io::Error {
+    io::Error::new(kind, msg)
+}
+
+fn file_type_name(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => "a directory",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFIFO => "a fifo",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFLNK => "a symlink",
+        _ => "not a regular file",
+    }
+}
+
+/// Reads a small file of an untrusted tree (an image's /etc/passwd, /etc/group, ...) into
+/// memory: opened without blocking (`O_NONBLOCK`: a FIFO cannot hang the caller) and without
+/// becoming a controlling terminal, it must be a regular file of at most `max` bytes.
+/// With `root`, `path` is resolved inside it ([`open_in_root`]); without, as is (a caller
+/// already inside the container's root). `Ok(None)` when the file does not exist; anything
+/// else that is wrong (a device, a FIFO, a directory, too large) is an error whose message
+/// says what the file is.
+pub fn read_small_file(
+    root: Option<BorrowedFd<'_>>,
+    path: &Path,
+    max: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let opened = match root {
+        Some(r) => open_in_root(r, path, flags).map(std::fs::File::from),
+        None => {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)
+        }
+    };
+    let f = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let st = fstat(f.as_fd())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(refuse(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is {}, only a regular file is read",
+                path.display(),
+                file_type_name(st.st_mode)
+            ),
+        ));
+    }
+    let too_large = |size: u64| {
+        refuse(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is too large ({size} bytes, at most {max} are read)",
+                path.display()
+            ),
+        )
+    };
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    if size > max {
+        return Err(too_large(size));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    // the file may grow after fstat: never read more than max + 1
+    f.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(too_large(buf.len() as u64));
+    }
+    Ok(Some(buf))
+}
+
 /// `readlinkat(dir, name)`; `EINVAL` if `name` is not a symlink.
 pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBuf> {
     let c = name_cstring(name)?;

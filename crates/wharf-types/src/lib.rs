@@ -7,9 +7,11 @@
 pub mod container;
 pub mod digest;
 pub mod error;
+pub mod hostname;
 pub mod id;
 pub mod oci;
 pub mod reference;
+pub mod user;
 
 pub use digest::Digest;
 pub use error::ErrorKind;

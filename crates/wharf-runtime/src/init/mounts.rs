@@ -56,6 +56,7 @@ pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<(), InitError> {
         ..nsne()
     };
     mount::mount_fs("sysfs", "sysfs", &[], sys_flags, t.as_fd()).ctx(|| "mount /sys".into())?;
+    cgroup_view(root, spec)?;
     setup_dev(root)?;
 
     for m in &spec.mounts {
@@ -70,6 +71,57 @@ pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<(), InitError> {
         }
     }
     mount::pivot_root_into(root).ctx(|| format!("pivot_root into {}", r.target.display()))?;
+    Ok(())
+}
+
+/// cgroup v1 (and hybrid) hosts: like runc, a tmpfs at /sys/fs/cgroup with, per hierarchy,
+/// a bind mount of the container's own cgroup directory (so tools read their limits from
+/// the usual files and see no other cgroup), co-mounted controllers as symlinks; read-only
+/// unless privileged. Pure v2: nothing is mounted (the sysfs directory stays empty).
+fn cgroup_view(root: BorrowedFd<'_>, spec: &ContainerSpec) -> Result<(), InitError> {
+    let views = crate::cgroup::Cgroup::open(&spec.cgroup.path).v1_views();
+    if views.is_empty() {
+        return Ok(());
+    }
+    let readonly = !spec.security.privileged;
+    let t = mkdir_target(root, "/sys/fs/cgroup")?;
+    mount::mount_fs(
+        "tmpfs",
+        "tmpfs",
+        &[("mode", Some("755")), ("size", Some("64k"))],
+        nsne(),
+        t.as_fd(),
+    )
+    .ctx(|| "mount tmpfs on /sys/fs/cgroup".into())?;
+    // Re-resolved, the path lands on the fresh tmpfs: nothing in it is container-controlled,
+    // so single-component *at() calls are safe.
+    let cg = fs::open_in_root(root, Path::new("/sys/fs/cgroup"), O_PATH_DIR)
+        .ctx(|| "open /sys/fs/cgroup".into())?;
+    let cg = cg.as_fd();
+    for v in &views {
+        let name = OsStr::new(&v.name);
+        fs::mkdirat(cg, name, 0o555).ctx(|| format!("mkdir /sys/fs/cgroup/{}", v.name))?;
+        let target = fs::openat_nofollow(cg, name, O_PATH_DIR, 0)
+            .ctx(|| format!("open /sys/fs/cgroup/{}", v.name))?;
+        let src: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_path()
+            .open(&v.dir)
+            .ctx(|| format!("open cgroup {}", v.dir.display()))?
+            .into();
+        let reopen = || fs::openat_nofollow(cg, name, nix::libc::O_PATH, 0);
+        mount::bind_mount(src.as_fd(), target.as_fd(), false, readonly, &reopen)
+            .ctx(|| format!("bind {} on /sys/fs/cgroup/{}", v.dir.display(), v.name))?;
+        for l in &v.links {
+            fs::symlinkat(Path::new(&v.name), cg, OsStr::new(l))
+                .ctx(|| format!("symlink /sys/fs/cgroup/{l}"))?;
+        }
+    }
+    if readonly {
+        let top = fs::open_in_root(root, Path::new("/sys/fs/cgroup"), nix::libc::O_PATH)
+            .ctx(|| "open /sys/fs/cgroup".into())?;
+        mount::remount_readonly(top.as_fd()).ctx(|| "make /sys/fs/cgroup read-only".into())?;
+    }
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! /etc/group (read after pivot_root; never the host's NSS), with Docker's semantics and
 //! messages. Numeric ids need no entry.
 
-use super::InitError;
+use super::{fail, InitError};
+use wharf_types::user::{check_id, parse_id_or_name, parse_user_spec, IdOrName, UserError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExecUser {
@@ -15,14 +16,15 @@ pub(crate) struct ExecUser {
 
 struct PasswdEntry {
     name: String,
-    uid: u32,
-    gid: u32,
+    /// As written in the file; checked against the id range when the entry is used.
+    uid: u64,
+    gid: u64,
     home: String,
 }
 
 struct GroupEntry {
     name: String,
-    gid: u32,
+    gid: u64,
     members: Vec<String>,
 }
 
@@ -63,12 +65,26 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
         .collect()
 }
 
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+/// The largest /etc/passwd or /etc/group init reads (an image controls both).
+const MAX_DB: u64 = 4 << 20;
+
+/// The container's `path` (we are inside its root): bounded, regular files only; a missing
+/// file reads as empty, as with glibc.
+fn read(path: &str) -> Result<String, InitError> {
+    match wharf_sys::fs::read_small_file(None, std::path::Path::new(path), MAX_DB) {
+        Ok(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        Ok(None) => Ok(String::new()),
+        Err(e) => Err(fail(format!("read {path}: {e}"))),
+    }
 }
 
 pub(crate) fn resolve(user: &str, additional: &[String]) -> Result<ExecUser, InitError> {
-    resolve_with(user, additional, &read("/etc/passwd"), &read("/etc/group"))
+    resolve_with(
+        user,
+        additional,
+        &read("/etc/passwd")?,
+        &read("/etc/group")?,
+    )
 }
 
 fn not_found(what: &str, name: &str, file: &str) -> InitError {
@@ -78,60 +94,65 @@ fn not_found(what: &str, name: &str, file: &str) -> InitError {
     }
 }
 
+fn range(e: UserError) -> InitError {
+    fail(e.to_string())
+}
+
+/// An id taken from an image's passwd/group entry `name`.
+fn entry_id(what: &'static str, file: &str, name: &str, id: u64) -> Result<u32, InitError> {
+    check_id(what, id).map_err(|e| fail(format!("{file} entry {name:?}: {e}")))
+}
+
 fn resolve_with(
     user: &str,
     additional: &[String],
     passwd: &str,
     group: &str,
 ) -> Result<ExecUser, InitError> {
+    let spec = parse_user_spec(user).map_err(range)?;
     let users = parse_passwd(passwd);
     let groups = parse_group(group);
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let u = if u.is_empty() { "0" } else { u };
-    let entry = match u.parse::<u32>() {
-        Ok(uid) => users.iter().find(|e| e.uid == uid),
-        Err(_) => Some(
-            users
+    let (uid, entry) = match spec.user {
+        IdOrName::Id(uid) => (uid, users.iter().find(|e| e.uid == u64::from(uid))),
+        IdOrName::Name(n) => {
+            let e = users
                 .iter()
-                .find(|e| e.name == u)
-                .ok_or_else(|| not_found("user", u, "passwd"))?,
-        ),
-    };
-    let uid = match (u.parse::<u32>(), entry) {
-        (Ok(n), _) => n,
-        (Err(_), Some(e)) => e.uid,
-        (Err(_), None) => return Err(not_found("user", u, "passwd")),
-    };
-    let lookup_group = |g: &str| -> Result<u32, InitError> {
-        match g.parse::<u32>() {
-            Ok(n) => Ok(n),
-            Err(_) => groups
-                .iter()
-                .find(|e| e.name == g)
-                .map(|e| e.gid)
-                .ok_or_else(|| not_found("group", g, "group")),
+                .find(|e| e.name == n)
+                .ok_or_else(|| not_found("user", n, "passwd"))?;
+            (entry_id("uid", "passwd", &e.name, e.uid)?, Some(e))
         }
     };
-    let gid = match g {
-        Some(g) if !g.is_empty() => lookup_group(g)?,
-        _ => entry.map_or(0, |e| e.gid),
+    let lookup_group = |g: &IdOrName<'_>| -> Result<u32, InitError> {
+        match *g {
+            IdOrName::Id(n) => Ok(n),
+            IdOrName::Name(name) => {
+                let e = groups
+                    .iter()
+                    .find(|e| e.name == name)
+                    .ok_or_else(|| not_found("group", name, "group"))?;
+                entry_id("gid", "group", &e.name, e.gid)
+            }
+        }
+    };
+    let gid = match &spec.group {
+        Some(g) => lookup_group(g)?,
+        None => match entry {
+            Some(e) => entry_id("gid", "passwd", &e.name, e.gid)?,
+            None => 0,
+        },
     };
     let mut sup: Vec<u32> = Vec::new();
-    if g.is_none() {
+    // an explicit group (even an empty one, "u:") replaces the user's memberships
+    if !user.contains(':') {
         if let Some(e) = entry {
-            sup.extend(
-                groups
-                    .iter()
-                    .filter(|gr| gr.members.contains(&e.name))
-                    .map(|gr| gr.gid),
-            );
+            for gr in groups.iter().filter(|gr| gr.members.contains(&e.name)) {
+                sup.push(entry_id("gid", "group", &gr.name, gr.gid)?);
+            }
         }
     }
     for a in additional {
-        sup.push(lookup_group(a)?);
+        let g = parse_id_or_name("group", a).map_err(range)?;
+        sup.push(lookup_group(&g)?);
     }
     if !sup.contains(&gid) {
         sup.insert(0, gid);
@@ -188,5 +209,32 @@ mod tests {
             e.message,
             "unable to find group ghosts: no matching entries in group file"
         );
+    }
+
+    #[test]
+    fn ids_out_of_range_never_resolve() {
+        let pw = "evil:x:4294967295:0::/:/bin/sh\nbadgid:x:5:4294967296::/:/bin/sh\n";
+        let gr = "evilg:x:4294967295:\nmembers:x:4294967295:badgid\n";
+        for (user, add) in [
+            ("4294967295", vec![]),
+            ("0:4294967295", vec![]),
+            ("-1", vec![]),
+            ("evil", vec![]),
+            ("badgid", vec![]),
+            ("0:evilg", vec![]),
+            ("0", vec!["4294967296".to_string()]),
+            ("0", vec!["evilg".to_string()]),
+        ] {
+            let e = resolve_with(user, &add, pw, gr).unwrap_err();
+            assert!(
+                e.message
+                    .contains("uids and gids must be in range 0-2147483647"),
+                "{user} {add:?}: {}",
+                e.message
+            );
+        }
+        // a member of a group whose gid is out of range
+        let e = resolve_with("5:5", &[], pw, gr);
+        assert!(e.is_ok(), "explicit group: memberships not used");
     }
 }

@@ -76,6 +76,10 @@ fn default_profile_semantics() {
     assert_eq!(r("init_module", z), EPERM_RET);
     assert_eq!(r("kexec_load", z), EPERM_RET);
     assert_eq!(r("open_by_handle_at", z), EPERM_RET);
+    // moby denies io_uring since 2023
+    assert_eq!(r("io_uring_setup", z), EPERM_RET);
+    assert_eq!(r("io_uring_enter", z), EPERM_RET);
+    assert_eq!(r("io_uring_register", z), EPERM_RET);
     assert_eq!(r("clone3", z), ENOSYS_RET);
     // clone: plain fork/thread flags yes, namespace flags no.
     let thread_flags = 0x003d_0f00u64;
@@ -233,6 +237,8 @@ e = 0 if r >= 0 else ctypes.get_errno()
 if r > 0:
     os.waitpid(r, 0)
 print("clone_newuser", e)
+r = libc.syscall(L(425), L(1), L(0))
+print("io_uring_setup", 0 if r >= 0 else ctypes.get_errno())
 for v in (0xffffffff, 0x20000, 0x8, 0, 0x400000):
     r = libc.syscall(L(135), ctypes.c_ulong(v))
     print("personality", hex(v), 0 if r >= 0 else ctypes.get_errno())
@@ -297,6 +303,8 @@ fn child_checks(sys_admin: bool) -> i32 {
             });
         check("reboot EPERM", out.contains("reboot 1\n"));
         check("clone(NEWUSER) EPERM", out.contains("clone_newuser 1\n"));
+        // EFAULT (NULL params) if it reached the kernel
+        check("io_uring_setup EPERM", out.contains("io_uring_setup 1\n"));
         // personality: the query (0xffffffff) and the listed values pass the filter,
         // READ_IMPLIES_EXEC (0x400000) does not.
         for v in ["0xffffffff 0", "0x20000 0", "0x8 0", "0x0 0", "0x400000 1"] {

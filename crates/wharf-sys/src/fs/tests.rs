@@ -439,3 +439,53 @@ fn set_topdir_sets_chattr_t_where_the_file_system_has_it() {
     // a missing directory is an error, not a silent no
     assert!(set_topdir(&t.path().join("nope")).is_err());
 }
+
+#[test]
+fn read_small_file_refuses_what_is_not_a_small_regular_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("root");
+    std::fs::create_dir_all(r.join("etc")).unwrap();
+    std::fs::write(r.join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+    std::fs::create_dir_all(r.join("dev")).unwrap();
+    nix::sys::stat::mknod(
+        &r.join("dev/zero"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 5),
+    )
+    .unwrap();
+    symlink("/dev/zero", r.join("etc/zero")).unwrap();
+    symlink("/../../etc/passwd", r.join("etc/up")).unwrap();
+    std::fs::create_dir(r.join("etc/dir")).unwrap();
+    std::fs::write(r.join("etc/big"), vec![b'x'; 2048]).unwrap();
+    nix::unistd::mkfifo(
+        &r.join("etc/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let root = std::fs::File::open(&r).unwrap();
+    let read = |p: &str| read_small_file(Some(root.as_fd()), Path::new(p), 1024);
+    assert_eq!(
+        read("/etc/passwd").unwrap().unwrap(),
+        b"root:x:0:0::/:/bin/sh\n"
+    );
+    // clamped to the root: the rootfs's own passwd, not the host's
+    assert_eq!(
+        read("/etc/up").unwrap().unwrap(),
+        b"root:x:0:0::/:/bin/sh\n"
+    );
+    assert!(read("/etc/missing").unwrap().is_none());
+    for (p, what) in [
+        ("/etc/zero", "a character device"),
+        ("/etc/fifo", "a fifo"),
+        ("/etc/dir", "a directory"),
+        ("/etc/big", "too large (2048 bytes"),
+    ] {
+        let e = read(p).unwrap_err();
+        assert!(e.to_string().contains(what), "{p}: {e}");
+        assert!(e.to_string().contains(p), "{p}: {e}");
+    }
+    // without a root, the path as is (a process already inside the container's root)
+    let e = read_small_file(None, &r.join("etc/fifo"), 1024).unwrap_err();
+    assert!(e.to_string().contains("a fifo"), "{e}");
+}

@@ -91,6 +91,16 @@ fn gnu_header() -> tar::Header {
 
 /// Writes a busybox rootfs tarball: /bin/busybox, applet symlinks, /etc/passwd, /etc/group.
 pub fn write_busybox_tar(path: &Path) {
+    write_busybox_tar_with(path, &[], &|_| {});
+}
+
+/// [`write_busybox_tar`] without the files named in `skip` (`"etc/passwd"`), then `extra`
+/// appends its own entries (hostile images).
+pub fn write_busybox_tar_with(
+    path: &Path,
+    skip: &[&str],
+    extra: &dyn Fn(&mut tar::Builder<std::fs::File>),
+) {
     let f = std::fs::File::create(path).expect("create tar");
     let mut b = tar::Builder::new(f);
     let dir = |b: &mut tar::Builder<std::fs::File>, name: &str, mode: u32| {
@@ -141,7 +151,7 @@ pub fn write_busybox_tar(path: &Path) {
             "root:x:0:\ndaemon:x:1:\nwheel:x:10:app\naudio:x:29:app,nobody\nnogroup:x:65534:\napp:x:1000:\n",
         ),
     ];
-    for (name, content) in files {
+    for (name, content) in files.into_iter().filter(|(n, _)| !skip.contains(n)) {
         let mut h = gnu_header();
         h.set_size(content.len() as u64);
         h.set_mode(0o644);
@@ -150,6 +160,7 @@ pub fn write_busybox_tar(path: &Path) {
         b.append_data(&mut h, name, content.as_bytes())
             .expect("file");
     }
+    extra(&mut b);
     b.finish().expect("finish tar");
 }
 
