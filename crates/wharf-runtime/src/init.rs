@@ -117,11 +117,17 @@ pub fn init_main() -> ! {
 
 enum Never {}
 
-/// Reads the spec payload (length-prefixed) from the spec pipe, which stays open for the
-/// `ATTACHED` byte (see [`wait_attached`]).
-fn read_payload(
-    fd: Option<OwnedFd>,
-) -> Result<(ContainerSpec, Option<Vec<u8>>, u8, std::fs::File), InitError> {
+/// What the parent sends on the spec pipe; `pipe` stays open for the `ATTACHED` byte (see
+/// [`wait_attached`]).
+struct Payload {
+    spec: ContainerSpec,
+    bpf: Option<Vec<u8>>,
+    flags: u8,
+    pipe: std::fs::File,
+}
+
+/// Reads the spec payload (length-prefixed) from the spec pipe.
+fn read_payload(fd: Option<OwnedFd>) -> Result<Payload, InitError> {
     let fd = fd.ok_or_else(|| fail("wharf __init is internal: started without a spec pipe"))?;
     let mut f = std::fs::File::from(fd);
     let mut len = [0u8; 4];
@@ -139,7 +145,12 @@ fn read_payload(
     }
     let (spec, bpf, flags) =
         decode(&buf).ok_or_else(|| fail("malformed container spec from parent"))?;
-    Ok((spec, bpf, flags, f))
+    Ok(Payload {
+        spec,
+        bpf,
+        flags,
+        pipe: f,
+    })
 }
 
 /// Blocks until the parent says this process is in the container's cgroup; leaves quietly
@@ -158,7 +169,12 @@ fn run(
     tty: Option<OwnedFd>,
 ) -> Result<Never, InitError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let (spec, bpf, flags, spec_pipe) = read_payload(spec_fd)?;
+    let Payload {
+        spec,
+        bpf,
+        flags,
+        pipe: spec_pipe,
+    } = read_payload(spec_fd)?;
     // Past "go": a foreground container may outlive a crashed caller; a monitored one dies
     // with its monitor (set again below: credential changes clear it).
     let die_with_parent = flags & crate::start::FLAG_DIE_WITH_PARENT != 0;
