@@ -31,10 +31,12 @@ fn clean(target: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Checks a user mount's destination: absolute, not `/`, no `..`, and not `/proc`, `/sys` or
-/// anything below them (a mount there would replace the container's procfs/sysfs or uncover
-/// what its masked and read-only paths hide), except bind mounts onto the few `/proc` files
-/// runc allows for lxcfs.
+/// Checks a user mount's destination: absolute, not `/`, no `..`; not `/proc` or anything
+/// below it (a mount there would replace the container's procfs and uncover what its masked
+/// and read-only paths hide), except bind mounts onto the few `/proc` files runc allows for
+/// lxcfs; not `/sys` itself, nor a `/sys` path at, above or below a masked or read-only path
+/// (`/sys/firmware`, `/sys/devices`, ...). Other `/sys` paths stay mountable, as with docker
+/// (`-v /sys/fs/cgroup:/sys/fs/cgroup:ro` for systemd in a container).
 pub fn check_destination(spec: &str, kind: &MountKind, target: &str) -> Result<(), EngineError> {
     if !target.starts_with('/') {
         return Err(invalid(format!(
@@ -52,14 +54,30 @@ pub fn check_destination(spec: &str, kind: &MountKind, target: &str) -> Result<(
             "invalid mount config for {spec:?}: destination can't be '/'"
         )));
     }
-    for top in ["/proc", "/sys"] {
-        let under = cleaned == top || cleaned.starts_with(&format!("{top}/"));
-        let allowed = *kind == MountKind::Bind && PROC_BIND_ALLOWED.contains(&cleaned.as_str());
-        if under && !allowed {
-            return Err(invalid(format!(
-                "invalid mount config for {spec:?}: {cleaned} cannot be mounted over: {top} and everything below it belong to the container's own {}",
-                if top == "/proc" { "procfs" } else { "sysfs" }
-            )));
+    let at_or_below = |top: &str| cleaned == top || cleaned.starts_with(&format!("{top}/"));
+    let refuse = |top: &str, what: &str| {
+        Err(invalid(format!(
+            "invalid mount config for {spec:?}: {cleaned} cannot be mounted over: {what} belong to the container's own {}",
+            if top == "/proc" { "procfs" } else { "sysfs" }
+        )))
+    };
+    if at_or_below("/proc")
+        && !(*kind == MountKind::Bind && PROC_BIND_ALLOWED.contains(&cleaned.as_str()))
+    {
+        return refuse("/proc", "/proc and everything below it");
+    }
+    if cleaned == "/sys" {
+        return refuse("/sys", "/sys and its masked and read-only paths");
+    }
+    if at_or_below("/sys") {
+        let protected = wharf_runtime::defaults::masked_paths()
+            .into_iter()
+            .chain(wharf_runtime::defaults::readonly_paths())
+            .filter(|p| p.starts_with("/sys/"));
+        for p in protected {
+            if at_or_below(&p) || p.starts_with(&format!("{cleaned}/")) {
+                return refuse("/sys", "/sys and its masked and read-only paths");
+            }
         }
     }
     Ok(())
@@ -274,8 +292,11 @@ mod tests {
             "/proc/sys",
             "/proc/self/fd",
             "/sys",
-            "//sys/./fs/cgroup",
-            "/sys/kernel/security",
+            "//sys/./firmware",
+            "/sys/firmware/efi",
+            "/sys/devices",
+            "/sys/devices/virtual",
+            "/sys/devices/virtual/powercap/x",
             "/proc/cpuinfo",
         ] {
             assert!(parse_tmpfs_flag(t).is_err(), "--tmpfs {t}");
@@ -314,8 +335,16 @@ mod tests {
             );
         }
         assert!(parse_mount_flag("type=bind,source=/x,target=/proc/stat").is_ok());
-        // names that only start like /proc or /sys are fine
-        for t in ["/procs", "/system", "/srv/proc", "/sysroot/x"] {
+        // names that only start like /proc or /sys are fine, and /sys paths that hide nothing
+        // masked (systemd in a container: -v /sys/fs/cgroup:/sys/fs/cgroup:ro)
+        for t in [
+            "/procs",
+            "/system",
+            "/srv/proc",
+            "/sysroot/x",
+            "/sys/fs/cgroup",
+            "/sys/kernel/security",
+        ] {
             assert!(parse_tmpfs_flag(t).is_ok(), "{t}");
         }
     }
