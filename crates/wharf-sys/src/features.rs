@@ -1,7 +1,7 @@
 //! Run-time kernel feature detection, with a test override.
 //!
 //! `WHARF_DISABLE` (comma separated: `openat2`, `clone3`, `mountapi`, `exebind`, `memfd`,
-//! `sealing`, `tmpfile`, `oomkill`, `seccomplog`, `cgroup.<controller>`) makes wharf behave as if
+//! `sealing`, `tmpfile`, `oomkill`, `seccomplog`, `filecapsv3`, `cgroup.<controller>`) makes wharf behave as if
 //! the kernel lacked a feature, so the code paths used on RHEL 7 (3.10) and RHEL 8 (4.18) run
 //! in CI on a new kernel. Detection results are cached per process.
 
@@ -28,6 +28,8 @@ pub enum Feature {
     OomKillCounter,
     /// Seccomp's SCMP_ACT_LOG and KILL_PROCESS actions and `actions_avail`, Linux 4.14.
     SeccompLog,
+    /// Namespaced (v3) file capabilities in `security.capability`, Linux 4.14.
+    FileCapsV3,
 }
 
 impl Feature {
@@ -42,6 +44,7 @@ impl Feature {
             Feature::Tmpfile => "tmpfile",
             Feature::OomKillCounter => "oomkill",
             Feature::SeccompLog => "seccomplog",
+            Feature::FileCapsV3 => "filecapsv3",
         }
     }
 }

@@ -12,6 +12,7 @@
 //! xattrs coming from the archive itself are dropped (a layer must not forge overlay
 //! metadata). Metadata order per entry: chown, chmod (so setuid survives), xattrs (after
 //! chown, which clears `security.capability`), mtime; directory mtimes are set at the end.
+//! v3 file capabilities are fitted to the kernel (`fit_file_caps`).
 //!
 //! Must not: decompress or hash (the caller does), buffer file contents in memory, follow a
 //! symlink from the archive, or resolve a path by string.
@@ -442,9 +443,55 @@ fn xattrs<R: Read>(
                 reason: "invalid xattr name",
             });
         }
-        out.push((name.to_string(), ext.value_bytes().to_vec()));
+        let value = ext.value_bytes();
+        if name == "security.capability" {
+            if let Some(v) = fit_file_caps(value, kernel_has_v3_file_caps()) {
+                out.push((name.to_string(), v));
+            }
+            continue;
+        }
+        out.push((name.to_string(), value.to_vec()));
     }
     Ok(out)
+}
+
+const VFS_CAP_REVISION_MASK: u32 = 0xff00_0000;
+const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+const VFS_CAP_REVISION_3: u32 = 0x0300_0000;
+
+/// Namespaced (v3) file capabilities, Linux 4.14; `WHARF_DISABLE=filecapsv3` reads the
+/// kernel as older.
+fn kernel_has_v3_file_caps() -> bool {
+    use wharf_sys::features::{force_disabled, kernel_version, Feature};
+    kernel_version() >= (4, 14) && !force_disabled(Feature::FileCapsV3)
+}
+
+/// A layer's `security.capability` as this kernel can execute it. Images built on 4.14+
+/// kernels may carry v3 values (v2 plus a root uid); an older kernel fails `execve` of such
+/// a file with EINVAL. A v3 value for root uid 0 means exactly what v2 means in wharf's
+/// containers (no user namespace), so it is written as v2 everywhere; one for another root
+/// uid only applies inside a user namespace with that root — never here — so on a kernel
+/// without v3 it is dropped (a newer kernel ignores it itself). Anything else is kept as is.
+fn fit_file_caps(value: &[u8], kernel_has_v3: bool) -> Option<Vec<u8>> {
+    let word = |at: usize| {
+        value
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+    };
+    let (Some(magic), Some(rootid)) = (word(0), word(20)) else {
+        return Some(value.to_vec());
+    };
+    if magic & VFS_CAP_REVISION_MASK != VFS_CAP_REVISION_3 || value.len() != 24 {
+        return Some(value.to_vec());
+    }
+    if rootid == 0 {
+        let mut v2 = value[..20].to_vec();
+        let flags = magic & !VFS_CAP_REVISION_MASK;
+        v2[..4].copy_from_slice(&(VFS_CAP_REVISION_2 | flags).to_le_bytes());
+        return Some(v2);
+    }
+    kernel_has_v3.then(|| value.to_vec())
 }
 
 /// Unpacks the uncompressed layer tar `tar` into the existing directory `dest`.
