@@ -1,8 +1,9 @@
 //! Creating and running containers: request → create-time record (written once) → runtime
 //! spec → start → wait → final state. Also the container queries (`ps`, `inspect`) and removal.
 
+use crate::client::ClientLock;
 use crate::create::{container_config, CreateRequest};
-use crate::state::{ContainerState, Status};
+use crate::state::{Client, ContainerState, Status};
 use crate::timefmt::now_rfc3339;
 use crate::{etcfiles, names, Engine, EngineError};
 use std::path::PathBuf;
@@ -21,6 +22,10 @@ pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
 pub struct ContainerInfo {
     pub record: ContainerRecord,
     pub state: ContainerState,
+}
+
+fn not_found(id: &ContainerId) -> EngineError {
+    wharf_store::StoreError::ContainerNotFound(id.to_string()).into()
 }
 
 pub(crate) fn cgroup_path(id: &ContainerId) -> String {
@@ -109,7 +114,17 @@ impl Engine {
     }
 
     /// Creates a container (record + directories), returning its record. Nothing runs yet.
-    pub fn create_container(&self, mut req: CreateRequest) -> Result<ContainerRecord, EngineError> {
+    pub fn create_container(&self, req: CreateRequest) -> Result<ContainerRecord, EngineError> {
+        self.create(req, false).map(|(rec, _)| rec)
+    }
+
+    /// [`Engine::create_container`]; with `client`, the caller becomes the container's
+    /// foreground client (`crate::client`) before its record exists.
+    fn create(
+        &self,
+        mut req: CreateRequest,
+        client: bool,
+    ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
         let image = self.store.resolve_image(&req.image)?;
         // validate security options before anything is written
         parse_security_opts(&req.host.security_opt)?;
@@ -144,6 +159,11 @@ impl Engine {
                 m.source = v.name;
             }
         }
+        let lock = if client {
+            Some(self.lock_client(&id)?)
+        } else {
+            None
+        };
         let record = ContainerRecord {
             id,
             name,
@@ -159,7 +179,7 @@ impl Engine {
             &record.config.hostname,
         )
         .map_err(|e| EngineError::io("write", &paths.dir, e))?;
-        Ok(record)
+        Ok((record, lock))
     }
 
     fn unused_name(&self) -> Result<String, EngineError> {
@@ -310,10 +330,23 @@ impl Engine {
         })
     }
 
-    /// Starts a created or exited container in the foreground and waits for it: the CLI's
-    /// `run` without `-d`. Returns the container's exit code (docker's rules: the command's
-    /// code, 128+N when killed by signal N). `auto_remove` containers are removed afterwards.
-    pub fn start_foreground(&self, rec: &ContainerRecord) -> Result<i32, EngineError> {
+    /// Starts a just-created container in the foreground and waits for it: the CLI's `run`
+    /// without `-d`, holding its client lock. Returns the container's exit code (docker's
+    /// rules: the command's code, 128+N when killed by signal N). `auto_remove` containers
+    /// are removed afterwards. Its pid 1 dies with the calling thread (see
+    /// `wharf_runtime::start::start`), so a killed CLI takes the container with it and the
+    /// next command to look reconciles it (`crate::client`).
+    fn start_foreground(
+        &self,
+        rec: &ContainerRecord,
+        client: ClientLock,
+    ) -> Result<i32, EngineError> {
+        let r = self.start_foreground_locked(rec);
+        client.release();
+        r
+    }
+
+    fn start_foreground_locked(&self, rec: &ContainerRecord) -> Result<i32, EngineError> {
         let paths = self.store.container_paths(&rec.id);
         let mut state: ContainerState = self
             .store
@@ -373,19 +406,50 @@ impl Engine {
 
     /// `run` in the foreground: create, start, wait.
     pub fn run_foreground(&self, req: CreateRequest) -> Result<i32, EngineError> {
-        let rec = self.create_container(req)?;
-        self.start_foreground(&rec)
+        let (rec, client) = self.create(req, true)?;
+        let client = client.ok_or_else(|| not_found(&rec.id))?;
+        self.start_foreground(&rec, client)
     }
 
+    fn load_state(&self, id: &ContainerId) -> Result<ContainerState, EngineError> {
+        Ok(self.store.read_container_state(id)?.unwrap_or_default())
+    }
+
+    /// The foreground client of a container that has no monitor and is not known to be done.
+    fn client_of(&self, id: &ContainerId, st: &ContainerState) -> Client {
+        let open = matches!(
+            st.status,
+            Status::Created | Status::Running | Status::Paused | Status::Restarting
+        );
+        if open && st.monitor_pid == 0 {
+            self.client(id)
+        } else {
+            Client::Unknown
+        }
+    }
+
+    /// The record with its reconciled state. A container found dead (monitor or foreground
+    /// client killed, host rebooted) is recorded as exited, its cgroup and run directory
+    /// removed, and an `auto_remove` one removed (then `NotFound`): whichever command
+    /// notices first does it.
     fn info(&self, record: ContainerRecord) -> Result<ContainerInfo, EngineError> {
-        let mut state: ContainerState = self
-            .store
-            .read_container_state(&record.id)?
-            .unwrap_or_default();
-        if state.reconcile(now_rfc3339()) {
-            let _ = Cgroup::open(&cgroup_path(&record.id)).remove();
-            let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
-            let _ = self.store.write_container_state(&record.id, &state);
+        let id = record.id.clone();
+        let mut state = self.load_state(&id)?;
+        if state.reconcile(now_rfc3339(), self.client_of(&id, &state)) {
+            // read again: a monitor or client may have recorded the real exit meanwhile
+            let mut again = self.load_state(&id)?;
+            if again.reconcile(now_rfc3339(), self.client_of(&id, &again)) {
+                let _ = Cgroup::open(&cgroup_path(&id)).remove();
+                let _ = std::fs::remove_dir_all(self.run_dir(&id));
+                if record.host_config.auto_remove {
+                    return match self.store.remove_container(&id) {
+                        Ok(()) => Err(not_found(&id)),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                let _ = self.store.write_container_state(&id, &again);
+            }
+            state = again;
         }
         // paused is the freezer's state, not a field the monitor writes
         if state.status == Status::Running && Cgroup::open(&cgroup_path(&record.id)).is_frozen() {
@@ -398,7 +462,12 @@ impl Engine {
     pub fn containers(&self, all: bool) -> Result<Vec<ContainerInfo>, EngineError> {
         let mut out = Vec::new();
         for rec in self.store.containers()? {
-            let info = self.info(rec)?;
+            let info = match self.info(rec) {
+                Ok(i) => i,
+                // removed meanwhile (`--rm`, by another command or just now by `info`)
+                Err(e) if e.kind() == wharf_types::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             if all
                 || matches!(
                     info.state.status,

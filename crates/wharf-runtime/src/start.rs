@@ -31,9 +31,6 @@ use wharf_types::error::{ErrorKind, HasKind};
 pub(crate) const SPEC_FD: i32 = 3;
 pub(crate) const ERR_FD: i32 = 4;
 pub(crate) const TTY_FD: i32 = 5;
-/// Payload flag: keep PR_SET_PDEATHSIG(SIGKILL) on the container's pid 1 after "go" (a
-/// monitored container dies with its monitor, so killing the monitor is noticed).
-pub(crate) const FLAG_DIE_WITH_PARENT: u8 = 1;
 /// Upper bound for the spec payload init accepts (spec JSON + BPF).
 pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
 
@@ -210,14 +207,16 @@ pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>, u8)>
 }
 
 /// Start a container: returns once its command has been exec'd (or fails with init's report).
+/// Its pid 1 dies (SIGKILL) when the calling *thread* exits: call it from a thread that
+/// outlives the container (the CLI's main thread).
 pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
     start_impl(spec, opts, false)
 }
 
 /// Start a container for a monitor: its stdout/stderr are pipes (or the pty master with a
-/// terminal) and stdin a pipe with `-i`, all available from [`Running::take_io`]; its pid 1
-/// keeps PR_SET_PDEATHSIG(SIGKILL), so it dies with the monitor; the sealed binary copy is
-/// private and released when this returns.
+/// terminal) and stdin a pipe with `-i`, all available from [`Running::take_io`]; the sealed
+/// binary copy is private and released when this returns. Like [`start`], the container's
+/// pid 1 keeps PR_SET_PDEATHSIG(SIGKILL): it dies with the thread that started it.
 pub fn start_monitored(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
     start_impl(spec, opts, true)
 }
@@ -244,8 +243,8 @@ fn start_impl(
         &spec.security.capabilities,
         &opts.seccomp_cache_dir,
     )?;
-    let flags = if monitored { FLAG_DIE_WITH_PARENT } else { 0 };
-    let payload = encode(spec, bpf.as_deref(), flags)?;
+    // The flags byte is reserved (0): every container's pid 1 dies with its parent.
+    let payload = encode(spec, bpf.as_deref(), 0)?;
     let cgroup = Cgroup::create(&spec.cgroup, spec.security.privileged)?;
     let io = |op: &'static str| {
         let id = spec.id.clone();
