@@ -40,6 +40,10 @@ const MAX_CLIENTS: usize = 8;
 
 /// Entry of the hidden `wharf __monitor` command; `args` are the arguments after it.
 pub fn monitor_main(args: &[OsString]) -> ! {
+    // Nothing of the caller's but stdio (the handshake pipe, then /dev/null): an inherited fd
+    // (a caller's flock, a pipe whose reader waits for EOF) would live as long as the
+    // container. Single-threaded here and owning no fd yet, so closing them all is sound.
+    let _ = wharf_sys::process::close_fds_from(3);
     let code = match parse_args(args) {
         Some((opts, id, wait_attach)) => match Monitor::setup(opts, &id, wait_attach) {
             Ok(mut m) => m.run(),

@@ -269,3 +269,36 @@ fn killed_monitor_kills_and_reconciles() {
     }
     assert_reconciled(&w, &mark, &ids, &rm);
 }
+
+#[test]
+fn monitor_does_not_keep_callers_fds() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let path = w.dir.path().join("held.lock");
+    // flock(1) holds the lock on an inheritable fd while it runs the CLI (a shell script's
+    // `flock` around `run -d`)
+    let o = std::process::Command::new("flock")
+        .arg(&path)
+        .arg(Wharf::bin())
+        .args(["run", "-d", "busybox", "sleep", "30"])
+        .env("WHARF_ROOT", w.root())
+        .env("WHARF_RUNROOT", w.run_root())
+        .env_remove("WHARF_DISABLE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn flock");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let free = || {
+        std::process::Command::new("flock")
+            .args(["-n", path.to_str().expect("utf8"), "true"])
+            .status()
+            .expect("spawn flock")
+            .success()
+    };
+    assert!(
+        eventually(5, free),
+        "the detached container's monitor holds its caller's lock"
+    );
+    assert_eq!(status_line(&w, &id), "running 0");
+}
