@@ -363,7 +363,8 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// Field 22 (starttime) of /proc/<pid>/stat.
+/// Field 22 (starttime) of /proc/<pid>/stat, for a process that is running: a zombie (Z)
+/// or dead (X) process is not, even while its parent has not reaped it yet (`None`).
 pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
