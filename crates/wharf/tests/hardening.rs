@@ -302,3 +302,62 @@ fn monitor_does_not_keep_callers_fds() {
     );
     assert_eq!(status_line(&w, &id), "running 0");
 }
+
+/// Waits until the container's pid 1 catches SIGTERM (its `trap` ran): a signal that reaches
+/// a pid namespace's init before it has a handler is dropped, and stop would wait it out.
+fn wait_for_trap(w: &Wharf, id: &str) {
+    let pid = w
+        .ok(&["inspect", "-f", "{{.State.Pid}}", id])
+        .trim()
+        .to_string();
+    let caught = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("SigCgt:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|m| m & (1 << (15 - 1)) != 0)
+    };
+    assert!(eventually(10, caught), "pid {pid} never trapped SIGTERM");
+}
+
+#[test]
+fn restart_of_a_sigterm_trapping_container() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let id = w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trap",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    let id = id.trim().to_string();
+    for i in 0..25 {
+        wait_for_trap(&w, &id);
+        let before = monitor_pid(&w, &id);
+        let o = w.run(&["restart", "trap"]);
+        assert!(
+            o.status.success(),
+            "restart {i}: {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert_eq!(status_line(&w, "trap"), "running 0", "after restart {i}");
+        // the old monitor finished (record, cleanup, exit) before the new one started
+        assert!(!running(before), "old monitor {before} still alive");
+    }
+    // stop returns once the monitor is gone too, so an immediate start cannot race it
+    for i in 0..10 {
+        wait_for_trap(&w, &id);
+        let before = monitor_pid(&w, &id);
+        w.ok(&["stop", "trap"]);
+        assert!(!running(before), "stop {i}: monitor {before} still alive");
+        w.ok(&["start", "trap"]);
+    }
+}
