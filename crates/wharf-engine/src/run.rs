@@ -132,7 +132,7 @@ impl Engine {
         let id = ContainerId::from_bytes(
             names::random_bytes::<32>().map_err(|e| EngineError::io("read", "/dev/urandom", e))?,
         );
-        let name = match req.name.take() {
+        let (name, generated) = match req.name.take() {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(&n).to_string();
                 if !wharf_types::id::validate_container_name(&n) {
@@ -140,9 +140,9 @@ impl Engine {
                         "invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                     )));
                 }
-                n
+                (n, false)
             }
-            None => self.unused_name()?,
+            None => (self.unused_name()?, true),
         };
         let hostname = match (&req.hostname, &req.host.network_mode) {
             (Some(h), _) => h.clone(),
@@ -164,7 +164,7 @@ impl Engine {
         } else {
             None
         };
-        let record = ContainerRecord {
+        let mut record = ContainerRecord {
             id,
             name,
             created: now_rfc3339(),
@@ -172,7 +172,18 @@ impl Engine {
             config,
             host_config: req.host,
         };
-        let paths = self.store.create_container(&record)?;
+        // The store claims the name under its lock; a generated name another create took
+        // since `unused_name` looked is replaced by a fresh one (a given name is the caller's).
+        let mut attempts = 0;
+        let paths = loop {
+            match self.store.create_container(&record) {
+                Err(wharf_store::StoreError::NameInUse { .. }) if generated && attempts < 32 => {
+                    attempts += 1;
+                    record.name = self.unused_name()?;
+                }
+                r => break r?,
+            }
+        };
         etcfiles::write_all(
             &paths.dir,
             &record.host_config.network_mode,

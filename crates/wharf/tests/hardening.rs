@@ -361,3 +361,26 @@ fn restart_of_a_sigterm_trapping_container() {
         w.ok(&["start", "trap"]);
     }
 }
+
+#[test]
+fn parallel_runs_with_generated_names() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        // each run holds its generated name for a second: ~20 names in use at any time
+        for _ in 0..20 {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    let o = w.run(&["run", "--rm", "busybox", "sleep", "1"]);
+                    if !o.status.success() {
+                        failures.lock().expect("lock").push(stderr(&o));
+                    }
+                }
+            });
+        }
+    });
+    let f = failures.into_inner().expect("lock");
+    assert!(f.is_empty(), "{} of 200 runs failed: {f:?}", f.len());
+    assert_eq!(w.ok(&["ps", "-aq"]).trim(), "");
+}
