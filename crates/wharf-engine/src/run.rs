@@ -422,6 +422,30 @@ impl Engine {
         self.start_foreground(&rec, client)
     }
 
+    /// `rmi`: docker's conflicts, with the containers' real state (a running user cannot be
+    /// forced away).
+    pub fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<wharf_store::RemoveEvent>, EngineError> {
+        Ok(self
+            .store
+            .remove_image_with(name, force, &|id| self.is_running(id))?)
+    }
+
+    /// Whether a container's process runs, read-only (no reconcile write: callers may hold
+    /// the store's metadata lock).
+    fn is_running(&self, id: &ContainerId) -> bool {
+        let Ok(st) = self.load_state(id) else {
+            return false;
+        };
+        matches!(
+            st.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) && (st.monitor_alive() || st.process_alive())
+    }
+
     fn load_state(&self, id: &ContainerId) -> Result<ContainerState, EngineError> {
         Ok(self.store.read_container_state(id)?.unwrap_or_default())
     }

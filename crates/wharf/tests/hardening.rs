@@ -384,3 +384,51 @@ fn parallel_runs_with_generated_names() {
     assert!(f.is_empty(), "{} of 200 runs failed: {f:?}", f.len());
     assert_eq!(w.ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn rmi_names_the_real_state_of_the_user() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let id = w
+        .ok(&["run", "-d", "busybox", "sleep", "30"])
+        .trim()
+        .to_string();
+    let image = w
+        .ok(&["inspect", "-f", "{{.Image}}", &id])
+        .trim()
+        .to_string();
+    let hex = image.trim_start_matches("sha256:");
+    for force in [false, true] {
+        let mut args = vec!["rmi"];
+        if force {
+            args.push("-f");
+        }
+        args.push(hex);
+        let o = w.run(&args);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!(
+                "unable to delete {} (cannot be forced) - image is being used by running container {}",
+                &hex[..12],
+                &id[..12]
+            )),
+            "{e}"
+        );
+    }
+    w.ok(&["stop", "-t", "0", &id]);
+    let e = stderr(&w.run(&["rmi", hex]));
+    assert!(
+        e.contains("(must be forced) - image is being used by stopped container"),
+        "{e}"
+    );
+    let e = stderr(&w.run(&["rmi", "busybox"]));
+    assert!(
+        e.contains(&format!(
+            "unable to remove repository reference \"busybox\" (must force) - container {} is using its referenced image {}",
+            &id[..12],
+            &hex[..12]
+        )),
+        "{e}"
+    );
+}
