@@ -432,3 +432,22 @@ fn rmi_names_the_real_state_of_the_user() {
         "{e}"
     );
 }
+
+#[test]
+fn tty_flags_need_a_terminal_on_stdin() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    // stdin is /dev/null (w.command)
+    let o = w.run(&["run", "-it", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim(), "the input device is not a TTY");
+    assert_eq!(w.ok(&["ps", "-aq"]).trim(), "", "nothing was created");
+    w.ok(&["run", "-d", "--name", "tt", "busybox", "sleep", "30"]);
+    let o = w.run(&["exec", "-it", "tt", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim(), "the input device is not a TTY");
+    // -t alone, -i alone: fine, as in docker
+    w.ok(&["exec", "-t", "tt", "true"]);
+    w.ok(&["exec", "-i", "tt", "true"]);
+    w.ok(&["run", "--rm", "-i", "busybox", "true"]);
+}

@@ -305,6 +305,9 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
 }
 
 pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    if let Some(code) = super::check_tty(a.interactive && !a.detach, a.tty) {
+        return Ok(code);
+    }
     let req = build_request(a)?;
     let engine = super::open_engine(cli)?;
     if a.detach {
