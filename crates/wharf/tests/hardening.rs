@@ -451,3 +451,35 @@ fn tty_flags_need_a_terminal_on_stdin() {
     w.ok(&["exec", "-i", "tt", "true"]);
     w.ok(&["run", "--rm", "-i", "busybox", "true"]);
 }
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    w.ok(&["run", "--name", "talk", "busybox", "sh", "-c", "seq 1 2000"]);
+    for args in [
+        &["inspect", "talk"][..],
+        &["images"][..],
+        &["ps", "-a"][..],
+        &["logs", "talk"][..],
+    ] {
+        for _ in 0..20 {
+            // the reader is gone before the first write: every run hits EPIPE
+            let (r, wr) = nix::unistd::pipe().expect("pipe");
+            drop(r);
+            let o = w
+                .command(args)
+                .stdout(Stdio::from(wr))
+                .stderr(Stdio::piped())
+                .output()
+                .expect("spawn");
+            let e = stderr(&o);
+            assert!(
+                o.status.signal() == Some(libc_sigpipe()) || o.status.code() == Some(0),
+                "wharf {args:?}: {:?} {e}",
+                o.status
+            );
+            assert!(e.is_empty(), "wharf {args:?} printed: {e}");
+        }
+    }
+}
