@@ -10,7 +10,7 @@
 //! Must not: start threads, resolve a container path by string before pivot_root (all targets go
 //! through `wharf_sys::fs::*_in_root`), or compile seccomp (the parent did).
 
-mod mounts;
+pub(crate) mod mounts;
 pub(crate) mod user;
 
 use crate::spec::{ContainerSpec, Network};

@@ -483,3 +483,61 @@ fn closed_stdout_ends_quietly() {
         }
     }
 }
+
+fn libc_sigpipe() -> i32 {
+    nix::sys::signal::Signal::SIGPIPE as i32
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn cp_sees_a_stopped_containers_whole_view() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let host = w.dir.path().join("bind");
+    std::fs::create_dir_all(&host).expect("mkdir");
+    std::fs::write(host.join("from-host"), "host file\n").expect("write");
+    let bind = format!("{}:/bind", host.display());
+    let vol = format!("{}:/data", marker(&w, "vol"));
+    w.ok(&[
+        "run",
+        "--name",
+        "cps",
+        "--hostname",
+        "cphost",
+        "-v",
+        &vol,
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-volume > /data/f",
+    ]);
+    let out = w.dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let dst = |n: &str| -> PathBuf { out.join(n) };
+    let cp = |src: &str, to: &Path| w.ok(&["cp", src, to.to_str().expect("utf8")]);
+    cp("cps:/etc/hostname", &dst("hostname"));
+    assert_eq!(read(&dst("hostname")), "cphost\n");
+    cp("cps:/etc/hosts", &dst("hosts"));
+    assert!(read(&dst("hosts")).contains("localhost"));
+    cp("cps:/etc/resolv.conf", &dst("resolv.conf"));
+    cp("cps:/data/f", &dst("f"));
+    assert_eq!(read(&dst("f")), "in-volume\n");
+    cp("cps:/bind/from-host", &dst("from-host"));
+    assert_eq!(read(&dst("from-host")), "host file\n");
+    // into the stopped container: lands in the volume / the bind source
+    let src = w.dir.path().join("into");
+    std::fs::write(&src, "copied in\n").expect("write");
+    let s = src.to_str().expect("utf8");
+    w.ok(&["cp", s, "cps:/data/into"]);
+    w.ok(&["cp", s, "cps:/bind/into"]);
+    assert_eq!(read(&host.join("into")), "copied in\n");
+    let o = w.ok(&["run", "--rm", "-v", &vol, "busybox", "cat", "/data/into"]);
+    assert_eq!(o, "copied in\n");
+    // nothing stays mounted in the host's namespace
+    assert!(mounts_under(w.dir.path()).is_empty());
+}
