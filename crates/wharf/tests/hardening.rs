@@ -541,3 +541,52 @@ fn cp_sees_a_stopped_containers_whole_view() {
     // nothing stays mounted in the host's namespace
     assert!(mounts_under(w.dir.path()).is_empty());
 }
+
+#[test]
+fn healthcheck_durations_below_1ms_are_refused() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    for (flag, what) in [
+        ("--health-interval", "Interval"),
+        ("--health-timeout", "Timeout"),
+        ("--health-start-period", "StartPeriod"),
+    ] {
+        let o = w.run(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "true",
+            flag,
+            "1ns",
+            "busybox",
+            "sleep",
+            "30",
+        ]);
+        assert_eq!(o.status.code(), Some(125), "{flag}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{what} in Healthcheck cannot be less than 1ms")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = w.run(&[
+        "create",
+        "--health-cmd",
+        "true",
+        "--health-retries=-1",
+        "busybox",
+        "true",
+    ]);
+    assert!(stderr(&o).contains("Retries in Healthcheck cannot be negative"));
+    assert_eq!(w.ok(&["ps", "-aq"]).trim(), "", "nothing was created");
+    // 1 ms itself is allowed
+    w.ok(&[
+        "create",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1ms",
+        "busybox",
+        "true",
+    ]);
+}
