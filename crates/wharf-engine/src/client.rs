@@ -1,7 +1,8 @@
-//! The foreground client of a container: the CLI that runs it without a monitor (`run`
-//! without `-d`). Its pid 1 dies with that CLI (PR_SET_PDEATHSIG), so a killed CLI means a
-//! killed container; `client.lock` in the container's run directory tells the other commands
-//! which of the two happened.
+//! The client of a container: the CLI that runs it without a monitor (`run` without `-d`),
+//! or that creates it and spawns its monitor (`run -d`, until the monitor has its lock). Its
+//! pid 1 dies with a foreground CLI (PR_SET_PDEATHSIG), so a killed CLI means a killed
+//! container; `client.lock` in the container's run directory tells the other commands which
+//! of the two happened.
 //!
 //! The CLI takes an exclusive `flock` on the file before the container's record exists and
 //! holds it for its whole life; when it finishes it records the exit, unlinks the file, then
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use wharf_types::ContainerId;
 
 pub(crate) const CLIENT_LOCK: &str = "client.lock";
+use crate::monitor::MONITOR_LOCK;
 
 /// Held by the foreground CLI for as long as it runs its container.
 pub(crate) struct ClientLock {
@@ -61,10 +63,14 @@ impl Engine {
             return Client::Unknown;
         };
         match Flock::lock(file, FlockArg::LockSharedNonblock) {
-            // nobody holds it: dead unless it unlinked the file first (finished)
+            // nobody holds it: dead unless it unlinked the file first (finished), or unless
+            // it was a `run -d` whose monitor got as far as its lock file (the monitor owns
+            // the container now: its own liveness decides)
             Ok(f) => match f.metadata() {
-                Ok(m) if m.nlink() > 0 => Client::Gone,
-                _ => Client::Finished,
+                Ok(m) if m.nlink() == 0 => Client::Finished,
+                Ok(_) if self.run_dir(id).join(MONITOR_LOCK).exists() => Client::Unknown,
+                Ok(_) => Client::Gone,
+                Err(_) => Client::Finished,
             },
             Err(_) => Client::Alive,
         }

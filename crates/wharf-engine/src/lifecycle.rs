@@ -176,19 +176,21 @@ impl Engine {
     }
 
     /// `run -d`: create, then start with a monitor. A failed start of a `--rm` container
-    /// removes it.
+    /// removes it. Until the monitor took over, the CLI is the container's client
+    /// (`crate::client`): killed before that, the container is reconciled as killed with it.
     pub fn run_detached(
         &self,
         req: crate::create::CreateRequest,
     ) -> Result<ContainerRecord, EngineError> {
-        let rec = self.create_container(req)?;
-        if let Err(e) = self.start_detached(&rec) {
-            if rec.host_config.auto_remove {
-                let _ = self.store.remove_container(&rec.id);
-            }
-            return Err(e);
+        let (rec, client) = self.create(req, true)?;
+        let started = self.start_detached(&rec);
+        if started.is_err() && rec.host_config.auto_remove {
+            let _ = self.store.remove_container(&rec.id);
         }
-        Ok(rec)
+        if let Some(c) = client {
+            c.release();
+        }
+        started.map(|()| rec)
     }
 
     /// `start`: a running container is left alone (docker prints its name and succeeds).

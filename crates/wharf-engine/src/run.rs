@@ -120,7 +120,7 @@ impl Engine {
 
     /// [`Engine::create_container`]; with `client`, the caller becomes the container's
     /// foreground client (`crate::client`) before its record exists.
-    fn create(
+    pub(crate) fn create(
         &self,
         mut req: CreateRequest,
         client: bool,

@@ -143,8 +143,16 @@ fn killed_cli_during_start_leaves_no_orphans() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        // 0..~80 ms, varied (a debug-build start takes tens of ms)
-        std::thread::sleep(Duration::from_micros((i * 7919) % 80_000));
+        if i % 4 == 3 {
+            // the moment the record appears (a Created container, init not cloned yet)
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && ids_on_disk(&w).len() == before.len() {
+                std::hint::spin_loop();
+            }
+        } else {
+            // 0..~80 ms, varied (a debug-build start takes tens of ms)
+            std::thread::sleep(Duration::from_micros((i * 7919) % 80_000));
+        }
         let _ = child.kill();
         let _ = child.wait();
         for id in ids_on_disk(&w) {
@@ -182,6 +190,79 @@ fn killed_cli_during_start_leaves_no_orphans() {
         created.len() - rm.len(),
         "only the non---rm containers remain: {o}"
     );
+}
+
+#[test]
+fn killed_cli_during_detached_start_is_reconciled() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let recorded = |id: &String| {
+        w.root()
+            .join("meta/containers")
+            .join(format!("{id}.json"))
+            .exists()
+    };
+    let mut created = Vec::new();
+    let mut rm = Vec::new();
+    for i in 0..30u64 {
+        let before = ids_on_disk(&w);
+        let auto_remove = i % 2 == 0;
+        let mut args = vec!["run", "-d"];
+        if auto_remove {
+            args.push("--rm");
+        }
+        args.extend(["busybox", "sleep", "30"]);
+        let mut child = w
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        if i % 3 == 0 {
+            std::thread::sleep(Duration::from_micros((i * 7919) % 80_000));
+        } else {
+            // the moment the record appears: before the CLI spawned the monitor
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline
+                && !ids_on_disk(&w)
+                    .iter()
+                    .any(|id| !before.contains(id) && recorded(id))
+            {
+                std::hint::spin_loop();
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        for id in ids_on_disk(&w) {
+            if !before.contains(&id) && recorded(&id) {
+                if auto_remove {
+                    rm.push(id.clone());
+                }
+                created.push(id);
+            }
+        }
+    }
+    assert!(!created.is_empty(), "no kill landed after create");
+    // killed before its monitor took over: exited 137 (a --rm one removed); after: running
+    let settled = |id: &String| match w.run(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        id,
+    ]) {
+        o if o.status.success() => {
+            let st = stdout(&o).trim().to_string();
+            st == "running 0" || (st == "exited 137" && !rm.contains(id))
+        }
+        _ => rm.contains(id),
+    };
+    for id in &created {
+        assert!(eventually(10, || settled(id)), "{id} never settled");
+        let running = stdout(&w.run(&["inspect", "-f", "{{.State.Status}}", id]));
+        if running.trim() != "running" {
+            assert!(cgroup_dirs(id).is_empty(), "cgroup left for {id}");
+        }
+    }
 }
 
 /// Starts `run` in the foreground and waits until the command printed `ready`.
