@@ -122,8 +122,18 @@ impl Engine {
     /// foreground client (`crate::client`) before its record exists.
     pub(crate) fn create(
         &self,
+        req: CreateRequest,
+        client: bool,
+    ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
+        self.create_with(req, client, &mut || self.unused_name())
+    }
+
+    /// [`Engine::create`] with generated names from `next_name`.
+    fn create_with(
+        &self,
         mut req: CreateRequest,
         client: bool,
+        next_name: &mut dyn FnMut() -> Result<String, EngineError>,
     ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
         let image = self.store.resolve_image(&req.image)?;
         // validate security options before anything is written
@@ -142,7 +152,7 @@ impl Engine {
                 }
                 (n, false)
             }
-            None => (self.unused_name()?, true),
+            None => (next_name()?, true),
         };
         let hostname = match (&req.hostname, &req.host.network_mode) {
             (Some(h), _) => h.clone(),
@@ -179,7 +189,7 @@ impl Engine {
             match self.store.create_container(&record) {
                 Err(wharf_store::StoreError::NameInUse { .. }) if generated && attempts < 32 => {
                     attempts += 1;
-                    record.name = self.unused_name()?;
+                    record.name = next_name()?;
                 }
                 r => break r?,
             }
@@ -653,6 +663,50 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A generated name that another create claimed meanwhile is replaced; a given one is not.
+    #[test]
+    fn generated_name_conflict_is_retried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = Engine::open(crate::EngineOptions {
+            root: tmp.path().join("root"),
+            run_root: tmp.path().join("run"),
+            debug: false,
+        })
+        .unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("etc/marker").unwrap();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let opts = wharf_store::ImportOptions {
+            reference: Some("img:1".parse().unwrap()),
+            ..Default::default()
+        };
+        engine.store.import(&tar[..], &opts).unwrap();
+        let req = |name: Option<&str>| CreateRequest {
+            image: "img:1".into(),
+            name: name.map(str::to_string),
+            args: vec!["true".into()],
+            ..Default::default()
+        };
+        let busy = engine.create_container(req(Some("busy"))).unwrap();
+        // the name source hands out the taken name first, as a racing create would see it
+        let mut names = vec!["free".to_string(), "busy".to_string()];
+        let (rec, _) = engine
+            .create_with(req(None), false, &mut || Ok(names.pop().unwrap()))
+            .unwrap();
+        assert_eq!(rec.name, "free");
+        assert_ne!(rec.id, busy.id);
+        let e = engine.create_container(req(Some("busy"))).unwrap_err();
+        assert_eq!(e.kind(), wharf_types::ErrorKind::AlreadyExists);
+    }
 
     #[test]
     fn security_opts() {
