@@ -82,10 +82,25 @@ fn open_host_dir(p: &Path) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
-/// A container's root fd: /proc/<pid>/root while running, else its overlay mounted privately.
+/// A container's root fd: /proc/<pid>/root while running, else its overlay and bind mounts
+/// mounted privately (by a helper that lives as long as this value).
 struct ContainerRoot {
-    fd: OwnedFd,
+    root: Root,
     name: String,
+}
+
+enum Root {
+    Running(OwnedFd),
+    Stopped(wharf_runtime::exec::DetachedRootfs),
+}
+
+impl ContainerRoot {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match &self.root {
+            Root::Running(fd) => fd.as_fd(),
+            Root::Stopped(d) => d.fd(),
+        }
+    }
 }
 
 impl Engine {
@@ -97,27 +112,28 @@ impl Engine {
                 // The pid may have been recycled between the check and the open.
                 if info.state.process_alive() {
                     return Ok(ContainerRoot {
-                        fd,
+                        root: Root::Running(fd),
                         name: name.to_string(),
                     });
                 }
             }
         }
+        // The container's whole view, as its start would build it: rootfs, /etc files,
+        // volumes and binds (docker's cp sees them too).
         let paths = self.store.container_paths(&info.record.id);
+        let spec = self.runtime_spec(&info.record, &paths)?;
         let rootfs = wharf_runtime::spec::RootfsSpec {
-            lower: self.store.image_layers(&info.record.image)?,
-            upper: paths.upper,
-            work: paths.work,
-            target: paths.merged,
             readonly: false,
+            ..spec.rootfs
         };
-        let fd =
-            wharf_runtime::exec::open_detached_rootfs(&rootfs).map_err(|e| EngineError::Start {
+        let d = wharf_runtime::exec::open_detached_rootfs(&rootfs, &spec.mounts).map_err(|e| {
+            EngineError::Start {
                 exit_code: 125,
                 message: format!("mount the filesystem of container {name}: {e}"),
-            })?;
+            }
+        })?;
         Ok(ContainerRoot {
-            fd,
+            root: Root::Stopped(d),
             name: name.to_string(),
         })
     }
@@ -174,7 +190,7 @@ fn container_source(
         let (parent, name) = split_container(&cur);
         let Some(name) = name else {
             // the root itself: copy its contents
-            let dir = sfs::reopen_dir(root.fd.as_fd(), O_PATH_DIR).map_err(|_| not_found())?;
+            let dir = sfs::reopen_dir(root.fd(), O_PATH_DIR).map_err(|_| not_found())?;
             return Ok((
                 Entry {
                     dir,
@@ -183,8 +199,7 @@ fn container_source(
                 true,
             ));
         };
-        let dir =
-            sfs::open_in_root(root.fd.as_fd(), &parent, O_PATH_DIR).map_err(|_| not_found())?;
+        let dir = sfs::open_in_root(root.fd(), &parent, O_PATH_DIR).map_err(|_| not_found())?;
         let st = sfs::lstat_at(dir.as_fd(), &name).map_err(|_| not_found())?;
         let link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
         // `dir/.` means the directory a symlink points to, too
@@ -298,7 +313,7 @@ fn container_destination(
         ))
     };
     let full = Path::new(path);
-    match sfs::open_in_root(root.fd.as_fd(), full, libc::O_PATH | libc::O_CLOEXEC) {
+    match sfs::open_in_root(root.fd(), full, libc::O_PATH | libc::O_CLOEXEC) {
         Ok(fd) => {
             let st = sfs::fstat(fd.as_fd()).map_err(io_err("stat", path))?;
             if is_dir(st.st_mode) && !contents {
@@ -318,8 +333,7 @@ fn container_destination(
     }
     let (parent, name) = split_container(path);
     let name = name.ok_or_else(|| no_dir(full))?;
-    let dir =
-        sfs::open_in_root(root.fd.as_fd(), &parent, O_PATH_DIR).map_err(|_| no_dir(&parent))?;
+    let dir = sfs::open_in_root(root.fd(), &parent, O_PATH_DIR).map_err(|_| no_dir(&parent))?;
     Ok(Entry { dir, name })
 }
 

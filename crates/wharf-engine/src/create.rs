@@ -109,6 +109,9 @@ pub fn container_config(
     image: &RunConfig,
     hostname: &str,
 ) -> Result<ContainerConfig, EngineError> {
+    if let Some(h) = &req.healthcheck {
+        validate_healthcheck(h)?;
+    }
     let (entrypoint, cmd) = merge_command(image, req.entrypoint.as_deref(), &req.args);
     if entrypoint.is_empty() && cmd.is_empty() {
         return Err(EngineError::InvalidArgument(format!(
@@ -164,6 +167,31 @@ pub fn container_config(
         stop_timeout: req.stop_timeout,
         healthcheck: merge_healthcheck(image.healthcheck.as_ref(), req.healthcheck.as_ref()),
     })
+}
+
+/// docker's shortest healthcheck duration (interval, timeout, start period); 0 = default.
+pub const HEALTH_MIN_DURATION_NS: i64 = 1_000_000;
+
+/// docker's create-time check of the caller's healthcheck (an image's is not refused: the
+/// monitor clamps its durations to [`HEALTH_MIN_DURATION_NS`]).
+pub fn validate_healthcheck(h: &wharf_types::oci::HealthConfig) -> Result<(), EngineError> {
+    for (what, v) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+    ] {
+        if let Some(ns) = v.filter(|&ns| ns != 0 && ns < HEALTH_MIN_DURATION_NS) {
+            return Err(EngineError::InvalidArgument(format!(
+                "{what} in Healthcheck cannot be less than 1ms (got {ns}ns)"
+            )));
+        }
+    }
+    if h.retries.is_some_and(|r| r < 0) {
+        return Err(EngineError::InvalidArgument(
+            "Retries in Healthcheck cannot be negative".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// docker's rule: flags given on the command line replace the image's fields one by one;

@@ -25,9 +25,13 @@ pub fn probe_command(test: &[String]) -> Option<Vec<String>> {
     }
 }
 
+/// A configured duration (0/absent: `default`), never below docker's 1 ms minimum: create
+/// refuses shorter ones from the caller, but an image's HEALTHCHECK is taken as it is.
 fn dur(ns: Option<i64>, default: Duration) -> Duration {
     match ns {
-        Some(n) if n > 0 => Duration::from_nanos(n as u64),
+        Some(n) if n > 0 => {
+            Duration::from_nanos(n.max(crate::create::HEALTH_MIN_DURATION_NS) as u64)
+        }
         _ => default,
     }
 }
@@ -144,6 +148,16 @@ impl Prober {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_have_a_floor() {
+        let d = Duration::from_secs(30);
+        assert_eq!(dur(Some(1), d), Duration::from_millis(1));
+        assert_eq!(dur(Some(2_000_000), d), Duration::from_millis(2));
+        assert_eq!(dur(Some(0), d), d);
+        assert_eq!(dur(None, d), d);
+        assert_eq!(dur(Some(-5), d), d);
+    }
 
     #[test]
     fn commands() {

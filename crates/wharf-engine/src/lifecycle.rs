@@ -45,6 +45,18 @@ fn active(st: Status) -> bool {
 
 use crate::run::cgroup_path;
 
+/// Waits (up to 10 s) until the monitor process `(pid, start time)` (0: none) has exited.
+/// The monitor's exit record comes before its cleanup; this is the end of the cleanup.
+fn wait_process_gone((pid, start): (i32, u64)) {
+    if pid <= 0 {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::state::process_start_time(pid) == Some(start) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 impl Engine {
     /// The container's volatile directory (`RUNROOT/containers/<id>`): attach socket, markers.
     pub fn run_dir(&self, id: &ContainerId) -> PathBuf {
@@ -164,19 +176,21 @@ impl Engine {
     }
 
     /// `run -d`: create, then start with a monitor. A failed start of a `--rm` container
-    /// removes it.
+    /// removes it. Until the monitor took over, the CLI is the container's client
+    /// (`crate::client`): killed before that, the container is reconciled as killed with it.
     pub fn run_detached(
         &self,
         req: crate::create::CreateRequest,
     ) -> Result<ContainerRecord, EngineError> {
-        let rec = self.create_container(req)?;
-        if let Err(e) = self.start_detached(&rec) {
-            if rec.host_config.auto_remove {
-                let _ = self.store.remove_container(&rec.id);
-            }
-            return Err(e);
+        let (rec, client) = self.create(req, true)?;
+        let started = self.start_detached(&rec);
+        if started.is_err() && rec.host_config.auto_remove {
+            let _ = self.store.remove_container(&rec.id);
         }
-        Ok(rec)
+        if let Some(c) = client {
+            c.release();
+        }
+        started.map(|()| rec)
     }
 
     /// `start`: a running container is left alone (docker prints its name and succeeds).
@@ -215,8 +229,10 @@ impl Engine {
         let secs = timeout.or(info.record.config.stop_timeout).unwrap_or(10);
         self.mark_exit_on_next(&id);
         let stopped = |i: &ContainerInfo| !active(i.state.status);
+        let monitor = (info.state.monitor_pid, info.state.monitor_start_time);
         if info.state.status == Status::Restarting || info.state.pid <= 0 {
             self.wait_state(&id, Some(Duration::from_secs(5)), &stopped)?;
+            wait_process_gone(monitor);
             return Ok(id);
         }
         self.signal_pid(&info, sig);
@@ -235,6 +251,9 @@ impl Engine {
                 });
             }
         }
+        // The monitor records the exit, then closes the log, removes the run directory and
+        // releases monitor.lock: a start before it is gone would race with that cleanup.
+        wait_process_gone(monitor);
         Ok(id)
     }
 
@@ -286,11 +305,8 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<ContainerId, EngineError> {
+        // returns once the old monitor is gone, so the new one cannot race with its cleanup
         let id = self.stop_container(name, timeout, signal)?;
-        // the old monitor must be gone before a new one takes over
-        self.wait_state(&id, Some(Duration::from_secs(5)), &|i| {
-            !i.state.monitor_alive()
-        })?;
         self.start_container(id.as_str())?;
         Ok(id)
     }
@@ -429,7 +445,9 @@ impl Engine {
         let gone = self.wait_state(id, Some(Duration::from_secs(10)), &|i| {
             !i.state.monitor_alive()
         })?;
-        if !gone {
+        if gone {
+            wait_process_gone((info.state.monitor_pid, info.state.monitor_start_time));
+        } else {
             let st = &info.state;
             if st.monitor_alive() {
                 let _ = nix::sys::signal::kill(

@@ -34,12 +34,18 @@ use wharf_types::container::ContainerRecord;
 /// Marker file: the next exit of the container was asked for (`stop`, `kill`, `rm -f`); the
 /// restart policy must not start it again.
 pub const EXIT_ON_NEXT: &str = "exit-on-next";
+/// One monitor per container: held (flock) for the monitor's life, in its run directory.
+pub const MONITOR_LOCK: &str = "monitor.lock";
 /// The attach socket in the container's run directory.
 pub const ATTACH_SOCK: &str = "attach.sock";
 const MAX_CLIENTS: usize = 8;
 
 /// Entry of the hidden `wharf __monitor` command; `args` are the arguments after it.
 pub fn monitor_main(args: &[OsString]) -> ! {
+    // Nothing of the caller's but stdio (the handshake pipe, then /dev/null): an inherited fd
+    // (a caller's flock, a pipe whose reader waits for EOF) would live as long as the
+    // container. Single-threaded here and owning no fd yet, so closing them all is sound.
+    let _ = wharf_sys::process::close_fds_from(3);
     let code = match parse_args(args) {
         Some((opts, id, wait_attach)) => match Monitor::setup(opts, &id, wait_attach) {
             Ok(mut m) => m.run(),
@@ -199,7 +205,7 @@ impl Monitor {
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| crate::EngineError::io("create", &run_dir, e))?;
         // one monitor per container: held for the monitor's life
-        let lock_path = run_dir.join("monitor.lock");
+        let lock_path = run_dir.join(MONITOR_LOCK);
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -1,8 +1,9 @@
 //! Creating and running containers: request → create-time record (written once) → runtime
 //! spec → start → wait → final state. Also the container queries (`ps`, `inspect`) and removal.
 
+use crate::client::ClientLock;
 use crate::create::{container_config, CreateRequest};
-use crate::state::{ContainerState, Status};
+use crate::state::{Client, ContainerState, Status};
 use crate::timefmt::now_rfc3339;
 use crate::{etcfiles, names, Engine, EngineError};
 use std::path::PathBuf;
@@ -21,6 +22,10 @@ pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
 pub struct ContainerInfo {
     pub record: ContainerRecord,
     pub state: ContainerState,
+}
+
+fn not_found(id: &ContainerId) -> EngineError {
+    wharf_store::StoreError::ContainerNotFound(id.to_string()).into()
 }
 
 pub(crate) fn cgroup_path(id: &ContainerId) -> String {
@@ -109,7 +114,27 @@ impl Engine {
     }
 
     /// Creates a container (record + directories), returning its record. Nothing runs yet.
-    pub fn create_container(&self, mut req: CreateRequest) -> Result<ContainerRecord, EngineError> {
+    pub fn create_container(&self, req: CreateRequest) -> Result<ContainerRecord, EngineError> {
+        self.create(req, false).map(|(rec, _)| rec)
+    }
+
+    /// [`Engine::create_container`]; with `client`, the caller becomes the container's
+    /// foreground client (`crate::client`) before its record exists.
+    pub(crate) fn create(
+        &self,
+        req: CreateRequest,
+        client: bool,
+    ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
+        self.create_with(req, client, &mut || self.unused_name())
+    }
+
+    /// [`Engine::create`] with generated names from `next_name`.
+    fn create_with(
+        &self,
+        mut req: CreateRequest,
+        client: bool,
+        next_name: &mut dyn FnMut() -> Result<String, EngineError>,
+    ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
         let image = self.store.resolve_image(&req.image)?;
         // validate security options before anything is written
         parse_security_opts(&req.host.security_opt)?;
@@ -120,7 +145,7 @@ impl Engine {
         let id = ContainerId::from_bytes(
             names::random_bytes::<32>().map_err(|e| EngineError::io("read", "/dev/urandom", e))?,
         );
-        let name = match req.name.take() {
+        let (name, generated) = match req.name.take() {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(&n).to_string();
                 if !wharf_types::id::validate_container_name(&n) {
@@ -128,9 +153,9 @@ impl Engine {
                         "invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                     )));
                 }
-                n
+                (n, false)
             }
-            None => self.unused_name()?,
+            None => (next_name()?, true),
         };
         let hostname = match (&req.hostname, &req.host.network_mode) {
             (Some(h), _) => h.clone(),
@@ -147,7 +172,12 @@ impl Engine {
                 m.source = v.name;
             }
         }
-        let record = ContainerRecord {
+        let lock = if client {
+            Some(self.lock_client(&id)?)
+        } else {
+            None
+        };
+        let mut record = ContainerRecord {
             id,
             name,
             created: now_rfc3339(),
@@ -155,14 +185,25 @@ impl Engine {
             config,
             host_config: req.host,
         };
-        let paths = self.store.create_container(&record)?;
+        // The store claims the name under its lock; a generated name another create took
+        // since `unused_name` looked is replaced by a fresh one (a given name is the caller's).
+        let mut attempts = 0;
+        let paths = loop {
+            match self.store.create_container(&record) {
+                Err(wharf_store::StoreError::NameInUse { .. }) if generated && attempts < 32 => {
+                    attempts += 1;
+                    record.name = next_name()?;
+                }
+                r => break r?,
+            }
+        };
         etcfiles::write_all(
             &paths.dir,
             &record.host_config.network_mode,
             &record.config.hostname,
         )
         .map_err(|e| EngineError::io("write", &paths.dir, e))?;
-        Ok(record)
+        Ok((record, lock))
     }
 
     fn unused_name(&self) -> Result<String, EngineError> {
@@ -324,10 +365,23 @@ impl Engine {
         })
     }
 
-    /// Starts a created or exited container in the foreground and waits for it: the CLI's
-    /// `run` without `-d`. Returns the container's exit code (docker's rules: the command's
-    /// code, 128+N when killed by signal N). `auto_remove` containers are removed afterwards.
-    pub fn start_foreground(&self, rec: &ContainerRecord) -> Result<i32, EngineError> {
+    /// Starts a just-created container in the foreground and waits for it: the CLI's `run`
+    /// without `-d`, holding its client lock. Returns the container's exit code (docker's
+    /// rules: the command's code, 128+N when killed by signal N). `auto_remove` containers
+    /// are removed afterwards. Its pid 1 dies with the calling thread (see
+    /// `wharf_runtime::start::start`), so a killed CLI takes the container with it and the
+    /// next command to look reconciles it (`crate::client`).
+    fn start_foreground(
+        &self,
+        rec: &ContainerRecord,
+        client: ClientLock,
+    ) -> Result<i32, EngineError> {
+        let r = self.start_foreground_locked(rec);
+        client.release();
+        r
+    }
+
+    fn start_foreground_locked(&self, rec: &ContainerRecord) -> Result<i32, EngineError> {
         let paths = self.store.container_paths(&rec.id);
         let mut state: ContainerState = self
             .store
@@ -387,19 +441,74 @@ impl Engine {
 
     /// `run` in the foreground: create, start, wait.
     pub fn run_foreground(&self, req: CreateRequest) -> Result<i32, EngineError> {
-        let rec = self.create_container(req)?;
-        self.start_foreground(&rec)
+        let (rec, client) = self.create(req, true)?;
+        let client = client.ok_or_else(|| not_found(&rec.id))?;
+        self.start_foreground(&rec, client)
     }
 
-    fn info(&self, record: ContainerRecord) -> Result<ContainerInfo, EngineError> {
-        let mut state: ContainerState = self
+    /// `rmi`: docker's conflicts, with the containers' real state (a running user cannot be
+    /// forced away).
+    pub fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<wharf_store::RemoveEvent>, EngineError> {
+        Ok(self
             .store
-            .read_container_state(&record.id)?
-            .unwrap_or_default();
-        if state.reconcile(now_rfc3339()) {
-            let _ = Cgroup::open(&cgroup_path(&record.id)).remove();
-            let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
-            let _ = self.store.write_container_state(&record.id, &state);
+            .remove_image_with(name, force, &|id| self.is_running(id))?)
+    }
+
+    /// Whether a container's process runs, read-only (no reconcile write: callers may hold
+    /// the store's metadata lock).
+    fn is_running(&self, id: &ContainerId) -> bool {
+        let Ok(st) = self.load_state(id) else {
+            return false;
+        };
+        matches!(
+            st.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) && (st.monitor_alive() || st.process_alive())
+    }
+
+    fn load_state(&self, id: &ContainerId) -> Result<ContainerState, EngineError> {
+        Ok(self.store.read_container_state(id)?.unwrap_or_default())
+    }
+
+    /// The foreground client of a container that has no monitor and is not known to be done.
+    fn client_of(&self, id: &ContainerId, st: &ContainerState) -> Client {
+        let open = matches!(
+            st.status,
+            Status::Created | Status::Running | Status::Paused | Status::Restarting
+        );
+        if open && st.monitor_pid == 0 {
+            self.client(id)
+        } else {
+            Client::Unknown
+        }
+    }
+
+    /// The record with its reconciled state. A container found dead (monitor or foreground
+    /// client killed, host rebooted) is recorded as exited, its cgroup and run directory
+    /// removed, and an `auto_remove` one removed (then `NotFound`): whichever command
+    /// notices first does it.
+    fn info(&self, record: ContainerRecord) -> Result<ContainerInfo, EngineError> {
+        let id = record.id.clone();
+        let mut state = self.load_state(&id)?;
+        if state.reconcile(now_rfc3339(), self.client_of(&id, &state)) {
+            // read again: a monitor or client may have recorded the real exit meanwhile
+            let mut again = self.load_state(&id)?;
+            if again.reconcile(now_rfc3339(), self.client_of(&id, &again)) {
+                let _ = Cgroup::open(&cgroup_path(&id)).remove();
+                let _ = std::fs::remove_dir_all(self.run_dir(&id));
+                if record.host_config.auto_remove {
+                    return match self.store.remove_container(&id) {
+                        Ok(()) => Err(not_found(&id)),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                let _ = self.store.write_container_state(&id, &again);
+            }
+            state = again;
         }
         // paused is the freezer's state, not a field the monitor writes
         if state.status == Status::Running && Cgroup::open(&cgroup_path(&record.id)).is_frozen() {
@@ -412,7 +521,12 @@ impl Engine {
     pub fn containers(&self, all: bool) -> Result<Vec<ContainerInfo>, EngineError> {
         let mut out = Vec::new();
         for rec in self.store.containers()? {
-            let info = self.info(rec)?;
+            let info = match self.info(rec) {
+                Ok(i) => i,
+                // removed meanwhile (`--rm`, by another command or just now by `info`)
+                Err(e) if e.kind() == wharf_types::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             if all
                 || matches!(
                     info.state.status,
@@ -563,6 +677,50 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A generated name that another create claimed meanwhile is replaced; a given one is not.
+    #[test]
+    fn generated_name_conflict_is_retried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = Engine::open(crate::EngineOptions {
+            root: tmp.path().join("root"),
+            run_root: tmp.path().join("run"),
+            debug: false,
+        })
+        .unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("etc/marker").unwrap();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let opts = wharf_store::ImportOptions {
+            reference: Some("img:1".parse().unwrap()),
+            ..Default::default()
+        };
+        engine.store.import(&tar[..], &opts).unwrap();
+        let req = |name: Option<&str>| CreateRequest {
+            image: "img:1".into(),
+            name: name.map(str::to_string),
+            args: vec!["true".into()],
+            ..Default::default()
+        };
+        let busy = engine.create_container(req(Some("busy"))).unwrap();
+        // the name source hands out the taken name first, as a racing create would see it
+        let mut names = vec!["free".to_string(), "busy".to_string()];
+        let (rec, _) = engine
+            .create_with(req(None), false, &mut || Ok(names.pop().unwrap()))
+            .unwrap();
+        assert_eq!(rec.name, "free");
+        assert_ne!(rec.id, busy.id);
+        let e = engine.create_container(req(Some("busy"))).unwrap_err();
+        assert_eq!(e.kind(), wharf_types::ErrorKind::AlreadyExists);
+    }
 
     #[test]
     fn security_opts() {

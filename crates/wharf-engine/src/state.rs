@@ -256,12 +256,33 @@ impl ContainerState {
     }
 
     /// Fixes a state whose process vanished without wharf seeing it exit (killed from
-    /// outside together with its parent, or the host rebooted). Returns true if changed.
-    pub fn reconcile(&mut self, now: String) -> bool {
+    /// outside together with its parent, or the host rebooted), or whose foreground client
+    /// was killed (`client`, see `crate::client`). Returns true if changed.
+    pub fn reconcile(&mut self, now: String, client: Client) -> bool {
         let active = matches!(
             self.status,
             Status::Running | Status::Paused | Status::Restarting
         );
+        if (active || self.status == Status::Created)
+            && self.monitor_pid == 0
+            && client == Client::Gone
+        {
+            // The CLI running it in the foreground was killed, at any phase of the start or
+            // while the command ran: its pid 1 died with it (PR_SET_PDEATHSIG(SIGKILL)), so
+            // the container was killed, and 137 (128 + SIGKILL) says so, as for a dead monitor.
+            self.status = Status::Exited;
+            self.pid = 0;
+            self.pid_start_time = 0;
+            self.exit_code = 137;
+            self.error =
+                "the wharf client running the container was killed: container killed with it"
+                    .into();
+            self.finished_at = now;
+            if let Some(h) = &mut self.health {
+                h.status = "unhealthy".into();
+            }
+            return true;
+        }
         if active && self.monitor_pid > 0 && !self.monitor_alive() {
             // A monitored container dies with its monitor (PR_SET_PDEATHSIG); the caller
             // removes the cgroup, which kills anything left.
@@ -283,7 +304,7 @@ impl ContainerState {
             }
             return true;
         }
-        if active && self.monitor_pid == 0 && !self.process_alive() {
+        if active && self.monitor_pid == 0 && client == Client::Unknown && !self.process_alive() {
             self.status = Status::Exited;
             self.pid = 0;
             self.pid_start_time = 0;
@@ -294,6 +315,20 @@ impl ContainerState {
         }
         false
     }
+}
+
+/// The foreground client of a container without a monitor (`crate::client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// No client lock: created by `create`, started by a monitor, or removed with the run
+    /// directory (reboot).
+    Unknown,
+    /// A live CLI runs the container: it records the exit itself.
+    Alive,
+    /// The CLI finished cleanly just now: the state it recorded is the truth.
+    Finished,
+    /// The CLI was killed (lock left behind, nobody holds it): so was the container.
+    Gone,
 }
 
 /// Docker's STATUS column: `Up 3 seconds`, `Up 2 minutes (healthy)`, `Up 5 seconds (Paused)`,
@@ -328,16 +363,21 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// Field 22 (starttime) of /proc/<pid>/stat.
+/// Field 22 (starttime) of /proc/<pid>/stat, for a process that is running: a zombie (Z)
+/// or dead (X) process is not, even while its parent has not reaped it yet (`None`).
 pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and ')': fields start after the last ')'
-    let rest = &s[s.rfind(')')? + 1..];
+    let rest = s.get(s.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace();
     // rest starts with " state ppid ..." : state is field 3, so starttime (22) is index 19
-    rest.split_whitespace().nth(19)?.parse().ok()
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -365,13 +405,13 @@ mod tests {
         s.set_running(std::process::id() as i32, "t".into())
             .unwrap();
         s.pid_start_time += 1; // a recycled pid
-        assert!(s.reconcile("now".into()));
+        assert!(s.reconcile("now".into(), Client::Unknown));
         assert_eq!(s.status, Status::Exited);
         assert_eq!(s.exit_code, 255);
         let mut live = ContainerState::default();
         live.set_running(std::process::id() as i32, "t".into())
             .unwrap();
-        assert!(!live.reconcile("now".into()));
+        assert!(!live.reconcile("now".into(), Client::Unknown));
     }
 
     #[test]
@@ -427,11 +467,32 @@ mod tests {
             .unwrap();
         s.monitor_pid = std::process::id() as i32;
         s.monitor_start_time = process_start_time(s.monitor_pid).unwrap();
-        assert!(!s.reconcile("now".into()));
+        assert!(!s.reconcile("now".into(), Client::Unknown));
         s.monitor_start_time += 1;
-        assert!(s.reconcile("now".into()));
+        assert!(s.reconcile("now".into(), Client::Unknown));
         assert_eq!(s.status, Status::Exited);
         assert!(s.error.contains("monitor died"), "{}", s.error);
+    }
+
+    #[test]
+    fn killed_client_means_killed_container() {
+        // killed before the start went anywhere: created → exited 137
+        let mut s = ContainerState::default();
+        assert!(s.reconcile("now".into(), Client::Gone));
+        assert_eq!((s.status, s.exit_code), (Status::Exited, 137));
+        assert!(s.error.contains("client"), "{}", s.error);
+        // a live client records the exit itself, even once the process is gone
+        let mut s = ContainerState::default();
+        s.set_running(std::process::id() as i32, "t".into())
+            .unwrap();
+        s.pid_start_time += 1;
+        assert!(!s.reconcile("now".into(), Client::Alive));
+        assert!(!s.reconcile("now".into(), Client::Finished));
+        assert!(s.reconcile("now".into(), Client::Gone));
+        assert_eq!((s.status, s.exit_code), (Status::Exited, 137));
+        // an exited container stays as recorded
+        assert!(!s.reconcile("later".into(), Client::Gone));
+        assert_eq!(s.finished_at, "now");
     }
 
     #[test]

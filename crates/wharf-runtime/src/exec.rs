@@ -38,7 +38,7 @@ use wharf_sys::process;
 
 pub(crate) use crate::init::InitError;
 pub use child::exec_main;
-pub use rootfs::open_detached_rootfs;
+pub use rootfs::{open_detached_rootfs, DetachedRootfs};
 
 pub(crate) const SPEC_FD: i32 = 3;
 pub(crate) const ERR_FD: i32 = 4;

@@ -10,7 +10,7 @@
 //! Must not: start threads, resolve a container path by string before pivot_root (all targets go
 //! through `wharf_sys::fs::*_in_root`), or compile seccomp (the parent did).
 
-mod mounts;
+pub(crate) mod mounts;
 pub(crate) mod user;
 
 use crate::spec::{ContainerSpec, Network};
@@ -122,7 +122,6 @@ enum Never {}
 struct Payload {
     spec: ContainerSpec,
     bpf: Option<Vec<u8>>,
-    flags: u8,
     pipe: std::fs::File,
 }
 
@@ -143,14 +142,8 @@ fn read_payload(fd: Option<OwnedFd>) -> Result<Payload, InitError> {
     if f.read_exact(&mut buf).is_err() {
         process::exit_now(125);
     }
-    let (spec, bpf, flags) =
-        decode(&buf).ok_or_else(|| fail("malformed container spec from parent"))?;
-    Ok(Payload {
-        spec,
-        bpf,
-        flags,
-        pipe: f,
-    })
+    let (spec, bpf) = decode(&buf).ok_or_else(|| fail("malformed container spec from parent"))?;
+    Ok(Payload { spec, bpf, pipe: f })
 }
 
 /// Blocks until the parent says this process is in the container's cgroup; leaves quietly
@@ -169,17 +162,16 @@ fn run(
     tty: Option<OwnedFd>,
 ) -> Result<Never, InitError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    // Every container dies with its parent (the foreground CLI or the monitor) at every phase:
+    // the clone child set PR_SET_PDEATHSIG(SIGKILL) before exec; it is set again below, after
+    // the credential changes that clear it, and `parent_gone` closes the window in between.
     let Payload {
         spec,
         bpf,
-        flags,
         pipe: spec_pipe,
     } = read_payload(spec_fd)?;
-    // Past "go": a foreground container may outlive a crashed caller; a monitored one dies
-    // with its monitor (set again below: credential changes clear it).
-    let die_with_parent = flags & crate::start::FLAG_DIE_WITH_PARENT != 0;
-    if !die_with_parent {
-        let _ = process::set_pdeathsig(0);
+    if parent_gone(err) {
+        process::exit_now(137);
     }
 
     if let Network::Path(p) = &spec.network {
@@ -221,10 +213,11 @@ fn run(
     let cmd = Command::resolve(&spec.process, &u.home)?;
 
     lock_down(nnp, bpf.as_deref())?;
-    if die_with_parent {
-        // setresuid/capset cleared it; a monitor that died in between is caught by the
-        // engine's reconcile (monitor gone → container killed).
-        let _ = process::set_pdeathsig(nix::libc::SIGKILL);
+    // setresuid/capset cleared it. A parent that died before this (or before the clone
+    // child's prctl) sent no signal: its end of the error pipe is gone, so leave.
+    process::set_pdeathsig(nix::libc::SIGKILL).ctx(|| "set parent death signal".into())?;
+    if parent_gone(err) {
+        process::exit_now(137);
     }
     // setup ran with umask 0; the container gets docker's and runc's 0022
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -233,6 +226,21 @@ fn run(
     }
     process::reset_signals();
     Err(cmd.exec())
+}
+
+/// Whether the process that started us is gone: it holds the read end of the error pipe
+/// until our exec, and a pipe's write end polls POLLERR once no reader is left. (getppid
+/// cannot tell: the parent is outside our pid namespace, so it is always 0.)
+fn parent_gone(err: Option<&OwnedFd>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let Some(fd) = err else { return false };
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR)),
+        Err(_) => false,
+    }
 }
 
 /// The command to exec, resolved inside the container (PATH lookup in the container's env,

@@ -7,7 +7,7 @@
 //!
 //! Handshake, over fds installed in the child at fixed numbers:
 //! - fd 3 (`SPEC_FD`): parent → init, `u32 total | u32 len | spec JSON | u8 has_bpf | u32 len |
-//!   BPF | u8 flags`, the "go" signal: init builds the rootfs while the parent moves it into
+//!   BPF`, the "go" signal: init builds the rootfs while the parent moves it into
 //!   its cgroup (a cgroup v1 attach waits for an RCU grace period, milliseconds, so the two
 //!   overlap), then one more byte, `ATTACHED`, once the pid is in the cgroup. Init reads it
 //!   before it drops privileges and execs: no container code runs outside the limits. EOF
@@ -34,9 +34,6 @@ use wharf_types::error::{ErrorKind, HasKind};
 pub(crate) const SPEC_FD: i32 = 3;
 pub(crate) const ERR_FD: i32 = 4;
 pub(crate) const TTY_FD: i32 = 5;
-/// Payload flag: keep PR_SET_PDEATHSIG(SIGKILL) on the container's pid 1 after "go" (a
-/// monitored container dies with its monitor, so killing the monitor is noticed).
-pub(crate) const FLAG_DIE_WITH_PARENT: u8 = 1;
 /// Upper bound for the spec payload init accepts (spec JSON + BPF).
 pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
 /// Sent on `SPEC_FD` after the payload once the container's pid 1 is in its cgroup.
@@ -157,25 +154,24 @@ pub struct MonitorIo {
     pub master: Option<OwnedFd>,
 }
 
-fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>, flags: u8) -> Result<Vec<u8>, StartError> {
+fn encode(spec: &ContainerSpec, bpf: Option<&[u8]>) -> Result<Vec<u8>, StartError> {
     let json = serde_json::to_vec(spec).map_err(|source| StartError::Encode {
         id: spec.id.clone(),
         source,
     })?;
     let bpf = bpf.unwrap_or(&[]);
-    let mut out = Vec::with_capacity(json.len() + bpf.len() + 14);
-    out.extend_from_slice(&((json.len() + bpf.len() + 10) as u32).to_le_bytes());
+    let mut out = Vec::with_capacity(json.len() + bpf.len() + 13);
+    out.extend_from_slice(&((json.len() + bpf.len() + 9) as u32).to_le_bytes());
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(&json);
     out.push(u8::from(!bpf.is_empty()));
     out.extend_from_slice(&(bpf.len() as u32).to_le_bytes());
     out.extend_from_slice(bpf);
-    out.push(flags);
     Ok(out)
 }
 
-/// Decode what [`encode`] produced (used by init): spec, BPF, flags (0 when absent).
-pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>, u8)> {
+/// Decode what [`encode`] produced (used by init): spec and BPF.
+pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>)> {
     let take_u32 = |b: &[u8]| -> Option<usize> {
         Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize)
     };
@@ -186,19 +182,20 @@ pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>, u8)>
     let has = *rest.first()? != 0;
     let bl = take_u32(rest.get(1..)?)?;
     let bpf = rest.get(5..5 + bl)?;
-    let flags = rest.get(5 + bl).copied().unwrap_or(0);
-    Some((spec, has.then(|| bpf.to_vec()), flags))
+    Some((spec, has.then(|| bpf.to_vec())))
 }
 
 /// Start a container: returns once its command has been exec'd (or fails with init's report).
+/// Its pid 1 dies (SIGKILL) when the calling *thread* exits: call it from a thread that
+/// outlives the container (the CLI's main thread).
 pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
     start_impl(spec, opts, false)
 }
 
 /// Start a container for a monitor: its stdout/stderr are pipes (or the pty master with a
-/// terminal) and stdin a pipe with `-i`, all available from [`Running::take_io`]; its pid 1
-/// keeps PR_SET_PDEATHSIG(SIGKILL), so it dies with the monitor; the sealed binary copy is
-/// private and released when this returns.
+/// terminal) and stdin a pipe with `-i`, all available from [`Running::take_io`]; the sealed
+/// binary copy is private and released when this returns. Like [`start`], the container's
+/// pid 1 keeps PR_SET_PDEATHSIG(SIGKILL): it dies with the thread that started it.
 pub fn start_monitored(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
     start_impl(spec, opts, true)
 }
@@ -221,8 +218,7 @@ fn start_impl(
         &spec.security.capabilities,
         &opts.seccomp_cache_dir,
     )?;
-    let flags = if monitored { FLAG_DIE_WITH_PARENT } else { 0 };
-    let payload = encode(spec, bpf.as_deref(), flags)?;
+    let payload = encode(spec, bpf.as_deref())?;
     let cgroup = Cgroup::create(&spec.cgroup, spec.security.privileged)?;
     let io = |op: &'static str| {
         let id = spec.id.clone();

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wharf_types::container::ContainerRecord;
 use wharf_types::id::validate_container_name;
 use wharf_types::ContainerId;
@@ -86,12 +86,21 @@ impl Store {
     }
 
     /// Claims `name` for `id` (caller holds the meta lock): a temp file hard-linked to the
-    /// name, which fails atomically if the name is taken.
+    /// name, which fails atomically if the name is taken. A claim whose container has no
+    /// record is stale (a create is done under the meta lock we hold, so its creator was
+    /// killed mid-way): it is dropped with that creation's directory, and claimed again.
     fn claim_name(&self, name: &str, id: &ContainerId) -> Result<PathBuf, StoreError> {
         let npath = self.name_path(name);
         let tmp = self.names.join(format!(".tmp-{}", random_suffix()?));
         util::write_atomic(&tmp, id.as_str().as_bytes())?;
-        let linked = std::fs::hard_link(&tmp, &npath);
+        let mut linked = std::fs::hard_link(&tmp, &npath);
+        if linked
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists)
+            && self.drop_stale_claim(&npath)?
+        {
+            linked = std::fs::hard_link(&tmp, &npath);
+        }
         let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => Ok(npath),
@@ -106,6 +115,29 @@ impl Store {
             }
             Err(e) => Err(StoreError::io("claiming container name", &npath)(e)),
         }
+    }
+
+    /// See [`Store::claim_name`]; true if the claim at `npath` was stale and is gone.
+    fn drop_stale_claim(&self, npath: &Path) -> Result<bool, StoreError> {
+        let Some(b) = read_capped(npath, 128)? else {
+            return Ok(false);
+        };
+        let Ok(holder) = String::from_utf8_lossy(&b).parse::<ContainerId>() else {
+            return Ok(false);
+        };
+        if self.record_path(&holder).exists() {
+            return Ok(false);
+        }
+        let paths = self.container_paths(&holder);
+        // never recurse into a mounted rootfs (nothing mounts a container without a record)
+        match std::fs::remove_dir(&paths.merged) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(false),
+            _ => {}
+        }
+        let _ = std::fs::remove_dir_all(&paths.dir);
+        std::fs::remove_file(npath)
+            .map_err(StoreError::io("removing stale container name", npath))?;
+        Ok(true)
     }
 
     /// `rename`: moves the container's name. The name is identity, not configuration, so this

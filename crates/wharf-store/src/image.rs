@@ -390,7 +390,21 @@ impl Store {
     }
 
     /// `docker rmi` semantics (see the crate docs); GC runs after an image was deleted.
+    /// Every container using the image counts as stopped: see [`Store::remove_image_with`].
     pub fn remove_image(&self, s: &str, force: bool) -> Result<Vec<RemoveEvent>, StoreError> {
+        self.remove_image_with(s, force, &|_| false)
+    }
+
+    /// [`Store::remove_image`], told by the caller (the engine, which owns container state)
+    /// which containers are running: deleting an image by id that a running container uses
+    /// cannot be forced; one that only stopped containers use must be. `running` is called
+    /// under the metadata lock: it must not take it.
+    pub fn remove_image_with(
+        &self,
+        s: &str,
+        force: bool,
+        running: &dyn Fn(&ContainerId) -> bool,
+    ) -> Result<Vec<RemoveEvent>, StoreError> {
         let mut events = Vec::new();
         let mut deleted = false;
         {
@@ -417,6 +431,12 @@ impl Store {
                     true
                 }
                 None => {
+                    if let Some(c) = users.iter().find(|c| running(c)) {
+                        return Err(StoreError::ImageInUse(format!(
+                            "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+                            c.short()
+                        )));
+                    }
                     if let (Some(c), false) = (users.first(), force) {
                         return Err(StoreError::ImageInUse(format!(
                             "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",

@@ -305,6 +305,32 @@ fn tag_rmi_and_gc() {
 }
 
 #[test]
+fn name_of_a_killed_create_is_reclaimed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let img = store.import(&rootfs_tar("a")[..], &opts("app:1")).unwrap();
+    // a create killed after claiming the name and creating the directories, before the record
+    let dead = record(7, "web", &img);
+    let dead_paths = store.create_container(&dead).unwrap();
+    std::fs::remove_file(
+        tmp.path()
+            .join("meta/containers")
+            .join(format!("{}.json", dead.id)),
+    )
+    .unwrap();
+    let live = record(8, "web", &img);
+    store.create_container(&live).unwrap();
+    assert_eq!(store.container("web").unwrap(), live);
+    assert!(
+        !dead_paths.dir.exists(),
+        "the dead create's directory is dropped"
+    );
+    // a claim whose container has a record is not stale
+    let e = store.create_container(&record(9, "web", &img)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+}
+
+#[test]
 fn containers_names_state() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();

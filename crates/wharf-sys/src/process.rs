@@ -619,6 +619,23 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Die of SIGPIPE, as a program that does not handle it does when it writes to a closed
+/// pipe (what Go does for a write on fd 1 or 2, so docker's CLI: the shell sees 141, nothing
+/// is printed). For a CLI whose stdout reader went away; the Rust runtime ignores SIGPIPE, so
+/// the disposition is reset first. Falls back to `_exit(141)`.
+pub fn die_of_sigpipe() -> ! {
+    // SAFETY: installing SIG_DFL has no preconditions; the process ends right after.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(libc::SIGPIPE);
+        libc::_exit(128 + libc::SIGPIPE)
+    }
+}
+
 /// Duplicate `fd` onto `target` (dup2), clearing close-on-exec on `target`.
 pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
     // SAFETY: dup2 on a valid source fd; the caller owns the target number (stdio).

@@ -29,7 +29,32 @@ fn program_name(argv0: Option<&OsString>) -> String {
         .unwrap_or_else(|| "wharf".to_string())
 }
 
+/// A closed stdout (`wharf inspect x | head -1`) ends the CLI quietly, as docker's: `print!`
+/// panics with "failed printing to stdout: Broken pipe"; that panic becomes a SIGPIPE death
+/// instead of an abort (134) with a message. Only the CLI: `__monitor` and `__init` never get
+/// here (the monitor must not die of its log pipes), and SIGPIPE stays ignored, so a write to
+/// any other pipe or socket is an ordinary EPIPE error.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        let epipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
+        if msg.starts_with("failed printing to std")
+            && (msg.contains("os error 32") || msg.ends_with(&epipe))
+        {
+            wharf_sys::process::die_of_sigpipe();
+        }
+        default(info);
+    }));
+}
+
 fn real_main(args: Vec<OsString>) -> i32 {
+    exit_quietly_on_closed_stdout();
     let prog = program_name(args.first());
     let mut command = <cli::Cli as clap::CommandFactory>::command()
         .name(prog.clone())

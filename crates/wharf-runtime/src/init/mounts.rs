@@ -216,7 +216,7 @@ fn setup_dev(root: BorrowedFd<'_>) -> Result<(), InitError> {
     Ok(())
 }
 
-fn user_mount(root: BorrowedFd<'_>, m: &Mount) -> Result<(), InitError> {
+pub(crate) fn user_mount(root: BorrowedFd<'_>, m: &Mount) -> Result<(), InitError> {
     let dest = Path::new(&m.destination);
     match m.kind {
         MountKind::Bind => {

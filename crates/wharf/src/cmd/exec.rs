@@ -39,6 +39,9 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
         Some((c, rest)) if !rest.is_empty() => (c, rest.to_vec()),
         _ => bail!("\"exec\" requires at least 2 arguments"),
     };
+    if let Some(code) = super::check_tty(a.interactive && !a.detach, a.tty) {
+        return Ok(code);
+    }
     let mut env = read_env_files(&a.env_file)?;
     env.extend(a.env.iter().filter_map(|e| env_entry(e)));
     let req = ExecRequest {

@@ -230,7 +230,7 @@ pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     let mut failed = false;
     for name in &a.images {
-        match engine.store().remove_image(name, a.force) {
+        match engine.remove_image(name, a.force) {
             Ok(events) => {
                 for ev in events {
                     match ev {

@@ -27,6 +27,17 @@ pub fn open_engine(cli: &Cli) -> anyhow::Result<Engine> {
     })?)
 }
 
+/// docker's CheckTty: `-t` with stdin attached (`-i`) needs a terminal on stdin. Prints
+/// docker's message and returns its exit code (1) when it is not one.
+pub(crate) fn check_tty(attach_stdin: bool, tty: bool) -> Option<i32> {
+    use std::io::IsTerminal;
+    if attach_stdin && tty && !std::io::stdin().is_terminal() {
+        eprintln!("the input device is not a TTY");
+        return Some(1);
+    }
+    None
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Version => {

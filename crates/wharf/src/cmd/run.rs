@@ -128,17 +128,9 @@ fn health_from_flags(a: &RunArgs) -> anyhow::Result<Option<wharf_types::oci::Hea
             ..Default::default()
         }));
     }
-    let dur = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
-        match v {
-            None => Ok(None),
-            Some(d) => {
-                let ns = parse_duration(d)?;
-                if ns != 0 && ns < 1_000_000 {
-                    bail!("{flag} cannot be less than 1ms");
-                }
-                Ok(Some(ns))
-            }
-        }
+    // the 1 ms minimum is the engine's (create refuses shorter durations)
+    let dur = |v: &Option<String>| -> anyhow::Result<Option<i64>> {
+        v.as_deref().map(parse_duration).transpose()
     };
     let h = wharf_types::oci::HealthConfig {
         test: a
@@ -146,13 +138,10 @@ fn health_from_flags(a: &RunArgs) -> anyhow::Result<Option<wharf_types::oci::Hea
             .as_ref()
             .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
             .unwrap_or_default(),
-        interval: dur(&a.health_interval, "--health-interval")?,
-        timeout: dur(&a.health_timeout, "--health-timeout")?,
-        start_period: dur(&a.health_start_period, "--health-start-period")?,
-        retries: match a.health_retries {
-            Some(r) if r < 0 => bail!("--health-retries cannot be negative"),
-            r => r,
-        },
+        interval: dur(&a.health_interval)?,
+        timeout: dur(&a.health_timeout)?,
+        start_period: dur(&a.health_start_period)?,
+        retries: a.health_retries,
     };
     if h == wharf_types::oci::HealthConfig::default() {
         Ok(None)
@@ -305,6 +294,9 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
 }
 
 pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    if let Some(code) = super::check_tty(a.interactive && !a.detach, a.tty) {
+        return Ok(code);
+    }
     let req = build_request(a)?;
     let engine = super::open_engine(cli)?;
     if a.detach {
