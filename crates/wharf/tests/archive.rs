@@ -823,3 +823,38 @@ fn decompression_bombs_refused_on_a_small_store() {
         "decompression bomb",
     );
 }
+
+/// docker: loading a tag that names another image says which image lost it.
+#[test]
+fn load_retag_names_the_image_that_lost_the_tag() {
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let s = w.dir.path().join("s.tar");
+    w.ok(&["save", "-o", s.to_str().unwrap(), "busybox:latest"]);
+    // busybox:latest now names another image
+    let t = w.dir.path().join("other.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&t).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "f", &b"other"[..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    w.ok(&["import", t.to_str().unwrap(), "busybox:latest"]);
+    let other = id_of(&w, "busybox");
+    assert_ne!(other, id);
+    let out = w.ok(&["load", "-i", s.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!(
+            "The image busybox:latest already exists, renaming the old one with ID {other} to empty string\nLoaded image: busybox:latest\n"
+        )
+    );
+    assert_eq!(id_of(&w, "busybox"), id);
+    // the same load again moves no tag and says so by saying nothing more
+    let out = w.ok(&["load", "-i", s.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: busybox:latest\n");
+}

@@ -45,6 +45,9 @@ pub struct LoadedImage {
     pub id: Digest,
     /// Familiar `repo:tag`s.
     pub tags: Vec<String>,
+    /// Tags that named another image before this load, with that image's id (docker reports
+    /// "renaming the old one ... to empty string").
+    pub retagged: Vec<(String, Digest)>,
 }
 
 struct Member {
@@ -580,12 +583,18 @@ impl Store {
                     entry.repo_digests.push(rd.clone());
                 }
             }
+            let mut retagged = Vec::new();
             for t in &p.tags {
-                idx.tags.insert(t.clone(), p.config_digest.clone());
+                if let Some(old) = idx.tags.insert(t.clone(), p.config_digest.clone()) {
+                    if old != p.config_digest {
+                        retagged.push((t.clone(), old));
+                    }
+                }
             }
             out.push(LoadedImage {
                 id: p.config_digest.clone(),
                 tags: p.tags.clone(),
+                retagged,
             });
         }
         idx.save(&self.images_json)?;
