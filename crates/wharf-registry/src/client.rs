@@ -77,6 +77,12 @@ pub enum ClientError {
     },
     #[error("invalid {what}: {msg}")]
     BadResponse { what: String, msg: String },
+    #[error("refusing {what}")]
+    Document {
+        what: String,
+        #[source]
+        source: wharf_types::oci::DocumentError,
+    },
     #[error("credential helper docker-credential-{helper}: {msg}")]
     CredHelper { helper: String, msg: String },
     #[error("invalid reference format: {0}")]

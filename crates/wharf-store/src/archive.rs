@@ -127,6 +127,12 @@ pub enum ArchiveError {
         diff_ids: usize,
         layers: usize,
     },
+    #[error("refusing {what} in archive")]
+    Document {
+        what: String,
+        #[source]
+        source: wharf_types::oci::DocumentError,
+    },
     #[error("invalid tag {tag:?} in archive")]
     BadTag {
         tag: String,

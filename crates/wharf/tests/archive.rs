@@ -858,3 +858,105 @@ fn load_retag_names_the_image_that_lost_the_tag() {
     let out = w.ok(&["load", "-i", s.to_str().unwrap()]);
     assert_eq!(out, "Loaded image: busybox:latest\n");
 }
+
+/// Copies the tar `src` to `dst`, passing each member through `f` (None drops it).
+fn rewrite_tar(src: &Path, dst: &Path, mut f: impl FnMut(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>) {
+    let mut out = tar::Builder::new(std::fs::File::create(dst).unwrap());
+    let mut ar = tar::Archive::new(std::fs::File::open(src).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut h = e.header().clone();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+        for (n, data) in f(&name, v) {
+            h.set_size(data.len() as u64);
+            out.append_data(&mut h, &n, &data[..]).unwrap();
+        }
+    }
+    out.finish().unwrap();
+}
+
+/// containerd's rules on load: an index's platform claim must match the image config, and a
+/// manifest that also has `manifests` is refused; nothing is committed.
+#[test]
+fn load_refuses_mismatched_or_ambiguous_platform_documents() {
+    let w = Wharf::new().with_busybox();
+    let d = w.dir.path();
+    let o = d.join("o.tar");
+    w.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        o.to_str().unwrap(),
+        "busybox",
+    ]);
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&tar_member(&o, "index.json")).unwrap();
+    let host = w.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Architecture}}",
+        "busybox",
+    ]);
+    let other = if host.trim() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+
+    // index says windows/<other>, the config says linux/<host>
+    let lying = d.join("lying.tar");
+    let mut li = index.clone();
+    li["manifests"][0]["platform"] = serde_json::json!({"os": "windows", "architecture": other});
+    rewrite_tar(&o, &lying, |n, v| {
+        let v = if n == "index.json" {
+            serde_json::to_vec(&li).unwrap()
+        } else {
+            v
+        };
+        vec![(n.to_string(), v)]
+    });
+    // the manifest also carries `manifests`
+    let md = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mpath = format!("blobs/sha256/{}", md.trim_start_matches("sha256:"));
+    let mut m: serde_json::Value = serde_json::from_slice(&tar_member(&o, &mpath)).unwrap();
+    m["manifests"] = serde_json::json!([]);
+    let mb = serde_json::to_vec(&m).unwrap();
+    let nd = wharf_types::Digest::of(&mb);
+    index["manifests"][0]["digest"] = serde_json::json!(nd.to_string());
+    index["manifests"][0]["size"] = serde_json::json!(mb.len());
+    let both = d.join("both.tar");
+    rewrite_tar(&o, &both, |n, v| {
+        if n == "index.json" {
+            vec![(n.to_string(), serde_json::to_vec(&index).unwrap())]
+        } else if n == mpath {
+            vec![(format!("blobs/sha256/{}", nd.hex()), mb.clone())]
+        } else {
+            vec![(n.to_string(), v)]
+        }
+    });
+
+    let w2 = Wharf::new();
+    let before = store_state(&w2);
+    let out = w2.run(&["load", "-i", lying.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&md)
+            && err.contains(&format!("windows/{other}"))
+            && err.contains(&format!("linux/{}", host.trim())),
+        "{err}"
+    );
+    let out = w2.run(&["load", "-i", both.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ambiguous"), "{}", stderr(&out));
+    assert_eq!(store_state(&w2), before);
+    // the untouched archive loads
+    w2.ok(&["load", "-i", o.to_str().unwrap()]);
+}

@@ -994,3 +994,75 @@ fn docker_hub_names_go_to_the_configured_mirror() {
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid config file"));
 }
+
+/// containerd's rules: an index's platform claim must match the config it leads to, and a
+/// document with both `manifests` and `layers` is refused; nothing is committed.
+#[test]
+fn mismatched_or_ambiguous_platform_documents_refused() {
+    let t = tmp();
+    let (_, _, l) = image_parts(t.path(), 1000);
+    let diff = Digest::of(&l);
+    let config = format!(
+        r#"{{"architecture":"arm64","os":"windows","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+    )
+    .into_bytes();
+    let man = |extra: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{diff}","size":{}}}]{extra}}}"#,
+            Digest::of(&config),
+            config.len(),
+            l.len()
+        )
+        .into_bytes()
+    };
+    let m = man("");
+    let amb = man(r#","manifests":[]"#);
+    let md = Digest::of(&m);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+        m.len()
+    )
+    .into_bytes();
+    let md2 = md.clone();
+    let (addr, _) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        let man_ct = "application/vnd.oci.image.manifest.v1+json";
+        if r.path.ends_with("/manifests/lying") {
+            resp(
+                200,
+                "application/vnd.oci.image.index.v1+json",
+                index.clone(),
+            )
+        } else if r.path.ends_with("/manifests/both") {
+            resp(200, man_ct, amb.clone())
+        } else if r.path.ends_with(&format!("/manifests/{md2}")) {
+            resp(200, man_ct, m.clone())
+        } else {
+            serve_parts(r, b"", &config, &l)
+        }
+    }));
+    let root = t.path().join("root");
+    let o = wharf(
+        &root,
+        t.path(),
+        &[
+            "pull",
+            "--platform",
+            "linux/amd64",
+            &format!("{addr}/x:lying"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(&md.to_string())
+            && err.contains("linux/amd64")
+            && err.contains("windows/arm64"),
+        "{err}"
+    );
+    let o = wharf(&root, t.path(), &["pull", &format!("{addr}/x:both")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("ambiguous"), "{err}");
+    let imgs = ok(&wharf(&root, t.path(), &["images", "-q"]));
+    assert!(imgs.trim().is_empty(), "{imgs}");
+}

@@ -102,8 +102,13 @@ fn fetch_manifest(
         what: format!("manifest {shown}"),
         msg: e.to_string(),
     })?;
+    let c = ct.split(';').next().unwrap_or("").trim();
+    oci::document_kind(&body, Some(c)).map_err(|source| ClientError::Document {
+        what: format!("manifest {shown} ({d})"),
+        source,
+    })?;
     let mt = doc.media_type.clone().unwrap_or_else(|| {
-        let c = ct.split(';').next().unwrap_or("").trim().to_string();
+        let c = c.to_string();
         if !c.is_empty() && c != "application/json" {
             c
         } else if doc.manifests.is_some() {
@@ -212,6 +217,8 @@ pub fn pull(
         r.tag().unwrap_or(&refstr),
         r.familiar_repository()
     ));
+    // The platform the index claims for the manifest it selected (checked against the config).
+    let mut declared = None;
     let (man_bytes, mt) = match mt.as_str() {
         oci::MEDIA_OCI_INDEX | oci::MEDIA_DOCKER_LIST => {
             let want = opts.platform.clone().unwrap_or(Platform {
@@ -222,6 +229,13 @@ pub fn pull(
             let d = select_platform(&body, &want, &shown)?;
             let (b, _, mt2) =
                 fetch_manifest(&ep, &repo, &d.digest.to_string(), &shown, Some(&d.digest))?;
+            oci::document_kind(&b, Some(&d.media_type)).map_err(|source| {
+                ClientError::Document {
+                    what: format!("manifest {shown} ({})", d.digest),
+                    source,
+                }
+            })?;
+            declared = d.platform.clone().map(|p| (d.digest.clone(), p));
             (b, mt2)
         }
         _ => (body, mt),
@@ -279,6 +293,12 @@ pub fn pull(
             what: "image config".to_string(),
             msg: e.to_string(),
         })?;
+    if let Some((md, p)) = &declared {
+        oci::check_config_platform(p, &config).map_err(|source| ClientError::Document {
+            what: format!("manifest {shown} ({md})"),
+            source,
+        })?;
+    }
     if config.rootfs.diff_ids.len() != m.layers.len() {
         return Err(ClientError::BadResponse {
             what: "image config".to_string(),

@@ -373,6 +373,7 @@ impl Staging {
             return Ok(Vec::new());
         }
         let (b, _) = self.read("index.json", "archive")?;
+        check_document(&b, oci::MEDIA_OCI_INDEX, "index.json")?;
         let top: OciIndex = parse_json(&b, "index.json")?;
         let mut out = Vec::new();
         for d in top.manifests {
@@ -384,6 +385,16 @@ impl Staging {
         }
         Ok(out)
     }
+}
+
+/// A manifest or index must be unambiguous and of the kind its descriptor says (containerd).
+fn check_document(b: &[u8], declared: &str, what: &str) -> Result<(), ArchiveError> {
+    oci::document_kind(b, Some(declared))
+        .map(drop)
+        .map_err(|source| ArchiveError::Document {
+            what: what.to_string(),
+            source,
+        })
 }
 
 fn check_member(m: &Member, d: &Descriptor, name: &str) -> Result<(), ArchiveError> {
@@ -1000,6 +1011,7 @@ impl Store {
                 // the manifest digest (and repo digests naming it) survive.
                 let kept = names.iter().find_map(|(d, _)| {
                     let mb = st.blob_bytes(d, "index.json").ok()?;
+                    oci::document_kind(&mb, Some(&d.media_type)).ok()?;
                     let m: Manifest = serde_json::from_slice(&mb).ok()?;
                     let same = m.config.digest == digest
                         && m.layers.len() == members.len()
@@ -1070,6 +1082,7 @@ impl Store {
                     return Err(ArchiveError::MediaType(format!("{mt} nested too deep")));
                 }
                 let ib = st.blob_bytes(&d, "index.json")?;
+                check_document(&ib, mt, &format!("index {}", d.digest))?;
                 let sub: OciIndex = parse_json(&ib, &format!("index {}", d.digest))?;
                 let p = want.unwrap_or(&host);
                 let pick = sub.manifests.into_iter().find(|m| {
@@ -1086,10 +1099,17 @@ impl Store {
                 return Err(ArchiveError::MediaType(mt.to_string()));
             }
             let mb = st.blob_bytes(&d, "index.json")?;
-            let m: Manifest = parse_json(&mb, &format!("manifest {}", d.digest))?;
             let from = format!("manifest {}", d.digest);
+            check_document(&mb, mt, &from)?;
+            let m: Manifest = parse_json(&mb, &from)?;
             let config = st.blob_bytes(&m.config, &from)?;
             let cfg: ImageConfig = parse_json(&config, &format!("config {}", m.config.digest))?;
+            if let Some(p) = &d.platform {
+                oci::check_config_platform(p, &cfg).map_err(|source| ArchiveError::Document {
+                    what: from.clone(),
+                    source,
+                })?;
+            }
             if cfg.rootfs.diff_ids.len() != m.layers.len() {
                 return Err(ArchiveError::LayerCount {
                     config: m.config.digest.clone(),
