@@ -377,13 +377,21 @@ impl PullTxn<'_> {
             io::copy(&mut br, &mut io::sink()).map_err(read_err)?;
             Ok(r)
         });
+        // A failed download keeps its bytes for a Range resume, but an empty file is only
+        // litter (the blob lock is still held, so no other pull is writing it).
+        let drop_empty = || {
+            if !local && std::fs::metadata(&part).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(&part);
+            }
+        };
         if let Some(e) = br.err.take() {
             if matches!(e, DistError::SizeMismatch { .. }) {
                 let _ = std::fs::remove_file(&part);
             }
+            drop_empty();
             return Err(e);
         }
-        let (snapshot, got_diff, tar_size) = result?;
+        let (snapshot, got_diff, tar_size) = result.inspect_err(|_| drop_empty())?;
         let got = Digest::from_hasher(br.hasher.clone());
         if br.size != desc.size || got != desc.digest {
             if !local {

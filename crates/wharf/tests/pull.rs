@@ -1066,3 +1066,107 @@ fn mismatched_or_ambiguous_platform_documents_refused() {
     let imgs = ok(&wharf(&root, t.path(), &["images", "-q"]));
     assert!(imgs.trim().is_empty(), "{imgs}");
 }
+
+/// A registry that sends headers and part of a blob, then goes silent: with a 1 s idle
+/// timeout the download is resumed with Range; when every resume stalls too, the pull fails
+/// in seconds (not 120 s per read) naming the blob and the registry, keeping the partial for
+/// the next pull; when the registry recovers, the resume completes the pull in one run.
+#[test]
+fn stalled_blob_is_resumed_or_named() {
+    let t = tmp();
+    let (m, c, l) = image_parts(t.path(), 2 << 20);
+    let ld = Digest::of(&l);
+    let half = l.len() / 2;
+    // 0: every answer for the layer stalls; 1: only the first (un-ranged) one does.
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mode2 = mode.clone();
+    let ld2 = ld.clone();
+    let (addr, log) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        let mut x = serve_parts(r, &m, &c, &l);
+        if r.path.ends_with(&ld2.to_string()) {
+            let range = r.header("range").map(|v| {
+                v.trim_start_matches("bytes=")
+                    .trim_end_matches('-')
+                    .parse::<usize>()
+                    .unwrap()
+            });
+            if let Some(from) = range {
+                x.status = 206;
+                x.body = l[from..].to_vec();
+                x.headers.push((
+                    "Content-Range".into(),
+                    format!("bytes {from}-{}/{}", l.len() - 1, l.len()),
+                ));
+            }
+            let stalls = mode2.load(std::sync::atomic::Ordering::SeqCst) == 0 || range.is_none();
+            if stalls {
+                x.stall_after = Some(if range.is_none() { half } else { 1000 });
+            }
+        }
+        x
+    }));
+    let root = t.path().join("root");
+    let name = format!("{addr}/stall:1");
+    std::fs::write(
+        t.path().join("daemon.json"),
+        r#"{"registry-idle-timeout": 1}"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = wharf(&root, t.path(), &["pull", &name]);
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success());
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&ld.to_string()) && err.contains(&addr) && err.contains("stalled"),
+        "{err}"
+    );
+    let ranged = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.header("range").is_some())
+        .count();
+    assert_eq!(ranged, 3, "three resumes");
+    let partial = root.join("ingest").join(format!("pull-{}", ld.hex()));
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept >= half as u64, "partial kept for resume: {kept}");
+    let imgs = ok(&wharf(&root, t.path(), &["images", "-q"]));
+    assert!(imgs.trim().is_empty());
+
+    // The registry recovers after the first stall: one run resumes and completes.
+    mode.store(1, std::sync::atomic::Ordering::SeqCst);
+    std::fs::remove_file(t.path().join("daemon.json")).unwrap();
+    let root2 = t.path().join("root2");
+    log.lock().unwrap().clear();
+    let out = ok(&wharf_env(
+        &root2,
+        t.path(),
+        &["pull", &name],
+        &[("WHARF_REGISTRY_IDLE_TIMEOUT", "1.5")],
+    ));
+    assert!(out.contains("Pull complete"), "{out}");
+    let reqs = log.lock().unwrap().clone();
+    let range = reqs
+        .iter()
+        .find_map(|r| r.header("range").map(str::to_string))
+        .unwrap();
+    let at: usize = range["bytes=".len()..range.len() - 1].parse().unwrap();
+    assert!(at >= half && at < 2 * half, "{range}");
+    assert_eq!(
+        ok(&wharf(&root2, t.path(), &["images", "-q"]))
+            .lines()
+            .count(),
+        1
+    );
+    // a bad setting is a clear error
+    let o = wharf_env(
+        &root2,
+        t.path(),
+        &["pull", &name],
+        &[("WHARF_REGISTRY_IDLE_TIMEOUT", "soon")],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("WHARF_REGISTRY_IDLE_TIMEOUT"));
+}

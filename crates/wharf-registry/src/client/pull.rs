@@ -454,7 +454,15 @@ fn fetch_layer(
         0
     };
     let mut body = Counting {
-        inner: resp.into_reader(),
+        inner: Resuming {
+            ep,
+            path: format!("/v2/{repo}/blobs/{}", desc.digest),
+            shown,
+            inner: Box::new(resp.into_reader()),
+            offset: from,
+            resumes: 0,
+            stalled: false,
+        },
         n: 0,
         base: from,
         last: 0,
@@ -464,7 +472,93 @@ fn fetch_layer(
     if let Ok(mut d) = downloaded.lock() {
         *d += body.n;
     }
+    if res.is_err() && body.inner.stalled {
+        return Err(ClientError::Stalled {
+            blob: desc.digest.clone(),
+            registry: ep.host.clone(),
+            idle_secs: ep.idle.as_secs_f64(),
+            resumes: body.inner.resumes,
+        });
+    }
     Ok(res?)
+}
+
+/// How often a blob download that went idle is resumed with `Range` before the pull fails.
+const MAX_RESUMES: u32 = 3;
+
+/// A blob body that survives idle connections: when a read times out (no data for the
+/// endpoint's idle timeout) it asks again from the current offset with `Range: bytes=N-` and
+/// continues with the answer, so the consumer sees one uninterrupted stream. A registry that
+/// ignores the range (200) or answers another one cannot be continued mid-stream: the read
+/// fails (the partial file stays for the next pull to resume).
+struct Resuming<'a> {
+    ep: &'a Endpoint,
+    path: String,
+    shown: &'a str,
+    inner: Box<dyn std::io::Read + Send + Sync + 'static>,
+    /// Blob offset of the next byte `inner` yields.
+    offset: u64,
+    resumes: u32,
+    /// Gave up after idle timeouts.
+    stalled: bool,
+}
+
+impl Resuming<'_> {
+    fn resume(&mut self) -> std::io::Result<()> {
+        let range = format!("bytes={}-", self.offset);
+        let resp = self
+            .ep
+            .send(
+                "GET",
+                &self.path,
+                &[("Range", &range)],
+                Body::Empty,
+                self.shown,
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let want = format!("bytes {}-", self.offset);
+        let ok = resp.status() == 206
+            && resp
+                .header("content-range")
+                .is_some_and(|c| c.trim().starts_with(&want));
+        if !ok {
+            return Err(std::io::Error::other(format!(
+                "the registry did not resume at byte {} (status {})",
+                self.offset,
+                resp.status()
+            )));
+        }
+        self.inner = Box::new(resp.into_reader());
+        Ok(())
+    }
+}
+
+impl std::io::Read for Resuming<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if self.resumes >= MAX_RESUMES {
+                        self.stalled = true;
+                        return Err(e);
+                    }
+                    self.resumes += 1;
+                    if let Err(re) = self.resume() {
+                        // Another idle answer counts as the stall it is.
+                        self.stalled = re.kind() == std::io::ErrorKind::TimedOut
+                            || re.to_string().contains("timed out");
+                        return Err(re);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 struct Counting<'t, R> {
