@@ -218,6 +218,7 @@ impl Store {
 
     /// Starts a pull (takes `gc.lock` shared until the transaction is dropped).
     pub fn begin_pull(&self) -> Result<PullTxn<'_>, StoreError> {
+        self.reap_stale_temps()?;
         Ok(PullTxn {
             store: self,
             _gc: Lock::shared(&self.gc_lock)?,

@@ -960,3 +960,75 @@ fn load_refuses_mismatched_or_ambiguous_platform_documents() {
     // the untouched archive loads
     w2.ok(&["load", "-i", o.to_str().unwrap()]);
 }
+
+/// Starts `wharf load` with its stdin a pipe, feeds it `part` of `archive` and waits until it
+/// has staged or unpacked something; the child and the still-open pipe.
+fn load_stuck_midway(
+    w: &Wharf,
+    archive: &[u8],
+    part: usize,
+) -> (KillOnDrop, std::process::ChildStdin) {
+    let mut child = w
+        .command(&["load"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &archive[..part]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store_usage(&w.root()).1.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "load staged nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    (KillOnDrop(child), stdin)
+}
+
+/// Killed loads leave staging dirs, temp snapshots and tar-split records; the next
+/// store-writing command removes them (no operation is live), so three kills and a retry
+/// leave the store as one clean load does. A live load's temporaries survive another
+/// command's cleanup.
+#[test]
+fn killed_loads_leave_nothing_behind_and_live_ones_are_spared() {
+    let src = Wharf::new().with_busybox();
+    let s = src.dir.path().join("s.tar");
+    src.ok(&["save", "-o", s.to_str().unwrap(), "busybox:latest"]);
+    let archive = std::fs::read(&s).unwrap();
+
+    let clean = Wharf::new();
+    clean.ok(&["load", "-i", s.to_str().unwrap()]);
+    let (clean_bytes, clean_temps) = store_usage(&clean.root());
+    assert!(clean_temps.is_empty(), "{clean_temps:?}");
+
+    let w = Wharf::new();
+    for _ in 0..3 {
+        let (child, stdin) = load_stuck_midway(&w, &archive, archive.len() / 2);
+        drop(child); // SIGKILL
+        drop(stdin);
+        assert!(!store_usage(&w.root()).1.is_empty());
+    }
+    w.ok(&["load", "-i", s.to_str().unwrap()]);
+    let (bytes, temps) = store_usage(&w.root());
+    assert!(temps.is_empty(), "{temps:?}");
+    assert_eq!(bytes, clean_bytes);
+    assert_eq!(w.ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+
+    // A live load: another store-writing command must not take its temporaries.
+    let w2 = Wharf::new();
+    let (mut child, mut stdin) = load_stuck_midway(&w2, &archive, archive.len() / 2);
+    let live = store_usage(&w2.root()).1;
+    let t = w2.dir.path().join("other.tar");
+    write_busybox_tar(&t);
+    w2.ok(&["import", t.to_str().unwrap(), "other:1"]);
+    for p in &live {
+        assert!(Path::new(p).exists(), "live temporary {p} removed");
+    }
+    std::io::Write::write_all(&mut stdin, &archive[archive.len() / 2..]).unwrap();
+    drop(stdin);
+    let st = child.0.wait().unwrap();
+    assert!(st.success());
+    assert!(w2.ok(&["images"]).contains("busybox"));
+    assert!(store_usage(&w2.root()).1.is_empty());
+}

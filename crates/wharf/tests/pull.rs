@@ -1170,3 +1170,86 @@ fn stalled_blob_is_resumed_or_named() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("WHARF_REGISTRY_IDLE_TIMEOUT"));
 }
+
+/// Three pulls killed mid-layer, then one that completes: the temp snapshots the killed ones
+/// left are removed and the store holds what a clean pull leaves.
+#[test]
+fn killed_pulls_leave_nothing_behind() {
+    let t = tmp();
+    let (m, c, l) = image_parts(t.path(), 4 << 20);
+    let ld = Digest::of(&l);
+    let stall = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stall2 = stall.clone();
+    let ld2 = ld.clone();
+    let (addr, _) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        let mut x = serve_parts(r, &m, &c, &l);
+        if r.path.ends_with(&ld2.to_string()) {
+            let from = r.header("range").map_or(0, |v| {
+                v.trim_start_matches("bytes=")
+                    .trim_end_matches('-')
+                    .parse::<usize>()
+                    .unwrap()
+            });
+            if from > 0 {
+                x.status = 206;
+                x.body = l[from..].to_vec();
+                x.headers.push((
+                    "Content-Range".into(),
+                    format!("bytes {from}-{}/{}", l.len() - 1, l.len()),
+                ));
+            }
+            if stall2.load(std::sync::atomic::Ordering::SeqCst) {
+                x.stall_after = Some(x.body.len() / 4);
+            }
+        }
+        x
+    }));
+    let name = format!("{addr}/kill:1");
+    let root = t.path().join("root");
+    let tmp_snaps = |root: &Path| -> Vec<String> {
+        std::fs::read_dir(root.join("snapshots"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("tmp-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for i in 0..3 {
+        let child = Command::new(BIN)
+            .arg("--root")
+            .arg(&root)
+            .args(["pull", &name])
+            .env("HOME", t.path())
+            .env("WHARF_CONFIG", t.path().join("daemon.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let child = common::KillOnDrop(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let fresh = loop {
+            if let Some(n) = tmp_snaps(&root).into_iter().find(|n| !seen.contains(n)) {
+                break n;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pull {i} unpacked nothing"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        seen.push(fresh);
+        std::thread::sleep(Duration::from_millis(300));
+        drop(child); // SIGKILL
+    }
+    stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    let out = ok(&wharf(&root, t.path(), &["pull", &name]));
+    assert!(out.contains("Pull complete"), "{out}");
+    let (bytes, temps) = common::store_usage(&root);
+    assert!(temps.is_empty(), "{temps:?}");
+    let clean = t.path().join("clean");
+    ok(&wharf(&clean, t.path(), &["pull", &name]));
+    assert_eq!(bytes, common::store_usage(&clean).0);
+}

@@ -465,6 +465,7 @@ impl Store {
         opts: &LoadOptions,
         store_blobs: bool,
     ) -> Result<Vec<LoadedImage>, ArchiveError> {
+        self.reap_stale_temps()?;
         let _gc = Lock::shared(&self.gc_lock)?;
         let limit = match opts.max_bytes {
             Some(l) => l,
