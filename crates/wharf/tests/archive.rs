@@ -1032,3 +1032,52 @@ fn killed_loads_leave_nothing_behind_and_live_ones_are_spared() {
     assert!(w2.ok(&["images"]).contains("busybox"));
     assert!(store_usage(&w2.root()).1.is_empty());
 }
+
+/// An uncompressed archive larger than the free space is "no space left on the store", not a
+/// decompression bomb; nothing is left behind, and once space is freed the same load works.
+#[test]
+fn load_on_a_full_store_says_so_and_leaves_nothing() {
+    let w = Wharf::new();
+    let _m = Tmpfs::mount(&w.root(), "32m");
+    let d = w.dir.path();
+    let rootfs = d.join("big");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let data: Vec<u8> = (0..10u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(rootfs.join("f"), &data).unwrap();
+    let rt = d.join("big-rootfs.tar");
+    assert!(sh(&format!(
+        "tar -C {} -cf {} f",
+        rootfs.display(),
+        rt.display()
+    ))
+    .status
+    .success());
+    // an archive with a 10 MiB uncompressed layer, made in another store
+    let src = Wharf::new();
+    src.ok(&["import", rt.to_str().unwrap(), "big:1"]);
+    let archive = d.join("big.tar");
+    src.ok(&["save", "-o", archive.to_str().unwrap(), "big:1"]);
+    // leave ~6 MiB free
+    w.ok(&["images"]);
+    let filler = w.root().join("filler");
+    std::fs::write(&filler, vec![1u8; 26 << 20]).unwrap();
+    let before = store_state(&w);
+    let o = w.run(&["load", "-i", archive.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!(
+            "no space left on the store {}",
+            w.root().display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("bomb"), "{err}");
+    eprintln!("full store: {}", err.trim());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(common::store_usage(&w.root()).1.is_empty());
+    assert_eq!(store_state(&w), before);
+    std::fs::remove_file(&filler).unwrap();
+    w.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(w.ok(&["images"]).contains("big"));
+}

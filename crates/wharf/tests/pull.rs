@@ -1253,3 +1253,41 @@ fn killed_pulls_leave_nothing_behind() {
     ok(&wharf(&clean, t.path(), &["pull", &name]));
     assert_eq!(bytes, common::store_usage(&clean).0);
 }
+
+/// A pull that fills the store fails saying so, removes its partial download (which would
+/// make the next operation fail sooner), and works once space is freed.
+#[test]
+fn pull_on_a_full_store_says_so_and_keeps_no_partial() {
+    let t = tmp();
+    let root = t.path().join("root");
+    let _m = Tmpfs::mount(&root, "32m");
+    let (m, c, l) = image_parts(t.path(), 8 << 20);
+    let (addr, _) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        serve_parts(r, &m, &c, &l)
+    }));
+    let name = format!("{addr}/full:1");
+    ok(&wharf(&root, t.path(), &["images"]));
+    // ~11 MiB free: the 8 MiB layer fits once, not as download + snapshot
+    let filler = root.join("filler");
+    std::fs::write(&filler, vec![1u8; 21 << 20]).unwrap();
+    let o = wharf(&root, t.path(), &["pull", &name]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    eprintln!("full store: {}", err.trim());
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("no space left on the store {}", root.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("ingest"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(common::store_usage(&root).1.is_empty());
+    std::fs::remove_file(&filler).unwrap();
+    let out = ok(&wharf(&root, t.path(), &["pull", &name]));
+    assert!(out.contains("Pull complete"), "{out}");
+}

@@ -6,7 +6,8 @@ use super::config::DaemonConfig;
 use super::transport::{read_capped, Body, Endpoint};
 use super::{ClientError, CONFIG_CAP, MANIFEST_CAP};
 use std::sync::Mutex;
-use wharf_store::distribution::PreparedLayer;
+use wharf_store::archive::ArchiveError;
+use wharf_store::distribution::{DistError, PreparedLayer};
 use wharf_store::Store;
 use wharf_types::oci::{self, Descriptor, Manifest, Platform};
 use wharf_types::{Digest, ImageRef};
@@ -374,9 +375,38 @@ pub fn pull(
         }
     });
     let mut layers = Vec::new();
-    let results = results.into_inner().unwrap_or_default();
-    for r in results.into_iter().flatten() {
-        layers.push(r?);
+    let results: Vec<_> = results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    let full = results.iter().any(|r| {
+        matches!(
+            r,
+            Err(ClientError::Dist(DistError::Archive(
+                ArchiveError::NoSpace { .. }
+            )))
+        )
+    });
+    if full {
+        // a full store: keep no downloads around to make the next operation fail sooner
+        let mut first = None;
+        for r in results {
+            match r {
+                Ok(p) => p.discard(),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first {
+            return Err(e);
+        }
+    } else {
+        for r in results {
+            layers.push(r?);
+        }
     }
     if layers.len() != m.layers.len() {
         return Err(ClientError::BadResponse {

@@ -465,6 +465,16 @@ impl Store {
         opts: &LoadOptions,
         store_blobs: bool,
     ) -> Result<Vec<LoadedImage>, ArchiveError> {
+        self.load_unmapped(input, opts, store_blobs)
+            .map_err(|e| e.on_store(&self.root))
+    }
+
+    fn load_unmapped(
+        &self,
+        input: impl Read,
+        opts: &LoadOptions,
+        store_blobs: bool,
+    ) -> Result<Vec<LoadedImage>, ArchiveError> {
         self.reap_stale_temps()?;
         let _gc = Lock::shared(&self.gc_lock)?;
         let limit = match opts.max_bytes {
@@ -699,11 +709,7 @@ impl Store {
         let slots = Slots::new(2 * cores() + 1);
         let br = BufReader::with_capacity(256 << 10, input);
         let dec = decompress(br, "archive")?;
-        let mut ar = tar::Archive::new(Capped {
-            inner: dec,
-            limit,
-            read: 0,
-        });
+        let mut ar = tar::Archive::new(Capped::decoded(dec, limit));
         let mut n = 0u64;
         let mut buf = vec![0u8; 128 << 10];
         for ent in ar.entries().map_err(read_err)? {
@@ -852,11 +858,7 @@ impl Store {
     ) -> Result<Unpacked, ArchiveError> {
         let mut br = BufReader::with_capacity(256 << 10, input);
         let comp = sniff(&mut br).map_err(ArchiveError::Read)?;
-        let dec = Capped {
-            inner: decompress(br, name)?,
-            limit,
-            read: 0,
-        };
+        let dec = Capped::decoded(decompress(br, name)?, limit);
         read_ahead(dec, |r| {
             let mut hr = HashRead::new(r);
             let snapshot = if unpack {
