@@ -1077,7 +1077,8 @@ fn stalled_blob_is_resumed_or_named() {
     let (m, c, l) = image_parts(t.path(), 2 << 20);
     let ld = Digest::of(&l);
     let half = l.len() / 2;
-    // 0: every answer for the layer stalls; 1: only the first (un-ranged) one does.
+    // 0: every answer for the layer stalls; 1: only the first (un-ranged) one does; 2: like
+    // 1, but Range is ignored (200, the whole blob again).
     let mode = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mode2 = mode.clone();
     let ld2 = ld.clone();
@@ -1090,7 +1091,8 @@ fn stalled_blob_is_resumed_or_named() {
                     .parse::<usize>()
                     .unwrap()
             });
-            if let Some(from) = range {
+            let ignores_range = mode2.load(std::sync::atomic::Ordering::SeqCst) == 2;
+            if let Some(from) = range.filter(|_| !ignores_range) {
                 x.status = 206;
                 x.body = l[from..].to_vec();
                 x.headers.push((
@@ -1161,6 +1163,16 @@ fn stalled_blob_is_resumed_or_named() {
             .count(),
         1
     );
+    // A registry that ignores Range: the resume skips what it already has.
+    mode.store(2, std::sync::atomic::Ordering::SeqCst);
+    let root3 = t.path().join("root3");
+    let out = ok(&wharf_env(
+        &root3,
+        t.path(),
+        &["pull", &name],
+        &[("WHARF_REGISTRY_IDLE_TIMEOUT", "1")],
+    ));
+    assert!(out.contains("Pull complete"), "{out}");
     // a bad setting is a clear error
     let o = wharf_env(
         &root2,

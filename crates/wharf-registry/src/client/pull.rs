@@ -519,8 +519,8 @@ const MAX_RESUMES: u32 = 3;
 /// A blob body that survives idle connections: when a read times out (no data for the
 /// endpoint's idle timeout) it asks again from the current offset with `Range: bytes=N-` and
 /// continues with the answer, so the consumer sees one uninterrupted stream. A registry that
-/// ignores the range (200) or answers another one cannot be continued mid-stream: the read
-/// fails (the partial file stays for the next pull to resume).
+/// ignores the range (200) sends the whole blob again, of which the bytes already read are
+/// skipped; any other answer fails the read (the partial file stays for the next pull).
 struct Resuming<'a> {
     ep: &'a Endpoint,
     path: String,
@@ -547,19 +547,35 @@ impl Resuming<'_> {
             )
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let want = format!("bytes {}-", self.offset);
-        let ok = resp.status() == 206
-            && resp
+        match resp.status() {
+            206 if resp
                 .header("content-range")
-                .is_some_and(|c| c.trim().starts_with(&want));
-        if !ok {
-            return Err(std::io::Error::other(format!(
-                "the registry did not resume at byte {} (status {})",
-                self.offset,
-                resp.status()
-            )));
+                .is_some_and(|c| c.trim().starts_with(&want)) =>
+            {
+                self.inner = Box::new(resp.into_reader());
+                Ok(())
+            }
+            // The whole blob again: skip what was already read (the consumer verifies it all).
+            200 => {
+                let mut r = resp.into_reader();
+                let skipped = std::io::copy(
+                    &mut std::io::Read::take(&mut r, self.offset),
+                    &mut std::io::sink(),
+                )?;
+                if skipped != self.offset {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the registry's answer ended before byte {}", self.offset),
+                    ));
+                }
+                self.inner = r;
+                Ok(())
+            }
+            status => Err(std::io::Error::other(format!(
+                "the registry did not resume at byte {} (status {status})",
+                self.offset
+            ))),
         }
-        self.inner = Box::new(resp.into_reader());
-        Ok(())
     }
 }
 
