@@ -725,7 +725,12 @@ fn interop_docker_registry_and_skopeo() {
 }
 
 /// One-layer image parts with the layer compressed by `tool` (`gzip`/`zstd`).
-fn compressed_parts(dir: &Path, tool: &str, media: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>, Digest) {
+fn compressed_parts(
+    dir: &Path,
+    tool: &str,
+    media: &str,
+    arch: &str,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>, Digest) {
     let (_, _, tar) = image_parts(dir, 300_000);
     let diff = Digest::of(&tar);
     let mut child = Command::new(tool)
@@ -740,7 +745,7 @@ fn compressed_parts(dir: &Path, tool: &str, media: &str) -> (Vec<u8>, Vec<u8>, V
     let layer = child.wait_with_output().unwrap().stdout;
     w.join().unwrap();
     let config = format!(
-        r#"{{"architecture":"arm64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+        r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
     )
     .into_bytes();
     let manifest = format!(
@@ -757,7 +762,7 @@ fn compressed_parts(dir: &Path, tool: &str, media: &str) -> (Vec<u8>, Vec<u8>, V
 #[test]
 fn index_platform_selection_gzip_and_zstd_layers() {
     let t = tmp();
-    let mut parts = Vec::new();
+    let mut tools = Vec::new();
     for (tool, media) in [
         ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
         ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
@@ -766,8 +771,18 @@ fn index_platform_selection_gzip_and_zstd_layers() {
             eprintln!("SKIP {tool}: not installed");
             continue;
         }
-        parts.push(compressed_parts(t.path(), tool, media));
+        tools.push((tool, media));
     }
+    // each config says the platform its index entry (below) claims
+    let n = tools.len();
+    let parts: Vec<_> = tools
+        .iter()
+        .enumerate()
+        .map(|(i, (tool, media))| {
+            let arch = if i + 1 == n { "arm64" } else { "amd64" };
+            compressed_parts(t.path(), tool, media, arch)
+        })
+        .collect();
     // An index: amd64 → the first image, arm64/v8 → the last.
     let entries: Vec<String> = parts
         .iter()
