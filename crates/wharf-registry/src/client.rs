@@ -27,6 +27,7 @@ pub use transport::{login, login_to, system_roots, Endpoint, SystemRoots};
 use wharf_store::distribution::DistError;
 use wharf_store::StoreError;
 use wharf_types::error::{ErrorKind, HasKind};
+use wharf_types::Digest;
 
 /// Caps on bodies read into memory.
 pub const MANIFEST_CAP: u64 = 4 << 20;
@@ -77,6 +78,19 @@ pub enum ClientError {
     },
     #[error("invalid {what}: {msg}")]
     BadResponse { what: String, msg: String },
+    #[error("layer {blob} from {registry} stalled: no data for {idle_secs} s, {resumes} resumes with Range failed")]
+    Stalled {
+        blob: Digest,
+        registry: String,
+        idle_secs: f64,
+        resumes: u32,
+    },
+    #[error("refusing {what}")]
+    Document {
+        what: String,
+        #[source]
+        source: wharf_types::oci::DocumentError,
+    },
     #[error("credential helper docker-credential-{helper}: {msg}")]
     CredHelper { helper: String, msg: String },
     #[error("invalid reference format: {0}")]
@@ -106,6 +120,7 @@ impl HasKind for ClientError {
             ClientError::UnknownHost { .. }
             | ClientError::ConnectionRefused { .. }
             | ClientError::Transport { .. }
+            | ClientError::Stalled { .. }
             | ClientError::Tls { .. } => ErrorKind::Unavailable,
             ClientError::Io { .. } => ErrorKind::Internal,
             ClientError::CaBundle { .. }

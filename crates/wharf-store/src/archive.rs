@@ -24,7 +24,7 @@ pub use save::SaveOptions;
 use crate::error::StoreError;
 use crate::layer::LayerError;
 use std::io::{self, BufRead, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wharf_types::error::{ErrorKind, HasKind};
 use wharf_types::oci::Platform;
 use wharf_types::reference::RefError;
@@ -103,6 +103,8 @@ pub enum ArchiveError {
     TooLarge { name: String, limit: u64 },
     #[error("decompressed data exceeds {limit} bytes (free space of the store); refusing a possible decompression bomb")]
     Bomb { limit: u64 },
+    #[error("no space left on the store {}{}", .store.display(), .free.map(|f| format!(": the data is larger than the {f} bytes free")).unwrap_or_default())]
+    NoSpace { store: PathBuf, free: Option<u64> },
     #[error("invalid {what} in archive")]
     Json {
         what: String,
@@ -126,6 +128,12 @@ pub enum ArchiveError {
         config: Digest,
         diff_ids: usize,
         layers: usize,
+    },
+    #[error("refusing {what} in archive")]
+    Document {
+        what: String,
+        #[source]
+        source: wharf_types::oci::DocumentError,
     },
     #[error("invalid tag {tag:?} in archive")]
     BadTag {
@@ -169,6 +177,7 @@ impl HasKind for ArchiveError {
             ArchiveError::Layer { source, .. } => source.kind(),
             ArchiveError::Write(_) | ArchiveError::Io { .. } => ErrorKind::Internal,
             ArchiveError::NoPlatform(_) => ErrorKind::NotFound,
+            ArchiveError::NoSpace { .. } => ErrorKind::FailedPrecondition,
             _ => ErrorKind::InvalidArgument,
         }
     }
@@ -228,20 +237,40 @@ impl<R: BufRead> Read for Decoder<R> {
     }
 }
 
-/// A reader failing once more than `limit` bytes were read (decompression bombs).
+/// A reader failing once more than `limit` bytes were read: never unpack more than the store
+/// can hold. Over compressed input that may be a decompression bomb; over plain input it is
+/// data larger than the free space.
 pub(crate) struct Capped<R> {
     pub inner: R,
     pub limit: u64,
     pub read: u64,
+    /// The bytes come out of a decompressor.
+    pub compressed: bool,
+}
+
+impl<R: BufRead> Capped<Decoder<R>> {
+    /// Caps a decoder's output.
+    pub(crate) fn decoded(inner: Decoder<R>, limit: u64) -> Capped<Decoder<R>> {
+        let compressed = !matches!(inner, Decoder::Plain(_));
+        Capped {
+            inner,
+            limit,
+            read: 0,
+            compressed,
+        }
+    }
 }
 
 /// Marker carried in the io::Error of a [`Capped`] reader.
 #[derive(Debug)]
-pub(crate) struct CapExceeded(pub u64);
+pub(crate) struct CapExceeded {
+    pub limit: u64,
+    pub compressed: bool,
+}
 
 impl std::fmt::Display for CapExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "more than {} bytes", self.0)
+        write!(f, "more than {} bytes", self.limit)
     }
 }
 impl std::error::Error for CapExceeded {}
@@ -255,17 +284,74 @@ impl<R: Read> Read for Capped<R> {
             // error (LayerError::Read) whichever side of a copy it surfaced on
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                CapExceeded(self.limit),
+                CapExceeded {
+                    limit: self.limit,
+                    compressed: self.compressed,
+                },
             ));
         }
         Ok(n)
     }
 }
 
-/// Maps a read error to `Bomb` when it came from a [`Capped`] reader.
+/// Maps a read error to `Bomb` (compressed input) or `NoSpace` (plain input) when it came from
+/// a [`Capped`] reader.
 pub(crate) fn read_err(e: io::Error) -> ArchiveError {
     if let Some(c) = e.get_ref().and_then(|i| i.downcast_ref::<CapExceeded>()) {
-        return ArchiveError::Bomb { limit: c.0 };
+        return c.error();
     }
     ArchiveError::Read(e)
+}
+
+impl CapExceeded {
+    pub(crate) fn error(&self) -> ArchiveError {
+        if self.compressed {
+            ArchiveError::Bomb { limit: self.limit }
+        } else {
+            ArchiveError::NoSpace {
+                store: PathBuf::new(),
+                free: Some(self.limit),
+            }
+        }
+    }
+}
+
+/// Whether `e` or one of its sources is ENOSPC or EDQUOT.
+pub(crate) fn is_no_space(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            let code = io.raw_os_error();
+            if code == Some(nix::errno::Errno::ENOSPC as i32)
+                || code == Some(nix::errno::Errno::EDQUOT as i32)
+            {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                if is_no_space(inner) {
+                    return true;
+                }
+            }
+        }
+        cur = c.source();
+    }
+    false
+}
+
+impl ArchiveError {
+    /// A full file system, however it surfaced (a write's ENOSPC, or more data than the free
+    /// space `Capped` allowed), as one `NoSpace` naming the store.
+    pub(crate) fn on_store(self, root: &Path) -> ArchiveError {
+        match self {
+            ArchiveError::NoSpace { free, .. } => ArchiveError::NoSpace {
+                store: root.to_path_buf(),
+                free,
+            },
+            e if is_no_space(&e) => ArchiveError::NoSpace {
+                store: root.to_path_buf(),
+                free: None,
+            },
+            e => e,
+        }
+    }
 }

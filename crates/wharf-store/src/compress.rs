@@ -439,6 +439,8 @@ impl Store {
     /// and size. Not referenced by any image, so GC may remove it later (a push rebuilds it
     /// identically).
     pub fn write_manifest_blob(&self, bytes: &[u8]) -> Result<(Digest, u64), StoreError> {
+        // its ingest temp is GC's (and `reap`'s) to delete unless gc.lock is held shared
+        let _gc = Lock::shared(&self.gc_lock)?;
         write_blob(&self.blobs, &self.ingest, bytes)
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! Must not: talk HTTP (the client hands in readers), or trust a descriptor before verifying.
 
-use crate::archive::{decompress, read_err, ArchiveError, Capped};
+use crate::archive::{decompress, is_no_space, read_err, ArchiveError, CapExceeded, Capped};
 use crate::content::{blob_path, write_blob};
 use crate::error::StoreError;
 use crate::index::{ImageEntry, Index, LayerEntry};
@@ -61,6 +61,20 @@ pub enum DistError {
     BadConfig(Digest, String),
 }
 
+impl DistError {
+    /// A full file system as one [`ArchiveError::NoSpace`] naming the store.
+    fn on_store(self, root: &std::path::Path) -> DistError {
+        match self {
+            DistError::Archive(a) => DistError::Archive(a.on_store(root)),
+            e if is_no_space(&e) => DistError::Archive(ArchiveError::NoSpace {
+                store: root.to_path_buf(),
+                free: None,
+            }),
+            e => e,
+        }
+    }
+}
+
 impl HasKind for DistError {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -92,6 +106,14 @@ impl PreparedLayer {
     /// Uncompressed size of the layer.
     pub fn size(&self) -> u64 {
         self.entry.size
+    }
+
+    /// Drops the layer and its verified download (which a later pull would otherwise reuse):
+    /// for a pull that failed because the store is full.
+    pub fn discard(self) {
+        if let Some(p) = &self.blob {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -218,6 +240,7 @@ impl Store {
 
     /// Starts a pull (takes `gc.lock` shared until the transaction is dropped).
     pub fn begin_pull(&self) -> Result<PullTxn<'_>, StoreError> {
+        self.reap_stale_temps()?;
         Ok(PullTxn {
             store: self,
             _gc: Lock::shared(&self.gc_lock)?,
@@ -293,7 +316,29 @@ impl PullTxn<'_> {
     /// Streams one layer: `body` yields the blob's bytes from offset `resume_from` (which must
     /// be what [`partial_len`](Self::partial_len) returned, or 0 to start over). Verifies the
     /// blob digest and size and the diff_id, unpacking into a temp snapshot on the way.
+    ///
+    /// On a full store the partial download is removed too (it would only make the next
+    /// operation fail sooner) and the error is [`ArchiveError::NoSpace`].
     pub fn ingest_layer(
+        &self,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        body: &mut dyn Read,
+        resume_from: u64,
+        lock: BlobLock,
+    ) -> Result<PreparedLayer, DistError> {
+        let part = self.partial_path(&desc.digest);
+        self.ingest_unmapped(desc, diff_id, body, resume_from, lock)
+            .map_err(|e| {
+                let e = e.on_store(&self.store.root);
+                if matches!(e, DistError::Archive(ArchiveError::NoSpace { .. })) {
+                    let _ = std::fs::remove_file(&part);
+                }
+                e
+            })
+    }
+
+    fn ingest_unmapped(
         &self,
         desc: &Descriptor,
         diff_id: &Digest,
@@ -343,11 +388,7 @@ impl PullTxn<'_> {
             let limit = nix::sys::statvfs::statvfs(&s.root)
                 .map(|v| v.blocks_available().saturating_mul(v.fragment_size()))
                 .unwrap_or(u64::MAX);
-            let mut tee = HashRead::new(Capped {
-                inner: dec,
-                limit,
-                read: 0,
-            });
+            let mut tee = HashRead::new(Capped::decoded(dec, limit));
             let snap = if snap_dest.is_dir() {
                 None
             } else {
@@ -355,9 +396,11 @@ impl PullTxn<'_> {
                 let applied = apply_layer(&tmp.path, &mut tee);
                 // The cap may surface as a write error of the entry being copied.
                 if applied.is_err() && tee.inner.read > tee.inner.limit {
-                    return Err(ArchiveError::Bomb {
+                    return Err(CapExceeded {
                         limit: tee.inner.limit,
+                        compressed: tee.inner.compressed,
                     }
+                    .error()
                     .into());
                 }
                 applied.map_err(|e| match e {
@@ -377,13 +420,21 @@ impl PullTxn<'_> {
             io::copy(&mut br, &mut io::sink()).map_err(read_err)?;
             Ok(r)
         });
+        // A failed download keeps its bytes for a Range resume, but an empty file is only
+        // litter (the blob lock is still held, so no other pull is writing it).
+        let drop_empty = || {
+            if !local && std::fs::metadata(&part).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(&part);
+            }
+        };
         if let Some(e) = br.err.take() {
             if matches!(e, DistError::SizeMismatch { .. }) {
                 let _ = std::fs::remove_file(&part);
             }
+            drop_empty();
             return Err(e);
         }
-        let (snapshot, got_diff, tar_size) = result?;
+        let (snapshot, got_diff, tar_size) = result.inspect_err(|_| drop_empty())?;
         let got = Digest::from_hasher(br.hasher.clone());
         if br.size != desc.size || got != desc.digest {
             if !local {
@@ -432,6 +483,19 @@ impl PullTxn<'_> {
     /// Verifies `config` against the manifest, then commits layers, config, manifest and the
     /// index entry (with `tag` and `repo_digest`) in that order. Returns the image id.
     pub fn commit(
+        self,
+        manifest_bytes: &[u8],
+        config_bytes: &[u8],
+        layers: Vec<PreparedLayer>,
+        tag: Option<&str>,
+        repo_digest: &str,
+    ) -> Result<Committed, DistError> {
+        let root = self.store.root.clone();
+        self.commit_unmapped(manifest_bytes, config_bytes, layers, tag, repo_digest)
+            .map_err(|e| e.on_store(&root))
+    }
+
+    fn commit_unmapped(
         self,
         manifest_bytes: &[u8],
         config_bytes: &[u8],

@@ -15,12 +15,13 @@ use crate::index::{ImageEntry, Index, LayerEntry};
 use crate::layer::apply_layer;
 use crate::layer::source::TmpSnapshot;
 use crate::lock::Lock;
+use crate::reap::{list_dir, Partials};
 use crate::util::{random_suffix, remove_tree_if_exists, HashRead};
 use crate::Store;
 use flate2::read::MultiGzDecoder;
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wharf_types::oci::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
 use wharf_types::{ContainerId, Digest, ImageRef};
 
@@ -103,6 +104,7 @@ impl Store {
                 return Err(StoreError::TagRequired(r.to_string()));
             }
         }
+        self.reap_stale_temps()?;
         let _gc = Lock::shared(&self.gc_lock)?;
         let mut br = BufReader::with_capacity(128 << 10, input);
         let head = br
@@ -504,16 +506,16 @@ impl Store {
             }
         }
         for (name, path) in list_dir(&self.snapshots)? {
-            let digest = Digest::from_hex(&name).ok();
-            if name.starts_with("tmp-") || (digest.is_some() && !snaps.contains(&name)) {
+            let Ok(digest) = Digest::from_hex(&name) else {
+                continue;
+            };
+            if !snaps.contains(&name) {
                 // rename first so a half-deleted snapshot is never visible under its name
                 let doomed = self.ingest.join(format!("del-{}", random_suffix()?));
                 std::fs::rename(&path, &doomed)
                     .map_err(StoreError::io("removing snapshot", &path))?;
                 remove_tree_if_exists(&doomed)?;
-                if let Some(d) = digest {
-                    report.snapshots_removed.push(d);
-                }
+                report.snapshots_removed.push(digest);
             }
         }
         for (name, path) in list_dir(&self.root.join("tarsplit"))? {
@@ -521,31 +523,9 @@ impl Store {
                 crate::util::remove_file_if_exists(&path)?;
             }
         }
-        for (_, path) in list_dir(&self.ingest)? {
-            if path.is_dir() {
-                remove_tree_if_exists(&path)?;
-            } else {
-                crate::util::remove_file_if_exists(&path)?;
-            }
-        }
+        self.remove_temps(Partials::Remove)?;
         Ok(report)
     }
-}
-
-fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
-    let mut out = Vec::new();
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(StoreError::io("listing", dir)(e)),
-    };
-    for ent in rd {
-        let ent = ent.map_err(StoreError::io("listing", dir))?;
-        if let Some(n) = ent.file_name().to_str() {
-            out.push((n.to_string(), ent.path()));
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

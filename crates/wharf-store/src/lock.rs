@@ -5,7 +5,8 @@
 //! - `gc.lock`: an import (and a re-unpack in `image_layers`) holds it SHARED for its whole
 //!   duration, from the first ingest byte until its image is in the index; GC holds it
 //!   EXCLUSIVE, so GC never sees blobs/snapshots an in-flight import has written but not yet
-//!   indexed. Ordering: `gc.lock` before `lock`, never the other way round.
+//!   indexed. Ordering: `gc.lock` before `lock`, never the other way round. Taking both
+//!   exclusive without waiting is how `reap` knows no operation is live.
 //!
 //! flock locks belong to the open file description, so every `Lock` opens its own fd and
 //! threads of one process exclude each other like processes do. Unlocked on drop.
@@ -38,5 +39,18 @@ impl Lock {
 
     pub(crate) fn shared(path: &Path) -> Result<Lock, StoreError> {
         Lock::take(path, FlockArg::LockShared)
+    }
+
+    /// The exclusive lock if nobody holds the file locked now; `None` if someone does.
+    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<Lock>, StoreError> {
+        match Lock::take(path, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(l)),
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 }

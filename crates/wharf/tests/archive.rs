@@ -823,3 +823,261 @@ fn decompression_bombs_refused_on_a_small_store() {
         "decompression bomb",
     );
 }
+
+/// docker: loading a tag that names another image says which image lost it.
+#[test]
+fn load_retag_names_the_image_that_lost_the_tag() {
+    let w = Wharf::new().with_busybox();
+    let id = id_of(&w, "busybox");
+    let s = w.dir.path().join("s.tar");
+    w.ok(&["save", "-o", s.to_str().unwrap(), "busybox:latest"]);
+    // busybox:latest now names another image
+    let t = w.dir.path().join("other.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&t).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "f", &b"other"[..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    w.ok(&["import", t.to_str().unwrap(), "busybox:latest"]);
+    let other = id_of(&w, "busybox");
+    assert_ne!(other, id);
+    let out = w.ok(&["load", "-i", s.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!(
+            "The image busybox:latest already exists, renaming the old one with ID {other} to empty string\nLoaded image: busybox:latest\n"
+        )
+    );
+    assert_eq!(id_of(&w, "busybox"), id);
+    // the same load again moves no tag and says so by saying nothing more
+    let out = w.ok(&["load", "-i", s.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: busybox:latest\n");
+}
+
+/// Copies the tar `src` to `dst`, passing each member through `f` (None drops it).
+fn rewrite_tar(src: &Path, dst: &Path, mut f: impl FnMut(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>) {
+    let mut out = tar::Builder::new(std::fs::File::create(dst).unwrap());
+    let mut ar = tar::Archive::new(std::fs::File::open(src).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut h = e.header().clone();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+        for (n, data) in f(&name, v) {
+            h.set_size(data.len() as u64);
+            out.append_data(&mut h, &n, &data[..]).unwrap();
+        }
+    }
+    out.finish().unwrap();
+}
+
+/// containerd's rules on load: an index's platform claim must match the image config, and a
+/// manifest that also has `manifests` is refused; nothing is committed.
+#[test]
+fn load_refuses_mismatched_or_ambiguous_platform_documents() {
+    let w = Wharf::new().with_busybox();
+    let d = w.dir.path();
+    let o = d.join("o.tar");
+    w.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        o.to_str().unwrap(),
+        "busybox",
+    ]);
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&tar_member(&o, "index.json")).unwrap();
+    let host = w.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Architecture}}",
+        "busybox",
+    ]);
+    let other = if host.trim() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+
+    // index says windows/<other>, the config says linux/<host>
+    let lying = d.join("lying.tar");
+    let mut li = index.clone();
+    li["manifests"][0]["platform"] = serde_json::json!({"os": "windows", "architecture": other});
+    rewrite_tar(&o, &lying, |n, v| {
+        let v = if n == "index.json" {
+            serde_json::to_vec(&li).unwrap()
+        } else {
+            v
+        };
+        vec![(n.to_string(), v)]
+    });
+    // the manifest also carries `manifests`
+    let md = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mpath = format!("blobs/sha256/{}", md.trim_start_matches("sha256:"));
+    let mut m: serde_json::Value = serde_json::from_slice(&tar_member(&o, &mpath)).unwrap();
+    m["manifests"] = serde_json::json!([]);
+    let mb = serde_json::to_vec(&m).unwrap();
+    let nd = wharf_types::Digest::of(&mb);
+    index["manifests"][0]["digest"] = serde_json::json!(nd.to_string());
+    index["manifests"][0]["size"] = serde_json::json!(mb.len());
+    let both = d.join("both.tar");
+    rewrite_tar(&o, &both, |n, v| {
+        if n == "index.json" {
+            vec![(n.to_string(), serde_json::to_vec(&index).unwrap())]
+        } else if n == mpath {
+            vec![(format!("blobs/sha256/{}", nd.hex()), mb.clone())]
+        } else {
+            vec![(n.to_string(), v)]
+        }
+    });
+
+    let w2 = Wharf::new();
+    let before = store_state(&w2);
+    let out = w2.run(&["load", "-i", lying.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&md)
+            && err.contains(&format!("windows/{other}"))
+            && err.contains(&format!("linux/{}", host.trim())),
+        "{err}"
+    );
+    let out = w2.run(&["load", "-i", both.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ambiguous"), "{}", stderr(&out));
+    assert_eq!(store_state(&w2), before);
+    // the untouched archive loads
+    w2.ok(&["load", "-i", o.to_str().unwrap()]);
+}
+
+/// Starts `wharf load` with its stdin a pipe, feeds it `part` of `archive` and waits until it
+/// has staged or unpacked something; the child and the still-open pipe.
+fn load_stuck_midway(
+    w: &Wharf,
+    archive: &[u8],
+    part: usize,
+) -> (KillOnDrop, std::process::ChildStdin) {
+    let mut child = w
+        .command(&["load"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &archive[..part]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store_usage(&w.root()).1.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "load staged nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    (KillOnDrop(child), stdin)
+}
+
+/// Killed loads leave staging dirs, temp snapshots and tar-split records; the next
+/// store-writing command removes them (no operation is live), so three kills and a retry
+/// leave the store as one clean load does. A live load's temporaries survive another
+/// command's cleanup.
+#[test]
+fn killed_loads_leave_nothing_behind_and_live_ones_are_spared() {
+    let src = Wharf::new().with_busybox();
+    let s = src.dir.path().join("s.tar");
+    src.ok(&["save", "-o", s.to_str().unwrap(), "busybox:latest"]);
+    let archive = std::fs::read(&s).unwrap();
+
+    let clean = Wharf::new();
+    clean.ok(&["load", "-i", s.to_str().unwrap()]);
+    let (clean_bytes, clean_temps) = store_usage(&clean.root());
+    assert!(clean_temps.is_empty(), "{clean_temps:?}");
+
+    let w = Wharf::new();
+    for _ in 0..3 {
+        let (child, stdin) = load_stuck_midway(&w, &archive, archive.len() / 2);
+        drop(child); // SIGKILL
+        drop(stdin);
+        assert!(!store_usage(&w.root()).1.is_empty());
+    }
+    w.ok(&["load", "-i", s.to_str().unwrap()]);
+    let (bytes, temps) = store_usage(&w.root());
+    assert!(temps.is_empty(), "{temps:?}");
+    assert_eq!(bytes, clean_bytes);
+    assert_eq!(w.ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+
+    // A live load: another store-writing command must not take its temporaries.
+    let w2 = Wharf::new();
+    let (mut child, mut stdin) = load_stuck_midway(&w2, &archive, archive.len() / 2);
+    let live = store_usage(&w2.root()).1;
+    let t = w2.dir.path().join("other.tar");
+    write_busybox_tar(&t);
+    w2.ok(&["import", t.to_str().unwrap(), "other:1"]);
+    for p in &live {
+        assert!(Path::new(p).exists(), "live temporary {p} removed");
+    }
+    std::io::Write::write_all(&mut stdin, &archive[archive.len() / 2..]).unwrap();
+    drop(stdin);
+    let st = child.0.wait().unwrap();
+    assert!(st.success());
+    assert!(w2.ok(&["images"]).contains("busybox"));
+    assert!(store_usage(&w2.root()).1.is_empty());
+}
+
+/// An uncompressed archive larger than the free space is "no space left on the store", not a
+/// decompression bomb; nothing is left behind, and once space is freed the same load works.
+#[test]
+fn load_on_a_full_store_says_so_and_leaves_nothing() {
+    let w = Wharf::new();
+    let _m = Tmpfs::mount(&w.root(), "32m");
+    let d = w.dir.path();
+    let rootfs = d.join("big");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let data: Vec<u8> = (0..10u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(rootfs.join("f"), &data).unwrap();
+    let rt = d.join("big-rootfs.tar");
+    assert!(sh(&format!(
+        "tar -C {} -cf {} f",
+        rootfs.display(),
+        rt.display()
+    ))
+    .status
+    .success());
+    // an archive with a 10 MiB uncompressed layer, made in another store
+    let src = Wharf::new();
+    src.ok(&["import", rt.to_str().unwrap(), "big:1"]);
+    let archive = d.join("big.tar");
+    src.ok(&["save", "-o", archive.to_str().unwrap(), "big:1"]);
+    // leave ~6 MiB free
+    w.ok(&["images"]);
+    let filler = w.root().join("filler");
+    std::fs::write(&filler, vec![1u8; 26 << 20]).unwrap();
+    let before = store_state(&w);
+    let o = w.run(&["load", "-i", archive.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!(
+            "no space left on the store {}",
+            w.root().display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("bomb"), "{err}");
+    eprintln!("full store: {}", err.trim());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(common::store_usage(&w.root()).1.is_empty());
+    assert_eq!(store_state(&w), before);
+    std::fs::remove_file(&filler).unwrap();
+    w.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(w.ok(&["images"]).contains("big"));
+}

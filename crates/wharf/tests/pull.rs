@@ -725,7 +725,12 @@ fn interop_docker_registry_and_skopeo() {
 }
 
 /// One-layer image parts with the layer compressed by `tool` (`gzip`/`zstd`).
-fn compressed_parts(dir: &Path, tool: &str, media: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>, Digest) {
+fn compressed_parts(
+    dir: &Path,
+    tool: &str,
+    media: &str,
+    arch: &str,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>, Digest) {
     let (_, _, tar) = image_parts(dir, 300_000);
     let diff = Digest::of(&tar);
     let mut child = Command::new(tool)
@@ -740,7 +745,7 @@ fn compressed_parts(dir: &Path, tool: &str, media: &str) -> (Vec<u8>, Vec<u8>, V
     let layer = child.wait_with_output().unwrap().stdout;
     w.join().unwrap();
     let config = format!(
-        r#"{{"architecture":"arm64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+        r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
     )
     .into_bytes();
     let manifest = format!(
@@ -757,7 +762,7 @@ fn compressed_parts(dir: &Path, tool: &str, media: &str) -> (Vec<u8>, Vec<u8>, V
 #[test]
 fn index_platform_selection_gzip_and_zstd_layers() {
     let t = tmp();
-    let mut parts = Vec::new();
+    let mut tools = Vec::new();
     for (tool, media) in [
         ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
         ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
@@ -766,8 +771,18 @@ fn index_platform_selection_gzip_and_zstd_layers() {
             eprintln!("SKIP {tool}: not installed");
             continue;
         }
-        parts.push(compressed_parts(t.path(), tool, media));
+        tools.push((tool, media));
     }
+    // each config says the platform its index entry (below) claims
+    let n = tools.len();
+    let parts: Vec<_> = tools
+        .iter()
+        .enumerate()
+        .map(|(i, (tool, media))| {
+            let arch = if i + 1 == n { "arm64" } else { "amd64" };
+            compressed_parts(t.path(), tool, media, arch)
+        })
+        .collect();
     // An index: amd64 → the first image, arm64/v8 → the last.
     let entries: Vec<String> = parts
         .iter()
@@ -993,4 +1008,313 @@ fn docker_hub_names_go_to_the_configured_mirror() {
     let o = wharf(&root, t.path(), &["pull", "alpine:3"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid config file"));
+}
+
+/// containerd's rules: an index's platform claim must match the config it leads to, and a
+/// document with both `manifests` and `layers` is refused; nothing is committed.
+#[test]
+fn mismatched_or_ambiguous_platform_documents_refused() {
+    let t = tmp();
+    let (_, _, l) = image_parts(t.path(), 1000);
+    let diff = Digest::of(&l);
+    let config = format!(
+        r#"{{"architecture":"arm64","os":"windows","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+    )
+    .into_bytes();
+    let man = |extra: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{diff}","size":{}}}]{extra}}}"#,
+            Digest::of(&config),
+            config.len(),
+            l.len()
+        )
+        .into_bytes()
+    };
+    let m = man("");
+    let amb = man(r#","manifests":[]"#);
+    let md = Digest::of(&m);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+        m.len()
+    )
+    .into_bytes();
+    let md2 = md.clone();
+    let (addr, _) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        let man_ct = "application/vnd.oci.image.manifest.v1+json";
+        if r.path.ends_with("/manifests/lying") {
+            resp(
+                200,
+                "application/vnd.oci.image.index.v1+json",
+                index.clone(),
+            )
+        } else if r.path.ends_with("/manifests/both") {
+            resp(200, man_ct, amb.clone())
+        } else if r.path.ends_with(&format!("/manifests/{md2}")) {
+            resp(200, man_ct, m.clone())
+        } else {
+            serve_parts(r, b"", &config, &l)
+        }
+    }));
+    let root = t.path().join("root");
+    let o = wharf(
+        &root,
+        t.path(),
+        &[
+            "pull",
+            "--platform",
+            "linux/amd64",
+            &format!("{addr}/x:lying"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(&md.to_string())
+            && err.contains("linux/amd64")
+            && err.contains("windows/arm64"),
+        "{err}"
+    );
+    let o = wharf(&root, t.path(), &["pull", &format!("{addr}/x:both")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("ambiguous"), "{err}");
+    let imgs = ok(&wharf(&root, t.path(), &["images", "-q"]));
+    assert!(imgs.trim().is_empty(), "{imgs}");
+}
+
+/// A registry that sends headers and part of a blob, then goes silent: with a 1 s idle
+/// timeout the download is resumed with Range; when every resume stalls too, the pull fails
+/// in seconds (not 120 s per read) naming the blob and the registry, keeping the partial for
+/// the next pull; when the registry recovers, the resume completes the pull in one run.
+#[test]
+fn stalled_blob_is_resumed_or_named() {
+    let t = tmp();
+    let (m, c, l) = image_parts(t.path(), 2 << 20);
+    let ld = Digest::of(&l);
+    let half = l.len() / 2;
+    // 0: every answer for the layer stalls; 1: only the first (un-ranged) one does; 2: like
+    // 1, but Range is ignored (200, the whole blob again).
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mode2 = mode.clone();
+    let ld2 = ld.clone();
+    let (addr, log) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        let mut x = serve_parts(r, &m, &c, &l);
+        if r.path.ends_with(&ld2.to_string()) {
+            let range = r.header("range").map(|v| {
+                v.trim_start_matches("bytes=")
+                    .trim_end_matches('-')
+                    .parse::<usize>()
+                    .unwrap()
+            });
+            let ignores_range = mode2.load(std::sync::atomic::Ordering::SeqCst) == 2;
+            if let Some(from) = range.filter(|_| !ignores_range) {
+                x.status = 206;
+                x.body = l[from..].to_vec();
+                x.headers.push((
+                    "Content-Range".into(),
+                    format!("bytes {from}-{}/{}", l.len() - 1, l.len()),
+                ));
+            }
+            let stalls = mode2.load(std::sync::atomic::Ordering::SeqCst) == 0 || range.is_none();
+            if stalls {
+                x.stall_after = Some(if range.is_none() { half } else { 1000 });
+            }
+        }
+        x
+    }));
+    let root = t.path().join("root");
+    let name = format!("{addr}/stall:1");
+    std::fs::write(
+        t.path().join("daemon.json"),
+        r#"{"registry-idle-timeout": 1}"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = wharf(&root, t.path(), &["pull", &name]);
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success());
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&ld.to_string()) && err.contains(&addr) && err.contains("stalled"),
+        "{err}"
+    );
+    let ranged = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.header("range").is_some())
+        .count();
+    assert_eq!(ranged, 3, "three resumes");
+    let partial = root.join("ingest").join(format!("pull-{}", ld.hex()));
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept >= half as u64, "partial kept for resume: {kept}");
+    let imgs = ok(&wharf(&root, t.path(), &["images", "-q"]));
+    assert!(imgs.trim().is_empty());
+
+    // The registry recovers after the first stall: one run resumes and completes.
+    mode.store(1, std::sync::atomic::Ordering::SeqCst);
+    std::fs::remove_file(t.path().join("daemon.json")).unwrap();
+    let root2 = t.path().join("root2");
+    log.lock().unwrap().clear();
+    let out = ok(&wharf_env(
+        &root2,
+        t.path(),
+        &["pull", &name],
+        &[("WHARF_REGISTRY_IDLE_TIMEOUT", "1.5")],
+    ));
+    assert!(out.contains("Pull complete"), "{out}");
+    let reqs = log.lock().unwrap().clone();
+    let range = reqs
+        .iter()
+        .find_map(|r| r.header("range").map(str::to_string))
+        .unwrap();
+    let at: usize = range["bytes=".len()..range.len() - 1].parse().unwrap();
+    assert!(at >= half && at < 2 * half, "{range}");
+    assert_eq!(
+        ok(&wharf(&root2, t.path(), &["images", "-q"]))
+            .lines()
+            .count(),
+        1
+    );
+    // A registry that ignores Range: the resume skips what it already has.
+    mode.store(2, std::sync::atomic::Ordering::SeqCst);
+    let root3 = t.path().join("root3");
+    let out = ok(&wharf_env(
+        &root3,
+        t.path(),
+        &["pull", &name],
+        &[("WHARF_REGISTRY_IDLE_TIMEOUT", "1")],
+    ));
+    assert!(out.contains("Pull complete"), "{out}");
+    // a bad setting is a clear error
+    let o = wharf_env(
+        &root2,
+        t.path(),
+        &["pull", &name],
+        &[("WHARF_REGISTRY_IDLE_TIMEOUT", "soon")],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("WHARF_REGISTRY_IDLE_TIMEOUT"));
+}
+
+/// Three pulls killed mid-layer, then one that completes: the temp snapshots the killed ones
+/// left are removed and the store holds what a clean pull leaves.
+#[test]
+fn killed_pulls_leave_nothing_behind() {
+    let t = tmp();
+    let (m, c, l) = image_parts(t.path(), 4 << 20);
+    let ld = Digest::of(&l);
+    let stall = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stall2 = stall.clone();
+    let ld2 = ld.clone();
+    let (addr, _) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        let mut x = serve_parts(r, &m, &c, &l);
+        if r.path.ends_with(&ld2.to_string()) {
+            let from = r.header("range").map_or(0, |v| {
+                v.trim_start_matches("bytes=")
+                    .trim_end_matches('-')
+                    .parse::<usize>()
+                    .unwrap()
+            });
+            if from > 0 {
+                x.status = 206;
+                x.body = l[from..].to_vec();
+                x.headers.push((
+                    "Content-Range".into(),
+                    format!("bytes {from}-{}/{}", l.len() - 1, l.len()),
+                ));
+            }
+            if stall2.load(std::sync::atomic::Ordering::SeqCst) {
+                x.stall_after = Some(x.body.len() / 4);
+            }
+        }
+        x
+    }));
+    let name = format!("{addr}/kill:1");
+    let root = t.path().join("root");
+    let tmp_snaps = |root: &Path| -> Vec<String> {
+        std::fs::read_dir(root.join("snapshots"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("tmp-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for i in 0..3 {
+        let child = Command::new(BIN)
+            .arg("--root")
+            .arg(&root)
+            .args(["pull", &name])
+            .env("HOME", t.path())
+            .env("WHARF_CONFIG", t.path().join("daemon.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let child = common::KillOnDrop(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let fresh = loop {
+            if let Some(n) = tmp_snaps(&root).into_iter().find(|n| !seen.contains(n)) {
+                break n;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pull {i} unpacked nothing"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        seen.push(fresh);
+        std::thread::sleep(Duration::from_millis(300));
+        drop(child); // SIGKILL
+    }
+    stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    let out = ok(&wharf(&root, t.path(), &["pull", &name]));
+    assert!(out.contains("Pull complete"), "{out}");
+    let (bytes, temps) = common::store_usage(&root);
+    assert!(temps.is_empty(), "{temps:?}");
+    let clean = t.path().join("clean");
+    ok(&wharf(&clean, t.path(), &["pull", &name]));
+    assert_eq!(bytes, common::store_usage(&clean).0);
+}
+
+/// A pull that fills the store fails saying so, removes its partial download (which would
+/// make the next operation fail sooner), and works once space is freed.
+#[test]
+fn pull_on_a_full_store_says_so_and_keeps_no_partial() {
+    let t = tmp();
+    let root = t.path().join("root");
+    let _m = Tmpfs::mount(&root, "32m");
+    let (m, c, l) = image_parts(t.path(), 8 << 20);
+    let (addr, _) = fake_server(std::sync::Arc::new(move |r: &Req| {
+        serve_parts(r, &m, &c, &l)
+    }));
+    let name = format!("{addr}/full:1");
+    ok(&wharf(&root, t.path(), &["images"]));
+    // ~11 MiB free: the 8 MiB layer fits once, not as download + snapshot
+    let filler = root.join("filler");
+    std::fs::write(&filler, vec![1u8; 21 << 20]).unwrap();
+    let o = wharf(&root, t.path(), &["pull", &name]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    eprintln!("full store: {}", err.trim());
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("no space left on the store {}", root.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("ingest"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(common::store_usage(&root).1.is_empty());
+    std::fs::remove_file(&filler).unwrap();
+    let out = ok(&wharf(&root, t.path(), &["pull", &name]));
+    assert!(out.contains("Pull complete"), "{out}");
 }

@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The Docker Hub credentials key docker uses.
 pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
@@ -29,7 +30,16 @@ pub struct DaemonConfig {
     /// Replaces `/etc/wharf/certs.d` (per-registry CAs and client certificates).
     #[serde(rename = "certs-dir", default)]
     pub certs_dir: Option<String>,
+    /// Seconds a registry connection may send nothing before the read is abandoned (and a
+    /// blob download resumed with Range); `$WHARF_REGISTRY_IDLE_TIMEOUT` overrides it.
+    #[serde(rename = "registry-idle-timeout", default)]
+    pub registry_idle_timeout: Option<f64>,
 }
+
+/// Default idle (per-read) timeout of registry connections.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Environment override of `registry-idle-timeout` (seconds).
+pub const IDLE_TIMEOUT_ENV: &str = "WHARF_REGISTRY_IDLE_TIMEOUT";
 
 /// wharf's default per-registry certificate directory.
 pub const WHARF_CERTS_D: &str = "/etc/wharf/certs.d";
@@ -68,6 +78,31 @@ impl DaemonConfig {
             .filter(|d| !d.is_empty())
             .unwrap_or(WHARF_CERTS_D);
         vec![PathBuf::from(first), PathBuf::from(DOCKER_CERTS_D)]
+    }
+
+    /// The idle (per-read) timeout: `$WHARF_REGISTRY_IDLE_TIMEOUT`, else
+    /// `registry-idle-timeout`, else 30 s; seconds, more than 0 and at most a day.
+    pub fn idle_timeout(&self) -> Result<Duration, ClientError> {
+        let (secs, from) = match std::env::var(IDLE_TIMEOUT_ENV) {
+            Ok(v) => (
+                v.trim().parse::<f64>().map_err(|_| ClientError::Config {
+                    path: IDLE_TIMEOUT_ENV.to_string(),
+                    msg: format!("{v:?} is not a number of seconds"),
+                })?,
+                IDLE_TIMEOUT_ENV,
+            ),
+            Err(_) => match self.registry_idle_timeout {
+                Some(s) => (s, "registry-idle-timeout"),
+                None => return Ok(DEFAULT_IDLE_TIMEOUT),
+            },
+        };
+        if !(secs > 0.0 && secs <= 86_400.0) {
+            return Err(ClientError::Config {
+                path: from.to_string(),
+                msg: format!("idle timeout {secs} s is not in (0, 86400]"),
+            });
+        }
+        Ok(Duration::from_secs_f64(secs))
     }
 
     /// Whether `host` (`host[:port]`) is insecure: its certificate is not verified and plain

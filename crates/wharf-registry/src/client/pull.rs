@@ -6,7 +6,8 @@ use super::config::DaemonConfig;
 use super::transport::{read_capped, Body, Endpoint};
 use super::{ClientError, CONFIG_CAP, MANIFEST_CAP};
 use std::sync::Mutex;
-use wharf_store::distribution::PreparedLayer;
+use wharf_store::archive::ArchiveError;
+use wharf_store::distribution::{DistError, PreparedLayer};
 use wharf_store::Store;
 use wharf_types::oci::{self, Descriptor, Manifest, Platform};
 use wharf_types::{Digest, ImageRef};
@@ -102,8 +103,13 @@ fn fetch_manifest(
         what: format!("manifest {shown}"),
         msg: e.to_string(),
     })?;
+    let c = ct.split(';').next().unwrap_or("").trim();
+    oci::document_kind(&body, Some(c)).map_err(|source| ClientError::Document {
+        what: format!("manifest {shown} ({d})"),
+        source,
+    })?;
     let mt = doc.media_type.clone().unwrap_or_else(|| {
-        let c = ct.split(';').next().unwrap_or("").trim().to_string();
+        let c = c.to_string();
         if !c.is_empty() && c != "application/json" {
             c
         } else if doc.manifests.is_some() {
@@ -212,6 +218,8 @@ pub fn pull(
         r.tag().unwrap_or(&refstr),
         r.familiar_repository()
     ));
+    // The platform the index claims for the manifest it selected (checked against the config).
+    let mut declared = None;
     let (man_bytes, mt) = match mt.as_str() {
         oci::MEDIA_OCI_INDEX | oci::MEDIA_DOCKER_LIST => {
             let want = opts.platform.clone().unwrap_or(Platform {
@@ -222,6 +230,13 @@ pub fn pull(
             let d = select_platform(&body, &want, &shown)?;
             let (b, _, mt2) =
                 fetch_manifest(&ep, &repo, &d.digest.to_string(), &shown, Some(&d.digest))?;
+            oci::document_kind(&b, Some(&d.media_type)).map_err(|source| {
+                ClientError::Document {
+                    what: format!("manifest {shown} ({})", d.digest),
+                    source,
+                }
+            })?;
+            declared = d.platform.clone().map(|p| (d.digest.clone(), p));
             (b, mt2)
         }
         _ => (body, mt),
@@ -279,6 +294,12 @@ pub fn pull(
             what: "image config".to_string(),
             msg: e.to_string(),
         })?;
+    if let Some((md, p)) = &declared {
+        oci::check_config_platform(p, &config).map_err(|source| ClientError::Document {
+            what: format!("manifest {shown} ({md})"),
+            source,
+        })?;
+    }
     if config.rootfs.diff_ids.len() != m.layers.len() {
         return Err(ClientError::BadResponse {
             what: "image config".to_string(),
@@ -354,9 +375,38 @@ pub fn pull(
         }
     });
     let mut layers = Vec::new();
-    let results = results.into_inner().unwrap_or_default();
-    for r in results.into_iter().flatten() {
-        layers.push(r?);
+    let results: Vec<_> = results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    let full = results.iter().any(|r| {
+        matches!(
+            r,
+            Err(ClientError::Dist(DistError::Archive(
+                ArchiveError::NoSpace { .. }
+            )))
+        )
+    });
+    if full {
+        // a full store: keep no downloads around to make the next operation fail sooner
+        let mut first = None;
+        for r in results {
+            match r {
+                Ok(p) => p.discard(),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first {
+            return Err(e);
+        }
+    } else {
+        for r in results {
+            layers.push(r?);
+        }
     }
     if layers.len() != m.layers.len() {
         return Err(ClientError::BadResponse {
@@ -434,7 +484,15 @@ fn fetch_layer(
         0
     };
     let mut body = Counting {
-        inner: resp.into_reader(),
+        inner: Resuming {
+            ep,
+            path: format!("/v2/{repo}/blobs/{}", desc.digest),
+            shown,
+            inner: Box::new(resp.into_reader()),
+            offset: from,
+            resumes: 0,
+            stalled: false,
+        },
         n: 0,
         base: from,
         last: 0,
@@ -444,7 +502,109 @@ fn fetch_layer(
     if let Ok(mut d) = downloaded.lock() {
         *d += body.n;
     }
+    if res.is_err() && body.inner.stalled {
+        return Err(ClientError::Stalled {
+            blob: desc.digest.clone(),
+            registry: ep.host.clone(),
+            idle_secs: ep.idle.as_secs_f64(),
+            resumes: body.inner.resumes,
+        });
+    }
     Ok(res?)
+}
+
+/// How often a blob download that went idle is resumed with `Range` before the pull fails.
+const MAX_RESUMES: u32 = 3;
+
+/// A blob body that survives idle connections: when a read times out (no data for the
+/// endpoint's idle timeout) it asks again from the current offset with `Range: bytes=N-` and
+/// continues with the answer, so the consumer sees one uninterrupted stream. A registry that
+/// ignores the range (200) sends the whole blob again, of which the bytes already read are
+/// skipped; any other answer fails the read (the partial file stays for the next pull).
+struct Resuming<'a> {
+    ep: &'a Endpoint,
+    path: String,
+    shown: &'a str,
+    inner: Box<dyn std::io::Read + Send + Sync + 'static>,
+    /// Blob offset of the next byte `inner` yields.
+    offset: u64,
+    resumes: u32,
+    /// Gave up after idle timeouts.
+    stalled: bool,
+}
+
+impl Resuming<'_> {
+    fn resume(&mut self) -> std::io::Result<()> {
+        let range = format!("bytes={}-", self.offset);
+        let resp = self
+            .ep
+            .send(
+                "GET",
+                &self.path,
+                &[("Range", &range)],
+                Body::Empty,
+                self.shown,
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let want = format!("bytes {}-", self.offset);
+        match resp.status() {
+            206 if resp
+                .header("content-range")
+                .is_some_and(|c| c.trim().starts_with(&want)) =>
+            {
+                self.inner = Box::new(resp.into_reader());
+                Ok(())
+            }
+            // The whole blob again: skip what was already read (the consumer verifies it all).
+            200 => {
+                let mut r = resp.into_reader();
+                let skipped = std::io::copy(
+                    &mut std::io::Read::take(&mut r, self.offset),
+                    &mut std::io::sink(),
+                )?;
+                if skipped != self.offset {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the registry's answer ended before byte {}", self.offset),
+                    ));
+                }
+                self.inner = r;
+                Ok(())
+            }
+            status => Err(std::io::Error::other(format!(
+                "the registry did not resume at byte {} (status {status})",
+                self.offset
+            ))),
+        }
+    }
+}
+
+impl std::io::Read for Resuming<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if self.resumes >= MAX_RESUMES {
+                        self.stalled = true;
+                        return Err(e);
+                    }
+                    self.resumes += 1;
+                    if let Err(re) = self.resume() {
+                        // Another idle answer counts as the stall it is.
+                        self.stalled = re.kind() == std::io::ErrorKind::TimedOut
+                            || re.to_string().contains("timed out");
+                        return Err(re);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 struct Counting<'t, R> {

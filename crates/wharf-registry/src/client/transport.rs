@@ -61,6 +61,8 @@ pub struct Endpoint {
     auth: Mutex<Option<String>>,
     /// The first certs.d directory, for error hints.
     certs_dir: String,
+    /// How long a read may wait for data (`DaemonConfig::idle_timeout`).
+    pub idle: Duration,
 }
 
 fn b64(s: &str) -> String {
@@ -593,7 +595,7 @@ impl Endpoint {
         } else {
             host
         };
-        let read = Duration::from_secs(120);
+        let read = cfg.idle_timeout()?;
         let (base, agent) = match base {
             Some(b) => {
                 let b = b.trim_end_matches('/').to_string();
@@ -634,6 +636,7 @@ impl Endpoint {
             creds: credentials(host)?,
             auth: Mutex::new(None),
             certs_dir,
+            idle: read,
         })
     }
 

@@ -45,6 +45,9 @@ pub struct LoadedImage {
     pub id: Digest,
     /// Familiar `repo:tag`s.
     pub tags: Vec<String>,
+    /// Tags that named another image before this load, with that image's id (docker reports
+    /// "renaming the old one ... to empty string").
+    pub retagged: Vec<(String, Digest)>,
 }
 
 struct Member {
@@ -370,6 +373,7 @@ impl Staging {
             return Ok(Vec::new());
         }
         let (b, _) = self.read("index.json", "archive")?;
+        check_document(&b, oci::MEDIA_OCI_INDEX, "index.json")?;
         let top: OciIndex = parse_json(&b, "index.json")?;
         let mut out = Vec::new();
         for d in top.manifests {
@@ -381,6 +385,16 @@ impl Staging {
         }
         Ok(out)
     }
+}
+
+/// A manifest or index must be unambiguous and of the kind its descriptor says (containerd).
+fn check_document(b: &[u8], declared: &str, what: &str) -> Result<(), ArchiveError> {
+    oci::document_kind(b, Some(declared))
+        .map(drop)
+        .map_err(|source| ArchiveError::Document {
+            what: what.to_string(),
+            source,
+        })
 }
 
 fn check_member(m: &Member, d: &Descriptor, name: &str) -> Result<(), ArchiveError> {
@@ -451,6 +465,17 @@ impl Store {
         opts: &LoadOptions,
         store_blobs: bool,
     ) -> Result<Vec<LoadedImage>, ArchiveError> {
+        self.load_unmapped(input, opts, store_blobs)
+            .map_err(|e| e.on_store(&self.root))
+    }
+
+    fn load_unmapped(
+        &self,
+        input: impl Read,
+        opts: &LoadOptions,
+        store_blobs: bool,
+    ) -> Result<Vec<LoadedImage>, ArchiveError> {
+        self.reap_stale_temps()?;
         let _gc = Lock::shared(&self.gc_lock)?;
         let limit = match opts.max_bytes {
             Some(l) => l,
@@ -580,12 +605,18 @@ impl Store {
                     entry.repo_digests.push(rd.clone());
                 }
             }
+            let mut retagged = Vec::new();
             for t in &p.tags {
-                idx.tags.insert(t.clone(), p.config_digest.clone());
+                if let Some(old) = idx.tags.insert(t.clone(), p.config_digest.clone()) {
+                    if old != p.config_digest {
+                        retagged.push((t.clone(), old));
+                    }
+                }
             }
             out.push(LoadedImage {
                 id: p.config_digest.clone(),
                 tags: p.tags.clone(),
+                retagged,
             });
         }
         idx.save(&self.images_json)?;
@@ -678,11 +709,7 @@ impl Store {
         let slots = Slots::new(2 * cores() + 1);
         let br = BufReader::with_capacity(256 << 10, input);
         let dec = decompress(br, "archive")?;
-        let mut ar = tar::Archive::new(Capped {
-            inner: dec,
-            limit,
-            read: 0,
-        });
+        let mut ar = tar::Archive::new(Capped::decoded(dec, limit));
         let mut n = 0u64;
         let mut buf = vec![0u8; 128 << 10];
         for ent in ar.entries().map_err(read_err)? {
@@ -831,11 +858,7 @@ impl Store {
     ) -> Result<Unpacked, ArchiveError> {
         let mut br = BufReader::with_capacity(256 << 10, input);
         let comp = sniff(&mut br).map_err(ArchiveError::Read)?;
-        let dec = Capped {
-            inner: decompress(br, name)?,
-            limit,
-            read: 0,
-        };
+        let dec = Capped::decoded(decompress(br, name)?, limit);
         read_ahead(dec, |r| {
             let mut hr = HashRead::new(r);
             let snapshot = if unpack {
@@ -991,6 +1014,7 @@ impl Store {
                 // the manifest digest (and repo digests naming it) survive.
                 let kept = names.iter().find_map(|(d, _)| {
                     let mb = st.blob_bytes(d, "index.json").ok()?;
+                    oci::document_kind(&mb, Some(&d.media_type)).ok()?;
                     let m: Manifest = serde_json::from_slice(&mb).ok()?;
                     let same = m.config.digest == digest
                         && m.layers.len() == members.len()
@@ -1061,6 +1085,7 @@ impl Store {
                     return Err(ArchiveError::MediaType(format!("{mt} nested too deep")));
                 }
                 let ib = st.blob_bytes(&d, "index.json")?;
+                check_document(&ib, mt, &format!("index {}", d.digest))?;
                 let sub: OciIndex = parse_json(&ib, &format!("index {}", d.digest))?;
                 let p = want.unwrap_or(&host);
                 let pick = sub.manifests.into_iter().find(|m| {
@@ -1077,10 +1102,17 @@ impl Store {
                 return Err(ArchiveError::MediaType(mt.to_string()));
             }
             let mb = st.blob_bytes(&d, "index.json")?;
-            let m: Manifest = parse_json(&mb, &format!("manifest {}", d.digest))?;
             let from = format!("manifest {}", d.digest);
+            check_document(&mb, mt, &from)?;
+            let m: Manifest = parse_json(&mb, &from)?;
             let config = st.blob_bytes(&m.config, &from)?;
             let cfg: ImageConfig = parse_json(&config, &format!("config {}", m.config.digest))?;
+            if let Some(p) = &d.platform {
+                oci::check_config_platform(p, &cfg).map_err(|source| ArchiveError::Document {
+                    what: from.clone(),
+                    source,
+                })?;
+            }
             if cfg.rootfs.diff_ids.len() != m.layers.len() {
                 return Err(ArchiveError::LayerCount {
                     config: m.config.digest.clone(),

@@ -3,7 +3,8 @@
 //! Every entry's parent directory is resolved exactly once, relative to a dir fd of `dest`,
 //! with no symlink allowed anywhere on the way (`wharf_sys::fs::mkdir_all_beneath`); the final
 //! component is then created with `*at()` calls on that parent fd, never following a symlink.
-//! Entries with `..`, absolute paths, hardlinks whose target escapes or crosses a symlink,
+//! Entries with `..`, absolute paths, hardlinks whose target escapes or crosses a symlink (an
+//! absolute hardlink target is relative to the layer root, as in docker and containerd),
 //! unknown entry types and unknown `.wh.` names are rejected with an error naming the entry.
 //! Nothing is ever written outside `dest` (invariant 2).
 //!
@@ -344,7 +345,11 @@ impl Applier<'_> {
                         reason: "hardlink without target",
                     })?
                     .into_owned();
-                let tcomps = components(&target).map_err(|_| LayerError::Unsafe {
+                // Hardlink names are relative to the layer root: docker and containerd strip
+                // a leading `/` (Debian's perl ships `usr/bin/perlthanks` -> `/usr/bin/perlbug`).
+                // `..` is still refused by `components`.
+                let start = target.iter().take_while(|b| **b == b'/').count();
+                let tcomps = components(&target[start..]).map_err(|_| LayerError::Unsafe {
                     path: show(&raw),
                     reason: "hardlink target escapes the layer",
                 })?;

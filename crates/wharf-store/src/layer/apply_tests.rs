@@ -156,8 +156,13 @@ fn rejects_write_through_relative_symlink() {
 fn rejects_hardlink_escapes() {
     let (_, e) = hostile(|b, _| raw(b, b"h", EntryType::Link, b"../../etc/passwd", b"", 0o644));
     assert!(e.to_string().contains("\"h\""), "{e}");
-    let (_, e) = hostile(|b, _| raw(b, b"h", EntryType::Link, b"/etc/passwd", b"", 0o644));
+    let (_, e) = hostile(|b, _| raw(b, b"h", EntryType::Link, b"/../../etc/passwd", b"", 0o644));
     assert!(matches!(e, LayerError::Unsafe { .. }), "{e}");
+    let (_, e) = hostile(|b, _| raw(b, b"h", EntryType::Link, b"//a/../../passwd", b"", 0o644));
+    assert!(matches!(e, LayerError::Unsafe { .. }), "{e}");
+    // an absolute target that names nothing in the layer: not found, never the host's file
+    let (_, e) = hostile(|b, _| raw(b, b"h", EntryType::Link, b"/etc/passwd", b"", 0o644));
+    assert!(e.to_string().contains("\"h\""), "{e}");
     let (_, e) = hostile(|b, fx| {
         let t = fx.sentinel();
         raw(
@@ -184,6 +189,46 @@ fn rejects_hardlink_escapes() {
         .unwrap()
         .file_type()
         .is_symlink());
+    fx.assert_contained();
+}
+
+/// Debian's perl: `usr/bin/perlthanks` is a hardlink to `/usr/bin/perlbug`; the target is
+/// relative to the layer root (docker and containerd strip the leading `/`).
+#[test]
+fn absolute_hardlink_target_is_layer_relative() {
+    let fx = Fx::new();
+    let mut b = Builder::new(Vec::new());
+    raw(&mut b, b"usr/", EntryType::Directory, b"", b"", 0o755);
+    raw(&mut b, b"usr/bin/", EntryType::Directory, b"", b"", 0o755);
+    raw(
+        &mut b,
+        b"usr/bin/perlbug",
+        EntryType::Regular,
+        b"",
+        b"#!perl",
+        0o755,
+    );
+    raw(
+        &mut b,
+        b"usr/bin/perlthanks",
+        EntryType::Link,
+        b"/usr/bin/perlbug",
+        b"",
+        0o755,
+    );
+    raw(
+        &mut b,
+        b"two",
+        EntryType::Link,
+        b"///usr/./bin/perlbug",
+        b"",
+        0o755,
+    );
+    apply_layer(&fx.dest(), &b.into_inner().unwrap()[..]).unwrap();
+    let a = fx.dest().join("usr/bin/perlbug").metadata().unwrap();
+    let t = fx.dest().join("usr/bin/perlthanks").metadata().unwrap();
+    assert_eq!((a.ino(), a.nlink()), (t.ino(), 3));
+    assert_eq!(fx.dest().join("two").metadata().unwrap().ino(), a.ino());
     fx.assert_contained();
 }
 

@@ -4,7 +4,7 @@
 use crate::cli::{Cli, LoadArgs, SaveArgs};
 use anyhow::{bail, Context};
 use std::io::{IsTerminal, Read, Write};
-use wharf_store::archive::{parse_platform, ArchiveFormat, LoadOptions, SaveOptions};
+use wharf_store::archive::{parse_platform, ArchiveFormat, LoadOptions, LoadedImage, SaveOptions};
 
 pub fn save(cli: &Cli, a: &SaveArgs) -> anyhow::Result<i32> {
     let opts = SaveOptions {
@@ -107,14 +107,24 @@ pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     let loaded = engine.store().load(input, &opts)?;
     if !a.quiet {
-        for img in loaded {
-            if img.tags.is_empty() {
-                println!("Loaded image ID: {}", img.id);
-            }
-            for t in img.tags {
-                println!("Loaded image: {t}");
-            }
-        }
+        print_loaded(loaded);
     }
     Ok(0)
+}
+
+/// docker's load output: a retagged name first says which image lost it.
+pub(super) fn print_loaded(loaded: Vec<LoadedImage>) {
+    for img in loaded {
+        for (t, old) in &img.retagged {
+            println!(
+                "The image {t} already exists, renaming the old one with ID {old} to empty string"
+            );
+        }
+        if img.tags.is_empty() {
+            println!("Loaded image ID: {}", img.id);
+        }
+        for t in img.tags {
+            println!("Loaded image: {t}");
+        }
+    }
 }

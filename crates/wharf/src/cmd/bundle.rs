@@ -241,14 +241,7 @@ pub fn apply(cli: &Cli, a: &BundleVerifyArgs) -> anyhow::Result<i32> {
         .store()
         .bundle_apply(&rep, &mut |p: &str, d: u64, t: u64| bar.update(p, d, t))?;
     bar.finish();
-    for img in loaded {
-        if img.tags.is_empty() {
-            println!("Loaded image ID: {}", img.id);
-        }
-        for t in img.tags {
-            println!("Loaded image: {t}");
-        }
-    }
+    super::archive::print_loaded(loaded);
     Ok(0)
 }
 

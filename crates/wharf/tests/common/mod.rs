@@ -295,3 +295,28 @@ pub fn expect_ok(o: &Output) -> String {
     );
     stdout(o)
 }
+
+/// Bytes in regular files under `root` (lock files aside) and the leftover temporaries.
+pub fn store_usage(root: &Path) -> (u64, Vec<String>) {
+    let mut bytes = 0;
+    let mut temps = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("listing the store").flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let md = e.path().symlink_metadata().expect("stat in the store");
+            if ["tmp-", "load-", "tarsplit-", "layer-", "blob-", "del-"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                temps.push(e.path().display().to_string());
+            }
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() && !name.ends_with("lock") {
+                bytes += md.len();
+            }
+        }
+    }
+    (bytes, temps)
+}
