@@ -19,7 +19,7 @@ use crate::error::StoreError;
 use crate::index::{ImageEntry, Index, LayerEntry};
 use crate::layer::apply_layer;
 use crate::layer::source::TmpSnapshot;
-use crate::lock::Lock;
+use crate::lock::{EphemeralLock, Lock};
 use crate::util::{fsync_dir, HashRead};
 use crate::Store;
 use sha2::{Digest as _, Sha256};
@@ -99,7 +99,7 @@ pub struct PreparedLayer {
 /// Exclusive right to download one blob into its `ingest/pull-<hex>` file (two concurrent
 /// pulls of the same layer would otherwise append to the same file). Held until commit.
 pub struct BlobLock {
-    _l: Lock,
+    _l: EphemeralLock,
 }
 
 impl PreparedLayer {
@@ -302,7 +302,7 @@ impl PullTxn<'_> {
     pub fn lock_blob(&self, blob: &Digest) -> Result<BlobLock, StoreError> {
         let p = self.store.ingest.join(format!("pull-{}.lock", blob.hex()));
         Ok(BlobLock {
-            _l: Lock::exclusive(&p)?,
+            _l: EphemeralLock::exclusive(&p)?,
         })
     }
 
