@@ -19,6 +19,9 @@ use wharf_types::container::ContainerRecord;
 use wharf_types::id::validate_container_name;
 use wharf_types::ContainerId;
 
+/// Name prefix of a container directory being deleted (see `remove_container`).
+const TRASH_PREFIX: &str = ".removing-";
+
 /// Where a container's files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerPaths {
@@ -282,12 +285,69 @@ impl Store {
         // container `rm -f` just killed) then fails with ENOENT instead of racing the removal.
         let trash = self
             .containers_dir
-            .join(format!(".removing-{id}-{}", random_suffix()?));
+            .join(format!("{TRASH_PREFIX}{id}-{}", random_suffix()?));
         match std::fs::rename(&paths.dir, &trash) {
-            Ok(()) => util::remove_tree_if_exists(&trash),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io("removing", &paths.dir)(e)),
+            Ok(()) => util::remove_tree_if_exists(&trash)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("removing", &paths.dir)(e)),
         }
+        self.remove_container_trash()
+    }
+
+    /// What creates killed half-way left (the caller holds the metadata lock, under which a
+    /// create runs entirely, so none is in progress): a container directory without a record,
+    /// a record's temp file, a name claim's temp file or a claim whose container has no
+    /// record. Also what [`Store::remove_container_trash`] removes.
+    pub(crate) fn sweep_orphan_containers(&self) -> Result<(), StoreError> {
+        self.remove_container_trash()?;
+        for e in std::fs::read_dir(&self.containers_dir)
+            .map_err(StoreError::io("reading", &self.containers_dir))?
+            .flatten()
+        {
+            let Ok(id) = e.file_name().to_string_lossy().parse::<ContainerId>() else {
+                continue;
+            };
+            if !self.record_path(&id).exists() {
+                let paths = self.container_paths(&id);
+                // never recurse into a mounted rootfs (nothing mounts a container without a
+                // record, but a mount point is not ours to delete)
+                if let Err(e) = std::fs::remove_dir(&paths.merged) {
+                    if e.raw_os_error() == Some(libc::EBUSY) {
+                        continue;
+                    }
+                }
+                util::remove_tree_if_exists(&paths.dir)?;
+            }
+        }
+        for dir in [&self.containers_meta, &self.names] {
+            for e in std::fs::read_dir(dir)
+                .map_err(StoreError::io("reading", dir))?
+                .flatten()
+            {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    remove_file_if_exists(&e.path())?;
+                } else if dir == &self.names {
+                    self.drop_stale_claim(&e.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes what removals killed half-way left (`containers/.removing-*`). A removal runs
+    /// entirely under the metadata lock, which the caller holds: any such directory now
+    /// belongs to a remover that died.
+    pub(crate) fn remove_container_trash(&self) -> Result<(), StoreError> {
+        for e in std::fs::read_dir(&self.containers_dir)
+            .map_err(StoreError::io("reading", &self.containers_dir))?
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with(TRASH_PREFIX) {
+                util::remove_tree_if_exists(&e.path())?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn ensure_container_dirs(&self) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Temporaries that killed operations leave behind: `snapshots/tmp-*` (half-unpacked layers),
 //! `ingest/load-*/` (archive staging), `ingest/tarsplit-*`, `ingest/layer-*`, `ingest/blob-*`,
-//! `ingest/gz-*`, empty `ingest/pull-*` partials and their `.lock` files.
+//! `ingest/gz-*`, empty `ingest/pull-*` partials and their `.lock` files; and what killed
+//! container creates and removals left (`Store::sweep_orphan_containers`).
 //!
 //! Every operation that creates such a temporary holds `gc.lock` SHARED for its whole life
 //! (pull, load, bundle apply, import, re-unpack, push compression; see `lock`), and the
@@ -73,6 +74,7 @@ impl Store {
                 n += 1;
             }
         }
+        self.sweep_orphan_containers()?;
         for (name, path) in list_dir(&self.ingest)? {
             let resumable = name.starts_with("pull-")
                 && !name.ends_with(".lock")

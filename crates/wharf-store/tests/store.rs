@@ -546,3 +546,69 @@ fn concurrent_imports_tags_and_gc() {
         count(&root.join("snapshots"))
     );
 }
+
+/// A removal killed between the rename and the end of the delete leaves
+/// `containers/.removing-*`; the next removal (or the stale-temporary reaper) deletes it.
+#[test]
+fn a_killed_removal_is_finished_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let img = store.import(&rootfs_tar("a")[..], &opts("app:1")).unwrap();
+    let rec = record(7, "seven", &img);
+    store.create_container(&rec).unwrap();
+    let trash = tmp.path().join("containers/.removing-deadbeef-0123");
+    std::fs::create_dir_all(trash.join("upper/etc")).unwrap();
+    std::fs::write(trash.join("upper/etc/file"), b"x").unwrap();
+    store.remove_container(&rec.id).unwrap();
+    assert!(!trash.exists(), "the dead remover's trash is gone");
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A create killed half-way (directory made, name claimed, record still a temp file) leaves
+/// nothing `ps` shows; the stale-temporary reaper removes it all, and the name is free.
+#[test]
+fn a_killed_create_is_swept_by_the_reaper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let img = store.import(&rootfs_tar("a")[..], &opts("app:1")).unwrap();
+    let live = record(5, "live", &img);
+    store.create_container(&live).unwrap();
+    let dead = record(6, "dead", &img);
+    let dir = tmp.path().join("containers").join(dead.id.as_str());
+    std::fs::create_dir_all(dir.join("upper")).unwrap();
+    std::fs::create_dir_all(dir.join("merged")).unwrap();
+    let meta = tmp.path().join("meta");
+    std::fs::write(
+        meta.join(format!("containers/.{}.json.tmp-1", dead.id)),
+        b"{",
+    )
+    .unwrap();
+    std::fs::write(meta.join("names/.tmp-2"), dead.id.as_str()).unwrap();
+    std::fs::write(meta.join("names/dead"), dead.id.as_str()).unwrap();
+    assert!(store.reap_stale_temps().unwrap() > 0 || !dir.exists());
+    assert!(!dir.exists(), "orphan directory swept");
+    for f in ["containers", "names"] {
+        let mut left: Vec<String> = std::fs::read_dir(meta.join(f))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let want: Vec<String> = match f {
+            "containers" => vec![format!("{}.json", live.id)],
+            _ => vec!["live".to_string()],
+        };
+        assert_eq!(left, want, "meta/{f}");
+    }
+    assert!(tmp
+        .path()
+        .join("containers")
+        .join(live.id.as_str())
+        .is_dir());
+    store.create_container(&record(8, "dead", &img)).unwrap();
+}

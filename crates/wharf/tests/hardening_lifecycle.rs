@@ -13,32 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// Removes every container of the test's root when dropped (also when the test panics).
-struct Cleanup<'a>(&'a Wharf);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let ids = stdout(&self.0.run(&["ps", "-aq", "--no-trunc"]));
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.lines().filter(|l| !l.is_empty()));
-        if args.len() > 2 {
-            let _ = self.0.run(&args);
-        }
-    }
-}
-
-/// Polls `f` every 20 ms for up to `secs`.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
-
 /// Container ids with a directory in the test's root (also ones `ps` would reconcile away).
 fn ids_on_disk(w: &Wharf) -> Vec<String> {
     std::fs::read_dir(w.root().join("containers"))

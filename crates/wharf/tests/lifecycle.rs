@@ -13,21 +13,6 @@ use std::time::{Duration, Instant};
 
 const LOOP: &str = "while true; do echo tick; sleep 0.2; done";
 
-/// Removes every container of the test's root when dropped, also when the test panics: a
-/// failed assertion must not leave monitors and containers running.
-struct Cleanup<'a>(&'a Wharf);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let ids = stdout(&self.0.run(&["ps", "-aq", "--no-trunc"]));
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.lines().filter(|l| !l.is_empty()));
-        if args.len() > 2 {
-            let _ = self.0.run(&args);
-        }
-    }
-}
-
 fn detach(w: &Wharf, args: &[&str]) -> String {
     let mut a = vec!["run", "-d"];
     a.extend_from_slice(args);
@@ -43,18 +28,6 @@ fn inspect(w: &Wharf, id: &str, fmt: &str) -> String {
 fn state_json(w: &Wharf, id: &str) -> serde_json::Value {
     let p = w.root().join("containers").join(id).join("state.json");
     serde_json::from_slice(&std::fs::read(p).expect("state.json")).expect("json")
-}
-
-/// Polls `f` every 50 ms for up to `secs`.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 fn alive(pid: i64) -> bool {

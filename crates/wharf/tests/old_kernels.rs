@@ -18,7 +18,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 /// The harness, compiled once per test binary.
 fn harness() -> &'static Path {
@@ -74,17 +73,6 @@ impl Old<'_> {
     fn inspect(&self, id: &str, fmt: &str) -> String {
         self.ok(&["inspect", "-f", fmt, id]).trim().to_string()
     }
-}
-
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// What the 3.10 kernel lacks beyond syscalls; on 4.18 everything else is there.

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn scale() -> usize {
     std::env::var("WHARF_RELIABILITY_SCALE")
@@ -98,17 +98,6 @@ fn blobs_verify(w: &Wharf) {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// Runs `jobs` closures on `threads` threads; each returns Err(description) on failure.
@@ -198,7 +187,7 @@ fn run_rm_and_detached_cycles_leak_nothing() {
     assert_eq!(ids.len(), runs + detached, "every container had its own id");
     // A monitor may take a moment to exit after rm -f returned.
     let mut left = Vec::new();
-    let clean = wait_for(10, || {
+    let clean = eventually(10, || {
         left = leaks(&w, &ids);
         left.is_empty()
     });
@@ -294,7 +283,7 @@ fn parallel_cli_invocations_keep_the_store_consistent() {
     blobs_verify(&w);
     let mut left = Vec::new();
     assert!(
-        wait_for(10, || {
+        eventually(10, || {
             left = leaks(&w, &BTreeSet::new());
             left.is_empty()
         }),
@@ -421,7 +410,7 @@ fn kill_9_at_random_points_leaves_a_store_the_next_command_repairs() {
     let ids: BTreeSet<String> = ids.into_iter().collect();
     let mut left = Vec::new();
     assert!(
-        wait_for(10, || {
+        eventually(10, || {
             left = leaks(&w, &ids);
             left.is_empty()
         }),

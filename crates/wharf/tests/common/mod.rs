@@ -320,3 +320,30 @@ pub fn store_usage(root: &Path) -> (u64, Vec<String>) {
     }
     (bytes, temps)
 }
+
+/// Removes every container of the test's root when dropped, also when the test panics: a
+/// failed assertion must not leave monitors and containers running.
+pub struct Cleanup<'a>(pub &'a Wharf);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let ids = stdout(&self.0.run(&["ps", "-aq", "--no-trunc"]));
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.lines().filter(|l| !l.is_empty()));
+        if args.len() > 2 {
+            let _ = self.0.run(&args);
+        }
+    }
+}
+
+/// Polls `f` every 20 ms for up to `secs` seconds; whether it became true.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
