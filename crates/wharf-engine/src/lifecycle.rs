@@ -182,8 +182,6 @@ impl Engine {
         &self,
         req: crate::create::CreateRequest,
     ) -> Result<ContainerRecord, EngineError> {
-        // the monitor's attach shares the grace period this starts (the lock is global)
-        wharf_runtime::cgroup::prewarm_attach();
         let (rec, client) = self.create(req, true)?;
         let started = self.start_detached(&rec);
         if started.is_err() && rec.host_config.auto_remove {

@@ -441,7 +441,6 @@ impl Engine {
 
     /// `run` in the foreground: create, start, wait.
     pub fn run_foreground(&self, req: CreateRequest) -> Result<i32, EngineError> {
-        wharf_runtime::cgroup::prewarm_attach();
         let (rec, client) = self.create(req, true)?;
         let client = client.ok_or_else(|| not_found(&rec.id))?;
         self.start_foreground(&rec, client)

@@ -146,48 +146,6 @@ pub fn layout() -> &'static Layout {
     })
 }
 
-/// Starts, on a thread of its own, the RCU grace period that the first cgroup v1 attach of
-/// this start would otherwise wait for in line (moving a process takes the global
-/// `cgroup_threadgroup_rwsem` for writing, which waits for a grace period unless a writer
-/// was there a moment ago; 5-35 ms measured here). The thread moves this process into the
-/// cgroup it is already in — a no-op migration — while the caller creates the container's
-/// record and rootfs; the container's own attach a few ms later then shares that grace
-/// period instead of starting another. Best effort and at most once per process; nothing on
-/// pure v2 (where the same holds, but a v2 host should clone into the cgroup instead).
-pub fn prewarm_attach() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let (Layout::V1 { controllers } | Layout::Hybrid { controllers, .. }) = layout() else {
-            return;
-        };
-        let Some((ctrl, mount)) = controllers
-            .iter()
-            .find(|(c, _)| V1_USED.contains(&c.as_str()))
-            .cloned()
-        else {
-            return;
-        };
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let Some(rel) = own.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            ctrls
-                .split(',')
-                .any(|c| c == ctrl)
-                .then(|| path.to_string())
-        }) else {
-            return;
-        };
-        let procs = mount.join(rel.trim_start_matches('/')).join("cgroup.procs");
-        let pid = std::process::id().to_string();
-        let _ = std::thread::Builder::new()
-            .name("cgroup-prewarm".into())
-            .spawn(move || {
-                let _ = std::fs::write(procs, pid);
-            });
-    });
-}
-
 /// Whether the host can apply limits of `controller` to containers: a v1 hierarchy with it,
 /// or (pure v2) listed in the root's `cgroup.controllers`.
 pub fn controller_available(controller: &str) -> bool {
