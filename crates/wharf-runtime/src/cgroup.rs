@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -205,6 +206,28 @@ pub struct V1View {
     pub links: Vec<String>,
 }
 
+/// Open files for a new process to join a cgroup by itself ([`Cgroup::prepare_join`]).
+#[derive(Debug, Default)]
+pub struct Join {
+    v2: Option<std::fs::File>,
+    v1_tasks: Vec<(std::fs::File, std::ffi::CString)>,
+}
+
+impl Join {
+    /// The view `wharf_sys::process::spawn_reexec` takes.
+    pub fn for_child(&self) -> wharf_sys::process::CgroupJoin<'_> {
+        use std::os::fd::AsFd;
+        wharf_sys::process::CgroupJoin {
+            v2_dir: self.v2.as_ref().map(|f| f.as_fd()),
+            v1_tasks: self
+                .v1_tasks
+                .iter()
+                .map(|(f, m)| (f.as_fd(), m.as_c_str()))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     dirs: Vec<Dir>,
@@ -377,6 +400,54 @@ impl Cgroup {
     }
 
     /// Move `pid` into the cgroup in every hierarchy.
+    /// Opens what a new process needs to join this cgroup by itself (see
+    /// `wharf_sys::process::CgroupJoin`): the v2 directory for CLONE_INTO_CGROUP and each v1
+    /// hierarchy's `tasks` file. [`Cgroup::finish_join`] then does what the child could not.
+    pub fn prepare_join(&self) -> Result<Join, CgroupError> {
+        let mut j = Join::default();
+        for d in &self.dirs {
+            if d.v2 {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
+                    .open(&d.path)
+                    .map_err(io_err("open", &d.path))?;
+                j.v2 = Some(f);
+            } else if !force_disabled(Feature::SelfJoin) {
+                let p = d.path.join("tasks");
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(nix::libc::O_CLOEXEC)
+                    .open(&p)
+                    .map_err(io_err("open", &p))?;
+                let report = serde_json::json!({
+                    "code": 125,
+                    "message": format!("join cgroup {}: the write to its tasks file failed", d.path.display()),
+                });
+                let msg = std::ffi::CString::new(report.to_string()).unwrap_or_default();
+                j.v1_tasks.push((f, msg));
+            }
+        }
+        Ok(j)
+    }
+
+    /// After the child was spawned with `join`: move it (by pid) into what it could not join
+    /// itself (the v2 directory when the kernel lacks CLONE_INTO_CGROUP; v1 hierarchies when
+    /// self-joining is disabled).
+    pub fn finish_join(&self, pid: i32, join: &Join, in_v2: bool) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            let done = if d.v2 {
+                in_v2
+            } else {
+                !join.v1_tasks.is_empty()
+            };
+            if !done {
+                write_file(&d.path, "cgroup.procs", &pid.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
         for d in &self.dirs {
             write_file(&d.path, "cgroup.procs", &pid.to_string())?;

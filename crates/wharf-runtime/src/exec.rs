@@ -202,8 +202,17 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
         .map(|v| format!("WHARF_DISABLE={v}"))
         .into_iter()
         .collect();
-    let middle = process::spawn_reexec(exe.fd(), &["wharf", "__exec"], &env, &fds, 0, Some(ERR_FD))
-        .map_err(io("spawn wharf __exec"))?;
+    let join = cgroup.prepare_join()?;
+    let middle = process::spawn_reexec(
+        exe.fd(),
+        &["wharf", "__exec"],
+        &env,
+        &fds,
+        0,
+        Some(ERR_FD),
+        &join.for_child(),
+    )
+    .map_err(io("spawn wharf __exec"))?;
     drop(fds);
     drop((spec_r, err_w, pid_w, cap_w, null));
     let parent_sock = tty.map(|(p, _c)| p);
@@ -211,8 +220,9 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
 
-    // Join the cgroup before "go": the command inherits it through the fork.
-    if let Err(e) = cgroup.add_process(middle.pid) {
+    // In the cgroup before "go" (the command inherits it through the fork): joined by the
+    // child itself where the kernel allows, by pid here for the rest.
+    if let Err(e) = cgroup.finish_join(middle.pid, &join, middle.in_v2_cgroup) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(middle.pid),
             nix::sys::signal::Signal::SIGKILL,

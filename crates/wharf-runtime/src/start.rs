@@ -7,9 +7,10 @@
 //!
 //! Handshake, over fds installed in the child at fixed numbers:
 //! - fd 3 (`SPEC_FD`): parent → init, `u32 total | u32 len | spec JSON | u8 has_bpf | u32 len |
-//!   BPF`, the "go" signal: init builds the rootfs while the parent moves it into
-//!   its cgroup (a cgroup v1 attach waits for an RCU grace period, milliseconds, so the two
-//!   overlap), then one more byte, `ATTACHED`, once the pid is in the cgroup. Init reads it
+//!   BPF`, the "go" signal. The child entered its cgroups without a migration by pid
+//!   (which waits for an RCU grace period, 5-35 ms): born in the v2 one (CLONE_INTO_CGROUP)
+//!   and joining each v1 hierarchy itself before exec; where the kernel cannot, the parent
+//!   moves it while init builds the rootfs. Then one more byte, `ATTACHED`. Init reads it
 //!   before it drops privileges and execs: no container code runs outside the limits. EOF
 //!   instead (the attach failed, or the parent died) makes init exit quietly.
 //! - fd 4 (`ERR_FD`, close-on-exec in init): init → parent. EOF without bytes means the user
@@ -282,8 +283,21 @@ fn start_impl(
     if spec.network == Network::None {
         ns |= process::NEW_NET;
     }
-    let child = process::spawn_reexec(exe.fd(), &["wharf", "__init"], &env, &fds, ns, Some(ERR_FD))
-        .map_err(io("spawn container init"))?;
+    let join = match &running.cgroup {
+        Some(cg) => cg.prepare_join()?,
+        None => Default::default(),
+    };
+    let child = process::spawn_reexec(
+        exe.fd(),
+        &["wharf", "__init"],
+        &env,
+        &fds,
+        ns,
+        Some(ERR_FD),
+        &join.for_child(),
+    )
+    .map_err(io("spawn container init"))?;
+    let in_v2 = child.in_v2_cgroup;
     running.pid = child.pid;
     // clone(2) fallback: pidfd_open still exists on 5.3+ (the pid cannot be reused: unreaped).
     running.pidfd = child.pidfd.or_else(|| process::pidfd_open(child.pid));
@@ -295,12 +309,13 @@ fn start_impl(
     drop(exe);
     let parent_sock = tty.map(|(p, _c)| p);
 
-    // Go: init builds the rootfs while its pid joins the cgroup; it waits for ATTACHED before
-    // it runs anything of the container's.
+    // Go: the child joined its v1 cgroups itself before exec and was born in its v2 one;
+    // what it could not join (old kernels) its pid joins now, while init builds the rootfs;
+    // init waits for ATTACHED before it runs anything of the container's.
     let mut w = std::fs::File::from(spec_w);
     let mut sent = w.write_all(&payload);
     if let Some(cg) = &running.cgroup {
-        if let Err(e) = cg.add_process(running.pid) {
+        if let Err(e) = cg.finish_join(running.pid, &join, in_v2) {
             drop(w); // EOF without ATTACHED: init leaves; Drop kills and reaps it anyway
             return Err(e.into());
         }

@@ -1,7 +1,8 @@
 //! Run-time kernel feature detection, with a test override.
 //!
 //! `WHARF_DISABLE` (comma separated: `openat2`, `clone3`, `mountapi`, `exebind`, `memfd`,
-//! `sealing`, `tmpfile`, `oomkill`, `seccomplog`, `filecapsv3`, `cgroup.<controller>`) makes wharf behave as if
+//! `sealing`, `tmpfile`, `oomkill`, `seccomplog`, `filecapsv3`, `cloneintocgroup`, `selfjoin`,
+//! `cgroup.<controller>`) makes wharf behave as if
 //! the kernel lacked a feature, so the code paths used on RHEL 7 (3.10) and RHEL 8 (4.18) run
 //! in CI on a new kernel. Detection results are cached per process.
 
@@ -30,6 +31,10 @@ pub enum Feature {
     SeccompLog,
     /// Namespaced (v3) file capabilities in `security.capability`, Linux 4.14.
     FileCapsV3,
+    /// clone3's CLONE_INTO_CGROUP, Linux 5.7.
+    CloneIntoCgroup,
+    /// A v1 cgroup joined by the new process itself (`tasks` ← "0"), not by pid from outside.
+    SelfJoin,
 }
 
 impl Feature {
@@ -45,6 +50,8 @@ impl Feature {
             Feature::OomKillCounter => "oomkill",
             Feature::SeccompLog => "seccomplog",
             Feature::FileCapsV3 => "filecapsv3",
+            Feature::CloneIntoCgroup => "cloneintocgroup",
+            Feature::SelfJoin => "selfjoin",
         }
     }
 }

@@ -284,7 +284,25 @@ pub struct Child {
     pub pid: i32,
     /// Present when the kernel supports CLONE_PIDFD with clone3.
     pub pidfd: Option<OwnedFd>,
+    /// Whether the child was born in [`CgroupJoin::v2_dir`] (CLONE_INTO_CGROUP, 5.7).
+    pub in_v2_cgroup: bool,
 }
+
+/// How a child enters its cgroups without being moved there by pid from outside, which
+/// takes the kernel's global threadgroup lock for writing and so waits for an RCU grace
+/// period (5-35 ms): it is born in its v2 cgroup (CLONE_INTO_CGROUP), and it writes "0" to
+/// each v1 `tasks` file itself before it execs (a thread moving itself skips that lock on
+/// current kernels; older ones take it, as before).
+#[derive(Default)]
+pub struct CgroupJoin<'a> {
+    /// The v2 (or hybrid's unified) cgroup directory, opened `O_RDONLY|O_DIRECTORY`.
+    pub v2_dir: Option<BorrowedFd<'a>>,
+    /// v1 `tasks` files opened for writing, each with the report (`{code, message}` JSON)
+    /// the child writes to `report_fd` if it cannot join.
+    pub v1_tasks: Vec<(BorrowedFd<'a>, &'a CStr)>,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 #[repr(C)]
 #[derive(Default)]
@@ -303,6 +321,7 @@ struct CloneArgs {
 }
 
 static CLONE3_MISSING: AtomicBool = AtomicBool::new(false);
+static INTO_CGROUP_MISSING: AtomicBool = AtomicBool::new(false);
 
 /// Everything the child needs, prepared before cloning so the child only makes syscalls.
 struct Prepared {
@@ -316,6 +335,8 @@ struct Prepared {
     empty: CString,
     /// Where to write [`EXEC_FAILED`] if the re-exec fails (-1: nowhere).
     report_fd: RawFd,
+    /// v1 `tasks` fds (close-on-exec duplicates) to write "0" to, with their failure report.
+    join: Vec<(RawFd, *const libc::c_char, usize)>,
 }
 
 /// Written by the cloned child to `report_fd` when it cannot execute the sealed binary.
@@ -344,6 +365,14 @@ fn child_exec(p: &Prepared) -> ! {
         );
         for &(src, dst) in &p.fds {
             if libc::dup2(src, dst) < 0 {
+                libc::_exit(125);
+            }
+        }
+        for &(fd, msg, len) in &p.join {
+            if libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1) != 1 {
+                if p.report_fd >= 0 {
+                    libc::write(p.report_fd, msg as *const libc::c_void, len);
+                }
                 libc::_exit(125);
             }
         }
@@ -380,6 +409,7 @@ pub fn spawn_reexec(
     fds: &[(BorrowedFd<'_>, RawFd)],
     ns_flags: u64,
     report_fd: Option<RawFd>,
+    cgroup: &CgroupJoin<'_>,
 ) -> io::Result<Child> {
     if ns_flags & !NS_MASK != 0 {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
@@ -421,6 +451,16 @@ pub fn spawn_reexec(
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
     envp_p.push(std::ptr::null());
+    let mut join_dups: Vec<OwnedFd> = Vec::with_capacity(cgroup.v1_tasks.len());
+    for (fd, _) in &cgroup.v1_tasks {
+        // SAFETY: fcntl on a valid fd; the returned fd is new and owned by us.
+        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh fd from fcntl.
+        join_dups.push(unsafe { OwnedFd::from_raw_fd(r) });
+    }
     let prep = Prepared {
         exe: exe_dup.as_raw_fd(),
         argv: argv_p,
@@ -433,9 +473,17 @@ pub fn spawn_reexec(
         proc_path: CString::new(format!("/proc/self/fd/{}", exe_dup.as_raw_fd())).map_err(inval)?,
         report_fd: report_fd.unwrap_or(-1),
         empty: CString::default(),
+        join: join_dups
+            .iter()
+            .zip(&cgroup.v1_tasks)
+            .map(|(d, (_, msg))| (d.as_raw_fd(), msg.as_ptr(), msg.to_bytes().len()))
+            .collect(),
     };
 
-    if !force_disabled(Feature::Clone3) && !CLONE3_MISSING.load(Ordering::Relaxed) {
+    let mut into = cgroup.v2_dir.filter(|_| {
+        !force_disabled(Feature::CloneIntoCgroup) && !INTO_CGROUP_MISSING.load(Ordering::Relaxed)
+    });
+    while !force_disabled(Feature::Clone3) && !CLONE3_MISSING.load(Ordering::Relaxed) {
         let mut pidfd: RawFd = -1;
         let mut args = CloneArgs {
             flags: ns_flags | libc::CLONE_PIDFD as u64,
@@ -443,6 +491,10 @@ pub fn spawn_reexec(
             exit_signal: libc::SIGCHLD as u64,
             ..Default::default()
         };
+        if let Some(dir) = into {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = dir.as_raw_fd() as u64;
+        }
         // SAFETY: clone3 with a NULL stack behaves like fork: the child runs on a copy of our
         // stack and only executes `child_exec`, which never returns and makes raw syscalls on
         // data prepared above. `args` is a valid clone_args of the size passed.
@@ -462,9 +514,17 @@ pub fn spawn_reexec(
             return Ok(Child {
                 pid: r as i32,
                 pidfd,
+                in_v2_cgroup: into.is_some(),
             });
         }
         let e = io::Error::last_os_error();
+        // clone3 without CLONE_INTO_CGROUP (5.3-5.6): EINVAL for the unknown flag, E2BIG for
+        // the larger struct; then the caller moves the child itself.
+        if into.is_some() && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::E2BIG)) {
+            INTO_CGROUP_MISSING.store(true, Ordering::Relaxed);
+            into = None;
+            continue;
+        }
         if e.raw_os_error() != Some(libc::ENOSYS) {
             return Err(e);
         }
@@ -486,7 +546,11 @@ pub fn spawn_reexec(
         child_exec(&prep);
     }
     let pid = cvt(r)? as i32;
-    Ok(Child { pid, pidfd: None })
+    Ok(Child {
+        pid,
+        pidfd: None,
+        in_v2_cgroup: false,
+    })
 }
 
 /// Whether clone3 can be used (5.3+; not forced off): probed with an invalid size, which a

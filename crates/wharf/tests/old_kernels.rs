@@ -398,3 +398,78 @@ fn system_check_names_what_degrades() {
     assert!(mid.contains("sealed memfd"), "{mid}");
     assert_eq!(status(&mid, "seccomp actions"), "ok", "{mid}");
 }
+
+/// Every way a container's processes enter their cgroups lands them in all of them: born in
+/// the v2 one (CLONE_INTO_CGROUP) or moved by pid; joining each v1 hierarchy by itself
+/// (`tasks` ← "0", no RCU grace period) or moved by pid; also for `exec`, and on 3.10 (no
+/// clone3).
+#[test]
+fn processes_join_every_cgroup_by_each_path() {
+    let w = Wharf::new().with_busybox();
+    let in_all = |out: &str, id: &str| {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.contains("name=systemd") && !l.is_empty())
+            .collect();
+        assert!(lines.len() >= 2, "{out}");
+        for l in lines {
+            assert!(l.ends_with(&format!("/wharf/{id}")), "{l} in\n{out}");
+        }
+    };
+    for (kernel, disable) in [
+        (None, ""),
+        (None, "cloneintocgroup"),
+        (None, "selfjoin"),
+        (None, "cloneintocgroup,selfjoin"),
+        (Some("3.10"), ""),
+    ] {
+        let k = Old {
+            w: &w,
+            kernel: kernel.unwrap_or("4.18"),
+            disable,
+        };
+        let run = |args: &[&str]| -> String {
+            match kernel {
+                Some(_) => k.ok(args),
+                None => {
+                    let mut c = w.command(args);
+                    c.env("WHARF_DISABLE", disable);
+                    let o = c.output().unwrap();
+                    assert!(o.status.success(), "{disable}: {}", stderr(&o));
+                    stdout(&o)
+                }
+            }
+        };
+        let id = run(&["run", "-d", "busybox", "sleep", "100"])
+            .trim()
+            .to_string();
+        in_all(&run(&["exec", &id, "cat", "/proc/self/cgroup"]), &id);
+        in_all(
+            &std::fs::read_to_string(format!(
+                "/proc/{}/cgroup",
+                run(&["inspect", "-f", "{{.State.Pid}}", &id]).trim()
+            ))
+            .unwrap(),
+            &id,
+        );
+        run(&["rm", "-f", &id]);
+        let out = run(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "hostname; cat /proc/self/cgroup",
+        ]);
+        let short = out.lines().next().unwrap_or_default().to_string();
+        let full: Vec<&str> = out.lines().skip(1).collect();
+        let leaf = full
+            .iter()
+            .find(|l| l.contains("/wharf/"))
+            .and_then(|l| l.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(leaf.starts_with(&short), "{out}");
+        in_all(&full.join("\n"), &leaf);
+    }
+}

@@ -102,6 +102,7 @@ pub fn open_detached_rootfs(
         ],
         process::NEW_NS,
         Some(ERR),
+        &Default::default(),
     )
     .map_err(io("spawn rootfs helper"))?;
     drop((spec_r, err_w, theirs));
