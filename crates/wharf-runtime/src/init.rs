@@ -11,7 +11,8 @@
 //! through `wharf_sys::fs::*_in_root`), or compile seccomp (the parent did).
 
 pub(crate) mod mounts;
-pub(crate) mod user;
+#[doc(hidden)]
+pub mod user;
 
 use crate::spec::{ContainerSpec, Network};
 use crate::start::{decode, InitReport, ERR_FD, MAX_PAYLOAD, SPEC_FD, TTY_FD};

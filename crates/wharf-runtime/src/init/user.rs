@@ -170,6 +170,21 @@ fn resolve_with(
     })
 }
 
+/// For the fuzz target (`fuzz/fuzz_targets/passwd_group.rs`): resolve `user` and
+/// `additional` against passwd/group texts as init does, returning (uid, gid, groups) or the
+/// error message. Must never panic, and must never yield an id outside 0..=2^31-1.
+#[doc(hidden)]
+pub fn fuzz_resolve(
+    user: &str,
+    additional: &[String],
+    passwd: &str,
+    group: &str,
+) -> Result<(u32, u32, Vec<u32>), String> {
+    resolve_with(user, additional, passwd, group)
+        .map(|u| (u.uid, u.gid, u.groups))
+        .map_err(|e| e.message)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
