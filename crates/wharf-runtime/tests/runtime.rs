@@ -109,7 +109,7 @@ fn spec(env: &Env, args: &[&str]) -> ContainerSpec {
             privileged: false,
         },
         cgroup: CgroupSpec {
-            path: format!("wharf-test/{id}"),
+            path: format!("{}/{id}", test_cgroup_parent()),
             memory: None,
             nano_cpus: None,
             pids_limit: Some(100),
@@ -391,6 +391,7 @@ fn t_fallbacks(_env: &Env) -> TestResult {
     let out = std::process::Command::new(exe)
         .arg("__fallback_child")
         .env("WHARF_DISABLE", "clone3,mountapi,openat2")
+        .env("WHARF_TEST_CGROUP_PARENT", test_cgroup_parent())
         .output()
         .map_err(|e| e.to_string())?;
     let so = String::from_utf8_lossy(&out.stdout);
@@ -469,7 +470,14 @@ fn t_cgroup(env: &Env) -> TestResult {
     check(leftover.is_empty(), || format!("cgroup left: {leftover:?}"))
 }
 
-/// Every `wharf-test/<id>` directory under any cgroup hierarchy.
+/// This test process's own cgroup parent (`wharf-test-<pid>`): another run on the same host
+/// has its own.
+fn test_cgroup_parent() -> String {
+    std::env::var("WHARF_TEST_CGROUP_PARENT")
+        .unwrap_or_else(|_| format!("wharf-test-{}", std::process::id()))
+}
+
+/// Every `wharf-test-<pid>/<id>` directory of this process under any cgroup hierarchy.
 fn cgroup_dirs() -> Vec<String> {
     let mut v = Vec::new();
     for ctrl in std::fs::read_dir("/sys/fs/cgroup")
@@ -477,7 +485,7 @@ fn cgroup_dirs() -> Vec<String> {
         .flatten()
         .flatten()
     {
-        let parent = ctrl.path().join("wharf-test");
+        let parent = ctrl.path().join(test_cgroup_parent());
         for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
             if e.path().is_dir() {
                 v.push(e.path().display().to_string());
@@ -506,10 +514,23 @@ fn t_bench(env: &Env) -> TestResult {
     Ok(())
 }
 
+/// Container inits this test process started and left behind: its own children still
+/// running as `wharf __init` (other wharf containers on the host, e.g. with `--init`, are not
+/// ours to count).
 fn leftover_inits() -> Vec<String> {
+    let me = std::process::id().to_string();
     let mut v = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .unwrap_or_default();
+            if ppid != me {
+                continue;
+            }
             if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
                 if c.starts_with(b"wharf\0__init") {
                     v.push(e.file_name().to_string_lossy().into_owned());
@@ -602,7 +623,7 @@ fn main() {
         .flatten()
         .flatten()
     {
-        let _ = std::fs::remove_dir(ctrl.path().join("wharf-test"));
+        let _ = std::fs::remove_dir(ctrl.path().join(test_cgroup_parent()));
     }
     let _ = std::fs::remove_file(&env.escape);
     println!("{passed} passed, {failed} failed");
