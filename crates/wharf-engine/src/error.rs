@@ -33,6 +33,8 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("container {id} did not stop: {detail}")]
     StopFailed { id: String, detail: String },
 }
@@ -73,6 +75,7 @@ impl HasKind for EngineError {
             EngineError::Cgroup(_) => ErrorKind::Unavailable,
             EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::StopFailed { .. } => ErrorKind::Internal,
+            EngineError::Policy(e) => e.kind(),
         }
     }
 }

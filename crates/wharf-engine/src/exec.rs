@@ -89,6 +89,7 @@ impl Engine {
         }
         let user = req.user.clone().unwrap_or_else(|| rec.config.user.clone());
         crate::create::validate_user(&user, &hc.group_add)?;
+        self.policy_exec(rec, info.state.pid, &user)?;
         Ok(ExecSpec {
             container_id: rec.id.to_string(),
             container_pid: info.state.pid,
@@ -103,7 +104,7 @@ impl Engine {
                 stdin: req.interactive,
             },
             capabilities,
-            no_new_privileges,
+            no_new_privileges: no_new_privileges || self.policy.forces_no_new_privileges(),
             seccomp,
             privileged: hc.privileged,
         })

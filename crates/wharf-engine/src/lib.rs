@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod monitor;
 pub mod mounts;
 pub mod names;
+pub mod policy;
 pub mod run;
 pub mod state;
 pub mod stats;
@@ -46,12 +47,19 @@ impl EngineOptions {
 pub struct Engine {
     store: Store,
     opts: EngineOptions,
+    /// The admin policy, read once per process (`policy`).
+    policy: policy::Loaded,
 }
 
 impl Engine {
     pub fn open(opts: EngineOptions) -> Result<Engine, EngineError> {
         let store = Store::open(&opts.root)?;
-        Ok(Engine { store, opts })
+        let policy = policy::Loaded::load(&policy::Loaded::default_path());
+        Ok(Engine {
+            store,
+            opts,
+            policy,
+        })
     }
 
     pub fn store(&self) -> &Store {

@@ -388,7 +388,11 @@ impl Monitor {
     /// Starts the container once and supervises it until pid 1 exits.
     fn run_once(&mut self) -> Ended {
         let paths = self.engine.store.container_paths(&self.rec.id);
-        let spec = match self.engine.runtime_spec(&self.rec, &paths) {
+        let spec = match self
+            .engine
+            .policy_start(&self.rec)
+            .and_then(|()| self.engine.runtime_spec(&self.rec, &paths))
+        {
             Ok(s) => s,
             Err(e) => return Ended::StartFailed(e.exit_code(), e.to_string()),
         };

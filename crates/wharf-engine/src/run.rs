@@ -165,6 +165,7 @@ impl Engine {
             (None, NetworkMode::None) => id.short().to_string(),
         };
         let config = container_config(&req, &image.config.config, &hostname)?;
+        self.policy_create(&req, &image, &config)?;
         // anonymous volumes get their names now, so the record says what they are
         for m in &mut req.host.mounts {
             if m.kind == MountKind::Volume && m.source.is_empty() {
@@ -307,7 +308,7 @@ impl Engine {
             Some(n) if n <= 0 => None,
             Some(n) => Some(n),
         };
-        Ok(ContainerSpec {
+        let mut spec = ContainerSpec {
             id: rec.id.to_string(),
             rootfs: rs::RootfsSpec {
                 lower,
@@ -315,6 +316,7 @@ impl Engine {
                 work: paths.work.clone(),
                 target: paths.merged.clone(),
                 readonly: hc.readonly_rootfs,
+                nosuid: false,
             },
             process: rs::ProcessSpec {
                 args: rec
@@ -362,7 +364,10 @@ impl Engine {
                 .collect(),
             init: hc.init,
             debug: self.opts.debug,
-        })
+        };
+        self.policy
+            .harden(&mut spec.security, &mut spec.rootfs.nosuid);
+        Ok(spec)
     }
 
     /// Starts a just-created container in the foreground and waits for it: the CLI's `run`
@@ -393,15 +398,18 @@ impl Engine {
                 rec.id.short()
             )));
         }
-        let result = self.runtime_spec(rec, &paths).and_then(|spec| {
-            let opts = wharf_runtime::start::StartOptions {
-                seccomp_cache_dir: self.seccomp_cache_dir(),
-            };
-            wharf_runtime::start::start(&spec, &opts).map_err(|e| EngineError::Start {
-                exit_code: e.exit_code(),
-                message: e.to_string(),
-            })
-        });
+        let result = self
+            .policy_start(rec)
+            .and_then(|()| self.runtime_spec(rec, &paths))
+            .and_then(|spec| {
+                let opts = wharf_runtime::start::StartOptions {
+                    seccomp_cache_dir: self.seccomp_cache_dir(),
+                };
+                wharf_runtime::start::start(&spec, &opts).map_err(|e| EngineError::Start {
+                    exit_code: e.exit_code(),
+                    message: e.to_string(),
+                })
+            });
         let running = match result {
             Ok(r) => r,
             Err(e) => {

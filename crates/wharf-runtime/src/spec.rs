@@ -42,6 +42,10 @@ pub struct RootfsSpec {
     pub target: PathBuf,
     /// `--read-only`: the rootfs is remounted read-only after all mounts are made.
     pub readonly: bool,
+    /// The rootfs mount is `nosuid` (the admin policy's `nosuid`): set-user-ID and file
+    /// capabilities of the image's files are ignored.
+    #[serde(default)]
+    pub nosuid: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -84,6 +84,7 @@ fn spec(env: &Env, args: &[&str]) -> ContainerSpec {
             work: base.join("work"),
             target: base.join("target"),
             readonly: false,
+            nosuid: false,
         },
         process: ProcessSpec {
             args: args.iter().map(|s| s.to_string()).collect(),

@@ -354,6 +354,27 @@ pub fn remount_readonly(fd: BorrowedFd<'_>) -> io::Result<()> {
     )
 }
 
+/// Remount the mount whose root `fd` refers to `nosuid`, keeping its other flags (the admin
+/// policy's `nosuid` rootfs; the fd must be the mount's root).
+pub fn remount_nosuid(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let keep = match nix::sys::statvfs::fstatvfs(fd) {
+        Ok(s) => s.flags().bits() as libc::c_ulong,
+        Err(_) => 0,
+    } & (libc::MS_RDONLY
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC
+        | libc::MS_NOATIME
+        | libc::MS_NODIRATIME
+        | libc::MS_RELATIME);
+    legacy_mount(
+        None,
+        &fd_path(fd),
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | keep,
+        None,
+    )
+}
+
 /// Remount `/` read-only (after pivot_root; `--read-only`).
 pub fn remount_root_readonly() -> io::Result<()> {
     let keep = match nix::sys::statvfs::statvfs("/") {

@@ -92,6 +92,9 @@ pub enum Command {
     /// Manage wharf itself
     #[command(subcommand)]
     System(SystemCommand),
+    /// Show and check the host's admin policy (/etc/wharf/policy.toml, WHARF_POLICY)
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run wharf's built-in OCI registry
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -275,6 +278,31 @@ pub struct LoadArgs {
     /// Load only this platform (os/arch[/variant])
     #[arg(long)]
     pub platform: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the policy in force (its file, or why it is refused) and its rules
+    Show,
+    /// `check FILE.toml`: validate a policy file before it is installed.
+    /// `check [run flags] IMAGE`: say whether the policy in force allows this run, and why
+    #[command(disable_help_flag = true)]
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// A policy file, or run flags followed by IMAGE [COMMAND]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub args: Vec<String>,
+}
+
+/// `policy check [run flags] IMAGE`: the run flags, parsed as `run` parses them.
+#[derive(Debug, clap::Parser)]
+#[command(name = "policy check", disable_help_flag = true)]
+pub struct PolicyCheckRun {
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,6 +46,9 @@ pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<(), InitError> {
         .ctx(|| format!("open rootfs {}", r.target.display()))?
         .into();
     let root = root.as_fd();
+    if r.nosuid {
+        mount::remount_nosuid(root).ctx(|| "remount rootfs nosuid".into())?;
+    }
     let privileged = spec.security.privileged;
 
     let t = mkdir_target(root, "/proc")?;

@@ -8,13 +8,14 @@ mod exec;
 mod images;
 mod lifecycle;
 mod logs;
+mod policy;
 mod registry;
 mod run;
 mod volumes;
 
 use crate::cli::{
-    BundleCommand, Cli, Command, ContainerCommand, ImageCommand, KeyCommand, RegistryCommand,
-    SystemCommand,
+    BundleCommand, Cli, Command, ContainerCommand, ImageCommand, KeyCommand, PolicyCommand,
+    RegistryCommand, SystemCommand,
 };
 use wharf_engine::{Engine, EngineError, EngineOptions};
 use wharf_types::error::HasKind;
@@ -98,6 +99,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&cli, a),
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
         Command::System(SystemCommand::Check) => lifecycle::system_check(&cli),
+        Command::Policy(PolicyCommand::Show) => policy::show(&cli),
+        Command::Policy(PolicyCommand::Check(a)) => policy::check(&cli, a),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),
         Command::Save(a) => archive::save(&cli, a),
         Command::Pull(a) => distribution::pull(&cli, a),

@@ -1,0 +1,193 @@
+//! The engine's enforcement points: small calls from create, start, exec and the image
+//! paths into the rules, with the I/O the rules need (the image's names, a user's uid from
+//! the passwd of the image, the container's writable layer or its running root).
+
+use super::rules::{self, Decision, Refusal};
+use super::Loaded;
+use crate::create::CreateRequest;
+use crate::{Engine, EngineError};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use wharf_types::container::{ContainerConfig, ContainerRecord, HostConfig};
+
+const PASSWD_MAX: u64 = 1 << 20;
+
+/// Resolves a user name in the first of `roots` that has an `etc/passwd` (a writable layer
+/// first, then the image's layers topmost first, or a running container's root). A file that
+/// is not a regular file (an overlay whiteout, a FIFO) or is too large is an error: the
+/// caller refuses (fail closed).
+fn resolve_in(roots: &[PathBuf], name: &str) -> Result<u32, String> {
+    for root in roots {
+        let dir = match std::fs::File::open(root) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("open {}: {e}", root.display())),
+        };
+        match wharf_sys::fs::read_small_file(Some(dir.as_fd()), Path::new("etc/passwd"), PASSWD_MAX)
+        {
+            Ok(None) => continue,
+            Ok(Some(b)) => {
+                return rules::passwd_uid(&String::from_utf8_lossy(&b), name)
+                    .unwrap_or_else(|| Err("no such user in the image's /etc/passwd".into()))
+            }
+            Err(e) => return Err(format!("{}/etc/passwd: {e}", root.display())),
+        }
+    }
+    Err("the image has no /etc/passwd".into())
+}
+
+/// What `wharf policy check` reports: the rules that refuse (empty: allowed).
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub refusals: Vec<(String, String)>,
+}
+
+impl Engine {
+    /// The policy this process read in `Engine::open`.
+    pub fn policy(&self) -> &Loaded {
+        &self.policy
+    }
+
+    fn container_refusals(
+        &self,
+        p: &super::Policy,
+        image_arg: &str,
+        image: &wharf_store::Image,
+        config: &ContainerConfig,
+        host: &HostConfig,
+        upper: Option<&Path>,
+    ) -> Vec<Refusal> {
+        let mut roots: Vec<PathBuf> = upper.map(Path::to_path_buf).into_iter().collect();
+        roots.extend(self.store.image_layers(&image.id).unwrap_or_default());
+        let resolve = |n: &str| resolve_in(&roots, n);
+        let mut out = rules::check_container(p, config, host, &resolve);
+        out.extend(self.image_refusals(p, image_arg, image));
+        out
+    }
+
+    /// `[registries]` for a container's image: the name it was asked for, or, for an image
+    /// ID, any of the image's names (an ID is pinned by content).
+    fn image_refusals(
+        &self,
+        p: &super::Policy,
+        image_arg: &str,
+        image: &wharf_store::Image,
+    ) -> Vec<Refusal> {
+        let by_id = image.id.to_string() == image_arg
+            || image.id.hex().starts_with(image_arg)
+            || image_arg.is_empty();
+        if !by_id {
+            return rules::check_reference(p, image_arg, false);
+        }
+        let names = image.repo_digests.iter().chain(image.repo_tags.iter());
+        let mut first = None;
+        for n in names {
+            let r = rules::check_reference(p, n, true);
+            if r.is_empty() {
+                return r;
+            }
+            first.get_or_insert(r);
+        }
+        first.unwrap_or_else(|| rules::check_reference(p, image_arg, true))
+    }
+
+    /// create / run: the request as the record will say it.
+    pub(crate) fn policy_create(
+        &self,
+        req: &CreateRequest,
+        image: &wharf_store::Image,
+        config: &ContainerConfig,
+    ) -> Result<(), EngineError> {
+        Ok(self.policy.enforce("create", &req.image, |p| {
+            Decision::from_refusals(
+                self.container_refusals(p, &req.image, image, config, &req.host, None),
+            )
+        })?)
+    }
+
+    /// start (foreground, monitor, restart): a record created before the policy changed is
+    /// checked again, with the user resolved in its writable layer first.
+    pub(crate) fn policy_start(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        self.policy.enforce("start", rec.id.as_str(), |p| {
+            let image = match self.store.resolve_image(&rec.image.to_string()) {
+                Ok(i) => i,
+                Err(e) => {
+                    return Decision::Refused {
+                        rule: "registries.allow".into(),
+                        message: format!("image {} cannot be checked: {e}", rec.image),
+                    }
+                }
+            };
+            let upper = self.store.container_paths(&rec.id).upper;
+            Decision::from_refusals(self.container_refusals(
+                p,
+                &rec.config.image,
+                &image,
+                &rec.config,
+                &rec.host_config,
+                Some(&upper),
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// exec: the container is checked again, and the exec's user against the running
+    /// container's own passwd (`/proc/<pid>/root`).
+    pub(crate) fn policy_exec(
+        &self,
+        rec: &ContainerRecord,
+        pid: i32,
+        user: &str,
+    ) -> Result<(), EngineError> {
+        self.policy_start(rec)?;
+        self.policy.enforce("exec", rec.id.as_str(), |p| {
+            let roots = [PathBuf::from(format!("/proc/{pid}/root"))];
+            let resolve = |n: &str| resolve_in(&roots, n);
+            Decision::from_refusals(rules::check_user(p, user, &resolve).into_iter().collect())
+        })?;
+        Ok(())
+    }
+
+    /// pull, push, load, import, bundle apply: `[registries]` for one image reference.
+    /// `pinned`: the content is addressed by other means (a verified archive or bundle), so
+    /// `require_digest` does not apply.
+    pub fn policy_image(
+        &self,
+        action: &str,
+        reference: &str,
+        pinned: bool,
+    ) -> Result<(), EngineError> {
+        Ok(self.policy.enforce(action, reference, |p| {
+            Decision::from_refusals(rules::check_reference(p, reference, pinned))
+        })?)
+    }
+
+    /// `wharf policy check [run flags] IMAGE`: every rule that would refuse this request, in
+    /// the file's order; nothing is created and nothing is logged.
+    pub fn policy_explain(&self, req: &CreateRequest) -> Result<Explanation, EngineError> {
+        let p = match &self.policy {
+            Loaded::None => {
+                return Ok(Explanation {
+                    refusals: Vec::new(),
+                })
+            }
+            Loaded::Broken(e) => return Err(e.clone().into()),
+            Loaded::Active(p) => p,
+        };
+        let image = self.store.resolve_image(&req.image)?;
+        // the command does not matter to any rule; an image without one is still checked
+        let mut req = req.clone();
+        if req.args.is_empty() && req.entrypoint.is_none() {
+            req.args = vec!["sh".into()];
+        }
+        let req = &req;
+        let hostname = req.hostname.clone().unwrap_or_default();
+        let config = crate::create::container_config(req, &image.config.config, &hostname)?;
+        let refusals = self
+            .container_refusals(p, &req.image, &image, &config, &req.host, None)
+            .into_iter()
+            .map(|(r, m)| (r.to_string(), m))
+            .collect();
+        Ok(Explanation { refusals })
+    }
+}

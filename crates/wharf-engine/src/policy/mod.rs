@@ -1,0 +1,285 @@
+//! The host owner's policy (`/etc/wharf/policy.toml`, `WHARF_POLICY`): read once per process
+//! in `Engine::open`, enforced inside the engine on create, start (a record created before
+//! the policy changed is checked again), exec, and the image paths (pull, run, load,
+//! import, bundle apply), every decision appended to the audit log.
+//!
+//! A missing file is no policy. A file that cannot be read or parsed fails closed: every
+//! guarded operation is refused with the file, line and key; commands that only look or
+//! clean up (`ps`, `rm`, `stop`) keep working.
+//!
+//! Must not: parse argv or print (beyond a warning for an unwritable audit log); read the
+//! file unbounded; add an fsync to the start path.
+
+mod audit;
+mod enforce;
+mod file;
+mod rules;
+
+pub use enforce::Explanation;
+pub use rules::Decision;
+
+use std::path::{Path, PathBuf};
+use wharf_types::error::{ErrorKind, HasKind};
+
+/// Where the policy lives unless `WHARF_POLICY` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/wharf/policy.toml";
+/// Where decisions are logged unless the policy's `[audit] path` or `WHARF_AUDIT_LOG` say
+/// otherwise.
+pub const DEFAULT_AUDIT_PATH: &str = "/var/log/wharf/audit.log";
+/// Rotation size unless `[audit] max_size` says otherwise.
+pub const DEFAULT_AUDIT_MAX_SIZE: u64 = 10 << 20;
+/// The file is root's, but a read into memory still has a cap.
+const MAX_FILE_SIZE: u64 = 256 << 10;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy file {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("policy file {path} line {line}, key `{key}`: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("refused by policy rule `{rule}` ({path}): {message}")]
+    Denied {
+        rule: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl HasKind for PolicyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PolicyError::Denied { .. } => ErrorKind::PermissionDenied,
+            PolicyError::Read { .. } | PolicyError::Invalid { .. } => ErrorKind::FailedPrecondition,
+        }
+    }
+}
+
+/// `[registries]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Registries {
+    /// Registry hosts or repository prefixes (`registry.local:5000`, `docker.io/library`);
+    /// `None` = any.
+    pub allow: Option<Vec<String>>,
+    pub require_digest: bool,
+}
+
+/// `bind_mounts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BindRule {
+    #[default]
+    Allow,
+    Deny,
+    /// Host path prefixes, each with "read-only required".
+    Paths(Vec<(String, bool)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+/// `[run]`. The booleans that allow something default to true (no policy = docker's rules).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRules {
+    pub privileged: bool,
+    pub host_network: bool,
+    pub seccomp_unconfined: bool,
+    pub devices: bool,
+    /// Capabilities `--cap-add` may name; `None` = any.
+    pub cap_add: Option<Vec<String>>,
+    pub bind_mounts: BindRule,
+    pub non_root: bool,
+    pub no_new_privileges: bool,
+    pub nosuid: bool,
+    pub published_ports: Option<PortRange>,
+    pub required_labels: Vec<String>,
+}
+
+impl Default for RunRules {
+    fn default() -> Self {
+        RunRules {
+            privileged: true,
+            host_network: true,
+            seccomp_unconfined: true,
+            devices: true,
+            cap_add: None,
+            bind_mounts: BindRule::Allow,
+            non_root: false,
+            no_new_privileges: false,
+            nosuid: false,
+            published_ports: None,
+            required_labels: Vec::new(),
+        }
+    }
+}
+
+/// `[limits]`: maxima (bytes, 1e-9 CPUs, processes) and which limits must be set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids: Option<i64>,
+    pub require_memory: bool,
+    pub require_cpus: bool,
+    pub require_pids: bool,
+}
+
+/// A validated policy file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    pub path: PathBuf,
+    pub registries: Registries,
+    pub run: RunRules,
+    pub limits: Limits,
+    pub audit_path: Option<PathBuf>,
+    pub audit_max_size: u64,
+}
+
+/// What the engine knows about the policy: none, a valid one, or a broken file (fail closed).
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    None,
+    Active(Box<Policy>),
+    Broken(PolicyError),
+}
+
+impl Loaded {
+    /// The policy path: `WHARF_POLICY` or [`DEFAULT_PATH`].
+    pub fn default_path() -> PathBuf {
+        std::env::var_os("WHARF_POLICY")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+    }
+
+    /// Reads and validates the file at `path`; a missing file is no policy.
+    pub fn load(path: &Path) -> Loaded {
+        let read_err = |message: String| {
+            Loaded::Broken(PolicyError::Read {
+                path: path.display().to_string(),
+                message,
+            })
+        };
+        let bytes = match wharf_sys::fs::read_small_file(None, path, MAX_FILE_SIZE) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Loaded::None,
+            Err(e) => return read_err(e.to_string()),
+        };
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => return read_err("not UTF-8".into()),
+        };
+        match file::parse(path, &text) {
+            Ok(mut p) => {
+                if p.audit_max_size == 0 {
+                    p.audit_max_size = DEFAULT_AUDIT_MAX_SIZE;
+                }
+                Loaded::Active(Box::new(p))
+            }
+            Err(e) => Loaded::Broken(e),
+        }
+    }
+
+    /// Validates a file before it is installed (`wharf policy check FILE`): a missing file is
+    /// an error here.
+    pub fn validate(path: &Path) -> Result<Policy, PolicyError> {
+        match Loaded::load(path) {
+            Loaded::Active(p) => Ok(*p),
+            Loaded::Broken(e) => Err(e),
+            Loaded::None => Err(PolicyError::Read {
+                path: path.display().to_string(),
+                message: "no such file".into(),
+            }),
+        }
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        if let Some(p) = std::env::var_os("WHARF_AUDIT_LOG").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        match self {
+            Loaded::Active(p) => p.audit_path.clone(),
+            _ => None,
+        }
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_PATH))
+    }
+
+    /// Turns a decision into the operation's result, appending it to the audit log. No
+    /// policy: allowed and not logged.
+    pub(crate) fn enforce(
+        &self,
+        action: &str,
+        target: &str,
+        decide: impl FnOnce(&Policy) -> Decision,
+    ) -> Result<(), PolicyError> {
+        let (decision, max) = match self {
+            Loaded::None => return Ok(()),
+            Loaded::Active(p) => (decide(p), p.audit_max_size),
+            Loaded::Broken(e) => (
+                Decision::Refused {
+                    rule: "policy-file".into(),
+                    message: e.to_string(),
+                },
+                DEFAULT_AUDIT_MAX_SIZE,
+            ),
+        };
+        let (rule, allowed, reason) = match &decision {
+            Decision::Allowed => ("", true, ""),
+            Decision::Refused { rule, message } => (rule.as_str(), false, message.as_str()),
+        };
+        audit::append(
+            &self.audit_path(),
+            max,
+            &audit::Record {
+                action,
+                target,
+                rule,
+                allowed,
+                reason,
+            },
+        );
+        match (decision, self) {
+            (Decision::Allowed, _) => Ok(()),
+            (Decision::Refused { .. }, Loaded::Broken(e)) => Err(e.clone()),
+            (Decision::Refused { rule, message }, _) => Err(PolicyError::Denied {
+                rule,
+                path: self.path_display(),
+                message,
+            }),
+        }
+    }
+
+    fn path_display(&self) -> String {
+        match self {
+            Loaded::Active(p) => p.path.display().to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// `no_new_privileges = true`: every process (start and exec) gets no_new_privs.
+    pub(crate) fn forces_no_new_privileges(&self) -> bool {
+        matches!(self, Loaded::Active(p) if p.run.no_new_privileges)
+    }
+
+    /// The policy's forced protections, applied to every spec the engine builds.
+    pub(crate) fn harden(
+        &self,
+        security: &mut wharf_runtime::spec::SecuritySpec,
+        nosuid: &mut bool,
+    ) {
+        if let Loaded::Active(p) = self {
+            if p.run.no_new_privileges {
+                security.no_new_privileges = true;
+            }
+            if p.run.nosuid {
+                *nosuid = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! The rules: pure functions from a policy and what is asked (a container's create-time
+//! config, an image reference) to the refusals, each naming its rule. The only I/O is the
+//! caller's user resolver (an image's or a running container's passwd).
+
+use super::{BindRule, Policy};
+use wharf_types::container::{ContainerConfig, HostConfig, MountKind, NetworkMode};
+use wharf_types::user::{parse_user_spec, IdOrName};
+use wharf_types::ImageRef;
+
+/// One decision: allowed, or refused by a rule (`run.privileged`) with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    Refused { rule: String, message: String },
+}
+
+/// A refusal: the rule's key in the file and why.
+pub type Refusal = (&'static str, String);
+
+impl Decision {
+    pub(crate) fn from_refusals(r: Vec<Refusal>) -> Decision {
+        match r.into_iter().next() {
+            None => Decision::Allowed,
+            Some((rule, message)) => Decision::Refused {
+                rule: rule.to_string(),
+                message,
+            },
+        }
+    }
+}
+
+fn cap_name(c: &str) -> String {
+    let c = c.to_ascii_uppercase();
+    c.strip_prefix("CAP_").unwrap_or(&c).to_string()
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn fmt_bytes(n: i64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}g", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}m", n >> 20),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// Resolves a user name to a uid (from the image's or container's passwd); `Err` says why
+/// it could not be resolved.
+pub type UserResolver<'a> = &'a dyn Fn(&str) -> Result<u32, String>;
+
+/// `non_root`: the user spec must resolve to a uid other than 0. A name that cannot be
+/// resolved is refused (fail closed).
+pub(crate) fn check_user(p: &Policy, user: &str, resolve: UserResolver<'_>) -> Option<Refusal> {
+    if !p.run.non_root {
+        return None;
+    }
+    let refuse = |why: String| Some(("run.non_root", why));
+    let spec = match parse_user_spec(user) {
+        Ok(s) => s,
+        Err(e) => return refuse(format!("user {user:?}: {e}")),
+    };
+    let shown = if user.is_empty() {
+        "the image's default user (root)".to_string()
+    } else {
+        format!("user {user:?}")
+    };
+    match spec.user {
+        IdOrName::Id(0) => refuse(format!(
+            "containers must run as a non-root user; {shown} is uid 0 (set USER in the image or -u UID)"
+        )),
+        IdOrName::Id(_) => None,
+        IdOrName::Name(n) => match resolve(n) {
+            Ok(0) => refuse(format!(
+                "containers must run as a non-root user; user {n:?} resolves to uid 0"
+            )),
+            Ok(_) => None,
+            Err(why) => refuse(format!(
+                "containers must run as a non-root user; user {n:?} cannot be checked: {why}"
+            )),
+        },
+    }
+}
+
+/// Every refusal of a container's configuration (create, start, exec re-check).
+pub(crate) fn check_container(
+    p: &Policy,
+    config: &ContainerConfig,
+    host: &HostConfig,
+    resolve: UserResolver<'_>,
+) -> Vec<Refusal> {
+    let mut out: Vec<Refusal> = Vec::new();
+    let r = &p.run;
+    if host.privileged && !r.privileged {
+        out.push(("run.privileged", "--privileged is not allowed".into()));
+    }
+    if host.network_mode == NetworkMode::Host && !r.host_network {
+        out.push((
+            "run.host_network",
+            "the host's network namespace (--network host) is not allowed".into(),
+        ));
+    }
+    let unconfined = host.security_opt.iter().any(|o| {
+        matches!(
+            o.split_once('=').or_else(|| o.split_once(':')),
+            Some(("seccomp", "unconfined"))
+        )
+    });
+    if unconfined && !r.seccomp_unconfined {
+        out.push((
+            "run.seccomp_unconfined",
+            "--security-opt seccomp=unconfined is not allowed".into(),
+        ));
+    }
+    if let Some(allowed) = &r.cap_add {
+        for c in &host.cap_add {
+            let name = cap_name(c);
+            if !allowed.contains(&name) {
+                out.push((
+                    "run.cap_add",
+                    format!(
+                        "--cap-add {c} is not allowed (allowed: {})",
+                        if allowed.is_empty() {
+                            "none".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    for m in host.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+        match &r.bind_mounts {
+            BindRule::Allow => {}
+            BindRule::Deny => out.push((
+                "run.bind_mounts",
+                format!("bind mounts are not allowed (host path {})", m.source),
+            )),
+            BindRule::Paths(list) => {
+                if let Some(why) = bind_refusal(&m.source, m.read_only, list) {
+                    out.push(("run.bind_mounts", why));
+                }
+            }
+        }
+    }
+    if let Some(why) = check_user(p, &config.user, resolve) {
+        out.push(why);
+    }
+    let l = &p.limits;
+    if let Some(max) = l.memory {
+        if host.memory <= 0 || host.memory > max {
+            out.push((
+                "limits.memory",
+                format!(
+                    "memory limit {} exceeds the maximum {} (set --memory)",
+                    if host.memory <= 0 {
+                        "unlimited".into()
+                    } else {
+                        fmt_bytes(host.memory)
+                    },
+                    fmt_bytes(max)
+                ),
+            ));
+        }
+    }
+    if l.require_memory && host.memory <= 0 {
+        out.push((
+            "limits.required",
+            "a memory limit is required (--memory)".into(),
+        ));
+    }
+    if let Some(max) = l.nano_cpus {
+        if host.nano_cpus <= 0 || host.nano_cpus > max {
+            out.push((
+                "limits.cpus",
+                format!(
+                    "cpu limit {} exceeds the maximum {} (set --cpus)",
+                    if host.nano_cpus <= 0 {
+                        "unlimited".into()
+                    } else {
+                        format!("{}", host.nano_cpus as f64 / 1e9)
+                    },
+                    max as f64 / 1e9
+                ),
+            ));
+        }
+    }
+    if l.require_cpus && host.nano_cpus <= 0 {
+        out.push(("limits.required", "a cpu limit is required (--cpus)".into()));
+    }
+    let pids = match host.pids_limit {
+        None => Some(crate::run::DEFAULT_PIDS_LIMIT),
+        Some(n) if n <= 0 => None,
+        Some(n) => Some(n),
+    };
+    if let Some(max) = l.pids {
+        if match pids {
+            None => true,
+            Some(n) => n > max,
+        } {
+            out.push((
+                "limits.pids",
+                format!(
+                    "pids limit {} exceeds the maximum {max} (set --pids-limit)",
+                    pids.map_or("unlimited".to_string(), |n| n.to_string())
+                ),
+            ));
+        }
+    }
+    if l.require_pids && !matches!(host.pids_limit, Some(n) if n > 0) {
+        out.push((
+            "limits.required",
+            "a pids limit is required (--pids-limit)".into(),
+        ));
+    }
+    for key in &r.required_labels {
+        if !config.labels.contains_key(key) {
+            out.push((
+                "run.required_labels",
+                format!("label {key:?} is required (--label {key}=...)"),
+            ));
+        }
+    }
+    out
+}
+
+fn bind_refusal(source: &str, read_only: bool, list: &[(String, bool)]) -> Option<String> {
+    let lexical_ok = source.starts_with('/') && !source.split('/').any(|c| c == "..");
+    // a symlink under an allowed directory must not lead out of it: the real path is
+    // checked too (a source that does not exist yet is created by `run`, as a directory)
+    let real = std::fs::canonicalize(source)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let real = real.as_deref().unwrap_or(source);
+    let entry = list
+        .iter()
+        .find(|(p, _)| lexical_ok && under(source, p) && under(real, p));
+    match entry {
+        None => Some(format!(
+            "bind mount of host path {source} is not allowed (allowed: {})",
+            list.iter()
+                .map(|(p, ro)| if *ro { format!("{p}:ro") } else { p.clone() })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some((p, true)) if !read_only => Some(format!(
+            "bind mount of host path {source} must be read-only (policy entry {p}:ro)"
+        )),
+        Some(_) => None,
+    }
+}
+
+/// `[registries]` for an image reference (`pull`, `push`, `run`, `load`, `import`, bundle
+/// apply). `pinned` says the reference is content-addressed by other means (an image ID).
+pub(crate) fn check_reference(p: &Policy, reference: &str, pinned: bool) -> Vec<Refusal> {
+    let mut out: Vec<Refusal> = Vec::new();
+    let parsed = ImageRef::parse(reference);
+    if let Some(allow) = &p.registries.allow {
+        let ok = match &parsed {
+            Ok(r) => {
+                let repo = r.repository().to_ascii_lowercase();
+                allow.iter().any(|a| under_repo(&repo, a))
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            out.push((
+                "registries.allow",
+                format!(
+                    "image {reference:?} is not from an allowed registry (allowed: {})",
+                    allow.join(", ")
+                ),
+            ));
+        }
+    }
+    if p.registries.require_digest && !pinned {
+        let has = parsed.as_ref().is_ok_and(|r| r.digest().is_some());
+        if !has {
+            out.push((
+                "registries.require_digest",
+                format!("image {reference:?} must be pinned by digest (NAME@sha256:...)"),
+            ));
+        }
+    }
+    out
+}
+
+fn under_repo(repo: &str, prefix: &str) -> bool {
+    repo == prefix
+        || repo
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Looks `name` up in a passwd file's text.
+pub(crate) fn passwd_uid(text: &str, name: &str) -> Option<Result<u32, String>> {
+    for line in text.lines() {
+        let mut f = line.split(':');
+        if f.next() != Some(name) {
+            continue;
+        }
+        let uid = f.nth(1)?;
+        return Some(
+            uid.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("bad uid {uid:?} in passwd"))
+                .and_then(|n| wharf_types::user::check_id("user", n).map_err(|e| e.to_string())),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Limits;
+    use super::*;
+    use wharf_types::container::MountConfig;
+
+    fn policy(text: &str) -> Policy {
+        super::super::file::parse(std::path::Path::new("/p"), text).unwrap()
+    }
+
+    fn rules(p: &Policy, c: &ContainerConfig, h: &HostConfig) -> Vec<&'static str> {
+        let resolve = |n: &str| match n {
+            "app" => Ok(1000),
+            "toor" => Ok(0),
+            _ => Err("no such user".to_string()),
+        };
+        check_container(p, c, h, &resolve)
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
+    }
+
+    fn host() -> HostConfig {
+        serde_json::from_str(r#"{"NetworkMode":"none"}"#).unwrap()
+    }
+
+    #[test]
+    fn run_rules() {
+        let p = policy(
+            "[run]\nprivileged=false\nhost_network=false\nseccomp_unconfined=false\ncap_add=[\"NET_ADMIN\"]\nbind_mounts=[\"/srv:ro\",\"/data\"]\nnon_root=true\nrequired_labels=[\"owner\"]\n",
+        );
+        let mut c = ContainerConfig {
+            user: "1000".into(),
+            ..Default::default()
+        };
+        c.labels.insert("owner".into(), "x".into());
+        let h = host();
+        assert!(rules(&p, &c, &h).is_empty());
+        let mut bad = h.clone();
+        bad.privileged = true;
+        bad.network_mode = NetworkMode::Host;
+        bad.security_opt = vec!["seccomp:unconfined".into()];
+        bad.cap_add = vec!["cap_net_admin".into(), "SYS_ADMIN".into()];
+        let bind = |s: &str, ro| MountConfig {
+            kind: MountKind::Bind,
+            source: s.into(),
+            target: "/x".into(),
+            read_only: ro,
+            options: String::new(),
+        };
+        bad.mounts = vec![
+            bind("/srv/a", true),
+            bind("/srv/a", false),
+            bind("/data/x", false),
+            bind("/database", false),
+            bind("/data/../etc", false),
+        ];
+        assert_eq!(
+            rules(&p, &c, &bad),
+            [
+                "run.privileged",
+                "run.host_network",
+                "run.seccomp_unconfined",
+                "run.cap_add",
+                "run.bind_mounts",
+                "run.bind_mounts",
+                "run.bind_mounts"
+            ]
+        );
+        for (user, ok) in [
+            ("", false),
+            ("0", false),
+            ("0:1000", false),
+            ("1000:0", true),
+            ("app", true),
+            ("toor", false),
+            ("nobody-here", false),
+            ("root", false),
+        ] {
+            let c2 = ContainerConfig {
+                user: user.into(),
+                labels: c.labels.clone(),
+                ..Default::default()
+            };
+            assert_eq!(rules(&p, &c2, &h).is_empty(), ok, "user {user:?}");
+        }
+        let unlabelled = ContainerConfig {
+            user: "1000".into(),
+            ..Default::default()
+        };
+        assert_eq!(rules(&p, &unlabelled, &h), ["run.required_labels"]);
+    }
+
+    #[test]
+    fn limits() {
+        let p = policy("[limits]\nmemory=\"64m\"\ncpus=1\npids=100\nrequired=[\"pids\"]\n");
+        assert_eq!(
+            p.limits,
+            Limits {
+                memory: Some(64 << 20),
+                nano_cpus: Some(1_000_000_000),
+                pids: Some(100),
+                require_pids: true,
+                ..Default::default()
+            }
+        );
+        let c = ContainerConfig::default();
+        let mut h = host();
+        assert_eq!(
+            rules(&p, &c, &h),
+            [
+                "limits.memory",
+                "limits.cpus",
+                "limits.pids",
+                "limits.required"
+            ]
+        );
+        h.memory = 64 << 20;
+        h.nano_cpus = 500_000_000;
+        h.pids_limit = Some(100);
+        assert!(rules(&p, &c, &h).is_empty());
+        h.memory += 1;
+        h.pids_limit = Some(-1);
+        assert_eq!(
+            rules(&p, &c, &h),
+            ["limits.memory", "limits.pids", "limits.required"]
+        );
+    }
+
+    #[test]
+    fn registries() {
+        let p = policy(
+            "[registries]\nallow=[\"registry.local:5000\",\"docker.io/library\"]\nrequire_digest=true\n",
+        );
+        let d = "@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let rules = |r: &str, pinned| -> Vec<&str> {
+            check_reference(&p, r, pinned)
+                .into_iter()
+                .map(|x| x.0)
+                .collect()
+        };
+        assert!(rules(&format!("busybox{d}"), false).is_empty());
+        assert!(rules(&format!("registry.local:5000/a/b{d}"), false).is_empty());
+        assert_eq!(
+            rules("busybox:latest", false),
+            ["registries.require_digest"]
+        );
+        assert!(rules("busybox:latest", true).is_empty());
+        assert_eq!(
+            rules(&format!("registry.local:50000/a{d}"), false),
+            ["registries.allow"]
+        );
+        assert_eq!(
+            rules(&format!("docker.io/libraryx/a{d}"), false),
+            ["registries.allow"]
+        );
+        assert_eq!(
+            rules(&format!("quay.io/a/b{d}"), false),
+            ["registries.allow"]
+        );
+    }
+
+    #[test]
+    fn passwd() {
+        let t = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\nbig:x:99999999999:0::/:\n";
+        assert_eq!(passwd_uid(t, "app"), Some(Ok(1000)));
+        assert_eq!(passwd_uid(t, "root"), Some(Ok(0)));
+        assert!(matches!(passwd_uid(t, "big"), Some(Err(_))));
+        assert_eq!(passwd_uid(t, "nobody"), None);
+    }
+}
