@@ -80,6 +80,18 @@ impl Engine {
             return rules::check_reference(p, image_arg, false);
         }
         let names = image.repo_digests.iter().chain(image.repo_tags.iter());
+        if p.registries.allow.is_some()
+            && image.repo_tags.is_empty()
+            && image.repo_digests.is_empty()
+        {
+            return vec![(
+                "registries.allow",
+                format!(
+                    "image {} has no name to check against the allowed registries",
+                    image.id
+                ),
+            )];
+        }
         let mut first = None;
         for n in names {
             let r = rules::check_reference(p, n, true);
@@ -160,6 +172,24 @@ impl Engine {
         Ok(self.policy.enforce(action, reference, |p| {
             Decision::from_refusals(rules::check_reference(p, reference, pinned))
         })?)
+    }
+
+    /// load and bundle apply: the names an archive brought are checked after its content
+    /// verified; a refused name is removed again (and with it an image it alone named), so
+    /// nothing outside the allowed registries stays runnable.
+    pub fn policy_loaded(
+        &self,
+        action: &str,
+        loaded: &[wharf_store::archive::LoadedImage],
+    ) -> Result<(), EngineError> {
+        let mut refused = None;
+        for tag in loaded.iter().flat_map(|l| l.tags.iter()) {
+            if let Err(e) = self.policy_image(action, tag, true) {
+                let _ = self.remove_image(tag, false);
+                refused.get_or_insert(e);
+            }
+        }
+        refused.map_or(Ok(()), Err)
     }
 
     /// `wharf policy check [run flags] IMAGE`: every rule that would refuse this request, in

@@ -192,14 +192,16 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         run.bind_mounts = match b.into_inner() {
             BindShape::Word(w) if w == "deny" => BindRule::Deny,
             BindShape::Word(w) if w == "allow" => BindRule::Allow,
-            BindShape::Word(w) => return Err(invalid(
-                path,
-                text,
-                at,
-                format!(
+            BindShape::Word(w) => {
+                return Err(invalid(
+                    path,
+                    text,
+                    at,
+                    format!(
                     "bind_mounts must be \"deny\", \"allow\" or a list of host paths, not {w:?}"
                 ),
-            )),
+                ))
+            }
             BindShape::List(list) => {
                 let mut out = Vec::new();
                 for e in list {

@@ -106,6 +106,7 @@ pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<i32> {
     };
     let engine = super::open_engine(cli)?;
     let loaded = engine.store().load(input, &opts)?;
+    engine.policy_loaded("load", &loaded)?;
     if !a.quiet {
         print_loaded(loaded);
     }

@@ -241,6 +241,7 @@ pub fn apply(cli: &Cli, a: &BundleVerifyArgs) -> anyhow::Result<i32> {
         .store()
         .bundle_apply(&rep, &mut |p: &str, d: u64, t: u64| bar.update(p, d, t))?;
     bar.finish();
+    engine.policy_loaded("bundle apply", &loaded)?;
     super::archive::print_loaded(loaded);
     Ok(0)
 }

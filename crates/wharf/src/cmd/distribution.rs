@@ -103,6 +103,7 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
         quiet: a.quiet,
         ids: Mutex::new(Vec::new()),
     };
+    engine.policy_image("pull", &a.image, false)?;
     let res = client::pull(engine.store(), &a.image, &opts, &|p| r.event(p))?;
     println!("{}", res.reference);
     Ok(0)
@@ -111,6 +112,7 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
 pub fn push(cli: &Cli, a: &PushArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     let out = printer(a.quiet);
+    engine.policy_image("push", &a.image, true)?;
     client::push(engine.store(), &a.image, &out)?;
     Ok(0)
 }

@@ -109,6 +109,9 @@ pub fn import(cli: &Cli, a: &ImportArgs) -> anyhow::Result<i32> {
         Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
     };
     let engine = super::open_engine(cli)?;
+    if let Some(r) = &a.reference {
+        engine.policy_image("import", r, true)?;
+    }
     let id = engine
         .store()
         .import(std::io::BufReader::with_capacity(1 << 20, input), &opts)?;

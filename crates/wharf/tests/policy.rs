@@ -1,0 +1,479 @@
+//! The admin policy through the real binary: each rule refused and allowed, the audit log's
+//! lines, malformed files failing closed, records and exec re-checked, the image paths
+//! (pull, push, load, import) against `[registries]`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::registry::Serve;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+struct Pol<'a> {
+    w: &'a Wharf,
+    file: PathBuf,
+    audit: PathBuf,
+}
+
+impl<'a> Pol<'a> {
+    fn new(w: &'a Wharf, text: &str) -> Pol<'a> {
+        let file = w.dir.path().join("policy.toml");
+        std::fs::write(&file, text).unwrap();
+        Pol {
+            w,
+            file,
+            audit: w.dir.path().join("log").join("audit.log"),
+        }
+    }
+
+    fn set(&self, text: &str) {
+        std::fs::write(&self.file, text).unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.w.command(args);
+        c.env("WHARF_POLICY", &self.file)
+            .env("WHARF_AUDIT_LOG", &self.audit);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    /// Asserts a refusal by `rule` naming the policy file.
+    fn refused(&self, args: &[&str], rule: &str) -> Output {
+        let o = self.run(args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} was allowed: {}", stdout(&o));
+        assert!(
+            err.contains(&format!("policy rule `{rule}`"))
+                && err.contains(self.file.to_str().unwrap()),
+            "{args:?}: expected a refusal by {rule}: {err}"
+        );
+        o
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// `run --rm -u USER -l owner=ops -m MEM --pids-limit PIDS EXTRA busybox CMD`.
+fn run_args<'a>(
+    user: &'a str,
+    mem: &'a str,
+    pids: &'a str,
+    extra: &[&'a str],
+    cmd: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec![
+        "run",
+        "--rm",
+        "-u",
+        user,
+        "-l",
+        "owner=ops",
+        "-m",
+        mem,
+        "--pids-limit",
+        pids,
+    ];
+    v.extend_from_slice(extra);
+    v.push("busybox");
+    v.extend_from_slice(cmd);
+    v
+}
+
+fn containers(w: &Wharf) -> usize {
+    w.ok(&["ps", "-aq"]).lines().count()
+}
+
+#[test]
+fn run_rules_refused_and_allowed() {
+    let w = Wharf::new().with_busybox();
+    let data = w.dir.path().join("data");
+    let other = w.dir.path().join("other");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    // a symlink inside the allowed directory that leads out of it
+    std::os::unix::fs::symlink(&other, data.join("escape")).unwrap();
+    let p = Pol::new(
+        &w,
+        &format!(
+            "[run]\nprivileged = false\nhost_network = false\nseccomp_unconfined = false\n\
+             cap_add = [\"NET_BIND_SERVICE\"]\nbind_mounts = [\"{}:ro\"]\nnon_root = true\n\
+             required_labels = [\"owner\"]\n[limits]\nmemory = \"64m\"\npids = 100\n",
+            data.display()
+        ),
+    );
+    let bind = format!("{}:/d:ro", data.display());
+    // allowed: every rule satisfied
+    assert_eq!(
+        p.ok(&run_args("app", "32m", "50", &[], &["id", "-u"]))
+            .trim(),
+        "1000"
+    );
+    p.ok(&run_args(
+        "app",
+        "32m",
+        "50",
+        &["-v", &bind, "--cap-add", "net_bind_service"],
+        &["true"],
+    ));
+    let before = containers(&w);
+    let rw = format!("{}:/d", data.display());
+    let outside = format!("{}:/d:ro", other.display());
+    let escape = format!("{}/escape:/d:ro", data.display());
+    for (user, mem, pids, extra, rule) in [
+        ("app", "32m", "50", vec!["--privileged"], "run.privileged"),
+        (
+            "app",
+            "32m",
+            "50",
+            vec!["--network", "host"],
+            "run.host_network",
+        ),
+        (
+            "app",
+            "32m",
+            "50",
+            vec!["--security-opt", "seccomp=unconfined"],
+            "run.seccomp_unconfined",
+        ),
+        (
+            "app",
+            "32m",
+            "50",
+            vec!["--cap-add", "SYS_ADMIN"],
+            "run.cap_add",
+        ),
+        ("app", "32m", "50", vec!["-v", &rw], "run.bind_mounts"),
+        ("app", "32m", "50", vec!["-v", &outside], "run.bind_mounts"),
+        ("app", "32m", "50", vec!["-v", &escape], "run.bind_mounts"),
+        ("0", "32m", "50", vec![], "run.non_root"),
+        ("root", "32m", "50", vec![], "run.non_root"),
+        ("nosuchuser", "32m", "50", vec![], "run.non_root"),
+        ("app", "128m", "50", vec![], "limits.memory"),
+        ("app", "32m", "-1", vec![], "limits.pids"),
+    ] {
+        p.refused(&run_args(user, mem, pids, &extra, &["true"]), rule);
+    }
+    // the image's default user is root
+    p.refused(
+        &[
+            "run",
+            "--rm",
+            "-l",
+            "owner=x",
+            "-m",
+            "8m",
+            "--pids-limit",
+            "5",
+            "busybox",
+            "true",
+        ],
+        "run.non_root",
+    );
+    p.refused(
+        &[
+            "create",
+            "-u",
+            "app",
+            "-m",
+            "8m",
+            "--pids-limit",
+            "5",
+            "busybox",
+            "true",
+        ],
+        "run.required_labels",
+    );
+    assert_eq!(containers(&w), before, "a refused create left a record");
+    // audit: one line per decision with who/what/rule/result
+    let lines = p.audit_lines();
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| l["result"] == "refused")
+        .map(|l| l["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(refused.len(), 14, "{refused:?}");
+    assert!(refused.contains(&"run.cap_add".to_string()));
+    let allowed = lines.iter().filter(|l| l["result"] == "allowed").count();
+    assert_eq!(allowed, 4, "create + start for each allowed run");
+    let first = &lines[0];
+    assert_eq!(first["uid"], 0);
+    assert_eq!(first["action"], "create");
+    assert_eq!(first["target"], "busybox");
+    assert!(first["pid"].as_u64().unwrap() > 0);
+    assert!(first["command"].as_str().unwrap().contains(" run "));
+}
+
+#[test]
+fn malformed_policy_fails_closed() {
+    let w = Wharf::new().with_busybox();
+    // a container created before the file broke
+    let id = w.ok(&["create", "busybox", "true"]);
+    let id = id.trim();
+    let p = Pol::new(&w, "[run]\nprivileged = false\nprivilegd = true\n");
+    for args in [
+        vec!["run", "--rm", "busybox", "true"],
+        vec!["start", id],
+        vec!["create", "busybox", "true"],
+    ] {
+        let o = p.run(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} ran under a broken policy");
+        assert!(
+            err.contains("line 3") && err.contains("`privilegd`"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(containers(&w), 1);
+    let st = p.ok(&["inspect", "-f", "{{.State.Status}}", id]);
+    assert_eq!(st.trim(), "created");
+    // looking and cleaning up still work
+    p.ok(&["ps", "-a"]);
+    let o = p.run(&["policy", "show"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("line 3"), "{}", stdout(&o));
+    // `policy check FILE` validates before install
+    let o = p.run(&["policy", "check", p.file.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("line 3, key `privilegd`"),
+        "{}",
+        stderr(&o)
+    );
+    let good = w.dir.path().join("good.toml");
+    std::fs::write(&good, "[run]\nprivileged = false\n").unwrap();
+    let out = p.ok(&["policy", "check", good.to_str().unwrap()]);
+    assert!(out.contains("is valid") && out.contains("privileged           refused"));
+    // a bad value names its key and line too
+    p.set("[limits]\n\nmemory = \"lots\"\n");
+    let o = p.run(&["run", "--rm", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("line 3, key `memory`"),
+        "{}",
+        stderr(&o)
+    );
+    // the refusal is audited
+    let lines = p.audit_lines();
+    assert!(lines
+        .iter()
+        .all(|l| l["rule"] == "policy-file" && l["result"] == "refused"));
+    // fixed: runs again
+    p.set("");
+    p.ok(&["start", "-a", id]);
+    p.ok(&["rm", id]);
+}
+
+#[test]
+fn start_and_exec_recheck_records_made_before_the_policy() {
+    let w = Wharf::new().with_busybox();
+    let created = w.ok(&["create", "--privileged", "busybox", "true"]);
+    let running = w.ok(&["run", "-d", "-u", "app", "busybox", "sleep", "30"]);
+    let (created, running) = (created.trim(), running.trim());
+    let p = Pol::new(&w, "[run]\nprivileged = false\nnon_root = true\n");
+    p.refused(&["start", created], "run.privileged");
+    // exec: the container is fine, the exec's user is checked against its own passwd
+    assert_eq!(p.ok(&["exec", running, "id", "-u"]).trim(), "1000");
+    p.refused(&["exec", "-u", "0", running, "id"], "run.non_root");
+    p.refused(&["exec", "-u", "root", running, "id"], "run.non_root");
+    // a user the container added to its passwd with uid 0 is still root
+    w.ok(&[
+        "exec",
+        "-u",
+        "0",
+        running,
+        "sh",
+        "-c",
+        "echo admin:x:0:0::/:/bin/sh >> /etc/passwd",
+    ]);
+    p.refused(&["exec", "-u", "admin", running, "id"], "run.non_root");
+    let actions: Vec<String> = p
+        .audit_lines()
+        .iter()
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l["action"].as_str().unwrap(),
+                l["result"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&"start:refused".to_string()),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"exec:refused".to_string()), "{actions:?}");
+    assert!(actions.contains(&"exec:allowed".to_string()), "{actions:?}");
+    w.ok(&["rm", "-f", running, created]);
+}
+
+#[test]
+fn forced_protections_nosuid_and_no_new_privileges() {
+    let w = Wharf::new().with_busybox();
+    let p = Pol::new(&w, "[run]\nno_new_privileges = true\nnosuid = true\n");
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges=false",
+        "busybox",
+        "sh",
+        "-c",
+        "grep NoNewPrivs /proc/self/status; grep ' / ' /proc/self/mounts",
+    ]);
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    let root = out.lines().find(|l| l.contains(" / ")).unwrap();
+    assert!(root.contains("nosuid"), "{root}");
+    // without the policy: docker's rules (no_new_privileges=false is honoured)
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges=false",
+        "busybox",
+        "sh",
+        "-c",
+        "grep NoNewPrivs /proc/self/status; grep ' / ' /proc/self/mounts",
+    ]);
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+    assert!(!out
+        .lines()
+        .find(|l| l.contains(" / "))
+        .unwrap()
+        .contains("nosuid"));
+    // exec gets it too
+    let id = p.ok(&[
+        "run",
+        "-d",
+        "--security-opt",
+        "no-new-privileges=false",
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let out = p.ok(&["exec", id.trim(), "grep", "NoNewPrivs", "/proc/self/status"]);
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    w.ok(&["rm", "-f", id.trim()]);
+}
+
+#[test]
+fn registries_for_pull_push_load_import_and_run() {
+    let w = Wharf::new().with_busybox();
+    let reg_dir = w.dir.path().join("reg");
+    let port = common::registry::free_port("127.0.0.1");
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = Command::new(Wharf::bin());
+    c.args(["registry", "serve", "--addr", &addr, "--root"])
+        .arg(&reg_dir);
+    let _reg = Serve::start(c);
+    let name = format!("{addr}/bb:1");
+    w.ok(&["tag", "busybox", &name]);
+    let p = Pol::new(&w, "[registries]\nallow = [\"registry.local:5000\"]\n");
+    p.refused(&["push", &name], "registries.allow");
+    p.set(&format!("[registries]\nallow = [\"{addr}\"]\n"));
+    p.ok(&["push", &name]);
+    let archive = w.dir.path().join("bb.tar");
+    w.ok(&["save", "-o", archive.to_str().unwrap(), &name, "busybox"]);
+    w.ok(&["rmi", &name]);
+    // pull: only allowed registries, and pinned by digest when required
+    p.set(&format!("[registries]\nallow = [\"{addr}/other\"]\n"));
+    p.refused(&["pull", &name], "registries.allow");
+    p.set(&format!(
+        "[registries]\nallow = [\"{addr}\"]\nrequire_digest = true\n"
+    ));
+    p.refused(&["pull", &name], "registries.require_digest");
+    w.ok(&["pull", &name]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&w.ok(&["image", "inspect", &name])).unwrap();
+    let pinned = inspect[0]["RepoDigests"][0].as_str().unwrap().to_string();
+    assert!(pinned.contains("@sha256:"), "{pinned}");
+    p.ok(&["pull", &pinned]);
+    // run: by tag refused (not pinned), by digest allowed, docker.io refused
+    p.refused(&["run", "--rm", &name, "true"], "registries.require_digest");
+    p.ok(&["run", "--rm", &pinned, "true"]);
+    p.refused(&["run", "--rm", "busybox", "true"], "registries.allow");
+    // import with a name outside the allowed registries
+    let tar = w.dir.path().join("rootfs.tar");
+    write_busybox_tar(&tar);
+    p.refused(
+        &["import", tar.to_str().unwrap(), "quay.io/x/y:1"],
+        "registries.allow",
+    );
+    // load: the refused name does not stay, the allowed one does
+    w.ok(&["rmi", "-f", &name, "busybox"]);
+    let o = p.refused(
+        &["load", "-i", archive.to_str().unwrap()],
+        "registries.allow",
+    );
+    drop(o);
+    let tags = w.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(tags.contains(&format!("{addr}/bb:1")), "{tags}");
+    assert!(!tags.contains("busybox:latest"), "{tags}");
+}
+
+#[test]
+fn audit_log_rotates() {
+    let w = Wharf::new().with_busybox();
+    let p = Pol::new(
+        &w,
+        "[run]\nprivileged = false\n[audit]\nmax_size = \"1k\"\n",
+    );
+    for _ in 0..6 {
+        p.refused(
+            &["create", "--privileged", "busybox", "true"],
+            "run.privileged",
+        );
+    }
+    let rotated = PathBuf::from(format!("{}.1", p.audit.display()));
+    let cur = std::fs::metadata(&p.audit).unwrap().len();
+    assert!(rotated.exists(), "no rotation");
+    assert!(cur <= 1024, "{cur}");
+    let all =
+        std::fs::read_to_string(&rotated).unwrap() + &std::fs::read_to_string(&p.audit).unwrap();
+    for l in all.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["rule"], "run.privileged");
+    }
+}
+
+#[test]
+fn policy_check_explains() {
+    let w = Wharf::new().with_busybox();
+    let p = Pol::new(
+        &w,
+        "[run]\nprivileged = false\nnon_root = true\n[limits]\nrequired = [\"memory\"]\n",
+    );
+    let o = p.run(&["policy", "check", "--privileged", "busybox"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for rule in ["run.privileged", "run.non_root", "limits.required"] {
+        assert!(out.contains(rule), "{out}");
+    }
+    let out = p.ok(&["policy", "check", "-u", "app", "-m", "8m", "busybox", "id"]);
+    assert!(out.starts_with("allowed"), "{out}");
+    // nothing was created, nothing logged by a check
+    assert_eq!(containers(&w), 0);
+    assert!(p.audit_lines().is_empty());
+    let show = p.ok(&["policy", "show"]);
+    assert!(show.contains("non_root             true"), "{show}");
+}
