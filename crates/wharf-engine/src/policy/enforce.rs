@@ -48,20 +48,44 @@ impl Engine {
         &self.policy
     }
 
+    /// Replaces the policy read in `Engine::open` (an in-process caller that loaded another
+    /// file, e.g. a benchmark of the checks).
+    pub fn set_policy(&mut self, policy: Loaded) {
+        self.policy = policy;
+    }
+
+    /// Every refusal of a container. The image's passwd and names are read only when a
+    /// rule needs them (a user given by name under `non_root`; `[registries]`), so a start
+    /// under a policy without those rules costs no I/O beyond the audit line.
+    #[allow(clippy::too_many_arguments)]
     fn container_refusals(
         &self,
         p: &super::Policy,
         image_arg: &str,
-        image: &wharf_store::Image,
+        image_id: &wharf_types::Digest,
+        image: Option<&wharf_store::Image>,
         config: &ContainerConfig,
         host: &HostConfig,
         upper: Option<&Path>,
     ) -> Vec<Refusal> {
-        let mut roots: Vec<PathBuf> = upper.map(Path::to_path_buf).into_iter().collect();
-        roots.extend(self.store.image_layers(&image.id).unwrap_or_default());
-        let resolve = |n: &str| resolve_in(&roots, n);
+        let resolve = |n: &str| {
+            let mut roots: Vec<PathBuf> = upper.map(Path::to_path_buf).into_iter().collect();
+            roots.extend(self.store.image_layers(image_id).unwrap_or_default());
+            resolve_in(&roots, n)
+        };
         let mut out = rules::check_container(p, config, host, &resolve);
-        out.extend(self.image_refusals(p, image_arg, image));
+        if p.registries.allow.is_some() || p.registries.require_digest {
+            match image {
+                Some(i) => out.extend(self.image_refusals(p, image_arg, i)),
+                None => match self.store.resolve_image(&image_id.to_string()) {
+                    Ok(i) => out.extend(self.image_refusals(p, image_arg, &i)),
+                    Err(e) => out.push((
+                        "registries.allow",
+                        format!("image {image_id} cannot be checked: {e}"),
+                    )),
+                },
+            }
+        }
         out
     }
 
@@ -111,30 +135,28 @@ impl Engine {
         config: &ContainerConfig,
     ) -> Result<(), EngineError> {
         Ok(self.policy.enforce("create", &req.image, |p| {
-            Decision::from_refusals(
-                self.container_refusals(p, &req.image, image, config, &req.host, None),
-            )
+            Decision::from_refusals(self.container_refusals(
+                p,
+                &req.image,
+                &image.id,
+                Some(image),
+                config,
+                &req.host,
+                None,
+            ))
         })?)
     }
 
     /// start (foreground, monitor, restart): a record created before the policy changed is
     /// checked again, with the user resolved in its writable layer first.
-    pub(crate) fn policy_start(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+    pub fn policy_start(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
         self.policy.enforce("start", rec.id.as_str(), |p| {
-            let image = match self.store.resolve_image(&rec.image.to_string()) {
-                Ok(i) => i,
-                Err(e) => {
-                    return Decision::Refused {
-                        rule: "registries.allow".into(),
-                        message: format!("image {} cannot be checked: {e}", rec.image),
-                    }
-                }
-            };
             let upper = self.store.container_paths(&rec.id).upper;
             Decision::from_refusals(self.container_refusals(
                 p,
                 &rec.config.image,
-                &image,
+                &rec.image,
+                None,
                 &rec.config,
                 &rec.host_config,
                 Some(&upper),
@@ -214,7 +236,15 @@ impl Engine {
         let hostname = req.hostname.clone().unwrap_or_default();
         let config = crate::create::container_config(req, &image.config.config, &hostname)?;
         let refusals = self
-            .container_refusals(p, &req.image, &image, &config, &req.host, None)
+            .container_refusals(
+                p,
+                &req.image,
+                &image.id,
+                Some(&image),
+                &config,
+                &req.host,
+                None,
+            )
             .into_iter()
             .map(|(r, m)| (r.to_string(), m))
             .collect();
