@@ -89,7 +89,6 @@ impl Engine {
         }
         let user = req.user.clone().unwrap_or_else(|| rec.config.user.clone());
         crate::create::validate_user(&user, &hc.group_add)?;
-        self.policy_exec(rec, info.state.pid, &user)?;
         Ok(ExecSpec {
             container_id: rec.id.to_string(),
             container_pid: info.state.pid,
@@ -120,6 +119,10 @@ impl Engine {
     ) -> Result<ExecRunning, EngineError> {
         let info = self.running_container(name_or_id)?;
         let spec = self.exec_spec(&info, req)?;
+        // the admin policy: the container again, and the exec's own user (a healthcheck's
+        // probe is the container's create-time config, checked at start: `health` builds its
+        // spec directly and is not logged every interval)
+        self.policy_exec(&info.record, info.state.pid, &spec.process.user)?;
         let opts = ExecOptions {
             seccomp_cache_dir: self.seccomp_cache_dir(),
             io,
