@@ -344,6 +344,18 @@ fn forced_protections_nosuid_and_no_new_privileges() {
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     let root = out.lines().find(|l| l.contains(" / ")).unwrap();
     assert!(root.contains("nosuid"), "{root}");
+    // the same on the old-kernel paths (legacy mount API, no openat2)
+    let out = p
+        .cmd(&["run", "--rm", "busybox", "grep", " / ", "/proc/self/mounts"])
+        .env("WHARF_DISABLE", "mountapi,openat2,clone3")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("nosuid"),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
     // without the policy: docker's rules (no_new_privileges=false is honoured)
     let out = w.ok(&[
         "run",
