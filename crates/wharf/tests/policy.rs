@@ -466,6 +466,38 @@ fn audit_log_rotates() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["rule"], "run.privileged");
     }
+    // concurrent writers and rotators: every line stays whole, and no rotation throws away
+    // a fresh log (what is left in both files is at least the last max_size of lines)
+    p.set("[run]\nprivileged = false\n[audit]\nmax_size = \"4k\"\n");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    p.refused(
+                        &["create", "--privileged", "busybox", "true"],
+                        "run.privileged",
+                    );
+                }
+            });
+        }
+    });
+    let cur = std::fs::read_to_string(&p.audit).unwrap();
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    // two writers may both find room for their line: a file may pass max_size by a line each
+    assert!(
+        cur.len() <= 4096 + 4 * 1024 && old.len() <= 4096 + 4 * 1024,
+        "{} {}",
+        cur.len(),
+        old.len()
+    );
+    for l in old.lines().chain(cur.lines()) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert_eq!(v["result"], "refused");
+    }
+    assert!(
+        old.len() + cur.len() > 4096,
+        "a rotation lost the previous log"
+    );
 }
 
 #[test]

@@ -33,11 +33,19 @@ fn command_line() -> String {
     s
 }
 
+/// The kernel's login uid (`/proc/self/loginuid`: who logged in, kept across `sudo`/`su`);
+/// `None` when unset.
+fn login_uid() -> Option<u32> {
+    let s = std::fs::read_to_string("/proc/self/loginuid").ok()?;
+    s.trim().parse::<u32>().ok().filter(|u| *u != u32::MAX)
+}
+
 /// The JSON line for `r` (ends with a newline).
 pub(crate) fn line(r: &Record<'_>) -> String {
     let v = serde_json::json!({
         "time": crate::timefmt::now_rfc3339(),
         "uid": nix::unistd::getuid().as_raw(),
+        "auid": login_uid(),
         "pid": std::process::id(),
         "command": command_line(),
         "action": r.action,
@@ -85,12 +93,29 @@ fn try_append(path: &Path, max_size: u64, r: &Record<'_>) -> std::io::Result<()>
         Err(e) => return Err(e),
     };
     if max_size > 0 && f.metadata()?.len() + data.len() as u64 > max_size {
-        let mut rotated = path.as_os_str().to_owned();
-        rotated.push(".1");
-        // two processes may both rotate: the second renames a fresh, small file; no line is
-        // lost because each write goes to whichever inode it opened
-        std::fs::rename(path, &rotated)?;
-        f = open(path)?;
+        f = rotate(path, f)?;
     }
     f.write_all(data.as_bytes())
+}
+
+/// Renames the full log to `<path>.1` and opens a fresh one. Under an exclusive `flock` of
+/// the full file, and only if `path` still names it: of two processes that both found it
+/// full, the second sees it was already rotated and does not rotate the fresh file away.
+fn rotate(path: &Path, full: std::fs::File) -> std::io::Result<std::fs::File> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::MetadataExt;
+    let locked =
+        Flock::lock(full, FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
+    let (dev, ino) = {
+        let m = locked.metadata()?;
+        (m.dev(), m.ino())
+    };
+    let current = std::fs::symlink_metadata(path).ok();
+    if current.is_some_and(|m| m.dev() == dev && m.ino() == ino) {
+        let mut rotated = path.as_os_str().to_owned();
+        rotated.push(".1");
+        std::fs::rename(path, &rotated)?;
+    }
+    drop(locked);
+    open(path)
 }

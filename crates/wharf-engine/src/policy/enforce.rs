@@ -12,12 +12,36 @@ use wharf_types::container::{ContainerConfig, ContainerRecord, HostConfig};
 
 const PASSWD_MAX: u64 = 1 << 20;
 
+/// In one layer directory, `etc` and `etc/passwd` must not be symlinks: the layer alone
+/// cannot say where overlay's merged view would lead them, and a guess could differ from what
+/// init resolves (fail closed). `Ok(false)`: this layer has no passwd.
+fn layer_has_plain_passwd(root: &Path) -> Result<bool, String> {
+    for (p, dir) in [(root.join("etc"), true), (root.join("etc/passwd"), false)] {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("{} is a symlink in an image layer", p.display()))
+            }
+            Ok(m) if dir && !m.is_dir() => {
+                return Err(format!("{} is not a directory", p.display()))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        }
+    }
+    Ok(true)
+}
+
 /// Resolves a user name in the first of `roots` that has an `etc/passwd` (a writable layer
-/// first, then the image's layers topmost first, or a running container's root). A file that
-/// is not a regular file (an overlay whiteout, a FIFO) or is too large is an error: the
-/// caller refuses (fail closed).
-fn resolve_in(roots: &[PathBuf], name: &str) -> Result<u32, String> {
+/// first, then the image's layers topmost first — `layers` — or a running container's root,
+/// where symlinks resolve inside it as the container sees them). A file that is not a
+/// regular file (an overlay whiteout, a FIFO), a symlink in a layer or a file too large is
+/// an error: the caller refuses (fail closed).
+fn resolve_in(roots: &[PathBuf], layers: bool, name: &str) -> Result<u32, String> {
     for root in roots {
+        if layers && !layer_has_plain_passwd(root)? {
+            continue;
+        }
         let dir = match std::fs::File::open(root) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -71,7 +95,7 @@ impl Engine {
         let resolve = |n: &str| {
             let mut roots: Vec<PathBuf> = upper.map(Path::to_path_buf).into_iter().collect();
             roots.extend(self.store.image_layers(image_id).unwrap_or_default());
-            resolve_in(&roots, n)
+            resolve_in(&roots, true, n)
         };
         let mut out = rules::check_container(p, config, host, &resolve);
         if p.registries.allow.is_some() || p.registries.require_digest {
@@ -176,7 +200,7 @@ impl Engine {
         self.policy_start(rec)?;
         self.policy.enforce("exec", rec.id.as_str(), |p| {
             let roots = [PathBuf::from(format!("/proc/{pid}/root"))];
-            let resolve = |n: &str| resolve_in(&roots, n);
+            let resolve = |n: &str| resolve_in(&roots, false, n);
             Decision::from_refusals(rules::check_user(p, user, &resolve).into_iter().collect())
         })?;
         Ok(())
@@ -249,5 +273,41 @@ impl Engine {
             .map(|(r, m)| (r.to_string(), m))
             .collect();
         Ok(Explanation { refusals })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_in_layers() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, top, base) = (t.path().join("u"), t.path().join("t"), t.path().join("b"));
+        for d in [&upper, &top, &base] {
+            std::fs::create_dir_all(d.join("etc")).unwrap();
+        }
+        std::fs::write(base.join("etc/passwd"), "app:x:1000:1000::/:/bin/sh\n").unwrap();
+        std::fs::write(base.join("etc/passwd.real"), "app:x:0:0::/:/bin/sh\n").unwrap();
+        let roots = [upper.clone(), top.clone(), base.clone()];
+        assert_eq!(resolve_in(&roots, true, "app"), Ok(1000));
+        assert!(resolve_in(&roots, true, "nobody").is_err());
+        // a symlinked passwd in an upper layer would be resolved by overlay in the merged
+        // view (here: to uid 0): refused, never looked past
+        std::os::unix::fs::symlink("/etc/passwd.real", top.join("etc/passwd")).unwrap();
+        assert!(resolve_in(&roots, true, "app").is_err());
+        std::fs::remove_file(top.join("etc/passwd")).unwrap();
+        std::fs::remove_dir(top.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", top.join("etc")).unwrap();
+        assert!(resolve_in(&roots, true, "app").is_err());
+        // the writable layer's passwd comes first
+        std::fs::write(upper.join("etc/passwd"), "app:x:0:0::/:/bin/sh\n").unwrap();
+        assert_eq!(resolve_in(&roots, true, "app"), Ok(0));
+        // a FIFO is an error, not a hang
+        let fifo = t.path().join("f");
+        std::fs::create_dir_all(fifo.join("etc")).unwrap();
+        nix::unistd::mkfifo(&fifo.join("etc/passwd"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(resolve_in(&[fifo], true, "app").is_err());
+        assert!(resolve_in(&[], true, "app").is_err());
     }
 }
