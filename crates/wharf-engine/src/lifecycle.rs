@@ -120,6 +120,9 @@ impl Engine {
                 rec.id.short()
             )));
         }
+        // the admin policy decides here, in the caller's process (the audit line names the
+        // command that asked); the monitor checks again before each restart
+        self.policy_start(&info.record)?;
         let mut cmd = std::process::Command::new("/proc/self/exe");
         std::os::unix::process::CommandExt::arg0(&mut cmd, "wharf");
         cmd.arg("__monitor")

@@ -388,11 +388,15 @@ impl Monitor {
     /// Starts the container once and supervises it until pid 1 exits.
     fn run_once(&mut self) -> Ended {
         let paths = self.engine.store.container_paths(&self.rec.id);
-        let spec = match self
-            .engine
-            .policy_start(&self.rec)
-            .and_then(|()| self.engine.runtime_spec(&self.rec, &paths))
-        {
+        // the first start was checked by the process that spawned this monitor
+        // (`spawn_monitor`); a restart is checked again against the policy as this monitor
+        // read it
+        let checked = if self.reported {
+            self.engine.policy_start(&self.rec)
+        } else {
+            Ok(())
+        };
+        let spec = match checked.and_then(|()| self.engine.runtime_spec(&self.rec, &paths)) {
             Ok(s) => s,
             Err(e) => return Ended::StartFailed(e.exit_code(), e.to_string()),
         };

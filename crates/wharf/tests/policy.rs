@@ -572,3 +572,65 @@ fn start_checks_are_cheap() {
     let lines = std::fs::read_to_string(w.dir.path().join("audit.log")).unwrap();
     assert_eq!(lines.lines().count(), 250);
 }
+
+/// A restart by the monitor is checked again: the container made its user root in its own
+/// passwd, the next start is refused (and logged by the monitor); a detached start is decided
+/// and logged in the caller's process.
+#[test]
+fn monitor_restart_is_rechecked() {
+    let w = Wharf::new().with_busybox();
+    let p = Pol::new(&w, "[run]\nnon_root = true\n");
+    let id = p.ok(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "-u",
+        "app",
+        "busybox",
+        "sleep",
+        "1",
+    ]);
+    let id = id.trim();
+    let first = p.audit_lines();
+    assert!(
+        first.iter().any(|l| l["action"] == "start"
+            && l["result"] == "allowed"
+            && l["command"].as_str().unwrap().contains(" run -d ")),
+        "{first:?}"
+    );
+    // as root, without the policy: app becomes uid 0 in the container's passwd
+    w.ok(&[
+        "exec",
+        "-u",
+        "0",
+        id,
+        "sh",
+        "-c",
+        "echo app:x:0:0::/:/bin/sh > /etc/passwd",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let refused = loop {
+        let r = p.audit_lines().into_iter().find(|l| {
+            l["action"] == "start" && l["result"] == "refused" && l["rule"] == "run.non_root"
+        });
+        if let Some(r) = r {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            p.audit_lines()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        refused["command"].as_str().unwrap().contains("__monitor"),
+        "{refused}"
+    );
+    assert!(refused["reason"]
+        .as_str()
+        .unwrap()
+        .contains("resolves to uid 0"));
+    w.ok(&["rm", "-f", id]);
+}
