@@ -441,6 +441,16 @@ fn registries_for_pull_push_load_import_and_run() {
     let tags = w.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(tags.contains(&format!("{addr}/bb:1")), "{tags}");
     assert!(!tags.contains("busybox:latest"), "{tags}");
+    // a refused name that named another image before the load is given back to it
+    let other = w.dir.path().join("other.tar");
+    write_busybox_tar_with(&other, &["etc/group"], &|_| {});
+    let before = w.ok(&["import", other.to_str().unwrap(), "busybox:latest"]);
+    p.refused(
+        &["load", "-i", archive.to_str().unwrap()],
+        "registries.allow",
+    );
+    let now = w.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox:latest"]);
+    assert_eq!(now.trim(), before.trim());
 }
 
 #[test]

@@ -221,18 +221,28 @@ impl Engine {
     }
 
     /// load and bundle apply: the names an archive brought are checked after its content
-    /// verified; a refused name is removed again (and with it an image it alone named), so
-    /// nothing outside the allowed registries stays runnable.
+    /// verified; a refused name is undone: given back to the image it named before the load,
+    /// or removed (and with it an image it alone named), so nothing outside the allowed
+    /// registries becomes runnable.
     pub fn policy_loaded(
         &self,
         action: &str,
         loaded: &[wharf_store::archive::LoadedImage],
     ) -> Result<(), EngineError> {
         let mut refused = None;
-        for tag in loaded.iter().flat_map(|l| l.tags.iter()) {
-            if let Err(e) = self.policy_image(action, tag, true) {
-                let _ = self.remove_image(tag, false);
-                refused.get_or_insert(e);
+        for l in loaded {
+            for tag in &l.tags {
+                if let Err(e) = self.policy_image(action, tag, true) {
+                    let before = l.retagged.iter().find(|(t, _)| t == tag);
+                    let restored = match (before, wharf_types::ImageRef::parse(tag)) {
+                        (Some((_, old)), Ok(r)) => self.store.tag(&old.to_string(), &r).is_ok(),
+                        _ => false,
+                    };
+                    if !restored {
+                        let _ = self.remove_image(tag, false);
+                    }
+                    refused.get_or_insert(e);
+                }
             }
         }
         refused.map_or(Ok(()), Err)
