@@ -365,8 +365,7 @@ impl Engine {
             init: hc.init,
             debug: self.opts.debug,
         };
-        self.policy
-            .harden(&mut spec.security, &mut spec.rootfs.nosuid);
+        self.policy.harden(&mut spec);
         Ok(spec)
     }
 

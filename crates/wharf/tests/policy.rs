@@ -644,3 +644,24 @@ fn monitor_restart_is_rechecked() {
         .contains("resolves to uid 0"));
     w.ok(&["rm", "-f", id]);
 }
+
+/// Under a pids maximum, wharf's default pids limit is a protection, not a default: a host
+/// without the pids controller fails the start instead of running the container unlimited.
+#[test]
+fn pids_maximum_makes_the_default_limit_explicit() {
+    let w = Wharf::new().with_busybox();
+    let p = Pol::new(&w, "[limits]\npids = 4096\n");
+    p.ok(&["run", "--rm", "busybox", "true"]);
+    let no_pids = |c: &mut Command| {
+        c.env("WHARF_DISABLE", "cgroup.pids");
+    };
+    let mut c = w.command(&["run", "--rm", "busybox", "true"]);
+    no_pids(&mut c);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "without a policy: {}", stderr(&o));
+    let mut c = p.cmd(&["run", "--rm", "busybox", "true"]);
+    no_pids(&mut c);
+    let o = c.output().unwrap();
+    assert!(!o.status.success(), "ran without a pids limit");
+    assert!(stderr(&o).contains("pids"), "{}", stderr(&o));
+}

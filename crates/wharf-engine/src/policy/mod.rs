@@ -267,18 +267,22 @@ impl Loaded {
         matches!(self, Loaded::Active(p) if p.run.no_new_privileges)
     }
 
-    /// The policy's forced protections, applied to every spec the engine builds.
-    pub(crate) fn harden(
-        &self,
-        security: &mut wharf_runtime::spec::SecuritySpec,
-        nosuid: &mut bool,
-    ) {
+    /// The policy's forced protections, applied to every spec the engine builds:
+    /// no_new_privs, a `nosuid` rootfs, and under a pids maximum the default pids limit made
+    /// explicit (so a host without the pids controller fails the start instead of running
+    /// the container unlimited).
+    pub(crate) fn harden(&self, spec: &mut wharf_runtime::spec::ContainerSpec) {
         if let Loaded::Active(p) = self {
             if p.run.no_new_privileges {
-                security.no_new_privileges = true;
+                spec.security.no_new_privileges = true;
             }
             if p.run.nosuid {
-                *nosuid = true;
+                spec.rootfs.nosuid = true;
+            }
+            if let Some(max) = p.limits.pids {
+                if spec.cgroup.pids_limit.is_none() {
+                    spec.cgroup.pids_limit = Some(crate::run::DEFAULT_PIDS_LIMIT.min(max));
+                }
             }
         }
     }
