@@ -218,6 +218,20 @@ impl Loaded {
         target: &str,
         decide: impl FnOnce(&Policy) -> Decision,
     ) -> Result<(), PolicyError> {
+        if matches!(self, Loaded::None) {
+            return Ok(());
+        }
+        self.enforce_logged_to(&self.audit_path(), action, target, decide)
+    }
+
+    /// [`Loaded::enforce`] with the audit log at `log`.
+    fn enforce_logged_to(
+        &self,
+        log: &Path,
+        action: &str,
+        target: &str,
+        decide: impl FnOnce(&Policy) -> Decision,
+    ) -> Result<(), PolicyError> {
         let (decision, max) = match self {
             Loaded::None => return Ok(()),
             Loaded::Active(p) => (decide(p), p.audit_max_size),
@@ -234,7 +248,7 @@ impl Loaded {
             Decision::Refused { rule, message } => (rule.as_str(), false, message.as_str()),
         };
         audit::append(
-            &self.audit_path(),
+            log,
             max,
             &audit::Record {
                 action,
@@ -285,5 +299,75 @@ impl Loaded {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_fails_closed() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(matches!(Loaded::load(&t.path().join("none")), Loaded::None));
+        // a directory, a FIFO, a huge file, bytes that are not UTF-8: refused, never read
+        // unbounded or blocked on
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let big = t.path().join("big.toml");
+        std::fs::write(&big, "#".repeat(MAX_FILE_SIZE as usize + 1)).unwrap();
+        let bin = t.path().join("bin.toml");
+        std::fs::write(&bin, b"[run]\nprivileged = false # \xff\n").unwrap();
+        for p in [t.path().to_path_buf(), fifo, big, bin] {
+            match Loaded::load(&p) {
+                Loaded::Broken(PolicyError::Read { path, .. }) => {
+                    assert_eq!(path, p.display().to_string())
+                }
+                other => panic!("{}: {other:?}", p.display()),
+            }
+        }
+        let ok = t.path().join("ok.toml");
+        std::fs::write(&ok, "[run]\nprivileged = false\n").unwrap();
+        let Loaded::Active(p) = Loaded::load(&ok) else {
+            panic!("not loaded")
+        };
+        assert_eq!(p.audit_max_size, DEFAULT_AUDIT_MAX_SIZE);
+        assert!(Loaded::validate(&t.path().join("none")).is_err());
+    }
+
+    #[test]
+    fn broken_policy_refuses_and_denials_carry_rule_and_file() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("a.log");
+        let broken = Loaded::Broken(PolicyError::Read {
+            path: "/p".into(),
+            message: "x".into(),
+        });
+        let e = broken
+            .enforce_logged_to(&log, "start", "c", |_| Decision::Allowed)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+        let active = Loaded::Active(Box::new(Policy {
+            path: "/etc/wharf/policy.toml".into(),
+            ..Policy::default()
+        }));
+        let e = active
+            .enforce_logged_to(&log, "create", "busybox", |_| Decision::Refused {
+                rule: "run.privileged".into(),
+                message: "--privileged is not allowed".into(),
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(
+            e.to_string(),
+            "refused by policy rule `run.privileged` (/etc/wharf/policy.toml): --privileged is not allowed"
+        );
+        assert!(Loaded::None.enforce("x", "y", |_| unreachable!()).is_ok());
+        let lines = std::fs::read_to_string(&log).unwrap();
+        let rules: Vec<String> = lines
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"].to_string())
+            .collect();
+        assert_eq!(rules, ["\"policy-file\"", "\"run.privileged\""]);
     }
 }
