@@ -525,6 +525,14 @@ fn policy_check_explains() {
     }
     let out = p.ok(&["policy", "check", "-u", "app", "-m", "8m", "busybox", "id"]);
     assert!(out.starts_with("allowed"), "{out}");
+    // what the policy forces is said too
+    p.set("[run]\nnosuid = true\nno_new_privileges = true\n");
+    let out = p.ok(&["policy", "check", "busybox"]);
+    assert!(
+        out.contains("forced on the container: no_new_privileges, nosuid rootfs"),
+        "{out}"
+    );
+    p.set("[run]\nprivileged = false\nnon_root = true\n[limits]\nrequired = [\"memory\"]\n");
     // nothing was created, nothing logged by a check
     assert_eq!(containers(&w), 0);
     assert!(p.audit_lines().is_empty());

@@ -147,8 +147,25 @@ pub fn check(cli: &Cli, a: &PolicyCheckArgs) -> anyhow::Result<i32> {
     let ex = engine
         .policy_explain(&req)
         .with_context(|| format!("check {}", req.image))?;
+    let forced = match engine.policy() {
+        Loaded::Active(p) => [
+            (p.run.no_new_privileges, "no_new_privileges"),
+            (p.run.nosuid, "nosuid rootfs"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
     if ex.refusals.is_empty() {
-        println!("allowed: {} passes every rule of {path}", req.image);
+        match engine.policy() {
+            Loaded::None => println!("allowed: no policy ({path} does not exist)"),
+            _ => println!("allowed: {} passes every rule of {path}", req.image),
+        }
+        if !forced.is_empty() {
+            println!("forced on the container: {}", forced.join(", "));
+        }
         return Ok(0);
     }
     println!("refused by {path}:");
