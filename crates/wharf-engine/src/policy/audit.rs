@@ -71,12 +71,12 @@ fn open(path: &Path) -> std::io::Result<std::fs::File> {
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc_nofollow())
+        .custom_flags(nofollow_flag())
         .open(path)
 }
 
 /// `O_NOFOLLOW`: the log is never written through a symlink.
-fn libc_nofollow() -> i32 {
+fn nofollow_flag() -> i32 {
     nix::fcntl::OFlag::O_NOFOLLOW.bits()
 }
 

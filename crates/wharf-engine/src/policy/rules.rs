@@ -230,17 +230,37 @@ pub(crate) fn check_container(
     out
 }
 
+/// `path` with symlinks resolved, for a path whose tail may not exist yet.
+fn real_path(path: &std::path::Path) -> Option<String> {
+    let mut tail = Vec::new();
+    let mut cur = path;
+    loop {
+        if let Ok(r) = std::fs::canonicalize(cur) {
+            let mut r = r;
+            for c in tail.iter().rev() {
+                r.push(c);
+            }
+            return Some(r.to_string_lossy().into_owned());
+        }
+        tail.push(cur.file_name()?.to_owned());
+        cur = cur.parent()?;
+    }
+}
+
 fn bind_refusal(source: &str, read_only: bool, list: &[(String, bool)]) -> Option<String> {
     let lexical_ok = source.starts_with('/') && !source.split('/').any(|c| c == "..");
     // a symlink under an allowed directory must not lead out of it: the real path is
-    // checked too (a source that does not exist yet is created by `run`, as a directory)
-    let real = std::fs::canonicalize(source)
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
+    // checked too (a source that does not exist yet is created by `run`, as a directory:
+    // its nearest existing ancestor's real path with the rest appended)
+    let real = real_path(std::path::Path::new(source));
     let real = real.as_deref().unwrap_or(source);
-    let entry = list
-        .iter()
-        .find(|(p, _)| lexical_ok && under(source, p) && under(real, p));
+    // (an allowed directory that is itself a symlink is compared by its real path too)
+    let entry = list.iter().find(|(p, _)| {
+        let real_p = std::fs::canonicalize(p)
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned());
+        lexical_ok && under(source, p) && under(real, real_p.as_deref().unwrap_or(p))
+    });
     match entry {
         None => Some(format!(
             "bind mount of host path {source} is not allowed (allowed: {})",
@@ -407,6 +427,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(rules(&p, &unlabelled, &h), ["run.required_labels"]);
+    }
+
+    #[test]
+    fn bind_paths_through_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        let secret = t.path().join("secret");
+        std::fs::create_dir_all(real.join("x")).unwrap();
+        std::fs::create_dir_all(&secret).unwrap();
+        let alias = t.path().join("alias");
+        std::os::unix::fs::symlink(&real, &alias).unwrap();
+        std::os::unix::fs::symlink(&secret, real.join("out")).unwrap();
+        let list = [(alias.display().to_string(), false)];
+        let s = |p: &std::path::Path| p.display().to_string();
+        // an allowed directory that is a symlink still allows what is below it
+        assert_eq!(bind_refusal(&s(&alias.join("x")), false, &list), None);
+        // a symlink below it that leads out does not
+        assert!(bind_refusal(&s(&alias.join("out")), false, &list).is_some());
+        assert!(bind_refusal(&s(&secret), false, &list).is_some());
+        // a source that does not exist yet is judged by its name
+        assert_eq!(bind_refusal(&s(&alias.join("new")), false, &list), None);
+        assert!(bind_refusal(&s(&alias.join("../secret")), false, &list).is_some());
     }
 
     #[test]
