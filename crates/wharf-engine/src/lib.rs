@@ -20,6 +20,7 @@ pub mod state;
 pub mod stats;
 pub mod system;
 pub mod timefmt;
+pub mod validate;
 
 pub use error::EngineError;
 

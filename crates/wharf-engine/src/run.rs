@@ -125,6 +125,7 @@ impl Engine {
         req: CreateRequest,
         client: bool,
     ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
+        let req = crate::validate::prepare(req)?;
         self.create_with(req, client, &mut || self.unused_name())
     }
 

@@ -389,6 +389,43 @@ fn bad_flags_are_125() {
         assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     }
+    // the engine's messages reach the user (docker's wording)
+    for (args, want) in [
+        (
+            vec!["run", "-m", "5m", "busybox", "true"],
+            "minimum memory limit allowed is 6MB",
+        ),
+        (
+            vec!["run", "-m", "1e400", "busybox", "true"],
+            "invalid size: '1e400'",
+        ),
+        (
+            vec!["run", "--rm", "--restart", "always", "busybox", "true"],
+            "cannot specify both --restart and --rm",
+        ),
+        (
+            vec!["run", "-e", "BAD KEY=1", "busybox", "true"],
+            "variable \"BAD KEY\" contains whitespaces",
+        ),
+        (
+            vec!["run", "--health-interval", "10x", "busybox", "true"],
+            "unknown unit \"x\" in duration",
+        ),
+        (
+            vec![
+                "run",
+                "--security-opt",
+                "seccomp=/nonexistent.json",
+                "busybox",
+                "true",
+            ],
+            "opening seccomp profile (/nonexistent.json) failed",
+        ),
+    ] {
+        let o = w.run(&args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
     assert_eq!(w.ok(&["ps", "-a", "-q"]), "");
 }
 
