@@ -3,7 +3,8 @@
 //! restart policy, log options, seccomp profile paths) are parsed here with
 //! `wharf_types::parse`, and the decisions docker's daemon makes are made here: the memory
 //! minimum, the CPU range, `--rm` with `--restart`, which networks exist, log options, and
-//! reading a seccomp profile file (bounded, regular files only) into the record.
+//! reading a seccomp profile file (bounded, regular files only) into the record, and that a
+//! `--mount type=bind` source exists.
 //!
 //! Front ends (the CLI, later the API) only map their input into a `CreateRequest`; they do
 //! not decide. This module must not print or parse argv.
@@ -11,7 +12,9 @@
 use crate::create::CreateRequest;
 use crate::EngineError;
 use std::path::Path;
-use wharf_types::container::{HostConfig, LogConfig, NetworkMode, RestartPolicy};
+use wharf_types::container::{
+    HostConfig, LogConfig, MountConfig, MountKind, NetworkMode, RestartPolicy,
+};
 use wharf_types::oci::HealthConfig;
 use wharf_types::parse;
 
@@ -68,7 +71,29 @@ pub fn prepare(mut req: CreateRequest) -> Result<CreateRequest, EngineError> {
         .unwrap_or(1);
     check_host(&req.host, ncpu)?;
     read_seccomp_profiles(&mut req.host.security_opt)?;
+    check_bind_sources(&req.host.mounts)?;
     Ok(req)
+}
+
+/// `--mount type=bind` needs an existing source (docker's daemon refuses a missing one; only
+/// `-v` creates it).
+pub fn check_bind_sources(mounts: &[MountConfig]) -> Result<(), EngineError> {
+    for m in mounts {
+        if m.kind == MountKind::Bind && !m.create_mountpoint {
+            bind_source_exists(&m.source)?;
+        }
+    }
+    Ok(())
+}
+
+/// docker's "bind source path does not exist" error for a missing source.
+pub fn bind_source_exists(source: &str) -> Result<(), EngineError> {
+    match std::fs::metadata(source) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(invalid(format!(
+            "invalid mount config for type \"bind\": bind source path does not exist: {source}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Parses the flags into the typed request (no I/O).

@@ -54,8 +54,12 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
         .context("\"run\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]")?;
     let env = env_from_flags(&a.env_file, &a.env)?;
     let mut mounts_cfg = Vec::new();
-    for v in &a.volume {
-        mounts_cfg.push(mounts::parse_volume_flag(v)?);
+    if !a.volume.is_empty() {
+        // docker 23+: `-v ./rel:/x` is relative to the current directory
+        let cwd = std::env::current_dir().context("current directory")?;
+        for v in &a.volume {
+            mounts_cfg.push(mounts::parse_volume_flag_from(v, &cwd)?);
+        }
     }
     for m in &a.mount {
         mounts_cfg.push(mounts::parse_mount_flag(m)?);
