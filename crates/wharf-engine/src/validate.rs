@@ -7,7 +7,9 @@
 //! `--mount type=bind` source exists.
 //!
 //! Front ends (the CLI, later the API) only map their input into a `CreateRequest`; they do
-//! not decide. This module must not print or parse argv.
+//! not decide. This module must not print or parse argv. A seccomp *path* is read with the
+//! caller's privileges, which is the CLI user's in-process; an API route must pass the
+//! profile's content (as docker's API does), never a path for the server to read.
 
 use crate::create::CreateRequest;
 use crate::EngineError;
