@@ -1,6 +1,6 @@
 //! Building a container's create-time record: the image's defaults (Env, Entrypoint, Cmd,
-//! WorkingDir, User) merged with the user's options the way docker merges them, plus env-file
-//! parsing. Pure functions; `run` does the I/O.
+//! WorkingDir, User) merged with the user's options the way docker merges them. Pure functions; `run`
+//! does the I/O, `validate` parses and checks the user's options first.
 
 use crate::EngineError;
 use std::collections::BTreeMap;
@@ -32,6 +32,9 @@ pub struct CreateRequest {
     /// `--health-*` / `--no-healthcheck` (Test ["NONE"]), merged over the image's.
     pub healthcheck: Option<wharf_types::oci::HealthConfig>,
     pub host: HostConfig,
+    /// Options as the user typed them, parsed and applied over `host`/`healthcheck` by
+    /// `validate::prepare` when the container is created.
+    pub flags: crate::validate::CreateFlags,
 }
 
 fn env_key(e: &str) -> &str {
@@ -217,71 +220,6 @@ pub fn merge_healthcheck(
     }
 }
 
-/// Parses an env file with docker's rules: `KEY=value` taken literally, a bare `KEY` taken from
-/// `lookup` (dropped if unset), blank lines and `#` comments skipped. `origin` names the file in
-/// errors.
-pub fn parse_env_file(
-    origin: &str,
-    content: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<String>, EngineError> {
-    let mut out = Vec::new();
-    for (n, raw) in content.lines().enumerate() {
-        let line = raw.trim_start();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (line.trim_end(), None),
-        };
-        if key.is_empty() {
-            return Err(EngineError::InvalidArgument(format!(
-                "{origin}:{}: invalid environment variable: {raw:?}",
-                n + 1
-            )));
-        }
-        if key.chars().any(char::is_whitespace) {
-            return Err(EngineError::InvalidArgument(format!(
-                "{origin}:{}: variable {key:?} contains whitespaces",
-                n + 1
-            )));
-        }
-        if key.contains('\0') || value.is_some_and(|v| v.contains('\0')) {
-            return Err(EngineError::InvalidArgument(format!(
-                "{origin}:{}: NUL byte in environment variable",
-                n + 1
-            )));
-        }
-        match value {
-            Some(v) => out.push(format!("{key}={v}")),
-            None => {
-                if let Some(v) = lookup(key) {
-                    out.push(format!("{key}={v}"));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A `-e` value: `KEY=value`, or `KEY` taken from `lookup` (dropped if unset).
-pub fn parse_env_flag(
-    flag: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, EngineError> {
-    match flag.split_once('=') {
-        Some(("", _)) => Err(EngineError::InvalidArgument(format!(
-            "invalid environment variable: {flag:?}"
-        ))),
-        Some(_) => Ok(Some(flag.to_string())),
-        None if flag.is_empty() => Err(EngineError::InvalidArgument(
-            "invalid environment variable: empty".to_string(),
-        )),
-        None => Ok(lookup(flag).map(|v| format!("{flag}={v}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,22 +290,5 @@ mod tests {
             ..Default::default()
         };
         assert!(container_config(&bad, &empty, "abc").is_err());
-    }
-
-    #[test]
-    fn env_files() {
-        let lookup = |k: &str| (k == "FROM_HOST").then(|| "h".to_string());
-        let v = parse_env_file(
-            "f",
-            "# c\n\nA=1\nB= spaced \nFROM_HOST\nUNSET\nC=x=y\n",
-            &lookup,
-        )
-        .unwrap();
-        assert_eq!(v, vec!["A=1", "B= spaced ", "FROM_HOST=h", "C=x=y"]);
-        assert!(parse_env_file("f", "BAD KEY=1\n", &lookup).is_err());
-        assert!(parse_env_file("f", "=novalue\n", &lookup).is_err());
-        assert_eq!(parse_env_flag("X", &lookup).unwrap(), None);
-        assert_eq!(parse_env_flag("A=b", &lookup).unwrap(), Some("A=b".into()));
-        assert!(parse_env_flag("=b", &lookup).is_err());
     }
 }

@@ -21,6 +21,7 @@ pub mod state;
 pub mod stats;
 pub mod system;
 pub mod timefmt;
+pub mod validate;
 
 pub use error::EngineError;
 

@@ -188,7 +188,7 @@ impl Engine {
         let (rec, client) = self.create(req, true)?;
         let started = self.start_detached(&rec);
         if started.is_err() && rec.host_config.auto_remove {
-            let _ = self.store.remove_container(&rec.id);
+            self.auto_remove(&rec);
         }
         if let Some(c) = client {
             c.release();
@@ -394,7 +394,7 @@ impl Engine {
                 info.state.status,
                 Status::Exited | Status::Created | Status::Dead
             ) {
-                let id = self.remove_container(info.record.id.as_str(), false)?;
+                let id = self.remove_container(info.record.id.as_str(), false, false)?;
                 out.push(id);
             }
         }

@@ -373,7 +373,7 @@ impl Monitor {
         self.state.monitor_start_time = 0;
         self.state.pid = 0;
         if self.rec.host_config.auto_remove {
-            let _ = self.engine.store.remove_container(&self.rec.id);
+            self.engine.auto_remove(&self.rec);
         } else {
             self.save();
         }

@@ -2,6 +2,7 @@
 //! enter a container. The admin-policy issue will refuse bind mounts here.
 
 use crate::EngineError;
+use std::path::Path;
 use wharf_types::container::{MountConfig, MountKind};
 
 fn invalid(msg: String) -> EngineError {
@@ -83,8 +84,35 @@ pub fn check_destination(spec: &str, kind: &MountKind, target: &str) -> Result<(
     Ok(())
 }
 
-/// Parses `-v SRC:DST[:OPTS]` / `-v DST` (an anonymous volume, source left empty).
+/// Parses `-v SRC:DST[:OPTS]` / `-v DST` (an anonymous volume, source left empty). A host
+/// path must be absolute; see [`parse_volume_flag_from`] for relative ones.
 pub fn parse_volume_flag(spec: &str) -> Result<MountConfig, EngineError> {
+    parse_volume(spec, None)
+}
+
+/// [`parse_volume_flag`], with a source starting with `.` (`./data`, `../x`, `.`) taken
+/// relative to `cwd` and cleaned lexically, as docker 23+ does.
+pub fn parse_volume_flag_from(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> {
+    parse_volume(spec, Some(cwd))
+}
+
+/// `cwd` joined with `rel`, `.` and `..` resolved lexically (never above `/`).
+fn absolute_from(cwd: &Path, rel: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let joined = format!("{}/{rel}", cwd.display());
+    for c in joined.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c.to_string()),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn parse_volume(spec: &str, cwd: Option<&Path>) -> Result<MountConfig, EngineError> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, target, opts) = match parts.as_slice() {
         [t] => ("", *t, ""),
@@ -107,6 +135,14 @@ pub fn parse_volume_flag(spec: &str) -> Result<MountConfig, EngineError> {
             }
         }
     }
+    let resolved;
+    let source = match cwd {
+        Some(cwd) if source.starts_with('.') && cwd.is_absolute() => {
+            resolved = absolute_from(cwd, source);
+            resolved.as_str()
+        }
+        _ => source,
+    };
     let kind = if source.is_empty() {
         MountKind::Volume
     } else if source.starts_with('/') {
@@ -133,6 +169,7 @@ pub fn parse_volume_flag(spec: &str) -> Result<MountConfig, EngineError> {
         target: target.to_string(),
         read_only,
         options: String::new(),
+        create_mountpoint: true,
     })
 }
 
@@ -184,6 +221,7 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountConfig, EngineError> {
         target,
         read_only,
         options,
+        create_mountpoint: false,
     })
 }
 
@@ -206,6 +244,7 @@ pub fn parse_tmpfs_flag(spec: &str) -> Result<MountConfig, EngineError> {
         source: String::new(),
         target: target.to_string(),
         read_only,
+        create_mountpoint: false,
         options,
     })
 }
@@ -248,6 +287,32 @@ mod tests {
         let m = parse_volume_flag("cache:/cache").unwrap();
         assert_eq!(m.kind, MountKind::Volume);
         assert_eq!(m.source, "cache");
+        let cwd = Path::new("/home/u/proj");
+        for (spec, src) in [
+            ("./data:/x", "/home/u/proj/data"),
+            (".:/x", "/home/u/proj"),
+            ("../other/./d:/x", "/home/u/other/d"),
+            ("../../../../..:/x", "/"),
+            ("/abs:/x", "/abs"),
+        ] {
+            let m = parse_volume_flag_from(spec, cwd).unwrap();
+            assert_eq!(
+                (m.kind, m.source.as_str()),
+                (MountKind::Bind, src),
+                "{spec}"
+            );
+            assert!(m.create_mountpoint);
+        }
+        assert_eq!(
+            parse_volume_flag_from("named:/x", cwd).unwrap().kind,
+            MountKind::Volume
+        );
+        assert!(parse_volume_flag("./data:/x").is_err());
+        assert!(
+            !parse_mount_flag("type=bind,src=/a,dst=/b")
+                .unwrap()
+                .create_mountpoint
+        );
         let m = parse_volume_flag("/anon").unwrap();
         assert_eq!(m.kind, MountKind::Volume);
         assert!(m.source.is_empty());

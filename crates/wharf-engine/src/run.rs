@@ -125,6 +125,7 @@ impl Engine {
         req: CreateRequest,
         client: bool,
     ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
+        let req = crate::validate::prepare(req)?;
         self.create_with(req, client, &mut || self.unused_name())
     }
 
@@ -166,10 +167,16 @@ impl Engine {
         };
         let config = container_config(&req, &image.config.config, &hostname)?;
         self.policy_create(&req, &image, &config)?;
-        // anonymous volumes get their names now, so the record says what they are
+        // anonymous volumes get their names now, so the record says what they are; removed
+        // again if the record is not written (a name conflict, say)
+        let mut anon = AnonVolumes {
+            store: &self.store,
+            names: Vec::new(),
+        };
         for m in &mut req.host.mounts {
             if m.kind == MountKind::Volume && m.source.is_empty() {
-                let v = self.store.create_volume(None, Default::default())?;
+                let v = self.store.create_anonymous_volume()?;
+                anon.names.push(v.name.clone());
                 m.source = v.name;
             }
         }
@@ -198,6 +205,7 @@ impl Engine {
                 r => break r?,
             }
         };
+        anon.names.clear();
         etcfiles::write_all(
             &paths.dir,
             &record.host_config.network_mode,
@@ -257,7 +265,9 @@ impl Engine {
             let (kind, source) = match m.kind {
                 MountKind::Bind => {
                     let src = PathBuf::from(&m.source);
-                    if !src.exists() {
+                    if !m.create_mountpoint {
+                        crate::validate::bind_source_exists(&m.source)?;
+                    } else if !src.exists() {
                         // docker's -v creates a missing host directory
                         std::fs::create_dir_all(&src)
                             .map_err(|e| EngineError::io("create bind source", &src, e))?;
@@ -417,7 +427,7 @@ impl Engine {
                 // a failed start leaves nothing behind but the record
                 let _ = Cgroup::open(&cgroup_path(&rec.id)).remove();
                 if rec.host_config.auto_remove {
-                    let _ = self.store.remove_container(&rec.id);
+                    self.auto_remove(rec);
                 }
                 return Err(e);
             }
@@ -438,7 +448,7 @@ impl Engine {
             })?;
         let (code, oom) = (finished.status.code(), finished.oom_killed);
         if rec.host_config.auto_remove {
-            let _ = self.store.remove_container(&rec.id);
+            self.auto_remove(rec);
         } else {
             let _ = state.set_exited(code, oom, now_rfc3339());
             let _ = self.store.write_container_state(&rec.id, &state);
@@ -509,7 +519,10 @@ impl Engine {
                 let _ = std::fs::remove_dir_all(self.run_dir(&id));
                 if record.host_config.auto_remove {
                     return match self.store.remove_container(&id) {
-                        Ok(()) => Err(not_found(&id)),
+                        Ok(()) => {
+                            self.remove_anonymous_volumes(&record);
+                            Err(not_found(&id))
+                        }
                         Err(e) => Err(e.into()),
                     };
                 }
@@ -552,9 +565,44 @@ impl Engine {
         self.info(rec)
     }
 
-    /// `rm [-f]`: refuses a running container unless forced; forced removal kills it first.
-    /// Removes the cgroup, the container's directories and its record.
+    /// `rm [-f] [-v]`: refuses a running container unless forced; forced removal kills it
+    /// first. Removes the cgroup, the container's directories and its record; with
+    /// `volumes`, its anonymous volumes (never a named one).
     pub fn remove_container(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<ContainerId, EngineError> {
+        let rec = self.store.container(name_or_id)?;
+        let id = self.remove_container_only(name_or_id, force)?;
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
+        Ok(id)
+    }
+
+    /// `--rm`: the record, then the anonymous volumes, as docker does. Best effort: the
+    /// container is gone either way.
+    pub(crate) fn auto_remove(&self, rec: &ContainerRecord) {
+        if self.store.remove_container(&rec.id).is_ok() {
+            self.remove_anonymous_volumes(rec);
+        }
+    }
+
+    /// Removes the anonymous volumes `rec` mounts (a volume another container still mounts
+    /// stays: the store refuses).
+    pub(crate) fn remove_anonymous_volumes(&self, rec: &ContainerRecord) {
+        for m in &rec.host_config.mounts {
+            if m.kind == MountKind::Volume
+                && self.store.volume(&m.source).is_ok_and(|v| v.anonymous)
+            {
+                let _ = self.store.remove_volume(&m.source, false);
+            }
+        }
+    }
+
+    fn remove_container_only(
         &self,
         name_or_id: &str,
         force: bool,
@@ -597,6 +645,21 @@ impl Engine {
             Err(e) if monitored && e.kind() == wharf_types::ErrorKind::NotFound => Ok(id),
             Err(e) => Err(e.into()),
             Ok(()) => Ok(id),
+        }
+    }
+}
+
+/// Anonymous volumes made for a create that has not written its record yet: removed on drop
+/// unless `names` was cleared.
+struct AnonVolumes<'a> {
+    store: &'a wharf_store::Store,
+    names: Vec<String>,
+}
+
+impl Drop for AnonVolumes<'_> {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = self.store.remove_volume(n, true);
         }
     }
 }

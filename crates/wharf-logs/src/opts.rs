@@ -182,40 +182,14 @@ impl NoneOrEmpty for Option<&str> {
     }
 }
 
-/// Docker's `units.RAMInBytes`: binary units, case-insensitive, `10m`, `10mb`, `10MiB`, `512`;
-/// `-1` means unlimited. Returns `None` for garbage.
+/// Docker's `units.RAMInBytes` (`wharf_types::parse::size`), plus `-1` for unlimited.
+/// Returns `None` for garbage.
 pub fn parse_size(s: &str) -> Option<i64> {
     let s = s.trim();
     if s == "-1" {
         return Some(-1);
     }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    if !n.is_finite() || n < 0.0 {
-        return None;
-    }
-    let unit = unit.trim().to_ascii_lowercase();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(&unit);
-    let mul: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
-        _ => return None,
-    };
-    let v = n * mul;
-    if v > i64::MAX as f64 {
-        return None;
-    }
-    Some(v as i64)
+    wharf_types::parse::size(s).ok()
 }
 
 const TAG_VARS: &[&str] = &[

@@ -80,36 +80,10 @@ pub(crate) fn format_stamp(t: SystemTime) -> String {
     )
 }
 
-/// Parses a Go duration (`42m`, `1h30m`, `1.5s`, `300ms`).
+/// A non-negative Go duration (`42m`, `1h30m`, `1.5s`, `300ms`): `wharf_types::parse`.
 fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s.is_empty() || s.starts_with('-') {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&i| i > 0)?;
-        let n: f64 = rest[..n_end].parse().ok()?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mul = match &rest[..u_end] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mul;
-        rest = &rest[u_end..];
-    }
-    Duration::try_from_secs_f64(total).ok()
+    let ns = wharf_types::parse::go_duration(s).ok()?;
+    u64::try_from(ns).ok().map(Duration::from_nanos)
 }
 
 /// Parses `--since`/`--until` like docker's `timetypes.GetTimestamp`: a duration is relative

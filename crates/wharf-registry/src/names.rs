@@ -1,48 +1,16 @@
-//! Validation of repository names and tags (the distribution reference grammar). Every
-//! name or tag that reaches `storage` passed through here; this module does no I/O.
+//! Validation of repository names and tags: the distribution reference grammar of
+//! `wharf_types::reference`. Every name or tag that reaches `storage` passed through here;
+//! this module does no I/O.
 
-/// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if sep.is_empty() || !ok {
-            return false;
-        }
-    }
-    true
-}
-
-fn is_alnum(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
-}
-
-/// A repository name: lowercase path components separated by `/`, at most 255 bytes.
+/// A repository name: wharf-types' reference grammar (lowercase path components separated
+/// by `/`), at most 255 bytes.
 pub fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 255 && n.split('/').all(valid_component)
+    n.len() <= 255 && wharf_types::reference::valid_path(n)
 }
 
-/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (wharf-types' grammar).
 pub fn valid_tag(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    wharf_types::reference::valid_tag(t)
 }
 
 #[cfg(test)]

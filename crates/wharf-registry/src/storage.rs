@@ -16,7 +16,7 @@
 
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use wharf_types::Digest;
@@ -34,31 +34,16 @@ pub struct Storage {
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    wharf_sys::atomic::sync_dir(dir)
 }
 
-/// Writes `data` to `path` atomically.
+/// Writes `data` to `path` atomically and durably, creating its directory.
 fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path without parent"))?;
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        random_hex(8).unwrap_or_default()
-    ));
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    wharf_sys::atomic::write_file(path, data, 0o644)
 }
 
 /// `n` random bytes as hex, from the kernel's CSPRNG.

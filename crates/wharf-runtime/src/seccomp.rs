@@ -27,7 +27,6 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use wharf_types::error::{ErrorKind, HasKind};
 
@@ -639,28 +638,10 @@ fn write_cache(dir: &Path, path: &Path, bpf: &[u8]) -> Result<(), SeccompError> 
         source,
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile_in(dir).map_err(err)?;
-    tmp.1.write_all(bpf).map_err(err)?;
-    tmp.1.write_all(&Sha256::digest(bpf)).map_err(err)?;
-    tmp.1.sync_all().map_err(err)?;
-    std::fs::rename(&tmp.0, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp.0);
-        err(e)
-    })
-}
-
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let p = dir.join(format!(".tmp-{}-{nanos}", std::process::id()));
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&p)?;
-    Ok((p, f))
+    let mut data = Vec::with_capacity(bpf.len() + HASH_LEN);
+    data.extend_from_slice(bpf);
+    data.extend_from_slice(&Sha256::digest(bpf));
+    wharf_sys::atomic::write_file(path, &data, 0o644).map_err(err)
 }
 
 /// Compile (or load from the on-disk cache `cache_dir`, keyed by sha256 of profile + caps +

@@ -246,30 +246,14 @@ impl HasKind for BundleError {
     }
 }
 
-/// Parses `4G`, `700M`, `64k`, `1048576` (powers of 1024).
+/// Parses `4G`, `700M`, `64k`, `1048576` (powers of 1024: `wharf_types::parse::size`), at
+/// least 4096 bytes.
 pub fn parse_size(s: &str) -> Result<u64, BundleError> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_lowercase() {
-                'k' => 1 << 10,
-                'm' => 1 << 20,
-                'g' => 1 << 30,
-                't' => 1 << 40,
-                'b' => 1,
-                _ => return Err(BundleError::BadSize(s.to_string())),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| BundleError::BadSize(s.to_string()))?;
-    match n.checked_mul(mult) {
-        Some(v) if v >= 4096 => Ok(v),
-        _ => Err(BundleError::BadSize(s.to_string())),
-    }
+    wharf_types::parse::size(s.trim())
+        .ok()
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v >= 4096)
+        .ok_or_else(|| BundleError::BadSize(s.to_string()))
 }
 
 /// Reads and parses a small JSON file (inventory or index), checking format and version.
@@ -739,7 +723,17 @@ mod tests {
         assert_eq!(parse_size("64k").unwrap(), 64 << 10);
         assert_eq!(parse_size("700M").unwrap(), 700 << 20);
         assert_eq!(parse_size("8192").unwrap(), 8192);
-        for bad in ["", "1", "x", "4X", "-1k", "99999999999999999999T"] {
+        for bad in [
+            "",
+            "1",
+            "x",
+            "4X",
+            "-1k",
+            "99999999999999999999T",
+            "1e400",
+            "NaN",
+            "4095",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

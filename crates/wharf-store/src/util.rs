@@ -5,9 +5,8 @@
 use crate::error::StoreError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -35,36 +34,13 @@ pub(crate) fn now_rfc3339() -> String {
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io("syncing directory", dir))
+    wharf_sys::atomic::sync_dir(dir).map_err(StoreError::io("syncing directory", dir))
 }
 
-/// Writes `data` to `path` atomically and durably.
+/// Writes `data` to `path` atomically and durably (`wharf_sys::atomic`).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", random_suffix()?));
-    let res = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(StoreError::io("creating", &tmp))?;
-        f.write_all(data)
-            .and_then(|_| f.sync_all())
-            .map_err(StoreError::io("writing", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(StoreError::io("renaming into place", path))
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res?;
-    fsync_dir(dir)
+    wharf_sys::atomic::write_file(path, data, 0o644)
+        .map_err(StoreError::io("writing atomically", path))
 }
 
 pub(crate) fn write_json_atomic<T: Serialize + ?Sized>(

@@ -1,4 +1,5 @@
 use super::*;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn pattern(n: usize) -> Vec<u8> {

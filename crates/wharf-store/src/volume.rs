@@ -23,6 +23,9 @@ pub struct Volume {
     pub mountpoint: PathBuf,
     pub created: String,
     pub labels: BTreeMap<String, String>,
+    /// Created for a container's `-v /path` (docker's anonymous volume): `rm -v` and `--rm`
+    /// remove it with the container. A named volume is never anonymous, whatever its name.
+    pub anonymous: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -31,6 +34,8 @@ struct VolumeFile {
     created: String,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    anonymous: bool,
 }
 
 /// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -51,6 +56,7 @@ impl Store {
                 mountpoint: dir.join("_data"),
                 created: f.created,
                 labels: f.labels,
+                anonymous: f.anonymous,
             }),
         )
     }
@@ -61,6 +67,22 @@ impl Store {
         &self,
         name: Option<&str>,
         labels: BTreeMap<String, String>,
+    ) -> Result<Volume, StoreError> {
+        self.create_volume_as(name, labels, false)
+    }
+
+    /// Creates an anonymous volume: a random 64-hex name, recorded as anonymous, with docker
+    /// 25's `com.docker.volume.anonymous` label (shown only: the record decides).
+    pub fn create_anonymous_volume(&self) -> Result<Volume, StoreError> {
+        let labels = BTreeMap::from([("com.docker.volume.anonymous".to_string(), String::new())]);
+        self.create_volume_as(None, labels, true)
+    }
+
+    fn create_volume_as(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
     ) -> Result<Volume, StoreError> {
         let name = match name {
             Some(n) if valid_volume_name(n) => n.to_string(),
@@ -83,6 +105,7 @@ impl Store {
                 name: name.clone(),
                 created: now_rfc3339(),
                 labels,
+                anonymous,
             };
             write_json_atomic(&tmp.join("volume.json"), "volume", &f)?;
             let dest = self.volume_dir(&name);

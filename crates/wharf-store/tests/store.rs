@@ -460,6 +460,7 @@ fn volumes() {
         target: "/data".into(),
         read_only: false,
         options: String::new(),
+        create_mountpoint: true,
     });
     store.create_container(&rec).unwrap();
     let e = store.remove_volume("data", true).unwrap_err();

@@ -6,6 +6,7 @@
 //! Kernel features are detected at run time (`features`), and every fallback can be forced
 //! with `WHARF_DISABLE=openat2,clone3,mountapi` so the old-kernel paths are tested here.
 
+pub mod atomic;
 pub mod caps;
 pub mod features;
 pub mod fs;

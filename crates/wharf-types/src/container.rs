@@ -33,6 +33,15 @@ pub struct MountConfig {
     /// tmpfs options (`size=64m,mode=1777`), passed through after validation.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub options: String,
+    /// A missing bind source is created (`-v`); `--mount type=bind` refuses one, like docker
+    /// (its `BindOptions.CreateMountpoint`). Records from before this field were all
+    /// created-on-demand.
+    #[serde(default = "yes")]
+    pub create_mountpoint: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

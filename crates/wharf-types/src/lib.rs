@@ -10,6 +10,7 @@ pub mod error;
 pub mod hostname;
 pub mod id;
 pub mod oci;
+pub mod parse;
 pub mod reference;
 pub mod user;
 

@@ -59,7 +59,15 @@ fn valid_path_component(c: &str) -> bool {
     true
 }
 
-fn valid_tag(t: &str) -> bool {
+/// A repository path (`library/busybox`, without the domain): `/`-separated components of
+/// docker's grammar, `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`. The registry checks names
+/// with it too.
+pub fn valid_path(p: &str) -> bool {
+    !p.is_empty() && p.split('/').all(valid_path_component)
+}
+
+/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -197,7 +205,7 @@ impl ImageRef {
         if path.bytes().any(|c| c.is_ascii_uppercase()) {
             return Err(RefError::Uppercase(input.to_string()));
         }
-        if path.is_empty() || !path.split('/').all(valid_path_component) {
+        if !valid_path(&path) {
             return Err(RefError::Invalid(input.to_string()));
         }
         let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {

@@ -389,6 +389,43 @@ fn bad_flags_are_125() {
         assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     }
+    // the engine's messages reach the user (docker's wording)
+    for (args, want) in [
+        (
+            vec!["run", "-m", "5m", "busybox", "true"],
+            "minimum memory limit allowed is 6MB",
+        ),
+        (
+            vec!["run", "-m", "1e400", "busybox", "true"],
+            "invalid size: '1e400'",
+        ),
+        (
+            vec!["run", "--rm", "--restart", "always", "busybox", "true"],
+            "cannot specify both --restart and --rm",
+        ),
+        (
+            vec!["run", "-e", "BAD KEY=1", "busybox", "true"],
+            "variable \"BAD KEY\" contains whitespaces",
+        ),
+        (
+            vec!["run", "--health-interval", "10x", "busybox", "true"],
+            "unknown unit \"x\" in duration",
+        ),
+        (
+            vec![
+                "run",
+                "--security-opt",
+                "seccomp=/nonexistent.json",
+                "busybox",
+                "true",
+            ],
+            "opening seccomp profile (/nonexistent.json) failed",
+        ),
+    ] {
+        let o = w.run(&args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
     assert_eq!(w.ok(&["ps", "-a", "-q"]), "");
 }
 
@@ -572,4 +609,98 @@ fn rlimits_clamp_instead_of_failing() {
             stderr(&o)
         );
     }
+}
+
+fn volume_names(w: &Wharf) -> Vec<String> {
+    w.ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn anonymous_volumes_and_bind_sources_like_docker() {
+    let w = Wharf::new().with_busybox();
+    // a name conflict leaves no anonymous volume behind
+    w.ok(&["create", "--name", "dup", "busybox", "true"]);
+    let o = w.run(&["run", "--name", "dup", "-v", "/anon", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(volume_names(&w), Vec::<String>::new());
+    w.ok(&["rm", "dup"]);
+
+    // rm -v removes the anonymous volume, never a named one, whatever its name's length
+    let named64 = "a".repeat(64);
+    w.ok(&["volume", "create", &named64]);
+    w.ok(&[
+        "run",
+        "--name",
+        "c1",
+        "-v",
+        &format!("{named64}:/n"),
+        "-v",
+        "/anon",
+        "busybox",
+        "true",
+    ]);
+    let vols = volume_names(&w);
+    assert_eq!(vols.len(), 2, "{vols:?}");
+    let anon = vols.iter().find(|v| **v != named64).expect("anon").clone();
+    let inspect = w.ok(&["volume", "inspect", &anon]);
+    assert!(inspect.contains("com.docker.volume.anonymous"), "{inspect}");
+    w.ok(&["rm", "-v", "c1"]);
+    assert_eq!(volume_names(&w), vec![named64.clone()]);
+
+    // --rm removes the anonymous volume too, in the foreground and detached
+    w.ok(&["run", "--rm", "-v", "/anon", "busybox", "true"]);
+    assert_eq!(volume_names(&w), vec![named64.clone()]);
+    w.ok(&["run", "-d", "--rm", "-v", "/anon", "busybox", "true"]);
+    assert!(
+        eventually(20, || volume_names(&w) == vec![named64.clone()]),
+        "{:?}",
+        volume_names(&w)
+    );
+
+    // --mount type=bind refuses a missing source (and creates nothing); -v creates it
+    let missing = w.dir.path().join("missing");
+    let o = w.run(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={},dst=/x", missing.display()),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains(&format!(
+            "bind source path does not exist: {}",
+            missing.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!missing.exists());
+    assert_eq!(w.ok(&["ps", "-a", "-q"]), "");
+    w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/x", missing.display()),
+        "busybox",
+        "true",
+    ]);
+    assert!(missing.is_dir());
+
+    // -v ./rel:/x is relative to the current directory (docker 23+)
+    let proj = w.dir.path().join("proj");
+    std::fs::create_dir_all(proj.join("data")).unwrap();
+    std::fs::write(proj.join("data/f"), "rel-ok").unwrap();
+    let o = w
+        .command(&["run", "--rm", "-v", "./data:/x", "busybox", "cat", "/x/f"])
+        .current_dir(&proj)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "rel-ok", "{}", stderr(&o));
+    assert_eq!(volume_names(&w), vec![named64.clone()]);
+    assert!(mounts_under(w.dir.path()).is_empty());
 }

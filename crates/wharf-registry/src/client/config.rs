@@ -12,8 +12,7 @@ use super::ClientError;
 use base64::Engine as _;
 use serde::Deserialize;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -225,7 +224,7 @@ pub fn credentials(host: &str) -> Result<Option<(String, String)>, ClientError> 
     Ok(Some((u.to_string(), p.to_string())))
 }
 
-fn save_docker_config(path: &PathBuf, v: &serde_json::Value) -> Result<(), ClientError> {
+fn save_docker_config(path: &Path, v: &serde_json::Value) -> Result<(), ClientError> {
     let io = |op: &'static str| {
         let path = path.display().to_string();
         move |source| ClientError::Io { op, path, source }
@@ -233,22 +232,12 @@ fn save_docker_config(path: &PathBuf, v: &serde_json::Value) -> Result<(), Clien
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io("creating"))?;
     }
-    let tmp = path.with_extension("json.tmp");
     let data = serde_json::to_vec_pretty(v).map_err(|e| ClientError::Config {
         path: path.display().to_string(),
         msg: e.to_string(),
     })?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("writing"))?;
-    f.write_all(&data).map_err(io("writing"))?;
-    f.sync_all().map_err(io("syncing"))?;
-    std::fs::rename(&tmp, path).map_err(io("renaming"))?;
-    Ok(())
+    // 0600: the file holds credentials
+    wharf_sys::atomic::write_file(path, &data, 0o600).map_err(io("writing"))
 }
 
 /// Where `login` put the credentials.

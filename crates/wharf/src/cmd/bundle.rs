@@ -82,7 +82,8 @@ impl Bar {
 
 fn write_out(path: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
     match path {
-        Some(p) => std::fs::write(p, data).with_context(|| format!("writing {}", p.display())),
+        Some(p) => wharf_sys::atomic::write_file(p, data, 0o644)
+            .with_context(|| format!("writing {}", p.display())),
         None => {
             let mut o = std::io::stdout().lock();
             o.write_all(data)

@@ -227,30 +227,8 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
     }
     let mut failed = 0;
     for name in &a.containers {
-        let vols: Vec<String> = if a.volumes {
-            engine
-                .container(name)
-                .map(|i| {
-                    i.record
-                        .host_config
-                        .mounts
-                        .iter()
-                        .filter(|m| {
-                            m.kind == wharf_types::container::MountKind::Volume
-                                && m.source.len() == 64
-                        })
-                        .map(|m| m.source.clone())
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        match engine.remove_container(name, a.force) {
+        match engine.remove_container(name, a.force, a.volumes) {
             Ok(_) => {
-                for v in vols {
-                    let _ = engine.store().remove_volume(&v, false);
-                }
                 println!("{name}");
             }
             Err(e) => {

@@ -5,34 +5,8 @@ mod cp;
 mod stats;
 
 use crate::cli::{Cli, CpArgs, ExecArgs, StatsArgs, TopArgs};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use wharf_engine::exec::ExecRequest;
-
-/// `-e KEY` / an env-file line `KEY` takes the caller's value (dropped if unset), like docker.
-fn env_entry(e: &str) -> Option<String> {
-    if e.contains('=') {
-        return Some(e.to_string());
-    }
-    std::env::var(e).ok().map(|v| format!("{e}={v}"))
-}
-
-fn read_env_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
-        for line in text.lines() {
-            let l = line.trim_start();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            if l.starts_with('=') {
-                bail!("invalid environment variable: {l}");
-            }
-            out.extend(env_entry(l));
-        }
-    }
-    Ok(out)
-}
 
 pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
     let (container, cmd) = match a.container_and_command.split_first() {
@@ -42,8 +16,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
     if let Some(code) = super::check_tty(a.interactive && !a.detach, a.tty) {
         return Ok(code);
     }
-    let mut env = read_env_files(&a.env_file)?;
-    env.extend(a.env.iter().filter_map(|e| env_entry(e)));
+    let env = super::run::env_from_flags(&a.env_file, &a.env)?;
     let req = ExecRequest {
         cmd,
         env,
