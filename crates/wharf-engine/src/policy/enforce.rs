@@ -261,8 +261,9 @@ impl Engine {
             Loaded::Active(p) => p,
         };
         let image = self.store.resolve_image(&req.image)?;
+        // the same parsing and validation a create does (sizes, limits, seccomp files, ...)
+        let mut req = crate::validate::prepare(req.clone())?;
         // the command does not matter to any rule; an image without one is still checked
-        let mut req = req.clone();
         if req.args.is_empty() && req.entrypoint.is_none() {
             req.args = vec!["sh".into()];
         }

@@ -385,6 +385,7 @@ mod tests {
             target: "/x".into(),
             read_only: ro,
             options: String::new(),
+            create_mountpoint: true,
         };
         bad.mounts = vec![
             bind("/srv/a", true),
