@@ -75,6 +75,16 @@ impl Store {
             }
         }
         self.sweep_orphan_containers()?;
+        // atomic-writer temps of `meta/` files (images.json and friends: written under the
+        // metadata lock, which we hold) a killed writer left
+        if let Some(meta) = self.images_json.parent() {
+            for (name, path) in list_dir(meta)? {
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    remove_file_if_exists(&path)?;
+                    n += 1;
+                }
+            }
+        }
         for (name, path) in list_dir(&self.ingest)? {
             let resumable = name.starts_with("pull-")
                 && !name.ends_with(".lock")

@@ -613,3 +613,16 @@ fn a_killed_create_is_swept_by_the_reaper() {
         .is_dir());
     store.create_container(&record(8, "dead", &img)).unwrap();
 }
+
+/// A metadata write killed between its temp file and the rename leaves `meta/.*.tmp-*`; the
+/// reaper removes it (writes of `meta/` happen under the lock the reaper holds).
+#[test]
+fn killed_metadata_writes_are_reaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let t = tmp.path().join("meta/.images.json.tmp-1-0-0");
+    std::fs::write(&t, b"{\"half").unwrap();
+    assert!(store.reap_stale_temps().unwrap() >= 1);
+    assert!(!t.exists());
+    assert!(tmp.path().join("meta/images.json").exists() || store.images().is_ok());
+}
