@@ -47,6 +47,8 @@ pub enum StoreError {
     NoDType { path: PathBuf },
     #[error("empty image archive: no data")]
     EmptyArchive,
+    #[error("no space left on the store {}", .store.display())]
+    NoSpace { store: PathBuf },
     #[error("invalid layer archive")]
     Layer(#[from] LayerError),
     #[error("content of {what} does not match {expected}: got {actual}")]
@@ -106,7 +108,8 @@ impl HasKind for StoreError {
             StoreError::ImageInUse(_) | StoreError::VolumeInUse { .. } => ErrorKind::Conflict,
             StoreError::RootfsMounted(_)
             | StoreError::SchemaTooNew { .. }
-            | StoreError::NoDType { .. } => ErrorKind::FailedPrecondition,
+            | StoreError::NoDType { .. }
+            | StoreError::NoSpace { .. } => ErrorKind::FailedPrecondition,
             StoreError::Layer(e) => e.kind(),
             StoreError::DigestMismatch { .. } | StoreError::TooLarge { .. } => {
                 ErrorKind::InvalidArgument

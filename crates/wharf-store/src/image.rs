@@ -99,6 +99,23 @@ impl Store {
 
     /// Imports a rootfs tarball (plain or gzip) as a one-layer image. Returns the image id.
     pub fn import(&self, input: impl Read, opts: &ImportOptions) -> Result<Digest, StoreError> {
+        // a full file system says so, whichever write hit it (not "invalid layer archive")
+        self.import_unmapped(input, opts).map_err(|e| {
+            if crate::archive::is_no_space(&e) {
+                StoreError::NoSpace {
+                    store: self.root.clone(),
+                }
+            } else {
+                e
+            }
+        })
+    }
+
+    fn import_unmapped(
+        &self,
+        input: impl Read,
+        opts: &ImportOptions,
+    ) -> Result<Digest, StoreError> {
         if let Some(r) = &opts.reference {
             if r.digest().is_some() || r.tag().is_none() {
                 return Err(StoreError::TagRequired(r.to_string()));

@@ -1077,6 +1077,16 @@ fn load_on_a_full_store_says_so_and_leaves_nothing() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(common::store_usage(&w.root()).1.is_empty());
     assert_eq!(store_state(&w), before);
+    // import of the same rootfs says the same, and leaves nothing either
+    let o = w.run(&["import", rt.to_str().unwrap(), "big:2"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(
+        err.trim(),
+        format!("Error: no space left on the store {}", w.root().display())
+    );
+    assert!(common::store_usage(&w.root()).1.is_empty());
+    assert_eq!(store_state(&w), before);
     std::fs::remove_file(&filler).unwrap();
     w.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert!(w.ok(&["images"]).contains("big"));
