@@ -304,6 +304,14 @@ impl Monitor {
                     (*code, false)
                 }
             };
+            // every exit of the process, restarted or not (docker's "die")
+            if matches!(ended, Ended::Exited(..)) {
+                if oom {
+                    self.engine.emit_container(&self.rec, "oom", &[]);
+                }
+                let exit = [("exitCode", code.to_string())];
+                self.engine.emit_container(&self.rec, "die", &exit);
+            }
             // the record is gone: `rm -f` removed the container while it ran
             if self.engine.store.container(self.rec.id.as_str()).is_err() {
                 self.cleanup_run_dir();
@@ -419,6 +427,7 @@ impl Monitor {
             self.state.status = Status::Exited;
         }
         let _ = self.state.set_running(running.pid(), now_rfc3339());
+        self.engine.emit_container(&self.rec, "start", &[]);
         let info = crate::run::ContainerInfo {
             record: self.rec.clone(),
             state: self.state.clone(),

@@ -212,6 +212,7 @@ impl Engine {
             &record.config.hostname,
         )
         .map_err(|e| EngineError::io("write", &paths.dir, e))?;
+        self.emit_container(&record, "create", &[]);
         Ok((record, lock))
     }
 
@@ -439,6 +440,7 @@ impl Engine {
         state.manually_stopped = false;
         // the state write is best effort: a concurrent `rm -f` may have removed the container
         let _ = self.store.write_container_state(&rec.id, &state);
+        self.emit_container(rec, "start", &[]);
         // waits, then removes the cgroup (after reading its OOM flag)
         let finished = running
             .wait_foreground_full()
@@ -447,6 +449,10 @@ impl Engine {
                 message: e.to_string(),
             })?;
         let (code, oom) = (finished.status.code(), finished.oom_killed);
+        if oom {
+            self.emit_container(rec, "oom", &[]);
+        }
+        self.emit_container(rec, "die", &[("exitCode", code.to_string())]);
         if rec.host_config.auto_remove {
             self.auto_remove(rec);
         } else {
@@ -470,9 +476,18 @@ impl Engine {
         name: &str,
         force: bool,
     ) -> Result<Vec<wharf_store::RemoveEvent>, EngineError> {
-        Ok(self
+        let removed = self
             .store
-            .remove_image_with(name, force, &|id| self.is_running(id))?)
+            .remove_image_with(name, force, &|id| self.is_running(id))?;
+        for r in &removed {
+            match r {
+                wharf_store::RemoveEvent::Untagged(n) => self.emit("image", "untag", n, &[]),
+                wharf_store::RemoveEvent::Deleted(d) => {
+                    self.emit("image", "delete", &d.to_string(), &[])
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Whether a container's process runs, read-only (no reconcile write: callers may hold
@@ -586,6 +601,7 @@ impl Engine {
     /// container is gone either way.
     pub(crate) fn auto_remove(&self, rec: &ContainerRecord) {
         if self.store.remove_container(&rec.id).is_ok() {
+            self.emit_container(rec, "destroy", &[]);
             self.remove_anonymous_volumes(rec);
         }
     }
@@ -641,10 +657,13 @@ impl Engine {
         Cgroup::open(&cgroup_path(&id)).remove()?;
         let _ = std::fs::remove_dir_all(self.run_dir(&id));
         match self.store.remove_container(&id) {
-            // a `--rm` monitor removed it while we waited
+            // a `--rm` monitor removed it while we waited (and said so)
             Err(e) if monitored && e.kind() == wharf_types::ErrorKind::NotFound => Ok(id),
             Err(e) => Err(e.into()),
-            Ok(()) => Ok(id),
+            Ok(()) => {
+                self.emit_container(&info.record, "destroy", &[]);
+                Ok(id)
+            }
         }
     }
 }

@@ -1,0 +1,177 @@
+//! Engine events in docker's `/events` shape (`Type`, `Action`, `Actor{ID, Attributes}`,
+//! `scope`, `time`, `timeNano`): container create/start/die/destroy, image untag/delete. There
+//! is no daemon to keep them in memory, so every wharf process appends them to one JSON-lines
+//! log in the volatile run root (`<run-root>/events.log`, rotated at 1 MiB to `.1`), which
+//! the `events` command and the API's `/events` read ([`Engine::events`]).
+//!
+//! Must not: fail or block the operation it records (an unwritable log is said on stderr),
+//! fsync (container start is on this path).
+
+use crate::{Engine, EngineError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the events log lives in the run root.
+pub const EVENTS_LOG: &str = "events.log";
+const MAX_SIZE: u64 = 1 << 20;
+/// A line longer than this is not an event wharf wrote: skipped when reading.
+const MAX_LINE: usize = 64 << 10;
+
+/// The actor of an event: the object's id and docker's attributes (`image`, `name`,
+/// `exitCode`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Attributes", default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One event, as docker's API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: Actor,
+    pub scope: String,
+    pub time: i64,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Engine {
+    fn events_path(&self) -> PathBuf {
+        self.opts.run_root.join(EVENTS_LOG)
+    }
+
+    /// Records an event (best effort).
+    pub(crate) fn emit(&self, kind: &str, action: &str, id: &str, attributes: &[(&str, String)]) {
+        let nanos = now_nanos();
+        let ev = Event {
+            kind: kind.to_string(),
+            action: action.to_string(),
+            actor: Actor {
+                id: id.to_string(),
+                attributes: attributes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            },
+            scope: "local".into(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        };
+        let Ok(mut line) = serde_json::to_string(&ev) else {
+            return;
+        };
+        line.push('\n');
+        let path = self.events_path();
+        if let Err(e) = crate::jsonl::append(&path, MAX_SIZE, &line) {
+            eprintln!("wharf: events log {}: {e}", path.display());
+        }
+    }
+
+    /// A container event with docker's attributes (image, name; plus `extra`).
+    pub(crate) fn emit_container(
+        &self,
+        rec: &wharf_types::container::ContainerRecord,
+        action: &str,
+        extra: &[(&str, String)],
+    ) {
+        let mut attrs = vec![
+            ("image", rec.config.image.clone()),
+            ("name", rec.name.clone()),
+        ];
+        attrs.extend(extra.iter().cloned());
+        self.emit("container", action, rec.id.as_str(), &attrs);
+    }
+
+    /// The recorded events with `since <= timeNano < until` (nanoseconds since the epoch;
+    /// `None`: unbounded), oldest first, from the rotated log and the current one. Lines
+    /// that are not events (torn by a crash, too long) are skipped.
+    pub fn events(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Vec<Event>, EngineError> {
+        let mut out = Vec::new();
+        let path = self.events_path();
+        let mut rotated = path.as_os_str().to_owned();
+        rotated.push(".1");
+        for p in [PathBuf::from(rotated), path] {
+            let data = match wharf_sys::fs::read_small_file(None, &p, 2 * MAX_SIZE) {
+                Ok(Some(d)) => d,
+                Ok(None) => continue,
+                Err(e) => return Err(EngineError::io("read", &p, e)),
+            };
+            for line in data.split(|b| *b == b'\n') {
+                if line.is_empty() || line.len() > MAX_LINE {
+                    continue;
+                }
+                let Ok(ev) = serde_json::from_slice::<Event>(line) else {
+                    continue;
+                };
+                if since.is_some_and(|s| ev.time_nano < s)
+                    || until.is_some_and(|u| ev.time_nano >= u)
+                {
+                    continue;
+                }
+                out.push(ev);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::EngineOptions;
+
+    #[test]
+    fn events_are_read_back_in_order_filtered_by_time_and_torn_lines_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(EngineOptions {
+            root: dir.path().join("root"),
+            run_root: dir.path().join("run"),
+            debug: false,
+        })
+        .unwrap();
+        e.emit("container", "create", "a", &[("name", "x".into())]);
+        let mid = now_nanos();
+        e.emit("container", "start", "a", &[]);
+        // a crash mid-append, garbage, an over-long line
+        let log = dir.path().join("run").join(EVENTS_LOG);
+        let mut junk = b"{\"Type\":\"contai".to_vec();
+        junk.extend_from_slice(b"\nnot json\n");
+        junk.extend_from_slice(&vec![b'x'; MAX_LINE + 1]);
+        junk.push(b'\n');
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, &junk).unwrap();
+        e.emit("image", "untag", "busybox:latest", &[]);
+        let all = e.events(None, None).unwrap();
+        let actions: Vec<&str> = all.iter().map(|v| v.action.as_str()).collect();
+        assert_eq!(actions, ["create", "start", "untag"]);
+        assert_eq!(
+            all[0].actor.attributes.get("name").map(String::as_str),
+            Some("x")
+        );
+        assert_eq!(all[0].time, all[0].time_nano / 1_000_000_000);
+        let later = e.events(Some(mid), None).unwrap();
+        assert_eq!(later.len(), 2);
+        let earlier = e.events(None, Some(mid)).unwrap();
+        assert_eq!(earlier.len(), 1);
+    }
+}
