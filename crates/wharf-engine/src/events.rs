@@ -97,7 +97,7 @@ impl Engine {
         self.emit("container", action, rec.id.as_str(), &attrs);
     }
 
-    /// The recorded events with `since <= timeNano < until` (nanoseconds since the epoch;
+    /// The recorded events with `since <= timeNano <= until` (nanoseconds since the epoch;
     /// `None`: unbounded), oldest first, from the rotated log and the current one. Lines
     /// that are not events (torn by a crash, too long) are skipped.
     pub fn events(
@@ -131,6 +131,111 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+}
+
+/// What `events` asks for: docker's `--since`/`--until` (RFC 3339, Unix seconds or a duration
+/// ago such as `10m`) and `--filter key=value` (`type`, `event`, `container` (id prefix or
+/// name), `image`); values of one key are alternatives, different keys must all match.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub filters: Vec<String>,
+}
+
+/// A parsed [`EventQuery`].
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    by_key: BTreeMap<String, Vec<String>>,
+}
+
+fn nanos_of(what: &str, v: &str) -> Result<i64, EngineError> {
+    let t = wharf_logs::parse_timestamp(v, std::time::SystemTime::now())
+        .map_err(|e| EngineError::InvalidArgument(format!("invalid value for \"{what}\": {e}")))?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0))
+}
+
+impl EventQuery {
+    /// Checks and parses the query (unknown filter keys are refused, as docker does).
+    pub fn parse(&self) -> Result<EventFilter, EngineError> {
+        let mut f = EventFilter {
+            since: self
+                .since
+                .as_deref()
+                .map(|v| nanos_of("since", v))
+                .transpose()?,
+            // a time given to the second (`10m`, `1700000000`, `...T04:05:06Z`) means the
+            // whole of that second
+            until: self
+                .until
+                .as_deref()
+                .map(|v| {
+                    nanos_of("until", v).map(|n| {
+                        if n % 1_000_000_000 == 0 {
+                            n.saturating_add(999_999_999)
+                        } else {
+                            n
+                        }
+                    })
+                })
+                .transpose()?,
+            by_key: BTreeMap::new(),
+        };
+        for kv in &self.filters {
+            let Some((k, v)) = kv.split_once('=') else {
+                return Err(EngineError::InvalidArgument(format!(
+                    "bad format of filter (expected name=value): {kv}"
+                )));
+            };
+            if !matches!(k, "type" | "event" | "container" | "image") {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filter '{k}'"
+                )));
+            }
+            f.by_key
+                .entry(k.to_string())
+                .or_default()
+                .push(v.to_string());
+        }
+        Ok(f)
+    }
+}
+
+impl EventFilter {
+    /// Whether `ev` passes the key filters (time is applied when reading).
+    pub fn matches(&self, ev: &Event) -> bool {
+        self.by_key.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "type" => ev.kind == *v,
+                "event" => ev.action == *v,
+                "container" => {
+                    ev.kind == "container"
+                        && (ev.actor.id.starts_with(v.as_str())
+                            || ev.actor.attributes.get("name") == Some(v))
+                }
+                "image" => {
+                    ev.actor.attributes.get("image") == Some(v)
+                        || (ev.kind == "image" && ev.actor.id == *v)
+                }
+                _ => false,
+            })
+        })
+    }
+}
+
+impl Engine {
+    /// The recorded events a query selects, oldest first.
+    pub fn query_events(&self, f: &EventFilter) -> Result<Vec<Event>, EngineError> {
+        Ok(self
+            .events(f.since, f.until)?
+            .into_iter()
+            .filter(|e| f.matches(e))
+            .collect())
     }
 }
 

@@ -81,6 +81,8 @@ pub enum Command {
     Attach(AttachArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Get real time events from wharf (every wharf process records them)
+    Events(EventsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -396,6 +398,22 @@ pub struct AttachArgs {
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
     pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Filter output based on conditions provided (type, event, container, image)
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a Go template ('{{json .}}' for docker's JSON lines)
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

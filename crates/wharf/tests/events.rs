@@ -116,3 +116,98 @@ fn container_and_image_events() {
         events(&w)
     );
 }
+
+/// `wharf events`: docker's text lines and `--format '{{json .}}'`, filters (one key's values
+/// are alternatives, keys must all match), bad filters refused, and following: events other
+/// processes record while it runs are printed.
+#[test]
+fn events_command_renders_filters_and_follows() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    w.ok(&["run", "--rm", "--name", "one", "busybox", "true"]);
+    let o = w.run(&[
+        "run", "--rm", "--name", "two", "busybox", "sh", "-c", "exit 2",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = w.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "-f",
+        "container=one",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].contains(" container create ") && lines[0].ends_with("(image=busybox, name=one)")
+    );
+    assert!(
+        lines[2].contains(" container die ") && lines[2].contains("exitCode=0"),
+        "{out}"
+    );
+    let out = w.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "-f",
+        "event=die",
+        "-f",
+        "container=one",
+        "-f",
+        "container=two",
+        "--format",
+        "{{json .}}",
+    ]);
+    let codes: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["Actor"]["Attributes"]["exitCode"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(codes, ["0", "2"], "{out}");
+    let o = w.run(&["events", "--until", "0s", "-f", "colour=red"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("invalid filter 'colour'"),
+        "{}",
+        stderr(&o)
+    );
+    // follow: only what happens from now on
+    let mut child = w
+        .command(&["events", "-f", "container=three", "--format", "{{.Action}}"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.ok(&["run", "--rm", "--name", "three", "busybox", "true"]);
+    let mut stdout = child.stdout.take().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let g2 = got.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            g2.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let done = eventually(10, || got.lock().unwrap().lines().count() >= 4);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(done, "{}", got.lock().unwrap());
+    assert_eq!(
+        got.lock().unwrap().lines().collect::<Vec<_>>(),
+        ["create", "start", "die", "destroy"]
+    );
+}

@@ -4,6 +4,7 @@ mod archive;
 mod bundle;
 mod containers;
 mod distribution;
+mod events;
 mod exec;
 mod images;
 mod lifecycle;
@@ -114,6 +115,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Key(KeyCommand::Generate(a)) => bundle::key_generate(&cli, a),
         Command::Load(a) => archive::load(&cli, a),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&cli, a),
+        Command::Events(a) => events::events(&cli, a),
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&cli, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => exec::top(&cli, a),
         Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => exec::stats(&cli, a),
