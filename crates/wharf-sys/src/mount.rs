@@ -333,65 +333,58 @@ fn setattr(tree: BorrowedFd<'_>, attr_set: u64, recursive: bool) -> io::Result<(
     .map(|_| ())
 }
 
+/// The per-mount flags a legacy `MS_BIND|MS_REMOUNT` must repeat to keep them.
+const KEPT_ON_REMOUNT: libc::c_ulong = libc::MS_RDONLY
+    | libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_RELATIME;
+
+/// Bind-remounts the mount `target` names (whose current flags statvfs gave as `current`)
+/// adding `add`, keeping the flags it already has.
+fn remount_adding(
+    target: &CString,
+    current: nix::Result<nix::sys::statvfs::Statvfs>,
+    add: libc::c_ulong,
+) -> io::Result<()> {
+    let keep = current.map_or(0, |s| s.flags().bits() as libc::c_ulong) & KEPT_ON_REMOUNT;
+    legacy_mount(
+        None,
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | add | keep,
+        None,
+    )
+}
+
 /// Remount the mount whose root `fd` refers to read-only, keeping its nosuid/nodev/noexec/atime
 /// flags (legacy MS_BIND|MS_REMOUNT; the fd must be the mount's root, e.g. freshly re-resolved).
 pub fn remount_readonly(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let keep = match nix::sys::statvfs::fstatvfs(fd) {
-        Ok(s) => s.flags().bits() as libc::c_ulong,
-        Err(_) => 0,
-    } & (libc::MS_NOSUID
-        | libc::MS_NODEV
-        | libc::MS_NOEXEC
-        | libc::MS_NOATIME
-        | libc::MS_NODIRATIME
-        | libc::MS_RELATIME);
-    legacy_mount(
-        None,
+    remount_adding(
         &fd_path(fd),
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
-        None,
+        nix::sys::statvfs::fstatvfs(fd),
+        libc::MS_RDONLY,
     )
 }
 
 /// Remount the mount whose root `fd` refers to `nosuid`, keeping its other flags (the admin
 /// policy's `nosuid` rootfs; the fd must be the mount's root).
 pub fn remount_nosuid(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let keep = match nix::sys::statvfs::fstatvfs(fd) {
-        Ok(s) => s.flags().bits() as libc::c_ulong,
-        Err(_) => 0,
-    } & (libc::MS_RDONLY
-        | libc::MS_NODEV
-        | libc::MS_NOEXEC
-        | libc::MS_NOATIME
-        | libc::MS_NODIRATIME
-        | libc::MS_RELATIME);
-    legacy_mount(
-        None,
+    remount_adding(
         &fd_path(fd),
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | keep,
-        None,
+        nix::sys::statvfs::fstatvfs(fd),
+        libc::MS_NOSUID,
     )
 }
 
 /// Remount `/` read-only (after pivot_root; `--read-only`).
 pub fn remount_root_readonly() -> io::Result<()> {
-    let keep = match nix::sys::statvfs::statvfs("/") {
-        Ok(s) => s.flags().bits() as libc::c_ulong,
-        Err(_) => 0,
-    } & (libc::MS_NOSUID
-        | libc::MS_NODEV
-        | libc::MS_NOEXEC
-        | libc::MS_NOATIME
-        | libc::MS_NODIRATIME
-        | libc::MS_RELATIME);
-    legacy_mount(
-        None,
+    remount_adding(
         &cstr("/")?,
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
-        None,
+        nix::sys::statvfs::statvfs("/"),
+        libc::MS_RDONLY,
     )
 }
 
