@@ -12,6 +12,7 @@ pub mod features;
 pub mod fs;
 pub mod mount;
 pub mod net;
+pub mod netlink;
 pub mod ns;
 pub mod openat2;
 pub mod process;

@@ -1,5 +1,5 @@
 //! Minimal in-namespace network setup for the container init: bring the loopback interface up
-//! (`--network none`). Bridges, veths and addresses belong to wharf-net's netlink code.
+//! (`--network none`). Bridges, veths, addresses and routes are in `netlink::link`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
