@@ -308,6 +308,9 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<ContainerId, EngineError> {
+        // A restart the policy would refuse is refused before anything stops: the policy
+        // refuses new work, it does not take a running container down.
+        self.policy_start(&self.container(name)?.record)?;
         // returns once the old monitor is gone, so the new one cannot race with its cleanup
         let id = self.stop_container(name, timeout, signal)?;
         self.start_container(id.as_str())?;

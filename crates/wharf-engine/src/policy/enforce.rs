@@ -175,33 +175,39 @@ impl Engine {
     /// checked again, with the user resolved in its writable layer first.
     pub fn policy_start(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
         self.policy.enforce("start", rec.id.as_str(), |p| {
-            let upper = self.store.container_paths(&rec.id).upper;
-            Decision::from_refusals(self.container_refusals(
-                p,
-                &rec.config.image,
-                &rec.image,
-                None,
-                &rec.config,
-                &rec.host_config,
-                Some(&upper),
-            ))
+            Decision::from_refusals(self.record_refusals(p, rec))
         })?;
         Ok(())
     }
 
-    /// exec: the container is checked again, and the exec's user against the running
-    /// container's own passwd (`/proc/<pid>/root`).
+    fn record_refusals(&self, p: &super::Policy, rec: &ContainerRecord) -> Vec<Refusal> {
+        let upper = self.store.container_paths(&rec.id).upper;
+        self.container_refusals(
+            p,
+            &rec.config.image,
+            &rec.image,
+            None,
+            &rec.config,
+            &rec.host_config,
+            Some(&upper),
+        )
+    }
+
+    /// exec: the container is checked again (one started before the policy changed gets no
+    /// new process), and the exec's user against the running container's own passwd
+    /// (`/proc/<pid>/root`). One decision, audited as `exec`.
     pub(crate) fn policy_exec(
         &self,
         rec: &ContainerRecord,
         pid: i32,
         user: &str,
     ) -> Result<(), EngineError> {
-        self.policy_start(rec)?;
         self.policy.enforce("exec", rec.id.as_str(), |p| {
+            let mut out = self.record_refusals(p, rec);
             let roots = [PathBuf::from(format!("/proc/{pid}/root"))];
             let resolve = |n: &str| resolve_in(&roots, false, n);
-            Decision::from_refusals(rules::check_user(p, user, &resolve).into_iter().collect())
+            out.extend(rules::check_user(p, user, &resolve));
+            Decision::from_refusals(out)
         })?;
         Ok(())
     }
