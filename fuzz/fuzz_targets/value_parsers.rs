@@ -1,12 +1,13 @@
 //! docker's small value grammars (`wharf_types::parse`): sizes, Go durations, `--cpus`,
-//! `--ulimit`, env entries and env files. The first byte picks the parser. Must never panic,
+//! `--ulimit`, env entries and env files, and `-p` (`wharf_types::ports`). The first byte picks
+//! the parser. Must never panic,
 //! and what parses must hold its promises: sizes and cpus non-negative, a duration's sign
 //! the input's, soft ≤ hard, every env entry `KEY=value` with a name free of whitespace and
-//! no NUL anywhere.
+//! no NUL anywhere; a published port is never 0 and its host range is ordered.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wharf_types::parse;
+use wharf_types::{parse, ports};
 
 fn check_env(e: &str) {
     let (k, _) = e.split_once('=').expect("an entry has '='");
@@ -19,7 +20,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let lookup = |k: &str| (k.len() % 2 == 0).then(|| format!("v{k}"));
-    if which % 6 == 5 {
+    if which % 7 == 6 {
+        if let Ok(s) = std::str::from_utf8(rest) {
+            if let Ok(v) = ports::parse_publish(s) {
+                for m in v {
+                    assert!(m.container.port != 0, "{s:?}");
+                    if let Some((a, b)) = m.host_ports {
+                        assert!(a <= b, "{s:?}");
+                    }
+                }
+            }
+        }
+        return;
+    }
+    if which % 7 == 5 {
         if let Ok(v) = parse::env_file(rest, &lookup) {
             v.iter().for_each(|e| check_env(e));
         }
@@ -28,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(rest) else {
         return;
     };
-    match which % 6 {
+    match which % 7 {
         0 => {
             if let Ok(n) = parse::size(s) {
                 assert!(n >= 0, "{s:?} → {n}");

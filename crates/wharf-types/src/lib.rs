@@ -11,6 +11,7 @@ pub mod hostname;
 pub mod id;
 pub mod oci;
 pub mod parse;
+pub mod ports;
 pub mod reference;
 pub mod user;
 
