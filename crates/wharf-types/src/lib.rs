@@ -9,6 +9,7 @@ pub mod digest;
 pub mod error;
 pub mod hostname;
 pub mod id;
+pub mod net;
 pub mod oci;
 pub mod parse;
 pub mod ports;
