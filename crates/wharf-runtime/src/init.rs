@@ -82,6 +82,11 @@ impl<T> Ctx<T> for std::io::Result<T> {
         self.map_err(|e| fail(format!("{}: {e}", what())))
     }
 }
+impl<T> Ctx<T> for Result<T, wharf_sys::netlink::NetlinkError> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, InitError> {
+        self.map_err(|e| fail(format!("{}: {e}", what())))
+    }
+}
 impl<T> Ctx<T> for nix::Result<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, InitError> {
         self.map_err(|e| fail(format!("{}: {}", what(), std::io::Error::from(e))))
@@ -207,6 +212,9 @@ fn run(
 
     // Nothing of the container's runs before its pid is in the cgroup.
     wait_attached(spec_pipe);
+    if let Network::Bridge(net) = &spec.network {
+        crate::net::configure_inside(net).ctx(|| "configure the container's network".into())?;
+    }
     let nnp = spec.security.no_new_privileges;
     drop_privileges(&spec.security.capabilities, nnp, bpf.as_deref(), &u)?;
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd ({cwd:?}) set in config"))?;

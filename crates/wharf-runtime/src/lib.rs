@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod exe;
 pub mod exec;
 pub mod init;
+pub mod net;
 pub mod seccomp;
 pub mod spec;
 pub mod start;

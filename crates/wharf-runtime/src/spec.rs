@@ -93,8 +93,28 @@ pub enum Network {
     None,
     /// Stay in the host's network namespace.
     Host,
-    /// Join a prepared network namespace (bind-mounted nsfs file), for bridge networking.
+    /// Join a prepared network namespace (bind-mounted nsfs file; `--network container:`).
     Path(PathBuf),
+    /// New network namespace plugged into a host bridge through a veth pair (`net`).
+    Bridge(BridgeNet),
+}
+
+/// A container's place on a bridge, all chosen by the engine (addresses allocated, bridge
+/// made, firewall rules written); the runtime only plugs the cable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeNet {
+    /// Host bridge the host end joins (`wharf0`).
+    pub bridge: String,
+    /// Host end of the veth pair (the container end is `eth0`).
+    pub host_veth: String,
+    /// The container's addresses with their prefix lengths.
+    pub addresses: Vec<(std::net::IpAddr, u8)>,
+    pub gateway: Option<std::net::IpAddr>,
+    pub gateway6: Option<std::net::IpAddr>,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: Option<u32>,
+    /// Hairpin mode on the bridge port: the container reaches its own published ports.
+    pub hairpin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -102,6 +102,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("container {id}: connect to the bridge")]
+    Network {
+        id: String,
+        #[source]
+        source: wharf_sys::netlink::NetlinkError,
+    },
     /// The container's init reported why it could not run the command (Docker's wording).
     #[error("{message}")]
     Exec { code: i32, message: String },
@@ -124,6 +130,7 @@ impl HasKind for StartError {
             StartError::Cgroup(e) => e.kind(),
             StartError::Encode { .. } => ErrorKind::InvalidArgument,
             StartError::ProtectExe { .. } | StartError::Io { .. } => ErrorKind::Internal,
+            StartError::Network { .. } => ErrorKind::Unavailable,
             StartError::Exec { code: 127, .. } => ErrorKind::NotFound,
             StartError::Exec { code: 126, .. } => ErrorKind::PermissionDenied,
             StartError::Exec { .. } => ErrorKind::FailedPrecondition,
@@ -280,7 +287,7 @@ fn start_impl(
         .into_iter()
         .collect();
     let mut ns = process::NEW_NS | process::NEW_UTS | process::NEW_IPC | process::NEW_PID;
-    if spec.network == Network::None {
+    if matches!(spec.network, Network::None | Network::Bridge(_)) {
         ns |= process::NEW_NET;
     }
     let join = match &running.cgroup {
@@ -314,6 +321,17 @@ fn start_impl(
     // init waits for ATTACHED before it runs anything of the container's.
     let mut w = std::fs::File::from(spec_w);
     let mut sent = w.write_all(&payload);
+    // Bridge: the veth's container end is born in init's namespace while init builds the
+    // rootfs; init configures it after ATTACHED.
+    if let Network::Bridge(net) = &spec.network {
+        if let Err(source) = crate::net::attach_host(net, running.pid) {
+            drop(w); // EOF without ATTACHED: init leaves; Drop kills and reaps it anyway
+            return Err(StartError::Network {
+                id: spec.id.clone(),
+                source,
+            });
+        }
+    }
     if let Some(cg) = &running.cgroup {
         if let Err(e) = cg.finish_join(running.pid, &join, in_v2) {
             drop(w); // EOF without ATTACHED: init leaves; Drop kills and reaps it anyway

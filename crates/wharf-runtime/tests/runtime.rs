@@ -13,7 +13,7 @@ use wharf_runtime::start::{start, ExitStatus, StartError, StartOptions};
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "env", "ls", "mount", "reboot", "sleep", "true", "false", "grep",
-    "hostname", "touch", "pwd", "kill", "tty", "test", "[",
+    "hostname", "touch", "pwd", "kill", "tty", "test", "[", "ip", "ping",
 ];
 
 struct Env {
@@ -518,6 +518,92 @@ fn t_bench(env: &Env) -> TestResult {
 /// Container inits this test process started and left behind: its own children still
 /// running as `wharf __init` (other wharf containers on the host, e.g. with `--init`, are not
 /// ours to count).
+/// Bridge networking: the veth's container end is born in the container's namespace as
+/// `eth0`, configured by init (address, MAC, route, up), reaches the bridge's address on the
+/// host; the host end is on the bridge while the container runs and gone after it exits.
+fn t_bridge(env: &Env) -> TestResult {
+    use std::net::{IpAddr, Ipv4Addr};
+    use wharf_sys::netlink::{link, Family, Socket};
+    let mut sock = Socket::open(Family::Route).map_err(|e| e.to_string())?;
+    let bridge = format!("wrt{}", std::process::id() % 100_000);
+    let host_veth = format!("wrv{}", std::process::id() % 100_000);
+    let _ = link::delete(&mut sock, &bridge);
+    link::create_bridge(&mut sock, &bridge, None).map_err(|e| e.to_string())?;
+    let res = (|| {
+        let br = link::index(&mut sock, &bridge).map_err(|e| e.to_string())?;
+        let gw = IpAddr::V4(Ipv4Addr::new(10, 213, 77, 1));
+        link::add_address(&mut sock, br, gw, 24).map_err(|e| e.to_string())?;
+        link::set_up(&mut sock, br).map_err(|e| e.to_string())?;
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 213, 77, 2));
+        let mut s = spec(
+            env,
+            &[
+                "sh",
+                "-c",
+                "ip -o -4 addr show eth0; ip link show eth0; ip route; ping -c1 -W3 10.213.77.1 >/dev/null && echo PING-OK",
+            ],
+        );
+        s.network = Network::Bridge(BridgeNet {
+            bridge: bridge.clone(),
+            host_veth: host_veth.clone(),
+            addresses: vec![(ip, 24)],
+            gateway: Some(gw),
+            gateway6: None,
+            mac: wharf_runtime::net::mac_for(ip),
+            mtu: Some(1450),
+            hairpin: true,
+        });
+        let out = expect_exit(env, &s, 0)?;
+        check(out.contains("inet 10.213.77.2/24"), || {
+            format!("address: {out}")
+        })?;
+        check(out.contains("02:42:0a:d5:4d:02"), || format!("mac: {out}"))?;
+        check(out.contains("mtu 1450"), || format!("mtu: {out}"))?;
+        check(out.contains("default via 10.213.77.1 dev eth0"), || {
+            format!("route: {out}")
+        })?;
+        check(out.contains("PING-OK"), || format!("ping: {out}"))?;
+        // the host end goes with the namespace
+        let t = Instant::now();
+        while link::get(&mut sock, &host_veth)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            if t.elapsed().as_secs() > 5 {
+                return Err(format!("host end {host_veth} still there after exit"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // a bridge that does not exist fails the start with the interface named
+        let mut s = spec(env, &["true"]);
+        s.network = Network::Bridge(BridgeNet {
+            bridge: "nosuchbr0".into(),
+            host_veth: host_veth.clone(),
+            addresses: vec![(ip, 24)],
+            gateway: Some(gw),
+            gateway6: None,
+            mac: None,
+            mtu: None,
+            hairpin: false,
+        });
+        let (r, _) = run(env, &s);
+        match r {
+            Err(e) => {
+                let chain = format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                );
+                check(chain.contains("nosuchbr0"), || chain.clone())
+            }
+            Ok(st) => Err(format!("started without its bridge: {st:?}")),
+        }
+    })();
+    let _ = link::delete(&mut sock, &bridge);
+    res
+}
+
 fn leftover_inits() -> Vec<String> {
     let me = std::process::id().to_string();
     let mut v = Vec::new();
@@ -573,6 +659,7 @@ fn main() {
         ("rlimit_clamped_without_cap_sys_resource", t_rlimit_clamp),
         ("fallbacks_clone3_mountapi_openat2", t_fallbacks),
         ("cgroup_joined_and_removed", t_cgroup),
+        ("bridge_veth_address_route", t_bridge),
         ("bench_start_wait", t_bench),
     ];
     let (mut passed, mut failed) = (0, 0);
