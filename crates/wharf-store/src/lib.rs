@@ -35,6 +35,7 @@ mod image;
 mod index;
 pub mod layer;
 mod lock;
+pub mod network;
 mod reap;
 mod util;
 mod volume;
