@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod monitor;
 pub mod mounts;
 pub mod names;
+pub mod network;
 pub mod policy;
 pub mod run;
 pub mod state;

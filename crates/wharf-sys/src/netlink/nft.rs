@@ -176,6 +176,20 @@ pub enum Expr {
     },
     Masquerade,
     Counter,
+    /// Conntrack `key` of the packet's connection into `dreg` (a u32).
+    Ct {
+        key: CtKey,
+        dreg: u32,
+    },
+}
+
+/// Conntrack keys wharf uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtKey {
+    /// `ct state` bits: invalid 1, established 2, related 4, new 8.
+    State,
+    /// `ct status` bits: dnat is 0x20.
+    Status,
 }
 
 /// Interface names compare as 16 NUL-padded bytes (IFNAMSIZ), as nft does for `iifname`.
@@ -312,6 +326,24 @@ pub mod matches {
         ]
     }
 
+    /// Any of the conntrack `bits` set under `key` (`ct state established,related`,
+    /// `ct status dnat`).
+    pub fn ct_any(key: CtKey, bits: u32) -> Vec<Expr> {
+        vec![
+            Expr::Ct { key, dreg: REG_1 },
+            Expr::Bitwise {
+                sreg: REG_1,
+                dreg: REG_1,
+                mask: bits.to_ne_bytes().to_vec(),
+            },
+            Expr::Cmp {
+                sreg: REG_1,
+                op: CmpOp::Neq,
+                data: vec![0; 4],
+            },
+        ]
+    }
+
     /// `dnat to ip:port`.
     pub fn dnat(ip: IpAddr, port: u16) -> Vec<Expr> {
         let (family, addr) = match ip {
@@ -370,6 +402,7 @@ fn put_expr(m: &mut Msg, e: &Expr) {
         Expr::Dnat { .. } => "nat",
         Expr::Masquerade => "masq",
         Expr::Counter => "counter",
+        Expr::Ct { .. } => "ct",
     };
     m.nest(NFTA_LIST_ELEM).attr_str(NFTA_EXPR_NAME, name);
     match e {
@@ -453,6 +486,16 @@ fn put_expr(m: &mut Msg, e: &Expr) {
                 m.attr_be32(5, *p); // NFTA_NAT_REG_PROTO_MIN
             }
             m.end();
+        }
+        Expr::Ct { key, dreg } => {
+            let k = match key {
+                CtKey::State => 0,
+                CtKey::Status => 2,
+            };
+            m.nest(NFTA_EXPR_DATA)
+                .attr_be32(1, *dreg) // NFTA_CT_DREG
+                .attr_be32(2, k) // NFTA_CT_KEY
+                .end();
         }
         Expr::Masquerade | Expr::Counter => {}
     }

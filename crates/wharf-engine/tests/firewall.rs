@@ -1,0 +1,156 @@
+//! The firewall's rules against the real kernel, in private network namespaces: a "host"
+//! namespace with a bridge, a "container" namespace on a veth serving TCP, and traffic through
+//! a published port from the host's own address, from 127.0.0.1 and from the container to
+//! itself (hairpin); rules removed by owner leave nothing and close the port.
+#![allow(clippy::unwrap_used)]
+
+use nix::sched::{setns, unshare, CloneFlags};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+use wharf_engine::network::firewall::{self, Firewall, Owner, Published};
+use wharf_store::network::NetworkRecord;
+use wharf_sys::netlink::link::{self, Netns};
+use wharf_sys::netlink::{nft, Family, Socket};
+use wharf_types::ports::Proto;
+
+fn fetch(addr: SocketAddr) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("read {addr}: {e}"))?;
+    Ok(out)
+}
+
+fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+#[test]
+fn published_port_from_host_localhost_and_hairpin() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    if !nft::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nf_tables is not available"
+        );
+        return;
+    }
+    std::thread::spawn(|| {
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let host_ns = File::open("/proc/thread-self/ns/net").unwrap();
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let ctr_ns = File::open("/proc/thread-self/ns/net").unwrap();
+        setns(&host_ns, CloneFlags::CLONE_NEWNET).unwrap();
+
+        // host: bridge 10.50.0.1/24, veth into the container namespace
+        let mut s = Socket::open(Family::Route).unwrap();
+        let lo = link::index(&mut s, "lo").unwrap();
+        link::set_up(&mut s, lo).unwrap();
+        link::create_bridge(&mut s, "wb0", None).unwrap();
+        let br = link::index(&mut s, "wb0").unwrap();
+        link::add_address(&mut s, br, ip(10, 50, 0, 1), 24).unwrap();
+        link::set_up(&mut s, br).unwrap();
+        link::create_veth(
+            &mut s,
+            "wv0",
+            "eth0",
+            Some(Netns::Fd(ctr_ns.as_raw_fd())),
+            None,
+        )
+        .unwrap();
+        let wv = link::index(&mut s, "wv0").unwrap();
+        link::set_master(&mut s, wv, br).unwrap();
+        link::set_hairpin(&mut s, wv, true).unwrap();
+        link::set_up(&mut s, wv).unwrap();
+
+        // container: eth0 10.50.0.2/24, a server answering "hello" to every connection
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ctr_fd = ctr_ns.try_clone().unwrap();
+        std::thread::spawn(move || {
+            setns(&ctr_fd, CloneFlags::CLONE_NEWNET).unwrap();
+            let mut s = Socket::open(Family::Route).unwrap();
+            let lo = link::index(&mut s, "lo").unwrap();
+            link::set_up(&mut s, lo).unwrap();
+            let eth = link::index(&mut s, "eth0").unwrap();
+            link::add_address(&mut s, eth, ip(10, 50, 0, 2), 24).unwrap();
+            link::set_up(&mut s, eth).unwrap();
+            link::add_route(&mut s, None, Some(ip(10, 50, 0, 1)), Some(eth)).unwrap();
+            let l = TcpListener::bind("0.0.0.0:80").unwrap();
+            tx.send(()).unwrap();
+            for c in l.incoming() {
+                let Ok(mut c) = c else { break };
+                let _ = c.write_all(b"hello");
+            }
+        });
+        rx.recv().unwrap();
+
+        let net = NetworkRecord {
+            id: "a".repeat(64),
+            name: "t".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            bridge: "wb0".into(),
+            subnet: "10.50.0.0/24".parse().unwrap(),
+            gateway: ip(10, 50, 0, 1),
+            ip_range: None,
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        };
+        let mut fw = Firewall::open().unwrap();
+        fw.ensure_network(&net).unwrap();
+        fw.ensure_network(&net).unwrap(); // idempotent
+        firewall::enable_forwarding("wb0").unwrap();
+        let cid = "c".repeat(64);
+        fw.publish(
+            &cid,
+            ip(10, 50, 0, 2),
+            &[Published {
+                host_ip: None,
+                host_port: 8080,
+                proto: Proto::Tcp,
+                container_port: 80,
+            }],
+        )
+        .unwrap();
+        let owners = fw.owners().unwrap();
+        assert_eq!(
+            owners,
+            vec![
+                (Owner::Network("a".repeat(64)), 8),
+                (Owner::Container(cid.clone()), 2)
+            ]
+        );
+
+        // from the host's own address and from localhost
+        assert_eq!(fetch("10.50.0.1:8080".parse().unwrap()).unwrap(), "hello");
+        assert_eq!(fetch("127.0.0.1:8080".parse().unwrap()).unwrap(), "hello");
+        // the container reaching its own published port through the host (hairpin)
+        let ctr_fd = ctr_ns.try_clone().unwrap();
+        let hairpin = std::thread::spawn(move || {
+            setns(&ctr_fd, CloneFlags::CLONE_NEWNET).unwrap();
+            fetch("10.50.0.1:8080".parse().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(hairpin.unwrap(), "hello");
+
+        // unpublished: the port is closed again, only the network's rules stay
+        assert_eq!(fw.unpublish(&cid).unwrap(), 2);
+        assert_eq!(fw.unpublish(&cid).unwrap(), 0);
+        assert!(fetch("10.50.0.1:8080".parse().unwrap()).is_err());
+        assert_eq!(fw.remove_network(&net.id).unwrap(), 8);
+        assert!(fw.owners().unwrap().is_empty());
+    })
+    .join()
+    .unwrap();
+}
