@@ -154,3 +154,78 @@ fn published_port_from_host_localhost_and_hairpin() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn bridge_made_once_checked_and_removed() {
+    if !nix::unistd::geteuid().is_root() || !nft::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root and nf_tables"
+        );
+        return;
+    }
+    std::thread::spawn(|| {
+        use wharf_engine::network::bridge;
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let mut net = NetworkRecord {
+            id: "b".repeat(64),
+            name: "app".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            bridge: "wh-test1".into(),
+            subnet: "10.60.0.0/16".parse().unwrap(),
+            gateway: ip(10, 60, 0, 1),
+            ip_range: None,
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        };
+        // parallel first starts make it once
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let (run, net) = (run.path().to_path_buf(), net.clone());
+                let ns = File::open("/proc/thread-self/ns/net").unwrap();
+                std::thread::spawn(move || {
+                    setns(&ns, CloneFlags::CLONE_NEWNET).unwrap();
+                    bridge::ensure(&run, &net)
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap().unwrap();
+        }
+        bridge::ensure(run.path(), &net).unwrap();
+        let mut s = Socket::open(Family::Route).unwrap();
+        let l = link::get(&mut s, "wh-test1").unwrap().unwrap();
+        assert!(l.up && l.kind == "bridge");
+        let v4: Vec<_> = link::addresses(&mut s, Some(l.index))
+            .unwrap()
+            .into_iter()
+            .filter(|(_, a, _)| a.is_ipv4())
+            .collect();
+        assert_eq!(
+            v4,
+            vec![(l.index, ip(10, 60, 0, 1), 16)],
+            "address added once"
+        );
+        let mut fw = Firewall::open().unwrap();
+        assert_eq!(
+            fw.owners().unwrap(),
+            vec![(Owner::Network("b".repeat(64)), 8)]
+        );
+        // an interface of that name that is not a bridge is not taken over
+        link::create_veth(&mut s, "wh-test2", "wh-test2p", None, None).unwrap();
+        net.bridge = "wh-test2".into();
+        let e = bridge::ensure(run.path(), &net).unwrap_err();
+        assert!(e.to_string().contains("is not a bridge"), "{e}");
+        net.bridge = "wh-test1".into();
+        bridge::remove(run.path(), &net).unwrap();
+        bridge::remove(run.path(), &net).unwrap(); // idempotent
+        assert!(link::get(&mut s, "wh-test1").unwrap().is_none());
+        assert!(fw.owners().unwrap().is_empty());
+        assert!(!run.path().join("networks").join("b".repeat(64)).exists());
+    })
+    .join()
+    .unwrap();
+}

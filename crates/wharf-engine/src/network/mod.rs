@@ -3,4 +3,5 @@
 //! typed requests the front ends send.
 
 pub mod alloc;
+pub mod bridge;
 pub mod firewall;

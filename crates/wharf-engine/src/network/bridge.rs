@@ -1,0 +1,161 @@
+//! The host side of a bridge network: the bridge interface with the gateway address, up,
+//! forwarding on, and the network's firewall rules — made on first use by whichever wharf
+//! process starts the first container on it (under a per-network lock in the run root, so
+//! parallel starts make it once), and removed by `network rm`. Everything here is idempotent:
+//! an existing bridge is checked, not recreated, so a reboot or a crash in between is healed
+//! by the next start.
+
+use super::firewall::{self, Firewall, FirewallError};
+use nix::fcntl::{Flock, FlockArg};
+use std::path::Path;
+use wharf_store::network::NetworkRecord;
+use wharf_sys::netlink::link;
+use wharf_sys::netlink::{Family, NetlinkError, Socket};
+use wharf_types::error::{ErrorKind, HasKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("network {network}: {source}")]
+    Link {
+        network: String,
+        #[source]
+        source: NetlinkError,
+    },
+    #[error("network {network}: interface {bridge} exists and is not a bridge ({kind})")]
+    NotABridge {
+        network: String,
+        bridge: String,
+        kind: String,
+    },
+    #[error("network {network}: {source}")]
+    Firewall {
+        network: String,
+        #[source]
+        source: FirewallError,
+    },
+    #[error("network {network}: {what}: {source}")]
+    Io {
+        network: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl HasKind for BridgeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BridgeError::NotABridge { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// Holds the per-network lock while a bridge is made or removed.
+fn lock(run_root: &Path, net: &NetworkRecord) -> Result<Flock<std::fs::File>, BridgeError> {
+    let dir = run_root.join("networks").join(&net.id);
+    let io = |what: &str| {
+        let what = what.to_string();
+        let network = net.name.clone();
+        move |source| BridgeError::Io {
+            network,
+            what,
+            source,
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create run directory"))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(io("open lock"))?;
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| BridgeError::Io {
+        network: net.name.clone(),
+        what: "lock".into(),
+        source: e.into(),
+    })
+}
+
+/// Makes sure the network's bridge exists with its gateway address, is up, forwards, and
+/// has its firewall rules.
+pub fn ensure(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
+    let _l = lock(run_root, net)?;
+    let le = |source| BridgeError::Link {
+        network: net.name.clone(),
+        source,
+    };
+    let mut s = Socket::open(Family::Route).map_err(le)?;
+    let index = match link::get(&mut s, &net.bridge).map_err(le)? {
+        Some(l) if l.kind == "bridge" => l.index,
+        Some(l) => {
+            return Err(BridgeError::NotABridge {
+                network: net.name.clone(),
+                bridge: net.bridge.clone(),
+                kind: if l.kind.is_empty() {
+                    "a device".into()
+                } else {
+                    l.kind
+                },
+            })
+        }
+        None => {
+            match link::create_bridge(&mut s, &net.bridge, None) {
+                Ok(()) => {}
+                Err(e) if e.errno() == Some(nix::libc::EEXIST) => {}
+                Err(e) => return Err(le(e)),
+            }
+            link::index(&mut s, &net.bridge).map_err(le)?
+        }
+    };
+    let have = link::addresses(&mut s, Some(index)).map_err(le)?;
+    if !have
+        .iter()
+        .any(|(_, ip, p)| *ip == net.gateway && *p == net.subnet.prefix())
+    {
+        match link::add_address(&mut s, index, net.gateway, net.subnet.prefix()) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(nix::libc::EEXIST) => {}
+            Err(e) => return Err(le(e)),
+        }
+    }
+    link::set_up(&mut s, index).map_err(le)?;
+    firewall::enable_forwarding(&net.bridge).map_err(|source| BridgeError::Io {
+        network: net.name.clone(),
+        what: "enable forwarding".into(),
+        source,
+    })?;
+    let fe = |source| BridgeError::Firewall {
+        network: net.name.clone(),
+        source,
+    };
+    let mut fw = Firewall::open().map_err(fe)?;
+    fw.ensure_network(net).map_err(fe)?;
+    Ok(())
+}
+
+/// Removes the bridge, the network's firewall rules and its run-root state.
+pub fn remove(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
+    {
+        let _l = lock(run_root, net)?;
+        let le = |source| BridgeError::Link {
+            network: net.name.clone(),
+            source,
+        };
+        let mut s = Socket::open(Family::Route).map_err(le)?;
+        if let Some(l) = link::get(&mut s, &net.bridge).map_err(le)? {
+            if l.kind == "bridge" {
+                link::delete(&mut s, &net.bridge).map_err(le)?;
+            }
+        }
+        if let Ok(mut fw) = Firewall::open() {
+            fw.remove_network(&net.id)
+                .map_err(|source| BridgeError::Firewall {
+                    network: net.name.clone(),
+                    source,
+                })?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(run_root.join("networks").join(&net.id));
+    Ok(())
+}
