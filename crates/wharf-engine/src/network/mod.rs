@@ -4,4 +4,5 @@
 
 pub mod alloc;
 pub mod bridge;
+pub mod dns;
 pub mod firewall;
