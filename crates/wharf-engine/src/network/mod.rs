@@ -5,4 +5,6 @@
 pub mod alloc;
 pub mod bridge;
 pub mod dns;
+pub mod endpoint;
 pub mod firewall;
+pub mod resolver;

@@ -1,0 +1,271 @@
+//! `wharf __dns`: the one resolver process of the host for every user-defined network. It
+//! listens on each such network's gateway address, port 53 (UDP and TCP), answers from the
+//! endpoints in the run root (`endpoint`) and forwards the rest to the host's resolvers
+//! (`/etc/resolv.conf`, loopback ones included: it runs in the host's namespace). Started on
+//! demand by the first container that needs it, it holds `<run-root>/dns.lock` while alive (a
+//! second one leaves at once) and exits when no network has needed it for a while.
+
+use super::dns::{self, Known, Question};
+use super::endpoint::{self, Endpoint};
+use nix::fcntl::{Flock, FlockArg};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an upstream gets per question.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// Questions being forwarded at once; more are answered SERVFAIL.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// The networks to serve: (network id, gateway) of every network with endpoints whose
+/// gateway is given by `gateway_of` (`None`: no embedded DNS, e.g. docker's default bridge).
+fn wanted(
+    run_root: &Path,
+    gateway_of: &dyn Fn(&str) -> Option<IpAddr>,
+) -> BTreeMap<String, IpAddr> {
+    endpoint::networks_with_state(run_root)
+        .into_iter()
+        .filter(|n| !endpoint::list(run_root, n).is_empty())
+        .filter_map(|n| gateway_of(&n).map(|g| (n, g)))
+        .collect()
+}
+
+fn lookup(run_root: &Path, network: &str, q: &Question) -> Option<Known> {
+    let eps: Vec<Endpoint> = endpoint::list(run_root, network);
+    if q.qtype == dns::TYPE_PTR {
+        let ip = dns::ptr_address(&q.name)?;
+        return eps
+            .iter()
+            .find(|e| e.ip == ip)
+            .map(|e| Known::Name(e.name.clone()));
+    }
+    let hit: Vec<IpAddr> = eps
+        .iter()
+        .filter(|e| e.answers_to(&q.name))
+        .map(|e| e.ip)
+        .collect();
+    (!hit.is_empty()).then_some(Known::Addresses(hit))
+}
+
+struct Listener {
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+fn bind(gw: IpAddr) -> std::io::Result<Listener> {
+    let addr = SocketAddr::new(gw, 53);
+    Ok(Listener {
+        udp: UdpSocket::bind(addr)?,
+        tcp: TcpListener::bind(addr)?,
+    })
+}
+
+fn serve_tcp(
+    mut c: TcpStream,
+    run_root: PathBuf,
+    network: String,
+    upstreams: Arc<Vec<SocketAddr>>,
+) {
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
+    let mut len = [0u8; 2];
+    if c.read_exact(&mut len).is_err() {
+        return;
+    }
+    let n = usize::from(u16::from_be_bytes(len));
+    if n > dns::MAX_TCP {
+        return;
+    }
+    let mut msg = vec![0u8; n];
+    if c.read_exact(&mut msg).is_err() {
+        return;
+    }
+    let look = |q: &Question| lookup(&run_root, &network, q);
+    if let Some(r) = dns::handle(&msg, &look, &upstreams, UPSTREAM_TIMEOUT) {
+        let mut out = (r.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&r);
+        let _ = c.write_all(&out);
+    }
+}
+
+/// Runs the resolver until no network has needed it for `idle_exit`. Returns at once when
+/// another resolver holds the lock.
+pub fn serve(
+    run_root: &Path,
+    gateway_of: &dyn Fn(&str) -> Option<IpAddr>,
+    idle_exit: Duration,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(run_root)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(run_root.join("dns.lock"))?;
+    let Ok(_lock) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
+        return Ok(());
+    };
+    let upstreams = Arc::new(wharf_sys::resolve::ResolvConf::system().nameservers);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut listeners: BTreeMap<String, (IpAddr, Listener)> = BTreeMap::new();
+    let mut idle_since = Instant::now();
+    let mut last_scan = Instant::now() - Duration::from_secs(10);
+    let mut buf = vec![0u8; dns::MAX_UDP];
+    loop {
+        if last_scan.elapsed() >= Duration::from_secs(1) {
+            last_scan = Instant::now();
+            let want = wanted(run_root, gateway_of);
+            listeners.retain(|n, (g, _)| want.get(n) == Some(g));
+            for (n, g) in &want {
+                if !listeners.contains_key(n) {
+                    // the bridge may not have its address yet: retried on the next scan
+                    if let Ok(l) = bind(*g) {
+                        listeners.insert(n.clone(), (*g, l));
+                    }
+                }
+            }
+            if want.is_empty() {
+                if idle_since.elapsed() >= idle_exit {
+                    return Ok(());
+                }
+            } else {
+                idle_since = Instant::now();
+            }
+        }
+        let order: Vec<&String> = listeners.keys().collect();
+        let mut fds: Vec<PollFd> = Vec::new();
+        for n in &order {
+            let (_, l) = &listeners[*n];
+            fds.push(PollFd::new(l.udp.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(l.tcp.as_fd(), PollFlags::POLLIN));
+        }
+        let ready: Vec<(usize, bool)> = match poll(&mut fds, PollTimeout::from(500u16)) {
+            Ok(0) | Err(_) => Vec::new(),
+            Ok(_) => fds
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+                .map(|(i, _)| (i / 2, i % 2 == 0))
+                .collect(),
+        };
+        let names: Vec<String> = order.into_iter().cloned().collect();
+        drop(fds);
+        for (idx, is_udp) in ready {
+            let network = names[idx].clone();
+            let (_, l) = &listeners[&network];
+            if is_udp {
+                let Ok((n, from)) = l.udp.recv_from(&mut buf) else {
+                    continue;
+                };
+                let msg = buf[..n].to_vec();
+                let look = |q: &Question| lookup(run_root, &network, q);
+                // answered from the endpoints right here; only forwarding goes to a thread
+                let local = dns::parse_query(&msg)
+                    .ok()
+                    .and_then(|q| look(&q).map(|k| dns::answer(&q, &k)));
+                if let Some(r) = local {
+                    let _ = l.udp.send_to(&r, from);
+                    continue;
+                }
+                if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                    if let Ok(q) = dns::parse_query(&msg) {
+                        let _ = l.udp.send_to(&dns::servfail(&q), from);
+                    }
+                    continue;
+                }
+                let Ok(sock) = l.udp.try_clone() else {
+                    continue;
+                };
+                let (ups, fl) = (upstreams.clone(), in_flight.clone());
+                fl.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || {
+                    let none = |_: &Question| None;
+                    if let Some(r) = dns::handle(&msg, &none, &ups, UPSTREAM_TIMEOUT) {
+                        let _ = sock.send_to(&r, from);
+                    }
+                    fl.fetch_sub(1, Ordering::Relaxed);
+                });
+            } else if let Ok((c, _)) = l.tcp.accept() {
+                if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                    continue;
+                }
+                let (ups, fl) = (upstreams.clone(), in_flight.clone());
+                let root = run_root.to_path_buf();
+                fl.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || {
+                    serve_tcp(c, root, network, ups);
+                    fl.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_endpoints_and_exits_when_idle() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let net = "e".repeat(64);
+        let ep = Endpoint {
+            container_id: "f".repeat(64),
+            name: "db".into(),
+            aliases: vec!["database".into()],
+            network_id: net.clone(),
+            ip: "10.70.0.2".parse().expect("ip"),
+            prefix: 16,
+            gateway: "127.0.0.77".parse().expect("ip"),
+            mac: String::new(),
+            ports: vec![],
+        };
+        endpoint::write(d.path(), &ep).expect("endpoint");
+        let root = d.path().to_path_buf();
+        let server = std::thread::spawn(move || {
+            serve(
+                &root,
+                &|_| "127.0.0.77".parse().ok(),
+                Duration::from_millis(300),
+            )
+        });
+        let c = UdpSocket::bind("127.0.0.1:0").expect("client");
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        for _ in 0..50 {
+            let _ = c.send_to(&dns::query(3, "database", dns::TYPE_A), "127.0.0.77:53");
+            let mut b = [0u8; 512];
+            if let Ok((n, _)) = c.recv_from(&mut b) {
+                got = dns::answers(&b[..n]);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(got, vec!["10.70.0.2".parse::<IpAddr>().expect("ip")]);
+        // over TCP too
+        let mut t = TcpStream::connect("127.0.0.77:53").expect("tcp");
+        let q = dns::query(4, "db", dns::TYPE_A);
+        let mut m = (q.len() as u16).to_be_bytes().to_vec();
+        m.extend_from_slice(&q);
+        t.write_all(&m).expect("write");
+        let mut len = [0u8; 2];
+        t.read_exact(&mut len).expect("len");
+        let mut r = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        t.read_exact(&mut r).expect("body");
+        assert_eq!(
+            dns::answers(&r),
+            vec!["10.70.0.2".parse::<IpAddr>().expect("ip")]
+        );
+        // a second resolver leaves at once
+        serve(d.path(), &|_| None, Duration::from_secs(60)).expect("second");
+        // no endpoints left: the server exits
+        endpoint::remove(d.path(), &net, &"f".repeat(64));
+        server.join().expect("join").expect("serve");
+    }
+}
