@@ -44,7 +44,28 @@ fn published_port_from_host_localhost_and_hairpin() {
         );
         return;
     }
-    std::thread::spawn(|| {
+    traffic(Firewall::open, "nftables");
+}
+
+/// The same rules and traffic with legacy iptables (RHEL 7's path).
+#[test]
+fn published_port_with_legacy_iptables() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    if wharf_engine::network::iptables::Iptables::find().is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no iptables-legacy on this host"
+        );
+        return;
+    }
+    traffic(Firewall::open_legacy, "iptables");
+}
+
+fn traffic(open: fn() -> Result<Firewall, firewall::FirewallError>, backend: &'static str) {
+    std::thread::spawn(move || {
         unshare(CloneFlags::CLONE_NEWNET).unwrap();
         let host_ns = File::open("/proc/thread-self/ns/net").unwrap();
         unshare(CloneFlags::CLONE_NEWNET).unwrap();
@@ -106,7 +127,8 @@ fn published_port_from_host_localhost_and_hairpin() {
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
         };
-        let mut fw = Firewall::open().unwrap();
+        let mut fw = open().unwrap();
+        assert_eq!(fw.backend(), backend);
         fw.ensure_network(&net).unwrap();
         fw.ensure_network(&net).unwrap(); // idempotent
         firewall::enable_forwarding("wb0").unwrap();

@@ -2,7 +2,7 @@
 //!
 //! `WHARF_DISABLE` (comma separated: `openat2`, `clone3`, `mountapi`, `exebind`, `memfd`,
 //! `sealing`, `tmpfile`, `oomkill`, `seccomplog`, `filecapsv3`, `cloneintocgroup`, `selfjoin`,
-//! `cgroup.<controller>`) makes wharf behave as if
+//! `nftables`, `cgroup.<controller>`) makes wharf behave as if
 //! the kernel lacked a feature, so the code paths used on RHEL 7 (3.10) and RHEL 8 (4.18) run
 //! in CI on a new kernel. Detection results are cached per process.
 
@@ -35,6 +35,8 @@ pub enum Feature {
     CloneIntoCgroup,
     /// A v1 cgroup joined by the new process itself (`tasks` ← "0"), not by pid from outside.
     SelfJoin,
+    /// nf_tables (Linux 3.13; RHEL 7 firewalls with legacy iptables).
+    Nftables,
 }
 
 impl Feature {
@@ -52,6 +54,7 @@ impl Feature {
             Feature::FileCapsV3 => "filecapsv3",
             Feature::CloneIntoCgroup => "cloneintocgroup",
             Feature::SelfJoin => "selfjoin",
+            Feature::Nftables => "nftables",
         }
     }
 }

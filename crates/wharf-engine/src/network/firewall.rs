@@ -34,8 +34,10 @@ const FAM: TableFamily = TableFamily::Ip;
 pub enum FirewallError {
     #[error("nftables: {0}")]
     Netlink(#[from] NetlinkError),
-    #[error("this kernel has no nf_tables (needed for bridge networking: outbound NAT and published ports)")]
+    #[error("this kernel has no nf_tables and the host has no legacy iptables (bridge networking needs one of them for outbound NAT and published ports)")]
     Unavailable,
+    #[error("{command}: {message}")]
+    Iptables { command: String, message: String },
 }
 
 impl HasKind for FirewallError {
@@ -78,20 +80,111 @@ fn owner_of(comment: &str) -> Option<Owner> {
         .map(|id| Owner::Container(id.to_string()))
 }
 
+/// The firewall: nf_tables through netlink, or legacy iptables where the kernel has no
+/// nf_tables (`iptables`).
 pub struct Firewall {
-    sock: Socket,
+    backend: Backend,
+}
+
+enum Backend {
+    Nft(Nft),
+    Legacy(super::iptables::Iptables),
 }
 
 impl Firewall {
     pub fn open() -> Result<Firewall, FirewallError> {
-        if !nft::available() {
-            return Err(FirewallError::Unavailable);
+        if nft::available() {
+            return Ok(Firewall {
+                backend: Backend::Nft(Nft {
+                    sock: Socket::open(Family::Netfilter)?,
+                }),
+            });
         }
-        Ok(Firewall {
-            sock: Socket::open(Family::Netfilter)?,
-        })
+        match super::iptables::Iptables::find() {
+            Some(i) => Ok(Firewall {
+                backend: Backend::Legacy(i),
+            }),
+            None => Err(FirewallError::Unavailable),
+        }
     }
 
+    /// The legacy iptables backend whatever the kernel has (what `WHARF_DISABLE=nftables`
+    /// selects; tests use it directly).
+    pub fn open_legacy() -> Result<Firewall, FirewallError> {
+        super::iptables::Iptables::find()
+            .map(|i| Firewall {
+                backend: Backend::Legacy(i),
+            })
+            .ok_or(FirewallError::Unavailable)
+    }
+
+    /// `nftables` or `iptables`.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Nft(_) => "nftables",
+            Backend::Legacy(_) => "iptables",
+        }
+    }
+
+    /// The table, its chains and the jumps into them; idempotent.
+    pub fn ensure_base(&mut self) -> Result<(), FirewallError> {
+        match &mut self.backend {
+            Backend::Nft(n) => n.ensure_base(),
+            Backend::Legacy(i) => i.ensure_base(),
+        }
+    }
+
+    /// A network's NAT and forwarding rules; idempotent.
+    pub fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
+        match &mut self.backend {
+            Backend::Nft(n) => n.ensure_network(net),
+            Backend::Legacy(i) => i.ensure_network(net),
+        }
+    }
+
+    /// Removes a network's rules; returns how many there were.
+    pub fn remove_network(&mut self, network_id: &str) -> Result<usize, FirewallError> {
+        match &mut self.backend {
+            Backend::Nft(n) => n.remove_network(network_id),
+            Backend::Legacy(i) => i.remove_network(network_id),
+        }
+    }
+
+    /// DNAT (and hairpin masquerade) for a container's published ports.
+    pub fn publish(
+        &mut self,
+        container_id: &str,
+        container_ip: IpAddr,
+        ports: &[Published],
+    ) -> Result<(), FirewallError> {
+        match &mut self.backend {
+            Backend::Nft(n) => n.publish(container_id, container_ip, ports),
+            Backend::Legacy(i) => i.publish(container_id, container_ip, ports),
+        }
+    }
+
+    /// Removes a container's rules; returns how many there were.
+    pub fn unpublish(&mut self, container_id: &str) -> Result<usize, FirewallError> {
+        match &mut self.backend {
+            Backend::Nft(n) => n.unpublish(container_id),
+            Backend::Legacy(i) => i.unpublish(container_id),
+        }
+    }
+
+    /// Every owner that has rules, with its rule count (reconciliation, leak tests).
+    pub fn owners(&mut self) -> Result<Vec<(Owner, usize)>, FirewallError> {
+        match &mut self.backend {
+            Backend::Nft(n) => n.owners(),
+            Backend::Legacy(i) => i.owners(),
+        }
+    }
+}
+
+struct Nft {
+    sock: Socket,
+}
+
+impl Nft {
     fn base_batch(b: &mut Batch) {
         let nat = |hook, priority| {
             Some(BaseChain {
@@ -117,8 +210,7 @@ impl Firewall {
             );
     }
 
-    /// The table, its chains and the two jumps into `ports`; idempotent.
-    pub fn ensure_base(&mut self) -> Result<(), FirewallError> {
+    fn ensure_base(&mut self) -> Result<(), FirewallError> {
         let have = nft::rules(&mut self.sock, FAM, TABLE)?;
         let mut b = Batch::new();
         Self::base_batch(&mut b);
@@ -137,7 +229,7 @@ impl Firewall {
     }
 
     /// A network's NAT and forwarding rules; idempotent (nothing added when its rules exist).
-    pub fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
+    fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
         self.ensure_base()?;
         let c = net_comment(&net.id);
         let have = nft::rules(&mut self.sock, FAM, TABLE)?;
@@ -216,12 +308,12 @@ impl Firewall {
     }
 
     /// Removes a network's rules; returns how many there were.
-    pub fn remove_network(&mut self, network_id: &str) -> Result<usize, FirewallError> {
+    fn remove_network(&mut self, network_id: &str) -> Result<usize, FirewallError> {
         self.remove_comment(&net_comment(network_id))
     }
 
     /// DNAT (and hairpin masquerade) for a container's published ports, in one transaction.
-    pub fn publish(
+    fn publish(
         &mut self,
         container_id: &str,
         container_ip: IpAddr,
@@ -262,12 +354,12 @@ impl Firewall {
     }
 
     /// Removes a container's rules; returns how many there were.
-    pub fn unpublish(&mut self, container_id: &str) -> Result<usize, FirewallError> {
+    fn unpublish(&mut self, container_id: &str) -> Result<usize, FirewallError> {
         self.remove_comment(&ctr_comment(container_id))
     }
 
     /// Every owner that has rules, with its rule count (for reconciliation and leak tests).
-    pub fn owners(&mut self) -> Result<Vec<(Owner, usize)>, FirewallError> {
+    fn owners(&mut self) -> Result<Vec<(Owner, usize)>, FirewallError> {
         let mut out: Vec<(Owner, usize)> = Vec::new();
         for r in nft::rules(&mut self.sock, FAM, TABLE)? {
             let Some(o) = r.comment.as_deref().and_then(owner_of) else {

@@ -7,4 +7,5 @@ pub mod bridge;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
+pub mod iptables;
 pub mod resolver;

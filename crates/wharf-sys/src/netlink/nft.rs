@@ -750,8 +750,12 @@ pub fn rules(
     Ok(out)
 }
 
-/// Whether the kernel speaks nf_tables at all (module loaded or loadable).
+/// Whether the kernel speaks nf_tables at all (module loaded or loadable), and
+/// `WHARF_DISABLE=nftables` does not hide it.
 pub fn available() -> bool {
+    if crate::features::force_disabled(crate::features::Feature::Nftables) {
+        return false;
+    }
     let Ok(mut s) = Socket::open(super::Family::Netfilter) else {
         return false;
     };

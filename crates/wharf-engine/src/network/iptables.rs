@@ -1,0 +1,336 @@
+//! The firewall on kernels without nf_tables (RHEL 7's 3.10): the same rules as `firewall`'s
+//! nftables table, written with the host's `iptables-legacy` (or a legacy `iptables`) into
+//! wharf's own chains — `WHARF-PORTS`, `WHARF-POSTROUTING` (nat) and `WHARF-FORWARD` (filter) —
+//! jumped to from the built-in chains. Rules carry `-m comment --comment wharf:…` with their
+//! owner, so they are listed (`-S`) and deleted by owner like the nftables ones. `-w` waits for
+//! the xtables lock that docker or firewalld may hold. Forced with `WHARF_DISABLE=nftables`.
+
+use super::firewall::{FirewallError, Owner, Published};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use wharf_store::network::NetworkRecord;
+
+const PORTS: &str = "WHARF-PORTS";
+const POST: &str = "WHARF-POSTROUTING";
+const FWD: &str = "WHARF-FORWARD";
+
+pub struct Iptables {
+    bin: PathBuf,
+}
+
+fn proto(p: wharf_types::ports::Proto) -> &'static str {
+    p.as_str()
+}
+
+impl Iptables {
+    /// The legacy iptables binary of the host, if there is one.
+    pub fn find() -> Option<Iptables> {
+        for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+            let legacy = PathBuf::from(dir).join("iptables-legacy");
+            if legacy.exists() {
+                return Some(Iptables { bin: legacy });
+            }
+        }
+        for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+            let plain = PathBuf::from(dir).join("iptables");
+            if plain.exists() {
+                let v = Command::new(&plain).arg("--version").output().ok()?;
+                let v = String::from_utf8_lossy(&v.stdout).to_string();
+                // "iptables v1.4.21" (RHEL 7) or "… (legacy)"; not "(nf_tables)"
+                if !v.contains("nf_tables") {
+                    return Some(Iptables { bin: plain });
+                }
+            }
+        }
+        None
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String, FirewallError> {
+        let out = Command::new(&self.bin)
+            .arg("-w")
+            .args(args)
+            .output()
+            .map_err(|e| FirewallError::Iptables {
+                command: format!("{} {}", self.bin.display(), args.join(" ")),
+                message: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(FirewallError::Iptables {
+                command: format!("iptables {}", args.join(" ")),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Whether a rule exists (`-C`).
+    fn has(&self, table: &str, chain: &str, rule: &[&str]) -> bool {
+        let mut a = vec!["-t", table, "-C", chain];
+        a.extend_from_slice(rule);
+        self.run(&a).is_ok()
+    }
+
+    fn ensure_chain(&self, table: &str, chain: &str) -> Result<(), FirewallError> {
+        if self.run(&["-t", table, "-S", chain]).is_err() {
+            if let Err(e) = self.run(&["-t", table, "-N", chain]) {
+                // made meanwhile by another wharf
+                if self.run(&["-t", table, "-S", chain]).is_err() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_rule(
+        &self,
+        table: &str,
+        chain: &str,
+        rule: &[&str],
+        insert: bool,
+    ) -> Result<(), FirewallError> {
+        if self.has(table, chain, rule) {
+            return Ok(());
+        }
+        let mut a = vec!["-t", table, if insert { "-I" } else { "-A" }, chain];
+        a.extend_from_slice(rule);
+        self.run(&a).map(drop)
+    }
+
+    pub fn ensure_base(&self) -> Result<(), FirewallError> {
+        self.ensure_chain("nat", PORTS)?;
+        self.ensure_chain("nat", POST)?;
+        self.ensure_chain("filter", FWD)?;
+        let c = ["-m", "comment", "--comment", "wharf:base"];
+        let local = ["-m", "addrtype", "--dst-type", "LOCAL"];
+        for chain in ["PREROUTING", "OUTPUT"] {
+            let mut r: Vec<&str> = local.to_vec();
+            r.extend_from_slice(&c);
+            r.extend_from_slice(&["-j", PORTS]);
+            self.ensure_rule("nat", chain, &r, false)?;
+        }
+        let mut r: Vec<&str> = c.to_vec();
+        r.extend_from_slice(&["-j", POST]);
+        self.ensure_rule("nat", "POSTROUTING", &r, false)?;
+        let mut r: Vec<&str> = c.to_vec();
+        r.extend_from_slice(&["-j", FWD]);
+        // first in FORWARD: a DROP policy or rule of docker's comes after it
+        self.ensure_rule("filter", "FORWARD", &r, true)
+    }
+
+    fn owned_rules(&self, table: &str, chain: &str) -> Result<Vec<(Owner, String)>, FirewallError> {
+        let out = self.run(&["-t", table, "-S", chain])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let i = words.iter().position(|w| *w == "--comment")?;
+                let c = words.get(i + 1)?.trim_matches('"');
+                let o = if let Some(id) = c.strip_prefix("wharf:net:") {
+                    Owner::Network(id.to_string())
+                } else {
+                    Owner::Container(c.strip_prefix("wharf:ctr:")?.to_string())
+                };
+                Some((o, l.to_string()))
+            })
+            .collect())
+    }
+
+    pub fn ensure_network(&self, net: &NetworkRecord) -> Result<(), FirewallError> {
+        self.ensure_base()?;
+        let owner = Owner::Network(net.id.clone());
+        if self
+            .owned_rules("filter", FWD)?
+            .iter()
+            .any(|(o, _)| *o == owner)
+        {
+            return Ok(());
+        }
+        let comment = format!("wharf:net:{}", net.id);
+        let c = ["-m", "comment", "--comment", comment.as_str()];
+        let br = net.bridge.as_str();
+        let subnet = net.subnet.to_string();
+        let with = |r: &[&str]| -> Vec<String> {
+            r.iter().chain(c.iter()).map(|s| s.to_string()).collect()
+        };
+        let mut rules: Vec<(&str, &str, Vec<String>)> = Vec::new();
+        if !net.internal && net.subnet.is_ipv4() {
+            rules.push((
+                "nat",
+                POST,
+                with(&["-s", &subnet, "!", "-o", br, "-j", "MASQUERADE"]),
+            ));
+            rules.push((
+                "nat",
+                POST,
+                with(&["-s", "127.0.0.0/8", "-o", br, "-j", "MASQUERADE"]),
+            ));
+        }
+        rules.push(("filter", FWD, with(&["-i", br, "-o", br, "-j", "ACCEPT"])));
+        if !net.internal {
+            rules.push(("filter", FWD, with(&["-i", br, "-j", "ACCEPT"])));
+            rules.push((
+                "filter",
+                FWD,
+                with(&[
+                    "-o",
+                    br,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "RELATED,ESTABLISHED",
+                    "-j",
+                    "ACCEPT",
+                ]),
+            ));
+            rules.push((
+                "filter",
+                FWD,
+                with(&[
+                    "-o",
+                    br,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "DNAT",
+                    "-j",
+                    "ACCEPT",
+                ]),
+            ));
+        }
+        rules.push(("filter", FWD, with(&["-o", br, "-j", "DROP"])));
+        rules.push(("filter", FWD, with(&["-i", br, "-j", "DROP"])));
+        for (table, chain, r) in rules {
+            let r: Vec<&str> = r.iter().map(String::as_str).collect();
+            let mut a = vec!["-t", table, "-A", chain];
+            a.extend_from_slice(&r);
+            if let Err(e) = self.run(&a) {
+                let _ = self.remove(&owner);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self, owner: &Owner) -> Result<usize, FirewallError> {
+        let mut n = 0;
+        for (table, chain) in [("nat", PORTS), ("nat", POST), ("filter", FWD)] {
+            let Ok(rules) = self.owned_rules(table, chain) else {
+                continue;
+            };
+            for (o, line) in rules {
+                if o != *owner {
+                    continue;
+                }
+                // "-A CHAIN rule…" → "-D CHAIN rule…"
+                let words: Vec<&str> = line
+                    .split_whitespace()
+                    .map(|w| if w == "-A" { "-D" } else { w })
+                    .map(|w| w.trim_matches('"'))
+                    .collect();
+                let mut a = vec!["-t", table];
+                a.extend_from_slice(&words);
+                if self.run(&a).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn remove_network(&self, network_id: &str) -> Result<usize, FirewallError> {
+        self.remove(&Owner::Network(network_id.to_string()))
+    }
+
+    pub fn publish(
+        &self,
+        container_id: &str,
+        container_ip: IpAddr,
+        ports: &[Published],
+    ) -> Result<(), FirewallError> {
+        let IpAddr::V4(_) = container_ip else {
+            return Ok(());
+        };
+        self.ensure_base()?;
+        let comment = format!("wharf:ctr:{container_id}");
+        let cip = container_ip.to_string();
+        for p in ports {
+            if p.host_ip.is_some_and(|ip| !ip.is_ipv4()) {
+                continue;
+            }
+            let (hp, cp) = (p.host_port.to_string(), p.container_port.to_string());
+            let to = format!("{cip}:{cp}");
+            let hip = p
+                .host_ip
+                .filter(|ip| !ip.is_unspecified())
+                .map(|ip| ip.to_string());
+            let mut dnat: Vec<&str> = vec!["-t", "nat", "-A", PORTS];
+            if let Some(h) = &hip {
+                dnat.extend_from_slice(&["-d", h]);
+            }
+            dnat.extend_from_slice(&[
+                "-p",
+                proto(p.proto),
+                "--dport",
+                &hp,
+                "-m",
+                "comment",
+                "--comment",
+                &comment,
+                "-j",
+                "DNAT",
+                "--to-destination",
+                &to,
+            ]);
+            let hairpin = [
+                "-t",
+                "nat",
+                "-A",
+                POST,
+                "-s",
+                &cip,
+                "-d",
+                &cip,
+                "-p",
+                proto(p.proto),
+                "--dport",
+                &cp,
+                "-m",
+                "comment",
+                "--comment",
+                &comment,
+                "-j",
+                "MASQUERADE",
+            ];
+            for a in [&dnat[..], &hairpin[..]] {
+                if let Err(e) = self.run(a) {
+                    let _ = self.remove(&Owner::Container(container_id.to_string()));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn unpublish(&self, container_id: &str) -> Result<usize, FirewallError> {
+        self.remove(&Owner::Container(container_id.to_string()))
+    }
+
+    pub fn owners(&self) -> Result<Vec<(Owner, usize)>, FirewallError> {
+        let mut out: Vec<(Owner, usize)> = Vec::new();
+        for (table, chain) in [("nat", PORTS), ("nat", POST), ("filter", FWD)] {
+            let Ok(rules) = self.owned_rules(table, chain) else {
+                continue;
+            };
+            for (o, _) in rules {
+                match out.iter_mut().find(|(x, _)| *x == o) {
+                    Some((_, n)) => *n += 1,
+                    None => out.push((o, 1)),
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
