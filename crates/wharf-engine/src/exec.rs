@@ -120,7 +120,7 @@ impl Engine {
     pub fn running_container(&self, name_or_id: &str) -> Result<ContainerInfo, EngineError> {
         let info = self.container(name_or_id)?;
         let id = info.record.id.to_string();
-        match info.state.status {
+        match info.state.status() {
             Status::Paused => Err(EngineError::Conflict(format!(
                 "Container {id} is paused, unpause the container before exec"
             ))),

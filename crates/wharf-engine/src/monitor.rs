@@ -18,7 +18,7 @@
 //!
 //! Must not: take the store's locks for long, print to a terminal, or run more than one thread.
 
-use crate::state::{ContainerState, Status};
+use crate::state::ContainerState;
 use crate::timefmt::now_rfc3339;
 use crate::{Engine, EngineOptions};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -341,10 +341,9 @@ impl Monitor {
                 };
             if restart {
                 let now = now_rfc3339();
-                if self.state.status != Status::Running {
-                    self.state.status = Status::Running;
+                if let Err(e) = self.state.set_restarting(code, oom, now) {
+                    return self.give_up(e);
                 }
-                let _ = self.state.set_restarting(code, oom, now);
                 self.state.restart_count += 1;
                 if !self.save() {
                     return 0;
@@ -357,22 +356,32 @@ impl Monitor {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 if self.exit_requested() {
-                    self.state.status = Status::Exited;
-                    self.state.manually_stopped = true;
+                    if let Err(e) = self.state.stop_restarting(now_rfc3339()) {
+                        return self.give_up(e);
+                    }
                     self.finish_exit();
                     return 0;
                 }
                 continue;
             }
-            let now = now_rfc3339();
-            if !self.state.status.can_become(Status::Exited) {
-                self.state.status = Status::Running;
+            if let Err(e) = self.state.set_exited(code, oom, now_rfc3339()) {
+                return self.give_up(e);
             }
-            let _ = self.state.set_exited(code, oom, now);
             self.state.manually_stopped = manual;
             self.finish_exit();
             return 0;
         }
+    }
+
+    /// The recorded state refused a transition the monitor saw happen (the state file was
+    /// changed behind its back): the container is recorded dead with the reason, and the
+    /// monitor ends like after an exit.
+    fn give_up(&mut self, e: crate::state::InvalidTransition) -> i32 {
+        self.state.set_dead(format!(
+            "container state no longer matches its process: {e}"
+        ));
+        self.finish_exit();
+        0
     }
 
     fn finish_exit(&mut self) {
@@ -404,6 +413,8 @@ impl Monitor {
         } else {
             Ok(())
         };
+        // a state that cannot become running (dead) is not started at all
+        let checked = checked.and_then(|()| Ok(self.state.check_start()?));
         let spec = match checked.and_then(|()| self.engine.runtime_spec(&self.rec, &paths)) {
             Ok(s) => s,
             Err(e) => return Ended::StartFailed(e.exit_code(), e.to_string()),
@@ -420,13 +431,10 @@ impl Monitor {
         };
         drop(spec);
         let io = running.take_io();
-        if self.state.status == Status::Restarting {
-            self.state.status = Status::Exited;
+        if let Err(e) = self.state.set_running(running.pid(), now_rfc3339()) {
+            // checked above: only a concurrent writer gets here; `running` is killed on drop
+            return Ended::StartFailed(125, e.to_string());
         }
-        if !self.state.status.can_become(Status::Running) {
-            self.state.status = Status::Exited;
-        }
-        let _ = self.state.set_running(running.pid(), now_rfc3339());
         self.engine.emit_container(&self.rec, "start", &[]);
         let info = crate::run::ContainerInfo {
             record: self.rec.clone(),

@@ -402,14 +402,16 @@ impl Engine {
             .store
             .read_container_state(&rec.id)?
             .unwrap_or_default();
-        if (state.status == Status::Running && state.process_alive()) || state.monitor_alive() {
+        if (state.status() == Status::Running && state.process_alive()) || state.monitor_alive() {
             return Err(EngineError::Conflict(format!(
                 "container {} is already running",
                 rec.id.short()
             )));
         }
-        let result = self
-            .policy_start(rec)
+        let result = state
+            .check_start()
+            .map_err(EngineError::from)
+            .and_then(|()| self.policy_start(rec))
             .and_then(|()| self.runtime_spec(rec, &paths))
             .and_then(|spec| {
                 let opts = wharf_runtime::start::StartOptions {
@@ -433,7 +435,8 @@ impl Engine {
                 return Err(e);
             }
         };
-        let _ = state.set_running(running.pid(), now_rfc3339());
+        // checked before the start; an error here drops (kills) the container
+        state.set_running(running.pid(), now_rfc3339())?;
         state.monitor_pid = 0;
         state.monitor_start_time = 0;
         state.restart_count = 0;
@@ -456,8 +459,14 @@ impl Engine {
         if rec.host_config.auto_remove {
             self.auto_remove(rec);
         } else {
-            let _ = state.set_exited(code, oom, now_rfc3339());
+            let recorded = state.set_exited(code, oom, now_rfc3339());
+            if let Err(e) = &recorded {
+                state.set_dead(format!(
+                    "container state no longer matches its process: {e}"
+                ));
+            }
             let _ = self.store.write_container_state(&rec.id, &state);
+            recorded?;
         }
         Ok(code)
     }
@@ -497,7 +506,7 @@ impl Engine {
             return false;
         };
         matches!(
-            st.status,
+            st.status(),
             Status::Running | Status::Paused | Status::Restarting
         ) && (st.monitor_alive() || st.process_alive())
     }
@@ -509,7 +518,7 @@ impl Engine {
     /// The foreground client of a container that has no monitor and is not known to be done.
     fn client_of(&self, id: &ContainerId, st: &ContainerState) -> Client {
         let open = matches!(
-            st.status,
+            st.status(),
             Status::Created | Status::Running | Status::Paused | Status::Restarting
         );
         if open && st.monitor_pid == 0 {
@@ -546,8 +555,8 @@ impl Engine {
             state = again;
         }
         // paused is the freezer's state, not a field the monitor writes
-        if state.status == Status::Running && Cgroup::open(&cgroup_path(&record.id)).is_frozen() {
-            state.status = Status::Paused;
+        if state.status() == Status::Running && Cgroup::open(&cgroup_path(&record.id)).is_frozen() {
+            state.observe_frozen();
         }
         Ok(ContainerInfo { record, state })
     }
@@ -564,7 +573,7 @@ impl Engine {
             };
             if all
                 || matches!(
-                    info.state.status,
+                    info.state.status(),
                     Status::Running | Status::Paused | Status::Restarting
                 )
             {
@@ -718,12 +727,12 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         })
         .collect();
     let mut state = serde_json::json!({
-        "Status": st.status.as_str(),
-        "Running": st.status == Status::Running,
-        "Paused": st.status == Status::Paused,
-        "Restarting": st.status == Status::Restarting,
+        "Status": st.status().as_str(),
+        "Running": st.status() == Status::Running,
+        "Paused": st.status() == Status::Paused,
+        "Restarting": st.status() == Status::Restarting,
         "OOMKilled": st.oom_killed,
-        "Dead": st.status == Status::Dead,
+        "Dead": st.status() == Status::Dead,
         "Pid": st.pid,
         "ExitCode": st.exit_code,
         "Error": st.error,
