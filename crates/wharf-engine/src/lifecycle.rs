@@ -188,7 +188,9 @@ impl Engine {
         let (rec, client) = self.create(req, true)?;
         let started = self.start_detached(&rec);
         if started.is_err() && rec.host_config.auto_remove {
-            self.auto_remove(&rec);
+            // the monitor released what the start took; the record goes too (best effort:
+            // the start error is what the caller must see)
+            let _ = self.release(&rec, crate::release::Then::Remove { volumes: true });
         }
         if let Some(c) = client {
             c.release();
@@ -459,7 +461,7 @@ impl Engine {
                 );
             }
         }
-        let _ = std::fs::remove_dir_all(self.run_dir(id));
+        // `rm` releases the rest (cgroup, run directory, record) once this returns
         Ok(())
     }
 }

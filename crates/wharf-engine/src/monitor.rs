@@ -18,6 +18,7 @@
 //!
 //! Must not: take the store's locks for long, print to a terminal, or run more than one thread.
 
+use crate::release::Then;
 use crate::state::ContainerState;
 use crate::timefmt::now_rfc3339;
 use crate::{Engine, EngineOptions};
@@ -292,7 +293,7 @@ impl Monitor {
                     self.state.monitor_pid = 0;
                     self.state.monitor_start_time = 0;
                     self.save();
-                    self.cleanup_run_dir();
+                    let _ = self.engine.release(&self.rec, Then::Keep);
                     report(&format!("err {code} {msg}\n"));
                     return 1;
                 }
@@ -314,7 +315,7 @@ impl Monitor {
             }
             // the record is gone: `rm -f` removed the container while it ran
             if self.engine.store.container(self.rec.id.as_str()).is_err() {
-                self.cleanup_run_dir();
+                let _ = self.engine.release(&self.rec, Then::Keep);
                 return 0;
             }
             let manual = self.exit_requested();
@@ -389,17 +390,13 @@ impl Monitor {
         self.state.monitor_pid = 0;
         self.state.monitor_start_time = 0;
         self.state.pid = 0;
-        if self.rec.host_config.auto_remove {
-            self.engine.auto_remove(&self.rec);
-        } else {
+        let then = Then::after_exit(&self.rec);
+        if then == Then::Keep {
             self.save();
         }
+        // best effort: the monitor has nobody left to tell; a later `rm` releases again
+        let _ = self.engine.release(&self.rec, then);
         self.clients.clear();
-        self.cleanup_run_dir();
-    }
-
-    fn cleanup_run_dir(&self) {
-        let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 
     /// Starts the container once and supervises it until pid 1 exits.
@@ -425,7 +422,7 @@ impl Monitor {
         let mut running = match wharf_runtime::start::start_monitored(&spec, &opts) {
             Ok(r) => r,
             Err(e) => {
-                let _ = wharf_runtime::cgroup::Cgroup::open(&spec.cgroup.path).remove();
+                let _ = self.engine.release_runtime(&self.rec.id);
                 return Ended::StartFailed(e.exit_code(), e.to_string());
             }
         };
@@ -452,7 +449,9 @@ impl Monitor {
         }
         wharf_runtime::start::release_startup_memory();
         let status = self.supervise(&mut running, io, prober, &info);
+        // reads the OOM flag, removes the cgroup; the rest of this run's resources follow
         let oom = running.finish(status).unwrap_or(false);
+        let _ = self.engine.release_runtime(&self.rec.id);
         Ended::Exited(status, oom)
     }
 
