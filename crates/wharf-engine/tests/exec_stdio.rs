@@ -393,6 +393,12 @@ fn main() {
             t_refusals_and_container_untouched,
         ),
     ];
+    // a copy of a write end left open somewhere would block a read forever: fail instead
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(180));
+        println!("exec_stdio: timed out after 180 s (a pipe never reached EOF?)");
+        std::process::exit(1);
+    });
     let fixture = Fixture::new();
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in tests {
