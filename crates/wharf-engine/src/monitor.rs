@@ -357,7 +357,7 @@ impl Monitor {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 if self.exit_requested() {
-                    if let Err(e) = self.state.stop_restarting(now_rfc3339()) {
+                    if let Err(e) = self.state.stop_restarting() {
                         return self.give_up(e);
                     }
                     self.finish_exit();
@@ -429,7 +429,9 @@ impl Monitor {
         drop(spec);
         let io = running.take_io();
         if let Err(e) = self.state.set_running(running.pid(), now_rfc3339()) {
-            // checked above: only a concurrent writer gets here; `running` is killed on drop
+            // checked above: only a concurrent writer gets here
+            drop(running); // kills and reaps pid 1
+            let _ = self.engine.release_runtime(&self.rec.id);
             return Ended::StartFailed(125, e.to_string());
         }
         self.engine.emit_container(&self.rec, "start", &[]);

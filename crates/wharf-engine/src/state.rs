@@ -256,8 +256,8 @@ impl ContainerState {
     }
 
     /// Forced: a manual stop (`stop`, `kill`, `rm -f`) while the restart policy waits to start
-    /// the container again: it stays down with the exit code of its last run.
-    pub fn stop_restarting(&mut self, now: String) -> Result<(), InvalidTransition> {
+    /// the container again: it stays down with the exit code and time of its last run.
+    pub fn stop_restarting(&mut self) -> Result<(), InvalidTransition> {
         if self.status != Status::Restarting {
             return Err(InvalidTransition {
                 from: self.status.as_str(),
@@ -266,7 +266,6 @@ impl ContainerState {
         }
         self.transition(Status::Exited)?;
         self.manually_stopped = true;
-        self.finished_at = now;
         self.monitor_pid = 0;
         self.monitor_start_time = 0;
         Ok(())
@@ -534,22 +533,19 @@ mod tests {
         let mut s = ContainerState::default();
         s.set_running(std::process::id() as i32, "t".into())
             .unwrap();
-        assert!(
-            s.stop_restarting("t1".into()).is_err(),
-            "running is not restarting"
-        );
+        assert!(s.stop_restarting().is_err(), "running is not restarting");
         s.set_restarting(3, false, "t1".into()).unwrap();
         // a failed restart attempt stays restarting
         s.set_restarting(4, false, "t2".into()).unwrap();
         s.monitor_pid = 42;
-        s.stop_restarting("t3".into()).unwrap();
+        s.stop_restarting().unwrap();
         assert_eq!(s.status(), Status::Exited);
         assert!(s.manually_stopped);
         assert_eq!(
             (s.exit_code, s.monitor_pid, s.finished_at.as_str()),
-            (4, 0, "t3")
+            (4, 0, "t2")
         );
-        assert!(s.stop_restarting("t4".into()).is_err());
+        assert!(s.stop_restarting().is_err());
         // frozen is a view: only a running state shows as paused
         let mut e = s.clone();
         e.observe_frozen();
