@@ -219,3 +219,61 @@ fn killed_cli_of_an_rm_container_removes_it() {
         "{left:#?}"
     );
 }
+
+/// The forced transition: `stop` while the restart policy waits between two runs leaves the
+/// container exited with its last run's code, stopped by hand (no more restarts), released.
+#[test]
+fn stop_of_a_restarting_container_keeps_it_down() {
+    let w = Wharf::new().with_busybox();
+    let marker = "exit 3 # rel-flap";
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "rel-flap",
+            "busybox",
+            "sh",
+            "-c",
+            marker,
+        ])
+        .trim()
+        .to_string();
+    // the backoff doubles from 100 ms: by the 4th restart it waits 1.6 s, in `restarting`
+    let fmt = "{{.State.Status}} {{.RestartCount}}";
+    assert!(
+        eventually(20, || {
+            let s = w.ok(&["inspect", "-f", fmt, &id]);
+            let mut f = s.split_whitespace();
+            f.next() == Some("restarting")
+                && f.next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n >= 4)
+        }),
+        "never restarting: {}",
+        w.ok(&["inspect", "-f", fmt, &id])
+    );
+    let count_before = w.ok(&["inspect", "-f", "{{.RestartCount}}", &id]);
+    w.ok(&["stop", &id]);
+    assert_eq!(
+        w.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &id
+        ])
+        .trim(),
+        "exited 3"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        w.ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", &id])
+            .trim(),
+        format!("exited {}", count_before.trim()),
+        "restarted after the stop"
+    );
+    assert_eq!(held(&w, &id, marker), Vec::<String>::new());
+    w.ok(&["rm", &id]);
+}
