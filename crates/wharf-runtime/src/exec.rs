@@ -11,6 +11,9 @@
 //! (`__exec` exits at once). For `-d` (`ExecIo::Null`) the command is forked normally and
 //! orphaned: the kernel hands it to the reaper of `__exec`'s own pid namespace (the host's
 //! init), which always reaps it, so it never lingers as a zombie in the container.
+//! Stdio ([`ExecIo`]): the caller's own, a capture pipe, /dev/null, fds the caller supplies
+//! (installed as the command's 0-2), or a pty whose master is handed back to the caller
+//! ([`ExecRunning::master`], [`ExecRunning::resize`]) instead of pumped to its stdio.
 //!
 //! Fds installed in `__exec`: 3 spec (parent → child, the "go" signal, written after the cgroup
 //! join), 4 error report (EOF = the command was exec'd; JSON `{code, message}` otherwise,
