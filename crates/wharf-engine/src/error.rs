@@ -37,6 +37,8 @@ pub enum EngineError {
     Policy(#[from] crate::policy::PolicyError),
     #[error("container {id} did not stop: {detail}")]
     StopFailed { id: String, detail: String },
+    #[error(transparent)]
+    State(#[from] crate::state::InvalidTransition),
 }
 
 impl EngineError {
@@ -76,6 +78,7 @@ impl HasKind for EngineError {
             EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::StopFailed { .. } => ErrorKind::Internal,
             EngineError::Policy(e) => e.kind(),
+            EngineError::State(_) => ErrorKind::Conflict,
         }
     }
 }

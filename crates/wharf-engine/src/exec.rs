@@ -2,14 +2,88 @@
 //! [`ExecSpec`] from the container's record — its final capability set, no_new_privs and
 //! seccomp profile, its env/user/workdir as defaults — and starts the command.
 //!
+//! The caller chooses where the command's stdio goes ([`ExecStdio`]): the CLI's own
+//! (`Inherit`, with the foreground loop), fds it supplies (an API server's socket or pipes), or
+//! a new pty whose master it gets back; [`ExecSession`] then waits, resizes or kills.
+//!
 //! Must not: grant more than the container has. `--privileged` on exec is refused unless the
 //! container itself is privileged (and then changes nothing: the container already has all).
 
 use crate::run::ContainerInfo;
 use crate::state::Status;
 use crate::{Engine, EngineError};
+use std::os::fd::OwnedFd;
 use wharf_runtime::exec::{ExecIo, ExecOptions, ExecRunning, ExecSpec};
 use wharf_runtime::spec::ProcessSpec;
+use wharf_sys::tty::WinSize;
+
+/// Where an exec'd command's stdio goes, chosen by the front end.
+#[derive(Debug)]
+pub enum ExecStdio {
+    /// The calling process's own stdin/stdout/stderr, and with `tty` a pty pumped to them
+    /// (the CLI).
+    Inherit,
+    /// Fds the caller supplies (pipes, a socketpair, an API connection): the command's fds 0,
+    /// 1 and 2; `stdin: None` gives it /dev/null. Not with `tty` (use [`ExecStdio::Pty`]).
+    /// The engine closes its copies once the command started, so the caller sees EOF when
+    /// the command (and whatever inherited them) is done.
+    Fds {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A new pty in the container (the request's `tty` is implied): the command's stdio is
+    /// its slave; [`ExecSession::master`] hands the master to the caller, `size` is the first
+    /// window size.
+    Pty { size: Option<WinSize> },
+}
+
+/// A started exec with caller-supplied stdio: its pid, its pty (if any), a resize, a kill and
+/// the exit code. Dropped without [`ExecSession::wait`], the command is killed and reaped.
+#[derive(Debug)]
+pub struct ExecSession {
+    container: String,
+    running: ExecRunning,
+}
+
+impl ExecSession {
+    /// Host pid of the exec'd command.
+    pub fn pid(&self) -> i32 {
+        self.running.pid()
+    }
+
+    /// A new fd for the pty master (`None` unless started with [`ExecStdio::Pty`]).
+    pub fn master(&self) -> Result<Option<OwnedFd>, EngineError> {
+        self.running.master().map_err(|e| {
+            EngineError::io(
+                "duplicate the exec terminal of container",
+                &self.container,
+                e,
+            )
+        })
+    }
+
+    /// Sets the pty's window size (no-op without a pty).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), EngineError> {
+        self.running.resize(WinSize { rows, cols }).map_err(|e| {
+            EngineError::io("resize the exec terminal of container", &self.container, e)
+        })
+    }
+
+    /// SIGKILL the command (no-op once it was reaped).
+    pub fn kill(&self) {
+        self.running.kill();
+    }
+
+    /// Waits for the command; its exit code (128+N when killed by signal N).
+    pub fn wait(mut self) -> Result<i32, EngineError> {
+        let status = self.running.wait().map_err(|e| EngineError::Start {
+            exit_code: e.exit_code(),
+            message: e.to_string(),
+        })?;
+        Ok(status.code())
+    }
+}
 
 /// What the user asked to run (`docker exec` flags).
 #[derive(Debug, Clone, Default)]
@@ -46,7 +120,7 @@ impl Engine {
     pub fn running_container(&self, name_or_id: &str) -> Result<ContainerInfo, EngineError> {
         let info = self.container(name_or_id)?;
         let id = info.record.id.to_string();
-        match info.state.status {
+        match info.state.status() {
             Status::Paused => Err(EngineError::Conflict(format!(
                 "Container {id} is paused, unpause the container before exec"
             ))),
@@ -127,9 +201,59 @@ impl Engine {
             seccomp_cache_dir: self.seccomp_cache_dir(),
             io,
         };
-        wharf_runtime::exec::exec(&spec, &opts).map_err(|e| EngineError::Start {
+        let started = wharf_runtime::exec::exec(&spec, &opts);
+        // the command holds its own copies of caller-supplied fds now: ours must close, or the
+        // caller never sees EOF on a pipe it reads
+        drop(opts);
+        started.map_err(|e| EngineError::Start {
             exit_code: e.exit_code(),
             message: e.to_string(),
+        })
+    }
+
+    /// Starts an exec whose stdio the caller supplies (an API server, a test): returns once the
+    /// command runs (or with docker's 126/127 reasons). A detached request takes no stdio.
+    pub fn exec_with(
+        &self,
+        name_or_id: &str,
+        mut req: ExecRequest,
+        stdio: ExecStdio,
+    ) -> Result<ExecSession, EngineError> {
+        if req.detach && !matches!(stdio, ExecStdio::Inherit) {
+            return Err(EngineError::InvalidArgument(
+                "a detached exec takes no stdio: its output goes nowhere".into(),
+            ));
+        }
+        let io = match stdio {
+            ExecStdio::Inherit if req.detach => ExecIo::Null,
+            ExecStdio::Inherit => ExecIo::Inherit,
+            ExecStdio::Fds { .. } if req.tty => {
+                return Err(EngineError::InvalidArgument(
+                    "an exec with a terminal gets a new pty (ExecStdio::Pty), not stdio fds".into(),
+                ))
+            }
+            ExecStdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                req.interactive = stdin.is_some();
+                ExecIo::Fds {
+                    stdin,
+                    stdout,
+                    stderr,
+                }
+            }
+            ExecStdio::Pty { size } => {
+                req.tty = true;
+                ExecIo::Pty { size }
+            }
+        };
+        // exec_start drops `io` (the engine's copies of the caller's fds) before returning
+        let running = self.exec_start(name_or_id, &req, io)?;
+        Ok(ExecSession {
+            container: name_or_id.to_string(),
+            running,
         })
     }
 

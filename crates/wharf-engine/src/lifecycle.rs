@@ -114,7 +114,7 @@ impl Engine {
         attach: bool,
     ) -> Result<Option<std::os::unix::net::UnixStream>, EngineError> {
         let info = self.container(rec.id.as_str())?;
-        if active(info.state.status) {
+        if active(info.state.status()) {
             return Err(EngineError::Conflict(format!(
                 "container {} is already running",
                 rec.id.short()
@@ -188,7 +188,9 @@ impl Engine {
         let (rec, client) = self.create(req, true)?;
         let started = self.start_detached(&rec);
         if started.is_err() && rec.host_config.auto_remove {
-            self.auto_remove(&rec);
+            // the monitor released what the start took; the record goes too (best effort:
+            // the start error is what the caller must see)
+            let _ = self.release(&rec, crate::release::Then::Remove { volumes: true });
         }
         if let Some(c) = client {
             c.release();
@@ -199,7 +201,7 @@ impl Engine {
     /// `start`: a running container is left alone (docker prints its name and succeeds).
     pub fn start_container(&self, name: &str) -> Result<ContainerInfo, EngineError> {
         let info = self.container(name)?;
-        match info.state.status {
+        match info.state.status() {
             Status::Running | Status::Restarting => return Ok(info),
             Status::Paused => {
                 return Err(EngineError::Conflict(
@@ -222,7 +224,7 @@ impl Engine {
     ) -> Result<ContainerId, EngineError> {
         let info = self.container(name)?;
         let id = info.record.id.clone();
-        if !active(info.state.status) {
+        if !active(info.state.status()) {
             return Ok(id);
         }
         let sig = match signal.or(info.record.config.stop_signal.as_deref()) {
@@ -231,15 +233,15 @@ impl Engine {
         };
         let secs = timeout.or(info.record.config.stop_timeout).unwrap_or(10);
         self.mark_exit_on_next(&id);
-        let stopped = |i: &ContainerInfo| !active(i.state.status);
+        let stopped = |i: &ContainerInfo| !active(i.state.status());
         let monitor = (info.state.monitor_pid, info.state.monitor_start_time);
-        if info.state.status == Status::Restarting || info.state.pid <= 0 {
+        if info.state.status() == Status::Restarting || info.state.pid <= 0 {
             self.wait_state(&id, Some(Duration::from_secs(5)), &stopped)?;
             wait_process_gone(monitor);
             return Ok(id);
         }
         self.signal_pid(&info, sig);
-        if info.state.status == Status::Paused {
+        if info.state.status() == Status::Paused {
             let _ = Cgroup::open(&cgroup_path(&id)).freeze(false);
         }
         let wait = (secs >= 0).then(|| Duration::from_secs(secs as u64));
@@ -272,7 +274,7 @@ impl Engine {
         let sig = parse_signal(signal)?;
         let info = self.container(name)?;
         let id = info.record.id.clone();
-        if !matches!(info.state.status, Status::Running | Status::Paused)
+        if !matches!(info.state.status(), Status::Running | Status::Paused)
             || !info.state.process_alive()
         {
             return Err(EngineError::Conflict(format!(
@@ -295,7 +297,7 @@ impl Engine {
                 std::io::Error::from(e)
             ))
         })?;
-        if info.state.status == Status::Paused && sig == Signal::SIGKILL {
+        if info.state.status() == Status::Paused && sig == Signal::SIGKILL {
             let _ = Cgroup::open(&cgroup_path(&id)).freeze(false);
         }
         Ok(id)
@@ -322,15 +324,15 @@ impl Engine {
         let info = self.container(name)?;
         let id = info.record.id.clone();
         let started = info.state.started_at.clone();
-        let was_running = info.state.status == Status::Running;
+        let was_running = info.state.status() == Status::Running;
         let mut last = info.state.exit_code;
         loop {
             match self.container(id.as_str()) {
                 Ok(i) => {
                     last = i.state.exit_code;
-                    if matches!(i.state.status, Status::Exited | Status::Dead)
+                    if matches!(i.state.status(), Status::Exited | Status::Dead)
                         || (was_running
-                            && (i.state.status == Status::Restarting
+                            && (i.state.status() == Status::Restarting
                                 || i.state.started_at != started))
                     {
                         return Ok(last);
@@ -348,7 +350,7 @@ impl Engine {
     pub fn pause_container(&self, name: &str, pause: bool) -> Result<ContainerId, EngineError> {
         let info = self.container(name)?;
         let id = info.record.id.clone();
-        match (info.state.status, pause) {
+        match (info.state.status(), pause) {
             (Status::Running, true) | (Status::Paused, false) => {}
             (Status::Paused, true) => {
                 return Err(EngineError::Conflict(format!(
@@ -369,12 +371,12 @@ impl Engine {
     /// The attach socket of a running container with a monitor.
     pub fn attach_socket(&self, name: &str) -> Result<(ContainerInfo, PathBuf), EngineError> {
         let info = self.container(name)?;
-        if !active(info.state.status) {
+        if !active(info.state.status()) {
             return Err(EngineError::Conflict(
                 "You cannot attach to a stopped container, start it first".into(),
             ));
         }
-        if info.state.status == Status::Paused {
+        if info.state.status() == Status::Paused {
             return Err(EngineError::Conflict(
                 "You cannot attach to a paused container, unpause it first".into(),
             ));
@@ -394,7 +396,7 @@ impl Engine {
         let mut out = Vec::new();
         for info in self.containers(true)? {
             if matches!(
-                info.state.status,
+                info.state.status(),
                 Status::Exited | Status::Created | Status::Dead
             ) {
                 let id = self.remove_container(info.record.id.as_str(), false, false)?;
@@ -415,15 +417,15 @@ impl Engine {
         let _ = std::fs::create_dir_all(self.opts.run_root.join("containers"));
         for info in self.containers(true)? {
             let st = &info.state;
-            if active(st.status) {
+            if active(st.status()) {
                 continue;
             }
             let p = &info.record.host_config.restart_policy;
             let want = match p.name.as_str() {
-                "always" => st.status != Status::Created,
-                "unless-stopped" => st.status != Status::Created && !st.manually_stopped,
+                "always" => st.status() != Status::Created,
+                "unless-stopped" => st.status() != Status::Created && !st.manually_stopped,
                 "on-failure" => {
-                    st.status == Status::Exited
+                    st.status() == Status::Exited
                         && !st.manually_stopped
                         && st.exit_code != 0
                         && (p.maximum_retry_count == 0
@@ -462,7 +464,7 @@ impl Engine {
                 );
             }
         }
-        let _ = std::fs::remove_dir_all(self.run_dir(id));
+        // `rm` releases the rest (cgroup, run directory, record) once this returns
         Ok(())
     }
 }

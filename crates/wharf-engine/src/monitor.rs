@@ -18,7 +18,8 @@
 //!
 //! Must not: take the store's locks for long, print to a terminal, or run more than one thread.
 
-use crate::state::{ContainerState, Status};
+use crate::release::Then;
+use crate::state::ContainerState;
 use crate::timefmt::now_rfc3339;
 use crate::{Engine, EngineOptions};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -292,7 +293,7 @@ impl Monitor {
                     self.state.monitor_pid = 0;
                     self.state.monitor_start_time = 0;
                     self.save();
-                    self.cleanup_run_dir();
+                    let _ = self.engine.release(&self.rec, Then::Keep);
                     report(&format!("err {code} {msg}\n"));
                     return 1;
                 }
@@ -314,7 +315,7 @@ impl Monitor {
             }
             // the record is gone: `rm -f` removed the container while it ran
             if self.engine.store.container(self.rec.id.as_str()).is_err() {
-                self.cleanup_run_dir();
+                let _ = self.engine.release(&self.rec, Then::Keep);
                 return 0;
             }
             let manual = self.exit_requested();
@@ -341,10 +342,9 @@ impl Monitor {
                 };
             if restart {
                 let now = now_rfc3339();
-                if self.state.status != Status::Running {
-                    self.state.status = Status::Running;
+                if let Err(e) = self.state.set_restarting(code, oom, now) {
+                    return self.give_up(e);
                 }
-                let _ = self.state.set_restarting(code, oom, now);
                 self.state.restart_count += 1;
                 if !self.save() {
                     return 0;
@@ -357,22 +357,32 @@ impl Monitor {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 if self.exit_requested() {
-                    self.state.status = Status::Exited;
-                    self.state.manually_stopped = true;
+                    if let Err(e) = self.state.stop_restarting() {
+                        return self.give_up(e);
+                    }
                     self.finish_exit();
                     return 0;
                 }
                 continue;
             }
-            let now = now_rfc3339();
-            if !self.state.status.can_become(Status::Exited) {
-                self.state.status = Status::Running;
+            if let Err(e) = self.state.set_exited(code, oom, now_rfc3339()) {
+                return self.give_up(e);
             }
-            let _ = self.state.set_exited(code, oom, now);
             self.state.manually_stopped = manual;
             self.finish_exit();
             return 0;
         }
+    }
+
+    /// The recorded state refused a transition the monitor saw happen (the state file was
+    /// changed behind its back): the container is recorded dead with the reason, and the
+    /// monitor ends like after an exit.
+    fn give_up(&mut self, e: crate::state::InvalidTransition) -> i32 {
+        self.state.set_dead(format!(
+            "container state no longer matches its process: {e}"
+        ));
+        self.finish_exit();
+        0
     }
 
     fn finish_exit(&mut self) {
@@ -380,17 +390,13 @@ impl Monitor {
         self.state.monitor_pid = 0;
         self.state.monitor_start_time = 0;
         self.state.pid = 0;
-        if self.rec.host_config.auto_remove {
-            self.engine.auto_remove(&self.rec);
-        } else {
+        let then = Then::after_exit(&self.rec);
+        if then == Then::Keep {
             self.save();
         }
+        // best effort: the monitor has nobody left to tell; a later `rm` releases again
+        let _ = self.engine.release(&self.rec, then);
         self.clients.clear();
-        self.cleanup_run_dir();
-    }
-
-    fn cleanup_run_dir(&self) {
-        let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 
     /// Starts the container once and supervises it until pid 1 exits.
@@ -404,6 +410,8 @@ impl Monitor {
         } else {
             Ok(())
         };
+        // a state that cannot become running (dead) is not started at all
+        let checked = checked.and_then(|()| Ok(self.state.check_start()?));
         let spec = match checked.and_then(|()| self.engine.runtime_spec(&self.rec, &paths)) {
             Ok(s) => s,
             Err(e) => return Ended::StartFailed(e.exit_code(), e.to_string()),
@@ -414,19 +422,18 @@ impl Monitor {
         let mut running = match wharf_runtime::start::start_monitored(&spec, &opts) {
             Ok(r) => r,
             Err(e) => {
-                let _ = wharf_runtime::cgroup::Cgroup::open(&spec.cgroup.path).remove();
+                let _ = self.engine.release_runtime(&self.rec.id);
                 return Ended::StartFailed(e.exit_code(), e.to_string());
             }
         };
         drop(spec);
         let io = running.take_io();
-        if self.state.status == Status::Restarting {
-            self.state.status = Status::Exited;
+        if let Err(e) = self.state.set_running(running.pid(), now_rfc3339()) {
+            // checked above: only a concurrent writer gets here
+            drop(running); // kills and reaps pid 1
+            let _ = self.engine.release_runtime(&self.rec.id);
+            return Ended::StartFailed(125, e.to_string());
         }
-        if !self.state.status.can_become(Status::Running) {
-            self.state.status = Status::Exited;
-        }
-        let _ = self.state.set_running(running.pid(), now_rfc3339());
         self.engine.emit_container(&self.rec, "start", &[]);
         let info = crate::run::ContainerInfo {
             record: self.rec.clone(),
@@ -444,7 +451,9 @@ impl Monitor {
         }
         wharf_runtime::start::release_startup_memory();
         let status = self.supervise(&mut running, io, prober, &info);
+        // reads the OOM flag, removes the cgroup; the rest of this run's resources follow
         let oom = running.finish(status).unwrap_or(false);
+        let _ = self.engine.release_runtime(&self.rec.id);
         Ended::Exited(status, oom)
     }
 

@@ -3,6 +3,7 @@
 
 use crate::client::ClientLock;
 use crate::create::{container_config, CreateRequest};
+use crate::release::Then;
 use crate::state::{Client, ContainerState, Status};
 use crate::timefmt::now_rfc3339;
 use crate::{etcfiles, names, Engine, EngineError};
@@ -402,14 +403,16 @@ impl Engine {
             .store
             .read_container_state(&rec.id)?
             .unwrap_or_default();
-        if (state.status == Status::Running && state.process_alive()) || state.monitor_alive() {
+        if (state.status() == Status::Running && state.process_alive()) || state.monitor_alive() {
             return Err(EngineError::Conflict(format!(
                 "container {} is already running",
                 rec.id.short()
             )));
         }
-        let result = self
-            .policy_start(rec)
+        let result = state
+            .check_start()
+            .map_err(EngineError::from)
+            .and_then(|()| self.policy_start(rec))
             .and_then(|()| self.runtime_spec(rec, &paths))
             .and_then(|spec| {
                 let opts = wharf_runtime::start::StartOptions {
@@ -425,15 +428,15 @@ impl Engine {
             Err(e) => {
                 state.error = e.to_string();
                 let _ = self.store.write_container_state(&rec.id, &state);
-                // a failed start leaves nothing behind but the record
-                let _ = Cgroup::open(&cgroup_path(&rec.id)).remove();
-                if rec.host_config.auto_remove {
-                    self.auto_remove(rec);
-                }
+                // a failed start leaves nothing behind but the record (with `--rm` not even
+                // that); the start error is what the caller must see, a teardown error after
+                // it is best effort
+                let _ = self.release(rec, Then::after_exit(rec));
                 return Err(e);
             }
         };
-        let _ = state.set_running(running.pid(), now_rfc3339());
+        // checked before the start; an error here drops (kills) the container
+        state.set_running(running.pid(), now_rfc3339())?;
         state.monitor_pid = 0;
         state.monitor_start_time = 0;
         state.restart_count = 0;
@@ -453,12 +456,20 @@ impl Engine {
             self.emit_container(rec, "oom", &[]);
         }
         self.emit_container(rec, "die", &[("exitCode", code.to_string())]);
-        if rec.host_config.auto_remove {
-            self.auto_remove(rec);
-        } else {
-            let _ = state.set_exited(code, oom, now_rfc3339());
+        let mut recorded = Ok(());
+        if !rec.host_config.auto_remove {
+            recorded = state.set_exited(code, oom, now_rfc3339());
+            if let Err(e) = &recorded {
+                state.set_dead(format!(
+                    "container state no longer matches its process: {e}"
+                ));
+            }
             let _ = self.store.write_container_state(&rec.id, &state);
         }
+        // best effort, like the state write: the container ran, its exit code is the result
+        // (a concurrent `rm -f` may have released and removed it already)
+        let _ = self.release(rec, Then::after_exit(rec));
+        recorded?;
         Ok(code)
     }
 
@@ -497,7 +508,7 @@ impl Engine {
             return false;
         };
         matches!(
-            st.status,
+            st.status(),
             Status::Running | Status::Paused | Status::Restarting
         ) && (st.monitor_alive() || st.process_alive())
     }
@@ -509,7 +520,7 @@ impl Engine {
     /// The foreground client of a container that has no monitor and is not known to be done.
     fn client_of(&self, id: &ContainerId, st: &ContainerState) -> Client {
         let open = matches!(
-            st.status,
+            st.status(),
             Status::Created | Status::Running | Status::Paused | Status::Restarting
         );
         if open && st.monitor_pid == 0 {
@@ -530,24 +541,24 @@ impl Engine {
             // read again: a monitor or client may have recorded the real exit meanwhile
             let mut again = self.load_state(&id)?;
             if again.reconcile(now_rfc3339(), self.client_of(&id, &again)) {
-                let _ = Cgroup::open(&cgroup_path(&id)).remove();
-                let _ = std::fs::remove_dir_all(self.run_dir(&id));
-                if record.host_config.auto_remove {
-                    return match self.store.remove_container(&id) {
-                        Ok(()) => {
-                            self.remove_anonymous_volumes(&record);
-                            Err(not_found(&id))
-                        }
-                        Err(e) => Err(e.into()),
-                    };
+                let then = Then::after_exit(&record);
+                match self.release(&record, then) {
+                    Ok(()) if then != Then::Keep => return Err(not_found(&id)),
+                    // removed meanwhile by whoever noticed first
+                    Err(e) if e.kind() == wharf_types::ErrorKind::NotFound => {
+                        return Err(not_found(&id))
+                    }
+                    // best effort for a reader (`ps` must not fail on one container): shown
+                    // exited; `rm` releases again
+                    Ok(()) | Err(_) => {}
                 }
                 let _ = self.store.write_container_state(&id, &again);
             }
             state = again;
         }
         // paused is the freezer's state, not a field the monitor writes
-        if state.status == Status::Running && Cgroup::open(&cgroup_path(&record.id)).is_frozen() {
-            state.status = Status::Paused;
+        if state.status() == Status::Running && Cgroup::open(&cgroup_path(&record.id)).is_frozen() {
+            state.observe_frozen();
         }
         Ok(ContainerInfo { record, state })
     }
@@ -564,7 +575,7 @@ impl Engine {
             };
             if all
                 || matches!(
-                    info.state.status,
+                    info.state.status(),
                     Status::Running | Status::Paused | Status::Restarting
                 )
             {
@@ -589,20 +600,15 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<ContainerId, EngineError> {
-        let rec = self.store.container(name_or_id)?;
-        let id = self.remove_container_only(name_or_id, force)?;
-        if volumes {
-            self.remove_anonymous_volumes(&rec);
-        }
-        Ok(id)
-    }
-
-    /// `--rm`: the record, then the anonymous volumes, as docker does. Best effort: the
-    /// container is gone either way.
-    pub(crate) fn auto_remove(&self, rec: &ContainerRecord) {
-        if self.store.remove_container(&rec.id).is_ok() {
-            self.emit_container(rec, "destroy", &[]);
-            self.remove_anonymous_volumes(rec);
+        let info = self.container(name_or_id)?;
+        let id = info.record.id.clone();
+        let monitored = info.state.monitor_alive();
+        self.stop_for_removal(&info, force)?;
+        match self.release(&info.record, Then::Remove { volumes }) {
+            // a `--rm` monitor removed it while we waited (and said so)
+            Err(e) if monitored && e.kind() == wharf_types::ErrorKind::NotFound => Ok(id),
+            Err(e) => Err(e),
+            Ok(()) => Ok(id),
         }
     }
 
@@ -618,12 +624,9 @@ impl Engine {
         }
     }
 
-    fn remove_container_only(
-        &self,
-        name_or_id: &str,
-        force: bool,
-    ) -> Result<ContainerId, EngineError> {
-        let info = self.container(name_or_id)?;
+    /// `rm`: refuses a running container unless forced, else kills it and waits until its
+    /// process (and monitor) are gone.
+    fn stop_for_removal(&self, info: &ContainerInfo, force: bool) -> Result<(), EngineError> {
         let id = info.record.id.clone();
         let monitored = info.state.monitor_alive();
         if monitored && !force {
@@ -633,7 +636,7 @@ impl Engine {
             )));
         }
         if monitored {
-            self.kill_monitored(&info)?;
+            self.kill_monitored(info)?;
         } else if info.state.process_alive() {
             if !force {
                 return Err(EngineError::Conflict(format!(
@@ -654,17 +657,7 @@ impl Engine {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
-        Cgroup::open(&cgroup_path(&id)).remove()?;
-        let _ = std::fs::remove_dir_all(self.run_dir(&id));
-        match self.store.remove_container(&id) {
-            // a `--rm` monitor removed it while we waited (and said so)
-            Err(e) if monitored && e.kind() == wharf_types::ErrorKind::NotFound => Ok(id),
-            Err(e) => Err(e.into()),
-            Ok(()) => {
-                self.emit_container(&info.record, "destroy", &[]);
-                Ok(id)
-            }
-        }
+        Ok(())
     }
 }
 
@@ -718,12 +711,12 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         })
         .collect();
     let mut state = serde_json::json!({
-        "Status": st.status.as_str(),
-        "Running": st.status == Status::Running,
-        "Paused": st.status == Status::Paused,
-        "Restarting": st.status == Status::Restarting,
+        "Status": st.status().as_str(),
+        "Running": st.status() == Status::Running,
+        "Paused": st.status() == Status::Paused,
+        "Restarting": st.status() == Status::Restarting,
         "OOMKilled": st.oom_killed,
-        "Dead": st.status == Status::Dead,
+        "Dead": st.status() == Status::Dead,
         "Pid": st.pid,
         "ExitCode": st.exit_code,
         "Error": st.error,

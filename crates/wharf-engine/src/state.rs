@@ -16,6 +16,13 @@
 //! while it lives; its pid and start time are recorded here, so a monitor killed from outside
 //! is noticed when the state is read (the container is then exited with an error). `Paused` is
 //! derived when read from the cgroup freezer (the monitor keeps writing `running`).
+//!
+//! The status is private: every change goes through a method that checks
+//! [`Status::can_become`] and returns [`InvalidTransition`] for the caller to handle. The
+//! transitions that override what was recorded are separate, named methods:
+//! [`ContainerState::reconcile`] (a process, monitor or client that died unseen, a reboot),
+//! [`ContainerState::stop_restarting`] (a manual stop while the restart policy waits) and
+//! [`ContainerState::set_dead`] (a state the engine cannot make sense of any more).
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +62,8 @@ impl Status {
                 | (Paused, Running)
                 | (Paused, Exited)
                 | (Restarting, Running)
+                // a restart that failed to start waits for the next attempt
+                | (Restarting, Restarting)
                 | (Restarting, Exited)
                 | (Exited, Running)
                 | (_, Dead)
@@ -62,7 +71,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("container state cannot change from {from} to {to}")]
 pub struct InvalidTransition {
     pub from: &'static str,
@@ -73,7 +82,8 @@ pub struct InvalidTransition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerState {
-    pub status: Status,
+    /// Changed only through the transition methods below.
+    status: Status,
     /// Host pid of the container's pid 1 while running, else 0.
     pub pid: i32,
     /// Start time of `pid` (clock ticks since boot, /proc/<pid>/stat field 22): with the boot id
@@ -181,6 +191,30 @@ impl Default for ContainerState {
 }
 
 impl ContainerState {
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Whether the container has a process or is about to (running, paused, restarting).
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Running | Status::Paused | Status::Restarting
+        )
+    }
+
+    /// Whether `start` may move this state to running (checked before anything is started).
+    pub fn check_start(&self) -> Result<(), InvalidTransition> {
+        if self.status.can_become(Status::Running) {
+            Ok(())
+        } else {
+            Err(InvalidTransition {
+                from: self.status.as_str(),
+                to: Status::Running.as_str(),
+            })
+        }
+    }
+
     fn transition(&mut self, to: Status) -> Result<(), InvalidTransition> {
         if !self.status.can_become(to) {
             return Err(InvalidTransition {
@@ -219,6 +253,60 @@ impl ContainerState {
         self.finished_at = now;
         self.health = None;
         Ok(())
+    }
+
+    /// Forced: a manual stop (`stop`, `kill`, `rm -f`) while the restart policy waits to start
+    /// the container again: it stays down with the exit code and time of its last run.
+    pub fn stop_restarting(&mut self) -> Result<(), InvalidTransition> {
+        if self.status != Status::Restarting {
+            return Err(InvalidTransition {
+                from: self.status.as_str(),
+                to: Status::Exited.as_str(),
+            });
+        }
+        self.transition(Status::Exited)?;
+        self.manually_stopped = true;
+        self.monitor_pid = 0;
+        self.monitor_start_time = 0;
+        Ok(())
+    }
+
+    /// Forced, from any state: the engine cannot make sense of this container's state any
+    /// more (docker's `dead`); `reason` is kept as its error. Such a container can only be
+    /// removed.
+    pub fn set_dead(&mut self, reason: String) {
+        self.force(Status::Dead);
+        self.pid = 0;
+        self.pid_start_time = 0;
+        self.monitor_pid = 0;
+        self.monitor_start_time = 0;
+        self.error = reason;
+    }
+
+    /// The freezer says the cgroup is frozen: a running container shows as paused. A view
+    /// derived when the state is read (the monitor keeps recording `running`), never stored.
+    pub fn observe_frozen(&mut self) {
+        if self.status == Status::Running {
+            self.status = Status::Paused;
+        }
+    }
+
+    /// The one unchecked change, for the forced transitions above and `reconcile`.
+    fn force(&mut self, to: Status) {
+        self.status = to;
+    }
+
+    /// Forced: the process ended without wharf recording it (see `reconcile`).
+    fn force_exited(&mut self, exit_code: i32, error: &str, now: String) {
+        self.force(Status::Exited);
+        self.pid = 0;
+        self.pid_start_time = 0;
+        self.exit_code = exit_code;
+        self.error = error.into();
+        self.finished_at = now;
+        if let Some(h) = &mut self.health {
+            h.status = "unhealthy".into();
+        }
     }
 
     /// Whether the recorded monitor is still the process that was started.
@@ -270,47 +358,32 @@ impl ContainerState {
             // The CLI running it in the foreground was killed, at any phase of the start or
             // while the command ran: its pid 1 died with it (PR_SET_PDEATHSIG(SIGKILL)), so
             // the container was killed, and 137 (128 + SIGKILL) says so, as for a dead monitor.
-            self.status = Status::Exited;
-            self.pid = 0;
-            self.pid_start_time = 0;
-            self.exit_code = 137;
-            self.error =
-                "the wharf client running the container was killed: container killed with it"
-                    .into();
-            self.finished_at = now;
-            if let Some(h) = &mut self.health {
-                h.status = "unhealthy".into();
-            }
+            self.force_exited(
+                137,
+                "the wharf client running the container was killed: container killed with it",
+                now,
+            );
             return true;
         }
         if active && self.monitor_pid > 0 && !self.monitor_alive() {
             // A monitored container dies with its monitor (PR_SET_PDEATHSIG); the caller
             // removes the cgroup, which kills anything left.
             let booted = self.boot_id != boot_id();
-            self.status = Status::Exited;
-            self.pid = 0;
-            self.pid_start_time = 0;
             self.monitor_pid = 0;
             self.monitor_start_time = 0;
-            self.exit_code = if booted { 255 } else { 137 };
-            self.error = if booted {
-                "container was running when the host shut down".into()
+            if booted {
+                self.force_exited(255, "container was running when the host shut down", now);
             } else {
-                "container monitor died: container killed".into()
-            };
-            self.finished_at = now;
-            if let Some(h) = &mut self.health {
-                h.status = "unhealthy".into();
+                self.force_exited(137, "container monitor died: container killed", now);
             }
             return true;
         }
         if active && self.monitor_pid == 0 && client == Client::Unknown && !self.process_alive() {
-            self.status = Status::Exited;
-            self.pid = 0;
-            self.pid_start_time = 0;
-            self.exit_code = 255;
-            self.error = "container process vanished while wharf was not watching it".into();
-            self.finished_at = now;
+            self.force_exited(
+                255,
+                "container process vanished while wharf was not watching it",
+                now,
+            );
             return true;
         }
         false
@@ -334,7 +407,7 @@ pub enum Client {
 /// Docker's STATUS column: `Up 3 seconds`, `Up 2 minutes (healthy)`, `Up 5 seconds (Paused)`,
 /// `Exited (1) 3 seconds ago`, `Restarting (1) 2 seconds ago`, `Created`.
 pub fn status_text(st: &ContainerState, since: &dyn Fn(&str) -> String) -> String {
-    match st.status {
+    match st.status() {
         Status::Created => "Created".into(),
         Status::Running => {
             let health = match st.health.as_ref().map(|h| h.status.as_str()) {
@@ -399,6 +472,94 @@ mod tests {
         assert!(Status::Paused.can_become(Status::Dead));
     }
 
+    /// Every pair of states: exactly docker's transitions are allowed, the rest refused with
+    /// the two states named.
+    #[test]
+    fn transition_table() {
+        use Status::*;
+        let all = [Created, Running, Paused, Restarting, Exited, Dead];
+        let allowed = [
+            (Created, Running),
+            (Created, Exited),
+            (Running, Exited),
+            (Running, Paused),
+            (Running, Restarting),
+            (Paused, Running),
+            (Paused, Exited),
+            (Restarting, Running),
+            (Restarting, Restarting),
+            (Restarting, Exited),
+            (Exited, Running),
+        ];
+        for from in all {
+            for to in all {
+                let want = to == Dead || allowed.contains(&(from, to));
+                assert_eq!(from.can_become(to), want, "{from:?} -> {to:?}");
+            }
+        }
+        // refused through the methods, with a typed error and nothing changed
+        let mut s = ContainerState::default();
+        let e = s.set_restarting(1, false, "t".into()).unwrap_err();
+        assert_eq!(
+            e,
+            InvalidTransition {
+                from: "created",
+                to: "restarting"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "container state cannot change from created to restarting"
+        );
+        assert_eq!((s.status(), s.exit_code), (Created, 0));
+        s.set_exited(2, false, "t".into()).unwrap();
+        assert!(s.set_exited(3, false, "t".into()).is_err());
+        assert_eq!(s.exit_code, 2);
+        assert!(s.set_restarting(1, false, "t".into()).is_err());
+        assert!(s.check_start().is_ok());
+        // dead: only removal is left
+        s.set_dead("broken".into());
+        assert_eq!((s.status(), s.error.as_str()), (Dead, "broken"));
+        assert!(s.check_start().is_err());
+        assert!(s
+            .set_running(std::process::id() as i32, "t".into())
+            .is_err());
+        assert!(!s.is_active());
+    }
+
+    #[test]
+    fn forced_transitions() {
+        // a manual stop of a restarting container: exited, stopped by hand, last code kept
+        let mut s = ContainerState::default();
+        s.set_running(std::process::id() as i32, "t".into())
+            .unwrap();
+        assert!(s.stop_restarting().is_err(), "running is not restarting");
+        s.set_restarting(3, false, "t1".into()).unwrap();
+        // a failed restart attempt stays restarting
+        s.set_restarting(4, false, "t2".into()).unwrap();
+        s.monitor_pid = 42;
+        s.stop_restarting().unwrap();
+        assert_eq!(s.status(), Status::Exited);
+        assert!(s.manually_stopped);
+        assert_eq!(
+            (s.exit_code, s.monitor_pid, s.finished_at.as_str()),
+            (4, 0, "t2")
+        );
+        assert!(s.stop_restarting().is_err());
+        // frozen is a view: only a running state shows as paused
+        let mut e = s.clone();
+        e.observe_frozen();
+        assert_eq!(e.status(), Status::Exited);
+        s.set_running(std::process::id() as i32, "t".into())
+            .unwrap();
+        s.observe_frozen();
+        assert_eq!(s.status(), Status::Paused);
+        // reconcile forces exited from any active state, whatever the table says
+        s.pid_start_time += 1;
+        assert!(s.reconcile("now".into(), Client::Unknown));
+        assert_eq!((s.status(), s.exit_code), (Status::Exited, 255));
+    }
+
     #[test]
     fn reconcile_dead_pid() {
         let mut s = ContainerState::default();
@@ -406,7 +567,7 @@ mod tests {
             .unwrap();
         s.pid_start_time += 1; // a recycled pid
         assert!(s.reconcile("now".into(), Client::Unknown));
-        assert_eq!(s.status, Status::Exited);
+        assert_eq!(s.status(), Status::Exited);
         assert_eq!(s.exit_code, 255);
         let mut live = ContainerState::default();
         live.set_running(std::process::id() as i32, "t".into())
@@ -424,9 +585,9 @@ mod tests {
         assert_eq!(status_text(&s, &since), "Up 3 seconds");
         s.health = Some(Health::starting());
         assert_eq!(status_text(&s, &since), "Up 3 seconds (health: starting)");
-        s.status = Status::Paused;
-        assert_eq!(status_text(&s, &since), "Up 3 seconds (Paused)");
-        s.status = Status::Running;
+        let mut frozen = s.clone();
+        frozen.observe_frozen();
+        assert_eq!(status_text(&frozen, &since), "Up 3 seconds (Paused)");
         s.set_restarting(1, false, "t".into()).unwrap();
         assert_eq!(status_text(&s, &since), "Restarting (1) 3 seconds ago");
         s.set_running(std::process::id() as i32, "t".into())
@@ -470,7 +631,7 @@ mod tests {
         assert!(!s.reconcile("now".into(), Client::Unknown));
         s.monitor_start_time += 1;
         assert!(s.reconcile("now".into(), Client::Unknown));
-        assert_eq!(s.status, Status::Exited);
+        assert_eq!(s.status(), Status::Exited);
         assert!(s.error.contains("monitor died"), "{}", s.error);
     }
 
@@ -479,7 +640,7 @@ mod tests {
         // killed before the start went anywhere: created → exited 137
         let mut s = ContainerState::default();
         assert!(s.reconcile("now".into(), Client::Gone));
-        assert_eq!((s.status, s.exit_code), (Status::Exited, 137));
+        assert_eq!((s.status(), s.exit_code), (Status::Exited, 137));
         assert!(s.error.contains("client"), "{}", s.error);
         // a live client records the exit itself, even once the process is gone
         let mut s = ContainerState::default();
@@ -489,7 +650,7 @@ mod tests {
         assert!(!s.reconcile("now".into(), Client::Alive));
         assert!(!s.reconcile("now".into(), Client::Finished));
         assert!(s.reconcile("now".into(), Client::Gone));
-        assert_eq!((s.status, s.exit_code), (Status::Exited, 137));
+        assert_eq!((s.status(), s.exit_code), (Status::Exited, 137));
         // an exited container stays as recorded
         assert!(!s.reconcile("later".into(), Client::Gone));
         assert_eq!(s.finished_at, "now");

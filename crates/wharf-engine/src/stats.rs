@@ -304,7 +304,7 @@ impl Engine {
     pub fn top(&self, name_or_id: &str, ps_args: &[String]) -> Result<TopResult, EngineError> {
         let info = self.container(name_or_id)?;
         let id = info.record.id.to_string();
-        if !(matches!(info.state.status, Status::Running | Status::Paused)
+        if !(matches!(info.state.status(), Status::Running | Status::Paused)
             && info.state.process_alive())
         {
             return Err(EngineError::Conflict(format!(

@@ -11,6 +11,9 @@
 //! (`__exec` exits at once). For `-d` (`ExecIo::Null`) the command is forked normally and
 //! orphaned: the kernel hands it to the reaper of `__exec`'s own pid namespace (the host's
 //! init), which always reaps it, so it never lingers as a zombie in the container.
+//! Stdio ([`ExecIo`]): the caller's own, a capture pipe, /dev/null, fds the caller supplies
+//! (installed as the command's 0-2), or a pty whose master is handed back to the caller
+//! ([`ExecRunning::master`], [`ExecRunning::resize`]) instead of pumped to its stdio.
 //!
 //! Fds installed in `__exec`: 3 spec (parent → child, the "go" signal, written after the cgroup
 //! join), 4 error report (EOF = the command was exec'd; JSON `{code, message}` otherwise,
@@ -32,9 +35,10 @@ use crate::start::{ExitStatus, StartError};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use wharf_sys::process;
+use wharf_sys::tty::WinSize;
 
 pub(crate) use crate::init::InitError;
 pub use child::exec_main;
@@ -68,9 +72,10 @@ pub struct ExecSpec {
 }
 
 /// Where the command's stdio goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ExecIo {
-    /// The caller's stdio (and a pty when `process.terminal`).
+    /// The caller's stdio (and a pty when `process.terminal`, pumped by
+    /// [`ExecRunning::wait_foreground`]).
     Inherit,
     /// stdout+stderr interleaved into a pipe, at most `max_bytes` kept (healthchecks); stdin
     /// is /dev/null.
@@ -78,9 +83,40 @@ pub enum ExecIo {
     /// `exec -d`: stdio on /dev/null, the caller does not wait (the container's pid 1 adopts
     /// the command).
     Null,
+    /// Caller-supplied fds (pipes, a socket): the command gets them as its fds 0, 1 and 2
+    /// (stdin /dev/null when `None`). No terminal. The caller must close its copies of the
+    /// write ends it handed over to see EOF.
+    Fds {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A new pty in the container's devpts: the command's stdio is its slave, the master is
+    /// handed back ([`ExecRunning::master`]) with `size` as its first window size.
+    Pty { size: Option<WinSize> },
 }
 
-#[derive(Debug, Clone)]
+impl ExecIo {
+    /// Whether the command gets a terminal in this mode (`Inherit` follows the spec).
+    fn terminal(&self, spec: &ProcessSpec) -> bool {
+        match self {
+            ExecIo::Inherit => spec.terminal,
+            ExecIo::Pty { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the command reads a stdin the caller gave it.
+    fn stdin(&self, spec: &ProcessSpec) -> bool {
+        match self {
+            ExecIo::Inherit | ExecIo::Pty { .. } => spec.stdin,
+            ExecIo::Fds { stdin, .. } => stdin.is_some(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct ExecOptions {
     /// The same cache directory `start` uses (the filter compiles to the same program).
     pub seccomp_cache_dir: PathBuf,
@@ -125,12 +161,10 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
     // repeatedly (the monitor's healthchecks) must not keep megabytes of shmem alive.
     let exe = crate::exe::container_exe(false)?;
     let bpf = crate::seccomp::prepare(&spec.seccomp, &spec.capabilities, &opts.seccomp_cache_dir)?;
-    let detach = opts.io == ExecIo::Null;
+    let detach = matches!(opts.io, ExecIo::Null);
     let mut process_spec = spec.clone();
-    if opts.io != ExecIo::Inherit {
-        process_spec.process.terminal = false;
-        process_spec.process.stdin = false;
-    }
+    process_spec.process.terminal = opts.io.terminal(&spec.process);
+    process_spec.process.stdin = opts.io.stdin(&spec.process);
     let payload = serde_json::to_vec(&Payload {
         spec: process_spec.clone(),
         detach,
@@ -172,6 +206,7 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
     };
     let null = match opts.io {
         ExecIo::Inherit => None,
+        ExecIo::Fds { stdin: Some(_), .. } => None,
         _ => Some(
             std::fs::OpenOptions::new()
                 .read(true)
@@ -191,11 +226,32 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
     if let Some(p) = &container_pidfd {
         fds.push((p.as_fd(), PIDFD_FD));
     }
-    if let Some(n) = &null {
-        fds.push((n.as_fd(), 0));
-        let out = cap_w.as_ref().map(|w| w.as_fd()).unwrap_or(n.as_fd());
-        fds.push((out, 1));
-        fds.push((out, 2));
+    match (&opts.io, &null) {
+        (
+            ExecIo::Fds {
+                stdin,
+                stdout,
+                stderr,
+            },
+            _,
+        ) => {
+            let input: Option<BorrowedFd<'_>> = stdin
+                .as_ref()
+                .map(|f| f.as_fd())
+                .or(null.as_ref().map(|n| n.as_fd()));
+            if let Some(i) = input {
+                fds.push((i, 0));
+            }
+            fds.push((stdout.as_fd(), 1));
+            fds.push((stderr.as_fd(), 2));
+        }
+        (_, Some(n)) => {
+            fds.push((n.as_fd(), 0));
+            let out = cap_w.as_ref().map(|w| w.as_fd()).unwrap_or(n.as_fd());
+            fds.push((out, 1));
+            fds.push((out, 2));
+        }
+        (_, None) => {}
     }
     let env: Vec<String> = std::env::var("WHARF_DISABLE")
         .ok()
@@ -257,8 +313,12 @@ pub fn exec(spec: &ExecSpec, opts: &ExecOptions) -> Result<ExecRunning, StartErr
         }
     }
     if let (Some(sock), true) = (&parent_sock, pid.is_some()) {
+        let size = match &opts.io {
+            ExecIo::Pty { size } => *size,
+            _ => wharf_sys::tty::get_winsize(std::io::stdin().as_fd()).ok(),
+        };
         running.master =
-            crate::start::receive_terminal(sock.as_fd()).map_err(io("receive terminal"))?;
+            crate::start::receive_terminal(sock.as_fd(), size).map_err(io("receive terminal"))?;
     }
     crate::start::read_report(err_r).map_err(|e| match e {
         crate::start::ReportError::Io(e) => io("read exec status")(e),
@@ -292,6 +352,31 @@ impl ExecRunning {
             return Ok(ExitStatus::Exited(0));
         }
         wait::foreground(&mut self)
+    }
+
+    /// Wait for the command without touching the caller's stdio or signals (the caller pumps
+    /// the fds or the pty it supplied); `Exited(0)` at once for a detached command.
+    pub fn wait(&mut self) -> Result<ExitStatus, StartError> {
+        loop {
+            if let Some(st) = self.wait_timeout(std::time::Duration::from_secs(3600))? {
+                return Ok(st);
+            }
+        }
+    }
+
+    /// A new fd for the pty master of an [`ExecIo::Pty`] exec (`None` in other modes). The
+    /// command's output arrives there and input written to it reaches the command; it reads
+    /// EIO once the command and everything it started closed the terminal.
+    pub fn master(&self) -> std::io::Result<Option<OwnedFd>> {
+        self.master.as_ref().map(|m| m.try_clone()).transpose()
+    }
+
+    /// Sets the window size of the exec's pty (the command gets SIGWINCH). No-op without one.
+    pub fn resize(&self, size: WinSize) -> std::io::Result<()> {
+        match &self.master {
+            Some(m) => wharf_sys::tty::set_winsize(m.as_fd(), size),
+            None => Ok(()),
+        }
     }
 
     /// Wait up to `d` (collecting captured output meanwhile); `None` if still running.

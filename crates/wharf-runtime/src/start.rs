@@ -344,7 +344,10 @@ fn start_impl(
     drop(w);
 
     if let (Some(sock), Ok(())) = (&parent_sock, &sent) {
-        if let Some(master) = receive_terminal(sock.as_fd()).map_err(io("receive terminal"))? {
+        let size = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()).ok();
+        if let Some(master) =
+            receive_terminal(sock.as_fd(), size).map_err(io("receive terminal"))?
+        {
             if monitored {
                 running.io.master = Some(master);
             } else {
@@ -364,15 +367,16 @@ fn start_impl(
 }
 
 /// Parent side of the terminal handshake (shared by `start` and `exec`): receive the pty
-/// master the child opened in the container's devpts, copy the caller's window size onto it,
-/// and ack so the child may exec. `None` if the child died first.
+/// master the child opened in the container's devpts, give it `size` (the caller's window
+/// size, or the one an API client asked for), and ack so the child may exec. `None` if the child died first.
 pub(crate) fn receive_terminal(
     sock: std::os::fd::BorrowedFd<'_>,
+    size: Option<wharf_sys::tty::WinSize>,
 ) -> std::io::Result<Option<OwnedFd>> {
     let Some(master) = wharf_sys::tty::recv_fd(sock)? else {
         return Ok(None);
     };
-    if let Ok(ws) = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()) {
+    if let Some(ws) = size {
         let _ = wharf_sys::tty::set_winsize(master.as_fd(), ws);
     }
     let _ = nix::unistd::write(sock, b"k");

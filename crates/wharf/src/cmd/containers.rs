@@ -43,7 +43,7 @@ fn ps_object(info: &ContainerInfo, trunc: bool) -> Value {
         "CreatedAt": info.record.created,
         "RunningFor": format!("{} ago", human_duration(seconds_since(&info.record.created))),
         "Ports": "",
-        "State": info.state.status.as_str(),
+        "State": info.state.status().as_str(),
         "Status": status_text(info),
         "Names": info.record.name,
         "Labels": info.record.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),

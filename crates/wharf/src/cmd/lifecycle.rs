@@ -49,7 +49,7 @@ pub fn start(cli: &Cli, a: &StartArgs) -> anyhow::Result<i32> {
         }
         let info = engine.container(&a.containers[0])?;
         if matches!(
-            info.state.status,
+            info.state.status(),
             wharf_engine::state::Status::Running | wharf_engine::state::Status::Paused
         ) {
             return attach_to(&engine, info.record.id.as_str(), a.interactive);

@@ -55,7 +55,7 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> anyhow::Result<i32> {
     let mut still_running = || match engine.container(&id) {
         Ok(i) => {
             matches!(
-                i.state.status,
+                i.state.status(),
                 Status::Running | Status::Paused | Status::Restarting
             ) && i.state.process_alive()
         }
