@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod mounts;
 pub mod names;
 pub mod policy;
+pub mod refusal;
 pub mod run;
 pub mod state;
 pub mod stats;

@@ -108,12 +108,10 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// CLI exit code: 127 command not found, 126 not executable, 125 anything else.
+    /// CLI exit code, from the kind (`ErrorKind::exit_code`): 127 command not found, 126 not
+    /// executable, 125 anything else.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            StartError::Exec { code, .. } if (125..=127).contains(code) => *code,
-            _ => 125,
-        }
+        self.kind().exit_code()
     }
 }
 
@@ -124,8 +122,9 @@ impl HasKind for StartError {
             StartError::Cgroup(e) => e.kind(),
             StartError::Encode { .. } => ErrorKind::InvalidArgument,
             StartError::ProtectExe { .. } | StartError::Io { .. } => ErrorKind::Internal,
-            StartError::Exec { code: 127, .. } => ErrorKind::NotFound,
-            StartError::Exec { code: 126, .. } => ErrorKind::PermissionDenied,
+            // init's report: 127 = exec ENOENT / not in $PATH, 126 = EACCES, ENOEXEC, ...
+            StartError::Exec { code: 127, .. } => ErrorKind::CommandNotFound,
+            StartError::Exec { code: 126, .. } => ErrorKind::CommandNotExecutable,
             StartError::Exec { .. } => ErrorKind::FailedPrecondition,
         }
     }
