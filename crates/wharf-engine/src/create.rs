@@ -19,13 +19,15 @@ pub struct CreateRequest {
     pub args: Vec<String>,
     /// `--entrypoint` (`Some("")` clears the image's entrypoint).
     pub entrypoint: Option<String>,
-    /// `KEY=value` entries, -e and --env-file already expanded, in order.
+    /// `KEY=value` entries already resolved (an API caller's); `flags.env_files` and
+    /// `flags.env` are parsed and appended by `validate::prepare`.
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// Typed labels; `flags.labels` (`key[=value]`) are added over them.
     pub labels: BTreeMap<String, String>,
     /// `--stop-signal`, `--stop-timeout`.
     pub stop_signal: Option<String>,

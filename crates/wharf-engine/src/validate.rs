@@ -146,6 +146,10 @@ pub fn apply_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), Engin
         req.host.restart_policy = RestartPolicy::parse(r)
             .ok_or_else(|| invalid(V::RestartPolicy { value: r.clone() }))?;
     }
+    // docker's default, recorded as such whoever asked (inspect shows "no")
+    if req.host.restart_policy.name.is_empty() {
+        req.host.restart_policy.name = "no".into();
+    }
     if let Some(d) = &f.log_driver {
         req.host.log_config.driver = d.clone();
     }

@@ -486,3 +486,25 @@ fn labels_and_env_are_parsed_by_the_engine() {
     assert!(err.to_string().contains("BAD KEY"), "{err}");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
+
+#[test]
+fn defaults_are_the_engines() {
+    // a front end that passes nothing gets docker's defaults of this build: no network but
+    // `lo`, restart policy "no"
+    let r = validate::prepare(req(CreateFlags::default())).expect("defaults");
+    assert_eq!(r.host.network_mode, NetworkMode::None);
+    assert_eq!(r.host.restart_policy.name, "no");
+    assert!(r.host.mounts.is_empty() && r.labels.is_empty() && r.env.is_empty());
+    let r = validate::prepare(req(CreateFlags {
+        restart: Some("on-failure:3".into()),
+        ..Default::default()
+    }))
+    .expect("restart");
+    assert_eq!(
+        (
+            r.host.restart_policy.name.as_str(),
+            r.host.restart_policy.maximum_retry_count
+        ),
+        ("on-failure", 3)
+    );
+}
