@@ -103,6 +103,10 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The container's init reported why it could not run the command (Docker's wording).
+    /// `code` is init's classification of the failure (also its exit status): 127 when the
+    /// command does not exist (execve's ENOENT, not in `$PATH`), 126 when it cannot be
+    /// executed (EACCES, ENOEXEC, EISDIR, EPERM), 125 for anything else; the kind follows
+    /// from it (`CommandNotFound`, `CommandNotExecutable`).
     #[error("{message}")]
     Exec { code: i32, message: String },
 }
