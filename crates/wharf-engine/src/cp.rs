@@ -11,6 +11,7 @@
 //! Must not: build a container path by string concatenation with a host path, follow a symlink
 //! that came from the container when writing on the host, or leave anything mounted on the host.
 
+use crate::refusal::ValidationError;
 use crate::{Engine, EngineError};
 use nix::libc;
 use std::ffi::{OsStr, OsString};
@@ -126,12 +127,13 @@ impl Engine {
             readonly: false,
             ..spec.rootfs
         };
-        let d = wharf_runtime::exec::open_detached_rootfs(&rootfs, &spec.mounts).map_err(|e| {
-            EngineError::Start {
-                exit_code: 125,
-                message: format!("mount the filesystem of container {name}: {e}"),
-            }
-        })?;
+        let d =
+            wharf_runtime::exec::open_detached_rootfs(&rootfs, &spec.mounts).map_err(|error| {
+                EngineError::ContainerFs {
+                    name: name.to_string(),
+                    error,
+                }
+            })?;
         Ok(ContainerRoot {
             root: Root::Stopped(d),
             name: name.to_string(),
@@ -149,24 +151,22 @@ impl Engine {
             (CpEndpoint::Container { container, path }, CpEndpoint::Host(h)) => {
                 let root = self.container_root(container)?;
                 let (entry, contents) = container_source(&root, path, opts.follow_link)?;
-                let st = sfs::lstat_at(entry.dir.as_fd(), &entry.name)
-                    .map_err(io_err("stat", path))?;
+                let st =
+                    sfs::lstat_at(entry.dir.as_fd(), &entry.name).map_err(io_err("stat", path))?;
                 let target = host_destination(h, &entry.name, is_dir(st.st_mode), contents)?;
                 copy_top(&entry, contents, &target, opts, path)
             }
             (CpEndpoint::Host(h), CpEndpoint::Container { container, path }) => {
                 let (entry, contents) = host_source(h, opts.follow_link)?;
                 let hs = h.display().to_string();
-                let st = sfs::lstat_at(entry.dir.as_fd(), &entry.name)
-                    .map_err(io_err("stat", &hs))?;
+                let st =
+                    sfs::lstat_at(entry.dir.as_fd(), &entry.name).map_err(io_err("stat", &hs))?;
                 let root = self.container_root(container)?;
                 let target =
                     container_destination(&root, path, &entry.name, is_dir(st.st_mode), contents)?;
                 copy_top(&entry, contents, &target, opts, &hs)
             }
-            _ => Err(EngineError::InvalidArgument(
-                "copying between containers or between host paths is not supported: exactly one side must be CONTAINER:PATH".into(),
-            )),
+            _ => Err(ValidationError::CpSides.into()),
         }
     }
 }
@@ -179,10 +179,10 @@ fn container_source(
     follow: bool,
 ) -> Result<(Entry, bool), EngineError> {
     let not_found = || {
-        EngineError::InvalidArgument(format!(
-            "Could not find the file {path} in container {}",
-            root.name
-        ))
+        EngineError::from(ValidationError::CpNotFound {
+            path: path.to_string(),
+            container: root.name.clone(),
+        })
     };
     let contents = path.ends_with("/.") || path == ".";
     let mut cur = path.to_string();
@@ -214,10 +214,11 @@ fn container_source(
         }
         return Ok((Entry { dir, name }, contents && is_dir(st.st_mode)));
     }
-    Err(EngineError::InvalidArgument(format!(
-        "too many levels of symbolic links resolving {path} in container {}",
-        root.name
-    )))
+    Err(ValidationError::CpSymlinkLoop {
+        path: path.to_string(),
+        container: root.name.clone(),
+    }
+    .into())
 }
 
 fn host_source(h: &Path, follow: bool) -> Result<(Entry, bool), EngineError> {
@@ -259,9 +260,7 @@ fn host_destination(
 ) -> Result<Entry, EngineError> {
     let hs = h.display().to_string();
     if h.as_os_str() == "-" {
-        return Err(EngineError::NotImplemented(
-            "cp to a tar stream on stdout is not supported yet".into(),
-        ));
+        return Err(ValidationError::CpStreamUnsupported.into());
     }
     match std::fs::metadata(h) {
         Ok(m) if m.is_dir() && !contents => Ok(Entry {
@@ -278,17 +277,15 @@ fn host_destination(
                     .map_or(OsString::from("."), |n| n.to_os_string()),
             })
         }
-        Ok(_) if src_is_dir => Err(EngineError::InvalidArgument(format!(
-            "cannot copy a directory to a file: {hs}"
-        ))),
-        _ if hs.ends_with('/') && !h.exists() => Err(EngineError::InvalidArgument(format!(
-            "destination directory {hs} does not exist"
-        ))),
+        Ok(_) if src_is_dir => Err(ValidationError::CpDirectoryToFile { path: hs }.into()),
+        _ if hs.ends_with('/') && !h.exists() => {
+            Err(ValidationError::CpDestinationMissing { path: hs }.into())
+        }
         _ => {
             let parent = h.parent().filter(|p| !p.as_os_str().is_empty());
             let name = h
                 .file_name()
-                .ok_or_else(|| EngineError::InvalidArgument(format!("invalid destination {hs}")))?;
+                .ok_or_else(|| ValidationError::CpDestination { path: hs.clone() })?;
             Ok(Entry {
                 dir: open_host_dir(parent.unwrap_or(Path::new(".")))
                     .map_err(io_err("open", &hs))?,
@@ -306,11 +303,10 @@ fn container_destination(
     contents: bool,
 ) -> Result<Entry, EngineError> {
     let no_dir = |p: &Path| {
-        EngineError::InvalidArgument(format!(
-            "Could not find the file {} in container {}",
-            p.display(),
-            root.name
-        ))
+        EngineError::from(ValidationError::CpNotFound {
+            path: p.display().to_string(),
+            container: root.name.clone(),
+        })
     };
     let full = Path::new(path);
     match sfs::open_in_root(root.fd(), full, libc::O_PATH | libc::O_CLOEXEC) {
@@ -323,9 +319,7 @@ fn container_destination(
                 });
             }
             if src_is_dir && !is_dir(st.st_mode) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "cannot copy a directory to a file: {path}"
-                )));
+                return Err(ValidationError::CpDirectoryToFile { path: path.into() }.into());
             }
         }
         Err(_) if path.ends_with('/') => return Err(no_dir(full)),

@@ -2,6 +2,7 @@
 //! WorkingDir, User) merged with the user's options the way docker merges them. Pure functions; `run`
 //! does the I/O, `validate` parses and checks the user's options first.
 
+use crate::refusal::ValidationError;
 use crate::EngineError;
 use std::collections::BTreeMap;
 use wharf_types::container::{ContainerConfig, HostConfig};
@@ -18,13 +19,15 @@ pub struct CreateRequest {
     pub args: Vec<String>,
     /// `--entrypoint` (`Some("")` clears the image's entrypoint).
     pub entrypoint: Option<String>,
-    /// `KEY=value` entries, -e and --env-file already expanded, in order.
+    /// `KEY=value` entries already resolved (an API caller's); `flags.env_files` and
+    /// `flags.env` are parsed and appended by `validate::prepare`.
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// Typed labels; `flags.labels` (`key[=value]`) are added over them.
     pub labels: BTreeMap<String, String>,
     /// `--stop-signal`, `--stop-timeout`.
     pub stop_signal: Option<String>,
@@ -117,16 +120,14 @@ pub fn container_config(
     }
     let (entrypoint, cmd) = merge_command(image, req.entrypoint.as_deref(), &req.args);
     if entrypoint.is_empty() && cmd.is_empty() {
-        return Err(EngineError::InvalidArgument(format!(
-            "no command specified: image {} has no CMD or ENTRYPOINT and none was given",
-            req.image
-        )));
+        return Err(ValidationError::NoCommand {
+            image: req.image.clone(),
+        }
+        .into());
     }
     let working_dir = match req.workdir.as_deref() {
         Some(w) if !w.starts_with('/') => {
-            return Err(EngineError::InvalidArgument(format!(
-                "the working directory {w:?} is invalid: it needs to be an absolute path"
-            )))
+            return Err(ValidationError::WorkdirNotAbsolute { workdir: w.into() }.into())
         }
         Some(w) => w.to_string(),
         None => image
@@ -184,15 +185,11 @@ pub fn validate_healthcheck(h: &wharf_types::oci::HealthConfig) -> Result<(), En
         ("StartPeriod", h.start_period),
     ] {
         if let Some(ns) = v.filter(|&ns| ns != 0 && ns < HEALTH_MIN_DURATION_NS) {
-            return Err(EngineError::InvalidArgument(format!(
-                "{what} in Healthcheck cannot be less than 1ms (got {ns}ns)"
-            )));
+            return Err(ValidationError::HealthcheckDuration { field: what, ns }.into());
         }
     }
-    if h.retries.is_some_and(|r| r < 0) {
-        return Err(EngineError::InvalidArgument(
-            "Retries in Healthcheck cannot be negative".into(),
-        ));
+    if let Some(retries) = h.retries.filter(|&r| r < 0) {
+        return Err(ValidationError::HealthcheckRetries { retries }.into());
     }
     Ok(())
 }

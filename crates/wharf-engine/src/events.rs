@@ -7,6 +7,7 @@
 //! Must not: fail or block the operation it records (an unwritable log is said on stderr),
 //! fsync (container start is on this path).
 
+use crate::refusal::ValidationError;
 use crate::{Engine, EngineError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -153,8 +154,12 @@ pub struct EventFilter {
 }
 
 fn nanos_of(what: &str, v: &str) -> Result<i64, EngineError> {
-    let t = wharf_logs::parse_timestamp(v, std::time::SystemTime::now())
-        .map_err(|e| EngineError::InvalidArgument(format!("invalid value for \"{what}\": {e}")))?;
+    let t = wharf_logs::parse_timestamp(v, std::time::SystemTime::now()).map_err(|error| {
+        ValidationError::EventsTime {
+            flag: what.to_string(),
+            error,
+        }
+    })?;
     Ok(t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0))
@@ -188,14 +193,10 @@ impl EventQuery {
         };
         for kv in &self.filters {
             let Some((k, v)) = kv.split_once('=') else {
-                return Err(EngineError::InvalidArgument(format!(
-                    "bad format of filter (expected name=value): {kv}"
-                )));
+                return Err(ValidationError::FilterFormat { filter: kv.into() }.into());
             };
             if !matches!(k, "type" | "event" | "container" | "image") {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid filter '{k}'"
-                )));
+                return Err(ValidationError::FilterName { name: k.into() }.into());
             }
             f.by_key
                 .entry(k.to_string())

@@ -9,6 +9,7 @@
 //! Must not: grant more than the container has. `--privileged` on exec is refused unless the
 //! container itself is privileged (and then changes nothing: the container already has all).
 
+use crate::refusal::{StateConflict, ValidationError};
 use crate::run::ContainerInfo;
 use crate::state::Status;
 use crate::{Engine, EngineError};
@@ -77,10 +78,7 @@ impl ExecSession {
 
     /// Waits for the command; its exit code (128+N when killed by signal N).
     pub fn wait(mut self) -> Result<i32, EngineError> {
-        let status = self.running.wait().map_err(|e| EngineError::Start {
-            exit_code: e.exit_code(),
-            message: e.to_string(),
-        })?;
+        let status = self.running.wait()?;
         Ok(status.code())
     }
 }
@@ -121,13 +119,9 @@ impl Engine {
         let info = self.container(name_or_id)?;
         let id = info.record.id.to_string();
         match info.state.status() {
-            Status::Paused => Err(EngineError::Conflict(format!(
-                "Container {id} is paused, unpause the container before exec"
-            ))),
+            Status::Paused => Err(StateConflict::ExecPaused { id: id.to_string() }.into()),
             Status::Running | Status::Restarting if info.state.process_alive() => Ok(info),
-            _ => Err(EngineError::Conflict(format!(
-                "Container {id} is not running"
-            ))),
+            _ => Err(StateConflict::NotRunning { id: id.to_string() }.into()),
         }
     }
 
@@ -140,15 +134,13 @@ impl Engine {
         let rec = &info.record;
         let hc = &rec.host_config;
         if req.privileged && !hc.privileged {
-            return Err(EngineError::InvalidArgument(format!(
-                "exec --privileged refused: container {} is not privileged, and exec never gets more privilege than its container",
-                rec.id
-            )));
+            return Err(ValidationError::ExecPrivileged {
+                id: rec.id.to_string(),
+            }
+            .into());
         }
         if req.cmd.is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "exec needs a command to run".into(),
-            ));
+            return Err(ValidationError::ExecNoCommand.into());
         }
         let (capabilities, seccomp, no_new_privileges) = crate::run::confinement(rec)?;
         let cwd = req
@@ -157,9 +149,10 @@ impl Engine {
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| rec.config.working_dir.clone());
         if !cwd.is_empty() && !cwd.starts_with('/') {
-            return Err(EngineError::InvalidArgument(format!(
-                "the working directory '{cwd}' is invalid, it needs to be an absolute path"
-            )));
+            return Err(ValidationError::ExecWorkdirNotAbsolute {
+                workdir: cwd.to_string(),
+            }
+            .into());
         }
         let user = req.user.clone().unwrap_or_else(|| rec.config.user.clone());
         crate::create::validate_user(&user, &hc.group_add)?;
@@ -205,10 +198,7 @@ impl Engine {
         // the command holds its own copies of caller-supplied fds now: ours must close, or the
         // caller never sees EOF on a pipe it reads
         drop(opts);
-        started.map_err(|e| EngineError::Start {
-            exit_code: e.exit_code(),
-            message: e.to_string(),
-        })
+        Ok(started?)
     }
 
     /// Starts an exec whose stdio the caller supplies (an API server, a test): returns once the
@@ -220,18 +210,12 @@ impl Engine {
         stdio: ExecStdio,
     ) -> Result<ExecSession, EngineError> {
         if req.detach && !matches!(stdio, ExecStdio::Inherit) {
-            return Err(EngineError::InvalidArgument(
-                "a detached exec takes no stdio: its output goes nowhere".into(),
-            ));
+            return Err(ValidationError::ExecDetachedStdio.into());
         }
         let io = match stdio {
             ExecStdio::Inherit if req.detach => ExecIo::Null,
             ExecStdio::Inherit => ExecIo::Inherit,
-            ExecStdio::Fds { .. } if req.tty => {
-                return Err(EngineError::InvalidArgument(
-                    "an exec with a terminal gets a new pty (ExecStdio::Pty), not stdio fds".into(),
-                ))
-            }
+            ExecStdio::Fds { .. } if req.tty => return Err(ValidationError::ExecTtyWithFds.into()),
             ExecStdio::Fds {
                 stdin,
                 stdout,
@@ -266,10 +250,7 @@ impl Engine {
             ExecIo::Inherit
         };
         let running = self.exec_start(name_or_id, &req, io)?;
-        let status = running.wait_foreground().map_err(|e| EngineError::Start {
-            exit_code: e.exit_code(),
-            message: e.to_string(),
-        })?;
+        let status = running.wait_foreground()?;
         Ok(status.code())
     }
 }

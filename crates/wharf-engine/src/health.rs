@@ -122,10 +122,7 @@ impl Prober {
                     max_bytes: OUTPUT_CAP,
                 },
             };
-            wharf_runtime::exec::exec(&spec, &opts).map_err(|e| crate::EngineError::Start {
-                exit_code: e.exit_code(),
-                message: e.to_string(),
-            })
+            wharf_runtime::exec::exec(&spec, &opts).map_err(crate::EngineError::Start)
         });
         match run {
             Ok(r) => {

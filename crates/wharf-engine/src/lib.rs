@@ -19,6 +19,7 @@ pub mod mounts;
 pub mod names;
 pub mod network;
 pub mod policy;
+pub mod refusal;
 mod release;
 pub mod run;
 pub mod state;

@@ -8,6 +8,7 @@
 //! Must not: print, or parse command lines.
 
 use crate::monitor::{run_dir, ATTACH_SOCK, EXIT_ON_NEXT};
+use crate::refusal::{StateConflict, ValidationError};
 use crate::run::ContainerInfo;
 use crate::state::Status;
 use crate::{Engine, EngineError};
@@ -22,7 +23,7 @@ use wharf_types::{ContainerId, ErrorKind};
 
 /// Parses docker's signal names: `KILL`, `SIGKILL`, `9`, `sighup`.
 pub fn parse_signal(s: &str) -> Result<Signal, EngineError> {
-    let bad = || EngineError::InvalidArgument(format!("Invalid signal: {s}"));
+    let bad = || EngineError::from(ValidationError::Signal { signal: s.into() });
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| bad());
     }
@@ -36,7 +37,7 @@ pub fn parse_signal(s: &str) -> Result<Signal, EngineError> {
 }
 
 pub(crate) fn not_running(id: &ContainerId) -> EngineError {
-    EngineError::Conflict(format!("Container {id} is not running"))
+    StateConflict::NotRunning { id: id.to_string() }.into()
 }
 
 fn active(st: Status) -> bool {
@@ -115,10 +116,10 @@ impl Engine {
     ) -> Result<Option<std::os::unix::net::UnixStream>, EngineError> {
         let info = self.container(rec.id.as_str())?;
         if active(info.state.status()) {
-            return Err(EngineError::Conflict(format!(
-                "container {} is already running",
-                rec.id.short()
-            )));
+            return Err(StateConflict::AlreadyRunning {
+                id: rec.id.short().to_string(),
+            }
+            .into());
         }
         // the admin policy decides here, in the caller's process (the audit line names the
         // command that asked); the monitor checks again before each restart
@@ -165,17 +166,21 @@ impl Engine {
             return Ok(stream);
         }
         let _ = child.wait();
-        let (code, message) = match line.strip_prefix("err ") {
+        // `err <kind> <message>` (`monitor::report_start_failure`)
+        let (kind, message) = match line.strip_prefix("err ") {
             Some(rest) => {
-                let (c, m) = rest.split_once(' ').unwrap_or((rest, ""));
-                (c.parse().unwrap_or(125), m.to_string())
+                let (k, m) = rest.split_once(' ').unwrap_or((rest, ""));
+                (
+                    ErrorKind::from_name(k).unwrap_or(ErrorKind::Internal),
+                    m.to_string(),
+                )
             }
-            None => (125, format!("container monitor failed to start: {line:?}")),
+            None => (
+                ErrorKind::Internal,
+                format!("container monitor failed to start: {line:?}"),
+            ),
         };
-        Err(EngineError::Start {
-            message,
-            exit_code: code,
-        })
+        Err(EngineError::StartReported { kind, message })
     }
 
     /// `run -d`: create, then start with a monitor. A failed start of a `--rm` container
@@ -204,9 +209,10 @@ impl Engine {
         match info.state.status() {
             Status::Running | Status::Restarting => return Ok(info),
             Status::Paused => {
-                return Err(EngineError::Conflict(
-                    "cannot start a paused container, try unpause instead".into(),
-                ))
+                return Err(StateConflict::StartPaused {
+                    id: info.record.id.to_string(),
+                }
+                .into())
             }
             _ => {}
         }
@@ -252,7 +258,7 @@ impl Engine {
             if !self.wait_state(&id, Some(Duration::from_secs(10)), &stopped)? {
                 return Err(EngineError::StopFailed {
                     id: id.to_string(),
-                    detail: "still running 10s after SIGKILL".into(),
+                    waited_secs: 10,
                 });
             }
         }
@@ -277,9 +283,11 @@ impl Engine {
         if !matches!(info.state.status(), Status::Running | Status::Paused)
             || !info.state.process_alive()
         {
-            return Err(EngineError::Conflict(format!(
-                "Cannot kill container: {name}: Container {id} is not running"
-            )));
+            return Err(StateConflict::KillNotRunning {
+                name: name.to_string(),
+                id: id.to_string(),
+            }
+            .into());
         }
         let stop_sig = info
             .record
@@ -292,10 +300,10 @@ impl Engine {
             self.mark_exit_on_next(&id);
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(info.state.pid), sig).map_err(|e| {
-            EngineError::Conflict(format!(
-                "Cannot kill container: {name}: {}",
-                std::io::Error::from(e)
-            ))
+            EngineError::from(StateConflict::KillFailed {
+                name: name.to_string(),
+                error: std::io::Error::from(e),
+            })
         })?;
         if info.state.status() == Status::Paused && sig == Signal::SIGKILL {
             let _ = Cgroup::open(&cgroup_path(&id)).freeze(false);
@@ -353,14 +361,10 @@ impl Engine {
         match (info.state.status(), pause) {
             (Status::Running, true) | (Status::Paused, false) => {}
             (Status::Paused, true) => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {id} is already paused"
-                )))
+                return Err(StateConflict::AlreadyPaused { id: id.to_string() }.into())
             }
             (Status::Running, false) => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {id} is not paused"
-                )))
+                return Err(StateConflict::NotPaused { id: id.to_string() }.into())
             }
             _ => return Err(not_running(&id)),
         }
@@ -372,21 +376,23 @@ impl Engine {
     pub fn attach_socket(&self, name: &str) -> Result<(ContainerInfo, PathBuf), EngineError> {
         let info = self.container(name)?;
         if !active(info.state.status()) {
-            return Err(EngineError::Conflict(
-                "You cannot attach to a stopped container, start it first".into(),
-            ));
+            return Err(StateConflict::AttachStopped {
+                id: info.record.id.to_string(),
+            }
+            .into());
         }
         if info.state.status() == Status::Paused {
-            return Err(EngineError::Conflict(
-                "You cannot attach to a paused container, unpause it first".into(),
-            ));
+            return Err(StateConflict::AttachPaused {
+                id: info.record.id.to_string(),
+            }
+            .into());
         }
         let sock = self.run_dir(&info.record.id).join(ATTACH_SOCK);
         if info.state.monitor_pid == 0 || !sock.exists() {
-            return Err(EngineError::Conflict(format!(
-                "container {} runs in the foreground of another wharf: nothing to attach to",
-                info.record.id.short()
-            )));
+            return Err(StateConflict::AttachForeground {
+                id: info.record.id.short().to_string(),
+            }
+            .into());
         }
         Ok((info, sock))
     }

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wharf_runtime::start::{ExitStatus, MonitorIo, StartOptions};
 use wharf_types::container::ContainerRecord;
+use wharf_types::error::HasKind;
 
 /// Marker file: the next exit of the container was asked for (`stop`, `kill`, `rm -f`); the
 /// restart policy must not start it again.
@@ -51,8 +52,8 @@ pub fn monitor_main(args: &[OsString]) -> ! {
         Some((opts, id, wait_attach)) => match Monitor::setup(opts, &id, wait_attach) {
             Ok(mut m) => m.run(),
             Err(e) => {
-                report(&format!("err 125 {e}\n"));
-                125
+                report_start_failure(e.kind(), &e.to_string());
+                e.exit_code()
             }
         },
         None => {
@@ -78,6 +79,12 @@ fn parse_args(args: &[OsString]) -> Option<(EngineOptions, String, bool)> {
         id,
         flag("--wait-attach"),
     ))
+}
+
+/// A failed start, on the handshake pipe: `err <kind> <message>` (the kind by
+/// `ErrorKind::as_str`; `Engine::spawn_monitor` turns it back into `StartReported`).
+fn report_start_failure(kind: wharf_types::ErrorKind, message: &str) {
+    report(&format!("err {kind} {}\n", message.replace('\n', " ")));
 }
 
 /// Writes to the CLI's handshake pipe (fd 1), then detaches stdio from it.
@@ -187,7 +194,8 @@ struct Monitor {
 /// What ended one run of the container.
 enum Ended {
     Exited(ExitStatus, bool),
-    StartFailed(i32, String),
+    /// The start failed: the error's kind (its exit code is the container's) and message.
+    StartFailed(wharf_types::ErrorKind, String),
 }
 
 impl Monitor {
@@ -215,10 +223,9 @@ impl Monitor {
             .map_err(|e| crate::EngineError::io("open", &lock_path, e))?;
         let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
             .map_err(|_| {
-                crate::EngineError::Conflict(format!(
-                    "container {} is already running",
-                    rec.id.short()
-                ))
+                crate::EngineError::from(crate::refusal::StateConflict::AlreadyRunning {
+                    id: rec.id.short().to_string(),
+                })
             })?;
         let _ = std::fs::remove_file(run_dir.join(EXIT_ON_NEXT));
         let _ = std::fs::remove_file(run_dir.join(ATTACH_SOCK));
@@ -252,10 +259,7 @@ impl Monitor {
         state.manually_stopped = false;
         state.restart_count = 0;
         let dir = engine.store.container_paths(&rec.id).dir;
-        let log = Log::open(&rec, &dir).map_err(|e| crate::EngineError::Start {
-            message: format!("failed to initialize logging driver: {e}"),
-            exit_code: 125,
-        })?;
+        let log = Log::open(&rec, &dir).map_err(crate::EngineError::LogDriver)?;
         Ok(Monitor {
             engine,
             rec,
@@ -287,22 +291,22 @@ impl Monitor {
         loop {
             let started = Instant::now();
             let ended = self.run_once();
-            if let Ended::StartFailed(code, msg) = &ended {
+            if let Ended::StartFailed(kind, msg) = &ended {
                 if !self.reported {
                     self.state.error = msg.clone();
                     self.state.monitor_pid = 0;
                     self.state.monitor_start_time = 0;
                     self.save();
                     let _ = self.engine.release(&self.rec, Then::Keep);
-                    report(&format!("err {code} {msg}\n"));
+                    report_start_failure(*kind, msg);
                     return 1;
                 }
             }
             let (code, oom) = match &ended {
                 Ended::Exited(st, oom) => (st.code(), *oom),
-                Ended::StartFailed(code, msg) => {
+                Ended::StartFailed(kind, msg) => {
                     self.state.error = msg.clone();
-                    (*code, false)
+                    (kind.exit_code(), false)
                 }
             };
             // every exit of the process, restarted or not (docker's "die")
@@ -414,7 +418,7 @@ impl Monitor {
         let checked = checked.and_then(|()| Ok(self.state.check_start()?));
         let spec = match checked.and_then(|()| self.engine.runtime_spec(&self.rec, &paths)) {
             Ok(s) => s,
-            Err(e) => return Ended::StartFailed(e.exit_code(), e.to_string()),
+            Err(e) => return Ended::StartFailed(e.kind(), e.to_string()),
         };
         let opts = StartOptions {
             seccomp_cache_dir: self.engine.seccomp_cache_dir(),
@@ -423,7 +427,7 @@ impl Monitor {
             Ok(r) => r,
             Err(e) => {
                 let _ = self.engine.release_runtime(&self.rec.id);
-                return Ended::StartFailed(e.exit_code(), e.to_string());
+                return Ended::StartFailed(e.kind(), e.to_string());
             }
         };
         drop(spec);
@@ -432,7 +436,7 @@ impl Monitor {
             // checked above: only a concurrent writer gets here
             drop(running); // kills and reaps pid 1
             let _ = self.engine.release_runtime(&self.rec.id);
-            return Ended::StartFailed(125, e.to_string());
+            return Ended::StartFailed(wharf_types::error::ErrorKind::Conflict, e.to_string());
         }
         self.engine.emit_container(&self.rec, "start", &[]);
         let info = crate::run::ContainerInfo {

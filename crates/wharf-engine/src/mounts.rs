@@ -1,12 +1,13 @@
 //! Parsing and validation of `-v`, `--mount` and `--tmpfs`: the ONE place where host paths
 //! enter a container. The admin-policy issue will refuse bind mounts here.
 
+use crate::refusal::ValidationError as V;
 use crate::EngineError;
 use std::path::Path;
 use wharf_types::container::{MountConfig, MountKind};
 
-fn invalid(msg: String) -> EngineError {
-    EngineError::InvalidArgument(msg)
+fn invalid(e: V) -> EngineError {
+    EngineError::Invalid(e)
 }
 
 /// `/proc` files a bind mount may replace (runc's `checkProcMount` list: what lxcfs provides).
@@ -40,27 +41,23 @@ fn clean(target: &str) -> String {
 /// (`-v /sys/fs/cgroup:/sys/fs/cgroup:ro` for systemd in a container).
 pub fn check_destination(spec: &str, kind: &MountKind, target: &str) -> Result<(), EngineError> {
     if !target.starts_with('/') {
-        return Err(invalid(format!(
-            "invalid mount config for {spec:?}: mount path must be absolute"
-        )));
+        return Err(invalid(V::MountTargetNotAbsolute { spec: spec.into() }));
     }
     if target.split('/').any(|c| c == "..") {
-        return Err(invalid(format!(
-            "invalid mount config for {spec:?}: destination must not contain '..'"
-        )));
+        return Err(invalid(V::MountTargetDotDot { spec: spec.into() }));
     }
     let cleaned = clean(target);
     if cleaned == "/" {
-        return Err(invalid(format!(
-            "invalid mount config for {spec:?}: destination can't be '/'"
-        )));
+        return Err(invalid(V::MountTargetRoot { spec: spec.into() }));
     }
     let at_or_below = |top: &str| cleaned == top || cleaned.starts_with(&format!("{top}/"));
-    let refuse = |top: &str, what: &str| {
-        Err(invalid(format!(
-            "invalid mount config for {spec:?}: {cleaned} cannot be mounted over: {what} belong to the container's own {}",
-            if top == "/proc" { "procfs" } else { "sysfs" }
-        )))
+    let refuse = |top: &str, what: &'static str| {
+        Err(invalid(V::MountOverKernelFs {
+            spec: spec.into(),
+            target: cleaned.clone(),
+            what,
+            fs: if top == "/proc" { "procfs" } else { "sysfs" },
+        }))
     };
     if at_or_below("/proc")
         && !(*kind == MountKind::Bind && PROC_BIND_ALLOWED.contains(&cleaned.as_str()))
@@ -118,7 +115,7 @@ fn parse_volume(spec: &str, cwd: Option<&Path>) -> Result<MountConfig, EngineErr
         [t] => ("", *t, ""),
         [s, t] => (*s, *t, ""),
         [s, t, o] => (*s, *t, *o),
-        _ => return Err(invalid(format!("invalid volume specification: {spec:?}"))),
+        _ => return Err(invalid(V::VolumeSpec { spec: spec.into() })),
     };
     let mut read_only = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -129,9 +126,10 @@ fn parse_volume(spec: &str, cwd: Option<&Path>) -> Result<MountConfig, EngineErr
             // wharf mounts are private).
             "z" | "Z" | "private" | "rprivate" | "nocopy" => {}
             other => {
-                return Err(invalid(format!(
-                    "invalid volume specification: {spec:?}: unknown option {other:?}"
-                )))
+                return Err(invalid(V::VolumeOption {
+                    spec: spec.into(),
+                    option: other.into(),
+                }))
             }
         }
     }
@@ -148,20 +146,18 @@ fn parse_volume(spec: &str, cwd: Option<&Path>) -> Result<MountConfig, EngineErr
     } else if source.starts_with('/') {
         MountKind::Bind
     } else if source.starts_with('.') || source.contains('/') {
-        return Err(invalid(format!(
-            "invalid volume specification: {spec:?}: a host path must be absolute"
-        )));
+        return Err(invalid(V::VolumeHostPathRelative { spec: spec.into() }));
     } else {
         if !wharf_types::id::validate_container_name(source) {
-            return Err(invalid(format!("invalid volume name {source:?}")));
+            return Err(invalid(V::VolumeName {
+                name: source.into(),
+            }));
         }
         MountKind::Volume
     };
     check_destination(spec, &kind, target)?;
     if kind == MountKind::Bind && source.split('/').any(|c| c == "..") {
-        return Err(invalid(format!(
-            "invalid volume specification: {spec:?}: host path must not contain '..'"
-        )));
+        return Err(invalid(V::VolumeHostPathDotDot { spec: spec.into() }));
     }
     Ok(MountConfig {
         kind,
@@ -191,7 +187,7 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountConfig, EngineError> {
                     "bind" => MountKind::Bind,
                     "volume" => MountKind::Volume,
                     "tmpfs" => MountKind::Tmpfs,
-                    other => return Err(invalid(format!("unsupported mount type {other:?}"))),
+                    other => return Err(invalid(V::MountType { kind: other.into() })),
                 })
             }
             ("source" | "src", Some(s)) => source = s.to_string(),
@@ -201,18 +197,17 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountConfig, EngineError> {
             ("tmpfs-size", Some(v)) => opts.push(format!("size={v}")),
             ("tmpfs-mode", Some(v)) => opts.push(format!("mode={v}")),
             _ => {
-                return Err(invalid(format!(
-                    "invalid field {field:?} in --mount {spec:?}"
-                )))
+                return Err(invalid(V::MountField {
+                    field: field.into(),
+                    spec: spec.into(),
+                }))
             }
         }
     }
     let kind = kind.unwrap_or(MountKind::Volume);
     check_destination(spec, &kind, &target)?;
     if kind == MountKind::Bind && !source.starts_with('/') {
-        return Err(invalid(format!(
-            "invalid mount config for {spec:?}: bind source must be an absolute path"
-        )));
+        return Err(invalid(V::BindSourceNotAbsolute { spec: spec.into() }));
     }
     let options = validate_tmpfs_options(spec, &opts.join(","))?;
     Ok(MountConfig {
@@ -269,7 +264,10 @@ fn validate_tmpfs_options(spec: &str, opts: &str) -> Result<String, EngineError>
             _ => false,
         };
         if !ok {
-            return Err(invalid(format!("invalid tmpfs option {o:?} in {spec:?}")));
+            return Err(invalid(V::TmpfsOption {
+                option: o.into(),
+                spec: spec.into(),
+            }));
         }
     }
     Ok(opts.to_string())

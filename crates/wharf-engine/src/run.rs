@@ -3,6 +3,7 @@
 
 use crate::client::ClientLock;
 use crate::create::{container_config, CreateRequest};
+use crate::refusal::{StateConflict, ValidationError};
 use crate::release::Then;
 use crate::state::{Client, ContainerState, Status};
 use crate::timefmt::now_rfc3339;
@@ -68,11 +69,7 @@ fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, EngineError> {
             .unwrap_or((o.as_str(), ""));
         match (k, v) {
             ("seccomp", "unconfined") => out.seccomp = rs::Seccomp::Unconfined,
-            ("seccomp", "") => {
-                return Err(EngineError::InvalidArgument(
-                    "invalid --security-opt seccomp: needs a profile file or 'unconfined'".into(),
-                ))
-            }
+            ("seccomp", "") => return Err(ValidationError::SeccompEmpty.into()),
             // At create time the CLI replaced the file name with its contents (docker does the
             // same), so the record is self-contained.
             ("seccomp", profile) => out.seccomp = rs::Seccomp::Profile(profile.to_string()),
@@ -80,20 +77,12 @@ fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, EngineError> {
             ("no-new-privileges", "false") => out.no_new_privileges = false,
             ("apparmor", "unconfined") | ("label", "disable") => {}
             ("apparmor", p) => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "apparmor profile {p:?} requested but wharf does not apply AppArmor profiles; refusing to start without it"
-                )))
+                return Err(ValidationError::AppArmorUnsupported { profile: p.into() }.into())
             }
             ("label", l) => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "SELinux label {l:?} requested but wharf does not apply SELinux labels; refusing to start without it"
-                )))
+                return Err(ValidationError::SelinuxUnsupported { label: l.into() }.into())
             }
-            _ => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid --security-opt {o:?}"
-                )))
-            }
+            _ => return Err(ValidationError::SecurityOpt { opt: o.clone() }.into()),
         }
     }
     Ok(out)
@@ -151,9 +140,7 @@ impl Engine {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(&n).to_string();
                 if !wharf_types::id::validate_container_name(&n) {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                    )));
+                    return Err(ValidationError::ContainerName { name: n }.into());
                 }
                 (n, false)
             }
@@ -404,10 +391,10 @@ impl Engine {
             .read_container_state(&rec.id)?
             .unwrap_or_default();
         if (state.status() == Status::Running && state.process_alive()) || state.monitor_alive() {
-            return Err(EngineError::Conflict(format!(
-                "container {} is already running",
-                rec.id.short()
-            )));
+            return Err(StateConflict::AlreadyRunning {
+                id: rec.id.short().to_string(),
+            }
+            .into());
         }
         let result = state
             .check_start()
@@ -418,10 +405,7 @@ impl Engine {
                 let opts = wharf_runtime::start::StartOptions {
                     seccomp_cache_dir: self.seccomp_cache_dir(),
                 };
-                wharf_runtime::start::start(&spec, &opts).map_err(|e| EngineError::Start {
-                    exit_code: e.exit_code(),
-                    message: e.to_string(),
-                })
+                wharf_runtime::start::start(&spec, &opts).map_err(EngineError::Start)
             });
         let running = match result {
             Ok(r) => r,
@@ -445,12 +429,7 @@ impl Engine {
         let _ = self.store.write_container_state(&rec.id, &state);
         self.emit_container(rec, "start", &[]);
         // waits, then removes the cgroup (after reading its OOM flag)
-        let finished = running
-            .wait_foreground_full()
-            .map_err(|e| EngineError::Start {
-                exit_code: e.exit_code(),
-                message: e.to_string(),
-            })?;
+        let finished = running.wait_foreground_full()?;
         let (code, oom) = (finished.status.code(), finished.oom_killed);
         if oom {
             self.emit_container(rec, "oom", &[]);
@@ -630,19 +609,19 @@ impl Engine {
         let id = info.record.id.clone();
         let monitored = info.state.monitor_alive();
         if monitored && !force {
-            return Err(EngineError::Conflict(format!(
-                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                info.record.name
-            )));
+            return Err(StateConflict::RemoveRunning {
+                name: info.record.name.clone(),
+            }
+            .into());
         }
         if monitored {
             self.kill_monitored(info)?;
         } else if info.state.process_alive() {
             if !force {
-                return Err(EngineError::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    info.record.name
-                )));
+                return Err(StateConflict::RemoveRunning {
+                    name: info.record.name.clone(),
+                }
+                .into());
             }
             let pid = nix::unistd::Pid::from_raw(info.state.pid);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -651,7 +630,7 @@ impl Engine {
                 if std::time::Instant::now() > deadline {
                     return Err(EngineError::StopFailed {
                         id: id.to_string(),
-                        detail: "still alive 10s after SIGKILL".into(),
+                        waited_secs: 10,
                     });
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));

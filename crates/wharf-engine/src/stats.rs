@@ -4,6 +4,7 @@
 //! Must not: enter the container (network counters are read through /proc/<pid>/net/dev,
 //! which shows the network namespace of <pid>), or change anything.
 
+use crate::refusal::{StateConflict, ValidationError};
 use crate::run::ContainerInfo;
 use crate::state::Status;
 use crate::{Engine, EngineError};
@@ -307,15 +308,11 @@ impl Engine {
         if !(matches!(info.state.status(), Status::Running | Status::Paused)
             && info.state.process_alive())
         {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is not running"
-            )));
+            return Err(StateConflict::NotRunning { id }.into());
         }
         let args = ps_args.join(" ");
         if !matches!(args.as_str(), "" | "-ef" | "-e" | "-f" | "-e -f" | "-f -e") {
-            return Err(EngineError::NotImplemented(format!(
-                "top: ps options {args:?} are not supported (wharf shows ps -ef columns)"
-            )));
+            return Err(ValidationError::TopOptionsUnsupported { args }.into());
         }
         let pids = Cgroup::open(&cgroup_rel(&info)).pids()?;
         let passwd = read(Path::new("/etc/passwd")).unwrap_or_default();

@@ -3,7 +3,9 @@
 //! restart policy, log options, seccomp profile paths) are parsed here with
 //! `wharf_types::parse`, and the decisions docker's daemon makes are made here: the memory
 //! minimum, the CPU range, `--rm` with `--restart`, which networks exist, log options, and
-//! reading a seccomp profile file (bounded, regular files only) into the record, and that a
+//! reading a seccomp profile file (bounded, regular files only) into the record, the mount
+//! strings (`-v`, `--mount`, `--tmpfs`, parsed by `crate::mounts`, `-v ./rel` against the
+//! caller's working directory), `--label` and `--env`/`--env-file` entries, and that a
 //! `--mount type=bind` source exists.
 //!
 //! Front ends (the CLI, later the API) only map their input into a `CreateRequest`; they do
@@ -12,8 +14,9 @@
 //! profile's content (as docker's API does), never a path for the server to read.
 
 use crate::create::CreateRequest;
+use crate::refusal::ValidationError as V;
 use crate::EngineError;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wharf_types::container::{
     HostConfig, LogConfig, MountConfig, MountKind, NetworkMode, RestartPolicy,
 };
@@ -24,6 +27,8 @@ use wharf_types::parse;
 pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 /// The largest seccomp profile read from a file.
 pub const SECCOMP_PROFILE_MAX: u64 = 1 << 20;
+/// The largest `--env-file` read.
+pub const ENV_FILE_MAX: u64 = 1 << 20;
 
 /// Create options exactly as the user gave them; empty/`None` leaves the request's typed
 /// value (`CreateRequest::host`, `healthcheck`) as it is.
@@ -53,14 +58,30 @@ pub struct CreateFlags {
     pub health_start_period: Option<String>,
     pub health_retries: Option<i64>,
     pub no_healthcheck: bool,
+    /// `-v SRC:DST[:OPTS]` / `-v DST`; a source starting with `.` is taken relative to
+    /// [`CreateFlags::cwd`] (docker 23+), and refused without one.
+    pub volumes: Vec<String>,
+    /// `--mount type=bind|volume|tmpfs,...`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs /path[:opts]`.
+    pub tmpfs: Vec<String>,
+    /// The caller's working directory, for `-v ./rel` (an absolute path).
+    pub cwd: Option<PathBuf>,
+    /// `--label key[=value]`, added over `CreateRequest::labels`.
+    pub labels: Vec<String>,
+    /// `--env-file` paths (read with the caller's privileges, bounded, docker's rules), then
+    /// `-e KEY[=value]` entries (a bare `KEY` takes this process's value), appended to
+    /// `CreateRequest::env` in that order. An API route passes resolved `env` only.
+    pub env_files: Vec<PathBuf>,
+    pub env: Vec<String>,
 }
 
-fn invalid(msg: impl Into<String>) -> EngineError {
-    EngineError::InvalidArgument(msg.into())
+fn invalid(e: V) -> EngineError {
+    EngineError::Invalid(e)
 }
 
 fn parsed(e: parse::ParseError) -> EngineError {
-    EngineError::InvalidArgument(e.to_string())
+    EngineError::Parse(e)
 }
 
 /// Applies `req.flags` to the typed request and validates the result with the machine's CPU
@@ -91,20 +112,24 @@ pub fn check_bind_sources(mounts: &[MountConfig]) -> Result<(), EngineError> {
 /// docker's "bind source path does not exist" error for a missing source.
 pub fn bind_source_exists(source: &str) -> Result<(), EngineError> {
     match std::fs::metadata(source) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(invalid(format!(
-            "invalid mount config for type \"bind\": bind source path does not exist: {source}"
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(invalid(V::BindSourceMissing {
+            source_path: source.to_string(),
+        })),
         _ => Ok(()),
     }
 }
 
-/// Parses the flags into the typed request (no I/O).
+/// Parses the flags into the typed request (no I/O but `--env-file`).
 pub fn apply_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), EngineError> {
     if !f.publish.is_empty() || f.publish_all {
-        return Err(invalid(
-            "publishing ports (-p/-P) needs bridge networking, which is not in this build yet",
-        ));
+        return Err(invalid(V::PublishUnsupported));
     }
+    req.env.extend(env_from_flags(&f.env_files, &f.env)?);
+    for l in &f.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        req.labels.insert(k.to_string(), v.to_string());
+    }
+    req.host.mounts.extend(mounts_from_flags(f)?);
     if let Some(n) = &f.network {
         req.host.network_mode = network_mode(n)?;
     }
@@ -119,7 +144,11 @@ pub fn apply_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), Engin
     }
     if let Some(r) = &f.restart {
         req.host.restart_policy = RestartPolicy::parse(r)
-            .ok_or_else(|| invalid(format!("invalid restart policy {r:?}")))?;
+            .ok_or_else(|| invalid(V::RestartPolicy { value: r.clone() }))?;
+    }
+    // docker's default, recorded as such whoever asked (inspect shows "no")
+    if req.host.restart_policy.name.is_empty() {
+        req.host.restart_policy.name = "no".into();
     }
     if let Some(d) = &f.log_driver {
         req.host.log_config.driver = d.clone();
@@ -127,7 +156,7 @@ pub fn apply_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), Engin
     for o in &f.log_opts {
         let (k, v) = o
             .split_once('=')
-            .ok_or_else(|| invalid(format!("invalid --log-opt {o:?}: expected key=value")))?;
+            .ok_or_else(|| invalid(V::LogOpt { opt: o.clone() }))?;
         req.host
             .log_config
             .config
@@ -144,10 +173,8 @@ pub fn network_mode(name: &str) -> Result<NetworkMode, EngineError> {
     match name {
         "none" => Ok(NetworkMode::None),
         "host" => Ok(NetworkMode::Host),
-        "bridge" | "default" => Err(invalid(
-            "network \"bridge\" is not available in this build yet: use --network none or --network host",
-        )),
-        other => Err(invalid(format!("network {other} not found"))),
+        "bridge" | "default" => Err(invalid(V::BridgeUnsupported)),
+        other => Err(invalid(V::NetworkNotFound { name: other.into() })),
     }
 }
 
@@ -174,33 +201,86 @@ fn healthcheck(f: &CreateFlags) -> Result<Option<HealthConfig>, EngineError> {
     Ok((h != HealthConfig::default()).then_some(h))
 }
 
+/// `-v`, then `--mount`, then `--tmpfs`, parsed (`crate::mounts`) in that order.
+pub fn mounts_from_flags(f: &CreateFlags) -> Result<Vec<MountConfig>, EngineError> {
+    let mut out = Vec::with_capacity(f.volumes.len() + f.mounts.len() + f.tmpfs.len());
+    for v in &f.volumes {
+        out.push(match &f.cwd {
+            Some(cwd) => crate::mounts::parse_volume_flag_from(v, cwd)?,
+            None => crate::mounts::parse_volume_flag(v)?,
+        });
+    }
+    for m in &f.mounts {
+        out.push(crate::mounts::parse_mount_flag(m)?);
+    }
+    for t in &f.tmpfs {
+        out.push(crate::mounts::parse_tmpfs_flag(t)?);
+    }
+    Ok(out)
+}
+
+fn host_env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// `--env-file` files then `-e` values, with docker's rules (`wharf_types::parse`): a bare
+/// `VAR` takes this process's value; each file is read bounded ([`ENV_FILE_MAX`]). Shared by
+/// create and exec.
+pub fn env_from_flags(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>, EngineError> {
+    use std::io::Read;
+    let mut env = Vec::new();
+    for f in files {
+        let mut content = Vec::new();
+        std::fs::File::open(f)
+            .and_then(|file| file.take(ENV_FILE_MAX + 1).read_to_end(&mut content))
+            .map_err(|e| EngineError::io("open", f, e))?;
+        if content.len() as u64 > ENV_FILE_MAX {
+            return Err(invalid(V::EnvFileTooLarge {
+                path: f.display().to_string(),
+                max: ENV_FILE_MAX,
+            }));
+        }
+        env.extend(parse::env_file(&content, &host_env).map_err(|error| {
+            invalid(V::EnvFile {
+                path: f.display().to_string(),
+                error,
+            })
+        })?);
+    }
+    for e in flags {
+        env.extend(parse::env_entry(e, &host_env).map_err(parsed)?);
+    }
+    Ok(env)
+}
+
 /// docker's daemon-side checks of a host config, for every caller (no I/O).
 pub fn check_host(h: &HostConfig, ncpu: usize) -> Result<(), EngineError> {
     if h.memory < 0 {
-        return Err(invalid(format!("invalid memory limit: {}", h.memory)));
+        return Err(invalid(V::MemoryNegative { bytes: h.memory }));
     }
     if h.memory != 0 && h.memory < MIN_MEMORY {
-        return Err(invalid("minimum memory limit allowed is 6MB"));
+        return Err(invalid(V::MemoryBelowMinimum { bytes: h.memory }));
     }
     let max = i64::try_from(ncpu)
         .unwrap_or(i64::MAX)
         .saturating_mul(1_000_000_000);
     if h.nano_cpus < 0 || (h.nano_cpus > 0 && (h.nano_cpus < 10_000_000 || h.nano_cpus > max)) {
-        return Err(invalid(format!(
-            "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-        )));
+        return Err(invalid(V::CpuRange {
+            nano_cpus: h.nano_cpus,
+            ncpu,
+        }));
     }
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
-        return Err(EngineError::Conflict(
-            "conflicting options: cannot specify both --restart and --rm".into(),
-        ));
+        return Err(invalid(V::RestartWithAutoRemove {
+            restart: h.restart_policy.name.clone(),
+        }));
     }
     check_log_config(&h.log_config)?;
     Ok(())
 }
 
 fn check_log_config(cfg: &LogConfig) -> Result<(), EngineError> {
-    wharf_logs::validate(cfg).map_err(|e| invalid(e.to_string()))
+    wharf_logs::validate(cfg).map_err(EngineError::Log)
 }
 
 /// `seccomp=<file>` security options become `seccomp=<profile JSON>`, as docker records them:
@@ -216,14 +296,20 @@ pub fn read_seccomp_profiles(opts: &mut [String]) -> Result<(), EngineError> {
         }
         let content = wharf_sys::fs::read_small_file(None, Path::new(value), SECCOMP_PROFILE_MAX)
             .and_then(|c| c.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)))
-            .map_err(|e| invalid(format!("opening seccomp profile ({value}) failed: {e}")))?;
-        let content = String::from_utf8(content).map_err(|_| {
-            invalid(format!(
-                "decoding seccomp profile {value} failed: not utf-8"
-            ))
+            .map_err(|error| {
+                invalid(V::SeccompProfileOpen {
+                    path: value.into(),
+                    error,
+                })
+            })?;
+        let content = String::from_utf8(content)
+            .map_err(|_| invalid(V::SeccompProfileUtf8 { path: value.into() }))?;
+        serde_json::from_str::<serde_json::Value>(&content).map_err(|error| {
+            invalid(V::SeccompProfileJson {
+                path: value.into(),
+                error,
+            })
         })?;
-        serde_json::from_str::<serde_json::Value>(&content)
-            .map_err(|e| invalid(format!("decoding seccomp profile {value} failed: {e}")))?;
         *o = format!("seccomp={content}");
     }
     Ok(())

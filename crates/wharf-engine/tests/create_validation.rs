@@ -5,7 +5,7 @@
 use wharf_engine::create::CreateRequest;
 use wharf_engine::validate::{self, CreateFlags};
 use wharf_engine::{Engine, EngineError, EngineOptions};
-use wharf_types::container::NetworkMode;
+use wharf_types::container::{MountConfig, MountKind, NetworkMode};
 use wharf_types::error::{ErrorKind, HasKind};
 
 fn engine(dir: &tempfile::TempDir) -> Engine {
@@ -228,4 +228,283 @@ fn seccomp_profiles_are_read_by_the_engine() {
         r.host.security_opt = vec![format!("seccomp={}", missing.display())]
     });
     assert!(err.to_string().contains("opening seccomp profile"), "{err}");
+}
+
+/// `-v`, `--mount`, `--tmpfs` as the user typed them: parsed and checked by the engine.
+fn mounts_of(flags: CreateFlags) -> Result<Vec<MountConfig>, EngineError> {
+    validate::prepare(req(flags)).map(|r| r.host.mounts)
+}
+
+#[test]
+fn mount_strings_are_parsed_by_the_engine() {
+    // bad specifications: docker's messages, refused before the image is looked up and
+    // before anything is written
+    for (flags, want) in [
+        (
+            CreateFlags {
+                volumes: vec!["a:b:c:d".into()],
+                ..Default::default()
+            },
+            "invalid volume specification: \"a:b:c:d\"",
+        ),
+        (
+            CreateFlags {
+                volumes: vec!["/srv:/data:bogus".into()],
+                ..Default::default()
+            },
+            "invalid volume specification: \"/srv:/data:bogus\": unknown option \"bogus\"",
+        ),
+        (
+            CreateFlags {
+                volumes: vec!["/srv:/proc/sys".into()],
+                ..Default::default()
+            },
+            "invalid mount config for \"/srv:/proc/sys\": /proc/sys cannot be mounted over: /proc and everything below it belong to the container's own procfs",
+        ),
+        (
+            CreateFlags {
+                mounts: vec!["type=weird,target=/b".into()],
+                ..Default::default()
+            },
+            "unsupported mount type \"weird\"",
+        ),
+        (
+            CreateFlags {
+                mounts: vec!["type=bind,source=rel,target=/b".into()],
+                ..Default::default()
+            },
+            "invalid mount config for \"type=bind,source=rel,target=/b\": bind source must be an absolute path",
+        ),
+        (
+            CreateFlags {
+                tmpfs: vec!["/run:size=64m,context=x".into()],
+                ..Default::default()
+            },
+            "invalid tmpfs option \"context=x\" in \"/run:size=64m,context=x\"",
+        ),
+        (
+            CreateFlags {
+                tmpfs: vec!["relative".into()],
+                ..Default::default()
+            },
+            "invalid mount config for \"relative\": mount path must be absolute",
+        ),
+    ] {
+        let err = create_err(flags, &|_| {});
+        assert_eq!(err.to_string(), want);
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{want}");
+        assert_eq!(err.kind().exit_code(), 125);
+        assert_eq!(err.kind().http_status(), 400);
+    }
+}
+
+#[test]
+fn relative_volume_sources_resolve_against_the_request_cwd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proj = dir.path().join("home/u/proj");
+    let ms = mounts_of(CreateFlags {
+        volumes: vec![
+            "./data:/x".into(),
+            ".:/y:ro".into(),
+            "../other/./d:/z".into(),
+            "named:/n".into(),
+            "/anon".into(),
+        ],
+        cwd: Some(proj.clone()),
+        ..Default::default()
+    })
+    .expect("relative -v with a cwd");
+    let got: Vec<(MountKind, String, String, bool)> = ms
+        .iter()
+        .map(|m| {
+            (
+                m.kind.clone(),
+                m.source.clone(),
+                m.target.clone(),
+                m.read_only,
+            )
+        })
+        .collect();
+    let p = |s: &str| dir.path().join(s).display().to_string();
+    assert_eq!(
+        got,
+        vec![
+            (MountKind::Bind, p("home/u/proj/data"), "/x".into(), false),
+            (MountKind::Bind, p("home/u/proj"), "/y".into(), true),
+            (MountKind::Bind, p("home/u/other/d"), "/z".into(), false),
+            (MountKind::Volume, "named".into(), "/n".into(), false),
+            (MountKind::Volume, String::new(), "/anon".into(), false),
+        ]
+    );
+    // `-v` creates a missing source later, at start: validation does not refuse it, and
+    // creates nothing
+    assert!(ms[..3].iter().all(|m| m.create_mountpoint));
+    assert!(!proj.exists());
+    // without a working directory (an API caller) a relative source is refused
+    let err = mounts_of(CreateFlags {
+        volumes: vec!["./data:/x".into()],
+        ..Default::default()
+    })
+    .expect_err("no cwd");
+    assert_eq!(
+        err.to_string(),
+        "invalid volume specification: \"./data:/x\": a host path must be absolute"
+    );
+}
+
+#[test]
+fn mount_bind_source_must_exist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing");
+    let spec = format!("type=bind,src={},dst=/x", missing.display());
+    let err = create_err(
+        CreateFlags {
+            mounts: vec![spec],
+            ..Default::default()
+        },
+        &|_| {},
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+            missing.display()
+        )
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(!missing.exists(), "a refused --mount created its source");
+    // the same source through -v passes validation (docker creates it at start)
+    let ms = mounts_of(CreateFlags {
+        volumes: vec![format!("{}:/x", missing.display())],
+        ..Default::default()
+    })
+    .expect("-v with a missing source");
+    assert_eq!(ms[0].source, missing.display().to_string());
+    assert!(!missing.exists());
+    // an existing source is accepted, read-only kept
+    let ms = mounts_of(CreateFlags {
+        mounts: vec![format!(
+            "type=bind,source={},target=/data,readonly",
+            dir.path().display()
+        )],
+        ..Default::default()
+    })
+    .expect("existing bind source");
+    assert_eq!(
+        (ms[0].kind.clone(), ms[0].read_only, ms[0].create_mountpoint),
+        (MountKind::Bind, true, false)
+    );
+}
+
+#[test]
+fn tmpfs_options() {
+    let ms = mounts_of(CreateFlags {
+        tmpfs: vec!["/run:size=64m,mode=1777,ro".into(), "/cache".into()],
+        mounts: vec!["type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=700".into()],
+        ..Default::default()
+    })
+    .expect("tmpfs");
+    // --mount before --tmpfs, as the CLI passes them
+    let got: Vec<(MountKind, String, String, bool)> = ms
+        .iter()
+        .map(|m| {
+            (
+                m.kind.clone(),
+                m.target.clone(),
+                m.options.clone(),
+                m.read_only,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                MountKind::Tmpfs,
+                "/t".into(),
+                "size=1m,mode=700".into(),
+                false
+            ),
+            (
+                MountKind::Tmpfs,
+                "/run".into(),
+                "size=64m,mode=1777".into(),
+                true
+            ),
+            (MountKind::Tmpfs, "/cache".into(), String::new(), false),
+        ]
+    );
+    for bad in [
+        "/run:mode=999",
+        "/run:uid=root",
+        "/run:size=",
+        "/run:nosuid=1",
+        "/proc",
+    ] {
+        let err = mounts_of(CreateFlags {
+            tmpfs: vec![bad.into()],
+            ..Default::default()
+        })
+        .expect_err(bad);
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}");
+        assert!(err.to_string().contains(bad), "{bad}: {err}");
+    }
+    let err = mounts_of(CreateFlags {
+        mounts: vec!["type=tmpfs,dst=/t,tmpfs-mode=rwx".into()],
+        ..Default::default()
+    })
+    .expect_err("tmpfs-mode");
+    assert_eq!(
+        err.to_string(),
+        "invalid tmpfs option \"mode=rwx\" in \"type=tmpfs,dst=/t,tmpfs-mode=rwx\""
+    );
+}
+
+#[test]
+fn labels_and_env_are_parsed_by_the_engine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let envf = dir.path().join("env");
+    std::fs::write(&envf, "# comment\nA=file\nB=2\n").expect("write");
+    let r = validate::prepare(req(CreateFlags {
+        labels: vec!["owner=me".into(), "flag".into()],
+        env_files: vec![envf.clone()],
+        env: vec!["A=flag".into()],
+        ..Default::default()
+    }))
+    .expect("labels and env");
+    assert_eq!(r.labels.get("owner").map(String::as_str), Some("me"));
+    assert_eq!(r.labels.get("flag").map(String::as_str), Some(""));
+    assert_eq!(r.env, vec!["A=file", "B=2", "A=flag"]);
+    std::fs::write(&envf, "BAD KEY=1\n").expect("write");
+    let err = create_err(
+        CreateFlags {
+            env_files: vec![envf.clone()],
+            ..Default::default()
+        },
+        &|_| {},
+    );
+    assert!(err.to_string().contains("BAD KEY"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn defaults_are_the_engines() {
+    // a front end that passes nothing gets docker's defaults of this build: no network but
+    // `lo`, restart policy "no"
+    let r = validate::prepare(req(CreateFlags::default())).expect("defaults");
+    assert_eq!(r.host.network_mode, NetworkMode::None);
+    assert_eq!(r.host.restart_policy.name, "no");
+    assert!(r.host.mounts.is_empty() && r.labels.is_empty() && r.env.is_empty());
+    let r = validate::prepare(req(CreateFlags {
+        restart: Some("on-failure:3".into()),
+        ..Default::default()
+    }))
+    .expect("restart");
+    assert_eq!(
+        (
+            r.host.restart_policy.name.as_str(),
+            r.host.restart_policy.maximum_retry_count
+        ),
+        ("on-failure", 3)
+    );
 }

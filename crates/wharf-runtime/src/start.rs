@@ -109,17 +109,19 @@ pub enum StartError {
         source: wharf_sys::netlink::NetlinkError,
     },
     /// The container's init reported why it could not run the command (Docker's wording).
+    /// `code` is init's classification of the failure (also its exit status): 127 when the
+    /// command does not exist (execve's ENOENT, not in `$PATH`), 126 when it cannot be
+    /// executed (EACCES, ENOEXEC, EISDIR, EPERM), 125 for anything else; the kind follows
+    /// from it (`CommandNotFound`, `CommandNotExecutable`).
     #[error("{message}")]
     Exec { code: i32, message: String },
 }
 
 impl StartError {
-    /// CLI exit code: 127 command not found, 126 not executable, 125 anything else.
+    /// CLI exit code, from the kind (`ErrorKind::exit_code`): 127 command not found, 126 not
+    /// executable, 125 anything else.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            StartError::Exec { code, .. } if (125..=127).contains(code) => *code,
-            _ => 125,
-        }
+        self.kind().exit_code()
     }
 }
 
@@ -131,8 +133,9 @@ impl HasKind for StartError {
             StartError::Encode { .. } => ErrorKind::InvalidArgument,
             StartError::ProtectExe { .. } | StartError::Io { .. } => ErrorKind::Internal,
             StartError::Network { .. } => ErrorKind::Unavailable,
-            StartError::Exec { code: 127, .. } => ErrorKind::NotFound,
-            StartError::Exec { code: 126, .. } => ErrorKind::PermissionDenied,
+            // init's report: 127 = exec ENOENT / not in $PATH, 126 = EACCES, ENOEXEC, ...
+            StartError::Exec { code: 127, .. } => ErrorKind::CommandNotFound,
+            StartError::Exec { code: 126, .. } => ErrorKind::CommandNotExecutable,
             StartError::Exec { .. } => ErrorKind::FailedPrecondition,
         }
     }

@@ -194,12 +194,25 @@ fn t_killed_by_signal(env: &Env) -> TestResult {
 }
 
 fn t_not_found(env: &Env) -> TestResult {
+    use wharf_types::error::{ErrorKind, HasKind};
     let (r, _) = run(env, &spec(env, &["nosuch"]));
     match r {
         Err(e) => check(
             e.exit_code() == 127
+                && e.kind() == ErrorKind::CommandNotFound
                 && e.to_string() == "exec: \"nosuch\": executable file not found in $PATH",
             || format!("{e} / {}", e.exit_code()),
+        ),
+        Ok(st) => Err(format!("started: {st:?}")),
+    }?;
+    // an absolute entrypoint that does not exist: execve's ENOENT
+    let (r, _) = run(env, &spec(env, &["/no/such/entrypoint"]));
+    match r {
+        Err(e) => check(
+            e.kind() == ErrorKind::CommandNotFound
+                && e.exit_code() == 127
+                && e.to_string().contains("no such file or directory"),
+            || format!("{e} / {:?}", e.kind()),
         ),
         Ok(st) => Err(format!("started: {st:?}")),
     }
@@ -209,7 +222,10 @@ fn t_not_executable(env: &Env) -> TestResult {
     let (r, _) = run(env, &spec(env, &["/etc/noexec"]));
     match r {
         Err(e) => check(
-            e.exit_code() == 126 && e.to_string().contains("permission denied"),
+            e.exit_code() == 126
+                && wharf_types::error::HasKind::kind(&e)
+                    == wharf_types::ErrorKind::CommandNotExecutable
+                && e.to_string().contains("permission denied"),
             || format!("{e} / {}", e.exit_code()),
         ),
         Ok(st) => Err(format!("started: {st:?}")),

@@ -1,5 +1,6 @@
-//! The closed set of error kinds every library error maps to, and the one place that turns a
-//! kind into a CLI exit code (and later an HTTP status).
+//! The closed set of error kinds every library error maps to, and the ONE table that turns a
+//! kind into docker's CLI exit code and the Docker Engine API's HTTP status. Front ends never
+//! map errors themselves: they ask the error for its kind and the kind for its code.
 
 /// What went wrong, independent of which operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,27 +14,85 @@ pub enum ErrorKind {
     Unavailable,
     NotImplemented,
     Internal,
+    /// The container's command does not exist (exec ENOENT, not in `$PATH`): docker's 127.
+    CommandNotFound,
+    /// The container's command exists but cannot be executed (EACCES, ENOEXEC, a directory):
+    /// docker's 126.
+    CommandNotExecutable,
 }
 
 impl ErrorKind {
-    /// Exit code of the CLI for an error of this kind. Docker uses 125 for every error of the
-    /// engine itself (as opposed to the container's own exit code), and so does wharf.
+    /// Every kind, in declaration order (tables, tests, the monitor's report).
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::InvalidArgument,
+        ErrorKind::Conflict,
+        ErrorKind::FailedPrecondition,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Unavailable,
+        ErrorKind::NotImplemented,
+        ErrorKind::Internal,
+        ErrorKind::CommandNotFound,
+        ErrorKind::CommandNotExecutable,
+    ];
+
+    /// The table: (docker CLI exit code, Docker Engine API HTTP status). docker's CLI exits
+    /// 125 for every error of the engine itself, 126 when the container's command cannot be
+    /// invoked and 127 when it is not found; the daemon answers those two with 400
+    /// (`startInvalidConfigError`).
+    const fn codes(self) -> (i32, u16) {
+        match self {
+            ErrorKind::NotFound => (125, 404),
+            ErrorKind::AlreadyExists => (125, 409),
+            ErrorKind::InvalidArgument => (125, 400),
+            ErrorKind::Conflict => (125, 409),
+            ErrorKind::FailedPrecondition => (125, 412),
+            ErrorKind::PermissionDenied => (125, 403),
+            ErrorKind::Unavailable => (125, 503),
+            ErrorKind::NotImplemented => (125, 501),
+            ErrorKind::Internal => (125, 500),
+            ErrorKind::CommandNotFound => (127, 400),
+            ErrorKind::CommandNotExecutable => (126, 400),
+        }
+    }
+
+    /// Exit code of the CLI for an error of this kind.
     pub fn exit_code(self) -> i32 {
-        125
+        self.codes().0
     }
 
     /// HTTP status of the Docker Engine API for an error of this kind.
     pub fn http_status(self) -> u16 {
+        self.codes().1
+    }
+
+    /// A stable name (`not_found`, ...), for reports between wharf processes.
+    pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::NotFound => 404,
-            ErrorKind::AlreadyExists | ErrorKind::Conflict => 409,
-            ErrorKind::InvalidArgument => 400,
-            ErrorKind::FailedPrecondition => 412,
-            ErrorKind::PermissionDenied => 403,
-            ErrorKind::Unavailable => 503,
-            ErrorKind::NotImplemented => 501,
-            ErrorKind::Internal => 500,
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::FailedPrecondition => "failed_precondition",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::NotImplemented => "not_implemented",
+            ErrorKind::Internal => "internal",
+            ErrorKind::CommandNotFound => "command_not_found",
+            ErrorKind::CommandNotExecutable => "command_not_executable",
         }
+    }
+
+    /// The kind named by [`ErrorKind::as_str`].
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -46,10 +105,35 @@ pub trait HasKind {
 mod tests {
     use super::*;
 
+    /// The documented table (docs/cli.md): every kind, its exit code and HTTP status.
     #[test]
-    fn statuses() {
-        assert_eq!(ErrorKind::NotFound.http_status(), 404);
-        assert_eq!(ErrorKind::Conflict.http_status(), 409);
-        assert_eq!(ErrorKind::Internal.exit_code(), 125);
+    fn every_kind_maps_to_its_documented_codes() {
+        let table = [
+            (ErrorKind::NotFound, 125, 404),
+            (ErrorKind::AlreadyExists, 125, 409),
+            (ErrorKind::InvalidArgument, 125, 400),
+            (ErrorKind::Conflict, 125, 409),
+            (ErrorKind::FailedPrecondition, 125, 412),
+            (ErrorKind::PermissionDenied, 125, 403),
+            (ErrorKind::Unavailable, 125, 503),
+            (ErrorKind::NotImplemented, 125, 501),
+            (ErrorKind::Internal, 125, 500),
+            (ErrorKind::CommandNotFound, 127, 400),
+            (ErrorKind::CommandNotExecutable, 126, 400),
+        ];
+        assert_eq!(table.len(), ErrorKind::ALL.len());
+        for (kind, exit, status) in table {
+            assert_eq!(kind.exit_code(), exit, "{kind:?}");
+            assert_eq!(kind.http_status(), status, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(k.as_str()), Some(k));
+            assert_eq!(k.to_string(), k.as_str());
+        }
+        assert_eq!(ErrorKind::from_name("bogus"), None);
     }
 }

@@ -646,9 +646,9 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Connect a container to a network (none, host)
-    #[arg(long = "network", alias = "net", default_value = "none")]
-    pub network: String,
+    /// Connect a container to a network (none, host; default none)
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -682,9 +682,9 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label", value_name = "list")]
     pub label: Vec<String>,
-    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
-    #[arg(long, default_value = "no")]
-    pub restart: String,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped (default no)
+    #[arg(long)]
+    pub restart: Option<String>,
     /// Command to run to check health ("none" disables the image's check)
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,

@@ -67,7 +67,7 @@ fn real_main(args: Vec<OsString>) -> i32 {
                 clap::error::ErrorKind::DisplayHelp
                 | clap::error::ErrorKind::DisplayVersion
                 | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                _ => 125,
+                _ => wharf_types::ErrorKind::InvalidArgument.exit_code(),
             };
         }
     };
@@ -75,7 +75,7 @@ fn real_main(args: Vec<OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return 125;
+            return wharf_types::ErrorKind::InvalidArgument.exit_code();
         }
     };
     match cmd::dispatch(cli) {

@@ -704,3 +704,40 @@ fn anonymous_volumes_and_bind_sources_like_docker() {
     assert_eq!(volume_names(&w), vec![named64.clone()]);
     assert!(mounts_under(w.dir.path()).is_empty());
 }
+
+/// A start that fails in the container's monitor (`run -d`, `start -a`) keeps its kind across
+/// the monitor's report: 127 for a command that does not exist, 126 for one that cannot be
+/// executed, as in the foreground.
+#[test]
+fn detached_start_failures_keep_their_exit_code() {
+    let w = Wharf::new().with_busybox();
+    let o = w.run(&["run", "-d", "--name", "nf", "busybox", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "stderr: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+    let o = w.run(&["run", "-d", "--name", "nx", "busybox", "/etc/passwd"]);
+    assert_eq!(o.status.code(), Some(126), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+    // the recorded error is the runtime's message
+    let err = w.ok(&["inspect", "-f", "{{.State.Error}}", "nf"]);
+    assert!(err.contains("nosuchcommand"), "{err}");
+    // start -a goes through the monitor too; start without -a reports per container
+    let o = w.run(&["start", "-a", "nf"]);
+    assert_eq!(o.status.code(), Some(127), "stderr: {}", stderr(&o));
+    let o = w.run(&["start", "nx"]);
+    assert_eq!(o.status.code(), Some(126), "stderr: {}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("Error response from daemon: "),
+        "{}",
+        stderr(&o)
+    );
+    // an engine error is still 125
+    let o = w.run(&["start", "nosuchcontainer"]);
+    assert_eq!(o.status.code(), Some(125), "stderr: {}", stderr(&o));
+    w.ok(&["rm", "nf", "nx"]);
+    assert_eq!(w.ok(&["ps", "-a", "-q"]), "");
+    assert!(mounts_under(w.dir.path()).is_empty());
+}

@@ -225,7 +225,7 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
             let _ = engine.kill_container(name, "KILL");
         }
     }
-    let mut failed = 0;
+    let mut code = 0;
     for name in &a.containers {
         match engine.remove_container(name, a.force, a.volumes) {
             Ok(_) => {
@@ -233,9 +233,11 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
             }
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                failed += 1;
+                if code == 0 {
+                    code = e.exit_code();
+                }
             }
         }
     }
-    Ok(if failed > 0 { 125 } else { 0 })
+    Ok(code)
 }

@@ -16,7 +16,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
     if let Some(code) = super::check_tty(a.interactive && !a.detach, a.tty) {
         return Ok(code);
     }
-    let env = super::run::env_from_flags(&a.env_file, &a.env)?;
+    let env = wharf_engine::validate::env_from_flags(&a.env_file, &a.env)?;
     let req = ExecRequest {
         cmd,
         env,

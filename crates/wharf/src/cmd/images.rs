@@ -231,7 +231,8 @@ pub fn tag(cli: &Cli, a: &TagArgs) -> anyhow::Result<i32> {
 
 pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    let mut failed = false;
+    // the first failure's code (its kind's)
+    let mut code = 0;
     for name in &a.images {
         match engine.remove_image(name, a.force) {
             Ok(events) => {
@@ -244,11 +245,13 @@ pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
             }
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                failed = true;
+                if code == 0 {
+                    code = e.exit_code();
+                }
             }
         }
     }
-    Ok(if failed { 125 } else { 0 })
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Container lifecycle commands: create, start, stop, restart, kill, wait, pause, unpause,
 //! attach, rename, port, container prune, system boot. Per-container errors are printed like
-//! docker (`Error response from daemon: ...`) and make the command exit 125 after the others
-//! were handled.
+//! docker (`Error response from daemon: ...`) and make the command exit with the first
+//! failure's code (its kind's: 125 for an engine error) after the others were handled.
 
 use crate::cli::{
     AttachArgs, Cli, ContainersArgs, KillArgs, PortArgs, PruneArgs, RenameArgs, RunArgs, StartArgs,
@@ -14,23 +14,26 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use wharf_engine::{Engine, EngineError};
 
-/// Runs `f` for every container, printing docker-style errors; 125 if any failed.
+/// Runs `f` for every container, printing docker-style errors; the exit code of the first
+/// failure's kind (125 for an engine error) if any failed.
 fn each(
     names: &[String],
     mut f: impl FnMut(&str) -> Result<Option<String>, EngineError>,
 ) -> anyhow::Result<i32> {
-    let mut failed = false;
+    let mut code = 0;
     for n in names {
         match f(n) {
             Ok(Some(out)) => println!("{out}"),
             Ok(None) => {}
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                failed = true;
+                if code == 0 {
+                    code = e.exit_code();
+                }
             }
         }
     }
-    Ok(if failed { 125 } else { 0 })
+    Ok(code)
 }
 
 pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
@@ -356,7 +359,7 @@ pub fn system_boot(cli: &Cli) -> anyhow::Result<i32> {
     for (id, e) in &failed {
         eprintln!("Error: start {}: {e}", id.short());
     }
-    Ok(if failed.is_empty() { 0 } else { 125 })
+    Ok(failed.first().map_or(0, |(_, e)| e.exit_code()))
 }
 
 /// `system check`: one line per feature; exit 1 when something wharf needs is missing.

@@ -18,8 +18,7 @@ use crate::cli::{
     BundleCommand, Cli, Command, ContainerCommand, ImageCommand, KeyCommand, PolicyCommand,
     RegistryCommand, SystemCommand,
 };
-use wharf_engine::{Engine, EngineError, EngineOptions};
-use wharf_types::error::HasKind;
+use wharf_engine::{Engine, EngineOptions};
 
 pub fn open_engine(cli: &Cli) -> anyhow::Result<Engine> {
     Ok(Engine::open(EngineOptions {
@@ -148,12 +147,8 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
     msg.replace('\n', " ")
 }
 
+/// The exit code of a failed command: its error's kind's (`ErrorKind::exit_code`, the one
+/// table); the CLI has no mapping of its own.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
-    if let Some(ee) = e.downcast_ref::<EngineError>() {
-        return ee.exit_code();
-    }
-    if let Some(se) = e.downcast_ref::<wharf_store::StoreError>() {
-        return se.kind().exit_code();
-    }
-    125
+    wharf_engine::error::kind_in(e.chain()).exit_code()
 }

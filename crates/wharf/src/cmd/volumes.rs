@@ -58,17 +58,20 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
             }
         }
         VolumeCommand::Rm(a) => {
-            let mut failed = false;
+            // the first failure's code (its kind's)
+            let mut code = 0;
             for n in &a.names {
                 match store.remove_volume(n, a.force) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                        failed = true;
+                        if code == 0 {
+                            code = wharf_types::error::HasKind::kind(&e).exit_code();
+                        }
                     }
                 }
             }
-            return Ok(if failed { 125 } else { 0 });
+            return Ok(code);
         }
         VolumeCommand::Inspect(a) => {
             let mut out = Vec::new();

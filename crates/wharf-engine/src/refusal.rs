@@ -1,0 +1,280 @@
+//! The engine's refusals, typed: a request it will not carry out ([`ValidationError`]: the
+//! user's options, as docker's daemon checks them) and an operation the container's current
+//! state does not allow ([`StateConflict`]). Each variant carries its facts as fields and
+//! its message in docker's wording (the CLI tests compare several of them), and has its
+//! `ErrorKind`, from which the exit code and HTTP status follow (`ErrorKind::exit_code`).
+//! No variant holds a free-form message: a new refusal is a new variant.
+
+use wharf_types::error::{ErrorKind, HasKind};
+
+/// A request refused before anything was done.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    // ---- mounts: `-v`, `--mount`, `--tmpfs` (crate::mounts)
+    #[error("invalid mount config for {spec:?}: mount path must be absolute")]
+    MountTargetNotAbsolute { spec: String },
+    #[error("invalid mount config for {spec:?}: destination must not contain '..'")]
+    MountTargetDotDot { spec: String },
+    #[error("invalid mount config for {spec:?}: destination can't be '/'")]
+    MountTargetRoot { spec: String },
+    /// A mount over the container's own procfs or sysfs (`fs`: "procfs" or "sysfs"; `what`:
+    /// the protected area).
+    #[error("invalid mount config for {spec:?}: {target} cannot be mounted over: {what} belong to the container's own {fs}")]
+    MountOverKernelFs {
+        spec: String,
+        target: String,
+        what: &'static str,
+        fs: &'static str,
+    },
+    #[error("invalid volume specification: {spec:?}")]
+    VolumeSpec { spec: String },
+    #[error("invalid volume specification: {spec:?}: unknown option {option:?}")]
+    VolumeOption { spec: String, option: String },
+    #[error("invalid volume specification: {spec:?}: a host path must be absolute")]
+    VolumeHostPathRelative { spec: String },
+    #[error("invalid volume specification: {spec:?}: host path must not contain '..'")]
+    VolumeHostPathDotDot { spec: String },
+    #[error("invalid volume name {name:?}")]
+    VolumeName { name: String },
+    #[error("unsupported mount type {kind:?}")]
+    MountType { kind: String },
+    #[error("invalid field {field:?} in --mount {spec:?}")]
+    MountField { field: String, spec: String },
+    #[error("invalid mount config for {spec:?}: bind source must be an absolute path")]
+    BindSourceNotAbsolute { spec: String },
+    /// docker's daemon refuses a missing `--mount type=bind` source (only `-v` creates it).
+    #[error(
+        "invalid mount config for type \"bind\": bind source path does not exist: {source_path}"
+    )]
+    BindSourceMissing { source_path: String },
+    #[error("invalid tmpfs option {option:?} in {spec:?}")]
+    TmpfsOption { option: String, spec: String },
+
+    // ---- create options (crate::validate, crate::create, crate::run)
+    #[error("invalid restart policy {value:?}")]
+    RestartPolicy { value: String },
+    #[error("invalid --log-opt {opt:?}: expected key=value")]
+    LogOpt { opt: String },
+    #[error("network {name} not found")]
+    NetworkNotFound { name: String },
+    #[error("invalid memory limit: {bytes}")]
+    MemoryNegative { bytes: i64 },
+    #[error("minimum memory limit allowed is 6MB")]
+    MemoryBelowMinimum { bytes: i64 },
+    #[error("range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")]
+    CpuRange { nano_cpus: i64, ncpu: usize },
+    #[error("conflicting options: cannot specify both --restart and --rm")]
+    RestartWithAutoRemove { restart: String },
+    #[error("opening seccomp profile ({path}) failed: {error}")]
+    SeccompProfileOpen { path: String, error: std::io::Error },
+    #[error("decoding seccomp profile {path} failed: not utf-8")]
+    SeccompProfileUtf8 { path: String },
+    #[error("decoding seccomp profile {path} failed: {error}")]
+    SeccompProfileJson {
+        path: String,
+        error: serde_json::Error,
+    },
+    #[error("invalid --security-opt seccomp: needs a profile file or 'unconfined'")]
+    SeccompEmpty,
+    #[error("invalid --security-opt {opt:?}")]
+    SecurityOpt { opt: String },
+    #[error("env file {path} is larger than {max} bytes")]
+    EnvFileTooLarge { path: String, max: u64 },
+    #[error("env file {path}: {error}")]
+    EnvFile {
+        path: String,
+        error: wharf_types::parse::ParseError,
+    },
+    #[error("invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    ContainerName { name: String },
+    #[error("no command specified: image {image} has no CMD or ENTRYPOINT and none was given")]
+    NoCommand { image: String },
+    #[error("the working directory {workdir:?} is invalid: it needs to be an absolute path")]
+    WorkdirNotAbsolute { workdir: String },
+    #[error("{field} in Healthcheck cannot be less than 1ms (got {ns}ns)")]
+    HealthcheckDuration { field: &'static str, ns: i64 },
+    #[error("Retries in Healthcheck cannot be negative")]
+    HealthcheckRetries { retries: i64 },
+
+    // ---- features this build does not have
+    #[error("publishing ports (-p/-P) needs bridge networking, which is not in this build yet")]
+    PublishUnsupported,
+    #[error("network \"bridge\" is not available in this build yet: use --network none or --network host")]
+    BridgeUnsupported,
+    #[error("apparmor profile {profile:?} requested but wharf does not apply AppArmor profiles; refusing to start without it")]
+    AppArmorUnsupported { profile: String },
+    #[error("SELinux label {label:?} requested but wharf does not apply SELinux labels; refusing to start without it")]
+    SelinuxUnsupported { label: String },
+    #[error("top: ps options {args:?} are not supported (wharf shows ps -ef columns)")]
+    TopOptionsUnsupported { args: String },
+    #[error("cp to a tar stream on stdout is not supported yet")]
+    CpStreamUnsupported,
+
+    // ---- exec, kill, cp, events
+    #[error("exec --privileged refused: container {id} is not privileged, and exec never gets more privilege than its container")]
+    ExecPrivileged { id: String },
+    #[error("exec needs a command to run")]
+    ExecNoCommand,
+    #[error("a detached exec takes no stdio: its output goes nowhere")]
+    ExecDetachedStdio,
+    #[error("an exec with a terminal gets a new pty (ExecStdio::Pty), not stdio fds")]
+    ExecTtyWithFds,
+    #[error("the working directory '{workdir}' is invalid, it needs to be an absolute path")]
+    ExecWorkdirNotAbsolute { workdir: String },
+    #[error("Invalid signal: {signal}")]
+    Signal { signal: String },
+    #[error("copying between containers or between host paths is not supported: exactly one side must be CONTAINER:PATH")]
+    CpSides,
+    #[error("Could not find the file {path} in container {container}")]
+    CpNotFound { path: String, container: String },
+    #[error("too many levels of symbolic links resolving {path} in container {container}")]
+    CpSymlinkLoop { path: String, container: String },
+    #[error("cannot copy a directory to a file: {path}")]
+    CpDirectoryToFile { path: String },
+    #[error("destination directory {path} does not exist")]
+    CpDestinationMissing { path: String },
+    #[error("invalid destination {path}")]
+    CpDestination { path: String },
+    #[error("invalid value for \"{flag}\": {error}")]
+    EventsTime {
+        flag: String,
+        error: wharf_logs::LogError,
+    },
+    #[error("bad format of filter (expected name=value): {filter}")]
+    FilterFormat { filter: String },
+    #[error("invalid filter '{name}'")]
+    FilterName { name: String },
+}
+
+impl HasKind for ValidationError {
+    fn kind(&self) -> ErrorKind {
+        use ValidationError as V;
+        match self {
+            V::NetworkNotFound { .. } | V::CpNotFound { .. } => ErrorKind::NotFound,
+            V::RestartWithAutoRemove { .. } => ErrorKind::Conflict,
+            V::PublishUnsupported
+            | V::BridgeUnsupported
+            | V::AppArmorUnsupported { .. }
+            | V::SelinuxUnsupported { .. }
+            | V::TopOptionsUnsupported { .. }
+            | V::CpStreamUnsupported => ErrorKind::NotImplemented,
+            V::MountTargetNotAbsolute { .. }
+            | V::MountTargetDotDot { .. }
+            | V::MountTargetRoot { .. }
+            | V::MountOverKernelFs { .. }
+            | V::VolumeSpec { .. }
+            | V::VolumeOption { .. }
+            | V::VolumeHostPathRelative { .. }
+            | V::VolumeHostPathDotDot { .. }
+            | V::VolumeName { .. }
+            | V::MountType { .. }
+            | V::MountField { .. }
+            | V::BindSourceNotAbsolute { .. }
+            | V::BindSourceMissing { .. }
+            | V::TmpfsOption { .. }
+            | V::RestartPolicy { .. }
+            | V::LogOpt { .. }
+            | V::MemoryNegative { .. }
+            | V::MemoryBelowMinimum { .. }
+            | V::CpuRange { .. }
+            | V::SeccompProfileOpen { .. }
+            | V::SeccompProfileUtf8 { .. }
+            | V::SeccompProfileJson { .. }
+            | V::SeccompEmpty
+            | V::SecurityOpt { .. }
+            | V::ContainerName { .. }
+            | V::EnvFileTooLarge { .. }
+            | V::EnvFile { .. }
+            | V::NoCommand { .. }
+            | V::WorkdirNotAbsolute { .. }
+            | V::HealthcheckDuration { .. }
+            | V::HealthcheckRetries { .. }
+            | V::ExecPrivileged { .. }
+            | V::ExecNoCommand
+            | V::ExecDetachedStdio
+            | V::ExecTtyWithFds
+            | V::ExecWorkdirNotAbsolute { .. }
+            | V::Signal { .. }
+            | V::CpSides
+            | V::CpSymlinkLoop { .. }
+            | V::CpDirectoryToFile { .. }
+            | V::CpDestinationMissing { .. }
+            | V::CpDestination { .. }
+            | V::EventsTime { .. }
+            | V::FilterFormat { .. }
+            | V::FilterName { .. } => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// An operation the container's current state does not allow (docker's 409s).
+#[derive(Debug, thiserror::Error)]
+pub enum StateConflict {
+    /// `id` as docker prints it (full id).
+    #[error("Container {id} is not running")]
+    NotRunning { id: String },
+    #[error("Container {id} is paused, unpause the container before exec")]
+    ExecPaused { id: String },
+    /// `id`: the short id.
+    #[error("container {id} is already running")]
+    AlreadyRunning { id: String },
+    #[error("cannot start a paused container, try unpause instead")]
+    StartPaused { id: String },
+    #[error("cannot remove container \"/{name}\": container is running: stop the container before removing or force remove")]
+    RemoveRunning { name: String },
+    #[error("Cannot kill container: {name}: Container {id} is not running")]
+    KillNotRunning { name: String, id: String },
+    #[error("Cannot kill container: {name}: {error}")]
+    KillFailed { name: String, error: std::io::Error },
+    #[error("Container {id} is already paused")]
+    AlreadyPaused { id: String },
+    #[error("Container {id} is not paused")]
+    NotPaused { id: String },
+    #[error("You cannot attach to a stopped container, start it first")]
+    AttachStopped { id: String },
+    #[error("You cannot attach to a paused container, unpause it first")]
+    AttachPaused { id: String },
+    /// `id`: the short id.
+    #[error("container {id} runs in the foreground of another wharf: nothing to attach to")]
+    AttachForeground { id: String },
+}
+
+impl HasKind for StateConflict {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Conflict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_codes() {
+        let e = ValidationError::BindSourceMissing {
+            source_path: "/nonexistent".into(),
+        };
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.to_string(),
+            "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent"
+        );
+        assert_eq!(
+            ValidationError::RestartWithAutoRemove {
+                restart: "always".into()
+            }
+            .kind(),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            ValidationError::PublishUnsupported.kind(),
+            ErrorKind::NotImplemented
+        );
+        let c = StateConflict::NotRunning { id: "abc".into() };
+        assert_eq!(
+            (c.kind(), c.to_string().as_str()),
+            (ErrorKind::Conflict, "Container abc is not running")
+        );
+        assert_eq!(c.kind().http_status(), 409);
+    }
+}
