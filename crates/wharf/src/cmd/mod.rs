@@ -23,7 +23,8 @@ use wharf_types::error::HasKind;
 
 pub fn open_engine(cli: &Cli) -> anyhow::Result<Engine> {
     Ok(Engine::open(EngineOptions {
-        root: cli.root.clone(),
+        // empty: the engine takes daemon.json's data-root or its default
+        root: cli.root.clone().unwrap_or_default(),
         run_root: cli.run_root.clone(),
         debug: cli.debug,
     })?)
@@ -151,6 +152,9 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     if let Some(ee) = e.downcast_ref::<EngineError>() {
         return ee.exit_code();
+    }
+    if let Some(ie) = e.downcast_ref::<wharf_engine::images::ImageError>() {
+        return ie.exit_code();
     }
     if let Some(se) = e.downcast_ref::<wharf_store::StoreError>() {
         return se.kind().exit_code();
