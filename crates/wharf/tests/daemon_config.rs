@@ -52,7 +52,12 @@ fn log_driver_and_default_ulimits_apply_at_create() {
     let o = with_config(
         &w,
         &cfg,
-        &["inspect", "--format", "{{.HostConfig.LogConfig.Type}}", "dj1"],
+        &[
+            "inspect",
+            "--format",
+            "{{.HostConfig.LogConfig.Type}}",
+            "dj1",
+        ],
     );
     assert_eq!(stdout(&o).trim(), "none", "{}", stderr(&o));
     let o = with_config(&w, &cfg, &["logs", "dj1"]);
@@ -80,7 +85,10 @@ fn log_driver_and_default_ulimits_apply_at_create() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     w.ok(&["wait", "dj2"]);
-    assert_eq!(stdout(&with_config(&w, &cfg, &["logs", "dj2"])).trim(), "hi");
+    assert_eq!(
+        stdout(&with_config(&w, &cfg, &["logs", "dj2"])).trim(),
+        "hi"
+    );
 
     // default-ulimits in the container's limits; --ulimit wins for its resource
     let o = with_config(
@@ -110,8 +118,13 @@ fn log_driver_and_default_ulimits_apply_at_create() {
     let o = w.run(&["create", "--name", "dj3", "busybox", "true"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        w.ok(&["inspect", "--format", "{{.HostConfig.LogConfig.Type}}", "dj3"])
-            .trim(),
+        w.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.LogConfig.Type}}",
+            "dj3"
+        ])
+        .trim(),
         "json-file"
     );
 
@@ -134,7 +147,12 @@ fn log_driver_and_default_ulimits_apply_at_create() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let got = w.ok(&["inspect", "--format", "{{json .HostConfig.LogConfig}}", "dj4"]);
+    let got = w.ok(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.LogConfig}}",
+        "dj4",
+    ]);
     let v: serde_json::Value = serde_json::from_str(got.trim()).unwrap();
     assert_eq!(v["Type"], "json-file");
     assert_eq!(v["Config"]["max-size"], "5m", "{got}");
@@ -172,7 +190,11 @@ fn data_root_is_the_store_without_root() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("is not an absolute path"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not an absolute path"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
