@@ -237,14 +237,16 @@ mod tests {
         let mut req = crate::create::CreateRequest::default();
         req.flags.log_opts = vec!["max-size=5m".into()];
         c.apply_log_defaults(&mut req);
-        crate::validate::apply_flags(&mut req, &req.flags.clone()).unwrap();
+        let flags = req.flags.clone();
+        crate::validate::apply_flags(&mut req, &flags).unwrap();
         assert_eq!(req.host.log_config.config["max-size"], "5m");
         assert_eq!(req.host.log_config.config["max-file"], "2");
         // another driver: the default's options do not follow it
         let mut req = crate::create::CreateRequest::default();
         req.flags.log_driver = Some("none".into());
         c.apply_log_defaults(&mut req);
-        crate::validate::apply_flags(&mut req, &req.flags.clone()).unwrap();
+        let flags = req.flags.clone();
+        crate::validate::apply_flags(&mut req, &flags).unwrap();
         assert_eq!(req.host.log_config.driver, "none");
         assert!(req.host.log_config.config.is_empty());
         // no driver named: the daemon's
