@@ -10,7 +10,7 @@
 use crate::images::ImageError;
 use crate::Engine;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wharf_registry::client::{self, PullOptions};
 use wharf_store::archive::{parse_platform, ArchiveFormat, LoadOptions, SaveOptions};
 use wharf_types::{Digest, ImageRef};
@@ -58,13 +58,23 @@ pub enum SaveOutput<'a> {
     Writer(&'a mut dyn Write),
 }
 
-/// `login [SERVER]` with the credentials the front end collected.
-#[derive(Debug, Clone, Default)]
+/// `login [SERVER]` with the credentials the front end collected (`Debug` hides the password).
+#[derive(Clone, Default)]
 pub struct LoginRequest {
     /// A host, `https://host/...`; `None`: Docker Hub.
     pub server: Option<String>,
     pub username: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
 }
 
 /// Where `login` put the secret.
@@ -208,8 +218,7 @@ impl Engine {
             SaveOutput::Writer(w) => {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
                 self.store.save(&req.images, &opts, &mut w)?;
-                w.flush()
-                    .map_err(|e| ImageError::io("write", Path::new("output"), e))?;
+                w.flush().map_err(ImageError::WriteArchive)?;
                 Ok(())
             }
             SaveOutput::File(path) => {
@@ -251,5 +260,16 @@ mod tests {
             "docker.io"
         );
         assert_eq!(server_host(Some("http://r.local:5000/x")), "r.local:5000");
+    }
+
+    #[test]
+    fn login_request_debug_hides_the_password() {
+        let r = LoginRequest {
+            server: None,
+            username: "alice".into(),
+            password: "s3cret".into(),
+        };
+        let d = format!("{r:?}");
+        assert!(d.contains("alice") && !d.contains("s3cret"), "{d}");
     }
 }

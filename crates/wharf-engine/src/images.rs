@@ -38,6 +38,8 @@ pub enum ImageError {
     InvalidChangeArray(String),
     #[error("importing from a URL is not supported (no registry or internet is assumed): download the file first")]
     ImportFromUrl,
+    #[error("writing the archive")]
+    WriteArchive(#[source] std::io::Error),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -77,7 +79,7 @@ impl HasKind for ImageError {
             | ImageError::InvalidChange(_)
             | ImageError::InvalidChangeArray(_) => ErrorKind::InvalidArgument,
             ImageError::ImportFromUrl => ErrorKind::NotImplemented,
-            ImageError::Io { .. } => ErrorKind::Internal,
+            ImageError::Io { .. } | ImageError::WriteArchive(_) => ErrorKind::Internal,
         }
     }
 }
