@@ -177,6 +177,23 @@ fn data_root_is_the_store_without_root() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(data_root.join("meta").is_dir());
     assert!(stdout(&plain(&["images", "--format", "{{.Repository}}"])).contains("dr"));
+    // a detached container's monitor is handed the data-root too
+    struct Rm<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["rm", "-f", "drc"]);
+        }
+    }
+    let _rm = Rm(&plain);
+    let o = plain(&["run", "-d", "--name", "drc", "dr:1", "sleep", "30"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = plain(&["inspect", "--format", "{{.State.Status}}", "drc"]);
+    assert_eq!(stdout(&o).trim(), "running", "{}", stderr(&o));
+    let o = plain(&["stop", "-t", "1", "drc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = plain(&["inspect", "--format", "{{.State.Status}}", "drc"]);
+    assert_eq!(stdout(&o).trim(), "exited", "{}", stderr(&o));
+    assert!(data_root.join("containers").read_dir().unwrap().count() > 0);
     // a given root wins over data-root
     let o = with_config(&w, &cfg, &["images", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
