@@ -56,6 +56,8 @@ pub enum EngineError {
     StopFailed { id: String, waited_secs: u64 },
     #[error(transparent)]
     Transition(#[from] crate::state::InvalidTransition),
+    #[error(transparent)]
+    Config(#[from] crate::daemon::ConfigError),
 }
 
 impl EngineError {
@@ -96,6 +98,7 @@ impl HasKind for EngineError {
             EngineError::StopFailed { .. } => ErrorKind::Internal,
             EngineError::Policy(e) => e.kind(),
             EngineError::Transition(_) => ErrorKind::Conflict,
+            EngineError::Config(e) => e.kind(),
         }
     }
 }
@@ -145,6 +148,16 @@ pub fn known_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         wharf_types::parse::ParseError,
         wharf_types::user::UserError,
         wharf_types::hostname::HostnameError,
+        wharf_types::ports::PortError,
+        wharf_types::net::SubnetError,
+        crate::images::ImageError,
+        crate::daemon::ConfigError,
+        crate::network::alloc::AllocError,
+        crate::network::firewall::FirewallError,
+        crate::network::bridge::BridgeError,
+        wharf_store::network::NetworkError,
+        wharf_registry::client::ClientError,
+        wharf_registry::ServeError,
     );
     None
 }

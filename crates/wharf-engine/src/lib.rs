@@ -7,11 +7,14 @@
 mod client;
 pub mod cp;
 pub mod create;
+pub mod daemon;
+pub mod distribution;
 pub mod error;
 pub mod etcfiles;
 pub mod events;
 pub mod exec;
 pub mod health;
+pub mod images;
 mod jsonl;
 pub mod lifecycle;
 pub mod monitor;
@@ -36,7 +39,8 @@ use wharf_store::Store;
 /// Where the engine keeps things.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Persistent root (`/var/lib/wharf`, `--root`, `WHARF_ROOT`).
+    /// Persistent root (`--root`, `WHARF_ROOT`). Empty: daemon.json's `data-root`, else
+    /// `/var/lib/wharf` ([`Engine::root`] says which).
     pub root: PathBuf,
     /// Volatile runtime root (`/run/wharf`, `WHARF_RUNROOT`): caches that a reboot may drop.
     pub run_root: PathBuf,
@@ -55,17 +59,38 @@ pub struct Engine {
     opts: EngineOptions,
     /// The admin policy, read once per process (`policy`).
     policy: policy::Loaded,
+    /// daemon.json, read once per process (`daemon`).
+    daemon: daemon::DaemonConfig,
 }
 
 impl Engine {
+    /// Opens the engine with the host's daemon.json (`$WHARF_CONFIG` or
+    /// `/etc/wharf/daemon.json`); a malformed file is an error naming it.
     pub fn open(opts: EngineOptions) -> Result<Engine, EngineError> {
+        let daemon = daemon::DaemonConfig::load(&daemon::DaemonConfig::default_path())?;
+        Self::open_with(opts, daemon)
+    }
+
+    /// Opens the engine with a daemon configuration already read (an engine test's, a
+    /// server's).
+    pub fn open_with(
+        mut opts: EngineOptions,
+        daemon: daemon::DaemonConfig,
+    ) -> Result<Engine, EngineError> {
+        opts.root = daemon.root(&opts.root);
         let store = Store::open(&opts.root)?;
         let policy = policy::Loaded::load(&policy::Loaded::default_path());
         Ok(Engine {
             store,
             opts,
             policy,
+            daemon,
         })
+    }
+
+    /// daemon.json as read by [`Engine::open`].
+    pub fn daemon_config(&self) -> &daemon::DaemonConfig {
+        &self.daemon
     }
 
     pub fn store(&self) -> &Store {

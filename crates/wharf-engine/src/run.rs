@@ -115,7 +115,11 @@ impl Engine {
         req: CreateRequest,
         client: bool,
     ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
-        let req = crate::validate::prepare(req)?;
+        let mut req = req;
+        // daemon.json's defaults: log driver/options under the flags, ulimits under --ulimit
+        self.daemon.apply_log_defaults(&mut req);
+        let mut req = crate::validate::prepare(req)?;
+        self.daemon.apply_ulimit_defaults(&mut req.host);
         self.create_with(req, client, &mut || self.unused_name())
     }
 

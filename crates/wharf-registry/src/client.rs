@@ -1,7 +1,8 @@
 //! The distribution client: `pull`, `push`, `login`, `logout` against Docker Registry v2 /
 //! OCI distribution registries.
 //!
-//! - `config`: wharf's daemon.json (`insecure-registries`, `registry-mirrors`, `certs-dir`) and
+//! - `config`: the registry keys of daemon.json as a value the engine hands in ([`RegistryConfig`]:
+//!   `insecure-registries`, `registry-mirrors`, `certs-dir`, `registry-idle-timeout`) and
 //!   docker's `~/.docker/config.json` credentials: `auths` and credential helpers
 //!   (`credsStore`, `credHelpers`, docker's `get`/`store`/`erase` protocol).
 //! - `transport`: one registry endpoint: scheme choice (https first; plain http only as the
@@ -20,6 +21,7 @@ mod pull;
 mod push;
 mod transport;
 
+pub use config::RegistryConfig;
 pub use pull::{pull, Progress, PullOptions, PullOutcome};
 pub use push::push;
 pub use transport::{login, login_to, system_roots, Endpoint, SystemRoots};

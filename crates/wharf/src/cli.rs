@@ -14,9 +14,9 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Root of persistent state (images, containers, volumes); like docker's global options it
-    /// goes before the command
-    #[arg(long, env = "WHARF_ROOT", default_value = "/var/lib/wharf")]
-    pub root: PathBuf,
+    /// goes before the command [default: daemon.json's data-root, else /var/lib/wharf]
+    #[arg(long, env = "WHARF_ROOT")]
+    pub root: Option<PathBuf>,
     /// Root of volatile runtime state (caches rebuilt after a reboot)
     #[arg(long, env = "WHARF_RUNROOT", default_value = "/run/wharf")]
     pub run_root: PathBuf,

@@ -69,6 +69,7 @@ fn no_forbidden_edges() {
                 "wharf-store",
                 "wharf-runtime",
                 "wharf-logs",
+                "wharf-registry",
             ],
         ),
     ];
@@ -110,5 +111,18 @@ fn no_forbidden_edges() {
             m.contains("[lints]\nworkspace = true"),
             "{krate} must inherit the workspace lints"
         );
+    }
+}
+
+/// The image and distribution commands are clap → typed request → engine → render: they name
+/// neither the store nor the registry crate (the engine re-exports what they render).
+#[test]
+fn image_and_distribution_commands_go_through_the_engine() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cmd");
+    for f in ["images.rs", "archive.rs", "distribution.rs", "registry.rs"] {
+        let src = std::fs::read_to_string(format!("{dir}/{f}")).expect("command source");
+        for krate in ["wharf_store", "wharf_registry"] {
+            assert!(!src.contains(krate), "cmd/{f} names {krate}");
+        }
     }
 }

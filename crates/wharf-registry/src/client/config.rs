@@ -1,6 +1,7 @@
-//! Configuration the client reads: wharf's `/etc/wharf/daemon.json` (path overridable with
-//! `WHARF_CONFIG`; docker's key names `insecure-registries`, `registry-mirrors`, plus wharf's
-//! `certs-dir`) and docker's credentials file (`$DOCKER_CONFIG/config.json` or
+//! Configuration the client uses: the registry keys of wharf's daemon.json (docker's key names
+//! `insecure-registries`, `registry-mirrors`, plus wharf's `certs-dir` and
+//! `registry-idle-timeout`), read once by the engine and handed in as a [`RegistryConfig`]
+//! value (the client never reads daemon.json itself), and docker's credentials file (`$DOCKER_CONFIG/config.json` or
 //! `~/.docker/config.json`): `auths` with base64 `user:pass`, and credential helpers
 //! (`credsStore` for every registry, `credHelpers` per host) spoken to with docker's protocol
 //! (`docker-credential-<name> get|store|erase`, found on PATH). Unknown keys of config.json are
@@ -19,9 +20,10 @@ use std::time::Duration;
 /// The Docker Hub credentials key docker uses.
 pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
-/// The subset of wharf's daemon.json the client uses.
+/// The registry keys of wharf's daemon.json (parsed by the engine's `daemon` module, which
+/// flattens this struct into its own).
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct DaemonConfig {
+pub struct RegistryConfig {
     #[serde(rename = "insecure-registries", default)]
     pub insecure_registries: Vec<String>,
     #[serde(rename = "registry-mirrors", default)]
@@ -45,29 +47,7 @@ pub const WHARF_CERTS_D: &str = "/etc/wharf/certs.d";
 /// docker's, read after wharf's.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 
-impl DaemonConfig {
-    /// Loads `$WHARF_CONFIG` or `/etc/wharf/daemon.json`; a missing file is the defaults.
-    pub fn load() -> Result<DaemonConfig, ClientError> {
-        let path = std::env::var_os("WHARF_CONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/etc/wharf/daemon.json"));
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(ClientError::Io {
-                    op: "reading",
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
-        };
-        serde_json::from_slice(&data).map_err(|e| ClientError::Config {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })
-    }
-
+impl RegistryConfig {
     /// The certs.d directories, in lookup order: `certs-dir` (or `/etc/wharf/certs.d`), then
     /// `/etc/docker/certs.d`.
     pub fn certs_dirs(&self) -> Vec<PathBuf> {

@@ -2,7 +2,7 @@
 //! parallel (each one downloaded, decompressed and unpacked in one pass by
 //! `wharf_store::distribution`), then commit the image with its tag and repo digest.
 
-use super::config::DaemonConfig;
+use super::config::RegistryConfig;
 use super::transport::{read_capped, Body, Endpoint};
 use super::{ClientError, CONFIG_CAP, MANIFEST_CAP};
 use std::sync::Mutex;
@@ -167,16 +167,17 @@ fn layer_supported(mt: &str) -> bool {
     )
 }
 
-/// Pulls `reference` into `store`. `out` receives docker-style progress lines.
+/// Pulls `reference` into `store`, with the registry settings `cfg` (mirrors, insecure
+/// registries, certs.d, idle timeout). `progress` receives docker-style progress.
 pub fn pull(
     store: &Store,
+    cfg: &RegistryConfig,
     reference: &str,
     opts: &PullOptions,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<PullOutcome, ClientError> {
     let out = |line: &str| progress(Progress::Line(line));
     let r = parse_ref(reference)?;
-    let cfg = DaemonConfig::load()?;
     let repo = r.path().to_string();
     let refstr = match (r.digest(), r.tag()) {
         (Some(d), _) => d.to_string(),
@@ -195,7 +196,7 @@ pub fn pull(
     let mut last = None;
     let mut found = None;
     for base in endpoints {
-        let ep = match Endpoint::new(&cfg, r.domain(), base.as_deref()) {
+        let ep = match Endpoint::new(cfg, r.domain(), base.as_deref()) {
             Ok(ep) => ep,
             Err(e) => {
                 last = Some(e);

@@ -6,7 +6,7 @@
 //! differs from the stored one only in those layer descriptors. That manifest is stored as a
 //! blob and its digest becomes the repo digest.
 
-use super::config::DaemonConfig;
+use super::config::RegistryConfig;
 use super::pull::parse_ref;
 use super::transport::{read_capped, Body, Endpoint};
 use super::{ClientError, CONFIG_CAP, MANIFEST_CAP};
@@ -201,6 +201,7 @@ fn compressed_manifest(
 /// Pushes `reference` (an image in `store`, `NAME[:TAG]`). Returns the manifest digest.
 pub fn push(
     store: &Store,
+    cfg: &RegistryConfig,
     reference: &str,
     out: &(dyn Fn(&str) + Sync),
 ) -> Result<Digest, ClientError> {
@@ -211,8 +212,7 @@ pub fn push(
         )));
     }
     let img = store.resolve_image(&r.familiar())?;
-    let cfg = DaemonConfig::load()?;
-    let ep = Endpoint::new(&cfg, r.domain(), None)?;
+    let ep = Endpoint::new(cfg, r.domain(), None)?;
     let repo = r.path();
     let tag = r.tag().unwrap_or("latest");
     let (man_digest, _) = store.image_manifest(&img.id)?;

@@ -18,7 +18,7 @@
 //! Redirects are followed by hand: the Authorization header is dropped when the target is
 //! another host or the scheme goes https→http.
 
-use super::config::{credentials, host_name, DaemonConfig, Stored};
+use super::config::{credentials, host_name, RegistryConfig, Stored};
 use super::{ClientError, ERROR_BODY_CAP, TOKEN_CAP};
 use base64::Engine as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -61,7 +61,7 @@ pub struct Endpoint {
     auth: Mutex<Option<String>>,
     /// The first certs.d directory, for error hints.
     certs_dir: String,
-    /// How long a read may wait for data (`DaemonConfig::idle_timeout`).
+    /// How long a read may wait for data (`RegistryConfig::idle_timeout`).
     pub idle: Duration,
 }
 
@@ -266,7 +266,7 @@ fn host_certs(dirs: &[PathBuf], host: &str) -> Result<HostCerts, ClientError> {
 }
 
 /// The verifying TLS configuration for `host` (`host[:port]`).
-fn tls_config(cfg: &DaemonConfig, host: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+fn tls_config(cfg: &RegistryConfig, host: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     let hc = host_certs(&cfg.certs_dirs(), host)?;
     let sys = system_roots();
     let mut roots = rustls::RootCertStore::empty();
@@ -586,7 +586,7 @@ impl Endpoint {
     /// verification first; plain HTTP is used only when that probe fails at the transport
     /// level (any HTTP status means the registry speaks HTTPS).
     pub fn new(
-        cfg: &DaemonConfig,
+        cfg: &RegistryConfig,
         host: &str,
         base: Option<&str>,
     ) -> Result<Endpoint, ClientError> {
@@ -911,14 +911,24 @@ fn status_error(status: u16, r: ureq::Response, what: &str) -> ClientError {
 
 /// `wharf login`: verifies the credentials against `/v2/` and stores them; returns the
 /// config.json path (see [`login_to`] for where the secret went).
-pub fn login(server: &str, user: &str, pass: &str) -> Result<std::path::PathBuf, ClientError> {
-    login_to(server, user, pass)?;
+pub fn login(
+    cfg: &RegistryConfig,
+    server: &str,
+    user: &str,
+    pass: &str,
+) -> Result<std::path::PathBuf, ClientError> {
+    login_to(cfg, server, user, pass)?;
     super::config::docker_config_path()
 }
 
 /// `wharf login`: verifies the credentials against `/v2/` and stores them with the registry's
 /// credential helper when config.json names one, else in config.json `auths`.
-pub fn login_to(server: &str, user: &str, pass: &str) -> Result<Stored, ClientError> {
+pub fn login_to(
+    cfg: &RegistryConfig,
+    server: &str,
+    user: &str,
+    pass: &str,
+) -> Result<Stored, ClientError> {
     let host = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -930,8 +940,7 @@ pub fn login_to(server: &str, user: &str, pass: &str) -> Result<Stored, ClientEr
     } else {
         host
     };
-    let cfg = DaemonConfig::load()?;
-    let ep = Endpoint::new(&cfg, host, None)?.with_credentials(user, pass);
+    let ep = Endpoint::new(cfg, host, None)?.with_credentials(user, pass);
     // Force an authenticated probe: Basic up front for registries that accept it.
     if let Ok(mut a) = ep.auth.lock() {
         *a = Some(format!("Basic {}", b64(&format!("{user}:{pass}"))));

@@ -1,52 +1,27 @@
-//! `save`, `load`: thin CLI over `Store::save` / `Store::load` (formats and verification live
-//! in `wharf_store::archive`).
+//! `save`, `load`: thin CLI over the engine's `save_images` / `load_images` (formats and
+//! verification live in the store's archive module).
 
 use crate::cli::{Cli, LoadArgs, SaveArgs};
 use anyhow::{bail, Context};
-use std::io::{IsTerminal, Read, Write};
-use wharf_store::archive::{parse_platform, ArchiveFormat, LoadOptions, LoadedImage, SaveOptions};
+use std::io::{IsTerminal, Read};
+use wharf_engine::distribution::{LoadRequest, LoadedImage, SaveOutput, SaveRequest};
 
 pub fn save(cli: &Cli, a: &SaveArgs) -> anyhow::Result<i32> {
-    let opts = SaveOptions {
-        format: a.format.parse::<ArchiveFormat>()?,
-        platform: a.platform.as_deref().map(parse_platform).transpose()?,
+    let req = SaveRequest {
+        images: a.images.clone(),
+        format: a.format.clone(),
+        platform: a.platform.clone(),
     };
     let engine = super::open_engine(cli)?;
-    let store = engine.store();
     match &a.output {
-        Some(path) => {
-            let tmp = path.with_file_name(format!(
-                ".{}.wharf-tmp",
-                path.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ));
-            let f = std::fs::File::create(&tmp)
-                .with_context(|| format!("failed to save image: create {}", tmp.display()))?;
-            let res = store
-                .save(
-                    &a.images,
-                    &opts,
-                    std::io::BufWriter::with_capacity(1 << 20, f),
-                )
-                .map_err(anyhow::Error::from)
-                .and_then(|()| {
-                    std::fs::rename(&tmp, path)
-                        .with_context(|| format!("failed to save image: rename {}", path.display()))
-                });
-            if res.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            res?;
-        }
+        Some(path) => engine.save_images(&req, SaveOutput::File(path.clone()))?,
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            store.save(&a.images, &opts, &mut w)?;
-            w.flush().context("writing to stdout")?;
+            let mut w = stdout.lock();
+            engine.save_images(&req, SaveOutput::Writer(&mut w))?;
         }
     }
     Ok(0)
@@ -76,11 +51,10 @@ impl<R> Drop for Counted<R> {
 }
 
 pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<i32> {
-    let opts = LoadOptions {
-        platform: a.platform.as_deref().map(parse_platform).transpose()?,
-        max_bytes: None,
+    let req = LoadRequest {
+        platform: a.platform.clone(),
     };
-    let input: Box<dyn Read> = match &a.input {
+    let mut input: Box<dyn Read> = match &a.input {
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?;
             let bar = super::bundle::Bar::new();
@@ -105,8 +79,7 @@ pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<i32> {
         }
     };
     let engine = super::open_engine(cli)?;
-    let loaded = engine.store().load(input, &opts)?;
-    engine.policy_loaded("load", &loaded)?;
+    let loaded = engine.load_images(&req, &mut input)?;
     if !a.quiet {
         print_loaded(loaded);
     }

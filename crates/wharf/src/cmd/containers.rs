@@ -6,7 +6,6 @@ use anyhow::anyhow;
 use serde_json::{json, Value};
 use wharf_engine::run::{inspect_json, ContainerInfo};
 use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
-use wharf_engine::Engine;
 use wharf_types::error::HasKind;
 use wharf_types::ErrorKind;
 
@@ -117,33 +116,6 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn image_inspect_json(engine: &Engine, name: &str) -> Result<Value, wharf_store::StoreError> {
-    let img = engine.store().resolve_image(name)?;
-    let layers = engine.lower_dirs(&img.id);
-    Ok(json!({
-        "Id": img.id.to_string(),
-        "RepoTags": img.repo_tags,
-        "RepoDigests": img.repo_digests,
-        "Created": img.created,
-        "Comment": img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
-        "Author": img.config.author.clone().unwrap_or_default(),
-        "Architecture": img.config.architecture,
-        "Os": img.config.os,
-        "Size": img.size,
-        "Config": img.config.config,
-        "RootFS": {
-            "Type": "layers",
-            "Layers": img.config.rootfs.diff_ids,
-        },
-        "GraphDriver": { "Name": "overlay", "Data": { "LowerDir": layers } },
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-        "Descriptor": {
-            "mediaType": wharf_types::oci::MEDIA_OCI_MANIFEST,
-            "digest": img.manifest_digest.to_string(),
-        },
-    }))
-}
-
 /// docker prints JSON with four-space indentation.
 pub fn pretty_json(v: &Value) -> String {
     let mut buf = Vec::new();
@@ -176,7 +148,7 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
                 Err(e) => return Err(e.into()),
             },
-            Some("image") => match image_inspect_json(&engine, name) {
+            Some("image") => match engine.inspect_image(name) {
                 Ok(v) => Some(v),
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
                 Err(e) => return Err(e.into()),
@@ -188,13 +160,11 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
             },
             None => match engine.container(name) {
                 Ok(info) => Some(inspect_json(&engine, &info)),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    match image_inspect_json(&engine, name) {
-                        Ok(v) => Some(v),
-                        Err(e) if e.kind() == ErrorKind::NotFound => None,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                Err(e) if e.kind() == ErrorKind::NotFound => match engine.inspect_image(name) {
+                    Ok(v) => Some(v),
+                    Err(e) if e.kind() == ErrorKind::NotFound => None,
+                    Err(e) => return Err(e.into()),
+                },
                 Err(e) => return Err(e.into()),
             },
         };

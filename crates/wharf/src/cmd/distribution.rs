@@ -1,13 +1,14 @@
-//! `pull`, `push`, `login`, `logout`: thin CLI over `wharf_registry::client` (transfers and
-//! auth) and `wharf_store::distribution` (verification and commit). Prints docker's lines.
+//! `pull`, `push`, `login`, `logout`: thin CLI over the engine's distribution service
+//! (`wharf_engine::distribution`): collects credentials, renders docker's lines.
 
 use crate::cli::{Cli, LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use anyhow::{bail, Context};
 use std::io::IsTerminal;
 use std::io::{BufRead, Write};
 use std::sync::Mutex;
-use wharf_registry::client::{self, config, Progress, PullOptions};
-use wharf_store::archive::parse_platform;
+use wharf_engine::distribution::{
+    CredentialsStored, LoginRequest, LogoutRequest, Progress, PullRequest, PushRequest,
+};
 
 fn printer(quiet: bool) -> impl Fn(&str) + Sync {
     move |line: &str| {
@@ -94,8 +95,9 @@ impl Render {
 }
 
 pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
-    let opts = PullOptions {
-        platform: a.platform.as_deref().map(parse_platform).transpose()?,
+    let req = PullRequest {
+        reference: a.image.clone(),
+        platform: a.platform.clone(),
     };
     let engine = super::open_engine(cli)?;
     let r = Render {
@@ -103,8 +105,7 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
         quiet: a.quiet,
         ids: Mutex::new(Vec::new()),
     };
-    engine.policy_image("pull", &a.image, false)?;
-    let res = client::pull(engine.store(), &a.image, &opts, &|p| r.event(p))?;
+    let res = engine.pull_image(&req, &|p| r.event(p))?;
     println!("{}", res.reference);
     Ok(0)
 }
@@ -112,28 +113,16 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
 pub fn push(cli: &Cli, a: &PushArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     let out = printer(a.quiet);
-    engine.policy_image("push", &a.image, true)?;
-    client::push(engine.store(), &a.image, &out)?;
+    engine.push_image(
+        &PushRequest {
+            reference: a.image.clone(),
+        },
+        &out,
+    )?;
     Ok(0)
 }
 
-fn server_host(s: Option<&str>) -> String {
-    let s = s.unwrap_or("docker.io");
-    let h = s
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or(s);
-    if h == "index.docker.io" || h == "registry-1.docker.io" {
-        "docker.io".to_string()
-    } else {
-        h.to_string()
-    }
-}
-
-pub fn login(_cli: &Cli, a: &LoginArgs) -> anyhow::Result<i32> {
-    let host = server_host(a.server.as_deref());
+pub fn login(cli: &Cli, a: &LoginArgs) -> anyhow::Result<i32> {
     let stdin = std::io::stdin();
     let user = match &a.username {
         Some(u) => u.clone(),
@@ -167,8 +156,14 @@ pub fn login(_cli: &Cli, a: &LoginArgs) -> anyhow::Result<i32> {
     if user.is_empty() || pass.is_empty() {
         bail!("Error: Cannot perform an interactive login from a non TTY device");
     }
+    let engine = super::open_engine(cli)?;
+    let done = engine.login(&LoginRequest {
+        server: a.server.clone(),
+        username: user,
+        password: pass,
+    })?;
     // docker warns only when the secret lands in config.json, not in a credential helper
-    if let config::Stored::File(path) = client::login_to(&host, &user, &pass)? {
+    if let CredentialsStored::File(path) = done.stored {
         eprintln!(
             "WARNING! Your password will be stored unencrypted in {}.",
             path.display()
@@ -178,13 +173,15 @@ pub fn login(_cli: &Cli, a: &LoginArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn logout(_cli: &Cli, a: &LogoutArgs) -> anyhow::Result<i32> {
-    let host = server_host(a.server.as_deref());
-    let key = config::auth_key(&host);
-    if config::remove_credentials(&host)? {
-        println!("Removing login credentials for {key}");
+pub fn logout(cli: &Cli, a: &LogoutArgs) -> anyhow::Result<i32> {
+    let engine = super::open_engine(cli)?;
+    let done = engine.logout(&LogoutRequest {
+        server: a.server.clone(),
+    })?;
+    if done.removed {
+        println!("Removing login credentials for {}", done.key);
     } else {
-        println!("Not logged in to {key}");
+        println!("Not logged in to {}", done.key);
     }
     Ok(0)
 }

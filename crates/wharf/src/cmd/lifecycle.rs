@@ -365,7 +365,8 @@ pub fn system_boot(cli: &Cli) -> anyhow::Result<i32> {
 /// `system check`: one line per feature; exit 1 when something wharf needs is missing.
 pub fn system_check(cli: &Cli) -> anyhow::Result<i32> {
     use wharf_engine::system::Status;
-    let checks = wharf_engine::system::check(&cli.root);
+    let checks =
+        wharf_engine::system::check(&wharf_engine::daemon::resolve_root(cli.root.as_deref())?);
     let mut missing = false;
     for c in &checks {
         let st = match c.status {

@@ -22,7 +22,8 @@ use wharf_engine::{Engine, EngineOptions};
 
 pub fn open_engine(cli: &Cli) -> anyhow::Result<Engine> {
     Ok(Engine::open(EngineOptions {
-        root: cli.root.clone(),
+        // empty: the engine takes daemon.json's data-root or its default
+        root: cli.root.clone().unwrap_or_default(),
         run_root: cli.run_root.clone(),
         debug: cli.debug,
     })?)

@@ -1,11 +1,13 @@
 //! `registry serve`: runs wharf's OCI distribution server in the foreground until SIGINT or
 //! SIGTERM, over its own root (`registry serve --root DIR`) or, with `--engine-store`, over
-//! the engine's store (the global `wharf --root`), read-only. OWNED BY: registry helper.
-//! Holds no registry logic (see wharf-registry).
+//! the engine's store (the global `wharf --root`, else daemon.json's `data-root`), read-only.
+//! Holds no registry logic (the server is wharf-registry's, reached through the engine's
+//! re-export).
 
 use crate::cli::{Cli, RegistryServeArgs};
 use anyhow::Context;
 use nix::sys::signal::{SigSet, Signal};
+use wharf_engine::distribution::{RegistryServer, RegistryServerConfig};
 
 pub fn serve(cli: &Cli, a: &RegistryServeArgs) -> anyhow::Result<i32> {
     // Block the stop signals before any thread exists, so every thread inherits the mask and
@@ -14,21 +16,25 @@ pub fn serve(cli: &Cli, a: &RegistryServeArgs) -> anyhow::Result<i32> {
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.thread_block().context("block SIGINT/SIGTERM")?;
-    let cfg = wharf_registry::Config {
+    let engine_root = if a.engine_store {
+        Some(wharf_engine::daemon::resolve_root(cli.root.as_deref())?)
+    } else {
+        None
+    };
+    let cfg = RegistryServerConfig {
         addr: a.addr.clone(),
         root: a.storage.clone(),
-        engine_root: a.engine_store.then(|| cli.root.clone()),
+        engine_root: engine_root.clone(),
         htpasswd: a.htpasswd.clone(),
         read_only: a.read_only,
         max_manifest_size: a.max_manifest_size,
         threads: 32,
     };
-    let server = wharf_registry::Server::bind(&cfg)?;
+    let server = RegistryServer::bind(&cfg)?;
     let handle = server.shutdown_handle();
-    let source = if a.engine_store {
-        format!("engine store {}", cli.root.display())
-    } else {
-        format!("root {}", a.storage.display())
+    let source = match &engine_root {
+        Some(r) => format!("engine store {}", r.display()),
+        None => format!("root {}", a.storage.display()),
     };
     eprintln!(
         "wharf registry listening on {} ({source}{}{})",

@@ -1,0 +1,275 @@
+//! Moving images in and out: `load`/`save` (archives, `wharf_store::archive`) and
+//! `pull`/`push`/`login`/`logout` (registries, `wharf_registry::client`, given the registry
+//! settings of the daemon.json the engine read once). Every entry point asks the admin policy
+//! first (or, for load, judges the names an archive brought), and pull/load emit docker's
+//! image events. Progress goes to a caller's callback; the types a front end renders are
+//! re-exported here so it need not name wharf-store or wharf-registry.
+//!
+//! Must not: parse argv, print, read the terminal, or read daemon.json again.
+
+use crate::images::ImageError;
+use crate::Engine;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use wharf_registry::client::{self, PullOptions};
+use wharf_store::archive::{parse_platform, ArchiveFormat, LoadOptions, SaveOptions};
+use wharf_types::{Digest, ImageRef};
+
+pub use wharf_registry::client::config::Stored as CredentialsStored;
+pub use wharf_registry::client::{Progress, PullOutcome};
+pub use wharf_registry::{Config as RegistryServerConfig, Server as RegistryServer};
+pub use wharf_store::archive::LoadedImage;
+
+/// `pull NAME[:TAG|@DIGEST]`.
+#[derive(Debug, Clone, Default)]
+pub struct PullRequest {
+    pub reference: String,
+    /// `--platform os/arch[/variant]`.
+    pub platform: Option<String>,
+}
+
+/// `push NAME[:TAG]`.
+#[derive(Debug, Clone, Default)]
+pub struct PushRequest {
+    pub reference: String,
+}
+
+/// `load`: the archive comes as a reader from the front end.
+#[derive(Debug, Clone, Default)]
+pub struct LoadRequest {
+    /// `--platform`: only images for this platform.
+    pub platform: Option<String>,
+}
+
+/// `save IMAGE...`.
+#[derive(Debug, Clone, Default)]
+pub struct SaveRequest {
+    pub images: Vec<String>,
+    /// `docker` (default) or `oci`.
+    pub format: String,
+    pub platform: Option<String>,
+}
+
+/// Where `save` writes.
+pub enum SaveOutput<'a> {
+    /// A file, written under a temporary name and renamed when complete.
+    File(PathBuf),
+    /// A stream (stdout, a response body); flushed at the end.
+    Writer(&'a mut dyn Write),
+}
+
+/// `login [SERVER]` with the credentials the front end collected (`Debug` hides the password).
+#[derive(Clone, Default)]
+pub struct LoginRequest {
+    /// A host, `https://host/...`; `None`: Docker Hub.
+    pub server: Option<String>,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Where `login` put the secret.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    /// The registry host logged in to.
+    pub host: String,
+    pub stored: CredentialsStored,
+}
+
+/// `logout [SERVER]`.
+#[derive(Debug, Clone, Default)]
+pub struct LogoutRequest {
+    pub server: Option<String>,
+}
+
+/// What `logout` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutOutcome {
+    /// docker's credentials key of the registry.
+    pub key: String,
+    /// Credentials were there and are gone.
+    pub removed: bool,
+}
+
+/// The registry host of a `login`/`logout` argument (docker's Hub aliases → `docker.io`).
+pub fn server_host(s: Option<&str>) -> String {
+    let s = s.unwrap_or("docker.io");
+    let h = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(s);
+    if h == "index.docker.io" || h == "registry-1.docker.io" {
+        "docker.io".to_string()
+    } else {
+        h.to_string()
+    }
+}
+
+fn platform(p: Option<&str>) -> Result<Option<wharf_types::oci::Platform>, ImageError> {
+    Ok(p.map(parse_platform).transpose()?)
+}
+
+impl Engine {
+    /// `pull`: the admin policy first, then the registry (mirrors for Docker Hub names, from
+    /// daemon.json); emits docker's `pull` event (Actor.ID and `name` the familiar reference).
+    pub fn pull_image(
+        &self,
+        req: &PullRequest,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<PullOutcome, ImageError> {
+        let opts = PullOptions {
+            platform: platform(req.platform.as_deref())?,
+        };
+        self.policy_image("pull", &req.reference, false)?;
+        let res = client::pull(
+            &self.store,
+            &self.daemon.registry,
+            &req.reference,
+            &opts,
+            progress,
+        )?;
+        let name = ImageRef::parse(&req.reference)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| req.reference.clone());
+        self.emit("image", "pull", &name, &[("name", name.clone())]);
+        Ok(res)
+    }
+
+    /// `push`: the admin policy first; `out` receives docker's lines. Returns the manifest
+    /// digest the registry holds.
+    pub fn push_image(
+        &self,
+        req: &PushRequest,
+        out: &(dyn Fn(&str) + Sync),
+    ) -> Result<Digest, ImageError> {
+        self.policy_image("push", &req.reference, true)?;
+        Ok(client::push(
+            &self.store,
+            &self.daemon.registry,
+            &req.reference,
+            out,
+        )?)
+    }
+
+    /// `login`: checks the credentials against the registry's `/v2/` and stores them
+    /// (credential helper or config.json).
+    pub fn login(&self, req: &LoginRequest) -> Result<LoginOutcome, ImageError> {
+        let host = server_host(req.server.as_deref());
+        let stored = client::login_to(&self.daemon.registry, &host, &req.username, &req.password)?;
+        Ok(LoginOutcome { host, stored })
+    }
+
+    /// `logout`: removes the stored credentials of a registry.
+    pub fn logout(&self, req: &LogoutRequest) -> Result<LogoutOutcome, ImageError> {
+        let host = server_host(req.server.as_deref());
+        let key = client::config::auth_key(&host);
+        let removed = client::config::remove_credentials(&host)?;
+        Ok(LogoutOutcome { key, removed })
+    }
+
+    /// `load`: every digest verified before anything is visible; then the admin policy judges
+    /// the names the archive brought (a refused one is undone). Emits `load` per image (and
+    /// `tag` per name kept).
+    pub fn load_images(
+        &self,
+        req: &LoadRequest,
+        input: &mut dyn Read,
+    ) -> Result<Vec<LoadedImage>, ImageError> {
+        let opts = LoadOptions {
+            platform: platform(req.platform.as_deref())?,
+            max_bytes: None,
+        };
+        let loaded = self.store.load(input, &opts)?;
+        for img in &loaded {
+            let id = img.id.to_string();
+            self.emit("image", "load", &id, &[("name", id.clone())]);
+        }
+        self.policy_loaded("load", &loaded)?;
+        for img in &loaded {
+            for t in &img.tags {
+                self.emit_image_tag(&img.id, t);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// `save`: a docker-archive or OCI layout tar of the named images, streamed.
+    pub fn save_images(&self, req: &SaveRequest, out: SaveOutput<'_>) -> Result<(), ImageError> {
+        let opts = SaveOptions {
+            format: if req.format.is_empty() {
+                ArchiveFormat::Docker
+            } else {
+                req.format.parse::<ArchiveFormat>()?
+            },
+            platform: platform(req.platform.as_deref())?,
+        };
+        match out {
+            SaveOutput::Writer(w) => {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
+                self.store.save(&req.images, &opts, &mut w)?;
+                w.flush().map_err(ImageError::WriteArchive)?;
+                Ok(())
+            }
+            SaveOutput::File(path) => {
+                let tmp = path.with_file_name(format!(
+                    ".{}.wharf-tmp",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                ));
+                let res = (|| {
+                    let f = std::fs::File::create(&tmp)
+                        .map_err(|e| ImageError::io("failed to save image: create", &tmp, e))?;
+                    self.store.save(
+                        &req.images,
+                        &opts,
+                        std::io::BufWriter::with_capacity(1 << 20, f),
+                    )?;
+                    std::fs::rename(&tmp, &path)
+                        .map_err(|e| ImageError::io("failed to save image: rename", &path, e))
+                })();
+                if res.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                res
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_hosts() {
+        assert_eq!(server_host(None), "docker.io");
+        assert_eq!(
+            server_host(Some("https://index.docker.io/v1/")),
+            "docker.io"
+        );
+        assert_eq!(server_host(Some("http://r.local:5000/x")), "r.local:5000");
+    }
+
+    #[test]
+    fn login_request_debug_hides_the_password() {
+        let r = LoginRequest {
+            server: None,
+            username: "alice".into(),
+            password: "s3cret".into(),
+        };
+        let d = format!("{r:?}");
+        assert!(d.contains("alice") && !d.contains("s3cret"), "{d}");
+    }
+}
