@@ -19,7 +19,6 @@ use crate::cli::{
     RegistryCommand, SystemCommand,
 };
 use wharf_engine::{Engine, EngineError, EngineOptions};
-use wharf_types::error::HasKind;
 
 pub fn open_engine(cli: &Cli) -> anyhow::Result<Engine> {
     Ok(Engine::open(EngineOptions {
@@ -149,11 +148,10 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
 }
 
 pub fn exit_code(e: &anyhow::Error) -> i32 {
+    // every other error's kind maps to docker's 125 (`ErrorKind::exit_code`); only a start
+    // failure carries its own (126/127)
     if let Some(ee) = e.downcast_ref::<EngineError>() {
         return ee.exit_code();
-    }
-    if let Some(se) = e.downcast_ref::<wharf_store::StoreError>() {
-        return se.kind().exit_code();
     }
     125
 }
