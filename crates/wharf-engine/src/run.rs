@@ -173,6 +173,17 @@ impl Engine {
             engine: self,
             names: Vec::new(),
         };
+        // no prune takes them before the record that uses them is written
+        let _no_prune = if req
+            .host
+            .mounts
+            .iter()
+            .any(|m| m.kind == MountKind::Volume && m.source.is_empty())
+        {
+            Some(self.lock_volumes(false)?)
+        } else {
+            None
+        };
         for m in &mut req.host.mounts {
             if m.kind == MountKind::Volume && m.source.is_empty() {
                 let v = self.create_anonymous_volume()?;

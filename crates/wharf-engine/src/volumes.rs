@@ -8,6 +8,7 @@
 //! refuses it under its metadata lock); follow a symlink inside a volume when sizing it.
 
 use crate::{Engine, EngineError};
+use nix::fcntl::{Flock, FlockArg};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -146,7 +147,38 @@ fn tree_size(dir: &Path) -> u64 {
     total
 }
 
+/// `<run-root>/volumes.lock`: held shared by a create from making its anonymous volumes until
+/// its record is written, exclusively by `prune`, so a prune never takes a volume whose
+/// container is being created.
+const VOLUMES_LOCK: &str = "volumes.lock";
+
+/// A held [`VOLUMES_LOCK`] (released on drop).
+pub(crate) struct VolumesLock {
+    _lock: Flock<std::fs::File>,
+}
+
 impl Engine {
+    /// Takes [`VOLUMES_LOCK`], waiting for a prune (`exclusive`: for every create in flight).
+    pub(crate) fn lock_volumes(&self, exclusive: bool) -> Result<VolumesLock, EngineError> {
+        let dir = &self.opts.run_root;
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create", dir, e))?;
+        let path = dir.join(VOLUMES_LOCK);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::io("open", &path, e))?;
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
+        let lock =
+            Flock::lock(f, arg).map_err(|(_, e)| EngineError::io("lock", &path, e.into()))?;
+        Ok(VolumesLock { _lock: lock })
+    }
+
     /// A volume `create` / `destroy` event in docker's shape.
     fn emit_volume(&self, action: &str, name: &str) {
         self.emit(
@@ -238,6 +270,7 @@ impl Engine {
             .iter()
             .map(|f| LabelFilter::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
+        let _creates_done = self.lock_volumes(true)?;
         let used: HashSet<String> = self
             .store
             .containers()?

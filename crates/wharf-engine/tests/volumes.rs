@@ -303,3 +303,39 @@ fn prune_removes_unused_anonymous_volumes_unless_all() {
         .collect();
     assert_eq!(destroyed, [left[0].as_str(), "plain", "kept"]);
 }
+
+/// A prune running while containers are created never takes the anonymous volume a create
+/// made for a record it has not written yet.
+#[test]
+fn prune_never_takes_the_volume_of_a_create_in_flight() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Stops the pruner however the creating loop ends (a failed assertion included).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine_with_image(&dir);
+    let done = AtomicBool::new(false);
+    let mut lost = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let e2 = engine(&dir);
+            while !done.load(Ordering::Relaxed) {
+                let _ = e2.prune_volumes(&VolumePruneRequest::default());
+            }
+        });
+        let _stop = Stop(&done);
+        for i in 0..40 {
+            let id = container_with(&e, &format!("c{i}"), &["/a"]).unwrap();
+            let rec = e.container(&id).unwrap().record;
+            let src = rec.host_config.mounts[0].source.clone();
+            if e.volume(&src).is_err() {
+                lost.push(format!("c{i}: {src}"));
+            }
+        }
+    });
+    assert!(lost.is_empty(), "pruned while their create ran: {lost:?}");
+}
