@@ -34,6 +34,16 @@ pub struct VolumeCreateRequest {
     pub labels: BTreeMap<String, String>,
 }
 
+/// `volume ls`.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeListRequest {
+    /// docker's `--filter`: `dangling=true|false` (mounted by no container), `name=PART`
+    /// (name contains it), `driver=NAME`, and the `label`/`label!` filters of
+    /// [`VolumePruneRequest`]; values of `name` and `driver` are alternatives, everything
+    /// else must hold.
+    pub filters: Vec<String>,
+}
+
 /// `volume prune`.
 #[derive(Debug, Clone, Default)]
 pub struct VolumePruneRequest {
@@ -116,6 +126,60 @@ impl LabelFilter {
             (Some(want), found) => found == Some(want),
         };
         has != self.negate
+    }
+}
+
+/// A parsed [`VolumeListRequest`].
+#[derive(Default)]
+struct ListFilter {
+    dangling: Option<bool>,
+    names: Vec<String>,
+    drivers: Vec<String>,
+    labels: Vec<LabelFilter>,
+}
+
+impl ListFilter {
+    fn parse(filters: &[String]) -> Result<ListFilter, EngineError> {
+        let mut out = ListFilter::default();
+        for f in filters {
+            if f.starts_with("label=") || f.starts_with("label!=") {
+                out.labels.push(LabelFilter::parse(f)?);
+                continue;
+            }
+            let Some((k, v)) = f.split_once('=') else {
+                return Err(EngineError::InvalidArgument(format!(
+                    "bad format of filter (expected name=value): {f}"
+                )));
+            };
+            match k {
+                "dangling" => {
+                    out.dangling = Some(match v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(EngineError::InvalidArgument(format!(
+                                "invalid filter 'dangling={v}'"
+                            )))
+                        }
+                    })
+                }
+                "name" => out.names.push(v.to_string()),
+                "driver" => out.drivers.push(v.to_string()),
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid filter '{k}'"
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn matches(&self, v: &Volume, used: &HashSet<String>) -> bool {
+        self.dangling.is_none_or(|d| d != used.contains(&v.name))
+            && (self.names.is_empty() || self.names.iter().any(|n| v.name.contains(n.as_str())))
+            && (self.drivers.is_empty() || self.drivers.iter().any(|d| d == LOCAL_DRIVER))
+            && self.labels.iter().all(|l| l.matches(&v.labels))
     }
 }
 
@@ -232,6 +296,34 @@ impl Engine {
         Ok(self.store.volumes()?)
     }
 
+    /// `volume ls --filter ...`: the volumes that pass every filter, by name.
+    pub fn list_volumes(&self, req: &VolumeListRequest) -> Result<Vec<Volume>, EngineError> {
+        let filter = ListFilter::parse(&req.filters)?;
+        let used = if filter.dangling.is_some() {
+            self.volumes_in_use()?
+        } else {
+            HashSet::new()
+        };
+        Ok(self
+            .store
+            .volumes()?
+            .into_iter()
+            .filter(|v| filter.matches(v, &used))
+            .collect())
+    }
+
+    /// Names of the volumes some container record mounts.
+    fn volumes_in_use(&self) -> Result<HashSet<String>, EngineError> {
+        Ok(self
+            .store
+            .containers()?
+            .into_iter()
+            .flat_map(|c| c.host_config.mounts)
+            .filter(|m| m.kind == MountKind::Volume)
+            .map(|m| m.source)
+            .collect())
+    }
+
     /// One volume (`volume inspect`, `inspect --type volume`).
     pub fn volume(&self, name: &str) -> Result<Volume, EngineError> {
         Ok(self.store.volume(name)?)
@@ -271,14 +363,7 @@ impl Engine {
             .map(|f| LabelFilter::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
         let _creates_done = self.lock_volumes(true)?;
-        let used: HashSet<String> = self
-            .store
-            .containers()?
-            .into_iter()
-            .flat_map(|c| c.host_config.mounts)
-            .filter(|m| m.kind == MountKind::Volume)
-            .map(|m| m.source)
-            .collect();
+        let used = self.volumes_in_use()?;
         let mut report = VolumePruneReport::default();
         for v in self.store.volumes()? {
             if (!req.all && !v.anonymous)
@@ -331,6 +416,43 @@ mod tests {
             LabelFilter::parse("until=1h").err().unwrap().to_string(),
             "invalid filter 'until'"
         );
+    }
+
+    #[test]
+    fn list_filters() {
+        let v = |name: &str, labels: &[(&str, &str)]| Volume {
+            name: name.into(),
+            mountpoint: "/x".into(),
+            created: String::new(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            anonymous: false,
+        };
+        let used = HashSet::from(["busy".to_string()]);
+        let busy = v("busy", &[("a", "1")]);
+        let idle = v("idle-data", &[]);
+        let m = |fs: &[&str], vol: &Volume| {
+            let f: Vec<String> = fs.iter().map(|s| s.to_string()).collect();
+            ListFilter::parse(&f).unwrap().matches(vol, &used)
+        };
+        assert!(m(&[], &busy));
+        assert!(m(&["dangling=true"], &idle) && !m(&["dangling=1"], &busy));
+        assert!(m(&["dangling=false"], &busy) && !m(&["dangling=0"], &idle));
+        assert!(m(&["name=data"], &idle) && !m(&["name=data"], &busy));
+        assert!(m(&["name=nope", "name=bus"], &busy));
+        assert!(m(&["driver=local"], &busy) && !m(&["driver=nfs"], &busy));
+        assert!(m(&["label=a=1", "name=bu"], &busy) && !m(&["label=a", "name=idle"], &busy));
+        for (bad, msg) in [
+            ("dangling=maybe", "invalid filter 'dangling=maybe'"),
+            ("size=1", "invalid filter 'size'"),
+            ("nokey", "bad format of filter (expected name=value): nokey"),
+        ] {
+            let e = ListFilter::parse(&[bad.to_string()]).err().unwrap();
+            assert_eq!(e.to_string(), msg);
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        }
     }
 
     #[test]

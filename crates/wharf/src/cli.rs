@@ -842,6 +842,9 @@ pub struct VolumeLsArgs {
     /// Only display volume names
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
     /// Format output using a Go-style template
     #[arg(long)]
     pub format: Option<String>,

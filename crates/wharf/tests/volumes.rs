@@ -1,4 +1,4 @@
-//! Volumes through the binary: `volume prune` (docker's output, anonymous only unless `-a`,
+//! Volumes through the binary: `volume ls --filter`, `volume prune` (docker's output, anonymous only unless `-a`,
 //! in-use volumes kept, the prompt), and the volume `create`/`destroy` events of named and
 //! anonymous volumes as `wharf events` shows them (`run -v NAME:/x` at start, `run --rm -v
 //! /anon` in the foreground and detached, `rm -v`, `volume rm`, `volume prune`).
@@ -71,6 +71,24 @@ fn prune_like_docker() {
         .filter(|v| v != "named" && !w.ok(&["inspect", "keeper"]).contains(v.as_str()))
         .collect();
     assert_eq!(left.len(), 1);
+    // ls --filter: what no container mounts
+    let mut dangling: Vec<String> = w
+        .ok(&["volume", "ls", "-q", "--filter", "dangling=true"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    dangling.sort();
+    let mut want = vec![left[0].clone(), "named".to_string()];
+    want.sort();
+    assert_eq!(dangling, want);
+    assert_eq!(w.ok(&["volume", "ls", "-q", "-f", "name=nam"]), "named\n");
+    let o = w.run(&["volume", "ls", "-f", "dangling=maybe"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("invalid filter 'dangling=maybe'"),
+        "{}",
+        stderr(&o)
+    );
 
     // no answer to the prompt: nothing removed
     let o = w.run(&["volume", "prune"]);

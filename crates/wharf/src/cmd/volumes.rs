@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use serde_json::Value;
 use wharf_engine::timefmt::human_size;
 use wharf_engine::volumes::{
-    inspect_json, labels_from_list, VolumeCreateRequest, VolumePruneRequest,
+    inspect_json, labels_from_list, VolumeCreateRequest, VolumeListRequest, VolumePruneRequest,
 };
 
 pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
@@ -34,7 +34,9 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
             println!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let vols = engine.volumes()?;
+            let vols = engine.list_volumes(&VolumeListRequest {
+                filters: a.filter.clone(),
+            })?;
             if a.quiet {
                 for v in &vols {
                     println!("{}", v.name);
