@@ -1,6 +1,7 @@
 //! Engine events in docker's `/events` shape (`Type`, `Action`, `Actor{ID, Attributes}`,
-//! `scope`, `time`, `timeNano`): container create/start/die/destroy, image untag/delete (and
-//! import/tag/load/pull from `images`/`distribution`). There
+//! `scope`, `time`, `timeNano`): container create/start/die/destroy/rename, image untag/delete
+//! (and import/tag/load/pull from `images`/`distribution`), volume create/destroy (`volumes`).
+//! There
 //! is no daemon to keep them in memory, so every wharf process appends them to one JSON-lines
 //! log in the volatile run root (`<run-root>/events.log`, rotated at 1 MiB to `.1`), which
 //! the `events` command and the API's `/events` read ([`Engine::events`]).
@@ -138,7 +139,7 @@ impl Engine {
 
 /// What `events` asks for: docker's `--since`/`--until` (RFC 3339, Unix seconds or a duration
 /// ago such as `10m`) and `--filter key=value` (`type`, `event`, `container` (id prefix or
-/// name), `image`); values of one key are alternatives, different keys must all match.
+/// name), `image`, `volume`); values of one key are alternatives, different keys must all match.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub since: Option<String>,
@@ -196,7 +197,7 @@ impl EventQuery {
             let Some((k, v)) = kv.split_once('=') else {
                 return Err(ValidationError::FilterFormat { filter: kv.into() }.into());
             };
-            if !matches!(k, "type" | "event" | "container" | "image") {
+            if !matches!(k, "type" | "event" | "container" | "image" | "volume") {
                 return Err(ValidationError::FilterName { name: k.into() }.into());
             }
             f.by_key
@@ -224,6 +225,7 @@ impl EventFilter {
                     ev.actor.attributes.get("image") == Some(v)
                         || (ev.kind == "image" && ev.actor.id == *v)
                 }
+                "volume" => ev.kind == "volume" && ev.actor.id == *v,
                 _ => false,
             })
         })

@@ -4,7 +4,9 @@
 //! create-time record (`create`), and drives the runtime. It does not parse command lines or
 //! print anything: the CLI formats what it returns.
 
+pub mod bundles;
 mod client;
+pub mod containers;
 pub mod cp;
 pub mod create;
 pub mod daemon;
@@ -30,6 +32,7 @@ pub mod stats;
 pub mod system;
 pub mod timefmt;
 pub mod validate;
+pub mod volumes;
 
 pub use error::EngineError;
 

@@ -144,6 +144,12 @@ pub enum ValidationError {
     FilterFormat { filter: String },
     #[error("invalid filter '{name}'")]
     FilterName { name: String },
+    #[error("invalid filter '{name}={value}'")]
+    FilterValue { name: String, value: String },
+    #[error("volume driver {driver:?} is not supported (only \"local\")")]
+    VolumeDriver { driver: String },
+    #[error("Renaming a container with the same name as its current name")]
+    RenameSameName,
 }
 
 impl HasKind for ValidationError {
@@ -202,7 +208,10 @@ impl HasKind for ValidationError {
             | V::CpDestination { .. }
             | V::EventsTime { .. }
             | V::FilterFormat { .. }
-            | V::FilterName { .. } => ErrorKind::InvalidArgument,
+            | V::FilterName { .. }
+            | V::FilterValue { .. }
+            | V::VolumeDriver { .. }
+            | V::RenameSameName => ErrorKind::InvalidArgument,
         }
     }
 }

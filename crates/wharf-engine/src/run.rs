@@ -162,12 +162,23 @@ impl Engine {
         // anonymous volumes get their names now, so the record says what they are; removed
         // again if the record is not written (a name conflict, say)
         let mut anon = AnonVolumes {
-            store: &self.store,
+            engine: self,
             names: Vec::new(),
+        };
+        // no prune takes them before the record that uses them is written
+        let _no_prune = if req
+            .host
+            .mounts
+            .iter()
+            .any(|m| m.kind == MountKind::Volume && m.source.is_empty())
+        {
+            Some(self.lock_volumes(false)?)
+        } else {
+            None
         };
         for m in &mut req.host.mounts {
             if m.kind == MountKind::Volume && m.source.is_empty() {
-                let v = self.store.create_anonymous_volume()?;
+                let v = self.create_anonymous_volume()?;
                 anon.names.push(v.name.clone());
                 m.source = v.name;
             }
@@ -267,16 +278,10 @@ impl Engine {
                     }
                     (rs::MountKind::Bind, src)
                 }
-                MountKind::Volume => {
-                    let v = match self.store.volume(&m.source) {
-                        Ok(v) => v,
-                        Err(e) if e.kind() == wharf_types::ErrorKind::NotFound => self
-                            .store
-                            .create_volume(Some(&m.source), Default::default())?,
-                        Err(e) => return Err(e.into()),
-                    };
-                    (rs::MountKind::Bind, v.mountpoint)
-                }
+                MountKind::Volume => (
+                    rs::MountKind::Bind,
+                    self.volume_for_mount(&m.source)?.mountpoint,
+                ),
                 MountKind::Tmpfs => (rs::MountKind::Tmpfs, PathBuf::new()),
             };
             mounts.push(rs::Mount {
@@ -595,18 +600,6 @@ impl Engine {
         }
     }
 
-    /// Removes the anonymous volumes `rec` mounts (a volume another container still mounts
-    /// stays: the store refuses).
-    pub(crate) fn remove_anonymous_volumes(&self, rec: &ContainerRecord) {
-        for m in &rec.host_config.mounts {
-            if m.kind == MountKind::Volume
-                && self.store.volume(&m.source).is_ok_and(|v| v.anonymous)
-            {
-                let _ = self.store.remove_volume(&m.source, false);
-            }
-        }
-    }
-
     /// `rm`: refuses a running container unless forced, else kills it and waits until its
     /// process (and monitor) are gone.
     fn stop_for_removal(&self, info: &ContainerInfo, force: bool) -> Result<(), EngineError> {
@@ -647,14 +640,14 @@ impl Engine {
 /// Anonymous volumes made for a create that has not written its record yet: removed on drop
 /// unless `names` was cleared.
 struct AnonVolumes<'a> {
-    store: &'a wharf_store::Store,
+    engine: &'a Engine,
     names: Vec<String>,
 }
 
 impl Drop for AnonVolumes<'_> {
     fn drop(&mut self) {
         for n in &self.names {
-            let _ = self.store.remove_volume(n, true);
+            let _ = self.engine.remove_volume(n, true);
         }
     }
 }

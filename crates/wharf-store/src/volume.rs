@@ -68,14 +68,31 @@ impl Store {
         name: Option<&str>,
         labels: BTreeMap<String, String>,
     ) -> Result<Volume, StoreError> {
-        self.create_volume_as(name, labels, false)
+        self.create_volume_as(name, labels, false).map(|(v, _)| v)
     }
 
     /// Creates an anonymous volume: a random 64-hex name, recorded as anonymous, with docker
     /// 25's `com.docker.volume.anonymous` label (shown only: the record decides).
     pub fn create_anonymous_volume(&self) -> Result<Volume, StoreError> {
-        let labels = BTreeMap::from([("com.docker.volume.anonymous".to_string(), String::new())]);
-        self.create_volume_as(None, labels, true)
+        self.create_volume_as(None, anonymous_labels(), true)
+            .map(|(v, _)| v)
+    }
+
+    /// Like [`Store::create_volume`] (or [`Store::create_anonymous_volume`] when `anonymous`,
+    /// which ignores `name` and `labels`), and says whether this call made the volume (`false`:
+    /// the name was taken and the existing volume is returned), decided under the metadata
+    /// lock so that two creators never both see `true`.
+    pub fn create_volume_reporting(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<(Volume, bool), StoreError> {
+        if anonymous {
+            self.create_volume_as(None, anonymous_labels(), true)
+        } else {
+            self.create_volume_as(name, labels, false)
+        }
     }
 
     fn create_volume_as(
@@ -83,7 +100,7 @@ impl Store {
         name: Option<&str>,
         labels: BTreeMap<String, String>,
         anonymous: bool,
-    ) -> Result<Volume, StoreError> {
+    ) -> Result<(Volume, bool), StoreError> {
         let name = match name {
             Some(n) if valid_volume_name(n) => n.to_string(),
             Some(n) => return Err(StoreError::InvalidVolumeName(n.to_string())),
@@ -91,7 +108,7 @@ impl Store {
         };
         let _meta = Lock::exclusive(&self.meta_lock)?;
         if let Some(v) = self.load_volume(&name)? {
-            return Ok(v);
+            return Ok((v, false));
         }
         let tmp = self.ingest.join(format!("vol-{}", random_suffix()?));
         let res = (|| {
@@ -117,6 +134,7 @@ impl Store {
             return Err(e);
         }
         self.load_volume(&name)?
+            .map(|v| (v, true))
             .ok_or(StoreError::VolumeNotFound(name))
     }
 
@@ -151,10 +169,16 @@ impl Store {
     /// Removes a volume and its data. `Conflict` if a container record mounts it (even with
     /// `force`, like docker); `force` only makes a missing volume not an error.
     pub fn remove_volume(&self, name: &str, force: bool) -> Result<(), StoreError> {
+        self.remove_volume_reporting(name, force).map(|_| ())
+    }
+
+    /// Like [`Store::remove_volume`], and says whether this call removed it (`false`: it was
+    /// missing and `force` was given).
+    pub fn remove_volume_reporting(&self, name: &str, force: bool) -> Result<bool, StoreError> {
         let _meta = Lock::exclusive(&self.meta_lock)?;
         if !valid_volume_name(name) || self.load_volume(name)?.is_none() {
             return if force {
-                Ok(())
+                Ok(false)
             } else {
                 Err(StoreError::VolumeNotFound(name.to_string()))
             };
@@ -179,6 +203,12 @@ impl Store {
         let dir = self.volume_dir(name);
         let doomed = self.ingest.join(format!("del-{}", random_suffix()?));
         std::fs::rename(&dir, &doomed).map_err(StoreError::io("removing volume", &dir))?;
-        remove_tree_if_exists(&doomed)
+        remove_tree_if_exists(&doomed)?;
+        Ok(true)
     }
+}
+
+/// docker 25's label on anonymous volumes.
+fn anonymous_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("com.docker.volume.anonymous".to_string(), String::new())])
 }

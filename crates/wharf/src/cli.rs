@@ -588,6 +588,8 @@ pub enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Display detailed information on one or more volumes
     Inspect(VolumeInspectArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -840,6 +842,9 @@ pub struct VolumeLsArgs {
     /// Only display volume names
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
     /// Format output using a Go-style template
     #[arg(long)]
     pub format: Option<String>,
@@ -852,6 +857,19 @@ pub struct VolumeRmArgs {
     pub force: bool,
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,19 +1,13 @@
-//! `inventory`, `bundle create|verify|apply`, `key generate`: thin CLI over
-//! `wharf_store::bundle` (format and verification live there). This module owns the host
-//! policy read from wharf's config file (`/etc/wharf/daemon.json`, or `$WHARF_CONFIG`):
-//! `"bundle-require-signature": true` and `"bundle-trusted-keys": ["/etc/wharf/keys/x.pub"]`,
-//! and progress rendering on stderr (a bar on a terminal, plain lines otherwise).
+//! `inventory`, `bundle create|verify|apply`, `key generate`: argv → the engine's bundle
+//! service (`wharf_engine::bundles`: the format, every check and the host's signature
+//! settings live behind it) → output, with progress rendered on stderr (a bar on a
+//! terminal, plain lines otherwise).
 
 use crate::cli::{BundleCreateArgs, BundleVerifyArgs, Cli, InventoryArgs, KeyGenerateArgs};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use wharf_store::bundle::{
-    generate_key, parse_size, read_inventory, read_signing_key, read_verifying_key, CreateOptions,
-    VerifyPolicy, VerifyReport,
-};
-
-const DEFAULT_CONFIG: &str = "/etc/wharf/daemon.json";
+use std::path::Path;
+use wharf_engine::bundles::{generate_key, BundleCreateRequest, BundleVerifyRequest, VerifyReport};
 
 /// Renders (phase, done, total) progress on stderr.
 pub(crate) struct Bar {
@@ -95,7 +89,7 @@ fn write_out(path: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
 
 pub fn inventory(cli: &Cli, a: &InventoryArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    let inv = engine.store().inventory()?;
+    let inv = engine.inventory()?;
     let mut data = serde_json::to_vec_pretty(&inv)?;
     data.push(b'\n');
     write_out(a.output.as_deref(), &data)?;
@@ -103,17 +97,16 @@ pub fn inventory(cli: &Cli, a: &InventoryArgs) -> anyhow::Result<i32> {
 }
 
 pub fn create(cli: &Cli, a: &BundleCreateArgs) -> anyhow::Result<i32> {
-    let opts = CreateOptions {
-        have: a.have.as_deref().map(read_inventory).transpose()?,
-        split: a.split.as_deref().map(parse_size).transpose()?,
-        sign: a.sign.as_deref().map(read_signing_key).transpose()?,
-    };
     let engine = super::open_engine(cli)?;
     let mut bar = Bar::new();
-    let rep = engine.store().bundle_create(
-        &a.images,
-        &a.output,
-        &opts,
+    let rep = engine.create_bundle(
+        &BundleCreateRequest {
+            images: a.images.clone(),
+            output: a.output.clone(),
+            have: a.have.clone(),
+            split: a.split.clone(),
+            sign: a.sign.clone(),
+        },
         &mut |p: &str, d: u64, t: u64| bar.update(p, d, t),
     )?;
     bar.finish();
@@ -144,75 +137,15 @@ pub fn create(cli: &Cli, a: &BundleCreateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The host's bundle policy from wharf's config file.
-fn host_policy() -> anyhow::Result<(bool, Vec<PathBuf>)> {
-    let path = std::env::var_os("WHARF_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let data = match std::fs::read(&path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((false, Vec::new())),
-        Err(e) => return Err(e).with_context(|| format!("reading config {}", path.display())),
-    };
-    let v: serde_json::Value = serde_json::from_slice(&data)
-        .with_context(|| format!("invalid config file {}", path.display()))?;
-    let require = match v.get("bundle-require-signature") {
-        None => false,
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(_) => bail!(
-            "invalid config file {}: bundle-require-signature must be true or false",
-            path.display()
-        ),
-    };
-    let keys = match v.get("bundle-trusted-keys") {
-        None => Vec::new(),
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|k| {
-                k.as_str().map(PathBuf::from).with_context(|| {
-                    format!(
-                        "invalid config file {}: bundle-trusted-keys must be a list of paths",
-                        path.display()
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?,
-        Some(_) => bail!(
-            "invalid config file {}: bundle-trusted-keys must be a list of paths",
-            path.display()
-        ),
-    };
-    Ok((require, keys))
-}
-
-fn policy(a: &BundleVerifyArgs) -> anyhow::Result<VerifyPolicy> {
-    let (require, trusted) = host_policy()?;
-    let files: Vec<PathBuf> = match &a.key {
-        Some(k) => vec![k.clone()],
-        None if require => trusted,
-        None => Vec::new(),
-    };
-    let mut keys = Vec::new();
-    for f in files {
-        let k = read_verifying_key(&f)?;
-        keys.push((f, k));
+fn request(a: &BundleVerifyArgs) -> BundleVerifyRequest {
+    BundleVerifyRequest {
+        parts: a.parts.clone(),
+        key: a.key.clone(),
     }
-    Ok(VerifyPolicy {
-        keys,
-        require_signature: require,
-    })
 }
 
-fn do_verify(cli: &Cli, a: &BundleVerifyArgs) -> anyhow::Result<(VerifyReport, Bar)> {
-    let pol = policy(a)?;
-    let engine = super::open_engine(cli)?;
-    let mut bar = Bar::new();
-    let rep = engine
-        .store()
-        .bundle_verify(&a.parts, &pol, &mut |p: &str, d: u64, t: u64| {
-            bar.update(p, d, t)
-        })?;
-    bar.finish();
+/// The line `verify` and `apply` say on stderr about a verified bundle.
+fn say_verified(rep: &VerifyReport) {
     let sig = match (&rep.signed_by, rep.signature_present) {
         (Some(k), _) => format!("signature OK ({})", k.display()),
         (None, true) => "signed, signature not checked (no --key)".to_string(),
@@ -224,11 +157,16 @@ fn do_verify(cli: &Cli, a: &BundleVerifyArgs) -> anyhow::Result<(VerifyReport, B
         rep.parts.len(),
         rep.index.payload.size
     );
-    Ok((rep, bar))
 }
 
 pub fn verify(cli: &Cli, a: &BundleVerifyArgs) -> anyhow::Result<i32> {
-    let (rep, _) = do_verify(cli, a)?;
+    let engine = super::open_engine(cli)?;
+    let mut bar = Bar::new();
+    let rep = engine.verify_bundle(&request(a), &mut |p: &str, d: u64, t: u64| {
+        bar.update(p, d, t)
+    })?;
+    bar.finish();
+    say_verified(&rep);
     for img in &rep.index.images {
         println!("{} {}", img.id, img.tags.join(","));
     }
@@ -236,14 +174,14 @@ pub fn verify(cli: &Cli, a: &BundleVerifyArgs) -> anyhow::Result<i32> {
 }
 
 pub fn apply(cli: &Cli, a: &BundleVerifyArgs) -> anyhow::Result<i32> {
-    let (rep, mut bar) = do_verify(cli, a)?;
     let engine = super::open_engine(cli)?;
-    let loaded = engine
-        .store()
-        .bundle_apply(&rep, &mut |p: &str, d: u64, t: u64| bar.update(p, d, t))?;
+    let mut bar = Bar::new();
+    let applied = engine.apply_bundle(&request(a), &mut |p: &str, d: u64, t: u64| {
+        bar.update(p, d, t)
+    })?;
     bar.finish();
-    engine.policy_loaded("bundle apply", &loaded)?;
-    super::archive::print_loaded(loaded);
+    say_verified(&applied.verified);
+    super::archive::print_loaded(applied.loaded);
     Ok(0)
 }
 

@@ -153,8 +153,8 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
                 Err(e) => return Err(e.into()),
             },
-            Some(_) => match engine.store().volume(name) {
-                Ok(v) => Some(super::volumes::volume_json(&v)),
+            Some(_) => match engine.volume(name) {
+                Ok(v) => Some(wharf_engine::volumes::inspect_json(&v)),
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
                 Err(e) => return Err(e.into()),
             },

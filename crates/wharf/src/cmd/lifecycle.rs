@@ -302,12 +302,7 @@ pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
 
 pub fn rename(cli: &Cli, a: &RenameArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    let info = engine.container(&a.container)?;
-    let new_name = a.new_name.strip_prefix('/').unwrap_or(&a.new_name);
-    if info.record.name == new_name {
-        bail!("Renaming a container with the same name as its current name");
-    }
-    engine.store().rename_container(&info.record.id, new_name)?;
+    engine.rename_container(&a.container, &a.new_name)?;
     Ok(0)
 }
 

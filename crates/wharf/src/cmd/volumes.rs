@@ -1,52 +1,49 @@
-//! `volume create|ls|rm|inspect`.
+//! `volume create|ls|rm|inspect|prune`: argv → the engine's volume service → docker's output.
 
 use crate::cli::{Cli, VolumeCommand};
 use crate::format::{print_table, print_with_template, Template};
-use anyhow::{anyhow, bail};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use wharf_store::Volume;
-
-pub fn volume_json(v: &Volume) -> Value {
-    json!({
-        "CreatedAt": v.created,
-        "Driver": "local",
-        "Labels": v.labels,
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": {},
-        "Scope": "local",
-    })
-}
+use anyhow::anyhow;
+use serde_json::Value;
+use wharf_engine::timefmt::human_size;
+use wharf_engine::volumes::{
+    inspect_json, labels_from_list, VolumeCreateRequest, VolumeListRequest, VolumePruneRequest,
+};
 
 pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
+    if let VolumeCommand::Prune(a) = cmd {
+        if !a.force {
+            eprint!(
+                "WARNING! This will remove {} local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ",
+                if a.all { "all" } else { "anonymous" }
+            );
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            if !matches!(line.trim(), "y" | "Y" | "yes") {
+                return Ok(0);
+            }
+        }
+    }
     let engine = super::open_engine(cli)?;
-    let store = engine.store();
     match cmd {
         VolumeCommand::Create(a) => {
-            if a.driver != "local" {
-                bail!(
-                    "volume driver {:?} is not supported (only \"local\")",
-                    a.driver
-                );
-            }
-            let mut labels = BTreeMap::new();
-            for l in &a.label {
-                let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-                labels.insert(k.to_string(), v.to_string());
-            }
-            let v = store.create_volume(a.name.as_deref(), labels)?;
+            let v = engine.create_volume(&VolumeCreateRequest {
+                name: a.name.clone(),
+                driver: Some(a.driver.clone()),
+                labels: labels_from_list(&a.label),
+            })?;
             println!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let vols = store.volumes()?;
+            let vols = engine.list_volumes(&VolumeListRequest {
+                filters: a.filter.clone(),
+            })?;
             if a.quiet {
                 for v in &vols {
                     println!("{}", v.name);
                 }
             } else if let Some(f) = &a.format {
                 let tpl = Template::parse(f).map_err(|e| anyhow!(e))?;
-                let objs: Vec<Value> = vols.iter().map(volume_json).collect();
+                let objs: Vec<Value> = vols.iter().map(inspect_json).collect();
                 print_with_template(&tpl, &objs, &|f| f.to_ascii_uppercase())
                     .map_err(|e| anyhow!(e))?;
             } else {
@@ -61,7 +58,7 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
             // the first failure's code (its kind's)
             let mut code = 0;
             for n in &a.names {
-                match store.remove_volume(n, a.force) {
+                match engine.remove_volume(n, a.force) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", super::chain_message(&e));
@@ -76,7 +73,7 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
         VolumeCommand::Inspect(a) => {
             let mut out = Vec::new();
             for n in &a.names {
-                out.push(volume_json(&store.volume(n)?));
+                out.push(inspect_json(&engine.volume(n)?));
             }
             match &a.format {
                 Some(f) => {
@@ -87,6 +84,20 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
                 }
                 None => println!("{}", super::containers::pretty_json(&Value::Array(out))),
             }
+        }
+        VolumeCommand::Prune(a) => {
+            let rep = engine.prune_volumes(&VolumePruneRequest {
+                all: a.all,
+                filters: a.filter.clone(),
+            })?;
+            if !rep.deleted.is_empty() {
+                println!("Deleted Volumes:");
+                for n in &rep.deleted {
+                    println!("{n}");
+                }
+                println!();
+            }
+            println!("Total reclaimed space: {}", human_size(rep.reclaimed));
         }
     }
     Ok(0)

@@ -1,0 +1,148 @@
+//! Container services that are neither creation nor the state machine: `rename` (with its
+//! event) and `logs` (the engine finds the container's log and its driver and reads it into
+//! the caller's sink; `-f` ends once the container no longer runs and the log is drained).
+//!
+//! Must not: print (the caller's sink writes), read a log whose driver cannot be read.
+
+use crate::state::Status;
+use crate::{Engine, EngineError};
+use std::time::SystemTime;
+use wharf_types::error::{ErrorKind, HasKind};
+
+pub use wharf_logs::Stream;
+
+/// `logs [-f] [--tail N] [-t] [--since T] [--until T] [--details] CONTAINER`.
+#[derive(Debug, Clone, Default)]
+pub struct LogsRequest {
+    pub container: String,
+    pub follow: bool,
+    /// docker's `--tail`: a number; `all`, anything unparsable or negative means all.
+    pub tail: Option<String>,
+    /// RFC 3339, Unix seconds or a duration ago (`10m`).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub timestamps: bool,
+    pub details: bool,
+}
+
+/// Errors of the logs service.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("invalid value for \"{what}\"")]
+    InvalidTime {
+        what: &'static str,
+        #[source]
+        source: wharf_logs::LogError,
+    },
+    #[error(transparent)]
+    Log(#[from] wharf_logs::LogError),
+}
+
+impl LogsError {
+    /// The caller's sink failed with a closed pipe (`wharf logs x | head`): not an error of
+    /// the logs.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, LogsError::Log(wharf_logs::LogError::Output(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl HasKind for LogsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LogsError::Engine(e) => e.kind(),
+            LogsError::InvalidTime { .. } => ErrorKind::InvalidArgument,
+            LogsError::Log(e) => e.kind(),
+        }
+    }
+}
+
+/// docker's `--tail`: a number, or anything unparsable/negative (`all`) meaning all.
+pub fn parse_tail(s: &str) -> Option<usize> {
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+impl Engine {
+    /// `rename`: docker's checks (same name refused, name grammar, name taken), then the
+    /// record's one rewrite, and a container `rename` event (`oldName` attribute).
+    pub fn rename_container(&self, name_or_id: &str, new_name: &str) -> Result<(), EngineError> {
+        let info = self.container(name_or_id)?;
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if info.record.name == new_name {
+            return Err(crate::refusal::ValidationError::RenameSameName.into());
+        }
+        self.store.rename_container(&info.record.id, new_name)?;
+        let mut rec = info.record;
+        let old = std::mem::replace(&mut rec.name, new_name.to_string());
+        self.emit_container(&rec, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// `logs`: reads the container's log (json-file, rotated files included) into `out`,
+    /// stdout and stderr records apart.
+    pub fn logs(
+        &self,
+        req: &LogsRequest,
+        out: &mut dyn FnMut(Stream, &[u8]) -> std::io::Result<()>,
+    ) -> Result<(), LogsError> {
+        let now = SystemTime::now();
+        let time = |what: &'static str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| wharf_logs::parse_timestamp(s, now))
+                .transpose()
+                .map_err(|source| LogsError::InvalidTime { what, source })
+        };
+        let opts = wharf_logs::ReadOptions {
+            follow: req.follow,
+            tail: req.tail.as_deref().and_then(parse_tail),
+            since: time("since", &req.since)?,
+            until: time("until", &req.until)?,
+            timestamps: req.timestamps,
+            details: req.details,
+        };
+        let info = self.container(&req.container)?;
+        let rec = &info.record;
+        let id = rec.id.to_string();
+        let ctx = wharf_logs::LogContext {
+            container_id: id.clone(),
+            container_name: rec.name.clone(),
+            image_name: rec.config.image.clone(),
+            image_id: rec.image.to_string(),
+            dir: self.store.container_paths(&rec.id).dir,
+        };
+        let mut still_running = || match self.container(&id) {
+            Ok(i) => {
+                matches!(
+                    i.state.status(),
+                    Status::Running | Status::Paused | Status::Restarting
+                ) && i.state.process_alive()
+            }
+            Err(_) => false,
+        };
+        Ok(wharf_logs::read(
+            &rec.host_config.log_config,
+            &ctx,
+            &opts,
+            &mut still_running,
+            out,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_values() {
+        assert_eq!(parse_tail("all"), None);
+        assert_eq!(parse_tail("10"), Some(10));
+        assert_eq!(parse_tail("0"), Some(0));
+        assert_eq!(parse_tail("-1"), None);
+    }
+}
