@@ -36,6 +36,13 @@ pub mod volumes;
 
 pub use error::EngineError;
 
+/// The hidden entry points of the one binary (`wharf __init`, `wharf __exec`): the runtime's,
+/// re-exported so front ends depend on the engine alone.
+pub mod entry {
+    pub use wharf_runtime::exec::exec_main;
+    pub use wharf_runtime::init::init_main;
+}
+
 use std::path::{Path, PathBuf};
 use wharf_store::Store;
 
@@ -94,10 +101,6 @@ impl Engine {
     /// daemon.json as read by [`Engine::open`].
     pub fn daemon_config(&self) -> &daemon::DaemonConfig {
         &self.daemon
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     pub fn options(&self) -> &EngineOptions {

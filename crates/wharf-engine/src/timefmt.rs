@@ -4,6 +4,9 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// Docker's fixed-width nanosecond RFC 3339 (`events`' timestamps).
+pub use wharf_logs::format_rfc3339_nano_fixed;
+
 pub fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)

@@ -34,7 +34,7 @@ fn create_err(flags: CreateFlags, edit: &dyn Fn(&mut CreateRequest)) -> EngineEr
     edit(&mut r);
     let err = e.create_container(r).expect_err("create must fail");
     // nothing was written: no container records
-    assert!(e.store().containers().map(|l| l.is_empty()).unwrap_or(true));
+    assert!(e.containers(true).map(|l| l.is_empty()).unwrap_or(true));
     err
 }
 

@@ -73,13 +73,14 @@ impl Fixture {
             debug: false,
         })
         .expect("open engine");
-        let opts = wharf_store::ImportOptions {
-            reference: Some("busybox:latest".parse().expect("reference")),
-            ..Default::default()
-        };
+        let tar = busybox_tar();
         engine
-            .store()
-            .import(&busybox_tar()[..], &opts)
+            .import_image(wharf_engine::images::ImportRequest {
+                source: wharf_engine::images::ImportSource::Reader(&mut &tar[..]),
+                reference: Some("busybox:latest".into()),
+                changes: vec![],
+                message: None,
+            })
             .expect("import busybox");
         let rec = engine
             .run_detached(CreateRequest {

@@ -13,8 +13,8 @@ use std::ffi::OsString;
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
-        Some("__init") => wharf_runtime::init::init_main(),
-        Some("__exec") => wharf_runtime::exec::exec_main(),
+        Some("__init") => wharf_engine::entry::init_main(),
+        Some("__exec") => wharf_engine::entry::exec_main(),
         Some("__monitor") => wharf_engine::monitor::monitor_main(&args[2..]),
         _ => {}
     }

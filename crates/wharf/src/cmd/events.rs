@@ -18,7 +18,7 @@ fn line(e: &Event) -> String {
         .collect();
     let mut s = format!(
         "{} {} {} {}",
-        wharf_logs::format_rfc3339_nano_fixed(t),
+        wharf_engine::timefmt::format_rfc3339_nano_fixed(t),
         e.kind,
         e.action,
         e.actor.id
