@@ -1,8 +1,8 @@
 //! The bundle service: `inventory`, `bundle create|verify|apply` and `key generate` as typed
 //! requests over `wharf_store::bundle` (which owns the format and every check). The engine
 //! decides what the host owner configured: whether a signature is required and which keys
-//! are trusted (`bundle-require-signature`, `bundle-trusted-keys` in wharf's config file,
-//! `/etc/wharf/daemon.json` or `$WHARF_CONFIG`), reads key, inventory and size arguments,
+//! are trusted (`bundle-require-signature`, `bundle-trusted-keys` in daemon.json, read once
+//! in `Engine::open` like every other key), reads key, inventory and size arguments,
 //! verifies before every apply, and holds applied images to the admin policy.
 //!
 //! Must not: print (progress goes to the caller's callback), apply a bundle it has not
@@ -17,11 +17,6 @@ pub use wharf_store::bundle::{
     BundleError, BundleIndex, CreateReport, Inventory, Progress, VerifyReport,
 };
 
-/// Where wharf's config file is unless `$WHARF_CONFIG` names another.
-pub const DEFAULT_CONFIG: &str = "/etc/wharf/daemon.json";
-/// Cap on the config file read into memory.
-const CONFIG_CAP: u64 = 1 << 20;
-
 /// Errors of the bundle service.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleServiceError {
@@ -29,14 +24,6 @@ pub enum BundleServiceError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("reading config {path}")]
-    ConfigRead {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("invalid config file {path}: {reason}")]
-    Config { path: PathBuf, reason: String },
 }
 
 impl HasKind for BundleServiceError {
@@ -44,8 +31,6 @@ impl HasKind for BundleServiceError {
         match self {
             BundleServiceError::Bundle(e) => e.kind(),
             BundleServiceError::Engine(e) => e.kind(),
-            BundleServiceError::ConfigRead { .. } => ErrorKind::Internal,
-            BundleServiceError::Config { .. } => ErrorKind::FailedPrecondition,
         }
     }
 }
@@ -81,7 +66,7 @@ pub struct BundleApplied {
     pub loaded: Vec<LoadedImage>,
 }
 
-/// The host's bundle settings from wharf's config file.
+/// The host's bundle settings (daemon.json's `bundle-*` keys).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostBundleConfig {
     pub require_signature: bool,
@@ -89,51 +74,6 @@ pub struct HostBundleConfig {
 }
 
 impl HostBundleConfig {
-    /// `$WHARF_CONFIG` or [`DEFAULT_CONFIG`].
-    pub fn default_path() -> PathBuf {
-        std::env::var_os("WHARF_CONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
-    }
-
-    /// Reads the settings (a missing file: none).
-    pub fn load(path: &Path) -> Result<HostBundleConfig, BundleServiceError> {
-        let data = match wharf_sys::fs::read_small_file(None, path, CONFIG_CAP) {
-            Ok(Some(d)) => d,
-            Ok(None) => return Ok(HostBundleConfig::default()),
-            Err(source) => {
-                return Err(BundleServiceError::ConfigRead {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-        };
-        let bad = |reason: &str| BundleServiceError::Config {
-            path: path.to_path_buf(),
-            reason: reason.to_string(),
-        };
-        let v: serde_json::Value =
-            serde_json::from_slice(&data).map_err(|e| bad(&e.to_string()))?;
-        let require_signature = match v.get("bundle-require-signature") {
-            None => false,
-            Some(serde_json::Value::Bool(b)) => *b,
-            Some(_) => return Err(bad("bundle-require-signature must be true or false")),
-        };
-        let list_err = "bundle-trusted-keys must be a list of paths";
-        let trusted_keys = match v.get("bundle-trusted-keys") {
-            None => Vec::new(),
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .map(|k| k.as_str().map(PathBuf::from).ok_or_else(|| bad(list_err)))
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(bad(list_err)),
-        };
-        Ok(HostBundleConfig {
-            require_signature,
-            trusted_keys,
-        })
-    }
-
     /// Whose signatures `verify` accepts for a request.
     fn policy(
         &self,
@@ -191,7 +131,10 @@ impl Engine {
         req: &BundleVerifyRequest,
         progress: Progress<'_>,
     ) -> Result<VerifyReport, BundleServiceError> {
-        let host = HostBundleConfig::load(&HostBundleConfig::default_path())?;
+        let host = HostBundleConfig {
+            require_signature: self.daemon.bundle_require_signature,
+            trusted_keys: self.daemon.bundle_trusted_keys.clone(),
+        };
         let policy = host.policy(req.key.as_deref())?;
         Ok(self.store.bundle_verify(&req.parts, &policy, progress)?)
     }
@@ -216,43 +159,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_config_is_read_bounded_and_checked() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("daemon.json");
-        assert_eq!(
-            HostBundleConfig::load(&p).unwrap(),
-            HostBundleConfig::default()
-        );
-        std::fs::write(
-            &p,
-            r#"{"bundle-require-signature": true, "bundle-trusted-keys": ["/k.pub"], "x": 1}"#,
+    fn bundle_keys_come_from_daemon_json() {
+        use crate::daemon::DaemonConfig;
+        let p = Path::new("/etc/wharf/daemon.json");
+        let c = DaemonConfig::parse(
+            p,
+            br#"{"bundle-require-signature": true, "bundle-trusted-keys": ["/k.pub"], "x": 1}"#,
         )
         .unwrap();
-        let c = HostBundleConfig::load(&p).unwrap();
-        assert!(c.require_signature);
-        assert_eq!(c.trusted_keys, [PathBuf::from("/k.pub")]);
-        for (body, want) in [
-            (
-                r#"{"bundle-require-signature": "yes"}"#,
-                "must be true or false",
-            ),
-            (
-                r#"{"bundle-trusted-keys": "/k.pub"}"#,
-                "must be a list of paths",
-            ),
-            (r#"{"bundle-trusted-keys": [1]}"#, "must be a list of paths"),
-            ("{", "invalid config file"),
+        assert!(c.bundle_require_signature);
+        assert_eq!(c.bundle_trusted_keys, [PathBuf::from("/k.pub")]);
+        assert!(
+            !DaemonConfig::parse(p, b"{}")
+                .unwrap()
+                .bundle_require_signature
+        );
+        for body in [
+            r#"{"bundle-require-signature": "yes"}"#,
+            r#"{"bundle-trusted-keys": "/k.pub"}"#,
+            r#"{"bundle-trusted-keys": [1]}"#,
         ] {
-            std::fs::write(&p, body).unwrap();
-            let e = HostBundleConfig::load(&p).unwrap_err();
-            assert!(e.to_string().contains(want), "{body}: {e}");
-            assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+            let e = DaemonConfig::parse(p, body.as_bytes()).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("invalid config file /etc/wharf/daemon.json"),
+                "{body}: {e}"
+            );
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         }
-        std::fs::write(&p, vec![b' '; CONFIG_CAP as usize + 1]).unwrap();
-        let e = HostBundleConfig::load(&p).unwrap_err();
-        assert!(matches!(e, BundleServiceError::ConfigRead { .. }), "{e:?}");
-        // a directory is refused, not read
-        let e = HostBundleConfig::load(d.path()).unwrap_err();
-        assert!(matches!(e, BundleServiceError::ConfigRead { .. }), "{e:?}");
     }
 }

@@ -42,6 +42,13 @@ pub struct DaemonConfig {
     /// `data-root`: the persistent root when none is given.
     #[serde(rename = "data-root", default)]
     pub data_root: Option<PathBuf>,
+    /// `bundle-require-signature`: `bundle verify|apply` refuse a bundle not signed by one of
+    /// `bundle-trusted-keys`.
+    #[serde(rename = "bundle-require-signature", default)]
+    pub bundle_require_signature: bool,
+    /// `bundle-trusted-keys`: public key files whose signatures `bundle apply` accepts.
+    #[serde(rename = "bundle-trusted-keys", default)]
+    pub bundle_trusted_keys: Vec<PathBuf>,
     /// The file this came from (`None`: defaults, no file).
     #[serde(skip)]
     pub path: Option<PathBuf>,

@@ -136,6 +136,7 @@ fn create_verify_apply_and_the_hosts_signature_settings() {
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
 
     // the host requires signatures by a key it trusts: other.pub only → refused, unchanged
+    // (daemon.json is read once, when the engine opens)
     config(
         &cfg,
         &format!(
@@ -143,6 +144,7 @@ fn create_verify_apply_and_the_hosts_signature_settings() {
             other_public
         ),
     );
+    let tgt = engine_at(&d.join("tgt"));
     let e = tgt
         .apply_bundle(&verify_req(&parts, None), &mut no_progress())
         .unwrap_err();
@@ -163,12 +165,16 @@ fn create_verify_apply_and_the_hosts_signature_settings() {
     );
     assert!(tags(&tgt).is_empty());
     std::fs::rename(&unsigned_sig, &sig).unwrap();
-    // a config the engine cannot read is refused before anything
+    // a config the engine cannot read is refused before anything: the engine does not open
     config(&cfg, r#"{"bundle-require-signature": "yes"}"#);
-    let e = tgt
-        .apply_bundle(&verify_req(&parts, Some(&public)), &mut no_progress())
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    let e = Engine::open(EngineOptions {
+        root: d.join("tgt").join("root"),
+        run_root: d.join("tgt").join("run"),
+        debug: false,
+    })
+    .err()
+    .expect("a malformed daemon.json refuses the engine");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(e.to_string().contains(&cfg.display().to_string()), "{e}");
 
     // trusted: applied, idempotent
@@ -178,6 +184,7 @@ fn create_verify_apply_and_the_hosts_signature_settings() {
             r#"{{"bundle-require-signature": true, "bundle-trusted-keys": [{other_public:?}, {public:?}]}}"#
         ),
     );
+    let tgt = engine_at(&d.join("tgt"));
     let mut phases = Vec::new();
     let applied = tgt
         .apply_bundle(&verify_req(&parts, None), &mut |p: &str, _, _| {
