@@ -35,6 +35,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     #[error("container {id} did not stop: {detail}")]
     StopFailed { id: String, detail: String },
 }
@@ -76,6 +78,7 @@ impl HasKind for EngineError {
             EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::StopFailed { .. } => ErrorKind::Internal,
             EngineError::Policy(e) => e.kind(),
+            EngineError::Trust(e) => e.kind(),
         }
     }
 }
