@@ -473,7 +473,8 @@ mod tests {
         // with the file's name, never read unbounded or blocked on
         let fifo = dir.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let cases: Vec<(PathBuf, Box<dyn Fn(&Path)>)> = vec![
+        type Make<'a> = Box<dyn Fn(&Path) + 'a>;
+        let cases: Vec<(PathBuf, Make)> = vec![
             (
                 dir.join("priv.pub"),
                 Box::new(|p: &Path| {

@@ -141,7 +141,7 @@ fn sign_inspect_revoke_and_the_rule() {
             key: Some(ops.key_id[..10].to_string()),
         })
         .expect("revoke");
-    assert_eq!(removed, [ops.key_id.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&ops.key_id));
     let r = refusals(&e, "app:1");
     assert!(r[0].1.contains("is not trusted"), "{r:?}");
 

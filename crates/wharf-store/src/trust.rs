@@ -243,7 +243,7 @@ impl Store {
         let mut removed = Vec::new();
         for (name, path) in crate::reap::list_dir(&dir)? {
             let stem = name.strip_suffix(".json").unwrap_or(&name);
-            if key_id.map_or(true, |k| k == stem) {
+            if key_id.is_none_or(|k| k == stem) {
                 crate::util::remove_file_if_exists(&path)?;
                 removed.push(name);
             }
