@@ -159,3 +159,59 @@ fn sign_inspect_revoke_and_the_rule() {
         .expect_err("already revoked");
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
+
+/// What `require_signed` adds to a decision: the median of 100 explains with the rule minus
+/// without it (key directory read, signature read, one ed25519 verification). Printed; held
+/// to the policy's 0.5 ms budget in an optimized build (a debug build's ed25519 is ~100x
+/// slower unoptimized, hence the dev-profile override in the workspace Cargo.toml).
+#[test]
+fn signature_check_cost() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let dir = t.path();
+    import(dir, "app:1", "one");
+    let keys = dir.join("trusted");
+    std::fs::create_dir(&keys).expect("mkdir");
+    let k = wharf_engine::trust::generate_key(&KeyGenerateRequest {
+        name: "ops".into(),
+        dir: dir.to_path_buf(),
+    })
+    .expect("generate");
+    std::fs::copy(&k.public, keys.join("ops.pub")).expect("copy");
+    let mut e = engine(dir);
+    e.trust_sign(&SignRequest {
+        image: "app:1".into(),
+        key: k.private.clone(),
+    })
+    .expect("sign");
+    let median = |e: &Engine| {
+        let mut v: Vec<std::time::Duration> = (0..100)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                assert!(refusals(e, "app:1").is_empty());
+                t.elapsed()
+            })
+            .collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[run]\nprivileged = false\n").expect("policy");
+    e.set_policy(Loaded::load(&policy));
+    let without = median(&e);
+    std::fs::write(
+        &policy,
+        format!(
+            "[registries]\nrequire_signed = true\ntrusted_keys = \"{}\"\n",
+            keys.display()
+        ),
+    )
+    .expect("policy");
+    e.set_policy(Loaded::load(&policy));
+    let with = median(&e);
+    let added = with.saturating_sub(without);
+    eprintln!("require_signed adds {added:?} (median {with:?} vs {without:?})");
+    // debug builds optimize the ed25519 crates too (workspace Cargo.toml), with room for a
+    // loaded test machine
+    let budget = if cfg!(debug_assertions) { 5000 } else { 500 };
+    assert!(added.as_micros() < budget, "require_signed adds {added:?}");
+}
