@@ -347,4 +347,37 @@ mod tests {
         let extra = j.replacen('{', "{\"x\":1,", 1);
         assert!(serde_json::from_str::<ImageSignature>(&extra).is_err());
     }
+
+    #[test]
+    fn store_refuses_unknown_manifests_and_reaps_temps() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let m = Digest::of(b"manifest");
+        let s = ImageSignature::sign(&key(1), &m, "x").unwrap();
+        // no image has this manifest
+        assert!(matches!(
+            store.add_signature(&s),
+            Err(StoreError::ImageNotFound(_))
+        ));
+        let mut forged = s.clone();
+        forged.key_id = "../../../etc/x".into();
+        assert!(matches!(
+            store.add_signature(&forged),
+            Err(StoreError::InvalidSignature { .. })
+        ));
+        assert!(store.image_signatures(&m).unwrap().is_empty());
+        // a killed writer's temp is not a signature, and the reaper removes it
+        let dir = store.signatures_dir(&m);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join(".k.json.tmp-1-2-3");
+        std::fs::write(&tmp, "{").unwrap();
+        std::fs::write(store.signatures_root().join("stray"), "").unwrap();
+        assert!(store.image_signatures(&m).unwrap().is_empty());
+        assert!(store.reap_stale_temps().unwrap() >= 1);
+        assert!(!tmp.exists());
+        assert_eq!(
+            store.remove_signatures(&m, None).unwrap(),
+            Vec::<String>::new()
+        );
+    }
 }
