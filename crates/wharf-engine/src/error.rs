@@ -58,6 +58,8 @@ pub enum EngineError {
     Transition(#[from] crate::state::InvalidTransition),
     #[error(transparent)]
     Config(#[from] crate::daemon::ConfigError),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 impl EngineError {
@@ -99,6 +101,7 @@ impl HasKind for EngineError {
             EngineError::Policy(e) => e.kind(),
             EngineError::Transition(_) => ErrorKind::Conflict,
             EngineError::Config(e) => e.kind(),
+            EngineError::Trust(e) => e.kind(),
         }
     }
 }
@@ -152,6 +155,7 @@ pub fn known_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         wharf_types::net::SubnetError,
         crate::images::ImageError,
         crate::daemon::ConfigError,
+        crate::trust::TrustError,
         crate::network::alloc::AllocError,
         crate::network::firewall::FirewallError,
         crate::network::bridge::BridgeError,

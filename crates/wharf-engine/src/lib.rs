@@ -31,6 +31,7 @@ pub mod state;
 pub mod stats;
 pub mod system;
 pub mod timefmt;
+pub mod trust;
 pub mod validate;
 pub mod volumes;
 

@@ -97,6 +97,10 @@ pub struct BundleImage {
     pub tags: Vec<String>,
     /// Bottom layer first.
     pub layers: Vec<BundleLayer>,
+    /// Signatures of `manifest` carried to the target (`trust`): the image's stored ones and,
+    /// for a bundle created with a signing key, one by that key. Stored by `apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<crate::trust::ImageSignature>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -513,6 +517,7 @@ impl Store {
                     config: entry.config.clone(),
                     tags: tag.into_iter().collect(),
                     layers,
+                    signatures: Vec::new(),
                 },
                 manifest_media_type: m
                     .media_type
@@ -539,7 +544,10 @@ impl Store {
             .iter()
             .flat_map(|h| h.blobs.iter().chain(h.layers.iter().map(|l| &l.digest)))
             .collect();
-        let items = self.bundle_items(names, &have)?;
+        let mut items = self.bundle_items(names, &have)?;
+        for it in &mut items {
+            it.image.signatures = self.bundle_signatures(&it.image, opts.sign.as_ref())?;
+        }
         let dir = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -620,6 +628,42 @@ impl Store {
             skipped_layer_bytes: skipped_bytes,
             index,
         })
+    }
+
+    /// The signatures a bundle carries for `img`: its stored ones that check against their
+    /// own key (a broken file is left behind) and, with a signing key, a new one by it
+    /// (replacing a stored one by the same key).
+    fn bundle_signatures(
+        &self,
+        img: &BundleImage,
+        sign: Option<&SigningKey>,
+    ) -> Result<Vec<crate::trust::ImageSignature>, BundleError> {
+        let mut out: Vec<crate::trust::ImageSignature> = self
+            .image_signatures(&img.manifest)?
+            .into_iter()
+            .filter_map(|s| s.signature.ok())
+            .filter(|s| s.check_self(&img.manifest).is_ok())
+            .collect();
+        if let Some(k) = sign {
+            let reference = img
+                .tags
+                .first()
+                .cloned()
+                .unwrap_or_else(|| img.id.to_string());
+            let reference = wharf_types::ImageRef::parse(&reference)
+                .map(|r| r.to_string())
+                .unwrap_or(reference);
+            let sig =
+                crate::trust::ImageSignature::sign(k, &img.manifest, &reference).map_err(|e| {
+                    StoreError::InvalidSignature {
+                        what: format!("signature of {reference}"),
+                        reason: e.to_string(),
+                    }
+                })?;
+            out.retain(|s| s.key_id != sig.key_id);
+            out.push(sig);
+        }
+        Ok(out)
     }
 
     fn write_payload(

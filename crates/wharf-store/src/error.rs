@@ -57,6 +57,8 @@ pub enum StoreError {
         expected: Digest,
         actual: Digest,
     },
+    #[error("invalid {what}: {reason}")]
+    InvalidSignature { what: String, reason: String },
     #[error("{path} is larger than the {limit} bytes allowed")]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("corrupt metadata file {path}")]
@@ -111,9 +113,9 @@ impl HasKind for StoreError {
             | StoreError::NoDType { .. }
             | StoreError::NoSpace { .. } => ErrorKind::FailedPrecondition,
             StoreError::Layer(e) => e.kind(),
-            StoreError::DigestMismatch { .. } | StoreError::TooLarge { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            StoreError::DigestMismatch { .. }
+            | StoreError::TooLarge { .. }
+            | StoreError::InvalidSignature { .. } => ErrorKind::InvalidArgument,
             StoreError::Corrupt { .. } | StoreError::Encode { .. } => ErrorKind::Internal,
             StoreError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,

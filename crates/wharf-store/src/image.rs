@@ -93,7 +93,7 @@ struct Found {
 }
 
 impl Store {
-    fn load_index(&self) -> Result<Index, StoreError> {
+    pub(crate) fn load_index(&self) -> Result<Index, StoreError> {
         Index::load(&self.images_json)
     }
 
@@ -508,6 +508,12 @@ impl Store {
                 }
             }
         }
+        let manifests = idx
+            .images
+            .values()
+            .map(|e| e.manifest.hex().to_string())
+            .collect();
+        self.gc_signatures(&manifests)?;
         let mut report = GcReport::default();
         for (name, path) in list_dir(&self.blobs)? {
             let Ok(d) = Digest::from_hex(&name) else {

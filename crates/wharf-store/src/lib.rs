@@ -9,6 +9,7 @@
 //! meta/images.json           image index: images (by config digest), layers, tags
 //! meta/containers/<id>.json  container create-time records, written once
 //! meta/names/<name>          container name → id (claimed atomically with link(2))
+//! meta/signatures/<manifest hex>/<key id>.json   image signatures (`trust`)
 //! containers/<id>/           upper/, work/, merged/, state.json (+ files the engine adds)
 //! volumes/<name>/            _data/, volume.json
 //! ```
@@ -37,6 +38,7 @@ pub mod layer;
 mod lock;
 pub mod network;
 mod reap;
+pub mod trust;
 mod util;
 mod volume;
 

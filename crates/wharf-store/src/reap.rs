@@ -1,7 +1,8 @@
 //! Temporaries that killed operations leave behind: `snapshots/tmp-*` (half-unpacked layers),
 //! `ingest/load-*/` (archive staging), `ingest/tarsplit-*`, `ingest/layer-*`, `ingest/blob-*`,
-//! `ingest/gz-*`, empty `ingest/pull-*` partials and their `.lock` files; and what killed
-//! container creates and removals left (`Store::sweep_orphan_containers`).
+//! `ingest/gz-*`, empty `ingest/pull-*` partials and their `.lock` files; atomic-writer temps
+//! (`.NAME.tmp-*`) in `meta/` and `meta/signatures/<manifest>/` (written under `lock`); and
+//! what killed container creates and removals left (`Store::sweep_orphan_containers`).
 //!
 //! Every operation that creates such a temporary holds `gc.lock` SHARED for its whole life
 //! (pull, load, bundle apply, import, re-unpack, push compression; see `lock`), and the
@@ -78,10 +79,20 @@ impl Store {
         // atomic-writer temps of `meta/` files (images.json and friends: written under the
         // metadata lock, which we hold) a killed writer left
         if let Some(meta) = self.images_json.parent() {
-            for (name, path) in list_dir(meta)? {
-                if name.starts_with('.') && name.contains(".tmp-") {
-                    remove_file_if_exists(&path)?;
-                    n += 1;
+            // and of image signatures (`meta/signatures/<manifest>/`, also written under it)
+            let mut dirs = vec![meta.to_path_buf()];
+            dirs.extend(
+                list_dir(&meta.join("signatures"))?
+                    .into_iter()
+                    .map(|(_, p)| p)
+                    .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())),
+            );
+            for dir in dirs {
+                for (name, path) in list_dir(&dir)? {
+                    if name.starts_with('.') && name.contains(".tmp-") {
+                        remove_file_if_exists(&path)?;
+                        n += 1;
+                    }
                 }
             }
         }

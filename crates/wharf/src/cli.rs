@@ -116,6 +116,9 @@ pub enum Command {
     /// Manage bundle signing keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Sign images and manage their signatures (the policy's registries.require_signed)
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load images from a tar archive or STDIN (plain, gzip or zstd)
@@ -252,6 +255,63 @@ pub struct KeyGenerateArgs {
     /// Base name of the key files
     #[arg(short = 'o', long, default_value = "key")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Manage signing keys
+    #[command(subcommand)]
+    Key(TrustKeyCommand),
+    /// Sign an image's manifest digest with a private key
+    Sign(TrustSignArgs),
+    /// Return the signatures of images and whether the policy trusts them
+    Inspect(TrustInspectArgs),
+    /// Remove the signatures of an image (all, or one key's)
+    Revoke(TrustRevokeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustKeyCommand {
+    /// Generate an ed25519 key pair: NAME.pem (private) and NAME.pub (public)
+    Generate(TrustKeyGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrustKeyGenerateArgs {
+    /// Directory to write the key files to
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustSignArgs {
+    /// Private key to sign with (`wharf trust key generate`)
+    #[arg(long, required = true)]
+    pub key: PathBuf,
+    /// IMAGE[:TAG], or an image ID
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustInspectArgs {
+    /// Print the information in a human friendly format
+    #[arg(long)]
+    pub pretty: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustRevokeArgs {
+    /// Only the signature by this key: a key file (public or private) or a key ID (at least 8
+    /// hex digits)
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Do not prompt for confirmation (wharf never prompts; accepted for docker's scripts)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    pub image: String,
 }
 
 #[derive(Debug, Args)]

@@ -98,16 +98,42 @@ impl Engine {
             resolve_in(&roots, true, n)
         };
         let mut out = rules::check_container(p, config, host, &resolve);
-        if p.registries.allow.is_some() || p.registries.require_digest {
-            match image {
-                Some(i) => out.extend(self.image_refusals(p, image_arg, i)),
-                None => match self.store.resolve_image(&image_id.to_string()) {
-                    Ok(i) => out.extend(self.image_refusals(p, image_arg, &i)),
-                    Err(e) => out.push((
-                        "registries.allow",
-                        format!("image {image_id} cannot be checked: {e}"),
-                    )),
-                },
+        let r = &p.registries;
+        if r.allow.is_none() && !r.require_digest && !r.require_signed {
+            return out;
+        }
+        let resolved;
+        let image = match image {
+            Some(i) => i,
+            None => match self.store.resolve_image(&image_id.to_string()) {
+                Ok(i) => {
+                    resolved = i;
+                    &resolved
+                }
+                Err(e) => {
+                    let rule = if r.allow.is_some() || r.require_digest {
+                        "registries.allow"
+                    } else {
+                        "registries.require_signed"
+                    };
+                    out.push((rule, format!("image {image_id} cannot be checked: {e}")));
+                    return out;
+                }
+            },
+        };
+        if r.allow.is_some() || r.require_digest {
+            out.extend(self.image_refusals(p, image_arg, image));
+        }
+        if r.require_signed {
+            let shown = if image_arg.is_empty() {
+                image.id.to_string()
+            } else {
+                image_arg.to_string()
+            };
+            if let Some(why) =
+                crate::trust::signature_refusal(&self.store, p, &shown, &image.manifest_digest)
+            {
+                out.push(("registries.require_signed", why));
             }
         }
         out

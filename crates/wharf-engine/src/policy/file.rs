@@ -3,7 +3,7 @@
 //! [`Policy`]. Every error names the file, the line and the key. Pure: the caller reads the
 //! bytes (bounded) and hands them here.
 
-use super::{BindRule, Limits, Policy, PolicyError, PortRange, Registries, RunRules};
+use super::{BindRule, Limits, Policy, PolicyError, PortRange, RunRules};
 use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
@@ -27,6 +27,9 @@ struct RegistriesShape {
     allow: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     require_digest: bool,
+    #[serde(default)]
+    require_signed: bool,
+    trusted_keys: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,12 +164,21 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
             }
             out.push(v.to_ascii_lowercase());
         }
-        p.registries = Registries {
-            allow: Some(out),
-            require_digest: shape.registries.require_digest,
-        };
-    } else {
-        p.registries.require_digest = shape.registries.require_digest;
+        p.registries.allow = Some(out);
+    }
+    p.registries.require_digest = shape.registries.require_digest;
+    p.registries.require_signed = shape.registries.require_signed;
+    if let Some(dir) = shape.registries.trusted_keys {
+        let d = dir.get_ref();
+        if !d.starts_with('/') || d.split('/').any(|c| c == ".." || c == ".") {
+            return Err(invalid(
+                path,
+                text,
+                dir.span().start,
+                format!("trusted_keys must be an absolute, normalized directory, not {d:?}"),
+            ));
+        }
+        p.registries.trusted_keys = Some(d.into());
     }
     let r = shape.run;
     let mut run = RunRules {
@@ -350,6 +362,8 @@ mod tests {
 [registries]
 allow = ["registry.local:5000", "docker.io/library/"]
 require_digest = true
+require_signed = true
+trusted_keys = "/srv/keys"
 [run]
 bind_mounts = ["/srv/data:ro", "/tmp/"]
 privileged = false
@@ -376,7 +390,8 @@ max_size = "1m"
             p.registries.allow.as_deref().unwrap(),
             ["registry.local:5000", "docker.io/library"]
         );
-        assert!(p.registries.require_digest);
+        assert!(p.registries.require_digest && p.registries.require_signed);
+        assert_eq!(p.registries.trusted_keys_dir(), Path::new("/srv/keys"));
         assert_eq!(
             p.run.bind_mounts,
             BindRule::Paths(vec![("/srv/data".into(), true), ("/tmp".into(), false)])
@@ -403,6 +418,11 @@ max_size = "1m"
     fn empty_file_allows_everything() {
         let p = parse(Path::new("/p.toml"), "").unwrap();
         assert!(p.run.privileged && p.registries.allow.is_none());
+        assert!(!p.registries.require_signed);
+        assert_eq!(
+            p.registries.trusted_keys_dir(),
+            Path::new("/etc/wharf/trusted-keys")
+        );
         assert_eq!(p.run.bind_mounts, BindRule::Allow);
     }
 
@@ -429,6 +449,10 @@ max_size = "1m"
         assert_eq!(key, "required");
         let (_, key, _) = err("[registries]\nallow = [\"a b\"]\n");
         assert_eq!(key, "allow");
+        let (line, key, _) = err("[registries]\nrequire_signed = true\ntrusted_keys = \"keys\"\n");
+        assert_eq!((line, key.as_str()), (3, "trusted_keys"));
+        let (_, key, _) = err("[registries]\nrequire_signed = \"yes\"\n");
+        assert_eq!(key, "require_signed");
         // not TOML at all
         let (line, _, _) = err("[run\n");
         assert_eq!(line, 1);

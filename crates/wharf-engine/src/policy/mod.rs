@@ -26,6 +26,9 @@ pub const DEFAULT_PATH: &str = "/etc/wharf/policy.toml";
 /// Where decisions are logged unless the policy's `[audit] path` or `WHARF_AUDIT_LOG` say
 /// otherwise.
 pub const DEFAULT_AUDIT_PATH: &str = "/var/log/wharf/audit.log";
+/// Where the public keys of `registries.require_signed` live unless `trusted_keys` says
+/// otherwise.
+pub const DEFAULT_TRUSTED_KEYS: &str = "/etc/wharf/trusted-keys";
 /// Rotation size unless `[audit] max_size` says otherwise.
 pub const DEFAULT_AUDIT_MAX_SIZE: u64 = 10 << 20;
 /// The file is root's, but a read into memory still has a cap.
@@ -66,6 +69,19 @@ pub struct Registries {
     /// `None` = any.
     pub allow: Option<Vec<String>>,
     pub require_digest: bool,
+    /// Images must carry a signature by a key in [`Registries::trusted_keys_dir`].
+    pub require_signed: bool,
+    /// `trusted_keys`; `None` = [`DEFAULT_TRUSTED_KEYS`].
+    pub trusted_keys: Option<PathBuf>,
+}
+
+impl Registries {
+    /// The directory of trusted public keys, read at every decision that needs it.
+    pub fn trusted_keys_dir(&self) -> &Path {
+        self.trusted_keys
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_TRUSTED_KEYS))
+    }
 }
 
 /// `bind_mounts`.

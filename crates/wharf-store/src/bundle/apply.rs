@@ -1,10 +1,12 @@
 //! `bundle verify` and `bundle apply`. Verify, before anything is imported: finds the index
 //! among (or next to) the given files, checks its signature against the caller's policy,
 //! matches every given file to a part by name (a file that is no part → refused), checks every
-//! part's presence, size and sha256 (naming the missing or corrupt part), and checks that every
+//! part's presence, size and sha256 (naming the missing or corrupt part), that every image
+//! signature it carries is by the key it names over its image's manifest, and that every
 //! layer the bundle does not carry is in this store. Apply streams the parts in index order
 //! (re-hashing each, so a part changed since verify fails the load before its commit) through
-//! the archive loader with "missing layer blobs may come from the store".
+//! the archive loader with "missing layer blobs may come from the store", then stores the
+//! images' signatures.
 //!
 //! Owns: part matching and the verification order. Must not: import before verification, or
 //! build a path from a name inside the index (part names are only compared with given names).
@@ -235,7 +237,27 @@ impl Store {
             });
         }
 
-        // 3. layers the bundle relies on the target for.
+        // 3. the image signatures it carries: each over its image's manifest and by the key
+        // it names (whether that key is trusted is the target's policy, at run time).
+        for img in &index.images {
+            for sig in &img.signatures {
+                if let Err(e) = sig.check_self(&img.manifest) {
+                    return Err(BundleError::Inconsistent {
+                        image: img
+                            .tags
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| img.id.to_string()),
+                        problem: format!(
+                            "carries a signature by key {} that does not count: {e}",
+                            sig.key_id
+                        ),
+                    });
+                }
+            }
+        }
+
+        // 4. layers the bundle relies on the target for.
         for img in &index.images {
             for l in img.layers.iter().filter(|l| !l.carried) {
                 let ok = self
@@ -297,6 +319,12 @@ impl Store {
                     image: img.id.to_string(),
                     problem: "does not contain it".to_string(),
                 });
+            }
+        }
+        // the images arrive signed (checked in verify, again by `add_signature`)
+        for img in &v.index.images {
+            for sig in &img.signatures {
+                self.add_signature(sig)?;
             }
         }
         Ok(loaded)

@@ -8,7 +8,8 @@
 
 use super::BundleError;
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, Verifier};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -40,14 +41,20 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 fn read_pem(path: &Path, label: &str, prefix: &[u8]) -> Result<[u8; 32], BundleError> {
-    let bad = |reason: &str| BundleError::BadKey {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    };
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(KEY_FILE_CAP).read_to_string(&mut text))
         .map_err(BundleError::io("reading key", path))?;
+    parse_pem(path, &text, label, prefix)
+}
+
+/// The 32 key bytes of a PEM block `label` whose DER is `prefix` + key; `path` only names
+/// the file in errors.
+fn parse_pem(path: &Path, text: &str, label: &str, prefix: &[u8]) -> Result<[u8; 32], BundleError> {
+    let bad = |reason: &str| BundleError::BadKey {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let start = text
@@ -81,18 +88,33 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, BundleError> {
     )?))
 }
 
-/// Reads an SPKI PEM ed25519 public key.
-pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey, BundleError> {
-    let k = read_pem(path, "PUBLIC KEY", &SPKI_PREFIX)?;
-    VerifyingKey::from_bytes(&k).map_err(|_| BundleError::BadKey {
+fn verifying_key(path: &Path, k: &[u8; 32]) -> Result<VerifyingKey, BundleError> {
+    VerifyingKey::from_bytes(k).map_err(|_| BundleError::BadKey {
         path: path.to_path_buf(),
         reason: "not a valid ed25519 point".to_string(),
     })
 }
 
+/// Reads an SPKI PEM ed25519 public key.
+pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey, BundleError> {
+    verifying_key(path, &read_pem(path, "PUBLIC KEY", &SPKI_PREFIX)?)
+}
+
+/// Parses the text of an SPKI PEM ed25519 public key (a caller that read the file itself,
+/// bounded); `path` only names the file in errors.
+pub fn parse_verifying_key(path: &Path, text: &str) -> Result<VerifyingKey, BundleError> {
+    verifying_key(path, &parse_pem(path, text, "PUBLIC KEY", &SPKI_PREFIX)?)
+}
+
+/// A key's id: the sha256 (64 hex digits) of its 32 public key bytes. [`fingerprint`] is
+/// its first 16 digits.
+pub fn key_id(k: &VerifyingKey) -> String {
+    wharf_types::Digest::of(k.as_bytes()).hex().to_string()
+}
+
 /// A short fingerprint of a public key (first 16 hex digits of sha256 of its bytes).
 pub fn fingerprint(k: &VerifyingKey) -> String {
-    wharf_types::Digest::of(k.as_bytes()).hex()[..16].to_string()
+    key_id(k)[..16].to_string()
 }
 
 /// Writes `<base>.pem` (private, mode 0600) and `<base>.pub`; refuses to overwrite.

@@ -12,11 +12,12 @@ mod logs;
 mod policy;
 mod registry;
 mod run;
+mod trust;
 mod volumes;
 
 use crate::cli::{
     BundleCommand, Cli, Command, ContainerCommand, ImageCommand, KeyCommand, PolicyCommand,
-    RegistryCommand, SystemCommand,
+    RegistryCommand, SystemCommand, TrustCommand, TrustKeyCommand,
 };
 use wharf_engine::{Engine, EngineOptions};
 
@@ -113,6 +114,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Bundle(BundleCommand::Verify(a)) => bundle::verify(&cli, a),
         Command::Bundle(BundleCommand::Apply(a)) => bundle::apply(&cli, a),
         Command::Key(KeyCommand::Generate(a)) => bundle::key_generate(&cli, a),
+        Command::Trust(TrustCommand::Key(TrustKeyCommand::Generate(a))) => {
+            trust::key_generate(&cli, a)
+        }
+        Command::Trust(TrustCommand::Sign(a)) => trust::sign(&cli, a),
+        Command::Trust(TrustCommand::Inspect(a)) => trust::inspect(&cli, a),
+        Command::Trust(TrustCommand::Revoke(a)) => trust::revoke(&cli, a),
         Command::Load(a) => archive::load(&cli, a),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&cli, a),
         Command::Events(a) => events::events(&cli, a),

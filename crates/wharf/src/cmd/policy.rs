@@ -25,6 +25,11 @@ fn render(p: &Policy) -> String {
             .map_or("any".to_string(), |a| a.join(", ")),
     );
     line("require_digest", p.registries.require_digest.to_string());
+    line("require_signed", p.registries.require_signed.to_string());
+    line(
+        "trusted_keys",
+        p.registries.trusted_keys_dir().display().to_string(),
+    );
     let r = &p.run;
     line("privileged", yes_no(r.privileged).into());
     line("host_network", yes_no(r.host_network).into());
