@@ -49,9 +49,41 @@ pub struct DaemonConfig {
     /// `bundle-trusted-keys`: public key files whose signatures `bundle apply` accepts.
     #[serde(rename = "bundle-trusted-keys", default)]
     pub bundle_trusted_keys: Vec<PathBuf>,
+    /// `bip`: the default bridge's gateway address and prefix (`172.17.0.1/16`).
+    #[serde(default)]
+    pub bip: Option<String>,
+    /// `default-address-pools`: where networks without `--subnet` take theirs
+    /// (`[{"base": "10.10.0.0/16", "size": 24}]`); docker's pools when absent.
+    #[serde(rename = "default-address-pools", default)]
+    pub default_address_pools: Vec<AddressPool>,
+    /// `published-port-range` (wharf's): host ports `-P` and `-p CONTAINERPORT` take theirs
+    /// from, `"49153-65535"` when absent (docker hard-codes its range).
+    #[serde(rename = "published-port-range", default)]
+    pub published_port_range: Option<String>,
+    /// `mtu`: of the bridges' veths (the kernel's default when absent).
+    #[serde(default)]
+    pub mtu: Option<u32>,
     /// The file this came from (`None`: defaults, no file).
     #[serde(skip)]
     pub path: Option<PathBuf>,
+}
+
+/// daemon.json's network keys, checked (`DaemonConfig::network_settings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// `bip`: the default bridge's gateway and subnet.
+    pub bip: Option<(std::net::IpAddr, wharf_types::net::Subnet)>,
+    pub pools: Vec<wharf_types::net::Pool>,
+    /// Inclusive.
+    pub port_range: (u16, u16),
+    pub mtu: Option<u32>,
+}
+
+/// One of `default-address-pools`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
 }
 
 /// What is wrong with a daemon.json: every refusal names the file, facts as fields.
@@ -92,6 +124,13 @@ pub enum ConfigError {
     },
     #[error("invalid config file {}: data-root {} is not an absolute path", .path.display(), .root.display())]
     DataRootRelative { path: PathBuf, root: PathBuf },
+    #[error("invalid config file {}: {key}: {value:?} {problem}", .path.display())]
+    Network {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        problem: &'static str,
+    },
 }
 
 impl wharf_types::error::HasKind for ConfigError {
@@ -179,7 +218,90 @@ impl DaemonConfig {
                 .into());
             }
         }
+        cfg.network_settings()
+            .map_err(|(key, value, problem)| ConfigError::Network {
+                path: p(),
+                key,
+                value,
+                problem,
+            })?;
         Ok(cfg)
+    }
+
+    /// The network keys, checked: (`bip` as gateway + subnet, the address pools, the
+    /// published-port range, the MTU). Errors are (key, value, problem).
+    #[allow(clippy::type_complexity)]
+    pub fn network_settings(
+        &self,
+    ) -> Result<NetworkSettings, (&'static str, String, &'static str)> {
+        use wharf_types::net::{default_pools, Pool, Subnet};
+        let bip = match &self.bip {
+            None => None,
+            Some(b) => {
+                let (ip, prefix) = b
+                    .split_once('/')
+                    .and_then(|(i, p)| {
+                        Some((i.parse::<std::net::IpAddr>().ok()?, p.parse::<u8>().ok()?))
+                    })
+                    .ok_or(("bip", b.clone(), "is not ADDRESS/PREFIX"))?;
+                let subnet = Subnet::containing(ip, prefix)
+                    .filter(|s| {
+                        s.is_ipv4()
+                            && s.prefix() <= 30
+                            && s.addr() != ip
+                            && s.broadcast() != Some(ip)
+                    })
+                    .ok_or((
+                        "bip",
+                        b.clone(),
+                        "is not a usable IPv4 gateway address with a prefix of at most 30",
+                    ))?;
+                Some((ip, subnet))
+            }
+        };
+        let mut pools = Vec::new();
+        for p in &self.default_address_pools {
+            let base: Subnet = p
+                .base
+                .parse()
+                .map_err(|_| ("default-address-pools", p.base.clone(), "is not a subnet"))?;
+            if p.size < base.prefix() || p.size > 30 || !base.is_ipv4() {
+                return Err((
+                    "default-address-pools",
+                    format!("{}/{}", p.base, p.size),
+                    "size must be between the base's prefix and 30",
+                ));
+            }
+            pools.push(Pool { base, size: p.size });
+        }
+        if pools.is_empty() {
+            pools = default_pools();
+        }
+        let ports = match &self.published_port_range {
+            None => (49153, 65535),
+            Some(r) => r
+                .split_once('-')
+                .and_then(|(a, b)| {
+                    Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+                })
+                .filter(|(a, b)| *a >= 1 && a <= b)
+                .ok_or((
+                    "published-port-range",
+                    r.clone(),
+                    "is not LOW-HIGH within 1-65535",
+                ))?,
+        };
+        if let Some(m) = self.mtu {
+            if !(68..=65535).contains(&m) {
+                return Err(("mtu", m.to_string(), "must be between 68 and 65535"));
+            }
+        }
+        Ok(NetworkSettings {
+            bip,
+            pools,
+            port_range: ports,
+            mtu: self.mtu,
+        })
     }
 
     /// The driver of a container that names none: `log-driver`, else json-file.

@@ -60,6 +60,14 @@ pub enum EngineError {
     Config(#[from] crate::daemon::ConfigError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    #[error(transparent)]
+    Network(#[from] wharf_store::network::NetworkError),
+    #[error(transparent)]
+    Alloc(#[from] crate::network::alloc::AllocError),
+    #[error(transparent)]
+    Bridge(#[from] crate::network::bridge::BridgeError),
+    #[error(transparent)]
+    Firewall(#[from] crate::network::firewall::FirewallError),
 }
 
 impl EngineError {
@@ -102,6 +110,10 @@ impl HasKind for EngineError {
             EngineError::Transition(_) => ErrorKind::Conflict,
             EngineError::Config(e) => e.kind(),
             EngineError::Trust(e) => e.kind(),
+            EngineError::Network(e) => e.kind(),
+            EngineError::Alloc(e) => e.kind(),
+            EngineError::Bridge(e) => e.kind(),
+            EngineError::Firewall(e) => e.kind(),
         }
     }
 }
