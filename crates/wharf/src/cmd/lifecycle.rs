@@ -17,10 +17,10 @@ use wharf_engine::{Engine, EngineError};
 use wharf_types::error::OBJECT_COMMAND_FAILED;
 
 /// Runs `f` for every container, printing docker-style errors; the names that failed.
-fn each<'a>(
-    names: &'a [String],
+fn each(
+    names: &[String],
     mut f: impl FnMut(&str) -> Result<Option<String>, EngineError>,
-) -> Vec<&'a str> {
+) -> Vec<&str> {
     let mut failed = Vec::new();
     for n in names {
         match f(n) {
