@@ -423,22 +423,22 @@ impl Monitor {
         let opts = StartOptions {
             seccomp_cache_dir: self.engine.seccomp_cache_dir(),
         };
-        let mut running = match wharf_runtime::start::start_monitored(&spec, &opts) {
-            Ok(r) => r,
+        let created = match wharf_runtime::start::create_monitored(&spec, &opts) {
+            Ok(c) => c,
             Err(e) => {
                 let _ = self.engine.release_runtime(&self.rec.id);
                 return Ended::StartFailed(e.kind(), e.to_string());
             }
         };
         drop(spec);
-        let io = running.take_io();
-        if let Err(e) = self.state.set_running(running.pid(), now_rfc3339()) {
+        // pid 1 waits for the go: the state names it before the command can run
+        let before = self.state.clone();
+        if let Err(e) = self.state.set_running(created.pid(), now_rfc3339()) {
             // checked above: only a concurrent writer gets here
-            drop(running); // kills and reaps pid 1
+            drop(created); // kills and reaps pid 1
             let _ = self.engine.release_runtime(&self.rec.id);
             return Ended::StartFailed(wharf_types::error::ErrorKind::Conflict, e.to_string());
         }
-        self.engine.emit_container(&self.rec, "start", &[]);
         let info = crate::run::ContainerInfo {
             record: self.rec.clone(),
             state: self.state.clone(),
@@ -447,8 +447,20 @@ impl Monitor {
         self.state.health = prober.as_ref().map(|_| crate::state::Health::starting());
         if !self.save() {
             // removed while starting
+            drop(created); // kills and reaps pid 1
             return Ended::Exited(ExitStatus::Signaled(9), false);
         }
+        let mut running = match created.start() {
+            Ok(r) => r,
+            Err(e) => {
+                // not running after all: the caller records the failure on the state before
+                self.state = before;
+                let _ = self.engine.release_runtime(&self.rec.id);
+                return Ended::StartFailed(e.kind(), e.to_string());
+            }
+        };
+        let io = running.take_io();
+        self.engine.emit_container(&self.rec, "start", &[]);
         if !self.reported {
             self.reported = true;
             report("ok\n");

@@ -405,6 +405,15 @@ impl Engine {
             }
             .into());
         }
+        // the failed start is recorded on the state as it was before (not running), and
+        // leaves nothing behind but the record (with `--rm` not even that); the start error
+        // is what the caller must see, a teardown error after it is best effort
+        let fail = |mut before: ContainerState, e: EngineError| {
+            before.error = e.to_string();
+            let _ = self.store.write_container_state(&rec.id, &before);
+            let _ = self.release(rec, Then::after_exit(rec));
+            Err(e)
+        };
         let result = state
             .check_start()
             .map_err(EngineError::from)
@@ -414,28 +423,27 @@ impl Engine {
                 let opts = wharf_runtime::start::StartOptions {
                     seccomp_cache_dir: self.seccomp_cache_dir(),
                 };
-                wharf_runtime::start::start(&spec, &opts).map_err(EngineError::Start)
+                wharf_runtime::start::create(&spec, &opts).map_err(EngineError::Start)
             });
-        let running = match result {
-            Ok(r) => r,
-            Err(e) => {
-                state.error = e.to_string();
-                let _ = self.store.write_container_state(&rec.id, &state);
-                // a failed start leaves nothing behind but the record (with `--rm` not even
-                // that); the start error is what the caller must see, a teardown error after
-                // it is best effort
-                let _ = self.release(rec, Then::after_exit(rec));
-                return Err(e);
-            }
+        let created = match result {
+            Ok(c) => c,
+            Err(e) => return fail(state, e),
         };
+        // pid 1 waits for the go: the state names it before the command can run (and so
+        // before anything the command does can be seen)
+        let before = state.clone();
         // checked before the start; an error here drops (kills) the container
-        state.set_running(running.pid(), now_rfc3339())?;
+        state.set_running(created.pid(), now_rfc3339())?;
         state.monitor_pid = 0;
         state.monitor_start_time = 0;
         state.restart_count = 0;
         state.manually_stopped = false;
         // the state write is best effort: a concurrent `rm -f` may have removed the container
         let _ = self.store.write_container_state(&rec.id, &state);
+        let running = match created.start() {
+            Ok(r) => r,
+            Err(e) => return fail(before, EngineError::Start(e)),
+        };
         self.emit_container(rec, "start", &[]);
         // waits, then removes the cgroup (after reading its OOM flag)
         let finished = running.wait_foreground_full()?;

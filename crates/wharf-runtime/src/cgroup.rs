@@ -47,9 +47,7 @@ pub enum CgroupError {
 impl HasKind for CgroupError {
     fn kind(&self) -> ErrorKind {
         match self {
-            CgroupError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                ErrorKind::NotFound
-            }
+            CgroupError::Io { source, .. } if vanished(source) => ErrorKind::NotFound,
             CgroupError::Io { .. } => ErrorKind::Internal,
             CgroupError::MissingController { .. } => ErrorKind::FailedPrecondition,
             CgroupError::InvalidPath { .. } | CgroupError::InvalidLimit { .. } => {
@@ -455,14 +453,16 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Processes in the cgroup (union over the hierarchies; missing dirs count as empty).
+    /// Processes in the cgroup (union over the hierarchies; a directory that is missing or
+    /// removed while being read counts as empty).
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let mut set = BTreeSet::new();
         for d in &self.dirs {
             let p = d.path.join("cgroup.procs");
             match std::fs::read_to_string(&p) {
                 Ok(s) => set.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // removed meanwhile (another release, the monitor's or `rm`'s): no processes
+                Err(e) if vanished(&e) => {}
                 Err(e) => return Err(io_err("read", &p)(e)),
             }
         }
@@ -613,6 +613,13 @@ fn oom_verdict(text: &str, v2: bool, sigkilled: bool, failcnt: impl FnOnce() -> 
         None if v2 => false,
         None => field("under_oom ") == Some(1) || (sigkilled && failcnt() > 0),
     }
+}
+
+/// Whether `e` says the cgroup is gone: its directory (ENOENT), or the directory of a file
+/// opened before a concurrent rmdir (kernfs then answers ENODEV).
+fn vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || e.raw_os_error() == Some(nix::errno::Errno::ENODEV as i32)
 }
 
 fn libc_ebusy() -> i32 {
@@ -979,6 +986,45 @@ mod tests {
             assert!(!d.path.exists(), "{} left behind", d.path.display());
         }
         reopened.remove().expect("second remove is fine");
+        remove_parent(&path);
+    }
+
+    /// Two removers at once (a monitor releasing after pid 1 exited while `rm -f` releases
+    /// too), and a reader (`top`) during removal: a cgroup that vanishes while being read is
+    /// empty, not an error (its `cgroup.procs` then reads ENODEV; was: `rm -f` failing).
+    #[test]
+    fn concurrent_removal_and_reads_are_not_errors() {
+        use std::error::Error as _;
+        /// Removes the test's cgroups also when an assertion fails.
+        struct Gone(String);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = Cgroup::open(&self.0).remove();
+                if let Some((parent, _)) = self.0.split_once('/') {
+                    let _ = Cgroup::open(parent).remove();
+                }
+            }
+        }
+        let path = rand_path();
+        let _gone = Gone(path.clone());
+        for round in 0..300 {
+            let cg =
+                Cgroup::create(&spec(&path, Some(32 << 20), None, None), false).expect("create");
+            let other = {
+                let path = path.clone();
+                std::thread::spawn(move || Cgroup::open(&path).remove())
+            };
+            for _ in 0..20 {
+                if let Err(e) = cg.pids() {
+                    panic!("round {round}: pids during removal: {e}: {:?}", e.source());
+                }
+            }
+            let mine = cg.remove();
+            let theirs = other.join().expect("join");
+            if let Err(e) = mine.and(theirs) {
+                panic!("round {round}: remove: {e}: {:?}", e.source());
+            }
+        }
         remove_parent(&path);
     }
 

@@ -10,9 +10,11 @@
 //!   BPF`, the "go" signal. The child entered its cgroups without a migration by pid
 //!   (which waits for an RCU grace period, 5-35 ms): born in the v2 one (CLONE_INTO_CGROUP)
 //!   and joining each v1 hierarchy itself before exec; where the kernel cannot, the parent
-//!   moves it while init builds the rootfs. Then one more byte, `ATTACHED`. Init reads it
-//!   before it drops privileges and execs: no container code runs outside the limits. EOF
-//!   instead (the attach failed, or the parent died) makes init exit quietly.
+//!   moves it while init builds the rootfs. Then one more byte, `ATTACHED`, the go, sent by
+//!   [`Created::start`] once the caller recorded the pid ([`create`] returns before it). Init
+//!   reads it before it drops privileges and execs: no container code runs outside the limits
+//!   or before its pid is recorded. EOF instead (the attach failed, the caller dropped the
+//!   `Created`, or the parent died) makes init exit quietly.
 //! - fd 4 (`ERR_FD`, close-on-exec in init): init → parent. EOF without bytes means the user
 //!   command was exec'd; otherwise a JSON `{code, message}` describing why the start failed.
 //! - fd 5 (`TTY_FD`, only with a terminal): unix socket; init sends the pty master with
@@ -198,9 +200,9 @@ pub(crate) fn decode(buf: &[u8]) -> Option<(ContainerSpec, Option<Vec<u8>>)> {
 
 /// Start a container: returns once its command has been exec'd (or fails with init's report).
 /// Its pid 1 dies (SIGKILL) when the calling *thread* exits: call it from a thread that
-/// outlives the container (the CLI's main thread).
+/// outlives the container (the CLI's main thread). `create(..)?.start()`.
 pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
-    start_impl(spec, opts, false)
+    create(spec, opts)?.start()
 }
 
 /// Start a container for a monitor: its stdout/stderr are pipes (or the pty master with a
@@ -208,7 +210,85 @@ pub fn start(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, Start
 /// binary copy is private and released when this returns. Like [`start`], the container's
 /// pid 1 keeps PR_SET_PDEATHSIG(SIGKILL): it dies with the thread that started it.
 pub fn start_monitored(spec: &ContainerSpec, opts: &StartOptions) -> Result<Running, StartError> {
-    start_impl(spec, opts, true)
+    create_monitored(spec, opts)?.start()
+}
+
+/// The first half of [`start`] (OCI's `create`): returns once the container's pid 1 exists
+/// in its namespaces and cgroups and waits for the go; nothing of the container's has run.
+/// The caller records the pid ([`Created::pid`]) and then calls [`Created::start`], so no
+/// one can see the container's command run before its pid is known. Same thread rule as
+/// [`start`].
+pub fn create(spec: &ContainerSpec, opts: &StartOptions) -> Result<Created, StartError> {
+    create_impl(spec, opts, false)
+}
+
+/// [`create`] for a monitor: see [`start_monitored`].
+pub fn create_monitored(spec: &ContainerSpec, opts: &StartOptions) -> Result<Created, StartError> {
+    create_impl(spec, opts, true)
+}
+
+/// A container whose pid 1 waits in its cgroup for the go (see [`create`]). Dropping it
+/// instead of starting it kills and reaps pid 1 and removes its cgroup.
+#[derive(Debug)]
+pub struct Created {
+    running: Running,
+    /// The spec pipe: `ATTACHED` on it is the go; EOF makes init leave quietly.
+    go: std::fs::File,
+    /// Whether the payload reached init (an error is reported once init said why, if it did).
+    sent: std::io::Result<()>,
+    parent_sock: Option<OwnedFd>,
+    err_r: OwnedFd,
+    monitored: bool,
+}
+
+impl Created {
+    /// Host pid of the container's pid 1.
+    pub fn pid(&self) -> i32 {
+        self.running.pid
+    }
+
+    /// Let the container run its command: returns once it was exec'd, or init's report of
+    /// why it could not be.
+    pub fn start(self) -> Result<Running, StartError> {
+        let Created {
+            mut running,
+            mut go,
+            mut sent,
+            parent_sock,
+            err_r,
+            monitored,
+        } = self;
+        let id = running.id.clone();
+        let io = |op: &'static str| {
+            let id = id.clone();
+            move |source: std::io::Error| StartError::Io { id, op, source }
+        };
+        if sent.is_ok() {
+            sent = go.write_all(&[ATTACHED]);
+        }
+        drop(go);
+        if let (Some(sock), Ok(())) = (&parent_sock, &sent) {
+            let size = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()).ok();
+            if let Some(master) =
+                receive_terminal(sock.as_fd(), size).map_err(io("receive terminal"))?
+            {
+                if monitored {
+                    running.io.master = Some(master);
+                } else {
+                    running.master = Some(master);
+                }
+            }
+        }
+        read_report(err_r).map_err(|e| match e {
+            ReportError::Io(e) => io("read init status")(e),
+            ReportError::Exec(e) => e,
+        })?;
+        if let Err(e) = sent {
+            // Init died before reading its spec (and said nothing).
+            return Err(io("send spec to init")(e));
+        }
+        Ok(running)
+    }
 }
 
 /// For a monitor after its container started: return startup-only memory (free heap, the
@@ -218,11 +298,11 @@ pub fn release_startup_memory() {
     process::release_startup_memory();
 }
 
-fn start_impl(
+fn create_impl(
     spec: &ContainerSpec,
     opts: &StartOptions,
     monitored: bool,
-) -> Result<Running, StartError> {
+) -> Result<Created, StartError> {
     let exe = crate::exe::container_exe(!monitored)?;
     let bpf = crate::seccomp::prepare(
         &spec.security.seccomp,
@@ -323,7 +403,7 @@ fn start_impl(
     // what it could not join (old kernels) its pid joins now, while init builds the rootfs;
     // init waits for ATTACHED before it runs anything of the container's.
     let mut w = std::fs::File::from(spec_w);
-    let mut sent = w.write_all(&payload);
+    let sent = w.write_all(&payload);
     // Bridge: the veth's container end is born in init's namespace while init builds the
     // rootfs; init configures it after ATTACHED.
     if let Network::Bridge(net) = &spec.network {
@@ -341,32 +421,15 @@ fn start_impl(
             return Err(e.into());
         }
     }
-    if sent.is_ok() {
-        sent = w.write_all(&[ATTACHED]);
-    }
-    drop(w);
-
-    if let (Some(sock), Ok(())) = (&parent_sock, &sent) {
-        let size = wharf_sys::tty::get_winsize(std::io::stdin().as_fd()).ok();
-        if let Some(master) =
-            receive_terminal(sock.as_fd(), size).map_err(io("receive terminal"))?
-        {
-            if monitored {
-                running.io.master = Some(master);
-            } else {
-                running.master = Some(master);
-            }
-        }
-    }
-    read_report(err_r).map_err(|e| match e {
-        ReportError::Io(e) => io("read init status")(e),
-        ReportError::Exec(e) => e,
-    })?;
-    if let Err(e) = sent {
-        // Init died before reading its spec (and said nothing).
-        return Err(io("send spec to init")(e));
-    }
-    Ok(running)
+    // the go (`ATTACHED`) is sent by `Created::start`
+    Ok(Created {
+        running,
+        go: w,
+        sent,
+        parent_sock,
+        err_r,
+        monitored,
+    })
 }
 
 /// Parent side of the terminal handshake (shared by `start` and `exec`): receive the pty

@@ -2,6 +2,13 @@
 //! kind into docker's CLI exit code and the Docker Engine API's HTTP status. Front ends never
 //! map errors themselves: they ask the error for its kind and the kind for its code.
 
+/// Exit code of docker's CLI for a command on existing objects (`start`, `stop`, `restart`,
+/// `kill`, `wait`, `pause`, `unpause`, `rm`, `inspect`, `rename`, `port`, `attach`, `rmi`,
+/// `volume rm|inspect`) that failed, whatever the kind: it tries every object and exits 1 if
+/// any failed. The kind's code ([`ErrorKind::exit_code`]: 125, 126, 127) is what `run` and
+/// `create` exit with.
+pub const OBJECT_COMMAND_FAILED: i32 = 1;
+
 /// What went wrong, independent of which operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -38,7 +45,7 @@ impl ErrorKind {
     ];
 
     /// The table: (docker CLI exit code, Docker Engine API HTTP status). docker's CLI exits
-    /// 125 for every error of the engine itself, 126 when the container's command cannot be
+    /// (from `run`/`create`; see [`OBJECT_COMMAND_FAILED`]) 125 for every error of the engine itself, 126 when the container's command cannot be
     /// invoked and 127 when it is not found; the daemon answers those two with 400
     /// (`startInvalidConfigError`).
     const fn codes(self) -> (i32, u16) {

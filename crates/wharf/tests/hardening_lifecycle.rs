@@ -292,6 +292,59 @@ fn killed_cli_while_running_kills_and_reconciles() {
     assert_reconciled(&w, &mark, &ids, &rm);
 }
 
+/// The container's command checks its own `state.json` (the store's `containers/` bound
+/// read-only; the hostname is the short id): running, with a pid.
+const SEES_OWN_PID: &str = r#"f=$(echo /c/$(hostname)*/state.json)
+if grep -Eq '"Status": ?"running"' $f && grep -Eq '"Pid": ?[1-9]' $f; then echo recorded; else echo "missing: $(cat $f)"; fi"#;
+
+/// The pid is recorded before the container's command runs (was: after its exec, so a
+/// container could print before `inspect` knew its pid: a flaky `pid > 0` above). Without
+/// the fix nearly every run here says "missing"; a few rounds make a pass by luck unlikely.
+#[test]
+fn pid_is_recorded_before_the_command_runs() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let bind = format!("{}:/c:ro", w.root().join("containers").display());
+    // foreground (the CLI records the state)
+    for _ in 0..5 {
+        let out = w.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &bind,
+            "busybox",
+            "sh",
+            "-c",
+            SEES_OWN_PID,
+        ]);
+        assert_eq!(out.trim(), "recorded");
+    }
+    // detached, first start and the restart policy's (the monitor records the state)
+    let script = format!("{SEES_OWN_PID}\nexit 3");
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "-v",
+            &bind,
+            "busybox",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .trim()
+        .to_string();
+    assert!(
+        eventually(30, || status_line(&w, &id) == "exited 3"),
+        "container did not end: {}",
+        status_line(&w, &id)
+    );
+    let logs = w.ok(&["logs", &id]);
+    assert_eq!(logs.lines().collect::<Vec<_>>(), ["recorded"; 3], "{logs}");
+}
+
 /// Whether `pid` is a live process (a zombie is not).
 fn running(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -95,7 +95,7 @@ fn detached_container_outlives_cli_and_stops_starts_restarts() {
 
     // docker's errors
     let o = w.run(&["rm", "web"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("container is running"),
         "{}",
@@ -130,14 +130,14 @@ fn kill_signal_reaches_trap_and_wait_prints_code() {
     let out = waiter.wait_with_output().expect("wait output");
     assert_eq!(stdout(&out).trim(), "3");
     assert_eq!(w.ok(&["wait", &id]).trim(), "3");
-    // stopped container: docker's errors, 125
+    // stopped container: docker's errors, exit 1 (a command on existing objects)
     for (args, msg) in [
         (vec!["kill", &id], "is not running"),
         (vec!["pause", &id], "is not running"),
         (vec!["stop", "no-such"], "No such container: no-such"),
     ] {
         let o = w.run(&args);
-        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
         assert!(
             stderr(&o).contains("Error response from daemon: "),
             "{}",
@@ -415,7 +415,7 @@ fn start_attach_sees_all_output_and_exit_code() {
     let id2 = detach(&w, &["busybox", "sh", "-c", LOOP]);
     assert_eq!(w.ok(&["start", &id2]).trim(), id2);
     let o = w.run(&["start", "nope"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("No such container: nope"));
 }
 
@@ -432,12 +432,12 @@ fn rename_moves_the_name() {
     // the old name is free again, the new one is taken, running state is unchanged
     w.ok(&["create", "--name", "old", "busybox", "true"]);
     let o = w.run(&["rename", "new", "taken"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
     let o = w.run(&["rename", "new", "new"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let o = w.run(&["rename", "new", "bad/name"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(inspect(&w, "new", "{{.State.Status}}"), "running");
     w.ok(&["stop", "-t", "0", "new"]);
 }

@@ -1,4 +1,5 @@
-//! `ps`, `inspect`, `rm`.
+//! `ps`, `inspect`, `rm`. `inspect` and `rm` try every object, then exit 1 if any failed
+//! (docker's CLI, `wharf_types::error::OBJECT_COMMAND_FAILED`).
 
 use crate::cli::{Cli, InspectArgs, PsArgs, RmArgs};
 use crate::format::{print_table, print_with_template, Template};
@@ -6,7 +7,7 @@ use anyhow::anyhow;
 use serde_json::{json, Value};
 use wharf_engine::run::{inspect_json, ContainerInfo};
 use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
-use wharf_types::error::HasKind;
+use wharf_types::error::{HasKind, OBJECT_COMMAND_FAILED};
 use wharf_types::ErrorKind;
 
 fn status_text(info: &ContainerInfo) -> String {
@@ -181,10 +182,15 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
         }
         None => println!("{}", pretty_json(&Value::Array(out))),
     }
-    if let Some(m) = missing.first() {
-        anyhow::bail!("No such object: {m}");
+    // docker: one line per missing object, exit 1
+    for m in &missing {
+        eprintln!("Error: No such object: {m}");
     }
-    Ok(0)
+    Ok(if missing.is_empty() {
+        0
+    } else {
+        OBJECT_COMMAND_FAILED
+    })
 }
 
 pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
@@ -195,6 +201,8 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
             let _ = engine.kill_container(name, "KILL");
         }
     }
+    // docker's CLI: every container is tried, then 1 if any failed; with `-f` a container
+    // that does not exist is reported but is no failure
     let mut code = 0;
     for name in &a.containers {
         match engine.remove_container(name, a.force, a.volumes) {
@@ -203,8 +211,8 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
             }
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                if code == 0 {
-                    code = e.exit_code();
+                if !(a.force && e.kind() == ErrorKind::NotFound) {
+                    code = OBJECT_COMMAND_FAILED;
                 }
             }
         }

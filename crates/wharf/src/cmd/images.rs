@@ -110,7 +110,8 @@ pub fn tag(cli: &Cli, a: &TagArgs) -> anyhow::Result<i32> {
 
 pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    // the first failure's code (its kind's)
+    // docker's CLI: every image is tried, then 1 if any failed; with `-f` an image that does
+    // not exist is reported but is no failure
     let mut code = 0;
     for name in &a.images {
         match engine.remove_image(name, a.force) {
@@ -124,8 +125,10 @@ pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
             }
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                if code == 0 {
-                    code = e.exit_code();
+                if !(a.force
+                    && wharf_types::error::HasKind::kind(&e) == wharf_types::ErrorKind::NotFound)
+                {
+                    code = wharf_types::error::OBJECT_COMMAND_FAILED;
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! Container lifecycle commands: create, start, stop, restart, kill, wait, pause, unpause,
 //! attach, rename, port, container prune, system boot. Per-container errors are printed like
-//! docker (`Error response from daemon: ...`) and make the command exit with the first
-//! failure's code (its kind's: 125 for an engine error) after the others were handled.
+//! docker (`Error response from daemon: ...`); a command on several containers tries every
+//! one and then exits 1 if any failed, whatever the error (docker's CLI,
+//! `wharf_types::error::OBJECT_COMMAND_FAILED`); only `create` exits with the kind's code.
 
 use crate::cli::{
     AttachArgs, Cli, ContainersArgs, KillArgs, PortArgs, PruneArgs, RenameArgs, RunArgs, StartArgs,
@@ -13,27 +14,34 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use wharf_engine::{Engine, EngineError};
+use wharf_types::error::OBJECT_COMMAND_FAILED;
 
-/// Runs `f` for every container, printing docker-style errors; the exit code of the first
-/// failure's kind (125 for an engine error) if any failed.
+/// Runs `f` for every container, printing docker-style errors; the names that failed.
 fn each(
     names: &[String],
     mut f: impl FnMut(&str) -> Result<Option<String>, EngineError>,
-) -> anyhow::Result<i32> {
-    let mut code = 0;
+) -> Vec<&str> {
+    let mut failed = Vec::new();
     for n in names {
         match f(n) {
             Ok(Some(out)) => println!("{out}"),
             Ok(None) => {}
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                if code == 0 {
-                    code = e.exit_code();
-                }
+                failed.push(n.as_str());
             }
         }
     }
-    Ok(code)
+    failed
+}
+
+/// docker's exit code of a command on several containers: 1 if any of them failed.
+fn exit_code(failed: &[&str]) -> anyhow::Result<i32> {
+    Ok(if failed.is_empty() {
+        0
+    } else {
+        OBJECT_COMMAND_FAILED
+    })
 }
 
 pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
@@ -67,52 +75,62 @@ pub fn start(cli: &Cli, a: &StartArgs) -> anyhow::Result<i32> {
             &detach_keys(None)?,
         );
     }
-    each(&a.containers, |n| {
+    let failed = each(&a.containers, |n| {
         engine.start_container(n).map(|_| Some(n.to_string()))
-    })
+    });
+    if !failed.is_empty() {
+        // docker's summary line (its CLI's error for the whole command)
+        eprintln!("Error: failed to start containers: {}", failed.join(", "));
+    }
+    exit_code(&failed)
 }
 
 pub fn stop(cli: &Cli, a: &StopArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    each(&a.containers, |n| {
+    let failed = each(&a.containers, |n| {
         engine
             .stop_container(n, a.time, a.signal.as_deref())
             .map(|_| Some(n.to_string()))
-    })
+    });
+    exit_code(&failed)
 }
 
 pub fn restart(cli: &Cli, a: &StopArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    each(&a.containers, |n| {
+    let failed = each(&a.containers, |n| {
         engine
             .restart_container(n, a.time, a.signal.as_deref())
             .map(|_| Some(n.to_string()))
-    })
+    });
+    exit_code(&failed)
 }
 
 pub fn kill(cli: &Cli, a: &KillArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    each(&a.containers, |n| {
+    let failed = each(&a.containers, |n| {
         engine
             .kill_container(n, &a.signal)
             .map(|_| Some(n.to_string()))
-    })
+    });
+    exit_code(&failed)
 }
 
 pub fn wait(cli: &Cli, a: &ContainersArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    each(&a.containers, |n| {
+    let failed = each(&a.containers, |n| {
         engine.wait_container(n).map(|c| Some(c.to_string()))
-    })
+    });
+    exit_code(&failed)
 }
 
 pub fn pause(cli: &Cli, a: &ContainersArgs, pause: bool) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    each(&a.containers, |n| {
+    let failed = each(&a.containers, |n| {
         engine
             .pause_container(n, pause)
             .map(|_| Some(n.to_string()))
-    })
+    });
+    exit_code(&failed)
 }
 
 /// docker's default detach keys: ctrl-p ctrl-q.

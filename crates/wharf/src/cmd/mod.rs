@@ -156,7 +156,52 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
 }
 
 /// The exit code of a failed command: its error's kind's (`ErrorKind::exit_code`, the one
-/// table); the CLI has no mapping of its own.
-pub fn exit_code(e: &anyhow::Error) -> i32 {
-    wharf_engine::error::kind_in(e.chain()).exit_code()
+/// table), or for a command on existing objects ([`on_objects`]) docker's 1; the CLI has no
+/// mapping of its own.
+pub fn exit_code(e: &anyhow::Error, on_objects: bool) -> i32 {
+    if on_objects {
+        wharf_types::error::OBJECT_COMMAND_FAILED
+    } else {
+        wharf_engine::error::kind_in(e.chain()).exit_code()
+    }
+}
+
+/// Whether `command` acts on existing objects: docker's CLI exits 1 when it fails, whatever
+/// the error's kind (`wharf_types::error::OBJECT_COMMAND_FAILED`); the loops over several
+/// objects try every one first.
+pub fn on_objects(command: &Command) -> bool {
+    use crate::cli::VolumeCommand;
+    use ContainerCommand as C;
+    matches!(
+        command,
+        Command::Start(_)
+            | Command::Stop(_)
+            | Command::Restart(_)
+            | Command::Kill(_)
+            | Command::Wait(_)
+            | Command::Pause(_)
+            | Command::Unpause(_)
+            | Command::Attach(_)
+            | Command::Rename(_)
+            | Command::Port(_)
+            | Command::Rm(_)
+            | Command::Inspect(_)
+            | Command::Rmi(_)
+            | Command::Container(
+                C::Start(_)
+                    | C::Stop(_)
+                    | C::Restart(_)
+                    | C::Kill(_)
+                    | C::Wait(_)
+                    | C::Pause(_)
+                    | C::Unpause(_)
+                    | C::Attach(_)
+                    | C::Rename(_)
+                    | C::Port(_)
+                    | C::Rm(_)
+                    | C::Inspect(_)
+            )
+            | Command::Image(ImageCommand::Inspect(_) | ImageCommand::Rm(_))
+            | Command::Volume(VolumeCommand::Rm(_) | VolumeCommand::Inspect(_))
+    )
 }

@@ -55,16 +55,14 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
             }
         }
         VolumeCommand::Rm(a) => {
-            // the first failure's code (its kind's)
+            // docker's CLI: every volume is tried, then 1 if any failed
             let mut code = 0;
             for n in &a.names {
                 match engine.remove_volume(n, a.force) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                        if code == 0 {
-                            code = wharf_types::error::HasKind::kind(&e).exit_code();
-                        }
+                        code = wharf_types::error::OBJECT_COMMAND_FAILED;
                     }
                 }
             }
