@@ -7,6 +7,7 @@
 
 pub mod alloc;
 pub mod bridge;
+pub mod coexist;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
