@@ -197,7 +197,10 @@ impl EventQuery {
             let Some((k, v)) = kv.split_once('=') else {
                 return Err(ValidationError::FilterFormat { filter: kv.into() }.into());
             };
-            if !matches!(k, "type" | "event" | "container" | "image" | "volume") {
+            if !matches!(
+                k,
+                "type" | "event" | "container" | "image" | "volume" | "network"
+            ) {
                 return Err(ValidationError::FilterName { name: k.into() }.into());
             }
             f.by_key
@@ -226,6 +229,11 @@ impl EventFilter {
                         || (ev.kind == "image" && ev.actor.id == *v)
                 }
                 "volume" => ev.kind == "volume" && ev.actor.id == *v,
+                "network" => {
+                    ev.kind == "network"
+                        && (ev.actor.id.starts_with(v.as_str())
+                            || ev.actor.attributes.get("name") == Some(v))
+                }
                 _ => false,
             })
         })
