@@ -5,7 +5,7 @@
 //! `connect`/`disconnect` refusals; reconciliation of fabricated leftovers by `system boot`
 //! and `network ls` (allocations, endpoints, firewall rules, veths of a dead container; the
 //! bridge and rules of a network whose record is gone), leaving what is alive or belongs to
-//! another store.
+//! another store; and `system check`'s firewall lines.
 //!
 //! Each test uses its own subnets (10.231.N.0/24) and counts only its own objects: other
 //! wharf stores (tests running in parallel) share the host's links and firewall.
@@ -543,4 +543,49 @@ fn boot_and_ls_reconcile_leftovers() {
     assert_eq!(rules_with(&format!("wharf:ctr:{live}")), 0);
     assert!(!link_exists(&format!("wv{}", &live[..12])));
     assert_eq!(rules_with(&fc), 1, "another store's rule stays");
+}
+
+#[test]
+fn system_check_names_the_firewall() {
+    let w = Wharf::new();
+    let out = w.ok(&["system", "check"]);
+    for f in [
+        "nf_tables",
+        "iptables (legacy)",
+        "firewall backend",
+        "br_netfilter",
+        "ip_forward",
+        "forward policy",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(f)), "no {f} line: {out}");
+    }
+    let backend = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("firewall backend"))
+            .unwrap()
+            .to_string()
+    };
+    if nft::available() {
+        assert!(
+            backend(&out).contains("ok") && backend(&out).contains("nftables"),
+            "{out}"
+        );
+    }
+    let o = w
+        .command(&["system", "check"])
+        .env("WHARF_DISABLE", "nftables")
+        .output()
+        .unwrap();
+    let forced = stdout(&o);
+    assert!(
+        forced
+            .lines()
+            .any(|l| l.starts_with("nf_tables") && l.contains("WHARF_DISABLE=nftables")),
+        "{forced}"
+    );
+    let b = backend(&forced);
+    assert!(
+        (b.contains("degraded") && b.contains("legacy iptables")) || b.contains("missing"),
+        "{forced}"
+    );
 }
