@@ -545,6 +545,41 @@ fn boot_and_ls_reconcile_leftovers() {
     assert_eq!(rules_with(&fc), 1, "another store's rule stays");
 }
 
+/// A start in flight (its CLI holds the container's client lock; the state does not say
+/// running yet) keeps its allocations through a reconciliation; once the lock is gone
+/// without the container running (the CLI was killed), they are freed.
+#[test]
+fn a_start_in_flight_keeps_its_allocations() {
+    let w = Wharf::new().with_busybox();
+    let _c = NetCleanup(&w);
+    let net = w
+        .ok(&["network", "create", "--subnet", "10.231.10.0/24", "app"])
+        .trim()
+        .to_string();
+    let cid = w
+        .ok(&["create", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_string();
+    let ips = w.run_root().join("networks").join(&net).join("ips");
+    std::fs::create_dir_all(&ips).unwrap();
+    std::fs::write(ips.join("10.231.10.2"), &cid).unwrap();
+    let dir = w.run_root().join("containers").join(&cid);
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = std::fs::File::create(dir.join("client.lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    w.ok(&["network", "ls"]);
+    assert!(ips.join("10.231.10.2").exists(), "freed under a live start");
+    let e = fail(&w, &["network", "rm", "app"]);
+    assert!(e.contains("has active endpoints"), "{e}");
+    drop(held);
+    w.ok(&["network", "ls"]);
+    assert!(
+        !ips.join("10.231.10.2").exists(),
+        "kept after the start died"
+    );
+    w.ok(&["network", "rm", "app"]);
+}
+
 #[test]
 fn system_check_names_the_firewall() {
     let w = Wharf::new();

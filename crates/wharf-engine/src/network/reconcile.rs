@@ -262,3 +262,27 @@ impl Engine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::fcntl::{Flock, FlockArg};
+
+    #[test]
+    fn flocks_are_read_from_proc_locks() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("monitor.lock");
+        let f = std::fs::File::create(&p).expect("create");
+        let m = std::fs::metadata(&p).expect("stat");
+        let key = (
+            nix::sys::stat::major(m.dev()) as u32,
+            nix::sys::stat::minor(m.dev()) as u32,
+            m.ino(),
+        );
+        assert!(!flocked_files().contains(&key));
+        let held = Flock::lock(f, FlockArg::LockExclusiveNonblock).expect("lock");
+        assert!(flocked_files().contains(&key), "{key:?}");
+        drop(held);
+        assert!(!flocked_files().contains(&key));
+    }
+}
