@@ -221,9 +221,14 @@ impl HasKind for ValidationError {
         use ValidationError as V;
         match self {
             V::NetworkNotFound { .. } | V::CpNotFound { .. } => ErrorKind::NotFound,
-            V::RestartWithAutoRemove { .. }
-            | V::NetworkHostOverlap { .. }
-            | V::NetworkInUse { .. } => ErrorKind::Conflict,
+            V::RestartWithAutoRemove { .. } => ErrorKind::Conflict,
+            V::PublishUnsupported
+            | V::BridgeUnsupported
+            | V::AppArmorUnsupported { .. }
+            | V::SelinuxUnsupported { .. }
+            | V::TopOptionsUnsupported { .. }
+            | V::CpStreamUnsupported => ErrorKind::NotImplemented,
+            V::NetworkHostOverlap { .. } | V::NetworkInUse { .. } => ErrorKind::Conflict,
             V::NetworkPredefined { .. } => ErrorKind::PermissionDenied,
             V::NetworkFlag { source, .. } => source.kind(),
             V::NetworkIpv6 { .. }
@@ -237,12 +242,6 @@ impl HasKind for ValidationError {
             | V::NetworkMultiple { .. }
             | V::NetworkOption { .. }
             | V::NetworkBuiltinConnect { .. } => ErrorKind::InvalidArgument,
-            V::PublishUnsupported
-            | V::BridgeUnsupported
-            | V::AppArmorUnsupported { .. }
-            | V::SelinuxUnsupported { .. }
-            | V::TopOptionsUnsupported { .. }
-            | V::CpStreamUnsupported => ErrorKind::NotImplemented,
             V::MountTargetNotAbsolute { .. }
             | V::MountTargetDotDot { .. }
             | V::MountTargetRoot { .. }
