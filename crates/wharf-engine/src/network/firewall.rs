@@ -137,10 +137,12 @@ impl Firewall {
     /// A network's NAT and forwarding rules, and its accept rules in other firewalls'
     /// forward chains whose policy is drop (`coexist`); idempotent.
     pub fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
+        // (whether the backend made them or found them: the foreign chains are checked
+        // every time, so a docker started after wharf is caught up with)
         match &mut self.backend {
             Backend::Nft(n) => n.ensure_network(net)?,
             Backend::Legacy(i) => i.ensure_network(net)?,
-        }
+        };
         super::coexist::ensure(net, matches!(self.backend, Backend::Nft(_)))
     }
 
