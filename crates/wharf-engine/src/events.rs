@@ -1,7 +1,7 @@
 //! Engine events in docker's `/events` shape (`Type`, `Action`, `Actor{ID, Attributes}`,
 //! `scope`, `time`, `timeNano`): container create/start/die/destroy/rename, image untag/delete
-//! (and import/tag/load/pull from `images`/`distribution`), volume create/destroy (`volumes`).
-//! There
+//! (and import/tag/load/pull from `images`/`distribution`), volume create/destroy (`volumes`),
+//! network create/destroy (`networks`). There
 //! is no daemon to keep them in memory, so every wharf process appends them to one JSON-lines
 //! log in the volatile run root (`<run-root>/events.log`, rotated at 1 MiB to `.1`), which
 //! the `events` command and the API's `/events` read ([`Engine::events`]).
