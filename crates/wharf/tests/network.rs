@@ -264,6 +264,20 @@ fn create_ls_inspect_rm() {
         "{{.Action}} {{.Actor.Attributes.name}}",
     ]);
     assert_eq!(ev, "create app\ndestroy app\n");
+    for f in ["network=app".to_string(), format!("network={}", &id[..12])] {
+        let ev = w.ok(&[
+            "events",
+            "--until",
+            "0s",
+            "--filter",
+            &f,
+            "--format",
+            "{{.Action}}",
+        ]);
+        assert_eq!(ev, "create\ndestroy\n", "{f}");
+    }
+    let ev = w.ok(&["events", "--until", "0s", "--filter", "network=other"]);
+    assert!(ev.is_empty(), "{ev}");
 }
 
 /// An endpoint of a running container (fabricated: this build does not start containers on
