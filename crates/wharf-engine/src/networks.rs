@@ -422,12 +422,12 @@ impl Engine {
     ) -> (Vec<endpoint::Endpoint>, bool) {
         let eps: Vec<endpoint::Endpoint> = endpoint::list(&self.opts.run_root, &net.id)
             .into_iter()
-            .filter(|e| live.live(&e.container_id))
+            .filter(|e| !live.dead_now(&e.container_id))
             .collect();
         let held = Ipam::new(&self.opts.run_root, &net.id)
             .allocations()
             .iter()
-            .any(|(_, o)| live.live(o));
+            .any(|(_, o)| !live.dead_now(o));
         (eps, held)
     }
 

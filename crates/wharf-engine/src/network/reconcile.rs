@@ -93,14 +93,7 @@ impl<'a> Liveness<'a> {
     }
 
     fn locked(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|m| {
-            let dev = m.dev();
-            self.locks.contains(&(
-                nix::sys::stat::major(dev) as u32,
-                nix::sys::stat::minor(dev) as u32,
-                m.ino(),
-            ))
-        })
+        locked_in(&self.locks, path)
     }
 
     /// Whether `id`'s process runs or a start of it is in flight.
@@ -118,6 +111,36 @@ impl<'a> Liveness<'a> {
         self.locked(&dir.join(crate::monitor::MONITOR_LOCK))
             || self.locked(&dir.join(crate::client::CLIENT_LOCK))
     }
+
+    /// The last check before something of `id`'s is removed: not live, asked again without
+    /// the snapshot (a container created, or a start begun, since this reconciliation
+    /// began holds its lock by now).
+    pub(crate) fn dead_now(&self, id: &str) -> bool {
+        if self.live(id) {
+            return false;
+        }
+        let Ok(cid) = id.parse::<ContainerId>() else {
+            return true;
+        };
+        if self.engine.is_running(&cid) {
+            return false;
+        }
+        let locks = flocked_files();
+        let dir = self.engine.run_dir(&cid);
+        !(locked_in(&locks, &dir.join(crate::monitor::MONITOR_LOCK))
+            || locked_in(&locks, &dir.join(crate::client::CLIENT_LOCK)))
+    }
+}
+
+fn locked_in(locks: &HashSet<(u32, u32, u64)>, path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| {
+        let dev = m.dev();
+        locks.contains(&(
+            nix::sys::stat::major(dev) as u32,
+            nix::sys::stat::minor(dev) as u32,
+            m.ino(),
+        ))
+    })
 }
 
 impl Engine {
@@ -173,9 +196,9 @@ impl Engine {
         for id in &with_state {
             match records.get(id) {
                 Some(_) => {
-                    report.addresses += Ipam::new(&run_root, id).reconcile(&|o| live.live(o));
+                    report.addresses += Ipam::new(&run_root, id).reconcile(&|o| !live.dead_now(o));
                     for ep in endpoint::list(&run_root, id) {
-                        if !live.live(&ep.container_id) {
+                        if live.dead_now(&ep.container_id) {
                             endpoint::remove(&run_root, id, &ep.container_id);
                             report.endpoints += 1;
                         }
@@ -187,7 +210,7 @@ impl Engine {
                 }
             }
         }
-        report.ports += ports.reconcile(&|o| live.live(o));
+        report.ports += ports.reconcile(&|o| !live.dead_now(o));
 
         // Firewall rules of dead containers of this store.
         // (no firewall at all: no rules to free)
@@ -196,7 +219,7 @@ impl Engine {
                 Ok(owners) => {
                     for (o, _) in owners {
                         if let Owner::Container(id) = o {
-                            if dead.contains(&id) {
+                            if dead.contains(&id) && live.dead_now(&id) {
                                 match fw.unpublish(&id) {
                                     Ok(n) => report.container_rules += n,
                                     Err(e) => keep(Err(e.into())),
@@ -222,7 +245,7 @@ impl Engine {
                 let alive_twin = mine
                     .iter()
                     .any(|id| id.starts_with(prefix) && live.live(id));
-                if owners.is_empty() || alive_twin {
+                if owners.is_empty() || alive_twin || !owners.iter().all(|id| live.dead_now(id)) {
                     continue;
                 }
                 if link::delete(&mut s, &l.name)? {
@@ -284,5 +307,33 @@ mod tests {
         assert!(flocked_files().contains(&key), "{key:?}");
         drop(held);
         assert!(!flocked_files().contains(&key));
+    }
+
+    /// A container created (or a start begun) after a reconciliation took its snapshot is
+    /// not removed from under: the last check asks the locks again.
+    #[test]
+    fn the_last_check_sees_a_start_begun_after_the_snapshot() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open_with(
+            crate::EngineOptions {
+                root: d.path().join("root"),
+                run_root: d.path().join("run"),
+                debug: false,
+            },
+            crate::daemon::DaemonConfig::default(),
+        )
+        .expect("engine");
+        let live = Liveness::new(&engine).expect("liveness");
+        let id = "ab".repeat(32);
+        let cid: ContainerId = id.parse().expect("id");
+        assert!(!live.live(&id) && live.dead_now(&id));
+        let dir = engine.run_dir(&cid);
+        std::fs::create_dir_all(&dir).expect("run dir");
+        let f = std::fs::File::create(dir.join(crate::client::CLIENT_LOCK)).expect("lock file");
+        let held = Flock::lock(f, FlockArg::LockExclusiveNonblock).expect("lock");
+        assert!(!live.live(&id), "not in the snapshot");
+        assert!(!live.dead_now(&id), "but its start holds the client lock");
+        drop(held);
+        assert!(live.dead_now(&id));
     }
 }
