@@ -226,6 +226,23 @@ fn create_ls_inspect_rm() {
     }
     let e = fail(&w, &["network", "inspect", "nope"]);
     assert!(e.contains("network nope not found"), "{e}");
+    // what is found is printed, what is not is named
+    let o = w.run(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}}",
+        "app",
+        "nope",
+        "none",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(stdout(&o), "app\nnone\n");
+    assert!(
+        stderr(&o).contains("network nope not found"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(
         w.ok(&["network", "ls", "-q", "--filter", "type=custom"])
             .lines()

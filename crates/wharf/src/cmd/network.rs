@@ -103,19 +103,34 @@ pub fn network(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<i32> {
             }
         }
         NetworkCommand::Inspect(a) => {
+            // docker prints what it found and names what it did not (first failure's code)
+            let tpl = a
+                .format
+                .as_deref()
+                .map(|f| Template::parse(f).map_err(|e| anyhow!(e)))
+                .transpose()?;
             let mut out = Vec::new();
+            let mut code = 0;
             for n in &a.names {
-                out.push(engine.inspect_network(n)?);
+                match engine.inspect_network(n) {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {}", super::chain_message(&e));
+                        if code == 0 {
+                            code = e.kind().exit_code();
+                        }
+                    }
+                }
             }
-            match &a.format {
-                Some(f) => {
-                    let tpl = Template::parse(f).map_err(|e| anyhow!(e))?;
+            match &tpl {
+                Some(tpl) => {
                     for v in &out {
                         println!("{}", tpl.render(v).map_err(|e| anyhow!(e))?);
                     }
                 }
                 None => println!("{}", super::containers::pretty_json(&Value::Array(out))),
             }
+            return Ok(code);
         }
         NetworkCommand::Rm(a) => {
             // every name is tried; the first failure's code (its kind's)
