@@ -1,7 +1,7 @@
 //! Engine events in docker's `/events` shape (`Type`, `Action`, `Actor{ID, Attributes}`,
 //! `scope`, `time`, `timeNano`): container create/start/die/destroy/rename, image untag/delete
-//! (and import/tag/load/pull from `images`/`distribution`), volume create/destroy (`volumes`).
-//! There
+//! (and import/tag/load/pull from `images`/`distribution`), volume create/destroy (`volumes`),
+//! network create/destroy (`networks`). There
 //! is no daemon to keep them in memory, so every wharf process appends them to one JSON-lines
 //! log in the volatile run root (`<run-root>/events.log`, rotated at 1 MiB to `.1`), which
 //! the `events` command and the API's `/events` read ([`Engine::events`]).
@@ -197,7 +197,10 @@ impl EventQuery {
             let Some((k, v)) = kv.split_once('=') else {
                 return Err(ValidationError::FilterFormat { filter: kv.into() }.into());
             };
-            if !matches!(k, "type" | "event" | "container" | "image" | "volume") {
+            if !matches!(
+                k,
+                "type" | "event" | "container" | "image" | "volume" | "network"
+            ) {
                 return Err(ValidationError::FilterName { name: k.into() }.into());
             }
             f.by_key
@@ -226,6 +229,11 @@ impl EventFilter {
                         || (ev.kind == "image" && ev.actor.id == *v)
                 }
                 "volume" => ev.kind == "volume" && ev.actor.id == *v,
+                "network" => {
+                    ev.kind == "network"
+                        && (ev.actor.id.starts_with(v.as_str())
+                            || ev.actor.attributes.get("name") == Some(v))
+                }
                 _ => false,
             })
         })

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod mounts;
 pub mod names;
 pub mod network;
+pub mod networks;
 pub mod policy;
 pub mod refusal;
 mod release;

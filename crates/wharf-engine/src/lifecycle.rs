@@ -421,6 +421,9 @@ impl Engine {
         let mut started = Vec::new();
         let mut failed = Vec::new();
         let _ = std::fs::create_dir_all(self.opts.run_root.join("containers"));
+        // what crashed containers and removed networks left behind (a reboot took the
+        // kernel's side already; a crash did not): before anything is started again
+        let _ = self.reconcile_network();
         for info in self.containers(true)? {
             let st = &info.state;
             if active(st.status()) {

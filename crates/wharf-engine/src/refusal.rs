@@ -150,6 +150,70 @@ pub enum ValidationError {
     VolumeDriver { driver: String },
     #[error("Renaming a container with the same name as its current name")]
     RenameSameName,
+
+    // ---- networks (crate::networks)
+    #[error("network driver {driver:?} is not supported (only \"bridge\")")]
+    NetworkDriver { driver: String },
+    #[error("invalid {flag} {value:?}: {error}")]
+    NetworkSubnet {
+        flag: &'static str,
+        value: String,
+        error: wharf_types::net::SubnetError,
+    },
+    #[error("invalid {flag} {value:?}: not an IP address")]
+    NetworkAddress { flag: &'static str, value: String },
+    /// The store refused the network for what one flag gave (an overlapping or too small
+    /// `--subnet`, a `--gateway` or `--ip-range` outside it); the store's error says why.
+    #[error("invalid {flag}")]
+    NetworkFlag {
+        flag: &'static str,
+        #[source]
+        source: wharf_store::network::NetworkError,
+    },
+    #[error("every ip-range or gateway must have a corresponding subnet (--subnet)")]
+    NetworkNoSubnet,
+    /// wharf's bridge networks have one IPv4 subnet, one gateway, one ip-range.
+    #[error(
+        "{flag} given {count} times: a network has one IPv4 subnet, one gateway and one ip-range"
+    )]
+    NetworkMultiple { flag: &'static str, count: usize },
+    #[error("IPv6 networks are not supported yet ({what})")]
+    NetworkIpv6 { what: String },
+    #[error(
+        "invalid --subnet {subnet}: it overlaps {host}, a subnet of the host's own interfaces"
+    )]
+    NetworkHostOverlap {
+        subnet: wharf_types::net::Subnet,
+        host: wharf_types::net::Subnet,
+    },
+    #[error("invalid --opt {key}={value}: {reason}")]
+    NetworkOption {
+        key: String,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("--opt {key}={value} is not supported yet")]
+    NetworkOptionUnsupported { key: String, value: String },
+    #[error("{name} is a pre-defined network and cannot be removed")]
+    NetworkPredefined { name: String },
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    NetworkInUse { name: String, id: String },
+    #[error(
+        "container cannot be disconnected from {network} network or connected to {network} network"
+    )]
+    NetworkBuiltinConnect { network: String },
+    #[error(
+        "network {action} is not supported for a running container yet: stop {container} first"
+    )]
+    NetworkRunningContainer {
+        action: &'static str,
+        container: String,
+    },
+    #[error("network {action} of a stopped container is not supported yet: the container's record has no list of networks in this build")]
+    NetworkStoppedContainer {
+        action: &'static str,
+        container: String,
+    },
 }
 
 impl HasKind for ValidationError {
@@ -164,6 +228,20 @@ impl HasKind for ValidationError {
             | V::SelinuxUnsupported { .. }
             | V::TopOptionsUnsupported { .. }
             | V::CpStreamUnsupported => ErrorKind::NotImplemented,
+            V::NetworkHostOverlap { .. } | V::NetworkInUse { .. } => ErrorKind::Conflict,
+            V::NetworkPredefined { .. } => ErrorKind::PermissionDenied,
+            V::NetworkFlag { source, .. } => source.kind(),
+            V::NetworkIpv6 { .. }
+            | V::NetworkOptionUnsupported { .. }
+            | V::NetworkRunningContainer { .. }
+            | V::NetworkStoppedContainer { .. } => ErrorKind::NotImplemented,
+            V::NetworkDriver { .. }
+            | V::NetworkSubnet { .. }
+            | V::NetworkAddress { .. }
+            | V::NetworkNoSubnet
+            | V::NetworkMultiple { .. }
+            | V::NetworkOption { .. }
+            | V::NetworkBuiltinConnect { .. } => ErrorKind::InvalidArgument,
             V::MountTargetNotAbsolute { .. }
             | V::MountTargetDotDot { .. }
             | V::MountTargetRoot { .. }

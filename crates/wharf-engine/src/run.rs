@@ -499,7 +499,7 @@ impl Engine {
 
     /// Whether a container's process runs, read-only (no reconcile write: callers may hold
     /// the store's metadata lock).
-    fn is_running(&self, id: &ContainerId) -> bool {
+    pub(crate) fn is_running(&self, id: &ContainerId) -> bool {
         let Ok(st) = self.load_state(id) else {
             return false;
         };

@@ -184,5 +184,107 @@ pub fn check(root: &Path) -> Vec<Check> {
         ),
         Err(e) => line("overlay d_type", Missing, format!("{}: {e}", dir.display())),
     });
+    out.extend(network_checks());
+    out
+}
+
+/// The firewall and forwarding lines: which backend wharf's rules go to (the same choice
+/// `Firewall::open` makes, `WHARF_DISABLE=nftables` included), br_netfilter, ip_forward,
+/// and other firewalls' forward policies wharf opens for its bridges.
+fn network_checks() -> Vec<Check> {
+    use crate::network::{coexist, iptables::Iptables};
+    use Status::*;
+    let mut out = Vec::new();
+    let nft = wharf_sys::netlink::nft::available();
+    let forced = wharf_sys::features::force_disabled(wharf_sys::features::Feature::Nftables);
+    out.push(if nft {
+        line("nf_tables", Ok, "rules in table ip wharf, through netlink")
+    } else if forced {
+        line("nf_tables", Degraded, "disabled by WHARF_DISABLE=nftables")
+    } else {
+        line(
+            "nf_tables",
+            Degraded,
+            "not in this kernel (3.13 has it): legacy iptables is used",
+        )
+    });
+    let legacy = Iptables::find();
+    out.push(match (&legacy, nft) {
+        (Some(i), _) => line("iptables (legacy)", Ok, i.binary().display().to_string()),
+        (None, true) => line(
+            "iptables (legacy)",
+            Ok,
+            "not installed (not needed: nf_tables is used)",
+        ),
+        (None, false) => line(
+            "iptables (legacy)",
+            Missing,
+            "not installed and no nf_tables: bridge networks and published ports are refused",
+        ),
+    });
+    out.push(match (nft, &legacy) {
+        (true, _) => line("firewall backend", Ok, "nftables (table ip wharf)"),
+        (false, Some(i)) => line(
+            "firewall backend",
+            Degraded,
+            format!(
+                "legacy iptables ({}): chains WHARF-PORTS, WHARF-POSTROUTING, WHARF-FORWARD",
+                i.binary().display()
+            ),
+        ),
+        (false, None) => line(
+            "firewall backend",
+            Missing,
+            "none: bridge networks and published ports are refused; --network host|none work",
+        ),
+    });
+    out.push(
+        if Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists() {
+            line(
+                "br_netfilter",
+                Ok,
+                "loaded: traffic between containers of a bridge passes the forward hooks (wharf accepts it)",
+            )
+        } else {
+            line(
+                "br_netfilter",
+                Degraded,
+                "not loaded: a container reaching another container's published port on the same bridge through a host address gets no reply (modprobe br_netfilter)",
+            )
+        },
+    );
+    let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+    out.push(if fwd.trim() == "1" {
+        line("ip_forward", Ok, "on")
+    } else {
+        line(
+            "ip_forward",
+            Ok,
+            "off: wharf turns it on when it makes a bridge (as docker does)",
+        )
+    });
+    let mut drops: Vec<String> = coexist::drop_chains()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    if nft && coexist::legacy_forward_drops() {
+        drops.push("legacy iptables FORWARD".into());
+    }
+    out.push(if drops.is_empty() {
+        line(
+            "forward policy",
+            Ok,
+            "no other firewall drops forwarded traffic",
+        )
+    } else {
+        line(
+            "forward policy",
+            Ok,
+            format!(
+                "drop in {} (docker?): wharf puts accept rules for its bridges first there",
+                drops.join(", ")
+            ),
+        )
+    });
     out
 }

@@ -88,15 +88,15 @@ pub fn inspect_json(v: &Volume) -> Value {
     })
 }
 
-/// One parsed `label` / `label!` prune filter.
-struct LabelFilter {
+/// One parsed `label` / `label!` filter (volumes and networks).
+pub(crate) struct LabelFilter {
     negate: bool,
     key: String,
     value: Option<String>,
 }
 
 impl LabelFilter {
-    fn parse(f: &str) -> Result<LabelFilter, EngineError> {
+    pub(crate) fn parse(f: &str) -> Result<LabelFilter, EngineError> {
         let (negate, rest) = if let Some(r) = f.strip_prefix("label!=") {
             (true, r)
         } else if let Some(r) = f.strip_prefix("label=") {
@@ -127,7 +127,7 @@ impl LabelFilter {
         Ok(LabelFilter { negate, key, value })
     }
 
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let has = match (&self.value, labels.get(&self.key)) {
             (None, found) => found.is_some(),
             (Some(want), found) => found == Some(want),

@@ -227,3 +227,69 @@ fn nftables_batch_rules_by_comment() {
         assert!(nft::rules(&mut s, fam, "wharf-t").expect("dump").is_empty());
     });
 }
+
+/// Chains of every family are listed with their hook and policy (how wharf finds another
+/// firewall's forward chain), and `insert_rule` puts a rule before the existing ones.
+#[test]
+fn nftables_chains_listed_and_rules_inserted_first() {
+    if !root() || !nft::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root and nf_tables"
+        );
+        eprintln!("skipped: needs root and nf_tables");
+        return;
+    }
+    in_netns(|| {
+        let mut s = Socket::open(Family::Netfilter).expect("socket");
+        let mut b = Batch::new();
+        for fam in [TableFamily::Ip, TableFamily::Inet] {
+            b.add_table(fam, "other")
+                .add_chain(
+                    fam,
+                    "other",
+                    "fwd",
+                    Some(BaseChain {
+                        kind: ChainType::Filter,
+                        hook: Hook::Forward,
+                        priority: 0,
+                    }),
+                )
+                .add_chain(fam, "other", "user", None);
+        }
+        b.add_rule(
+            TableFamily::Ip,
+            "other",
+            "fwd",
+            &[Expr::Counter, Expr::Verdict(Verdict::Jump("user".into()))],
+            Some("theirs"),
+        );
+        b.commit(&mut s).expect("commit");
+        let chains = nft::chains(&mut s).expect("chains");
+        for fam in [TableFamily::Ip, TableFamily::Inet] {
+            let fwd = chains
+                .iter()
+                .find(|c| c.family == fam && c.table == "other" && c.name == "fwd")
+                .expect("base chain listed");
+            assert_eq!(fwd.hook, Some((Hook::Forward, 0)));
+            assert_eq!(fwd.policy, Some(nft::Policy::Accept));
+            let user = chains
+                .iter()
+                .find(|c| c.family == fam && c.name == "user")
+                .expect("regular chain listed");
+            assert_eq!((user.hook, user.policy), (None, None));
+        }
+        let mut i = Batch::new();
+        let mut r = matches::iifname(CmpOp::Eq, "wbr9");
+        r.push(Expr::Verdict(Verdict::Accept));
+        i.insert_rule(TableFamily::Ip, "other", "fwd", &r, Some("mine"));
+        i.commit(&mut s).expect("insert");
+        let rules = nft::rules(&mut s, TableFamily::Ip, "other").expect("dump");
+        let comments: Vec<_> = rules.iter().map(|r| r.comment.as_deref()).collect();
+        assert_eq!(comments, vec![Some("mine"), Some("theirs")]);
+        let mut d = Batch::new();
+        d.del_table(TableFamily::Ip, "other")
+            .del_table(TableFamily::Inet, "other");
+        d.commit(&mut s).expect("cleanup");
+    });
+}

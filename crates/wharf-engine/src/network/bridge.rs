@@ -51,12 +51,16 @@ impl HasKind for BridgeError {
     }
 }
 
+/// The file in a network's run-root state naming its bridge: reconciliation finds the
+/// bridge of a network whose record is gone by it.
+pub const BRIDGE_FILE: &str = "bridge";
+
 /// Holds the per-network lock while a bridge is made or removed.
-fn lock(run_root: &Path, net: &NetworkRecord) -> Result<Flock<std::fs::File>, BridgeError> {
-    let dir = run_root.join("networks").join(&net.id);
+fn lock(run_root: &Path, id: &str, name: &str) -> Result<Flock<std::fs::File>, BridgeError> {
+    let dir = run_root.join("networks").join(id);
     let io = |what: &str| {
         let what = what.to_string();
-        let network = net.name.clone();
+        let network = name.to_string();
         move |source| BridgeError::Io {
             network,
             what,
@@ -71,7 +75,7 @@ fn lock(run_root: &Path, net: &NetworkRecord) -> Result<Flock<std::fs::File>, Br
         .open(dir.join("lock"))
         .map_err(io("open lock"))?;
     Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| BridgeError::Io {
-        network: net.name.clone(),
+        network: name.to_string(),
         what: "lock".into(),
         source: e.into(),
     })
@@ -80,7 +84,17 @@ fn lock(run_root: &Path, net: &NetworkRecord) -> Result<Flock<std::fs::File>, Br
 /// Makes sure the network's bridge exists with its gateway address, is up, forwards, and
 /// has its firewall rules.
 pub fn ensure(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
-    let _l = lock(run_root, net)?;
+    let _l = lock(run_root, &net.id, &net.name)?;
+    let named = run_root.join("networks").join(&net.id).join(BRIDGE_FILE);
+    if !named.exists() {
+        wharf_sys::atomic::write_file(&named, net.bridge.as_bytes(), 0o644).map_err(|source| {
+            BridgeError::Io {
+                network: net.name.clone(),
+                what: "record bridge name".into(),
+                source,
+            }
+        })?;
+    }
     let le = |source| BridgeError::Link {
         network: net.name.clone(),
         source,
@@ -136,26 +150,37 @@ pub fn ensure(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
 
 /// Removes the bridge, the network's firewall rules and its run-root state.
 pub fn remove(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
+    remove_named(run_root, &net.id, &net.name, &net.bridge)
+}
+
+/// [`remove`] by the parts it needs: the network's id, its name (for errors) and its
+/// bridge (a network whose record is gone has no record to pass).
+pub fn remove_named(
+    run_root: &Path,
+    id: &str,
+    name: &str,
+    bridge: &str,
+) -> Result<(), BridgeError> {
     {
-        let _l = lock(run_root, net)?;
+        let _l = lock(run_root, id, name)?;
         let le = |source| BridgeError::Link {
-            network: net.name.clone(),
+            network: name.to_string(),
             source,
         };
         let mut s = Socket::open(Family::Route).map_err(le)?;
-        if let Some(l) = link::get(&mut s, &net.bridge).map_err(le)? {
+        if let Some(l) = link::get(&mut s, bridge).map_err(le)? {
             if l.kind == "bridge" {
-                link::delete(&mut s, &net.bridge).map_err(le)?;
+                link::delete(&mut s, bridge).map_err(le)?;
             }
         }
         if let Ok(mut fw) = Firewall::open() {
-            fw.remove_network(&net.id)
+            fw.remove_network(id)
                 .map_err(|source| BridgeError::Firewall {
-                    network: net.name.clone(),
+                    network: name.to_string(),
                     source,
                 })?;
         }
     }
-    let _ = std::fs::remove_dir_all(run_root.join("networks").join(&net.id));
+    let _ = std::fs::remove_dir_all(run_root.join("networks").join(id));
     Ok(())
 }

@@ -134,20 +134,26 @@ impl Firewall {
         }
     }
 
-    /// A network's NAT and forwarding rules; idempotent.
+    /// A network's NAT and forwarding rules, and its accept rules in other firewalls'
+    /// forward chains whose policy is drop (`coexist`); idempotent.
     pub fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
+        // (whether the backend made them or found them: the foreign chains are checked
+        // every time, so a docker started after wharf is caught up with)
         match &mut self.backend {
-            Backend::Nft(n) => n.ensure_network(net),
-            Backend::Legacy(i) => i.ensure_network(net),
-        }
+            Backend::Nft(n) => n.ensure_network(net)?,
+            Backend::Legacy(i) => i.ensure_network(net)?,
+        };
+        super::coexist::ensure(net, matches!(self.backend, Backend::Nft(_)))
     }
 
-    /// Removes a network's rules; returns how many there were.
+    /// Removes a network's rules, in wharf's table or chains and in other firewalls'
+    /// forward chains; returns how many there were.
     pub fn remove_network(&mut self, network_id: &str) -> Result<usize, FirewallError> {
-        match &mut self.backend {
-            Backend::Nft(n) => n.remove_network(network_id),
-            Backend::Legacy(i) => i.remove_network(network_id),
-        }
+        let own = match &mut self.backend {
+            Backend::Nft(n) => n.remove_network(network_id)?,
+            Backend::Legacy(i) => i.remove_network(network_id)?,
+        };
+        Ok(own + super::coexist::remove(network_id)?)
     }
 
     /// DNAT (and hairpin masquerade) for a container's published ports.
@@ -171,7 +177,8 @@ impl Firewall {
         }
     }
 
-    /// Every owner that has rules, with its rule count (reconciliation, leak tests).
+    /// Every owner that has rules in wharf's own table or chains, with its rule count
+    /// (reconciliation, leak tests); `coexist::owners` lists those in other firewalls' chains.
     pub fn owners(&mut self) -> Result<Vec<(Owner, usize)>, FirewallError> {
         match &mut self.backend {
             Backend::Nft(n) => n.owners(),

@@ -216,27 +216,81 @@ impl Iptables {
     fn remove(&self, owner: &Owner) -> Result<usize, FirewallError> {
         let mut n = 0;
         for (table, chain) in [("nat", PORTS), ("nat", POST), ("filter", FWD)] {
-            let Ok(rules) = self.owned_rules(table, chain) else {
-                continue;
-            };
-            for (o, line) in rules {
-                if o != *owner {
-                    continue;
-                }
-                // "-A CHAIN rule…" → "-D CHAIN rule…"
-                let words: Vec<&str> = line
-                    .split_whitespace()
-                    .map(|w| if w == "-A" { "-D" } else { w })
-                    .map(|w| w.trim_matches('"'))
-                    .collect();
-                let mut a = vec!["-t", table];
-                a.extend_from_slice(&words);
-                if self.run(&a).is_ok() {
-                    n += 1;
-                }
-            }
+            n += self.delete_owned(table, chain, owner);
         }
         Ok(n)
+    }
+
+    /// Deletes `owner`'s rules from one chain; returns how many went.
+    fn delete_owned(&self, table: &str, chain: &str, owner: &Owner) -> usize {
+        let Ok(rules) = self.owned_rules(table, chain) else {
+            return 0;
+        };
+        let mut n = 0;
+        for (o, line) in rules {
+            if o != *owner {
+                continue;
+            }
+            // "-A CHAIN rule…" → "-D CHAIN rule…"
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .map(|w| if w == "-A" { "-D" } else { w })
+                .map(|w| w.trim_matches('"'))
+                .collect();
+            let mut a = vec!["-t", table];
+            a.extend_from_slice(&words);
+            if self.run(&a).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether the built-in `FORWARD` chain's policy is DROP (docker sets it).
+    pub fn forward_policy_drop(&self) -> bool {
+        self.run(&["-t", "filter", "-S", "FORWARD"])
+            .is_ok_and(|out| out.lines().any(|l| l.trim() == "-P FORWARD DROP"))
+    }
+
+    /// Accept rules for `net`'s bridge at the head of `FORWARD` (see `coexist`: only when
+    /// wharf's own rules live in nftables); idempotent.
+    pub fn ensure_forward_accept(&self, net: &NetworkRecord) -> Result<(), FirewallError> {
+        let comment = format!("wharf:net:{}", net.id);
+        let c = ["-m", "comment", "--comment", comment.as_str()];
+        let br = net.bridge.as_str();
+        let rules: Vec<Vec<&str>> = if net.internal {
+            vec![vec!["-i", br, "-o", br]]
+        } else {
+            vec![vec!["-i", br], vec!["-o", br]]
+        };
+        for mut r in rules {
+            r.extend_from_slice(&c);
+            r.extend_from_slice(&["-j", "ACCEPT"]);
+            self.ensure_rule("filter", "FORWARD", &r, true)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a network's rules from `FORWARD`; returns how many there were.
+    pub fn remove_forward(&self, network_id: &str) -> Result<usize, FirewallError> {
+        Ok(self.delete_owned("filter", "FORWARD", &Owner::Network(network_id.to_string())))
+    }
+
+    /// Ids of the networks that have rules in `FORWARD`, once per rule.
+    pub fn forward_owners(&self) -> Vec<String> {
+        self.owned_rules("filter", "FORWARD")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(o, _)| match o {
+                Owner::Network(id) => Some(id),
+                Owner::Container(_) => None,
+            })
+            .collect()
+    }
+
+    /// The binary this backend runs.
+    pub fn binary(&self) -> &std::path::Path {
+        &self.bin
     }
 
     pub fn remove_network(&self, network_id: &str) -> Result<usize, FirewallError> {

@@ -7,10 +7,12 @@
 
 pub mod alloc;
 pub mod bridge;
+pub mod coexist;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
 pub mod iptables;
+pub mod reconcile;
 pub mod resolver;
 
 use crate::{Engine, EngineError};
@@ -22,6 +24,22 @@ use wharf_types::net::Subnet;
 pub const DEFAULT_NETWORK: &str = "bridge";
 /// The host bridge of the default network (docker's is `docker0`; both can coexist).
 pub const DEFAULT_BRIDGE: &str = "wharf0";
+
+/// The host end of a container's veth: `wv` and the first 12 hex digits of its id (14
+/// bytes: within IFNAMSIZ). The engine names it so when it starts a container on a bridge
+/// network, and reconciliation finds the ones left behind by that name.
+pub fn host_veth_name(container_id: &str) -> String {
+    format!("wv{}", container_id.get(..12).unwrap_or(container_id))
+}
+
+/// The container-id prefix of a host veth named by [`host_veth_name`].
+pub fn host_veth_owner(ifname: &str) -> Option<&str> {
+    let p = ifname.strip_prefix("wv")?;
+    (p.len() == 12
+        && p.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then_some(p)
+}
 
 /// The subnets of the host's own addresses (a new network must overlap none of them: a
 /// bridge on the host's LAN subnet would cut the host off). Empty when netlink fails.

@@ -19,6 +19,7 @@ const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
@@ -57,13 +58,34 @@ pub const REG_2: u32 = 2;
 pub enum TableFamily {
     Ip,
     Ip6,
+    /// IPv4 and IPv6 in one table (`table inet …`).
+    Inet,
 }
 
 impl TableFamily {
     fn nfproto(self) -> u8 {
         match self {
+            TableFamily::Inet => 1, // NFPROTO_INET
             TableFamily::Ip => 2,   // NFPROTO_IPV4
             TableFamily::Ip6 => 10, // NFPROTO_IPV6
+        }
+    }
+
+    fn from_nfproto(p: u8) -> Option<TableFamily> {
+        match p {
+            1 => Some(TableFamily::Inet),
+            2 => Some(TableFamily::Ip),
+            10 => Some(TableFamily::Ip6),
+            _ => None,
+        }
+    }
+
+    /// nft's name of the family (`ip`, `ip6`, `inet`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableFamily::Ip => "ip",
+            TableFamily::Ip6 => "ip6",
+            TableFamily::Inet => "inet",
         }
     }
 }
@@ -87,6 +109,17 @@ impl Hook {
             Hook::Output => 3,
             Hook::Postrouting => 4,
         }
+    }
+
+    fn from_num(n: u32) -> Option<Hook> {
+        Some(match n {
+            0 => Hook::Prerouting,
+            1 => Hook::Input,
+            2 => Hook::Forward,
+            3 => Hook::Output,
+            4 => Hook::Postrouting,
+            _ => return None,
+        })
     }
 }
 
@@ -648,6 +681,39 @@ impl Batch {
         self
     }
 
+    /// Insert a rule at the head of a chain (first to match), with an optional comment: for
+    /// a chain that is not wharf's, whose later rules or policy would otherwise decide first.
+    pub fn insert_rule(
+        &mut self,
+        family: TableFamily,
+        table: &str,
+        chain: &str,
+        exprs: &[Expr],
+        comment: Option<&str>,
+    ) -> &mut Self {
+        // without NLM_F_APPEND (and no position) the kernel links the rule first
+        let m = self.push(
+            NFT_MSG_NEWRULE,
+            NLM_F_CREATE,
+            family,
+            format!(
+                "insert nftables rule into {} {table}/{chain}",
+                family.as_str()
+            ),
+        );
+        m.attr_str(NFTA_RULE_TABLE, table)
+            .attr_str(NFTA_RULE_CHAIN, chain);
+        m.nest(NFTA_RULE_EXPRESSIONS);
+        for e in exprs {
+            put_expr(m, e);
+        }
+        m.end();
+        if let Some(c) = comment {
+            m.attr(NFTA_RULE_USERDATA, &comment_udata(c));
+        }
+        self
+    }
+
     /// Delete a rule by handle.
     pub fn del_rule(
         &mut self,
@@ -745,6 +811,90 @@ pub fn rules(
         // Old kernels ignore the table filter of a dump: filter here as well.
         if t == table && r.handle != 0 {
             out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// A base chain's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+/// A chain as a dump reports it (any table, any owner: docker's iptables-nft, firewalld,
+/// netavark, the host's own ruleset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub family: TableFamily,
+    pub table: String,
+    pub name: String,
+    /// A base chain's hook and priority; `None` for a regular chain (only jumped to).
+    pub hook: Option<(Hook, i32)>,
+    /// A base chain's policy.
+    pub policy: Option<Policy>,
+}
+
+/// Every chain of the `ip`, `ip6` and `inet` tables (other families are skipped).
+pub fn chains(sock: &mut Socket) -> Result<Vec<Chain>, NetlinkError> {
+    let mut m = Msg::new(msg_type(NFT_MSG_GETCHAIN), NLM_F_DUMP);
+    m.header(&nfgenmsg(0, 0)); // NFPROTO_UNSPEC: every family
+    let msgs = sock.dump(m, "list nftables chains")?;
+    let mut out = Vec::new();
+    for msg in msgs.iter().filter(|m| m.kind == msg_type(NFT_MSG_NEWCHAIN)) {
+        let Some(family) = msg
+            .payload
+            .first()
+            .and_then(|p| TableFamily::from_nfproto(*p))
+        else {
+            continue;
+        };
+        let mut c = Chain {
+            family,
+            table: String::new(),
+            name: String::new(),
+            hook: None,
+            policy: None,
+        };
+        let be32 = |d: &[u8]| {
+            d.get(0..4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+        };
+        for (k, d) in msg.attrs(4) {
+            match k {
+                NFTA_CHAIN_TABLE => c.table = attr_string(d),
+                NFTA_CHAIN_NAME => c.name = attr_string(d),
+                NFTA_CHAIN_HOOK => {
+                    let mut num = None;
+                    let mut prio = 0i32;
+                    for (hk, hd) in super::Attrs::of(d) {
+                        match hk {
+                            NFTA_HOOK_HOOKNUM => num = be32(hd),
+                            NFTA_HOOK_PRIORITY => prio = be32(hd).unwrap_or(0) as i32,
+                            _ => {}
+                        }
+                    }
+                    c.hook = num.and_then(Hook::from_num).map(|h| (h, prio));
+                }
+                NFTA_CHAIN_POLICY => {
+                    c.policy = be32(d).map(|p| {
+                        if p == 0 {
+                            Policy::Drop // NF_DROP
+                        } else {
+                            Policy::Accept
+                        }
+                    })
+                }
+                _ => {}
+            }
+        }
+        if c.hook.is_none() {
+            c.policy = None;
+        }
+        if !c.table.is_empty() && !c.name.is_empty() {
+            out.push(c);
         }
     }
     Ok(out)

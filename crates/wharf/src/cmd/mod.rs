@@ -9,6 +9,7 @@ mod exec;
 mod images;
 mod lifecycle;
 mod logs;
+mod network;
 mod policy;
 mod registry;
 mod run;
@@ -65,6 +66,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&cli, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&cli, a),
         Command::Volume(v) => volumes::volume(&cli, v),
+        Command::Network(n) => network::network(&cli, n),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
             lifecycle::create(&cli, a)
         }

@@ -1,0 +1,297 @@
+//! Living next to other firewalls whose forward policy is drop. docker sets `FORWARD` to DROP
+//! (iptables-nft: table `ip filter`; or legacy iptables), so do hardened hosts' own rulesets,
+//! and netavark adds its rules there too. A packet that wharf's `ip wharf` table accepts is
+//! still dropped by such a chain: in nf_tables every base chain on the hook must accept, and
+//! legacy iptables is one more hook. So for each of its bridges wharf puts accept rules at the
+//! head of every foreign forward chain whose policy is drop:
+//!
+//! ```text
+//! <family> <table> <chain>   iifname BR accept     (not for --internal networks)
+//!   (policy drop)            oifname BR accept     (not for --internal networks)
+//!                            iifname BR oifname BR accept   (--internal: container to container)
+//! ```
+//!
+//! with the network's owner comment (`wharf:net:<id>`), so they go with the network and are
+//! listed for reconciliation. They only open that chain: wharf's own `forward` chain (or
+//! `WHARF-FORWARD`) still decides what may enter a bridge (replies and published ports).
+//! The legacy `FORWARD` gets them only when wharf's rules are nftables: with legacy iptables
+//! wharf's own `WHARF-FORWARD` is already jumped to first there, and an accept placed before
+//! it would skip its drops.
+//!
+//! Checked each time a network's rules are ensured (a container start), so a docker started
+//! after wharf is caught up with by the next start. Must not: touch a chain whose policy is
+//! accept, remove a rule that is not wharf's, or fail a start because another firewall's
+//! table cannot be read (a chain that vanished meanwhile is skipped).
+
+use super::firewall::{FirewallError, Owner};
+use super::iptables::Iptables;
+use std::collections::BTreeMap;
+use wharf_store::network::NetworkRecord;
+use wharf_sys::netlink::nft::{self, matches, Batch, CmpOp, Expr, Hook, Policy, TableFamily};
+use wharf_sys::netlink::{Family, Socket};
+
+/// wharf's own table (never a foreign chain).
+const OWN_TABLE: &str = super::firewall::TABLE;
+
+fn comment(network_id: &str) -> String {
+    format!("wharf:net:{network_id}")
+}
+
+/// The accept rules a foreign forward chain gets for `net`'s bridge (nft expressions).
+fn nft_rules(net: &NetworkRecord) -> Vec<Vec<Expr>> {
+    let br = net.bridge.as_str();
+    let accept = Expr::Verdict(nft::Verdict::Accept);
+    if net.internal {
+        let mut r = matches::iifname(CmpOp::Eq, br);
+        r.extend(matches::oifname(CmpOp::Eq, br));
+        r.push(accept);
+        return vec![r];
+    }
+    let mut i = matches::iifname(CmpOp::Eq, br);
+    i.push(accept.clone());
+    let mut o = matches::oifname(CmpOp::Eq, br);
+    o.push(accept);
+    vec![i, o]
+}
+
+/// A foreign nf_tables chain that drops what it does not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropChain {
+    pub family: TableFamily,
+    pub table: String,
+    pub chain: String,
+}
+
+impl std::fmt::Display for DropChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.family.as_str(), self.table, self.chain)
+    }
+}
+
+/// The forward base chains with policy drop of `ip` and `inet` tables that are not wharf's.
+/// `None` when nf_tables cannot be asked (no nf_tables: nothing there to coexist with).
+fn nft_drop_chains(sock: &mut Socket) -> Option<Vec<DropChain>> {
+    let chains = nft::chains(sock).ok()?;
+    Some(
+        chains
+            .into_iter()
+            .filter(|c| matches!(c.family, TableFamily::Ip | TableFamily::Inet))
+            .filter(|c| !(c.family == TableFamily::Ip && c.table == OWN_TABLE))
+            .filter(|c| {
+                matches!(c.hook, Some((Hook::Forward, _))) && c.policy == Some(Policy::Drop)
+            })
+            .map(|c| DropChain {
+                family: c.family,
+                table: c.table,
+                chain: c.name,
+            })
+            .collect(),
+    )
+}
+
+/// The nf_tables forward chains with policy drop (for `system check`); empty without
+/// nf_tables.
+pub fn drop_chains() -> Vec<DropChain> {
+    Socket::open(Family::Netfilter)
+        .ok()
+        .and_then(|mut s| nft_drop_chains(&mut s))
+        .unwrap_or_default()
+}
+
+/// Whether the legacy `filter` table is loaded at all (cheap: no process when it is not),
+/// in the calling thread's network namespace (`thread-self`: `/proc/net` is the process's;
+/// kernels before 3.17 have only that).
+fn legacy_filter_loaded() -> bool {
+    let read = |p: &str| {
+        wharf_sys::fs::read_small_file(None, std::path::Path::new(p), 4096)
+            .ok()
+            .flatten()
+    };
+    read("/proc/thread-self/net/ip_tables_names")
+        .or_else(|| read("/proc/net/ip_tables_names"))
+        .is_some_and(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .any(|l| l.trim() == "filter")
+        })
+}
+
+/// The legacy iptables whose `FORWARD` policy is DROP, if there is one.
+fn legacy_dropping() -> Option<Iptables> {
+    if !legacy_filter_loaded() {
+        return None;
+    }
+    let ipt = Iptables::find()?;
+    ipt.forward_policy_drop().then_some(ipt)
+}
+
+/// Whether legacy iptables' `FORWARD` policy is DROP (for `system check`).
+pub fn legacy_forward_drops() -> bool {
+    legacy_dropping().is_some()
+}
+
+/// Puts `net`'s accept rules at the head of every foreign forward chain with policy drop
+/// that lacks them; the legacy `FORWARD` too when `legacy_too` (wharf's rules are nftables).
+/// Idempotent.
+pub fn ensure(net: &NetworkRecord, legacy_too: bool) -> Result<(), FirewallError> {
+    let c = comment(&net.id);
+    if let Ok(mut sock) = Socket::open(Family::Netfilter) {
+        if let Some(chains) = nft_drop_chains(&mut sock) {
+            let mut b = Batch::new();
+            let mut have: BTreeMap<(&'static str, String), Vec<nft::Rule>> = BTreeMap::new();
+            for d in &chains {
+                let key = (d.family.as_str(), d.table.clone());
+                if !have.contains_key(&key) {
+                    let rules = nft::rules(&mut sock, d.family, &d.table).unwrap_or_default();
+                    have.insert(key.clone(), rules);
+                }
+                let present = have.get(&key).is_some_and(|rs| {
+                    rs.iter()
+                        .any(|r| r.chain == d.chain && r.comment.as_deref() == Some(c.as_str()))
+                });
+                if present {
+                    continue;
+                }
+                for r in nft_rules(net) {
+                    b.insert_rule(d.family, &d.table, &d.chain, &r, Some(&c));
+                }
+            }
+            match b.commit(&mut sock) {
+                Ok(()) => {}
+                // the chain or table went away meanwhile (docker flushed it): nothing to open
+                Err(e) if e.errno() == Some(nix::libc::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if legacy_too {
+        if let Some(ipt) = legacy_dropping() {
+            ipt.ensure_forward_accept(net)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a network's rules from every foreign chain (nf_tables and legacy); returns how
+/// many there were.
+pub fn remove(network_id: &str) -> Result<usize, FirewallError> {
+    let c = comment(network_id);
+    let mut n = 0;
+    if let Ok(mut sock) = Socket::open(Family::Netfilter) {
+        for (family, table, rules) in foreign_rules(&mut sock) {
+            let mut b = Batch::new();
+            let mut k = 0;
+            for r in rules
+                .iter()
+                .filter(|r| r.comment.as_deref() == Some(c.as_str()))
+            {
+                b.del_rule(family, &table, &r.chain, r.handle);
+                k += 1;
+            }
+            match b.commit(&mut sock) {
+                Ok(()) => n += k,
+                // removed meanwhile by another wharf
+                Err(e) if e.errno() == Some(nix::libc::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if legacy_filter_loaded() {
+        if let Some(ipt) = Iptables::find() {
+            n += ipt.remove_forward(network_id)?;
+        }
+    }
+    Ok(n)
+}
+
+/// The rules of every foreign `ip`/`inet` table that has a forward chain, by table.
+fn foreign_rules(sock: &mut Socket) -> Vec<(TableFamily, String, Vec<nft::Rule>)> {
+    let Ok(chains) = nft::chains(sock) else {
+        return Vec::new();
+    };
+    let mut tables: Vec<(TableFamily, String)> = chains
+        .into_iter()
+        .filter(|c| matches!(c.family, TableFamily::Ip | TableFamily::Inet))
+        .filter(|c| !(c.family == TableFamily::Ip && c.table == OWN_TABLE))
+        .filter(|c| matches!(c.hook, Some((Hook::Forward, _))))
+        .map(|c| (c.family, c.table))
+        .collect();
+    tables.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+    tables.dedup();
+    tables
+        .into_iter()
+        .filter_map(|(f, t)| {
+            let rules = nft::rules(sock, f, &t).ok()?;
+            Some((f, t, rules))
+        })
+        .collect()
+}
+
+/// Networks that have rules in foreign chains, with their rule counts (reconciliation).
+pub fn owners() -> Vec<(Owner, usize)> {
+    let mut out: Vec<(Owner, usize)> = Vec::new();
+    let mut count = |id: &str| {
+        let o = Owner::Network(id.to_string());
+        match out.iter_mut().find(|(x, _)| *x == o) {
+            Some((_, n)) => *n += 1,
+            None => out.push((o, 1)),
+        }
+    };
+    if let Ok(mut sock) = Socket::open(Family::Netfilter) {
+        for (_, _, rules) in foreign_rules(&mut sock) {
+            for r in &rules {
+                if let Some(id) = r
+                    .comment
+                    .as_deref()
+                    .and_then(|c| c.strip_prefix("wharf:net:"))
+                {
+                    count(id);
+                }
+            }
+        }
+    }
+    if legacy_filter_loaded() {
+        if let Some(ipt) = Iptables::find() {
+            for id in ipt.forward_owners() {
+                count(&id);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(internal: bool) -> NetworkRecord {
+        NetworkRecord {
+            id: "e".repeat(64),
+            name: "t".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            bridge: "wh-eeeeeeeeeeee".into(),
+            subnet: "10.9.0.0/24".parse().expect("subnet"),
+            gateway: "10.9.0.1".parse().expect("ip"),
+            ip_range: None,
+            internal,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn rules_per_kind_of_network() {
+        let open = nft_rules(&net(false));
+        assert_eq!(open.len(), 2);
+        assert!(open
+            .iter()
+            .all(|r| r.last() == Some(&Expr::Verdict(nft::Verdict::Accept))));
+        // internal: only container to container on the bridge
+        let internal = nft_rules(&net(true));
+        assert_eq!(internal.len(), 1);
+        assert_eq!(internal[0].len(), 5);
+        assert_eq!(comment("ab"), "wharf:net:ab");
+    }
+}

@@ -1,0 +1,266 @@
+//! wharf next to a firewall whose forward policy is drop (docker's `FORWARD` DROP), in
+//! private network namespaces: a "host" with a wharf bridge and a link to an "outside"
+//! namespace, a "container" on the bridge. Routed traffic — the container reaching the
+//! outside (masquerade) and the outside reaching a published port (DNAT) — crosses the host's
+//! forward hook. Each combination of wharf's backend (nftables, legacy iptables) and the
+//! dropping firewall (iptables-nft's `ip filter`, legacy iptables) is tried: the drop policy
+//! cuts the traffic, wharf's next ensure puts accept rules first in that chain (with docker's
+//! `DOCKER-USER` jump present), the traffic passes, and removing the network removes them.
+#![allow(clippy::unwrap_used)]
+
+use nix::sched::{setns, unshare, CloneFlags};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+use wharf_engine::network::coexist;
+use wharf_engine::network::firewall::{self, Firewall, Owner, Published};
+use wharf_engine::network::iptables::Iptables;
+use wharf_store::network::NetworkRecord;
+use wharf_sys::netlink::link::{self, Netns};
+use wharf_sys::netlink::{nft, Family, Socket};
+use wharf_types::ports::Proto;
+
+fn fetch(addr: SocketAddr) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(1500))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("read {addr}: {e}"))?;
+    Ok(out)
+}
+
+fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+/// A namespace's interface `eth0` with an address, up, and optionally a default route; a
+/// server answering `reply` on `port`.
+fn serve_in(ns: &File, addr: IpAddr, gw: Option<IpAddr>, port: u16, reply: &'static str) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let fd = ns.try_clone().unwrap();
+    std::thread::spawn(move || {
+        setns(&fd, CloneFlags::CLONE_NEWNET).unwrap();
+        let mut s = Socket::open(Family::Route).unwrap();
+        let lo = link::index(&mut s, "lo").unwrap();
+        link::set_up(&mut s, lo).unwrap();
+        let eth = link::index(&mut s, "eth0").unwrap();
+        link::add_address(&mut s, eth, addr, 24).unwrap();
+        link::set_up(&mut s, eth).unwrap();
+        if let Some(gw) = gw {
+            link::add_route(&mut s, None, Some(gw), Some(eth)).unwrap();
+        }
+        let l = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        tx.send(()).unwrap();
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            let _ = c.write_all(reply.as_bytes());
+        }
+    });
+    rx.recv().unwrap();
+}
+
+fn in_ns<T: Send + 'static>(ns: &File, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let fd = ns.try_clone().unwrap();
+    std::thread::spawn(move || {
+        setns(&fd, CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn iptables(bin: &str, args: &[&str]) -> String {
+    let o = Command::new(bin).arg("-w").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{bin} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Nft,
+    Legacy,
+}
+
+fn have(kind: Kind) -> bool {
+    match kind {
+        Kind::Nft => nft::available() && std::path::Path::new("/usr/sbin/iptables-nft").exists(),
+        Kind::Legacy => Iptables::find().is_some(),
+    }
+}
+
+fn scenario(wharf: Kind, dropper: Kind) {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    if !have(wharf) || !have(dropper) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{wharf:?}/{dropper:?} not available"
+        );
+        eprintln!("skipped: {wharf:?}/{dropper:?} not available");
+        return;
+    }
+    std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let host = File::open("/proc/thread-self/ns/net").unwrap();
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let ctr = File::open("/proc/thread-self/ns/net").unwrap();
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let outside = File::open("/proc/thread-self/ns/net").unwrap();
+        setns(&host, CloneFlags::CLONE_NEWNET).unwrap();
+
+        // host: bridge wc0 10.52.0.1/24 with the container; wo0 10.72.0.1/24 to the outside
+        let mut s = Socket::open(Family::Route).unwrap();
+        let lo = link::index(&mut s, "lo").unwrap();
+        link::set_up(&mut s, lo).unwrap();
+        link::create_bridge(&mut s, "wc0", None).unwrap();
+        let br = link::index(&mut s, "wc0").unwrap();
+        link::add_address(&mut s, br, ip(10, 52, 0, 1), 24).unwrap();
+        link::set_up(&mut s, br).unwrap();
+        link::create_veth(
+            &mut s,
+            "wvc0",
+            "eth0",
+            Some(Netns::Fd(ctr.as_raw_fd())),
+            None,
+        )
+        .unwrap();
+        let wv = link::index(&mut s, "wvc0").unwrap();
+        link::set_master(&mut s, wv, br).unwrap();
+        link::set_up(&mut s, wv).unwrap();
+        link::create_veth(
+            &mut s,
+            "wo0",
+            "eth0",
+            Some(Netns::Fd(outside.as_raw_fd())),
+            None,
+        )
+        .unwrap();
+        let wo = link::index(&mut s, "wo0").unwrap();
+        link::add_address(&mut s, wo, ip(10, 72, 0, 1), 24).unwrap();
+        link::set_up(&mut s, wo).unwrap();
+        serve_in(&ctr, ip(10, 52, 0, 2), Some(ip(10, 52, 0, 1)), 80, "hello");
+        serve_in(&outside, ip(10, 72, 0, 2), None, 81, "outside");
+
+        let net = NetworkRecord {
+            id: "d".repeat(64),
+            name: "co".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            bridge: "wc0".into(),
+            subnet: "10.52.0.0/24".parse().unwrap(),
+            gateway: ip(10, 52, 0, 1),
+            ip_range: None,
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        };
+        let mut fw = match wharf {
+            Kind::Nft => Firewall::open().unwrap(),
+            Kind::Legacy => Firewall::open_legacy().unwrap(),
+        };
+        fw.ensure_network(&net).unwrap();
+        firewall::enable_forwarding("wc0").unwrap();
+        let cid = "c".repeat(64);
+        fw.publish(
+            &cid,
+            ip(10, 52, 0, 2),
+            &[Published {
+                host_ip: None,
+                host_port: 8080,
+                proto: Proto::Tcp,
+                container_port: 80,
+            }],
+        )
+        .unwrap();
+        let out_of_ctr = || in_ns(&ctr, || fetch("10.72.0.2:81".parse().unwrap()));
+        let into_ctr = || in_ns(&outside, || fetch("10.72.0.1:8080".parse().unwrap()));
+        assert_eq!(out_of_ctr().unwrap(), "outside");
+        assert_eq!(into_ctr().unwrap(), "hello");
+
+        // docker's setup: FORWARD policy DROP, DOCKER-USER jumped to first
+        let bin = match dropper {
+            Kind::Nft => "/usr/sbin/iptables-nft".to_string(),
+            Kind::Legacy => Iptables::find().unwrap().binary().display().to_string(),
+        };
+        iptables(&bin, &["-N", "DOCKER-USER"]);
+        iptables(&bin, &["-A", "DOCKER-USER", "-j", "RETURN"]);
+        iptables(&bin, &["-I", "FORWARD", "-j", "DOCKER-USER"]);
+        iptables(&bin, &["-P", "FORWARD", "DROP"]);
+        // legacy wharf with legacy docker: WHARF-FORWARD already decides in that chain
+        let covered = wharf == Kind::Legacy && dropper == Kind::Legacy;
+        if !covered {
+            assert!(out_of_ctr().is_err(), "the drop policy cuts the traffic");
+            assert!(into_ctr().is_err());
+        }
+
+        // the next ensure (a container start) opens the dropping chain for the bridge
+        fw.ensure_network(&net).unwrap();
+        fw.ensure_network(&net).unwrap(); // idempotent
+        assert_eq!(out_of_ctr().unwrap(), "outside");
+        assert_eq!(into_ctr().unwrap(), "hello");
+        let listing = iptables(&bin, &["-S", "FORWARD"]);
+        let comment = format!("wharf:net:{}", net.id);
+        let ours: Vec<&str> = listing.lines().filter(|l| l.contains(&comment)).collect();
+        let foreign = coexist::owners();
+        if covered {
+            assert!(ours.is_empty(), "{listing}");
+            assert!(foreign.is_empty(), "{foreign:?}");
+        } else {
+            // parsed by iptables itself, first in the chain, one per direction
+            assert_eq!(ours.len(), 2, "{listing}");
+            assert!(
+                listing.lines().nth(1).unwrap().contains(&comment),
+                "{listing}"
+            );
+            assert!(
+                ours.iter()
+                    .any(|l| l.contains("-i wc0") && l.ends_with("-j ACCEPT")),
+                "{listing}"
+            );
+            assert!(ours.iter().any(|l| l.contains("-o wc0")), "{listing}");
+            assert_eq!(foreign, vec![(Owner::Network(net.id.clone()), 2)]);
+        }
+
+        // removed with the network: nothing of wharf's is left in that chain
+        assert_eq!(fw.unpublish(&cid).unwrap(), 2);
+        let removed = fw.remove_network(&net.id).unwrap();
+        assert_eq!(removed, if covered { 8 } else { 10 });
+        assert!(!iptables(&bin, &["-S", "FORWARD"]).contains("wharf:net:"));
+        assert!(coexist::owners().is_empty());
+        assert!(fw.owners().unwrap().is_empty());
+        assert!(out_of_ctr().is_err(), "the drop policy applies again");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn nft_rules_next_to_iptables_nft_drop() {
+    scenario(Kind::Nft, Kind::Nft);
+}
+
+#[test]
+fn nft_rules_next_to_legacy_drop() {
+    scenario(Kind::Nft, Kind::Legacy);
+}
+
+#[test]
+fn legacy_rules_next_to_iptables_nft_drop() {
+    scenario(Kind::Legacy, Kind::Nft);
+}
+
+#[test]
+fn legacy_rules_next_to_legacy_drop() {
+    scenario(Kind::Legacy, Kind::Legacy);
+}
