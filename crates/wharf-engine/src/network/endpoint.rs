@@ -59,6 +59,14 @@ pub fn write(run_root: &Path, ep: &Endpoint) -> std::io::Result<()> {
     wharf_sys::atomic::write_file(&d.join(format!("{}.json", ep.container_id)), &body, 0o644)
 }
 
+/// A container's endpoint on a network, if it has one (bounded read; a foreign or broken
+/// file is none).
+pub fn read(run_root: &Path, network_id: &str, container_id: &str) -> Option<Endpoint> {
+    let path = dir(run_root, network_id).join(format!("{container_id}.json"));
+    let b = wharf_sys::fs::read_small_file(None, &path, 64 * 1024).ok()??;
+    serde_json::from_slice(&b).ok()
+}
+
 /// Removes a container's endpoint on a network (missing: nothing to do).
 pub fn remove(run_root: &Path, network_id: &str, container_id: &str) {
     let _ = std::fs::remove_file(dir(run_root, network_id).join(format!("{container_id}.json")));
@@ -137,6 +145,9 @@ mod tests {
             ["x", "y"]
         );
         assert_eq!(networks_with_state(d.path()), vec!["d".repeat(64)]);
+        let back = read(d.path(), &"d".repeat(64), &"a".repeat(64)).expect("read");
+        assert_eq!(back, ep('a', "x"));
+        assert!(read(d.path(), &"d".repeat(64), &"c".repeat(64)).is_none());
         remove(d.path(), &"d".repeat(64), &"a".repeat(64));
         assert_eq!(list(d.path(), &"d".repeat(64)).len(), 1);
     }

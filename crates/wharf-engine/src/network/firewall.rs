@@ -134,20 +134,28 @@ impl Firewall {
         }
     }
 
-    /// A network's NAT and forwarding rules; idempotent.
+    /// A network's NAT and forwarding rules; idempotent. When they are made, the bridge is
+    /// also let through the FORWARD chains of docker's or firewalld's iptables (`coexist`).
     pub fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
-        match &mut self.backend {
-            Backend::Nft(n) => n.ensure_network(net),
-            Backend::Legacy(i) => i.ensure_network(net),
+        let (made, legacy) = match &mut self.backend {
+            Backend::Nft(n) => (n.ensure_network(net)?, false),
+            Backend::Legacy(i) => (i.ensure_network(net)?, true),
+        };
+        if made {
+            super::coexist::allow(&net.bridge, &net.id, legacy);
         }
+        Ok(())
     }
 
-    /// Removes a network's rules; returns how many there were.
+    /// Removes a network's rules (its `coexist` ones included); returns how many there were
+    /// in wharf's own table or chains.
     pub fn remove_network(&mut self, network_id: &str) -> Result<usize, FirewallError> {
-        match &mut self.backend {
-            Backend::Nft(n) => n.remove_network(network_id),
-            Backend::Legacy(i) => i.remove_network(network_id),
-        }
+        let (n, legacy) = match &mut self.backend {
+            Backend::Nft(n) => (n.remove_network(network_id)?, false),
+            Backend::Legacy(i) => (i.remove_network(network_id)?, true),
+        };
+        super::coexist::remove(network_id, legacy);
+        Ok(n)
     }
 
     /// DNAT (and hairpin masquerade) for a container's published ports.
@@ -229,7 +237,8 @@ impl Nft {
     }
 
     /// A network's NAT and forwarding rules; idempotent (nothing added when its rules exist).
-    fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
+    /// Whether it made them.
+    fn ensure_network(&mut self, net: &NetworkRecord) -> Result<bool, FirewallError> {
         self.ensure_base()?;
         let c = net_comment(&net.id);
         let have = nft::rules(&mut self.sock, FAM, TABLE)?;
@@ -237,7 +246,7 @@ impl Nft {
             .iter()
             .any(|r| r.comment.as_deref() == Some(c.as_str()))
         {
-            return Ok(());
+            return Ok(false);
         }
         let br = net.bridge.as_str();
         let mut b = Batch::new();
@@ -285,7 +294,7 @@ impl Nft {
         let e = cat(vec![matches::iifname(CmpOp::Eq, br), drop()]);
         b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
         b.commit(&mut self.sock)?;
-        Ok(())
+        Ok(true)
     }
 
     fn remove_comment(&mut self, comment: &str) -> Result<usize, FirewallError> {

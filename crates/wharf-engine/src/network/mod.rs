@@ -6,11 +6,15 @@
 //! runtime only plugs the veth (`wharf_runtime::net`).
 
 pub mod alloc;
+pub mod attach;
 pub mod bridge;
+pub mod coexist;
+pub(crate) mod config;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
 pub mod iptables;
+pub mod report;
 pub mod resolver;
 
 use crate::{Engine, EngineError};
