@@ -41,11 +41,48 @@ pub fn host_subnets() -> Vec<Subnet> {
         .collect()
 }
 
+/// Where the host-wide subnet lock lives: `/run` is the host's (one per boot); a host
+/// without a writable `/run` falls back to the run root.
+const HOST_SUBNET_LOCK: &str = "/run/wharf-subnets.lock";
+
+/// Held while a network's subnet is chosen from the host's addresses and put on its bridge.
+fn host_subnet_lock(
+    run_root: &std::path::Path,
+) -> Result<nix::fcntl::Flock<std::fs::File>, EngineError> {
+    let open = |p: &std::path::Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(p)
+    };
+    let fallback = run_root.join("subnets.lock");
+    let f = match open(std::path::Path::new(HOST_SUBNET_LOCK)) {
+        Ok(f) => f,
+        Err(_) => {
+            std::fs::create_dir_all(run_root)
+                .map_err(|e| EngineError::io("create", run_root, e))?;
+            open(&fallback).map_err(|e| EngineError::io("open", &fallback, e))?
+        }
+    };
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| EngineError::io("lock", HOST_SUBNET_LOCK, e.into()))
+}
+
 impl Engine {
     /// docker's default network `bridge` (`wharf0`), recorded on first use: its subnet is
     /// daemon.json's `bip`, else the first of the address pools that overlaps neither another
     /// network nor a subnet of the host's own addresses (so it never lands on `docker0`'s).
     pub fn default_network(&self) -> Result<NetworkRecord, EngineError> {
+        match self.store.network(DEFAULT_NETWORK) {
+            Ok(n) => return Ok(n),
+            Err(NetworkError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // The subnet is chosen from what the host's interfaces hold, so two stores choosing
+        // at once (a second store on the host, parallel tests) would both take the same one:
+        // the choice and the address on the bridge happen under one host-wide lock.
+        let _host = host_subnet_lock(&self.opts.run_root)?;
         match self.store.network(DEFAULT_NETWORK) {
             Ok(n) => return Ok(n),
             Err(NetworkError::NotFound(_)) => {}
@@ -65,12 +102,15 @@ impl Engine {
             .into_iter()
             .filter(|s| settings.bip.is_none_or(|(_, b)| b != *s))
             .collect();
-        match self.store.create_network(&req, &settings.pools, &host) {
-            Ok(n) => Ok(n),
+        let net = match self.store.create_network(&req, &settings.pools, &host) {
+            Ok(n) => n,
             // made meanwhile by another wharf
-            Err(NetworkError::Exists(_)) => Ok(self.store.network(DEFAULT_NETWORK)?),
-            Err(e) => Err(e.into()),
-        }
+            Err(NetworkError::Exists(_)) => return Ok(self.store.network(DEFAULT_NETWORK)?),
+            Err(e) => return Err(e.into()),
+        };
+        // the gateway address marks the subnet taken for every other store
+        bridge::ensure(&self.opts.run_root, &net)?;
+        Ok(net)
     }
 
     /// A network by name, full id or unique id prefix; `bridge` is the default network.
