@@ -440,6 +440,30 @@ fn container_network_mode_and_docker_conflicts() {
         assert_eq!(o.status.code(), Some(125), "{a:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{a:?}: {}", stderr(&o));
     }
+    // a joiner loses the network with the container that owns it (docker's behaviour; the
+    // address goes back to the pool, so the veth must not live on in the joiner)
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "joiner",
+        "--network",
+        "container:aa",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert!(w
+        .ok(&["exec", "joiner", "ls", "/sys/class/net"])
+        .contains("eth0"));
+    w.ok(&["restart", "-t", "0", "aa"]);
+    assert!(
+        eventually(5, || !w
+            .ok(&["exec", "joiner", "ls", "/sys/class/net"])
+            .contains("eth0")),
+        "the joiner still has aa's interface"
+    );
+    w.ok(&["rm", "-f", "joiner"]);
     // a stopped container has no namespace to join
     w.ok(&["stop", "-t", "0", "aa"]);
     let o = w.run(&[

@@ -11,9 +11,10 @@
 //! joins the running container's namespace (`Network::Path`) and mounts its /etc files.
 //!
 //! Release (`release_network`, from `crate::release`): DNAT rules, host ports, address,
-//! endpoint and the host end of the veth (the kernel removes it with the container's
-//! namespace, but asynchronously; a start killed half-way may also leave it) — every step
-//! idempotent, so it is safe after a crash, twice, or for a container that never started.
+//! endpoint — every step idempotent, so it is safe after a crash, twice, or for a container
+//! that never started. The veth goes with the container's namespace (the kernel removes it,
+//! lazily, also after a killed start); only a namespace that `container:` joiners keep alive
+//! has its veth deleted here.
 //! Must not: enter the container's namespace (the runtime's init configures `eth0`).
 
 use super::alloc::{Ipam, Ports};
@@ -30,6 +31,9 @@ use wharf_store::ContainerPaths;
 use wharf_sys::netlink::{link, Family, Socket};
 use wharf_types::container::{ContainerRecord, NetworkMode};
 use wharf_types::ports::{PortKey, PortMapping};
+
+/// Marker prefix in a container's run directory: `joined-<id>` joined its network namespace.
+const JOINED: &str = "joined-";
 
 /// The host end of a container's veth: `wv` and the first 12 characters of its id (within
 /// IFNAMSIZ, and found again from the id alone after a crash).
@@ -107,7 +111,7 @@ impl Engine {
         match &rec.host_config.network_mode {
             NetworkMode::None => spec.network = rs::Network::None,
             NetworkMode::Host => spec.network = rs::Network::Host,
-            NetworkMode::Container(target) => self.join_container(target, spec)?,
+            NetworkMode::Container(target) => self.join_container(rec, target, spec)?,
             NetworkMode::Bridge | NetworkMode::User(_) => {
                 let r = self.attach_bridge(rec, paths, spec);
                 if r.is_err() {
@@ -120,7 +124,15 @@ impl Engine {
     }
 
     /// `container:<id>`: the running container's network namespace, hostname and /etc files.
-    fn join_container(&self, target: &str, spec: &mut ContainerSpec) -> Result<(), EngineError> {
+    /// A marker in the joined container's run directory (`joined-<id>`) tells its release that
+    /// the namespace outlives it: its veth must then be taken out (docker's joiners lose the
+    /// network with the container that owns it, and its address is handed out again).
+    fn join_container(
+        &self,
+        rec: &ContainerRecord,
+        target: &str,
+        spec: &mut ContainerSpec,
+    ) -> Result<(), EngineError> {
         let info = self.container(target)?;
         let running = matches!(info.state.status(), Status::Running | Status::Paused)
             && info.state.pid > 0
@@ -131,6 +143,11 @@ impl Engine {
             }
             .into());
         }
+        let dir = self.run_dir(&info.record.id);
+        let marker = dir.join(format!("{JOINED}{}", rec.id));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&marker, b""))
+            .map_err(|e| EngineError::io("write", &marker, e))?;
         spec.network = rs::Network::Path(format!("/proc/{}/ns/net", info.state.pid).into());
         spec.hostname = info.record.config.hostname.clone();
         let dir = self.store.container_paths(&info.record.id).dir;
@@ -282,6 +299,13 @@ impl Engine {
     /// Releases what a start of the container took on its network; idempotent. Every step is
     /// tried; the first error is returned.
     pub(crate) fn release_network(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        if let NetworkMode::Container(target) = &rec.host_config.network_mode {
+            if let Ok(t) = target.parse::<wharf_types::ContainerId>() {
+                let marker = self.run_dir(&t).join(format!("{JOINED}{}", rec.id));
+                let _ = std::fs::remove_file(marker);
+            }
+            return Ok(());
+        }
         if !rec.host_config.network_mode.is_bridge() {
             return Ok(());
         }
@@ -311,17 +335,31 @@ impl Engine {
             }
             endpoint::remove(run_root, &nid, id);
         }
-        if let Err(e) = Socket::open(Family::Route)
-            .and_then(|mut s| link::delete(&mut s, &host_veth(id)).map(drop))
-        {
-            if first.is_ok() {
-                first = Err(EngineError::Link {
-                    id: id.to_string(),
-                    source: e,
-                });
+        // The veth goes with the container's namespace: the kernel removes it once the last
+        // process in it is gone (lazily, off this path: deleting it here would wait for its
+        // RCU grace periods on every exit). Only when another container joined the namespace
+        // does it outlive the container, and is taken out here.
+        if self.has_joiners(&rec.id) {
+            if let Err(e) = Socket::open(Family::Route)
+                .and_then(|mut s| link::delete(&mut s, &host_veth(id)).map(drop))
+            {
+                if first.is_ok() {
+                    first = Err(EngineError::Link {
+                        id: id.to_string(),
+                        source: e,
+                    });
+                }
             }
         }
         first
+    }
+
+    /// Whether a container started with `--network container:<id>` joined this one.
+    fn has_joiners(&self, id: &wharf_types::ContainerId) -> bool {
+        std::fs::read_dir(self.run_dir(id)).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(JOINED))
+        })
     }
 
     /// A running container's place on its bridge network (address, MAC, published ports),

@@ -220,6 +220,19 @@ impl Nft {
 
     fn ensure_base(&mut self) -> Result<(), FirewallError> {
         let have = nft::rules(&mut self.sock, FAM, TABLE)?;
+        self.ensure_base_from(&have)
+    }
+
+    /// [`Nft::ensure_base`] given the table's rules as just dumped: nothing is sent when both
+    /// jumps are there (their chains then exist), so a start pays no nf_tables transaction.
+    fn ensure_base_from(&mut self, have: &[nft::Rule]) -> Result<(), FirewallError> {
+        let based = |chain: &str| {
+            have.iter()
+                .any(|r| r.chain == chain && r.comment.as_deref() == Some("wharf:base"))
+        };
+        if based("prerouting") && based("output") {
+            return Ok(());
+        }
         let mut b = Batch::new();
         Self::base_batch(&mut b);
         for chain in ["prerouting", "output"] {
@@ -239,9 +252,9 @@ impl Nft {
     /// A network's NAT and forwarding rules; idempotent (nothing added when its rules exist).
     /// Whether it made them.
     fn ensure_network(&mut self, net: &NetworkRecord) -> Result<bool, FirewallError> {
-        self.ensure_base()?;
         let c = net_comment(&net.id);
         let have = nft::rules(&mut self.sock, FAM, TABLE)?;
+        self.ensure_base_from(&have)?;
         if have
             .iter()
             .any(|r| r.comment.as_deref() == Some(c.as_str()))

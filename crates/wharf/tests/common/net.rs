@@ -171,8 +171,10 @@ pub fn resolver_pids(root: &Path) -> Vec<i32> {
 /// (nftables table and legacy chains), host-port and address allocations, endpoint files.
 pub fn leftovers(w: &Wharf, id: &str) -> Vec<String> {
     let mut out = Vec::new();
+    // the kernel removes the veth with the container's namespace, lazily: give it a moment
     let veth = wharf_engine::network::attach::host_veth(id);
-    if Path::new("/sys/class/net").join(&veth).exists() {
+    let gone = super::eventually(5, || !Path::new("/sys/class/net").join(&veth).exists());
+    if !gone {
         out.push(format!("veth {veth}"));
     }
     for fw in [Firewall::open().ok(), legacy()].into_iter().flatten() {
