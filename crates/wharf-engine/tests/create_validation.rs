@@ -94,12 +94,6 @@ fn rm_with_restart_conflicts() {
 
 #[test]
 fn network_gating() {
-    let net = |n: &str| {
-        msg(CreateFlags {
-            network: Some(n.into()),
-            ..Default::default()
-        })
-    };
     // which networks exist is decided at create; the flags only name one
     let mode = |n: &str| {
         let mut r = req(CreateFlags {
