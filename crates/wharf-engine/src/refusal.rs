@@ -114,6 +114,9 @@ pub enum ValidationError {
     PublishNoNetwork,
     #[error("network-scoped alias is supported only for containers in user defined networks")]
     NetworkAlias,
+    /// `-p [::1]:8080:80`: bridge networks have IPv4 addresses only in this build.
+    #[error("publishing on the IPv6 address {address} is not supported: bridge networks are IPv4 only in this build")]
+    PublishIpv6 { address: String },
     /// `--network container:` naming the container being created.
     #[error("cannot join own network namespace: {name}")]
     NetworkSelf { name: String },
@@ -246,6 +249,7 @@ impl HasKind for ValidationError {
             | V::PublishNoNetwork
             | V::NetworkAlias
             | V::NetworkSelf { .. } => ErrorKind::InvalidArgument,
+            V::PublishIpv6 { .. } => ErrorKind::NotImplemented,
             V::PortRangesDisjoint { .. } => ErrorKind::FailedPrecondition,
         }
     }

@@ -276,6 +276,15 @@ pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
     if *mode == NetworkMode::None && publishes {
         return Err(invalid(V::PublishNoNetwork));
     }
+    // bridge networks are IPv4 here: a port published on an IPv6 address would not be reached
+    for b in h.port_bindings.values().flatten() {
+        let ip = b.host_ip.trim_start_matches('[').trim_end_matches(']');
+        if ip.parse::<std::net::IpAddr>().is_ok_and(|i| i.is_ipv6()) {
+            return Err(invalid(V::PublishIpv6 {
+                address: b.host_ip.clone(),
+            }));
+        }
+    }
     if !matches!(mode, NetworkMode::User(_)) {
         if req.endpoint.ipam_config.is_some() {
             return Err(crate::network::alloc::AllocError::AddressOnDefault.into());

@@ -342,6 +342,10 @@ fn etc_files_and_interface_options() {
         (vec!["--dns-search", "a_b"], "a_b is not a valid domain"),
         (vec!["-p", "99999:80"], "invalid hostPort: 99999"),
         (vec!["--expose", "x"], "invalid containerPort: x"),
+        (
+            vec!["-p", "[::1]:8080:80"],
+            "publishing on the IPv6 address ::1 is not supported",
+        ),
     ] {
         let mut a = vec!["run", "--rm"];
         a.extend(args.iter().copied());

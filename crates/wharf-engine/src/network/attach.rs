@@ -246,7 +246,11 @@ impl Engine {
         };
         let mut aliases: Vec<String> = ep_cfg.map(|e| e.aliases.clone()).unwrap_or_default();
         let hostname = rec.config.hostname.clone();
-        if !hostname.is_empty() && hostname != rec.name && !aliases.contains(&hostname) {
+        if !hostname.is_empty()
+            && hostname != rec.name
+            && hostname != rec.id.short()
+            && !aliases.contains(&hostname)
+        {
             aliases.push(hostname);
         }
         let ep = Endpoint {

@@ -137,8 +137,12 @@ impl Engine {
                 "DriverOpts": null,
                 "DNSNames": ep.map(|e| {
                     let mut n = vec![e.name.clone()];
-                    n.extend(e.aliases.iter().cloned());
-                    n.push(e.container_id[..12.min(e.container_id.len())].to_string());
+                    let short = e.container_id.get(..12).unwrap_or(&e.container_id);
+                    for a in e.aliases.iter().map(String::as_str).chain([short]) {
+                        if !n.iter().any(|x| x == a) {
+                            n.push(a.to_string());
+                        }
+                    }
                     json!(n)
                 }).unwrap_or(Value::Null),
             })
