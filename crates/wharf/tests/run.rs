@@ -552,7 +552,7 @@ fn network_none_and_host() {
     let stable = |v: Vec<String>| -> Vec<String> {
         v.into_iter()
             .filter(|i| {
-                !["wv", "wh-", "veth", "docker", "br-"]
+                !["wv", "wh-", "wharf", "veth", "docker", "br-"]
                     .iter()
                     .any(|p| i.starts_with(p))
             })
