@@ -731,3 +731,46 @@ fn legacy_iptables_end_to_end() {
     assert_eq!(leftovers(&w, &id), Vec::<String>::new());
     assert_eq!(http_get(localhost(), port, "/i"), None);
 }
+
+/// A store that goes away without a word (a deleted data-root, a benchmark's temp dir) leaves
+/// its default network's subnet on the shared `wharf0`: the next store that makes its own
+/// default network takes it off (address and rules), so the address pools never run dry.
+#[test]
+fn a_deleted_stores_default_network_is_reclaimed() {
+    let a = Wharf::new().with_busybox();
+    a.ok(&["run", "--rm", "busybox", "true"]);
+    let store = wharf_store::Store::open(&a.root()).unwrap();
+    let net = store.network("bridge").unwrap();
+    drop(store);
+    let on_bridge =
+        |gw: IpAddr| stdout(&sh("ip -4 -o addr show dev wharf0")).contains(&format!("inet {gw}/"));
+    let has_rules = |id: &str| {
+        wharf_engine::network::firewall::Firewall::open()
+            .and_then(|mut f| f.owners())
+            .unwrap()
+            .iter()
+            .any(|(o, _)| *o == wharf_engine::network::firewall::Owner::Network(id.into()))
+    };
+    assert!(on_bridge(net.gateway) && has_rules(&net.id));
+    // the store disappears from under wharf
+    let gone = a.dir.path().join("root-gone");
+    std::fs::rename(a.root(), &gone).unwrap();
+    let b = Wharf::new().with_busybox();
+    b.ok(&["run", "--rm", "busybox", "true"]);
+    assert!(!has_rules(&net.id), "rules of {} left", net.id);
+    assert!(
+        !std::path::Path::new(&format!("/run/wharf-subnets/{}.json", net.id)).exists(),
+        "still registered"
+    );
+    // its subnet is free again: b may have taken it, else it is off the bridge
+    let b_net = wharf_store::Store::open(&b.root())
+        .unwrap()
+        .network("bridge")
+        .unwrap();
+    assert!(
+        b_net.gateway == net.gateway || !on_bridge(net.gateway),
+        "{} still on wharf0",
+        net.gateway
+    );
+    std::fs::rename(&gone, a.root()).unwrap();
+}

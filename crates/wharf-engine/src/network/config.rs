@@ -52,8 +52,13 @@ impl Engine {
             NetworkMode::None => Ok(plain(NetworkMode::None)),
             NetworkMode::Host => Ok(plain(NetworkMode::Host)),
             NetworkMode::Bridge => {
-                let net = self.default_network()?;
-                Ok(self.on_network(NetworkMode::Bridge, &net, req))
+                // made (its subnet chosen, put on wharf0) by the first start, not by a create:
+                // a container that is only created touches nothing on the host
+                match self.store.network(DEFAULT_NETWORK) {
+                    Ok(net) => Ok(self.on_network(NetworkMode::Bridge, &net, req)),
+                    Err(NetworkError::NotFound(_)) => Ok(plain(NetworkMode::Bridge)),
+                    Err(e) => Err(e.into()),
+                }
             }
             NetworkMode::User(key) => {
                 let net = match self.network(key) {

@@ -13,6 +13,7 @@ pub(crate) mod config;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
+mod hostwide;
 pub mod iptables;
 pub mod report;
 pub mod resolver;
@@ -41,34 +42,6 @@ pub fn host_subnets() -> Vec<Subnet> {
         .collect()
 }
 
-/// Where the host-wide subnet lock lives: `/run` is the host's (one per boot); a host
-/// without a writable `/run` falls back to the run root.
-const HOST_SUBNET_LOCK: &str = "/run/wharf-subnets.lock";
-
-/// Held while a network's subnet is chosen from the host's addresses and put on its bridge.
-fn host_subnet_lock(
-    run_root: &std::path::Path,
-) -> Result<nix::fcntl::Flock<std::fs::File>, EngineError> {
-    let open = |p: &std::path::Path| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(p)
-    };
-    let fallback = run_root.join("subnets.lock");
-    let f = match open(std::path::Path::new(HOST_SUBNET_LOCK)) {
-        Ok(f) => f,
-        Err(_) => {
-            std::fs::create_dir_all(run_root)
-                .map_err(|e| EngineError::io("create", run_root, e))?;
-            open(&fallback).map_err(|e| EngineError::io("open", &fallback, e))?
-        }
-    };
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| EngineError::io("lock", HOST_SUBNET_LOCK, e.into()))
-}
-
 impl Engine {
     /// docker's default network `bridge` (`wharf0`), recorded on first use: its subnet is
     /// daemon.json's `bip`, else the first of the address pools that overlaps neither another
@@ -82,7 +55,9 @@ impl Engine {
         // The subnet is chosen from what the host's interfaces hold, so two stores choosing
         // at once (a second store on the host, parallel tests) would both take the same one:
         // the choice and the address on the bridge happen under one host-wide lock.
-        let _host = host_subnet_lock(&self.opts.run_root)?;
+        let _host = hostwide::lock(&self.opts.run_root)?;
+        // deleted stores' default networks leave the bridge first (their subnets free again)
+        hostwide::reclaim();
         match self.store.network(DEFAULT_NETWORK) {
             Ok(n) => return Ok(n),
             Err(NetworkError::NotFound(_)) => {}
@@ -109,6 +84,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         // the gateway address marks the subnet taken for every other store
+        hostwide::register(&self.opts.root, &net);
         bridge::ensure(&self.opts.run_root, &net)?;
         Ok(net)
     }
