@@ -774,3 +774,50 @@ fn a_deleted_stores_default_network_is_reclaimed() {
     );
     std::fs::rename(&gone, a.root()).unwrap();
 }
+
+/// Every start of a restart policy's loop takes the network again and every exit gives it
+/// back: while it runs its port is published, once it gave up nothing is left.
+#[test]
+fn restarts_take_and_release_the_network_each_time() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let port = free_port();
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "-p",
+            &format!("{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            &format!("({}) & sleep 1; exit 3", httpd("r", 80)),
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(
+        http_get_eventually(localhost(), port, "/i", 10).as_deref(),
+        Some("r\n")
+    );
+    assert!(
+        eventually(30, || {
+            w.ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", &id])
+                .trim()
+                == "exited 2"
+        }),
+        "{}",
+        w.ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", &id])
+    );
+    assert_eq!(leftovers(&w, &id), Vec::<String>::new());
+    assert_eq!(http_get(localhost(), port, "/i"), None);
+    // and it starts again on the same port
+    w.ok(&["start", &id]);
+    assert_eq!(
+        http_get_eventually(localhost(), port, "/i", 10).as_deref(),
+        Some("r\n")
+    );
+    w.ok(&["rm", "-f", &id]);
+    assert_eq!(leftovers(&w, &id), Vec::<String>::new());
+}
