@@ -18,6 +18,7 @@ work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
 export WHARF_ROOT=$work/root WHARF_RUNROOT=$work/run
 cleanup() {
   [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null && wait "$dockerd_pid" 2>/dev/null || true
+  scripts/net-forget.sh "$work/root"   # the bench store's default network leaves wharf0
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -25,8 +26,9 @@ scripts/busybox-rootfs.sh "$work/busybox.tar"
 "$wharf" import "$work/busybox.tar" busybox:latest >/dev/null
 "$wharf" run --rm busybox true   # warm the seccomp cache like any host after its first start
 
-cmds=("$wharf run --rm busybox true")
-names=("wharf")
+# wharf on its default network (docker's `bridge`), and with --network none like "docker"
+cmds=("$wharf run --rm busybox true" "$wharf run --rm --network none busybox true")
+names=("wharf" "wharf-none")
 if command -v dockerd >/dev/null; then
   if ! docker info >/dev/null 2>&1; then
     dockerd --data-root "$work/docker" --host "unix://$work/docker.sock" >"$work/dockerd.log" 2>&1 &

@@ -5,7 +5,7 @@
 use crate::refusal::ValidationError;
 use crate::EngineError;
 use std::collections::BTreeMap;
-use wharf_types::container::{ContainerConfig, HostConfig};
+use wharf_types::container::{ContainerConfig, EmptyObject, HostConfig};
 use wharf_types::oci::RunConfig;
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -35,6 +35,14 @@ pub struct CreateRequest {
     /// `--health-*` / `--no-healthcheck` (Test ["NONE"]), merged over the image's.
     pub healthcheck: Option<wharf_types::oci::HealthConfig>,
     pub host: HostConfig,
+    /// Container ports exposed by the user (`--expose`, and every `-p`'s), as `80/tcp`;
+    /// merged with the image's EXPOSE into the record's `ExposedPorts`.
+    pub exposed_ports: std::collections::BTreeSet<String>,
+    /// `--mac-address`, canonical (`02:42:ac:11:00:02`).
+    pub mac_address: String,
+    /// The container's endpoint on its network (`--ip`, `--network-alias`); the network's
+    /// id is filled in at create.
+    pub endpoint: wharf_types::container::EndpointConfig,
     /// Options as the user typed them, parsed and applied over `host`/`healthcheck` by
     /// `validate::prepare` when the container is created.
     pub flags: crate::validate::CreateFlags,
@@ -170,7 +178,24 @@ pub fn container_config(
             .or_else(|| image.stop_signal.clone()),
         stop_timeout: req.stop_timeout,
         healthcheck: merge_healthcheck(image.healthcheck.as_ref(), req.healthcheck.as_ref()),
+        exposed_ports: merge_exposed(image, &req.exposed_ports),
+        mac_address: req.mac_address.clone(),
     })
+}
+
+/// The image's EXPOSE and the user's exposed ports, as docker's canonical keys (`80/tcp`);
+/// an image key that is no port at all is left out (it could never be published).
+pub fn merge_exposed(
+    image: &RunConfig,
+    user: &std::collections::BTreeSet<String>,
+) -> BTreeMap<String, EmptyObject> {
+    let image_keys = image.exposed_ports.iter().flat_map(|m| m.keys());
+    image_keys
+        .filter_map(|k| wharf_types::ports::PortKey::parse(k).ok())
+        .map(|k| k.to_string())
+        .chain(user.iter().cloned())
+        .map(|k| (k, EmptyObject {}))
+        .collect()
 }
 
 /// docker's shortest healthcheck duration (interval, timeout, start period); 0 = default.

@@ -68,6 +68,17 @@ pub enum EngineError {
     Bridge(#[from] crate::network::bridge::BridgeError),
     #[error(transparent)]
     Firewall(#[from] crate::network::firewall::FirewallError),
+    #[error(transparent)]
+    Port(#[from] wharf_types::ports::PortError),
+    #[error(transparent)]
+    NetOpt(#[from] wharf_types::netopts::NetOptError),
+    /// The container's interface could not be set up (netlink), naming the container.
+    #[error("container {id}: {source}")]
+    Link {
+        id: String,
+        #[source]
+        source: wharf_sys::netlink::NetlinkError,
+    },
 }
 
 impl EngineError {
@@ -114,6 +125,9 @@ impl HasKind for EngineError {
             EngineError::Alloc(e) => e.kind(),
             EngineError::Bridge(e) => e.kind(),
             EngineError::Firewall(e) => e.kind(),
+            EngineError::Port(e) => e.kind(),
+            EngineError::NetOpt(e) => e.kind(),
+            EngineError::Link { .. } => ErrorKind::Unavailable,
         }
     }
 }
@@ -164,6 +178,7 @@ pub fn known_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         wharf_types::user::UserError,
         wharf_types::hostname::HostnameError,
         wharf_types::ports::PortError,
+        wharf_types::netopts::NetOptError,
         wharf_types::net::SubnetError,
         crate::images::ImageError,
         crate::daemon::ConfigError,

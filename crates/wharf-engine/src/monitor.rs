@@ -416,7 +416,13 @@ impl Monitor {
         };
         // a state that cannot become running (dead) is not started at all
         let checked = checked.and_then(|()| Ok(self.state.check_start()?));
-        let spec = match checked.and_then(|()| self.engine.runtime_spec(&self.rec, &paths)) {
+        let spec = match checked
+            .and_then(|()| self.engine.runtime_spec(&self.rec, &paths))
+            .and_then(|mut spec| {
+                // on failure it leaves nothing of this start's network behind
+                self.engine.attach_network(&self.rec, &paths, &mut spec)?;
+                Ok(spec)
+            }) {
             Ok(s) => s,
             Err(e) => return Ended::StartFailed(e.kind(), e.to_string()),
         };
@@ -426,7 +432,7 @@ impl Monitor {
         let created = match wharf_runtime::start::create_monitored(&spec, &opts) {
             Ok(c) => c,
             Err(e) => {
-                let _ = self.engine.release_runtime(&self.rec.id);
+                let _ = self.engine.release_runtime(&self.rec);
                 return Ended::StartFailed(e.kind(), e.to_string());
             }
         };
@@ -436,7 +442,7 @@ impl Monitor {
         if let Err(e) = self.state.set_running(created.pid(), now_rfc3339()) {
             // checked above: only a concurrent writer gets here
             drop(created); // kills and reaps pid 1
-            let _ = self.engine.release_runtime(&self.rec.id);
+            let _ = self.engine.release_runtime(&self.rec);
             return Ended::StartFailed(wharf_types::error::ErrorKind::Conflict, e.to_string());
         }
         let info = crate::run::ContainerInfo {
@@ -455,7 +461,7 @@ impl Monitor {
             Err(e) => {
                 // not running after all: the caller records the failure on the state before
                 self.state = before;
-                let _ = self.engine.release_runtime(&self.rec.id);
+                let _ = self.engine.release_runtime(&self.rec);
                 return Ended::StartFailed(e.kind(), e.to_string());
             }
         };
@@ -469,7 +475,7 @@ impl Monitor {
         let status = self.supervise(&mut running, io, prober, &info);
         // reads the OOM flag, removes the cgroup; the rest of this run's resources follow
         let oom = running.finish(status).unwrap_or(false);
-        let _ = self.engine.release_runtime(&self.rec.id);
+        let _ = self.engine.release_runtime(&self.rec);
         Ended::Exited(status, oom)
     }
 

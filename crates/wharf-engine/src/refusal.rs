@@ -96,11 +96,39 @@ pub enum ValidationError {
     #[error("Retries in Healthcheck cannot be negative")]
     HealthcheckRetries { retries: i64 },
 
+    // ---- network options against the network mode (docker's runconfig errors)
+    #[error("conflicting options: hostname and the network mode")]
+    NetworkHostname,
+    #[error("conflicting options: dns and the network mode")]
+    NetworkDns,
+    #[error("conflicting options: custom host-to-IP mapping and the network mode")]
+    NetworkHosts,
+    #[error("conflicting options: mac-address and the network mode")]
+    NetworkMac,
+    #[error("conflicting options: port publishing and the container type network mode")]
+    NetworkPublish,
+    #[error("conflicting options: port exposing and the container type network mode")]
+    NetworkExpose,
+    /// `-p`/`-P` with `--network none`: no interface to publish on.
+    #[error("conflicting options: port publishing and the none network mode (the container has no network to publish on)")]
+    PublishNoNetwork,
+    #[error("network-scoped alias is supported only for containers in user defined networks")]
+    NetworkAlias,
+    /// `-p [::1]:8080:80`: bridge networks have IPv4 addresses only in this build.
+    #[error("publishing on the IPv6 address {address} is not supported: bridge networks are IPv4 only in this build")]
+    PublishIpv6 { address: String },
+    /// `--network container:` naming the container being created.
+    #[error("cannot join own network namespace: {name}")]
+    NetworkSelf { name: String },
+    /// daemon.json's `published-port-range` and the policy's `[run] published_ports` have
+    /// no port in common: `-P` and `-p CTR` have nothing to choose from.
+    #[error("no host port can be published: daemon.json's published-port-range {daemon} and the policy's allowed published ports {policy} do not overlap")]
+    PortRangesDisjoint { daemon: String, policy: String },
+    /// `--network container:X` at start: X must be running.
+    #[error("cannot join network of a non running container: {id}")]
+    NetworkContainerNotRunning { id: String },
+
     // ---- features this build does not have
-    #[error("publishing ports (-p/-P) needs bridge networking, which is not in this build yet")]
-    PublishUnsupported,
-    #[error("network \"bridge\" is not available in this build yet: use --network none or --network host")]
-    BridgeUnsupported,
     #[error("apparmor profile {profile:?} requested but wharf does not apply AppArmor profiles; refusing to start without it")]
     AppArmorUnsupported { profile: String },
     #[error("SELinux label {label:?} requested but wharf does not apply SELinux labels; refusing to start without it")]
@@ -221,10 +249,10 @@ impl HasKind for ValidationError {
         use ValidationError as V;
         match self {
             V::NetworkNotFound { .. } | V::CpNotFound { .. } => ErrorKind::NotFound,
-            V::RestartWithAutoRemove { .. } => ErrorKind::Conflict,
-            V::PublishUnsupported
-            | V::BridgeUnsupported
-            | V::AppArmorUnsupported { .. }
+            V::RestartWithAutoRemove { .. } | V::NetworkContainerNotRunning { .. } => {
+                ErrorKind::Conflict
+            }
+            V::AppArmorUnsupported { .. }
             | V::SelinuxUnsupported { .. }
             | V::TopOptionsUnsupported { .. }
             | V::CpStreamUnsupported => ErrorKind::NotImplemented,
@@ -289,7 +317,18 @@ impl HasKind for ValidationError {
             | V::FilterName { .. }
             | V::FilterValue { .. }
             | V::VolumeDriver { .. }
-            | V::RenameSameName => ErrorKind::InvalidArgument,
+            | V::RenameSameName
+            | V::NetworkHostname
+            | V::NetworkDns
+            | V::NetworkHosts
+            | V::NetworkMac
+            | V::NetworkPublish
+            | V::NetworkExpose
+            | V::PublishNoNetwork
+            | V::NetworkAlias
+            | V::NetworkSelf { .. } => ErrorKind::InvalidArgument,
+            V::PublishIpv6 { .. } => ErrorKind::NotImplemented,
+            V::PortRangesDisjoint { .. } => ErrorKind::FailedPrecondition,
         }
     }
 }
@@ -354,8 +393,8 @@ mod tests {
             ErrorKind::Conflict
         );
         assert_eq!(
-            ValidationError::PublishUnsupported.kind(),
-            ErrorKind::NotImplemented
+            ValidationError::NetworkPublish.to_string(),
+            "conflicting options: port publishing and the container type network mode"
         );
         let c = StateConflict::NotRunning { id: "abc".into() };
         assert_eq!(

@@ -1,5 +1,5 @@
-//! The one teardown path of a container: what its process held on the host (network — a hook
-//! for bridge networking —, its cgroup in every hierarchy, anything still mounted below its
+//! The one teardown path of a container: what its process held on the host (its network —
+//! address, host ports, firewall rules, endpoint, veth —, its cgroup in every hierarchy, anything still mounted below its
 //! directory), then its volatile run directory (monitor/attach socket, locks, markers) and, for
 //! `--rm` or `rm`, its record and anonymous volumes. Every place that ends a container calls
 //! it: a foreground `run` after the exit or a failed start, the monitor after each exit of pid 1
@@ -16,7 +16,6 @@ use crate::{Engine, EngineError};
 use std::path::{Path, PathBuf};
 use wharf_runtime::cgroup::Cgroup;
 use wharf_types::container::ContainerRecord;
-use wharf_types::ContainerId;
 
 /// What becomes of the record once the container is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +46,7 @@ impl Engine {
     /// tried; the first error is returned (a cgroup that cannot be removed keeps the record:
     /// `rm` fails and can be retried).
     pub(crate) fn release(&self, rec: &ContainerRecord, then: Then) -> Result<(), EngineError> {
-        let runtime = self.release_runtime(&rec.id);
+        let runtime = self.release_runtime(rec);
         let dir = self.run_dir(&rec.id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
@@ -71,20 +70,21 @@ impl Engine {
         }
     }
 
-    /// What one run of the container's process held: its network (hook), its cgroup (removal
-    /// kills anything left in it) and mounts below its directory. The monitor calls this
-    /// between restarts; the run directory stays.
-    pub(crate) fn release_runtime(&self, id: &ContainerId) -> Result<(), EngineError> {
-        self.release_network(id);
+    /// What one run of the container's process held: its network (address, host ports,
+    /// firewall rules, endpoint, veth: `crate::network::attach`), its cgroup (removal kills
+    /// anything left in it) and mounts below its directory. The monitor calls this between
+    /// restarts; the run directory stays. Every step is tried; the first error is returned.
+    pub(crate) fn release_runtime(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        let id = &rec.id;
         let cgroup = Cgroup::open(&cgroup_path(id)).remove();
+        // after the cgroup: nothing of the container runs any more (and so nothing binds a
+        // port or address that is handed out again)
+        let network = self.release_network(rec);
         let mounts = self.unmount_below(&self.store.container_paths(id).dir);
         cgroup?;
+        network?;
         mounts
     }
-
-    /// Network teardown hook (veths, firewall rules, port publishing): nothing to do while a
-    /// container has only `none` or `host` networking. Must stay idempotent when filled in.
-    fn release_network(&self, _id: &ContainerId) {}
 
     /// Lazily unmounts whatever this mount namespace has mounted at or below `dir` (the
     /// rootfs is mounted inside the container's own namespace, so normally nothing: this

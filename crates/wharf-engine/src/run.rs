@@ -150,12 +150,16 @@ impl Engine {
             }
             None => (next_name()?, true),
         };
-        let hostname = match (&req.hostname, &req.host.network_mode) {
-            (Some(h), _) => h.clone(),
-            (None, NetworkMode::Host) => nix::unistd::gethostname()
+        // which network (it must exist) or container (joined: its hostname is this one's)
+        let net = self.network_for_create(&req)?;
+        req.host.network_mode = net.mode.clone();
+        let hostname = match (&req.hostname, &req.host.network_mode, net.hostname) {
+            (Some(h), _, _) => h.clone(),
+            (None, NetworkMode::Host, _) => nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| id.short().to_string()),
-            (None, NetworkMode::None) => id.short().to_string(),
+            (None, NetworkMode::Container(_), Some(h)) => h,
+            (None, _, _) => id.short().to_string(),
         };
         let config = container_config(&req, &image.config.config, &hostname)?;
         self.policy_create(&req, &image, &config)?;
@@ -195,6 +199,7 @@ impl Engine {
             image: image.id.clone(),
             config,
             host_config: req.host,
+            networking_config: net.networking,
         };
         // The store claims the name under its lock; a generated name another create took
         // since `unused_name` looked is replaced by a fresh one (a given name is the caller's).
@@ -209,12 +214,32 @@ impl Engine {
             }
         };
         anon.names.clear();
-        etcfiles::write_all(
-            &paths.dir,
-            &record.host_config.network_mode,
-            &record.config.hostname,
-        )
-        .map_err(|e| EngineError::io("write", &paths.dir, e))?;
+        let hc = &record.host_config;
+        // `host-gateway` off a bridge: the default network's gateway (docker's default for
+        // it); on a bridge the file is written again at start with the address
+        let host_gateway = if hc.network_mode.is_bridge()
+            || !hc
+                .extra_hosts
+                .iter()
+                .any(|h| h.ends_with(wharf_types::netopts::HOST_GATEWAY))
+        {
+            None
+        } else {
+            self.default_network().ok().map(|n| n.gateway)
+        };
+        let files = etcfiles::EtcFiles {
+            network: &hc.network_mode,
+            hostname: &record.config.hostname,
+            address: None,
+            host_gateway,
+            resolver: None,
+            dns: &hc.dns,
+            dns_search: &hc.dns_search,
+            dns_options: &hc.dns_options,
+            extra_hosts: &hc.extra_hosts,
+        };
+        etcfiles::write_all(&paths.dir, &files)
+            .map_err(|e| EngineError::io("write", &paths.dir, e))?;
         self.emit_container(&record, "create", &[]);
         Ok((record, lock))
     }
@@ -343,9 +368,11 @@ impl Engine {
             },
             hostname: rec.config.hostname.clone(),
             mounts,
+            // bridge and `container:` networks are set up right before a start
+            // (`Engine::attach_network`); a spec built for anything else has none
             network: match hc.network_mode {
-                NetworkMode::None => rs::Network::None,
                 NetworkMode::Host => rs::Network::Host,
+                _ => rs::Network::None,
             },
             security: rs::SecuritySpec {
                 capabilities,
@@ -419,6 +446,10 @@ impl Engine {
             .map_err(EngineError::from)
             .and_then(|()| self.policy_start(rec))
             .and_then(|()| self.runtime_spec(rec, &paths))
+            .and_then(|mut spec| {
+                self.attach_network(rec, &paths, &mut spec)?;
+                Ok(spec)
+            })
             .and_then(|spec| {
                 let opts = wharf_runtime::start::StartOptions {
                     seccomp_cache_dir: self.seccomp_cache_dir(),
@@ -736,7 +767,7 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         },
         "Mounts": mounts,
         "Config": rec.config,
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": engine.network_settings_json(info),
     })
 }
 

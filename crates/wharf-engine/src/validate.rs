@@ -40,11 +40,21 @@ pub struct CreateFlags {
     pub cpus: Option<String>,
     /// `--ulimit name=soft[:hard]`.
     pub ulimits: Vec<String>,
-    /// `--network`.
+    /// `--network` (`bridge` when not given, as docker).
     pub network: Option<String>,
-    /// `-p`, `-P`.
+    /// `-p`, `-P`, `--expose`.
     pub publish: Vec<String>,
     pub publish_all: bool,
+    pub expose: Vec<String>,
+    /// `--ip`, `--network-alias`, `--mac-address` (the container's endpoint).
+    pub ip: Option<String>,
+    pub network_aliases: Vec<String>,
+    pub mac_address: Option<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`, `--add-host name:ip`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub add_hosts: Vec<String>,
     /// `--restart`.
     pub restart: Option<String>,
     /// `--log-driver`, `--log-opt key=value`.
@@ -93,6 +103,7 @@ pub fn prepare(mut req: CreateRequest) -> Result<CreateRequest, EngineError> {
         .map(|n| n.get())
         .unwrap_or(1);
     check_host(&req.host, ncpu)?;
+    check_network_options(&req)?;
     read_seccomp_profiles(&mut req.host.security_opt)?;
     check_bind_sources(&req.host.mounts)?;
     Ok(req)
@@ -121,18 +132,13 @@ pub fn bind_source_exists(source: &str) -> Result<(), EngineError> {
 
 /// Parses the flags into the typed request (no I/O but `--env-file`).
 pub fn apply_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), EngineError> {
-    if !f.publish.is_empty() || f.publish_all {
-        return Err(invalid(V::PublishUnsupported));
-    }
+    apply_network_flags(req, f)?;
     req.env.extend(env_from_flags(&f.env_files, &f.env)?);
     for l in &f.labels {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         req.labels.insert(k.to_string(), v.to_string());
     }
     req.host.mounts.extend(mounts_from_flags(f)?);
-    if let Some(n) = &f.network {
-        req.host.network_mode = network_mode(n)?;
-    }
     if let Some(m) = &f.memory {
         req.host.memory = parse::size(m).map_err(parsed)?;
     }
@@ -168,14 +174,126 @@ pub fn apply_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), Engin
     Ok(())
 }
 
-/// `--network`: only `none` and `host` exist in this build.
-pub fn network_mode(name: &str) -> Result<NetworkMode, EngineError> {
-    match name {
-        "none" => Ok(NetworkMode::None),
-        "host" => Ok(NetworkMode::Host),
-        "bridge" | "default" => Err(invalid(V::BridgeUnsupported)),
-        other => Err(invalid(V::NetworkNotFound { name: other.into() })),
+/// `--network` as docker reads it: `bridge` (also `default` and an empty value), `none`,
+/// `host`, `container:<name|id>`, else a user network's name or id — whether that network
+/// or container exists is decided at create ([`crate::network::config`]).
+pub fn network_mode(name: &str) -> NetworkMode {
+    if name.is_empty() {
+        NetworkMode::Bridge
+    } else {
+        NetworkMode::from_docker(name)
     }
+}
+
+/// The network flags into the typed request: `--network`, `-p` (docker's grammar, one
+/// binding per container port; the ports become exposed ones too), `-P`, `--expose`,
+/// `--ip`, `--network-alias`, `--mac-address`, `--dns*`, `--add-host`.
+pub fn apply_network_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), EngineError> {
+    use wharf_types::netopts;
+    use wharf_types::ports;
+    if let Some(n) = &f.network {
+        req.host.network_mode = network_mode(n);
+    }
+    for p in &f.publish {
+        for m in ports::parse_publish(p)? {
+            let key = m.container.to_string();
+            req.exposed_ports.insert(key.clone());
+            req.host
+                .port_bindings
+                .entry(key)
+                .or_default()
+                .push(m.binding());
+        }
+    }
+    req.host.publish_all_ports |= f.publish_all;
+    for e in &f.expose {
+        for k in ports::expose_range(e)? {
+            req.exposed_ports.insert(k.to_string());
+        }
+    }
+    if let Some(ip) = &f.ip {
+        let ip = netopts::parse_ip(ip)?;
+        req.endpoint.ipam_config = Some(wharf_types::container::EndpointIpamConfig {
+            ipv4_address: ip.to_string(),
+        });
+    }
+    for a in &f.network_aliases {
+        if !req.endpoint.aliases.contains(a) {
+            req.endpoint.aliases.push(a.clone());
+        }
+    }
+    if let Some(m) = &f.mac_address {
+        req.mac_address = netopts::format_mac(&netopts::parse_mac(m)?);
+    }
+    for d in &f.dns {
+        req.host.dns.push(netopts::parse_dns(d)?.to_string());
+    }
+    for s in &f.dns_search {
+        netopts::validate_dns_search(s)?;
+        req.host.dns_search.push(s.trim().to_string());
+    }
+    req.host.dns_options.extend(f.dns_options.iter().cloned());
+    for h in &f.add_hosts {
+        req.host
+            .extra_hosts
+            .push(netopts::parse_extra_host(h)?.to_docker());
+    }
+    Ok(())
+}
+
+/// docker's conflicts between the network mode and the other network options (its
+/// `validateNetContainerMode`, in its order), the user's values only (an image's EXPOSE
+/// never conflicts): `container:` shares another container's hostname, files and ports;
+/// `host` has the host's MAC; `none` has nothing to publish on; `--ip` and
+/// `--network-alias` need a user-defined network.
+pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
+    let h = &req.host;
+    let mode = &h.network_mode;
+    let publishes = !h.port_bindings.is_empty() || h.publish_all_ports;
+    if let NetworkMode::Container(_) = mode {
+        if req.hostname.is_some() {
+            return Err(invalid(V::NetworkHostname));
+        }
+        if !h.dns.is_empty() || !h.dns_search.is_empty() || !h.dns_options.is_empty() {
+            return Err(invalid(V::NetworkDns));
+        }
+        if !h.extra_hosts.is_empty() {
+            return Err(invalid(V::NetworkHosts));
+        }
+    }
+    if matches!(mode, NetworkMode::Container(_) | NetworkMode::Host) && !req.mac_address.is_empty()
+    {
+        return Err(invalid(V::NetworkMac));
+    }
+    if let NetworkMode::Container(_) = mode {
+        if publishes {
+            return Err(invalid(V::NetworkPublish));
+        }
+        if !req.exposed_ports.is_empty() {
+            return Err(invalid(V::NetworkExpose));
+        }
+    }
+    if *mode == NetworkMode::None && publishes {
+        return Err(invalid(V::PublishNoNetwork));
+    }
+    // bridge networks are IPv4 here: a port published on an IPv6 address would not be reached
+    for b in h.port_bindings.values().flatten() {
+        let ip = b.host_ip.trim_start_matches('[').trim_end_matches(']');
+        if ip.parse::<std::net::IpAddr>().is_ok_and(|i| i.is_ipv6()) {
+            return Err(invalid(V::PublishIpv6 {
+                address: b.host_ip.clone(),
+            }));
+        }
+    }
+    if !matches!(mode, NetworkMode::User(_)) {
+        if req.endpoint.ipam_config.is_some() {
+            return Err(crate::network::alloc::AllocError::AddressOnDefault.into());
+        }
+        if !req.endpoint.aliases.is_empty() {
+            return Err(invalid(V::NetworkAlias));
+        }
+    }
+    Ok(())
 }
 
 fn healthcheck(f: &CreateFlags) -> Result<Option<HealthConfig>, EngineError> {

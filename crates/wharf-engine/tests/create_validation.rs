@@ -94,19 +94,74 @@ fn rm_with_restart_conflicts() {
 
 #[test]
 fn network_gating() {
-    let net = |n: &str| {
-        msg(CreateFlags {
+    // which networks exist is decided at create; the flags only name one
+    let mode = |n: &str| {
+        let mut r = req(CreateFlags {
             network: Some(n.into()),
             ..Default::default()
-        })
+        });
+        let f = r.flags.clone();
+        validate::apply_flags(&mut r, &f).expect("network flag");
+        r.host.network_mode
     };
-    assert!(net("bridge").contains("not available in this build"));
-    assert_eq!(net("mynet"), "network mynet not found");
+    assert_eq!(mode("bridge"), NetworkMode::Bridge);
+    assert_eq!(mode("default"), NetworkMode::Bridge);
+    assert_eq!(mode("mynet"), NetworkMode::User("mynet".into()));
+    assert_eq!(mode("container:web"), NetworkMode::Container("web".into()));
+    // docker's conflicts, and publishing where there is no network
+    assert_eq!(
+        msg(CreateFlags {
+            network: Some("container:web".into()),
+            publish: vec!["80:80".into()],
+            ..Default::default()
+        }),
+        "conflicting options: port publishing and the container type network mode"
+    );
     assert!(msg(CreateFlags {
-        publish: vec!["80:80".into()],
+        network: Some("none".into()),
+        publish_all: true,
         ..Default::default()
     })
-    .contains("publishing ports"));
+    .contains("port publishing and the none network mode"));
+    assert_eq!(
+        msg(CreateFlags {
+            ip: Some("172.17.0.9".into()),
+            ..Default::default()
+        }),
+        "user specified IP address is supported on user defined networks only"
+    );
+    assert_eq!(
+        msg(CreateFlags {
+            publish: vec!["80:80:80:80".into()],
+            ..Default::default()
+        }),
+        "invalid IP address: 80:80"
+    );
+    // -p: one binding per container port, each also exposed
+    let mut r = req(CreateFlags {
+        publish: vec!["127.0.0.1:8000-8001:80-81/udp".into(), "90".into()],
+        expose: vec!["7000".into()],
+        publish_all: true,
+        dns: vec!["10.0.0.2".into()],
+        add_hosts: vec!["h=10.0.0.3".into()],
+        mac_address: Some("02-42-AC-11-00-09".into()),
+        ..Default::default()
+    });
+    let f = r.flags.clone();
+    validate::apply_flags(&mut r, &f).expect("publish");
+    let b = &r.host.port_bindings;
+    assert_eq!(b["80/udp"][0].host_ip, "127.0.0.1");
+    assert_eq!(b["80/udp"][0].host_port, "8000");
+    assert_eq!(b["81/udp"][0].host_port, "8001");
+    assert_eq!(b["90/tcp"][0].host_port, "");
+    assert!(r.host.publish_all_ports);
+    assert_eq!(
+        r.exposed_ports.iter().cloned().collect::<Vec<_>>(),
+        ["7000/tcp", "80/udp", "81/udp", "90/tcp"]
+    );
+    assert_eq!(r.host.dns, ["10.0.0.2"]);
+    assert_eq!(r.host.extra_hosts, ["h:10.0.0.3"]);
+    assert_eq!(r.mac_address, "02:42:ac:11:00:09");
     let mut r = req(CreateFlags {
         network: Some("host".into()),
         ..Default::default()
@@ -489,10 +544,10 @@ fn labels_and_env_are_parsed_by_the_engine() {
 
 #[test]
 fn defaults_are_the_engines() {
-    // a front end that passes nothing gets docker's defaults of this build: no network but
-    // `lo`, restart policy "no"
+    // a front end that passes nothing gets docker's defaults: the default `bridge` network,
+    // restart policy "no"
     let r = validate::prepare(req(CreateFlags::default())).expect("defaults");
-    assert_eq!(r.host.network_mode, NetworkMode::None);
+    assert_eq!(r.host.network_mode, NetworkMode::Bridge);
     assert_eq!(r.host.restart_policy.name, "no");
     assert!(r.host.mounts.is_empty() && r.labels.is_empty() && r.env.is_empty());
     let r = validate::prepare(req(CreateFlags {

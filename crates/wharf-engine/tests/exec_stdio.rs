@@ -127,6 +127,11 @@ fn collect(dir: &Path, out: &mut String) {
 impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = self.engine.remove_container(&self.id, true, true);
+        // the container was on this store's default network: its address on the shared
+        // bridge and its rules go with the store
+        if let Ok(net) = self.engine.network("bridge") {
+            let _ = wharf_engine::network::bridge::detach(&self.dir.path().join("run"), &net);
+        }
     }
 }
 

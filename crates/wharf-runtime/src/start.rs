@@ -409,6 +409,11 @@ fn create_impl(
     if let Network::Bridge(net) = &spec.network {
         if let Err(source) = crate::net::attach_host(net, running.pid) {
             drop(w); // EOF without ATTACHED: init leaves; Drop kills and reaps it anyway
+                     // An init that failed on its own first (a hostile passwd, say) took its network
+                     // namespace, and so the veth being plugged, with it: its report is the cause.
+            if let Err(ReportError::Exec(e)) = read_report(err_r) {
+                return Err(e);
+            }
             return Err(StartError::Network {
                 id: spec.id.clone(),
                 source,

@@ -63,6 +63,7 @@ fn record(id_byte: u8, name: &str, image: &Digest) -> ContainerRecord {
             ..Default::default()
         },
         host_config: HostConfig::default(),
+        networking_config: Default::default(),
     }
 }
 

@@ -67,6 +67,14 @@ fn bridge_veth_address_route() {
 
         let addrs = link::addresses(&mut s, Some(br)).expect("addresses");
         assert!(addrs.contains(&(br, IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)), 16)));
+        // a second address, removed again (twice: the second is nothing to do)
+        let second = IpAddr::V4(Ipv4Addr::new(10, 78, 0, 1));
+        link::add_address(&mut s, br, second, 16).expect("second addr");
+        assert!(link::del_address(&mut s, br, second, 16).expect("del"));
+        assert!(!link::del_address(&mut s, br, second, 16).expect("del again"));
+        let addrs = link::addresses(&mut s, Some(br)).expect("addresses");
+        assert!(!addrs.iter().any(|(_, ip, _)| *ip == second));
+        assert!(addrs.contains(&(br, IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)), 16)));
 
         // A route via the bridge's subnet gateway.
         let eth7 = link::index(&mut s, "eth7").expect("eth7");

@@ -81,15 +81,136 @@ impl RlimitResource {
     }
 }
 
-/// How the container is connected. Bridge networking arrives later; the runtime takes a
-/// namespace path for it so the netns step plugs in without changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How the container is connected: docker's `HostConfig.NetworkMode`, recorded as docker
+/// writes it (`"bridge"`, `"none"`, `"host"`, `"container:<id>"`, or a user network's name).
+/// The network's id is in the record's endpoint settings ([`EndpointConfig::network_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum NetworkMode {
+    /// docker's default network `bridge` (docker's default for `run`).
+    #[default]
+    Bridge,
     /// Own network namespace with only `lo` (up).
     None,
     /// The host's network namespace.
     Host,
+    /// A user-defined bridge network, by name.
+    User(String),
+    /// Another container's network namespace (`container:<id>`; the full id once created).
+    Container(String),
+}
+
+impl NetworkMode {
+    /// docker's `--network` value as written: `bridge`/`default`, `none`, `host`,
+    /// `container:<name|id>`, else a user network's name or id. Pure: whether the network
+    /// or container exists is the engine's question.
+    pub fn from_docker(s: &str) -> NetworkMode {
+        match s {
+            "bridge" | "default" => NetworkMode::Bridge,
+            "none" => NetworkMode::None,
+            "host" => NetworkMode::Host,
+            _ => match s.strip_prefix("container:") {
+                Some(c) => NetworkMode::Container(c.to_string()),
+                None => NetworkMode::User(s.to_string()),
+            },
+        }
+    }
+
+    /// The value docker records and prints.
+    pub fn as_docker(&self) -> String {
+        match self {
+            NetworkMode::Bridge => "bridge".into(),
+            NetworkMode::None => "none".into(),
+            NetworkMode::Host => "host".into(),
+            NetworkMode::User(n) => n.clone(),
+            NetworkMode::Container(c) => format!("container:{c}"),
+        }
+    }
+
+    /// A bridge network (the default one or a user-defined one): the container gets an
+    /// address, a veth and maybe published ports.
+    pub fn is_bridge(&self) -> bool {
+        matches!(self, NetworkMode::Bridge | NetworkMode::User(_))
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_docker())
+    }
+}
+
+impl Serialize for NetworkMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_docker())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        // docker writes "default" for the default network in some versions; an empty value
+        // is docker's "not set" (the default network)
+        Ok(if s.is_empty() {
+            NetworkMode::Bridge
+        } else {
+            NetworkMode::from_docker(&s)
+        })
+    }
+}
+
+/// docker's `PortBinding`: where a container port is published on the host. An empty
+/// `HostIp` is every address; an empty `HostPort` is a port chosen at start; a range
+/// (`8000-8010`) is any free one of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    #[serde(default)]
+    pub host_ip: String,
+    #[serde(default)]
+    pub host_port: String,
+}
+
+/// docker's empty JSON object (`"ExposedPorts": {"80/tcp": {}}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmptyObject {}
+
+/// docker's `IPAMConfig` of an endpoint: the address asked for with `--ip`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointIpamConfig {
+    #[serde(
+        rename = "IPv4Address",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ipv4_address: String,
+}
+
+/// docker's `EndpointSettings` as given at create: which network (its id, so a network
+/// removed and made again under the same name is not silently joined), `--ip`,
+/// `--network-alias`, `--mac-address`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfig {
+    #[serde(
+        rename = "IPAMConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(rename = "NetworkID", default)]
+    pub network_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+}
+
+/// docker's `NetworkingConfig`: endpoint settings per network name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkingConfig {
+    #[serde(default)]
+    pub endpoints_config: BTreeMap<String, EndpointConfig>,
 }
 
 /// Docker's `Config`: process defaults merged from the image and the command line.
@@ -125,6 +246,12 @@ pub struct ContainerConfig {
     /// `--health-*` merged over the image's HEALTHCHECK; `Test == ["NONE"]` disables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<crate::oci::HealthConfig>,
+    /// The image's EXPOSE, `--expose` and the published ports' keys (`80/tcp`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exposed_ports: BTreeMap<String, EmptyObject>,
+    /// `--mac-address` (docker's canonical lower-case form).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
 }
 
 /// Docker's `HostConfig`: how the host runs it.
@@ -133,7 +260,24 @@ pub struct ContainerConfig {
 pub struct HostConfig {
     #[serde(default)]
     pub mounts: Vec<MountConfig>,
+    #[serde(default)]
     pub network_mode: NetworkMode,
+    /// `-p`: container port key (`80/tcp`) → where it is published.
+    #[serde(default)]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`: every exposed port without a binding gets a host port at start.
+    #[serde(default)]
+    pub publish_all_ports: bool,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--add-host name:ip` (`ip` may be `host-gateway`, resolved at start).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
     #[serde(default)]
     pub privileged: bool,
     #[serde(default)]
@@ -223,7 +367,13 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             mounts: Vec::new(),
-            network_mode: NetworkMode::None,
+            network_mode: NetworkMode::Bridge,
+            port_bindings: BTreeMap::new(),
+            publish_all_ports: false,
+            dns: Vec::new(),
+            dns_search: Vec::new(),
+            dns_options: Vec::new(),
+            extra_hosts: Vec::new(),
             privileged: false,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
@@ -255,6 +405,10 @@ pub struct ContainerRecord {
     pub image: Digest,
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    /// Endpoint settings of the container's network (bridge or user networks; empty for
+    /// `none`, `host` and `container:`).
+    #[serde(default)]
+    pub networking_config: NetworkingConfig,
 }
 
 #[cfg(test)]
@@ -293,10 +447,59 @@ mod tests {
             image: Digest::of(b"x"),
             config: ContainerConfig::default(),
             host_config: HostConfig::default(),
+            networking_config: NetworkingConfig::default(),
         };
         let j = serde_json::to_string(&r).unwrap();
         assert!(j.contains("\"HostConfig\""));
         let back: ContainerRecord = serde_json::from_str(&j).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn network_modes_as_docker_writes_them() {
+        for (s, m) in [
+            ("bridge", NetworkMode::Bridge),
+            ("none", NetworkMode::None),
+            ("host", NetworkMode::Host),
+            ("app", NetworkMode::User("app".into())),
+            ("container:abc", NetworkMode::Container("abc".into())),
+        ] {
+            assert_eq!(NetworkMode::from_docker(s), m);
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{s}\""));
+            assert_eq!(
+                serde_json::from_str::<NetworkMode>(&format!("\"{s}\"")).unwrap(),
+                m
+            );
+        }
+        assert_eq!(NetworkMode::from_docker("default"), NetworkMode::Bridge);
+        assert!(NetworkMode::User("x".into()).is_bridge() && !NetworkMode::Host.is_bridge());
+    }
+
+    /// A record written before bridge networking (no port, DNS or endpoint fields) loads.
+    #[test]
+    fn old_records_load() {
+        let old = r#"{"Id":"0101010101010101010101010101010101010101010101010101010101010101",
+            "Name":"web","Created":"2026-01-01T00:00:00Z",
+            "Image":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "Config":{"Hostname":"h","Image":"busybox"},
+            "HostConfig":{"NetworkMode":"none"}}"#;
+        let r: ContainerRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.host_config.network_mode, NetworkMode::None);
+        assert!(r.host_config.port_bindings.is_empty() && r.config.exposed_ports.is_empty());
+        assert!(r.networking_config.endpoints_config.is_empty());
+        let mut with = HostConfig::default();
+        with.port_bindings.insert(
+            "80/tcp".into(),
+            vec![PortBinding {
+                host_ip: String::new(),
+                host_port: "8080".into(),
+            }],
+        );
+        let j = serde_json::to_value(&with).unwrap();
+        assert_eq!(
+            j["PortBindings"],
+            serde_json::json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]})
+        );
+        assert_eq!(j["NetworkMode"], "bridge");
     }
 }

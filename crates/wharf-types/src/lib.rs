@@ -10,6 +10,7 @@ pub mod error;
 pub mod hostname;
 pub mod id;
 pub mod net;
+pub mod netopts;
 pub mod oci;
 pub mod parse;
 pub mod ports;

@@ -175,6 +175,49 @@ pub fn parse_publish(raw: &str) -> Result<Vec<PortMapping>, PortError> {
     Ok(out)
 }
 
+impl PortMapping {
+    /// docker's recorded `PortBinding` (`HostIp` "" for every address, `HostPort` "" for
+    /// any, `8000-8010` for a range).
+    pub fn binding(&self) -> crate::container::PortBinding {
+        crate::container::PortBinding {
+            host_ip: self.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            host_port: match self.host_ports {
+                None => String::new(),
+                Some((a, b)) if a == b => a.to_string(),
+                Some((a, b)) => format!("{a}-{b}"),
+            },
+        }
+    }
+
+    /// A recorded binding back as a mapping (what a start allocates from); `None` when the
+    /// record holds something `-p` could not have produced.
+    pub fn from_binding(
+        container: PortKey,
+        b: &crate::container::PortBinding,
+    ) -> Option<PortMapping> {
+        let host_ip = if b.host_ip.is_empty() {
+            None
+        } else {
+            let bare = b
+                .host_ip
+                .strip_prefix('[')
+                .and_then(|i| i.strip_suffix(']'))
+                .unwrap_or(&b.host_ip);
+            Some(bare.parse::<IpAddr>().ok()?)
+        };
+        let host_ports = if b.host_port.is_empty() {
+            None
+        } else {
+            Some(parse_range(&b.host_port)?).filter(|r| *r != (0, 0))
+        };
+        Some(PortMapping {
+            container,
+            host_ip,
+            host_ports,
+        })
+    }
+}
+
 /// docker's splitParts: `c`, `h:c`, `ip:h:c`, and for more colons (IPv6) everything before
 /// the last two is the address.
 fn split_parts(raw: &str) -> (String, String, String) {
@@ -225,6 +268,32 @@ mod tests {
         let v = parse_publish(raw).expect(raw);
         assert_eq!(v.len(), 1, "{raw}");
         v.into_iter().next().expect("one")
+    }
+
+    #[test]
+    fn bindings_round_trip() {
+        for raw in [
+            "80",
+            "8080:80",
+            "127.0.0.1::80/udp",
+            "8000-8010:80",
+            "[::1]:53:53/udp",
+        ] {
+            for m in parse_publish(raw).expect(raw) {
+                let b = m.binding();
+                assert_eq!(PortMapping::from_binding(m.container, &b), Some(m), "{raw}");
+            }
+        }
+        let b = one("8000-8010:80").binding();
+        assert_eq!(
+            (b.host_ip.as_str(), b.host_port.as_str()),
+            ("", "8000-8010")
+        );
+        let bad = crate::container::PortBinding {
+            host_ip: "nope".into(),
+            host_port: "1".into(),
+        };
+        assert_eq!(PortMapping::from_binding(one("80").container, &bad), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The `wharf` binary (also `docker` through a symlink: argv[0] only changes the program name
 //! shown in help). Hidden entrypoints, dispatched before any argument parsing: `wharf __init`
 //! (the container init the runtime re-executes from a sealed copy of this binary),
-//! `wharf __exec` (joins a running container for `exec`) and `wharf __monitor` (the
-//! per-container monitor of detached containers).
+//! `wharf __exec` (joins a running container for `exec`), `wharf __monitor` (the
+//! per-container monitor of detached containers) and `wharf __dns` (the embedded DNS resolver
+//! of user networks, one per host).
 
 mod cli;
 mod cmd;
@@ -16,6 +17,7 @@ fn main() {
         Some("__init") => wharf_engine::entry::init_main(),
         Some("__exec") => wharf_engine::entry::exec_main(),
         Some("__monitor") => wharf_engine::monitor::monitor_main(&args[2..]),
+        Some("__dns") => wharf_engine::network::resolver::dns_main(&args[2..]),
         _ => {}
     }
     std::process::exit(real_main(args));

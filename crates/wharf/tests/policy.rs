@@ -673,3 +673,98 @@ fn pids_maximum_makes_the_default_limit_explicit() {
     assert!(!o.status.success(), "ran without a pids limit");
     assert!(stderr(&o).contains("pids"), "{}", stderr(&o));
 }
+
+/// `[run] published_ports`: a host port given with `-p` outside the range is refused at
+/// create; a port chosen at start comes from inside it (daemon.json's range narrowed); a
+/// daemon range that misses it refuses the start, naming the rule; nothing is left behind.
+/// `host_network = false` also refuses joining a container that is in the host's namespace.
+#[test]
+fn published_ports_and_joined_host_network() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    // inside daemon.json's default range (49153-65535), distinct per run
+    let low = 49153 + common::net::free_port() % 16000;
+    let p = Pol::new(
+        &w,
+        &format!(
+            "[run]\npublished_ports = \"{low}-{}\"\nhost_network = false\n",
+            low + 4
+        ),
+    );
+    let outside = format!("{}:80", low + 5);
+    p.refused(
+        &["run", "--rm", "-p", &outside, "busybox", "true"],
+        "run.published_ports",
+    );
+    p.refused(
+        &[
+            "create",
+            "-p",
+            &format!("{}-{}:80", low, low + 5),
+            "busybox",
+            "true",
+        ],
+        "run.published_ports",
+    );
+    // allocated from the intersection of daemon.json's default range and the rule's
+    let id = p
+        .ok(&["run", "-d", "-p", "80", "busybox", "sleep", "300"])
+        .trim()
+        .to_string();
+    let port = p.ok(&["port", &id, "80"]);
+    let hp: u16 = port.trim().rsplit_once(':').unwrap().1.parse().unwrap();
+    assert!((low..=low + 4).contains(&hp), "{port}");
+    p.ok(&["rm", "-f", &id]);
+    assert_eq!(common::net::leftovers(&w, &id), Vec::<String>::new());
+    // a daemon range the rule does not meet: the start is refused by the rule
+    let cfg = w.dir.path().join("daemon.json");
+    std::fs::write(&cfg, "{\"published-port-range\": \"1000-1010\"}").unwrap();
+    let o = p
+        .cmd(&[
+            "run", "-d", "--name", "nr", "-p", "80", "busybox", "sleep", "300",
+        ])
+        .env("WHARF_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("policy rule `run.published_ports`")
+            && stderr(&o).contains("do not overlap"),
+        "{}",
+        stderr(&o)
+    );
+    let nr = p.ok(&["inspect", "-f", "{{.Id}}", "nr"]).trim().to_string();
+    assert_eq!(common::net::leftovers(&w, &nr), Vec::<String>::new());
+    // --network container: of a container in the host's namespace is host networking
+    std::fs::write(&p.file, "").unwrap();
+    p.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hostnet",
+        "--network",
+        "host",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    p.set(&format!(
+        "[run]\npublished_ports = \"{low}-{}\"\nhost_network = false\n",
+        low + 4
+    ));
+    p.refused(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:hostnet",
+            "busybox",
+            "true",
+        ],
+        "run.host_network",
+    );
+    let audit = p.audit_lines();
+    assert!(audit
+        .iter()
+        .any(|l| l["rule"] == "run.published_ports" && l["action"] == "start"));
+}

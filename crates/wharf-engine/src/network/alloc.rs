@@ -167,6 +167,15 @@ impl Ipam {
         release_if_owner(&self.dir.join(ip.to_string()), owner);
     }
 
+    /// Releases every address `owner` holds (a start killed before its endpoint was written).
+    pub fn release_all(&self, owner: &str) {
+        for (ip, o) in self.allocations() {
+            if o == owner {
+                self.release(ip, &o);
+            }
+        }
+    }
+
     /// Every address held, with its owner.
     pub fn allocations(&self) -> Vec<(IpAddr, String)> {
         list(&self.dir)
@@ -366,7 +375,11 @@ mod tests {
         assert!(ipam.allocate(&n, &owner(9), None).is_err());
         ipam.release(a, &owner(1));
         assert_eq!(ipam.allocate(&n, &owner(9), None).expect("reuse"), a);
+        ipam.release_all(&owner(3));
+        assert!(ipam.allocations().iter().all(|(_, o)| *o != owner(3)));
+        let again = ipam.allocate(&n, &owner(3), None).expect("again");
         // reconcile frees owners that are gone
+        let _ = again;
         let freed = ipam.reconcile(&|o| o == owner(9));
         assert_eq!(freed, 4); // owners 2-5; owner 6 never got one
         assert_eq!(ipam.allocations().len(), 1);

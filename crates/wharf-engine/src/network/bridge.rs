@@ -184,3 +184,31 @@ pub fn remove_named(
     let _ = std::fs::remove_dir_all(run_root.join("networks").join(id));
     Ok(())
 }
+
+/// Takes a network off its bridge without removing the bridge: the gateway address, the
+/// network's firewall rules and its run-root state go, the interface stays. For a default
+/// network on the shared `wharf0` when its store goes away (a second store on one host, a
+/// test's private store): each store's default network has its own subnet on that bridge,
+/// and removing the bridge would cut off the others.
+pub fn detach(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
+    {
+        let _l = lock(run_root, &net.id, &net.name)?;
+        let le = |source| BridgeError::Link {
+            network: net.name.clone(),
+            source,
+        };
+        let mut s = Socket::open(Family::Route).map_err(le)?;
+        if let Some(l) = link::get(&mut s, &net.bridge).map_err(le)? {
+            link::del_address(&mut s, l.index, net.gateway, net.subnet.prefix()).map_err(le)?;
+        }
+        if let Ok(mut fw) = Firewall::open() {
+            fw.remove_network(&net.id)
+                .map_err(|source| BridgeError::Firewall {
+                    network: net.name.clone(),
+                    source,
+                })?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(run_root.join("networks").join(&net.id));
+    Ok(())
+}

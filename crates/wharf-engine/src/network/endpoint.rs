@@ -51,12 +51,24 @@ fn dir(run_root: &Path, network_id: &str) -> PathBuf {
     run_root.join("networks").join(network_id).join("endpoints")
 }
 
-/// Writes (atomically) a container's endpoint on a network.
+/// Writes a container's endpoint on a network: a temp file renamed over the old one, so a
+/// reader sees the old or the new endpoint, never half of one. Not fsynced: it is volatile
+/// state (a crash or reboot ends the container it describes; `release` removes it).
 pub fn write(run_root: &Path, ep: &Endpoint) -> std::io::Result<()> {
     let d = dir(run_root, &ep.network_id);
     std::fs::create_dir_all(&d)?;
     let body = serde_json::to_vec(ep).map_err(std::io::Error::other)?;
-    wharf_sys::atomic::write_file(&d.join(format!("{}.json", ep.container_id)), &body, 0o644)
+    let tmp = d.join(format!(".{}.tmp", ep.container_id));
+    std::fs::write(&tmp, &body)?;
+    std::fs::rename(&tmp, d.join(format!("{}.json", ep.container_id)))
+}
+
+/// A container's endpoint on a network, if it has one (bounded read; a foreign or broken
+/// file is none).
+pub fn read(run_root: &Path, network_id: &str, container_id: &str) -> Option<Endpoint> {
+    let path = dir(run_root, network_id).join(format!("{container_id}.json"));
+    let b = wharf_sys::fs::read_small_file(None, &path, 64 * 1024).ok()??;
+    serde_json::from_slice(&b).ok()
 }
 
 /// Removes a container's endpoint on a network (missing: nothing to do).
@@ -137,6 +149,9 @@ mod tests {
             ["x", "y"]
         );
         assert_eq!(networks_with_state(d.path()), vec!["d".repeat(64)]);
+        let back = read(d.path(), &"d".repeat(64), &"a".repeat(64)).expect("read");
+        assert_eq!(back, ep('a', "x"));
+        assert!(read(d.path(), &"d".repeat(64), &"c".repeat(64)).is_none());
         remove(d.path(), &"d".repeat(64), &"a".repeat(64));
         assert_eq!(list(d.path(), &"d".repeat(64)).len(), 1);
     }

@@ -219,6 +219,19 @@ impl Nft {
 
     fn ensure_base(&mut self) -> Result<(), FirewallError> {
         let have = nft::rules(&mut self.sock, FAM, TABLE)?;
+        self.ensure_base_from(&have)
+    }
+
+    /// [`Nft::ensure_base`] given the table's rules as just dumped: nothing is sent when both
+    /// jumps are there (their chains then exist), so a start pays no nf_tables transaction.
+    fn ensure_base_from(&mut self, have: &[nft::Rule]) -> Result<(), FirewallError> {
+        let based = |chain: &str| {
+            have.iter()
+                .any(|r| r.chain == chain && r.comment.as_deref() == Some("wharf:base"))
+        };
+        if based("prerouting") && based("output") {
+            return Ok(());
+        }
         let mut b = Batch::new();
         Self::base_batch(&mut b);
         for chain in ["prerouting", "output"] {
@@ -236,15 +249,16 @@ impl Nft {
     }
 
     /// A network's NAT and forwarding rules; idempotent (nothing added when its rules exist).
-    fn ensure_network(&mut self, net: &NetworkRecord) -> Result<(), FirewallError> {
-        self.ensure_base()?;
+    /// Whether it made them.
+    fn ensure_network(&mut self, net: &NetworkRecord) -> Result<bool, FirewallError> {
         let c = net_comment(&net.id);
         let have = nft::rules(&mut self.sock, FAM, TABLE)?;
+        self.ensure_base_from(&have)?;
         if have
             .iter()
             .any(|r| r.comment.as_deref() == Some(c.as_str()))
         {
-            return Ok(());
+            return Ok(false);
         }
         let br = net.bridge.as_str();
         let mut b = Batch::new();
@@ -292,7 +306,7 @@ impl Nft {
         let e = cat(vec![matches::iifname(CmpOp::Eq, br), drop()]);
         b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
         b.commit(&mut self.sock)?;
-        Ok(())
+        Ok(true)
     }
 
     fn remove_comment(&mut self, comment: &str) -> Result<usize, FirewallError> {

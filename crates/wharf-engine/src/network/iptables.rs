@@ -137,7 +137,8 @@ impl Iptables {
             .collect())
     }
 
-    pub fn ensure_network(&self, net: &NetworkRecord) -> Result<(), FirewallError> {
+    /// A network's rules; whether it made them (false: they were there).
+    pub fn ensure_network(&self, net: &NetworkRecord) -> Result<bool, FirewallError> {
         self.ensure_base()?;
         let owner = Owner::Network(net.id.clone());
         if self
@@ -145,7 +146,7 @@ impl Iptables {
             .iter()
             .any(|(o, _)| *o == owner)
         {
-            return Ok(());
+            return Ok(false);
         }
         let comment = format!("wharf:net:{}", net.id);
         let c = ["-m", "comment", "--comment", comment.as_str()];
@@ -210,7 +211,7 @@ impl Iptables {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn remove(&self, owner: &Owner) -> Result<usize, FirewallError> {

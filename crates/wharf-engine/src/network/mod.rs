@@ -6,13 +6,17 @@
 //! runtime only plugs the veth (`wharf_runtime::net`).
 
 pub mod alloc;
+pub mod attach;
 pub mod bridge;
 pub mod coexist;
+pub(crate) mod config;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
+mod hostwide;
 pub mod iptables;
 pub mod reconcile;
+pub mod report;
 pub mod resolver;
 
 use crate::{Engine, EngineError};
@@ -65,6 +69,17 @@ impl Engine {
             Err(NetworkError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        // The subnet is chosen from what the host's interfaces hold, so two stores choosing
+        // at once (a second store on the host, parallel tests) would both take the same one:
+        // the choice and the address on the bridge happen under one host-wide lock.
+        let _host = hostwide::lock(&self.opts.run_root)?;
+        // deleted stores' default networks leave the bridge first (their subnets free again)
+        hostwide::reclaim();
+        match self.store.network(DEFAULT_NETWORK) {
+            Ok(n) => return Ok(n),
+            Err(NetworkError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let settings = self.network_settings()?;
         let mut req = NewNetwork {
             name: DEFAULT_NETWORK.to_string(),
@@ -79,12 +94,16 @@ impl Engine {
             .into_iter()
             .filter(|s| settings.bip.is_none_or(|(_, b)| b != *s))
             .collect();
-        match self.store.create_network(&req, &settings.pools, &host) {
-            Ok(n) => Ok(n),
+        let net = match self.store.create_network(&req, &settings.pools, &host) {
+            Ok(n) => n,
             // made meanwhile by another wharf
-            Err(NetworkError::Exists(_)) => Ok(self.store.network(DEFAULT_NETWORK)?),
-            Err(e) => Err(e.into()),
-        }
+            Err(NetworkError::Exists(_)) => return Ok(self.store.network(DEFAULT_NETWORK)?),
+            Err(e) => return Err(e.into()),
+        };
+        // the gateway address marks the subnet taken for every other store
+        hostwide::register(&self.opts.root, &net);
+        bridge::ensure(&self.opts.run_root, &net)?;
+        Ok(net)
     }
 
     /// A network by name, full id or unique id prefix; `bridge` is the default network.

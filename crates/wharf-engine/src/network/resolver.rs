@@ -4,6 +4,11 @@
 //! (`/etc/resolv.conf`, loopback ones included: it runs in the host's namespace). Started on
 //! demand by the first container that needs it, it holds `<run-root>/dns.lock` while alive (a
 //! second one leaves at once) and exits when no network has needed it for a while.
+//!
+//! `ensure_running` is what a start on a user network calls: it spawns `wharf __dns` when no
+//! resolver holds the lock (the process detaches: own session, stdio on /dev/null, re-parented
+//! away from the caller so no monitor keeps a zombie), then waits (bounded) until the
+//! network's gateway:53 is served, so the container's first question is answered.
 
 use super::dns::{self, Known, Question};
 use super::endpoint::{self, Endpoint};
@@ -13,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -115,9 +121,10 @@ pub fn serve(
     let mut listeners: BTreeMap<String, (IpAddr, Listener)> = BTreeMap::new();
     let mut idle_since = Instant::now();
     let mut last_scan = Instant::now() - Duration::from_secs(10);
+    const SCAN: Duration = Duration::from_millis(250);
     let mut buf = vec![0u8; dns::MAX_UDP];
     loop {
-        if last_scan.elapsed() >= Duration::from_secs(1) {
+        if last_scan.elapsed() >= SCAN {
             last_scan = Instant::now();
             let want = wanted(run_root, gateway_of);
             listeners.retain(|n, (g, _)| want.get(n) == Some(g));
@@ -130,7 +137,10 @@ pub fn serve(
                 }
             }
             if want.is_empty() {
-                if idle_since.elapsed() >= idle_exit {
+                // a start writes its endpoint before it looks for a resolver: one that
+                // arrives after this scan sees the lock held and relies on us, so look once
+                // more right before leaving (the window left is the two lines below)
+                if idle_since.elapsed() >= idle_exit && wanted(run_root, gateway_of).is_empty() {
                     return Ok(());
                 }
             } else {
@@ -144,7 +154,7 @@ pub fn serve(
             fds.push(PollFd::new(l.udp.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(l.tcp.as_fd(), PollFlags::POLLIN));
         }
-        let ready: Vec<(usize, bool)> = match poll(&mut fds, PollTimeout::from(500u16)) {
+        let ready: Vec<(usize, bool)> = match poll(&mut fds, PollTimeout::from(250u16)) {
             Ok(0) | Err(_) => Vec::new(),
             Ok(_) => fds
                 .iter()
@@ -204,6 +214,110 @@ pub fn serve(
             }
         }
     }
+}
+
+/// How long a resolver with nothing to serve stays.
+pub const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// Whether a resolver holds `<run-root>/dns.lock`.
+fn running(run_root: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(run_root.join("dns.lock"))
+    else {
+        return false;
+    };
+    // taken (and dropped at once): nobody holds it
+    Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
+}
+
+/// Whether something listens on `gateway:53/udp` (a probe bind fails with EADDRINUSE).
+fn served(gateway: IpAddr) -> bool {
+    matches!(
+        UdpSocket::bind(SocketAddr::new(gateway, 53)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+    )
+}
+
+/// Makes sure the resolver runs and serves `gateway` (a user network with a container on
+/// it), waiting at most 3 s. Best effort: a resolver that cannot start leaves the container
+/// without name resolution, not without a start (`debug` says so).
+pub fn ensure_running(root: &Path, run_root: &Path, gateway: IpAddr, debug: bool) {
+    if served(gateway) {
+        return;
+    }
+    if !running(run_root) {
+        let spawned = std::process::Command::new("/proc/self/exe")
+            .arg0("wharf")
+            .arg("__dns")
+            .arg(root)
+            .arg(run_root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if let Err(e) = spawned {
+            if debug {
+                eprintln!("wharf: cannot start the DNS resolver: {e}");
+            }
+            return;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !served(gateway) {
+        if Instant::now() >= deadline {
+            if debug {
+                eprintln!("wharf: the DNS resolver does not serve {gateway}:53 yet");
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `wharf __dns ROOT RUNROOT [--serve]`: without `--serve`, starts the serving process and
+/// returns at once (so the caller reaps it right away and the server is re-parented); with
+/// it, detaches (new session, no inherited fds) and serves until idle. The default network
+/// has no embedded DNS (docker's): only user networks are served.
+pub fn dns_main(args: &[std::ffi::OsString]) -> ! {
+    let (Some(root), Some(run_root)) = (args.first(), args.get(1)) else {
+        eprintln!("wharf __dns is internal: ROOT RUNROOT");
+        std::process::exit(125);
+    };
+    let (root, run_root) = (PathBuf::from(root), PathBuf::from(run_root));
+    if !args.iter().skip(2).any(|a| a == "--serve") {
+        let r = std::process::Command::new("/proc/self/exe")
+            .arg0("wharf")
+            .arg("__dns")
+            .arg(&root)
+            .arg(&run_root)
+            .arg("--serve")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        std::process::exit(if r.is_ok() { 0 } else { 1 });
+    }
+    // single-threaded here and owning no fd yet: closing the inherited ones is sound
+    let _ = wharf_sys::process::close_fds_from(3);
+    let _ = nix::unistd::setsid();
+    let Ok(store) = wharf_store::Store::open(&root) else {
+        std::process::exit(1);
+    };
+    let gateway_of = |id: &str| {
+        store
+            .network(id)
+            .ok()
+            .filter(|n| n.name != super::DEFAULT_NETWORK)
+            .map(|n| n.gateway)
+    };
+    let code = match serve(&run_root, &gateway_of, IDLE_EXIT) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    };
+    std::process::exit(code)
 }
 
 #[cfg(test)]

@@ -98,6 +98,19 @@ impl Engine {
             resolve_in(&roots, true, n)
         };
         let mut out = rules::check_container(p, config, host, &resolve);
+        // `--network container:X` of a container in the host's namespace is the host's
+        // network namespace too
+        if let wharf_types::container::NetworkMode::Container(target) = &host.network_mode {
+            let joined_host = self.store.container(target).is_ok_and(|t| {
+                t.host_config.network_mode == wharf_types::container::NetworkMode::Host
+            });
+            if joined_host && !p.run.host_network {
+                out.push((
+                    "run.host_network",
+                    format!("--network container:{target} joins a container in the host's network namespace, and the host's network namespace (--network host) is not allowed"),
+                ));
+            }
+        }
         let r = &p.registries;
         if r.allow.is_none() && !r.require_digest && !r.require_signed {
             return out;
@@ -217,6 +230,38 @@ impl Engine {
             &rec.host_config,
             Some(&upper),
         )
+    }
+
+    /// `[run] published_ports`: the range every published host port must be in (`None`:
+    /// no such rule).
+    pub(crate) fn policy_port_range(&self) -> Option<(u16, u16)> {
+        match &self.policy {
+            super::Loaded::Active(p) => p.run.published_ports.map(|r| (r.low, r.high)),
+            _ => None,
+        }
+    }
+
+    /// start: the host ports this start took, checked against `[run] published_ports`
+    /// (one audited decision; nothing asked or logged without the rule or without ports).
+    /// `why_empty` refuses outright: no port can be allocated inside the allowed range.
+    pub(crate) fn policy_ports(
+        &self,
+        rec: &ContainerRecord,
+        ports: &[(String, u16)],
+        why_empty: Option<String>,
+    ) -> Result<(), EngineError> {
+        if self.policy_port_range().is_none() || (ports.is_empty() && why_empty.is_none()) {
+            return Ok(());
+        }
+        self.policy
+            .enforce("start", rec.id.as_str(), |p| match why_empty {
+                Some(message) => Decision::Refused {
+                    rule: "run.published_ports".into(),
+                    message,
+                },
+                None => Decision::from_refusals(rules::check_host_ports(p, ports)),
+            })?;
+        Ok(())
     }
 
     /// exec: the container is checked again (one started before the policy changed gets no

@@ -87,6 +87,64 @@ pub(crate) fn check_user(p: &Policy, user: &str, resolve: UserResolver<'_>) -> O
     }
 }
 
+/// `published_ports`: a host port given with `-p` (a single port or both ends of a range)
+/// must be in the allowed range. Ports chosen at start are checked by
+/// [`check_host_ports`].
+pub(crate) fn check_port_bindings(p: &Policy, host: &HostConfig) -> Vec<Refusal> {
+    let Some(r) = p.run.published_ports else {
+        return Vec::new();
+    };
+    if host.network_mode == NetworkMode::Host {
+        // docker discards published ports in the host's network namespace
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (key, bindings) in &host.port_bindings {
+        for b in bindings {
+            let Some((lo, hi)) = b
+                .host_port
+                .split_once('-')
+                .map(|(a, b)| (a.parse::<u16>().ok(), b.parse::<u16>().ok()))
+                .or_else(|| Some((b.host_port.parse().ok(), b.host_port.parse().ok())))
+                .and_then(|(a, b)| Some((a?, b?)))
+                .filter(|(a, _)| *a != 0)
+            else {
+                continue; // any port: chosen from the allowed range at start
+            };
+            if lo < r.low || hi > r.high {
+                out.push((
+                    "run.published_ports",
+                    format!(
+                        "host port {} for {key} is outside the allowed published ports {}-{}",
+                        b.host_port, r.low, r.high
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `published_ports` for the host ports a start took (`(container port key, host port)`).
+pub(crate) fn check_host_ports(p: &Policy, ports: &[(String, u16)]) -> Vec<Refusal> {
+    let Some(r) = p.run.published_ports else {
+        return Vec::new();
+    };
+    ports
+        .iter()
+        .filter(|(_, hp)| *hp < r.low || *hp > r.high)
+        .map(|(key, hp)| {
+            (
+                "run.published_ports",
+                format!(
+                    "host port {hp} for {key} is outside the allowed published ports {}-{}",
+                    r.low, r.high
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Every refusal of a container's configuration (create, start, exec re-check).
 pub(crate) fn check_container(
     p: &Policy,
@@ -105,6 +163,7 @@ pub(crate) fn check_container(
             "the host's network namespace (--network host) is not allowed".into(),
         ));
     }
+    out.extend(check_port_bindings(p, host));
     let unconfined = host.security_opt.iter().any(|o| {
         matches!(
             o.split_once('=').or_else(|| o.split_once(':')),
@@ -360,6 +419,39 @@ mod tests {
 
     fn host() -> HostConfig {
         serde_json::from_str(r#"{"NetworkMode":"none"}"#).unwrap()
+    }
+
+    #[test]
+    fn published_ports() {
+        let p = policy("[run]\npublished_ports = \"8000-8100\"\n");
+        let mut h = host();
+        h.network_mode = NetworkMode::Bridge;
+        let bind = |port: &str| wharf_types::container::PortBinding {
+            host_ip: String::new(),
+            host_port: port.into(),
+        };
+        h.port_bindings.insert(
+            "80/tcp".into(),
+            vec![bind("8080"), bind(""), bind("8000-8100")],
+        );
+        assert!(check_port_bindings(&p, &h).is_empty());
+        h.port_bindings
+            .insert("81/tcp".into(), vec![bind("7999"), bind("8050-8101")]);
+        let r = check_port_bindings(&p, &h);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[0],
+            (
+                "run.published_ports",
+                "host port 7999 for 81/tcp is outside the allowed published ports 8000-8100"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            check_host_ports(&p, &[("80/tcp".into(), 8000), ("81/tcp".into(), 9000)]).len(),
+            1
+        );
+        assert!(check_host_ports(&policy(""), &[("80/tcp".into(), 1)]).is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 
@@ -353,6 +354,33 @@ pub fn add_address(
         &format!("add address {ip}/{prefix} to interface #{index}"),
     )?;
     Ok(())
+}
+
+/// Remove `ip/prefix` from an interface. An address that is not there is not an error
+/// (teardown is idempotent).
+pub fn del_address(
+    sock: &mut Socket,
+    index: u32,
+    ip: IpAddr,
+    prefix: u8,
+) -> Result<bool, NetlinkError> {
+    let mut m = Msg::new(RTM_DELADDR, NLM_F_ACK);
+    let mut h = [0u8; 8];
+    h[0] = family_of(&ip);
+    h[1] = prefix;
+    h[4..8].copy_from_slice(&index.to_ne_bytes());
+    m.header(&h);
+    let b = ip_bytes(&ip);
+    m.attr(IFA_LOCAL, &b);
+    m.attr(IFA_ADDRESS, &b);
+    match sock.request(
+        m,
+        &format!("remove address {ip}/{prefix} from interface #{index}"),
+    ) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.errno(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The addresses of interface `index` (or of every interface with `None`), as (index, ip, prefix).

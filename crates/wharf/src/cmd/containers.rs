@@ -5,8 +5,10 @@ use crate::cli::{Cli, InspectArgs, PsArgs, RmArgs};
 use crate::format::{print_table, print_with_template, Template};
 use anyhow::anyhow;
 use serde_json::{json, Value};
+use wharf_engine::network::report::PortEntry;
 use wharf_engine::run::{inspect_json, ContainerInfo};
 use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
+use wharf_engine::Engine;
 use wharf_types::error::{HasKind, OBJECT_COMMAND_FAILED};
 use wharf_types::ErrorKind;
 
@@ -33,8 +35,86 @@ fn command_text(info: &ContainerInfo, trunc: bool) -> String {
     format!("\"{cmd}\"")
 }
 
+/// `ip:port` as Go's `net.JoinHostPort` writes it (IPv6 in brackets).
+fn join_host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// docker's `DisplayablePorts` (the PORTS column): sorted by private port, address, public
+/// port, type; ports published on the same number and consecutive exposed ones grouped into
+/// ranges (`0.0.0.0:8000-8001->8000-8001/tcp`), other mappings after them.
+pub fn displayable_ports(ports: &[PortEntry]) -> String {
+    let mut ports = ports.to_vec();
+    ports.sort_by(|a, b| {
+        let ip = |p: &PortEntry| p.public.as_ref().map(|x| x.0.clone()).unwrap_or_default();
+        let public = |p: &PortEntry| p.public.as_ref().map_or(0, |x| x.1);
+        (a.private_port, ip(a), public(a), &a.proto).cmp(&(
+            b.private_port,
+            ip(b),
+            public(b),
+            &b.proto,
+        ))
+    });
+    let mut groups: Vec<(String, u16, u16)> = Vec::new(); // (key, first, last), creation order
+    let mut result: Vec<String> = Vec::new();
+    let mut mappings: Vec<String> = Vec::new();
+    let form = |key: &str, first: u16, last: u16| {
+        let (ip, kind) = match key.rsplit_once('/') {
+            Some((ip, kind)) => (ip, kind),
+            None => ("", key),
+        };
+        let mut g = first.to_string();
+        if first != last {
+            g = format!("{g}-{last}");
+        }
+        if !ip.is_empty() {
+            let host = if ip.contains(':') {
+                format!("[{ip}]:{g}")
+            } else {
+                format!("{ip}:{g}")
+            };
+            g = format!("{host}->{g}");
+        }
+        format!("{g}/{kind}")
+    };
+    for p in &ports {
+        let current = p.private_port;
+        let mut key = p.proto.clone();
+        if let Some((ip, public)) = &p.public {
+            if *public != current {
+                mappings.push(format!(
+                    "{}->{}/{}",
+                    join_host_port(ip, *public),
+                    p.private_port,
+                    p.proto
+                ));
+                continue;
+            }
+            key = format!("{ip}/{}", p.proto);
+        }
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            None => groups.push((key, current, current)),
+            Some(g) if current == g.2.wrapping_add(1) => g.2 = current,
+            Some(g) => {
+                result.push(form(&g.0, g.1, g.2));
+                g.1 = current;
+                g.2 = current;
+            }
+        }
+    }
+    for (k, first, last) in &groups {
+        result.push(form(k, *first, *last));
+    }
+    result.extend(mappings);
+    result.join(", ")
+}
+
 /// The object `ps --format` templates see (docker's field names).
-fn ps_object(info: &ContainerInfo, trunc: bool) -> Value {
+fn ps_object(engine: &Engine, info: &ContainerInfo, trunc: bool) -> Value {
     let id = info.record.id.as_str();
     json!({
         "ID": if trunc { &id[..12] } else { id },
@@ -42,15 +122,15 @@ fn ps_object(info: &ContainerInfo, trunc: bool) -> Value {
         "Command": command_text(info, trunc),
         "CreatedAt": info.record.created,
         "RunningFor": format!("{} ago", human_duration(seconds_since(&info.record.created))),
-        "Ports": "",
+        "Ports": displayable_ports(&engine.container_ports(info)),
         "State": info.state.status().as_str(),
         "Status": status_text(info),
         "Names": info.record.name,
         "Labels": info.record.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
         "Mounts": info.record.host_config.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
-        "Networks": match info.record.host_config.network_mode {
-            wharf_types::container::NetworkMode::None => "none",
-            wharf_types::container::NetworkMode::Host => "host",
+        "Networks": match &info.record.host_config.network_mode {
+            wharf_types::container::NetworkMode::Container(_) => String::new(),
+            m => m.as_docker(),
         },
         "Size": human_size(0),
     })
@@ -87,7 +167,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     }
     if let Some(f) = &a.format {
         let tpl = Template::parse(f).map_err(|e| anyhow!(e))?;
-        let objs: Vec<Value> = list.iter().map(|c| ps_object(c, trunc)).collect();
+        let objs: Vec<Value> = list.iter().map(|c| ps_object(&engine, c, trunc)).collect();
         print_with_template(&tpl, &objs, &ps_header).map_err(|e| anyhow!(e))?;
         return Ok(0);
     }
@@ -101,7 +181,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
         "NAMES".into(),
     ]];
     for c in &list {
-        let o = ps_object(c, trunc);
+        let o = ps_object(&engine, c, trunc);
         let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
         rows.push(vec![
             s("ID"),
@@ -218,4 +298,42 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(private: u16, proto: &str, public: Option<(&str, u16)>) -> PortEntry {
+        PortEntry {
+            private_port: private,
+            proto: proto.into(),
+            public: public.map(|(i, p)| (i.to_string(), p)),
+        }
+    }
+
+    #[test]
+    fn ports_column_as_docker() {
+        assert_eq!(displayable_ports(&[]), "");
+        assert_eq!(
+            displayable_ports(&[p(80, "tcp", Some(("0.0.0.0", 8080)))]),
+            "0.0.0.0:8080->80/tcp"
+        );
+        assert_eq!(displayable_ports(&[p(80, "tcp", None)]), "80/tcp");
+        assert_eq!(
+            displayable_ports(&[
+                p(8001, "tcp", Some(("0.0.0.0", 8001))),
+                p(8000, "tcp", Some(("0.0.0.0", 8000))),
+                p(53, "udp", None),
+                p(443, "tcp", None),
+                p(444, "tcp", None),
+                p(80, "tcp", Some(("127.0.0.1", 49153))),
+            ]),
+            "53/udp, 443-444/tcp, 0.0.0.0:8000-8001->8000-8001/tcp, 127.0.0.1:49153->80/tcp"
+        );
+        assert_eq!(
+            displayable_ports(&[p(80, "tcp", Some(("::", 8080)))]),
+            "[::]:8080->80/tcp"
+        );
+    }
 }

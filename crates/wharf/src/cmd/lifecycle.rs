@@ -324,19 +324,43 @@ pub fn rename(cli: &Cli, a: &RenameArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `port CONTAINER [PRIVATE[/PROTO]]`: docker's lines (`80/tcp -> 0.0.0.0:8080`, or the
+/// bindings of one port), from the engine's port list of the running container.
 pub fn port(cli: &Cli, a: &PortArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     let info = engine.container(&a.container)?;
+    let ports = engine.container_ports(&info);
+    let hostport = |ip: &str, port: u16| {
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
     if let Some(p) = &a.port {
-        bail!(
-            "No public port '{}' published for {}",
-            if p.contains('/') {
-                p.clone()
-            } else {
-                format!("{p}/tcp")
-            },
-            info.record.name
-        );
+        let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+        let want: Option<u16> = num.parse().ok();
+        let mut found = false;
+        for e in &ports {
+            if Some(e.private_port) == want && e.proto == proto {
+                if let Some((ip, hp)) = &e.public {
+                    println!("{}", hostport(ip, *hp));
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            bail!(
+                "No public port '{num}/{proto}' published for {}",
+                info.record.name
+            );
+        }
+        return Ok(0);
+    }
+    for e in &ports {
+        if let Some((ip, hp)) = &e.public {
+            println!("{}/{} -> {}", e.private_port, e.proto, hostport(ip, *hp));
+        }
     }
     Ok(0)
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dockerd;
+pub mod net;
 pub mod registry;
 
 use std::io::Write;
@@ -19,6 +20,14 @@ pub const APPLETS: &[&str] = &[
 
 pub struct Wharf {
     pub dir: tempfile::TempDir,
+}
+
+/// The store's default network has its own subnet on the host-wide `wharf0` bridge: the
+/// address and firewall rules go with the test's store (`net::forget_default_network`).
+impl Drop for Wharf {
+    fn drop(&mut self) {
+        net::forget_default_network(&self.root(), &self.run_root());
+    }
 }
 
 impl Wharf {

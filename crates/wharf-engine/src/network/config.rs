@@ -1,0 +1,152 @@
+//! A container's network as decided at create: which network (the default `bridge`, a user
+//! network that must exist, recorded by id; or the container whose namespace is joined,
+//! recorded by full id), the endpoint settings (`--ip` inside the network's subnet,
+//! `--network-alias`) and, for `container:`, the joined container's hostname (docker's). The
+//! user's options were parsed and checked against the mode before (`crate::validate`).
+//! Must not: allocate anything (addresses and ports are taken at start, `attach`).
+
+use super::alloc::AllocError;
+use super::DEFAULT_NETWORK;
+use crate::create::CreateRequest;
+use crate::refusal::ValidationError;
+use crate::{Engine, EngineError};
+use std::net::IpAddr;
+use wharf_store::network::{NetworkError, NetworkRecord};
+use wharf_types::container::{EndpointConfig, NetworkMode, NetworkingConfig};
+
+/// What the record says about the container's network.
+#[derive(Debug, Clone)]
+pub(crate) struct CreateNetwork {
+    pub mode: NetworkMode,
+    pub networking: NetworkingConfig,
+    /// `container:`: the joined container's hostname, which becomes this one's.
+    pub hostname: Option<String>,
+}
+
+/// `--ip` must name an address containers on `net` can have: inside the subnet (and the
+/// ip-range when the network has one), not the network, gateway or broadcast address.
+pub(crate) fn check_requested_ip(net: &NetworkRecord, ip: IpAddr) -> Result<(), AllocError> {
+    let inside = net.subnet.contains(ip)
+        && ip != net.gateway
+        && ip != net.subnet.addr()
+        && Some(ip) != net.subnet.broadcast();
+    if inside {
+        Ok(())
+    } else {
+        Err(AllocError::AddressOutside(ip))
+    }
+}
+
+impl Engine {
+    /// Resolves the request's network mode against what exists now.
+    pub(crate) fn network_for_create(
+        &self,
+        req: &CreateRequest,
+    ) -> Result<CreateNetwork, EngineError> {
+        let plain = |mode: NetworkMode| CreateNetwork {
+            mode,
+            networking: NetworkingConfig::default(),
+            hostname: None,
+        };
+        match &req.host.network_mode {
+            NetworkMode::None => Ok(plain(NetworkMode::None)),
+            NetworkMode::Host => Ok(plain(NetworkMode::Host)),
+            NetworkMode::Bridge => {
+                // made (its subnet chosen, put on wharf0) by the first start, not by a create:
+                // a container that is only created touches nothing on the host
+                match self.store.network(DEFAULT_NETWORK) {
+                    Ok(net) => Ok(self.on_network(NetworkMode::Bridge, &net, req)),
+                    Err(NetworkError::NotFound(_)) => Ok(plain(NetworkMode::Bridge)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            NetworkMode::User(key) => {
+                let net = match self.network(key) {
+                    Ok(n) => n,
+                    Err(EngineError::Network(NetworkError::NotFound(_))) => {
+                        return Err(ValidationError::NetworkNotFound { name: key.clone() }.into())
+                    }
+                    Err(e) => return Err(e),
+                };
+                if net.name == DEFAULT_NETWORK {
+                    // the default network named by its id: docker's rules for `bridge`
+                    if req.endpoint.ipam_config.is_some() {
+                        return Err(AllocError::AddressOnDefault.into());
+                    }
+                    if !req.endpoint.aliases.is_empty() {
+                        return Err(ValidationError::NetworkAlias.into());
+                    }
+                    return Ok(self.on_network(NetworkMode::Bridge, &net, req));
+                }
+                if let Some(ipam) = &req.endpoint.ipam_config {
+                    let ip = wharf_types::netopts::parse_ip(&ipam.ipv4_address)?;
+                    check_requested_ip(&net, ip)?;
+                }
+                Ok(self.on_network(NetworkMode::User(net.name.clone()), &net, req))
+            }
+            NetworkMode::Container(key) => {
+                let target = self.store.container(key)?;
+                if req.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(&target.name) {
+                    return Err(ValidationError::NetworkSelf {
+                        name: target.name.clone(),
+                    }
+                    .into());
+                }
+                Ok(CreateNetwork {
+                    mode: NetworkMode::Container(target.id.to_string()),
+                    networking: NetworkingConfig::default(),
+                    hostname: Some(target.config.hostname.clone()),
+                })
+            }
+        }
+    }
+
+    fn on_network(
+        &self,
+        mode: NetworkMode,
+        net: &NetworkRecord,
+        req: &CreateRequest,
+    ) -> CreateNetwork {
+        let mut ep: EndpointConfig = req.endpoint.clone();
+        ep.network_id = net.id.clone();
+        let mut networking = NetworkingConfig::default();
+        networking.endpoints_config.insert(net.name.clone(), ep);
+        CreateNetwork {
+            mode,
+            networking,
+            hostname: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn requested_ips() {
+        let subnet: wharf_types::net::Subnet = "10.9.0.0/24".parse().expect("subnet");
+        let net = NetworkRecord {
+            id: "a".repeat(64),
+            name: "n".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            bridge: "wh-x".into(),
+            subnet,
+            gateway: "10.9.0.1".parse().expect("gw"),
+            ip_range: None,
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        };
+        assert!(check_requested_ip(&net, "10.9.0.7".parse().expect("ip")).is_ok());
+        for bad in ["10.9.0.1", "10.9.0.0", "10.9.0.255", "10.9.1.7"] {
+            let e = check_requested_ip(&net, bad.parse().expect("ip")).expect_err(bad);
+            assert_eq!(
+                e.to_string(),
+                format!("no configured subnet or ip-range contain the IP address {bad}")
+            );
+        }
+    }
+}

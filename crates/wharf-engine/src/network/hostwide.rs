@@ -1,0 +1,121 @@
+//! What every store on the host shares: the default network's bridge `wharf0` carries one
+//! subnet per store (each store has its own default network and addresses), so choosing a
+//! subnet and putting its gateway on the bridge happen under one host-wide lock
+//! (`/run/wharf-subnets.lock`), and each store's default network is registered in
+//! `/run/wharf-subnets/<network-id>.json` with the store's root. A registered network whose
+//! store no longer has it (the store was deleted: a benchmark's, a test's, an old data-root)
+//! is taken off the bridge — address, firewall rules, registry entry — the next time a
+//! default network is chosen, so deleted stores never exhaust the address pools.
+//! `/run` is per boot, like the addresses it describes. Must not: touch a network whose
+//! store still records it.
+
+use super::firewall::Firewall;
+use crate::EngineError;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use wharf_store::network::NetworkRecord;
+use wharf_sys::netlink::{link, Family, Socket};
+
+const LOCK: &str = "/run/wharf-subnets.lock";
+const REGISTRY: &str = "/run/wharf-subnets";
+
+/// Held while a default network's subnet is chosen and put on its bridge (a host without a
+/// writable `/run` falls back to the run root: then stores of other run roots are not
+/// serialized with it).
+pub(crate) fn lock(run_root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, EngineError> {
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(p)
+    };
+    let fallback = run_root.join("subnets.lock");
+    let f = match open(Path::new(LOCK)) {
+        Ok(f) => f,
+        Err(_) => {
+            std::fs::create_dir_all(run_root)
+                .map_err(|e| EngineError::io("create", run_root, e))?;
+            open(&fallback).map_err(|e| EngineError::io("open", &fallback, e))?
+        }
+    };
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| EngineError::io("lock", LOCK, e.into()))
+}
+
+/// One registered default network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    /// The store root that records the network.
+    root: PathBuf,
+    network: String,
+    bridge: String,
+    gateway: IpAddr,
+    prefix: u8,
+}
+
+fn entry_path(id: &str) -> PathBuf {
+    Path::new(REGISTRY).join(format!("{id}.json"))
+}
+
+/// Registers a store's default network (best effort: without a writable `/run` the network
+/// is simply never reclaimed).
+pub(crate) fn register(root: &Path, net: &NetworkRecord) {
+    // absolute: the reclaimer may run anywhere
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    if !root.is_absolute() {
+        return;
+    }
+    let e = Entry {
+        root,
+        network: net.id.clone(),
+        bridge: net.bridge.clone(),
+        gateway: net.gateway,
+        prefix: net.subnet.prefix(),
+    };
+    let Ok(body) = serde_json::to_vec(&e) else {
+        return;
+    };
+    if std::fs::create_dir_all(REGISTRY).is_ok() {
+        let _ = std::fs::write(entry_path(&net.id), body);
+    }
+}
+
+/// Takes the registered default networks of deleted stores off the host (called under
+/// [`lock`]); how many.
+pub(crate) fn reclaim() -> usize {
+    let Ok(rd) = std::fs::read_dir(REGISTRY) else {
+        return 0;
+    };
+    let mut n = 0;
+    for f in rd.flatten() {
+        let path = f.path();
+        let Some(e) = wharf_sys::fs::read_small_file(None, &path, 64 * 1024)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
+        else {
+            continue;
+        };
+        let record = e
+            .root
+            .join("meta")
+            .join("networks")
+            .join(format!("{}.json", e.network));
+        if record.exists() {
+            continue;
+        }
+        if let Ok(mut s) = Socket::open(Family::Route) {
+            if let Ok(Some(l)) = link::get(&mut s, &e.bridge) {
+                let _ = link::del_address(&mut s, l.index, e.gateway, e.prefix);
+            }
+        }
+        if let Ok(mut fw) = Firewall::open() {
+            let _ = fw.remove_network(&e.network);
+        }
+        let _ = std::fs::remove_file(&path);
+        n += 1;
+    }
+    n
+}

@@ -1,0 +1,190 @@
+//! What front ends show of a container's network: docker's `NetworkSettings` for `inspect`,
+//! and the port list `ps` and `port` render (docker API's `Port`: private port, type, and
+//! where it is published). Read from the record and, while the container runs, its endpoint
+//! file — nothing is asked of the kernel.
+
+use super::endpoint::Endpoint;
+use crate::run::ContainerInfo;
+use crate::state::Status;
+use crate::Engine;
+use serde_json::{json, Value};
+use wharf_types::container::NetworkMode;
+use wharf_types::ports::PortKey;
+
+/// One port of a running container (docker API's `Port`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortEntry {
+    pub private_port: u16,
+    /// `tcp`, `udp`, `sctp`.
+    pub proto: String,
+    /// Where it is published (`0.0.0.0`, port); `None`: exposed only.
+    pub public: Option<(String, u16)>,
+}
+
+fn running(info: &ContainerInfo) -> bool {
+    matches!(
+        info.state.status(),
+        Status::Running | Status::Paused | Status::Restarting
+    )
+}
+
+impl Engine {
+    /// The endpoint of a container that runs (`None` otherwise or off a bridge).
+    fn live_endpoint(&self, info: &ContainerInfo) -> Option<Endpoint> {
+        if !running(info) {
+            return None;
+        }
+        self.container_endpoint(&info.record)
+    }
+
+    /// A running container's ports: every published one with its host address and port,
+    /// and every exposed one that is not published; empty when it does not run (docker's
+    /// `ps`). Sorted as docker sorts them.
+    pub fn container_ports(&self, info: &ContainerInfo) -> Vec<PortEntry> {
+        if !running(info) {
+            return Vec::new();
+        }
+        let ep = self.live_endpoint(info);
+        let published = ep.as_ref().map(|e| e.ports.as_slice()).unwrap_or_default();
+        let mut out: Vec<PortEntry> = published
+            .iter()
+            .filter_map(|p| {
+                let k = PortKey::parse(&p.container).ok()?;
+                Some(PortEntry {
+                    private_port: k.port,
+                    proto: k.proto.to_string(),
+                    public: Some((p.host_ip.clone(), p.host_port)),
+                })
+            })
+            .collect();
+        if info.record.host_config.network_mode != NetworkMode::Host {
+            for key in info.record.config.exposed_ports.keys() {
+                if published.iter().any(|p| p.container == *key) {
+                    continue;
+                }
+                if let Ok(k) = PortKey::parse(key) {
+                    out.push(PortEntry {
+                        private_port: k.port,
+                        proto: k.proto.to_string(),
+                        public: None,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (
+                a.private_port,
+                a.public.as_ref().map(|p| p.1),
+                &a.proto,
+                &a.public,
+            )
+                .cmp(&(
+                    b.private_port,
+                    b.public.as_ref().map(|p| p.1),
+                    &b.proto,
+                    &b.public,
+                ))
+        });
+        out
+    }
+
+    /// docker's `NetworkSettings` of a container: the default bridge's address also in the
+    /// top-level (deprecated) fields, every network's endpoint under `Networks`, and `Ports`
+    /// (each exposed port with its bindings, `null` when not published) while it runs.
+    pub fn network_settings_json(&self, info: &ContainerInfo) -> Value {
+        let rec = &info.record;
+        let ep = self.live_endpoint(info);
+        let mode = &rec.host_config.network_mode;
+        let mut ports = serde_json::Map::new();
+        if ep.is_some() || (running(info) && *mode != NetworkMode::Host) {
+            for key in rec.config.exposed_ports.keys() {
+                ports.insert(key.clone(), Value::Null);
+            }
+            for p in ep.iter().flat_map(|e| e.ports.iter()) {
+                let b = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
+                match ports.get_mut(&p.container) {
+                    Some(Value::Array(a)) => a.push(b),
+                    _ => {
+                        ports.insert(p.container.clone(), Value::Array(vec![b]));
+                    }
+                }
+            }
+        }
+        let endpoint_json = |name: &str, ep: Option<&Endpoint>| {
+            let cfg = rec.networking_config.endpoints_config.get(name);
+            let ipam = cfg
+                .and_then(|c| c.ipam_config.as_ref())
+                .map(|i| json!({"IPv4Address": i.ipv4_address}))
+                .unwrap_or(Value::Null);
+            let aliases = cfg
+                .map(|c| c.aliases.clone())
+                .filter(|a| !a.is_empty())
+                .map(|a| json!(a))
+                .unwrap_or(Value::Null);
+            json!({
+                "IPAMConfig": ipam,
+                "Links": null,
+                "Aliases": aliases,
+                "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+                "NetworkID": cfg.map(|c| c.network_id.clone()).unwrap_or_default(),
+                "EndpointID": ep.map(|e| e.container_id.clone()).unwrap_or_default(),
+                "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+                "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+                "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DriverOpts": null,
+                "DNSNames": ep.map(|e| {
+                    let mut n = vec![e.name.clone()];
+                    let short = e.container_id.get(..12).unwrap_or(&e.container_id);
+                    for a in e.aliases.iter().map(String::as_str).chain([short]) {
+                        if !n.iter().any(|x| x == a) {
+                            n.push(a.to_string());
+                        }
+                    }
+                    json!(n)
+                }).unwrap_or(Value::Null),
+            })
+        };
+        let mut networks = serde_json::Map::new();
+        match mode {
+            NetworkMode::None | NetworkMode::Host => {
+                networks.insert(mode.as_docker(), endpoint_json(&mode.as_docker(), None));
+            }
+            NetworkMode::Bridge | NetworkMode::User(_) => {
+                let name = match mode {
+                    NetworkMode::User(n) => n.clone(),
+                    _ => super::DEFAULT_NETWORK.to_string(),
+                };
+                networks.insert(name.clone(), endpoint_json(&name, ep.as_ref()));
+            }
+            NetworkMode::Container(_) => {}
+        }
+        let top = ep.as_ref().filter(|_| *mode == NetworkMode::Bridge);
+        json!({
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": if running(info) && info.state.pid > 0 && *mode != NetworkMode::Host {
+                format!("/proc/{}/ns/net", info.state.pid)
+            } else {
+                String::new()
+            },
+            "Ports": ports,
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": top.map(|e| e.container_id.clone()).unwrap_or_default(),
+            "Gateway": top.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": top.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": top.map(|e| e.prefix).unwrap_or(0),
+            "IPv6Gateway": "",
+            "MacAddress": top.map(|e| e.mac.clone()).unwrap_or_default(),
+            "Networks": networks,
+        })
+    }
+}
