@@ -15,7 +15,7 @@ work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
 export WHARF_ROOT=$work/root WHARF_RUNROOT=$work/run
 cleanup() {
   [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null && wait "$dockerd_pid" 2>/dev/null || true
-  scripts/net-forget.sh "$work/root"   # the bench store's default network leaves wharf0
+  scripts/net-forget.sh "$work/root" || true  # the bench store's default network leaves wharf0
   rm -rf "$work"
 }
 trap cleanup EXIT
