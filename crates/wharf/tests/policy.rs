@@ -5,75 +5,11 @@
 
 mod common;
 
+use common::policy::Pol;
 use common::registry::Serve;
 use common::*;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-struct Pol<'a> {
-    w: &'a Wharf,
-    file: PathBuf,
-    audit: PathBuf,
-}
-
-impl<'a> Pol<'a> {
-    fn new(w: &'a Wharf, text: &str) -> Pol<'a> {
-        let file = w.dir.path().join("policy.toml");
-        std::fs::write(&file, text).unwrap();
-        Pol {
-            w,
-            file,
-            audit: w.dir.path().join("log").join("audit.log"),
-        }
-    }
-
-    fn set(&self, text: &str) {
-        std::fs::write(&self.file, text).unwrap();
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.w.command(args);
-        c.env("WHARF_POLICY", &self.file)
-            .env("WHARF_AUDIT_LOG", &self.audit);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed: {} {}",
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
-    /// Asserts a refusal by `rule` naming the policy file.
-    fn refused(&self, args: &[&str], rule: &str) -> Output {
-        let o = self.run(args);
-        let err = stderr(&o);
-        assert!(!o.status.success(), "{args:?} was allowed: {}", stdout(&o));
-        assert!(
-            err.contains(&format!("policy rule `{rule}`"))
-                && err.contains(self.file.to_str().unwrap()),
-            "{args:?}: expected a refusal by {rule}: {err}"
-        );
-        o
-    }
-
-    fn audit_lines(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.audit)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
+use std::process::Command;
 
 /// `run --rm -u USER -l owner=ops -m MEM --pids-limit PIDS EXTRA busybox CMD`.
 fn run_args<'a>(

@@ -7,74 +7,8 @@
 
 mod common;
 
+use common::policy::Pol;
 use common::*;
-use std::path::PathBuf;
-use std::process::Output;
-
-struct Pol<'a> {
-    w: &'a Wharf,
-    file: PathBuf,
-    audit: PathBuf,
-}
-
-impl<'a> Pol<'a> {
-    fn new(w: &'a Wharf, text: &str) -> Pol<'a> {
-        let file = w.dir.path().join("policy.toml");
-        std::fs::write(&file, text).unwrap();
-        Pol {
-            w,
-            file,
-            audit: w.dir.path().join("audit.log"),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.w
-            .command(args)
-            .env("WHARF_POLICY", &self.file)
-            .env("WHARF_AUDIT_LOG", &self.audit)
-            .output()
-            .unwrap()
-    }
-
-    fn refused(&self, args: &[&str], rule: &str) {
-        let o = self.run(args);
-        let err = stderr(&o);
-        assert!(!o.status.success(), "{args:?} was allowed: {}", stdout(&o));
-        assert!(
-            err.contains(&format!("policy rule `{rule}`"))
-                && err.contains(self.file.to_str().unwrap()),
-            "{args:?}: expected a refusal by {rule}: {err}"
-        );
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed: {} {}",
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
-    /// (action, rule) of every refusal in the audit log.
-    fn refusals(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(&self.audit)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|l| l["result"] == "refused")
-            .map(|l| {
-                (
-                    l["action"].as_str().unwrap().to_string(),
-                    l["rule"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
 
 #[test]
 fn each_container_rule_through_create_start_and_exec() {

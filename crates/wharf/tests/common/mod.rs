@@ -4,6 +4,7 @@
 
 pub mod dockerd;
 pub mod net;
+pub mod policy;
 pub mod registry;
 
 use std::io::Write;
