@@ -662,23 +662,8 @@ impl Batch {
         exprs: &[Expr],
         comment: Option<&str>,
     ) -> &mut Self {
-        let m = self.push(
-            NFT_MSG_NEWRULE,
-            NLM_F_CREATE | NLM_F_APPEND,
-            family,
-            format!("add nftables rule to {table}/{chain}"),
-        );
-        m.attr_str(NFTA_RULE_TABLE, table)
-            .attr_str(NFTA_RULE_CHAIN, chain);
-        m.nest(NFTA_RULE_EXPRESSIONS);
-        for e in exprs {
-            put_expr(m, e);
-        }
-        m.end();
-        if let Some(c) = comment {
-            m.attr(NFTA_RULE_USERDATA, &comment_udata(c));
-        }
-        self
+        let what = format!("add nftables rule to {table}/{chain}");
+        self.new_rule(NLM_F_APPEND, what, family, table, chain, exprs, comment)
     }
 
     /// Insert a rule at the head of a chain (first to match), with an optional comment: for
@@ -692,15 +677,25 @@ impl Batch {
         comment: Option<&str>,
     ) -> &mut Self {
         // without NLM_F_APPEND (and no position) the kernel links the rule first
-        let m = self.push(
-            NFT_MSG_NEWRULE,
-            NLM_F_CREATE,
-            family,
-            format!(
-                "insert nftables rule into {} {table}/{chain}",
-                family.as_str()
-            ),
+        let what = format!(
+            "insert nftables rule into {} {table}/{chain}",
+            family.as_str()
         );
+        self.new_rule(0, what, family, table, chain, exprs, comment)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_rule(
+        &mut self,
+        flags: u16,
+        what: String,
+        family: TableFamily,
+        table: &str,
+        chain: &str,
+        exprs: &[Expr],
+        comment: Option<&str>,
+    ) -> &mut Self {
+        let m = self.push(NFT_MSG_NEWRULE, NLM_F_CREATE | flags, family, what);
         m.attr_str(NFTA_RULE_TABLE, table)
             .attr_str(NFTA_RULE_CHAIN, chain);
         m.nest(NFTA_RULE_EXPRESSIONS);

@@ -366,13 +366,8 @@ pub fn port(cli: &Cli, a: &PortArgs) -> anyhow::Result<i32> {
 }
 
 pub fn prune(cli: &Cli, a: &PruneArgs) -> anyhow::Result<i32> {
-    if !a.force {
-        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Ok(0);
-        }
+    if !a.force && !super::confirm("This will remove all stopped containers.") {
+        return Ok(0);
     }
     let engine = super::open_engine(cli)?;
     let ids = engine.prune_containers()?;

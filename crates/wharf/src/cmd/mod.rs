@@ -207,3 +207,12 @@ pub fn on_objects(command: &Command) -> bool {
             | Command::Volume(VolumeCommand::Rm(_) | VolumeCommand::Inspect(_))
     )
 }
+
+/// docker's prune confirmation: prints `WARNING! {what}` and the question on stderr, true
+/// only for an answer of y/Y/yes on stdin.
+pub fn confirm(what: &str) -> bool {
+    eprint!("WARNING! {what}\nAre you sure you want to continue? [y/N] ");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}

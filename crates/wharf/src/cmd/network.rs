@@ -44,15 +44,12 @@ fn header(field: &str) -> String {
 
 pub fn network(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<i32> {
     if let NetworkCommand::Prune(a) = cmd {
-        if !a.force {
-            eprint!(
-                "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] "
-            );
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-            if !matches!(line.trim(), "y" | "Y" | "yes") {
-                return Ok(0);
-            }
+        if !a.force
+            && !super::confirm(
+                "This will remove all custom networks not used by at least one container.",
+            )
+        {
+            return Ok(0);
         }
     }
     let engine = super::open_engine(cli)?;

@@ -11,16 +11,13 @@ use wharf_engine::volumes::{
 
 pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
     if let VolumeCommand::Prune(a) = cmd {
-        if !a.force {
-            eprint!(
-                "WARNING! This will remove {} local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ",
+        if !a.force
+            && !super::confirm(&format!(
+                "This will remove {} local volumes not used by at least one container.",
                 if a.all { "all" } else { "anonymous" }
-            );
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-            if !matches!(line.trim(), "y" | "Y" | "yes") {
-                return Ok(0);
-            }
+            ))
+        {
+            return Ok(0);
         }
     }
     let engine = super::open_engine(cli)?;
