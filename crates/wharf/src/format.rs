@@ -1,127 +1,9 @@
-//! Output formatting shared by the listing commands: docker-style aligned tables and a
-//! subset of Go templates for `--format` (`{{.Field}}`, `{{.A.B}}`, `{{json .}}`,
-//! `{{json .Field}}`, a leading `table`, `\t` and `\n` escapes, and the shorthand `json`).
+//! Output formatting shared by the listing commands: docker-style aligned tables, and
+//! `--format` templates (Go's text/template with docker's functions: crate::template).
 
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq)]
-enum Piece {
-    Text(String),
-    Field { path: Vec<String>, json: bool },
-}
-
-/// A parsed `--format` template.
-#[derive(Debug, Clone)]
-pub struct Template {
-    pieces: Vec<Piece>,
-    /// `table ...`: print a header row first.
-    pub table: bool,
-}
-
-impl Template {
-    pub fn parse(src: &str) -> Result<Template, String> {
-        let src = if src == "json" { "{{json .}}" } else { src };
-        let (table, body) = match src.strip_prefix("table") {
-            Some(rest) => (true, rest.trim_start()),
-            None => (false, src),
-        };
-        let body = body.replace("\\t", "\t").replace("\\n", "\n");
-        let mut pieces = Vec::new();
-        let mut rest = body.as_str();
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                pieces.push(Piece::Text(rest[..start].to_string()));
-            }
-            let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| format!("template: unclosed action in {src:?}"))?;
-            let action = after[..end]
-                .trim()
-                .trim_start_matches('-')
-                .trim_end_matches('-')
-                .trim();
-            let (json, expr) = match action.strip_prefix("json") {
-                Some(e) if e.is_empty() || e.starts_with(' ') => (true, e.trim()),
-                _ => (false, action),
-            };
-            if !expr.starts_with('.') {
-                return Err(format!("template: unsupported action {{{{{action}}}}}"));
-            }
-            let path: Vec<String> = expr[1..]
-                .split('.')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            if path
-                .iter()
-                .any(|p| !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            {
-                return Err(format!("template: unsupported action {{{{{action}}}}}"));
-            }
-            pieces.push(Piece::Field { path, json });
-            rest = &after[end + 2..];
-        }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(rest.to_string()));
-        }
-        Ok(Template { pieces, table })
-    }
-
-    /// Renders one object.
-    pub fn render(&self, v: &Value) -> Result<String, String> {
-        let mut out = String::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Field { path, json } => {
-                    let mut cur = v;
-                    for seg in path {
-                        cur = cur
-                            .get(seg)
-                            .ok_or_else(|| format!("template: can't evaluate field {seg}"))?;
-                    }
-                    if *json {
-                        out.push_str(&serde_json::to_string(cur).unwrap_or_default());
-                    } else {
-                        out.push_str(&plain(cur));
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Header row for `table` templates: the field names, upper-cased with docker's spacing.
-    pub fn header(&self, names: &dyn Fn(&str) -> String) -> String {
-        let mut out = String::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Field { path, .. } => out.push_str(&names(&path.join("."))),
-            }
-        }
-        out
-    }
-}
-
-/// Go's default printing of a value: strings bare, null as `<no value>`, maps as `map[..]`.
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "<no value>".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(plain).collect::<Vec<_>>().join(" ")),
-        Value::Object(m) => format!(
-            "map[{}]",
-            m.iter()
-                .map(|(k, v)| format!("{k}:{}", plain(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-    }
-}
+pub use crate::template::{Template, TemplateError};
 
 /// Prints rows as a table with columns separated by at least three spaces (docker's tabwriter).
 pub fn print_table(rows: &[Vec<String>]) {
@@ -157,9 +39,9 @@ pub fn print_with_template(
     tpl: &Template,
     items: &[Value],
     header_names: &dyn Fn(&str) -> String,
-) -> Result<(), String> {
+) -> Result<(), TemplateError> {
     if tpl.table {
-        let mut rows = vec![split_cells(&tpl.header(header_names))];
+        let mut rows = vec![split_cells(&tpl.header(items.first(), header_names))];
         for it in items {
             rows.push(split_cells(&tpl.render(it)?));
         }
@@ -182,24 +64,6 @@ fn split_cells(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn templates() {
-        let v = json!({"ID": "abc", "State": {"Status": "running"}, "Labels": {}});
-        let t = Template::parse("{{.ID}} {{.State.Status}}").unwrap();
-        assert_eq!(t.render(&v).unwrap(), "abc running");
-        let t = Template::parse("{{json .State}}").unwrap();
-        assert_eq!(t.render(&v).unwrap(), r#"{"Status":"running"}"#);
-        let t = Template::parse("json").unwrap();
-        assert!(t.render(&v).unwrap().starts_with('{'));
-        let t = Template::parse("table {{.ID}}\\t{{.State.Status}}").unwrap();
-        assert!(t.table);
-        assert_eq!(t.header(&|n| n.to_uppercase()), "ID\tSTATE.STATUS");
-        assert!(Template::parse("{{.ID").is_err());
-        assert!(Template::parse("{{range .}}").is_err());
-        assert!(Template::parse("{{.Missing}}").unwrap().render(&v).is_err());
-    }
 
     #[test]
     fn tables_align() {

@@ -8,6 +8,7 @@
 mod cli;
 mod cmd;
 mod format;
+mod template;
 
 use std::ffi::OsString;
 

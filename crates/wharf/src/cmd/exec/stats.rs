@@ -83,7 +83,7 @@ const DEFAULT: &str =
 
 fn render(tpl: &Template, items: &[Value]) -> anyhow::Result<String> {
     if tpl.table {
-        let mut rows = vec![split(&tpl.header(&header))];
+        let mut rows = vec![split(&tpl.header(items.first(), &header))];
         for it in items {
             rows.push(split(&tpl.render(it).map_err(anyhow::Error::msg)?));
         }
