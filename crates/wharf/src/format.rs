@@ -5,7 +5,8 @@ use serde_json::Value;
 
 pub use crate::template::{Template, TemplateError};
 
-/// Prints rows as a table with columns separated by at least three spaces (docker's tabwriter).
+/// Prints rows as a table as docker's CLI does (Go's tabwriter with minwidth 10, padding 3):
+/// each column as wide as its widest cell plus three spaces, and at least ten.
 pub fn print_table(rows: &[Vec<String>]) {
     let mut out = String::new();
     render_table(rows, &mut out);
@@ -25,7 +26,7 @@ pub fn render_table(rows: &[Vec<String>], out: &mut String) {
         for (i, c) in r.iter().enumerate() {
             line.push_str(c);
             if i + 1 < r.len() {
-                let pad = widths[i] - c.chars().count() + 3;
+                let pad = (widths[i] + 3).max(10) - c.chars().count();
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -75,6 +76,16 @@ mod tests {
             ],
             &mut out,
         );
-        assert_eq!(out, "A      BB\nlong   x\n");
+        assert_eq!(out, "A         BB\nlong      x\n");
+        let mut out = String::new();
+        render_table(
+            &[
+                vec!["CONTAINER ID".into(), "IMAGE".into(), "NAMES".into()],
+                vec!["0123456789ab".into(), "bb".into(), "web".into()],
+            ],
+            &mut out,
+        );
+        // docker ps: "CONTAINER ID   IMAGE     NAMES"
+        assert_eq!(out, "CONTAINER ID   IMAGE     NAMES\n0123456789ab   bb        web\n");
     }
 }
