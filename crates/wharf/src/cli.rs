@@ -128,6 +128,31 @@ pub enum Command {
     Load(LoadArgs),
     /// Show the wharf version information
     Version,
+    /// Generate the shell completion script (bash, zsh or fish)
+    Completion(CompletionArgs),
+    /// Write the manual pages (wharf.1 and one per command) into a directory (packaging)
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing)
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell: bash, zsh or fish
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]

@@ -86,6 +86,9 @@ mod tests {
             &mut out,
         );
         // docker ps: "CONTAINER ID   IMAGE     NAMES"
-        assert_eq!(out, "CONTAINER ID   IMAGE     NAMES\n0123456789ab   bb        web\n");
+        assert_eq!(
+            out,
+            "CONTAINER ID   IMAGE     NAMES\n0123456789ab   bb        web\n"
+        );
     }
 }

@@ -24,7 +24,7 @@ fn main() {
     std::process::exit(real_main(args));
 }
 
-fn program_name(argv0: Option<&OsString>) -> String {
+pub(crate) fn program_name(argv0: Option<&OsString>) -> String {
     argv0
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())

@@ -4,6 +4,7 @@ mod archive;
 mod bundle;
 mod containers;
 mod distribution;
+mod docs;
 mod events;
 mod exec;
 mod images;
@@ -53,6 +54,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        Command::Completion(a) => {
+            docs::completion(a.shell);
+            Ok(0)
+        }
+        Command::Man(a) => docs::man_pages(&a.dir),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(&cli, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&cli, a),
         Command::Inspect(a) => containers::inspect(&cli, a, None),

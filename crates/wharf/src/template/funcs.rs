@@ -525,10 +525,12 @@ pub(super) fn call(name: &str, a: &[Val], header: bool) -> Result<Val, String> {
                     for it in items {
                         match it {
                             Value::String(x) => parts.push(x.clone()),
-                            o => return Err(format!(
+                            o => {
+                                return Err(format!(
                                 "wrong type for value; expected []string; got element of type {}",
                                 type_name(o)
-                            )),
+                            ))
+                            }
                         }
                     }
                     s(parts.join(&sep))
