@@ -28,6 +28,40 @@ pub struct PullRequest {
     pub platform: Option<String>,
 }
 
+/// `run`/`create --pull`: when the image comes from its registry (docker's values).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only when the store does not have it (docker's default).
+    #[default]
+    Missing,
+    /// Every time, before the container is made.
+    Always,
+    /// Never: a missing image is an error.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = crate::refusal::ValidationError;
+    fn from_str(s: &str) -> Result<PullPolicy, Self::Err> {
+        match s {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(crate::refusal::ValidationError::PullPolicy {
+                value: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// What [`Engine::ensure_image`] did.
+#[derive(Debug)]
+pub enum EnsureOutcome {
+    /// The store had it (and the policy did not ask for a pull).
+    Present,
+    Pulled(PullOutcome),
+}
+
 /// `push NAME[:TAG]`.
 #[derive(Debug, Clone, Default)]
 pub struct PushRequest {
@@ -144,6 +178,55 @@ impl Engine {
             .unwrap_or_else(|_| req.reference.clone());
         self.emit("image", "pull", &name, &[("name", name.clone())]);
         Ok(res)
+    }
+
+    /// The image a `run`/`create` is about to use, per `--pull`: present → nothing;
+    /// missing (or `always`) → pulled as [`Engine::pull_image`] pulls (the admin policy
+    /// first), after docker's `Unable to find image 'X' locally` line when it was missing;
+    /// `never` and missing → the store's "No such image". The Engine API's create does not
+    /// call this: there, as with docker, the client pulls after a 404.
+    pub fn ensure_image(
+        &self,
+        reference: &str,
+        policy: PullPolicy,
+        platform: Option<&str>,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<EnsureOutcome, ImageError> {
+        let present = match self.store.resolve_image(reference) {
+            Ok(_) => true,
+            Err(wharf_store::StoreError::ImageNotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        match (policy, present) {
+            (PullPolicy::Missing, true) | (PullPolicy::Never, true) => {
+                return Ok(EnsureOutcome::Present)
+            }
+            (PullPolicy::Never, false) => {
+                return Err(wharf_store::StoreError::ImageNotFound(reference.to_string()).into())
+            }
+            (PullPolicy::Missing, false) => {
+                // docker names the reference with its tag (`busybox:latest`); an id or a
+                // string that is no reference is simply not there
+                let Ok(r) = ImageRef::parse(reference) else {
+                    return Err(
+                        wharf_store::StoreError::ImageNotFound(reference.to_string()).into(),
+                    );
+                };
+                progress(Progress::Line(&format!(
+                    "Unable to find image '{}' locally",
+                    r.familiar()
+                )));
+            }
+            (PullPolicy::Always, _) => {}
+        }
+        let res = self.pull_image(
+            &PullRequest {
+                reference: reference.to_string(),
+                platform: platform.map(str::to_string),
+            },
+            progress,
+        )?;
+        Ok(EnsureOutcome::Pulled(res))
     }
 
     /// `push`: the admin policy first; `out` receives docker's lines. Returns the manifest

@@ -237,6 +237,9 @@ pub enum ValidationError {
         action: &'static str,
         container: String,
     },
+    /// `--pull` (docker's words).
+    #[error("invalid pull option: '{value}': must be one of \"always\", \"missing\" or \"never\"")]
+    PullPolicy { value: String },
     #[error("network {action} of a stopped container is not supported yet: the container's record has no list of networks in this build")]
     NetworkStoppedContainer {
         action: &'static str,
@@ -326,7 +329,8 @@ impl HasKind for ValidationError {
             | V::NetworkExpose
             | V::PublishNoNetwork
             | V::NetworkAlias
-            | V::NetworkSelf { .. } => ErrorKind::InvalidArgument,
+            | V::NetworkSelf { .. }
+            | V::PullPolicy { .. } => ErrorKind::InvalidArgument,
             V::PublishIpv6 { .. } => ErrorKind::NotImplemented,
             V::PortRangesDisjoint { .. } => ErrorKind::FailedPrecondition,
         }

@@ -852,6 +852,12 @@ pub struct RunArgs {
     /// Proxy received signals to the process (always on)
     #[arg(long = "sig-proxy", default_value = "true", hide = true)]
     pub sig_proxy: String,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long = "pull", default_value = "missing")]
+    pub pull: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(
         value_name = "IMAGE [COMMAND] [ARG...]",

@@ -625,6 +625,93 @@ fn kill_mid_pull_then_resume() {
     assert_eq!(imgs.lines().count(), 1);
 }
 
+/// `run`/`create` of an image the store lacks pull it first, as docker's CLI does (its
+/// `Unable to find image` line and the pull's lines on stderr, the container's output alone on
+/// stdout); `--pull never` refuses, `--pull always` pulls a present image again, a bad value
+/// is named. Against Debian's docker-registry.
+#[test]
+fn run_and_create_pull_a_missing_image() {
+    let t = tmp();
+    let Some(dr) = DockerRegistry::start(t.path(), "127.0.0.1", "", "") else {
+        return;
+    };
+    let tar = busybox_tar(t.path());
+    let (r1, r2) = (t.path().join("r1"), t.path().join("r2"));
+    let name = format!("{}/auto/bb:v1", dr.addr);
+    ok(&wharf(
+        &r1,
+        t.path(),
+        &["import", tar.to_str().unwrap(), &name],
+    ));
+    ok(&wharf(&r1, t.path(), &["push", &name]));
+
+    // never: missing is an error, nothing pulled
+    let o = wharf(
+        &r2,
+        t.path(),
+        &["run", "--rm", "--pull", "never", &name, "true"],
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such image"),
+        "{o:?}"
+    );
+    // missing (the default): pulled, then run
+    let o = wharf(
+        &r2,
+        t.path(),
+        &["run", "--rm", &name, "echo", "auto-pulled"],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        out, "auto-pulled\n",
+        "only the container's output on stdout"
+    );
+    assert!(
+        err.starts_with(&format!("Unable to find image '{name}' locally\n")),
+        "{err}"
+    );
+    assert!(err.contains("Downloaded newer image"), "{err}");
+    // present: no pull, no line
+    let o = wharf(&r2, t.path(), &["run", "--rm", &name, "true"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    // always: asks the registry again (up to date)
+    let o = wharf(
+        &r2,
+        t.path(),
+        &["run", "--rm", "--pull", "always", &name, "true"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Image is up to date"), "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
+    // create pulls too, and prints only the id on stdout
+    let r3 = t.path().join("r3");
+    let o = wharf(&r3, t.path(), &["create", &name, "true"]);
+    assert!(o.status.success(), "{o:?}");
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(id.len(), 64);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Unable to find image"));
+    let o = wharf(
+        &r3,
+        t.path(),
+        &["run", "--pull", "sometimes", &name, "true"],
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "invalid pull option: 'sometimes': must be one of \"always\", \"missing\" or \"never\""
+        ),
+        "{o:?}"
+    );
+    ok(&wharf(&r3, t.path(), &["rm", "-f", &id]));
+}
+
 #[test]
 fn interop_docker_registry_and_skopeo() {
     let t = tmp();

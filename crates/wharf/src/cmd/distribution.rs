@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::io::{BufRead, Write};
 use std::sync::Mutex;
 use wharf_engine::distribution::{
-    CredentialsStored, LoginRequest, LogoutRequest, Progress, PullRequest, PushRequest,
+    CredentialsStored, LoginRequest, LogoutRequest, Progress, PullPolicy, PullRequest, PushRequest,
 };
 
 fn printer(quiet: bool) -> impl Fn(&str) + Sync {
@@ -37,6 +37,8 @@ struct Render {
     tty: bool,
     quiet: bool,
     ids: Mutex<Vec<String>>,
+    /// `run`/`create` pull to stderr (their stdout is the container's or its id).
+    stderr: bool,
 }
 
 impl Render {
@@ -44,7 +46,11 @@ impl Render {
         if self.quiet {
             return;
         }
-        let mut o = std::io::stdout().lock();
+        let mut o: Box<dyn Write> = if self.stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         match p {
             Progress::Line(l) => {
                 let _ = writeln!(o, "{l}");
@@ -104,10 +110,30 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
         tty: std::io::stdout().is_terminal(),
         quiet: a.quiet,
         ids: Mutex::new(Vec::new()),
+        stderr: false,
     };
     let res = engine.pull_image(&req, &|p| r.event(p))?;
     println!("{}", res.reference);
     Ok(0)
+}
+
+/// Before `run`/`create`: the image per `--pull` (docker's `Unable to find image` and pull
+/// lines on stderr).
+pub fn ensure_image(
+    engine: &wharf_engine::Engine,
+    image: &str,
+    pull: &str,
+    platform: Option<&str>,
+) -> anyhow::Result<()> {
+    let policy: PullPolicy = pull.parse()?;
+    let r = Render {
+        tty: std::io::stderr().is_terminal(),
+        quiet: false,
+        ids: Mutex::new(Vec::new()),
+        stderr: true,
+    };
+    engine.ensure_image(image, policy, platform, &|p| r.event(p))?;
+    Ok(())
 }
 
 pub fn push(cli: &Cli, a: &PushArgs) -> anyhow::Result<i32> {

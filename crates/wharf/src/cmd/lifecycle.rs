@@ -47,6 +47,7 @@ fn exit_code(failed: &[&str]) -> anyhow::Result<i32> {
 pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let req = super::run::build_request(a)?;
     let engine = super::open_engine(cli)?;
+    super::distribution::ensure_image(&engine, &req.image, &a.pull, a.platform.as_deref())?;
     let rec = engine.create_container(req)?;
     println!("{}", rec.id);
     Ok(0)

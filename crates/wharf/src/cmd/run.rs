@@ -85,6 +85,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     }
     let req = build_request(a)?;
     let engine = super::open_engine(cli)?;
+    super::distribution::ensure_image(&engine, &req.image, &a.pull, a.platform.as_deref())?;
     if a.detach {
         let rec = engine.run_detached(req)?;
         println!("{}", rec.id);
