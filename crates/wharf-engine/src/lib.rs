@@ -25,6 +25,7 @@ pub mod names;
 pub mod network;
 pub mod networks;
 pub mod policy;
+pub mod prune;
 pub mod refusal;
 mod release;
 pub mod run;

@@ -54,6 +54,16 @@ pub fn human_duration(secs: u64) -> String {
 
 /// go-units HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits.
 pub fn human_size(size: u64) -> String {
+    human_size_precision(size, 3)
+}
+
+/// go-units HumanSize (4 significant digits): what docker prints for `system df` and
+/// "Total reclaimed space".
+pub fn human_size4(size: u64) -> String {
+    human_size_precision(size, 4)
+}
+
+fn human_size_precision(size: u64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut s = size as f64;
     let mut i = 0;
@@ -61,11 +71,11 @@ pub fn human_size(size: u64) -> String {
         s /= 1000.0;
         i += 1;
     }
-    format!("{}{}", format_g3(s), UNITS[i])
+    format!("{}{}", format_g(s, precision), UNITS[i])
 }
 
-/// `%.3g` for values in [0, 1000).
-fn format_g3(v: f64) -> String {
+/// `%.<precision>g` for values in [0, 1000).
+fn format_g(v: f64, precision: usize) -> String {
     let digits_before = if v >= 100.0 {
         3
     } else if v >= 10.0 {
@@ -73,7 +83,7 @@ fn format_g3(v: f64) -> String {
     } else {
         1
     };
-    let decimals = 3usize.saturating_sub(digits_before);
+    let decimals = precision.saturating_sub(digits_before);
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -85,6 +95,15 @@ fn format_g3(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_as_go_units() {
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size4(4_261_000), "4.261MB");
+        assert_eq!(human_size4(0), "0B");
+        assert_eq!(human_size4(1234), "1.234kB");
+        assert_eq!(human_size4(12), "12B");
+    }
 
     #[test]
     fn durations() {

@@ -191,32 +191,8 @@ impl ListFilter {
     }
 }
 
-/// Bytes of the regular files under `dir` (not following symlinks, hard links once, at most
-/// [`MAX_SIZE_ENTRIES`] entries); unreadable parts count as empty.
-fn tree_size(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0u64;
-    let mut seen = HashSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    let mut entries = 0usize;
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for ent in rd.flatten() {
-            entries += 1;
-            if entries > MAX_SIZE_ENTRIES {
-                return total;
-            }
-            let Ok(md) = ent.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(ent.path());
-            } else if md.is_file() && (md.nlink() <= 1 || seen.insert((md.dev(), md.ino()))) {
-                total = total.saturating_add(md.len());
-            }
-        }
-    }
-    total
+pub(crate) fn tree_size(dir: &Path) -> u64 {
+    wharf_store::tree_size(dir, MAX_SIZE_ENTRIES)
 }
 
 /// `<run-root>/volumes.lock`: held shared by a create from making its anonymous volumes until

@@ -71,7 +71,7 @@ pub enum RemoveEvent {
     Deleted(Digest),
 }
 
-/// What [`Store::gc`] removed.
+/// What [`Store::gc`] removed (`bytes_freed`: blobs and unpacked layers).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
     pub blobs_removed: Vec<Digest>,
@@ -489,6 +489,41 @@ impl Store {
         Ok(events)
     }
 
+    /// Each layer of an image (diff id) with its uncompressed size, for `system df`.
+    pub fn image_layer_sizes(&self, id: &Digest) -> Result<Vec<(Digest, u64)>, StoreError> {
+        let idx = self.load_index()?;
+        let entry = idx
+            .images
+            .get(id.hex())
+            .ok_or_else(|| StoreError::ImageNotFound(id.to_string()))?;
+        Ok(entry
+            .layers
+            .iter()
+            .map(|l| (l.diff_id.clone(), l.size))
+            .collect())
+    }
+
+    /// `image prune`: removes the image `id` with all its tags if no container record uses
+    /// it — checked under the metadata lock, so a container created meanwhile keeps it. No
+    /// GC here: the caller runs [`Store::gc`] once after a batch. `None` when the image is in
+    /// use or already gone.
+    pub fn remove_unused_image(&self, id: &Digest) -> Result<Option<Vec<RemoveEvent>>, StoreError> {
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let mut idx = self.load_index()?;
+        if !idx.images.contains_key(id.hex()) || !self.image_users(id)?.is_empty() {
+            return Ok(None);
+        }
+        let mut events = Vec::new();
+        for t in idx.tags_of(id) {
+            idx.tags.remove(&t);
+            events.push(RemoveEvent::Untagged(t));
+        }
+        idx.images.remove(id.hex());
+        events.push(RemoveEvent::Deleted(id.clone()));
+        idx.save(&self.images_json)?;
+        Ok(Some(events))
+    }
+
     /// Removes blobs and snapshots no indexed image references, plus ingest leftovers.
     /// Waits for in-flight imports (exclusive `gc.lock`).
     pub fn gc(&self) -> Result<GcReport, StoreError> {
@@ -533,6 +568,9 @@ impl Store {
                 continue;
             };
             if !snaps.contains(&name) {
+                report.bytes_freed = report
+                    .bytes_freed
+                    .saturating_add(crate::util::tree_size(&path, 1_000_000));
                 // rename first so a half-deleted snapshot is never visible under its name
                 let doomed = self.ingest.join(format!("del-{}", random_suffix()?));
                 std::fs::rename(&path, &doomed)

@@ -40,6 +40,7 @@ pub mod network;
 mod reap;
 pub mod trust;
 mod util;
+pub use util::tree_size;
 mod volume;
 
 pub use container::ContainerPaths;

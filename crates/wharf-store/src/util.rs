@@ -377,3 +377,32 @@ impl Read for AheadReader {
 #[allow(clippy::unwrap_used)]
 #[path = "util_tests.rs"]
 mod tests;
+
+/// Bytes of the regular files under `dir` (not following symlinks, hard links once, at most
+/// `max_entries` entries looked at); unreadable parts count as empty.
+pub fn tree_size(dir: &Path, max_entries: usize) -> u64 {
+    use std::collections::HashSet;
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut seen = HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut entries = 0usize;
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for ent in rd.flatten() {
+            entries += 1;
+            if entries > max_entries {
+                return total;
+            }
+            let Ok(md) = ent.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(ent.path());
+            } else if md.is_file() && (md.nlink() <= 1 || seen.insert((md.dev(), md.ino()))) {
+                total = total.saturating_add(md.len());
+            }
+        }
+    }
+    total
+}

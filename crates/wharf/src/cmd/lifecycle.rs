@@ -371,15 +371,14 @@ pub fn prune(cli: &Cli, a: &PruneArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let engine = super::open_engine(cli)?;
-    let ids = engine.prune_containers()?;
-    if !ids.is_empty() {
-        println!("Deleted Containers:");
-        for id in &ids {
-            println!("{id}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: 0B");
+    let rep = engine.prune_containers_filtered(&wharf_engine::prune::ContainerPruneRequest {
+        filters: a.filter.clone(),
+    })?;
+    super::system::print_deleted("Containers", rep.deleted.iter().map(|i| i.to_string()));
+    println!(
+        "Total reclaimed space: {}",
+        wharf_engine::timefmt::human_size4(rep.reclaimed)
+    );
     Ok(0)
 }
 

@@ -14,6 +14,7 @@ mod network;
 mod policy;
 mod registry;
 mod run;
+mod system;
 mod trust;
 mod volumes;
 
@@ -109,6 +110,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&cli, a),
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
         Command::System(SystemCommand::Check) => lifecycle::system_check(&cli),
+        Command::System(SystemCommand::Df(a)) => system::df(&cli, a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(&cli, a),
+        Command::Image(ImageCommand::Prune(a)) => system::image_prune(&cli, a),
         Command::Policy(PolicyCommand::Show) => policy::show(&cli),
         Command::Policy(PolicyCommand::Check(a)) => policy::check(&cli, a),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),

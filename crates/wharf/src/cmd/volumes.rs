@@ -4,7 +4,6 @@ use crate::cli::{Cli, VolumeCommand};
 use crate::format::{print_table, print_with_template, Template};
 use anyhow::anyhow;
 use serde_json::Value;
-use wharf_engine::timefmt::human_size;
 use wharf_engine::volumes::{
     inspect_json, labels_from_list, VolumeCreateRequest, VolumeListRequest, VolumePruneRequest,
 };
@@ -92,7 +91,10 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
                 }
                 println!();
             }
-            println!("Total reclaimed space: {}", human_size(rep.reclaimed));
+            println!(
+                "Total reclaimed space: {}",
+                wharf_engine::timefmt::human_size4(rep.reclaimed)
+            );
         }
     }
     Ok(0)
