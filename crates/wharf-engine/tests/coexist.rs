@@ -164,13 +164,14 @@ fn scenario(wharf: Kind, dropper: Kind) {
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipv6: None,
         };
         let mut fw = match wharf {
             Kind::Nft => Firewall::open().unwrap(),
             Kind::Legacy => Firewall::open_legacy().unwrap(),
         };
         fw.ensure_network(&net).unwrap();
-        firewall::enable_forwarding("wc0").unwrap();
+        firewall::enable_forwarding("wc0", false).unwrap();
         let cid = "c".repeat(64);
         fw.publish(
             &cid,
