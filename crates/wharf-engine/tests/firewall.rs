@@ -307,7 +307,7 @@ fn traffic6(open: fn() -> Result<Firewall, firewall::FirewallError>, backend: &'
         assert_eq!(
             fw.owners().unwrap(),
             vec![
-                (Owner::Network("d".repeat(64)), 16),
+                (Owner::Network("d".repeat(64)), 15),
                 (Owner::Container(cid.clone()), 6)
             ]
         );
@@ -330,7 +330,7 @@ fn traffic6(open: fn() -> Result<Firewall, firewall::FirewallError>, backend: &'
 
         assert_eq!(fw.unpublish(&cid).unwrap(), 6);
         assert!(fetch("[fd51::1]:8080".parse().unwrap()).is_err());
-        assert_eq!(fw.remove_network(&net.id).unwrap(), 16);
+        assert_eq!(fw.remove_network(&net.id).unwrap(), 15);
         assert!(fw.owners().unwrap().is_empty());
     })
     .join()

@@ -433,3 +433,108 @@ fn legacy_ip6tables_end_to_end() {
     ));
     assert!(!all.contains(&net.id), "{all}");
 }
+
+/// A killed monitor and a foreground `run` killed mid-start on a dual-stack network: the
+/// reconcile (`ps`, `system boot`) frees the IPv6 allocation and the `ip6 wharf` rules too.
+#[test]
+fn killed_monitor_and_killed_start_leave_no_ipv6_state() {
+    let Some(host6) = host6() else { return };
+    let w = Wharf::new().with_busybox();
+    let _net = CliNetwork::create(
+        &w,
+        "kill6",
+        &[
+            "--ipv6",
+            "--subnet",
+            "10.214.11.0/24",
+            "--subnet",
+            "fd00:214:11::/64",
+        ],
+        &[],
+    );
+    let _c = Cleanup(&w);
+    let port = free_port();
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "kill6",
+            "-p",
+            &format!("{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            &httpd("k6"),
+        ])
+        .trim()
+        .to_string();
+    assert!(http_get_eventually(host6, port, "/i", 10).is_some());
+    assert!(
+        owned_rules(&Owner::Container(id.clone())) >= 4,
+        "both families"
+    );
+    let st = std::fs::read_to_string(w.root().join("containers").join(&id).join("state.json"))
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap_or_default();
+    let monitor = v["MonitorPid"]
+        .as_i64()
+        .or(v["monitor_pid"].as_i64())
+        .unwrap_or(0);
+    assert!(monitor > 0, "monitor pid in {st}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        eventually(10, || {
+            w.ok(&["system", "boot"]);
+            leftovers(&w, &id).is_empty()
+        }),
+        "{:?}",
+        leftovers(&w, &id)
+    );
+    assert_eq!(http_get(host6, port, "/i"), None);
+    w.ok(&["rm", "-f", &id]);
+
+    for delay_ms in [20u64, 80, 300] {
+        let name = format!("fg6-{delay_ms}");
+        let p = free_port();
+        let mut child = w
+            .command(&[
+                "run",
+                "--name",
+                &name,
+                "--network",
+                "kill6",
+                "-p",
+                &format!("{p}:80"),
+                "busybox",
+                "sleep",
+                "300",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = w.run(&["inspect", "-f", "{{.Id}}", &name]);
+        if !o.status.success() {
+            continue; // killed before the record was written
+        }
+        let id = stdout(&o).trim().to_string();
+        assert!(
+            eventually(10, || {
+                w.ok(&["ps", "-a"]);
+                leftovers(&w, &id).is_empty()
+            }),
+            "killed after {delay_ms} ms: {:?}",
+            leftovers(&w, &id)
+        );
+        w.ok(&["rm", "-f", &id]);
+        assert_eq!(leftovers(&w, &id), Vec::<String>::new());
+    }
+}

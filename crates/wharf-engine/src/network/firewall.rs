@@ -1,8 +1,8 @@
 //! wharf's firewall: one nftables table, `ip wharf`, that coexists with docker's, firewalld's
 //! and the host's own (every base chain accepts by default and only ever matches wharf's
 //! bridges), and its twin `ip6 wharf` with the same chains for dual-stack networks (made when
-//! the first one needs it: `::1` in place of `127.0.0.0/8`, the network's IPv6 subnet, DNAT to
-//! the container's IPv6 address). Rules carry a comment naming their owner — `wharf:net:<network-id>` or
+//! the first one needs it: the network's IPv6 subnet, DNAT to the container's IPv6 address;
+//! `::1` is never DNATed — IPv6 has no `route_localnet`, the replies would be dropped). Rules carry a comment naming their owner — `wharf:net:<network-id>` or
 //! `wharf:ctr:<container-id>` — so they are found again and removed by owner, also after a
 //! crash (`owners` lists them for reconciliation). Each change is one nf_tables transaction.
 //!
@@ -318,15 +318,15 @@ impl Nft {
     /// table `ip wharf` for its IPv4 subnet and, on a dual-stack network, `ip6 wharf` for
     /// the IPv6 one. Whether it made any.
     fn ensure_network(&mut self, net: &NetworkRecord) -> Result<bool, FirewallError> {
+        // 127.0.0.0/8 for localhost publishing; IPv6 has no route_localnet, ::1 is not published
         let mut made = self.ensure_family(
             net,
             TableFamily::Ip,
             net.subnet,
-            IpAddr::from([127, 0, 0, 0]),
-            8,
+            Some((IpAddr::from([127, 0, 0, 0]), 8)),
         )?;
         if let Some(v6) = net.ipv6 {
-            made |= self.ensure_family(net, TableFamily::Ip6, v6.subnet, LOOPBACK6, 128)?;
+            made |= self.ensure_family(net, TableFamily::Ip6, v6.subnet, None)?;
         }
         Ok(made)
     }
@@ -336,8 +336,7 @@ impl Nft {
         net: &NetworkRecord,
         fam: TableFamily,
         subnet: wharf_types::net::Subnet,
-        loopback: IpAddr,
-        loopback_prefix: u8,
+        loopback: Option<(IpAddr, u8)>,
     ) -> Result<bool, FirewallError> {
         let c = net_comment(&net.id);
         let have = nft::rules(&mut self.sock, fam, TABLE)?;
@@ -358,12 +357,14 @@ impl Nft {
                 vec![Expr::Masquerade],
             ]);
             b.add_rule(fam, TABLE, "postrouting", &e, Some(&c));
-            let e = cat(vec![
-                matches::addr_in(false, CmpOp::Eq, loopback, loopback_prefix),
-                matches::oifname(CmpOp::Eq, br),
-                vec![Expr::Masquerade],
-            ]);
-            b.add_rule(fam, TABLE, "postrouting", &e, Some(&c));
+            if let Some((lo, prefix)) = loopback {
+                let e = cat(vec![
+                    matches::addr_in(false, CmpOp::Eq, lo, prefix),
+                    matches::oifname(CmpOp::Eq, br),
+                    vec![Expr::Masquerade],
+                ]);
+                b.add_rule(fam, TABLE, "postrouting", &e, Some(&c));
+            }
         }
         let accept = || vec![Expr::Verdict(Verdict::Accept)];
         let drop = || vec![Expr::Verdict(Verdict::Drop)];

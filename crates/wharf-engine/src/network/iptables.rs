@@ -87,13 +87,13 @@ impl Iptables {
         }
     }
 
-    /// The subnet and loopback range of this backend's family on `net` (`None`: the network
-    /// has no IPv6).
-    fn family_of(&self, net: &NetworkRecord) -> Option<(String, &'static str)> {
+    /// The subnet of this backend's family on `net` and the loopback range published from
+    /// (`None`: the network has no IPv6; IPv6 has no route_localnet, `::1` is not published).
+    fn family_of(&self, net: &NetworkRecord) -> Option<(String, Option<&'static str>)> {
         if self.v6 {
-            net.ipv6.map(|v| (v.subnet.to_string(), "::1/128"))
+            net.ipv6.map(|v| (v.subnet.to_string(), None))
         } else {
-            Some((net.subnet.to_string(), "127.0.0.0/8"))
+            Some((net.subnet.to_string(), Some("127.0.0.0/8")))
         }
     }
 
@@ -215,11 +215,9 @@ impl Iptables {
                 POST,
                 with(&["-s", &subnet, "!", "-o", br, "-j", "MASQUERADE"]),
             ));
-            rules.push((
-                "nat",
-                POST,
-                with(&["-s", loopback, "-o", br, "-j", "MASQUERADE"]),
-            ));
+            if let Some(lo) = loopback {
+                rules.push(("nat", POST, with(&["-s", lo, "-o", br, "-j", "MASQUERADE"])));
+            }
         }
         rules.push(("filter", FWD, with(&["-i", br, "-o", br, "-j", "ACCEPT"])));
         if !net.internal {
