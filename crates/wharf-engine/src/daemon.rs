@@ -303,6 +303,14 @@ impl DaemonConfig {
                     ))?,
             ),
         };
+        // dockerd refuses to start so: the default network would have no IPv6 subnet
+        if self.ipv6 && fixed_cidr_v6.is_none() && !pools.iter().any(|p| !p.base.is_ipv4()) {
+            return Err((
+                "ipv6",
+                "true".into(),
+                "needs fixed-cidr-v6 (or an IPv6 entry in default-address-pools)",
+            ));
+        }
         let ports = match &self.published_port_range {
             None => (49153, 65535),
             Some(r) => r
@@ -440,10 +448,13 @@ mod tests {
             r#"{"fixed-cidr-v6": "10.0.0.0/8"}"#,
             r#"{"fixed-cidr-v6": "fd00::/127"}"#,
             r#"{"default-address-pools": [{"base": "fd30::/48", "size": 127}]}"#,
+            r#"{"ipv6": true}"#,
         ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(
-                e.contains("fixed-cidr-v6") || e.contains("default-address-pools"),
+                ["fixed-cidr-v6", "default-address-pools", "ipv6"]
+                    .iter()
+                    .any(|k| e.contains(k)),
                 "{bad}: {e}"
             );
         }

@@ -167,6 +167,12 @@ fn dual_stack_network_by_name_published_port_and_release() {
         "web6",
     ]);
     assert_eq!(six.trim(), "fd00:214:6::2 64 fd00:214:6::1");
+    let eps = w.ok(&["network", "inspect", "-f", "{{json .Containers}}", "app6"]);
+    assert!(
+        eps.contains("\"IPv4Address\":\"10.214.6.2/24\"")
+            && eps.contains("\"IPv6Address\":\"fd00:214:6::2/64\""),
+        "{eps}"
+    );
     // published on both families, as docker lists them
     let ports = w.ok(&["ps", "--format", "{{.Ports}}"]);
     assert!(
