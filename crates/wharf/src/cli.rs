@@ -999,7 +999,7 @@ pub struct NetworkCreateArgs {
     /// Subnet in CIDR format that represents a network segment
     #[arg(long)]
     pub subnet: Vec<String>,
-    /// IPv4 Gateway for the master subnet
+    /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long)]
     pub gateway: Vec<String>,
     /// Allocate container ip from a sub-range

@@ -250,9 +250,7 @@ fn dual_stack_network_by_name_published_port_and_release() {
 
 #[test]
 fn ip6_and_ipv6_refusals() {
-    if host6().is_none() {
-        return;
-    }
+    let Some(host6) = host6() else { return };
     let w = Wharf::new().with_busybox();
     let _n6 = CliNetwork::create(&w, "v6net", &["--ipv6", "--subnet", "fd00:214:7::/64"], &[]);
     let _n4 = CliNetwork::create(&w, "v4net", &["--subnet", "10.214.8.0/24"], &[]);
@@ -327,6 +325,34 @@ fn ip6_and_ipv6_refusals() {
         assert!(stderr(&o).contains(want), "{a:?}: {}", stderr(&o));
     }
     w.ok(&["rm", "fixed"]);
+    // published on one IPv6 host address only: not on the IPv4 ones
+    let port = free_port();
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "v6net",
+            "-p",
+            &format!("[{host6}]:{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            &httpd("only6"),
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(
+        http_get_eventually(host6, port, "/i", 10).as_deref(),
+        Some("only6\n")
+    );
+    assert_eq!(http_get(host_address(), port, "/i"), None);
+    assert_eq!(
+        w.ok(&["port", &id]).trim(),
+        format!("80/tcp -> [{host6}]:{port}")
+    );
+    w.ok(&["rm", "-f", &id]);
+    assert_eq!(leftovers(&w, &id), Vec::<String>::new());
 }
 
 /// daemon.json's `ipv6` + `fixed-cidr-v6`: the default network is dual-stack like docker's.
