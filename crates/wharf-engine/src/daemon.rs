@@ -63,6 +63,13 @@ pub struct DaemonConfig {
     /// `mtu`: of the bridges' veths (the kernel's default when absent).
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// `ipv6`: the default network `bridge` is dual-stack, its IPv6 subnet `fixed-cidr-v6`
+    /// (or the first free IPv6 entry of `default-address-pools`). Off by default, as docker's.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// `fixed-cidr-v6`: the default network's IPv6 subnet when `ipv6` is on.
+    #[serde(rename = "fixed-cidr-v6", default)]
+    pub fixed_cidr_v6: Option<String>,
     /// The file this came from (`None`: defaults, no file).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -77,6 +84,10 @@ pub struct NetworkSettings {
     /// Inclusive.
     pub port_range: (u16, u16),
     pub mtu: Option<u32>,
+    /// `ipv6`: the default network is dual-stack, with `fixed-cidr-v6` as its IPv6 subnet
+    /// when given (else from the IPv6 pools).
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<wharf_types::net::Subnet>,
 }
 
 /// One of `default-address-pools`.
@@ -265,17 +276,40 @@ impl DaemonConfig {
                 .base
                 .parse()
                 .map_err(|_| ("default-address-pools", p.base.clone(), "is not a subnet"))?;
-            if p.size < base.prefix() || p.size > 30 || !base.is_ipv4() {
+            let most = if base.is_ipv4() { 30 } else { 126 };
+            if p.size < base.prefix() || p.size > most {
                 return Err((
                     "default-address-pools",
                     format!("{}/{}", p.base, p.size),
-                    "size must be between the base's prefix and 30",
+                    "size must be between the base's prefix and 30 (IPv4) or 126 (IPv6)",
                 ));
             }
             pools.push(Pool { base, size: p.size });
         }
-        if pools.is_empty() {
-            pools = default_pools();
+        // IPv6 entries alone leave docker's IPv4 pools in place
+        if !pools.iter().any(|p| p.base.is_ipv4()) {
+            pools.extend(default_pools());
+        }
+        let fixed_cidr_v6 = match &self.fixed_cidr_v6 {
+            None => None,
+            Some(c) => Some(
+                c.parse::<Subnet>()
+                    .ok()
+                    .filter(|s| !s.is_ipv4() && s.prefix() <= 126)
+                    .ok_or((
+                        "fixed-cidr-v6",
+                        c.clone(),
+                        "is not an IPv6 subnet with a prefix of at most 126",
+                    ))?,
+            ),
+        };
+        // dockerd refuses to start so: the default network would have no IPv6 subnet
+        if self.ipv6 && fixed_cidr_v6.is_none() && !pools.iter().any(|p| !p.base.is_ipv4()) {
+            return Err((
+                "ipv6",
+                "true".into(),
+                "needs fixed-cidr-v6 (or an IPv6 entry in default-address-pools)",
+            ));
         }
         let ports = match &self.published_port_range {
             None => (49153, 65535),
@@ -301,6 +335,8 @@ impl DaemonConfig {
             pools,
             port_range: ports,
             mtu: self.mtu,
+            ipv6: self.ipv6,
+            fixed_cidr_v6,
         })
     }
 
@@ -387,6 +423,41 @@ mod tests {
             parse("").unwrap().root(Path::new("")),
             PathBuf::from("/var/lib/wharf")
         );
+    }
+
+    #[test]
+    fn ipv6_keys() {
+        let n = parse(
+            r#"{"ipv6": true, "fixed-cidr-v6": "fd00:17::/64",
+                "default-address-pools": [{"base": "fd30::/48", "size": 64}]}"#,
+        )
+        .unwrap()
+        .network_settings()
+        .unwrap();
+        assert!(n.ipv6);
+        assert_eq!(
+            n.fixed_cidr_v6.map(|s| s.to_string()).as_deref(),
+            Some("fd00:17::/64")
+        );
+        // the IPv6 pool is added to docker's IPv4 ones
+        assert!(n.pools.iter().any(|p| !p.base.is_ipv4() && p.size == 64));
+        assert!(n.pools.iter().any(|p| p.base.is_ipv4()));
+        let off = parse("{}").unwrap().network_settings().unwrap();
+        assert!(!off.ipv6 && off.fixed_cidr_v6.is_none());
+        for bad in [
+            r#"{"fixed-cidr-v6": "10.0.0.0/8"}"#,
+            r#"{"fixed-cidr-v6": "fd00::/127"}"#,
+            r#"{"default-address-pools": [{"base": "fd30::/48", "size": 127}]}"#,
+            r#"{"ipv6": true}"#,
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(
+                ["fixed-cidr-v6", "default-address-pools", "ipv6"]
+                    .iter()
+                    .any(|k| e.contains(k)),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

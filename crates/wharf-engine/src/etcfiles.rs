@@ -27,6 +27,8 @@ pub struct EtcFiles<'a> {
     pub hostname: &'a str,
     /// The container's address on its bridge network (its own hosts line).
     pub address: Option<IpAddr>,
+    /// Its IPv6 address on a dual-stack network (a second line, as docker writes).
+    pub address6: Option<IpAddr>,
     /// What `--add-host name:host-gateway` resolves to.
     pub host_gateway: Option<IpAddr>,
     /// The embedded DNS resolver of a user network (its gateway).
@@ -63,7 +65,7 @@ pub fn hosts_file(f: &EtcFiles<'_>, host_hosts: Option<&str>) -> String {
         _ => DEFAULT_HOSTS.to_string(),
     };
     out.push_str(&extra_lines(f));
-    if let Some(ip) = f.address {
+    for ip in [f.address, f.address6].into_iter().flatten() {
         out.push_str(&format!("{ip}\t{}\n", f.hostname));
     }
     out
@@ -145,6 +147,7 @@ mod tests {
             network,
             hostname: "abc",
             address: None,
+            address6: None,
             host_gateway: None,
             resolver: None,
             dns: &[],
@@ -217,6 +220,15 @@ mod tests {
         assert!(
             h.ends_with("ff02::2\tip6-allrouters\n10.0.0.9\tdb\n172.18.0.1\tgw\n172.18.0.2\tabc\n"),
             "{h}"
+        );
+        let f = EtcFiles {
+            address6: "fd00:18::2".parse().ok(),
+            ..f
+        };
+        assert!(
+            hosts_file(&f, None).ends_with("172.18.0.2\tabc\nfd00:18::2\tabc\n"),
+            "{}",
+            hosts_file(&f, None)
         );
     }
 }

@@ -50,7 +50,7 @@ pub struct NetworkCreateRequest {
     pub name: String,
     /// `--driver`; `None` means `bridge`.
     pub driver: Option<String>,
-    /// `--subnet` (at most one, IPv4).
+    /// `--subnet` (at most one IPv4 and, with `--ipv6`, one IPv6).
     pub subnets: Vec<String>,
     /// `--gateway`.
     pub gateways: Vec<String>,
@@ -60,7 +60,8 @@ pub struct NetworkCreateRequest {
     pub internal: bool,
     /// `--attachable`: accepted (every wharf network can be joined by `run --network`).
     pub attachable: bool,
-    /// `--ipv6`: refused (not supported yet).
+    /// `--ipv6`: dual-stack; the IPv6 subnet is `--subnet`'s IPv6 one, else the first free
+    /// of daemon.json's IPv6 `default-address-pools`.
     pub ipv6: bool,
     /// `--label KEY[=VALUE]`.
     pub labels: Vec<String>,
@@ -202,23 +203,11 @@ impl Engine {
             }
             .into());
         }
-        if req.ipv6 {
-            return Err(ValidationError::NetworkIpv6 {
-                what: "--ipv6".into(),
-            }
-            .into());
-        }
         let subnets = req
             .subnets
             .iter()
             .map(|s| parse_subnet("--subnet", s))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(s) = subnets.iter().find(|s| !s.is_ipv4()) {
-            return Err(ValidationError::NetworkIpv6 {
-                what: format!("--subnet {s}"),
-            }
-            .into());
-        }
         let gateways = req
             .gateways
             .iter()
@@ -239,8 +228,27 @@ impl Engine {
         if subnets.is_empty() && !(gateways.is_empty() && ranges.is_empty()) {
             return Err(ValidationError::NetworkNoSubnet.into());
         }
-        let subnet = at_most_one("--subnet", subnets)?;
-        let gateway = at_most_one("--gateway", gateways)?;
+        if let Some(r) = ranges.iter().find(|r| !r.is_ipv4()) {
+            return Err(ValidationError::NetworkIpv6 {
+                what: format!("an IPv6 --ip-range ({r})"),
+            }
+            .into());
+        }
+        // one subnet per family, each gateway in one of them (docker pairs them the same way)
+        let (v4, v6): (Vec<Subnet>, Vec<Subnet>) = subnets.into_iter().partition(|s| s.is_ipv4());
+        if let Some(s) = v6.first().filter(|_| !req.ipv6) {
+            return Err(ValidationError::NetworkIpv6Off { subnet: *s }.into());
+        }
+        let subnet = at_most_one("--subnet", v4)?;
+        let subnet6 = at_most_one("--subnet", v6)?;
+        let (g4, g6): (Vec<IpAddr>, Vec<IpAddr>) = gateways.into_iter().partition(|g| g.is_ipv4());
+        let gateway = at_most_one("--gateway", g4)?;
+        let gateway6 = at_most_one("--gateway", g6)?;
+        for (g, s) in [(gateway, subnet), (gateway6, subnet6)] {
+            if let (Some(g), None) = (g, s) {
+                return Err(ValidationError::NetworkGatewayUnmatched { gateway: g }.into());
+            }
+        }
         let ip_range = at_most_one("--ip-range", ranges)?;
         let options = options_from_list(&req.options);
         let bridge = self.check_network_options(&options)?;
@@ -251,7 +259,7 @@ impl Engine {
             .into_iter()
             .filter(|h| !ours.contains(h))
             .collect();
-        if let Some(s) = subnet {
+        for s in [subnet, subnet6].into_iter().flatten() {
             if let Some(h) = host.iter().find(|h| h.overlaps(&s)) {
                 return Err(ValidationError::NetworkHostOverlap {
                     subnet: s,
@@ -275,6 +283,9 @@ impl Engine {
                     labels: labels_from_list(&req.labels),
                     options,
                     bridge,
+                    ipv6: req.ipv6,
+                    subnet6,
+                    gateway6,
                 },
                 &settings.pools,
                 &host,
@@ -391,7 +402,7 @@ impl Engine {
                 driver: n.driver,
                 scope: "local",
                 internal: n.internal,
-                ipv6: false,
+                ipv6: n.ipv6.is_some(),
                 labels: n.labels,
                 created: n.created,
             })
@@ -487,7 +498,10 @@ impl Engine {
                             "EndpointID": endpoint_id(&n.id, &e.container_id),
                             "MacAddress": e.mac,
                             "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                            "IPv6Address": "",
+                            "IPv6Address": e
+                                .ipv6
+                                .map(|v| format!("{}/{}", v.ip, v.prefix))
+                                .unwrap_or_default(),
                         }),
                     );
                 }
@@ -674,6 +688,10 @@ pub fn inspect_json(n: &NetworkRecord, containers: Map<String, Value>, mtu: Opti
         cfg.insert("IPRange".into(), json!(r.to_string()));
     }
     cfg.insert("Gateway".into(), json!(n.gateway.to_string()));
+    let mut config = vec![Value::Object(cfg)];
+    if let Some(v6) = n.ipv6 {
+        config.push(json!({"Subnet": v6.subnet.to_string(), "Gateway": v6.gateway.to_string()}));
+    }
     let mut options: BTreeMap<String, String> = n.options.clone();
     if n.name == DEFAULT_NETWORK {
         // what docker shows for its default bridge
@@ -694,8 +712,8 @@ pub fn inspect_json(n: &NetworkRecord, containers: Map<String, Value>, mtu: Opti
         "Created": n.created,
         "Scope": "local",
         "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [Value::Object(cfg)]},
+        "EnableIPv6": n.ipv6.is_some(),
+        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
         "Internal": n.internal,
         "Attachable": false,
         "Ingress": false,
@@ -859,8 +877,11 @@ mod tests {
             internal: true,
             labels: BTreeMap::from([("a".into(), "b".into())]),
             options: BTreeMap::new(),
+            ipv6: None,
         };
         let v = inspect_json(&n, Map::new(), None);
+        assert_eq!(v["EnableIPv6"], false);
+        assert_eq!(v["IPAM"]["Config"].as_array().map(Vec::len), Some(1));
         assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.9.0.0/16");
         assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.9.1.0/24");
         assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.9.0.1");
@@ -873,5 +894,17 @@ mod tests {
         let v = inspect_json(&d, Map::new(), Some(1400));
         assert_eq!(v["Options"]["com.docker.network.bridge.name"], "wharf0");
         assert_eq!(v["Options"]["com.docker.network.driver.mtu"], "1400");
+        // dual stack: docker's EnableIPv6 and both subnets in IPAM.Config
+        let mut six = n.clone();
+        six.ipv6 = Some(wharf_store::network::Ipv6Config {
+            subnet: "fd09::/64".parse().unwrap(),
+            gateway: "fd09::1".parse().unwrap(),
+        });
+        let v = inspect_json(&six, Map::new(), None);
+        assert_eq!(v["EnableIPv6"], true);
+        assert_eq!(
+            v["IPAM"]["Config"][1],
+            json!({"Subnet": "fd09::/64", "Gateway": "fd09::1"})
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! `ErrorKind`, from which the exit code and HTTP status follow (`ErrorKind::exit_code`).
 //! No variant holds a free-form message: a new refusal is a new variant.
 
+use std::net::IpAddr;
 use wharf_types::error::{ErrorKind, HasKind};
 
 /// A request refused before anything was done.
@@ -114,9 +115,19 @@ pub enum ValidationError {
     PublishNoNetwork,
     #[error("network-scoped alias is supported only for containers in user defined networks")]
     NetworkAlias,
-    /// `-p [::1]:8080:80`: bridge networks have IPv4 addresses only in this build.
-    #[error("publishing on the IPv6 address {address} is not supported: bridge networks are IPv4 only in this build")]
-    PublishIpv6 { address: String },
+    /// `-p [::1]:8080:80` for a container on a network without IPv6: nothing in the kernel
+    /// translates IPv6 to the container's IPv4 address (docker's userland proxy would).
+    #[error("publishing on the IPv6 address {address} needs a network with IPv6: network {network} has none (network create --ipv6, or daemon.json's ipv6 and fixed-cidr-v6 for the default bridge)")]
+    PublishIpv6 { address: String, network: String },
+    /// `-p [::1]:…`: the kernel does not carry IPv6 loopback traffic to a container (IPv6
+    /// has no `route_localnet`), and wharf runs no userland proxy.
+    #[error("publishing on the IPv6 loopback address ::1 is not supported: the kernel does not route IPv6 loopback traffic into a container (publish on 127.0.0.1, or on the host's IPv6 address)")]
+    PublishIpv6Loopback,
+    /// `--ip6` on a network without IPv6.
+    #[error(
+        "invalid --ip6 {address}: network {network} has no IPv6 subnet (network create --ipv6)"
+    )]
+    Ip6WithoutIpv6 { address: String, network: String },
     /// `--network container:` naming the container being created.
     #[error("cannot join own network namespace: {name}")]
     NetworkSelf { name: String },
@@ -200,13 +211,20 @@ pub enum ValidationError {
     },
     #[error("every ip-range or gateway must have a corresponding subnet (--subnet)")]
     NetworkNoSubnet,
-    /// wharf's bridge networks have one IPv4 subnet, one gateway, one ip-range.
+    /// wharf's bridge networks have one IPv4 subnet (and with `--ipv6` one IPv6 subnet), one
+    /// gateway each, one ip-range.
     #[error(
-        "{flag} given {count} times: a network has one IPv4 subnet, one gateway and one ip-range"
+        "{flag} given {count} times: a network has one IPv4 and one IPv6 subnet, one gateway in each and one IPv4 ip-range"
     )]
     NetworkMultiple { flag: &'static str, count: usize },
-    #[error("IPv6 networks are not supported yet ({what})")]
+    #[error("{what} is not supported yet")]
     NetworkIpv6 { what: String },
+    /// An IPv6 `--subnet` without `--ipv6` (docker would record it and use it nowhere).
+    #[error("invalid --subnet {subnet}: an IPv6 subnet needs --ipv6")]
+    NetworkIpv6Off { subnet: wharf_types::net::Subnet },
+    /// `--gateway` in neither of the network's subnets.
+    #[error("invalid --gateway {gateway}: it is in no --subnet of the network")]
+    NetworkGatewayUnmatched { gateway: IpAddr },
     #[error(
         "invalid --subnet {subnet}: it overlaps {host}, a subnet of the host's own interfaces"
     )]
@@ -271,6 +289,9 @@ impl HasKind for ValidationError {
             | V::NetworkAddress { .. }
             | V::NetworkNoSubnet
             | V::NetworkMultiple { .. }
+            | V::NetworkIpv6Off { .. }
+            | V::NetworkGatewayUnmatched { .. }
+            | V::Ip6WithoutIpv6 { .. }
             | V::NetworkOption { .. }
             | V::NetworkBuiltinConnect { .. } => ErrorKind::InvalidArgument,
             V::MountTargetNotAbsolute { .. }
@@ -331,7 +352,8 @@ impl HasKind for ValidationError {
             | V::NetworkAlias
             | V::NetworkSelf { .. }
             | V::PullPolicy { .. } => ErrorKind::InvalidArgument,
-            V::PublishIpv6 { .. } => ErrorKind::NotImplemented,
+            V::PublishIpv6 { .. } => ErrorKind::FailedPrecondition,
+            V::PublishIpv6Loopback => ErrorKind::NotImplemented,
             V::PortRangesDisjoint { .. } => ErrorKind::FailedPrecondition,
         }
     }

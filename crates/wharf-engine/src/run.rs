@@ -231,6 +231,7 @@ impl Engine {
             network: &hc.network_mode,
             hostname: &record.config.hostname,
             address: None,
+            address6: None,
             host_gateway,
             resolver: None,
             dns: &hc.dns,

@@ -46,8 +46,9 @@ pub struct CreateFlags {
     pub publish: Vec<String>,
     pub publish_all: bool,
     pub expose: Vec<String>,
-    /// `--ip`, `--network-alias`, `--mac-address` (the container's endpoint).
+    /// `--ip`, `--ip6`, `--network-alias`, `--mac-address` (the container's endpoint).
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     pub network_aliases: Vec<String>,
     pub mac_address: Option<String>,
     /// `--dns`, `--dns-search`, `--dns-option`, `--add-host name:ip`.
@@ -211,11 +212,15 @@ pub fn apply_network_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(
             req.exposed_ports.insert(k.to_string());
         }
     }
-    if let Some(ip) = &f.ip {
-        let ip = netopts::parse_ip(ip)?;
-        req.endpoint.ipam_config = Some(wharf_types::container::EndpointIpamConfig {
-            ipv4_address: ip.to_string(),
-        });
+    if f.ip.is_some() || f.ip6.is_some() {
+        let mut ipam = wharf_types::container::EndpointIpamConfig::default();
+        if let Some(ip) = &f.ip {
+            ipam.ipv4_address = netopts::parse_ip(ip)?.to_string();
+        }
+        if let Some(ip) = &f.ip6 {
+            ipam.ipv6_address = netopts::parse_ip6(ip)?.to_string();
+        }
+        req.endpoint.ipam_config = Some(ipam);
     }
     for a in &f.network_aliases {
         if !req.endpoint.aliases.contains(a) {
@@ -276,13 +281,14 @@ pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
     if *mode == NetworkMode::None && publishes {
         return Err(invalid(V::PublishNoNetwork));
     }
-    // bridge networks are IPv4 here: a port published on an IPv6 address would not be reached
+    // ::1 cannot be published in the kernel (no userland proxy here)
     for b in h.port_bindings.values().flatten() {
         let ip = b.host_ip.trim_start_matches('[').trim_end_matches(']');
-        if ip.parse::<std::net::IpAddr>().is_ok_and(|i| i.is_ipv6()) {
-            return Err(invalid(V::PublishIpv6 {
-                address: b.host_ip.clone(),
-            }));
+        if ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|i| i.is_ipv6() && i.is_loopback())
+        {
+            return Err(invalid(V::PublishIpv6Loopback));
         }
     }
     if !matches!(mode, NetworkMode::User(_)) {

@@ -164,13 +164,14 @@ fn scenario(wharf: Kind, dropper: Kind) {
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipv6: None,
         };
         let mut fw = match wharf {
             Kind::Nft => Firewall::open().unwrap(),
             Kind::Legacy => Firewall::open_legacy().unwrap(),
         };
         fw.ensure_network(&net).unwrap();
-        firewall::enable_forwarding("wc0").unwrap();
+        firewall::enable_forwarding("wc0", false).unwrap();
         let cid = "c".repeat(64);
         fw.publish(
             &cid,
@@ -263,4 +264,146 @@ fn legacy_rules_next_to_iptables_nft_drop() {
 #[test]
 fn legacy_rules_next_to_legacy_drop() {
     scenario(Kind::Legacy, Kind::Legacy);
+}
+
+/// A dual-stack network next to docker's `ip6 filter FORWARD` with policy DROP (its
+/// ip6tables, iptables-nft flavour): routed IPv6 traffic out of the container (masquerade) and
+/// into a published port (DNAT) is cut, the next ensure opens that chain for the bridge, and
+/// removing the network removes the rules again. An IPv4-only network leaves `ip6` chains alone.
+#[test]
+fn dual_stack_rules_next_to_ip6tables_nft_drop() {
+    let ip6t = "/usr/sbin/ip6tables-nft";
+    if !nix::unistd::geteuid().is_root()
+        || !nft::available()
+        || !std::path::Path::new(ip6t).exists()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root, nf_tables and ip6tables-nft"
+        );
+        return;
+    }
+    let v6 = |s: &str| -> IpAddr { s.parse().unwrap() };
+    std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let host = File::open("/proc/thread-self/ns/net").unwrap();
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let ctr = File::open("/proc/thread-self/ns/net").unwrap();
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let outside = File::open("/proc/thread-self/ns/net").unwrap();
+        setns(&host, CloneFlags::CLONE_NEWNET).unwrap();
+
+        let mut s = Socket::open(Family::Route).unwrap();
+        let lo = link::index(&mut s, "lo").unwrap();
+        link::set_up(&mut s, lo).unwrap();
+        link::create_bridge(&mut s, "wc6", None).unwrap();
+        let br = link::index(&mut s, "wc6").unwrap();
+        firewall::enable_forwarding("wc6", true).unwrap();
+        link::add_address(&mut s, br, ip(10, 53, 0, 1), 24).unwrap();
+        link::add_address(&mut s, br, v6("fd53::1"), 64).unwrap();
+        link::set_up(&mut s, br).unwrap();
+        for (name, ns) in [("wvc6", &ctr), ("wo6", &outside)] {
+            link::create_veth(&mut s, name, "eth0", Some(Netns::Fd(ns.as_raw_fd())), None).unwrap();
+        }
+        let wv = link::index(&mut s, "wvc6").unwrap();
+        link::set_master(&mut s, wv, br).unwrap();
+        link::set_up(&mut s, wv).unwrap();
+        let wo = link::index(&mut s, "wo6").unwrap();
+        link::add_address(&mut s, wo, v6("fd73::1"), 64).unwrap();
+        link::set_up(&mut s, wo).unwrap();
+        let serve6 =
+            |ns: &File, addr: IpAddr, gw: Option<IpAddr>, port: u16, reply: &'static str| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let fd = ns.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    setns(&fd, CloneFlags::CLONE_NEWNET).unwrap();
+                    let mut s = Socket::open(Family::Route).unwrap();
+                    let lo = link::index(&mut s, "lo").unwrap();
+                    link::set_up(&mut s, lo).unwrap();
+                    let eth = link::index(&mut s, "eth0").unwrap();
+                    link::add_address(&mut s, eth, addr, 64).unwrap();
+                    link::set_up(&mut s, eth).unwrap();
+                    if let Some(gw) = gw {
+                        link::add_route(&mut s, None, Some(gw), Some(eth)).unwrap();
+                    }
+                    let l = TcpListener::bind(("::", port)).unwrap();
+                    tx.send(()).unwrap();
+                    for c in l.incoming() {
+                        let Ok(mut c) = c else { break };
+                        let _ = c.write_all(reply.as_bytes());
+                    }
+                });
+                rx.recv().unwrap();
+            };
+        serve6(&ctr, v6("fd53::2"), Some(v6("fd53::1")), 80, "hello6");
+        serve6(&outside, v6("fd73::2"), None, 81, "outside6");
+
+        let net = NetworkRecord {
+            id: "6".repeat(64),
+            name: "co6".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            bridge: "wc6".into(),
+            subnet: "10.53.0.0/24".parse().unwrap(),
+            gateway: ip(10, 53, 0, 1),
+            ip_range: None,
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            ipv6: Some(wharf_store::network::Ipv6Config {
+                subnet: "fd53::/64".parse().unwrap(),
+                gateway: v6("fd53::1"),
+            }),
+        };
+        let mut fw = Firewall::open().unwrap();
+        fw.ensure_network(&net).unwrap();
+        let cid = "c".repeat(64);
+        fw.publish(
+            &cid,
+            v6("fd53::2"),
+            &[Published {
+                host_ip: None,
+                host_port: 8080,
+                proto: Proto::Tcp,
+                container_port: 80,
+            }],
+        )
+        .unwrap();
+        let out_of_ctr = || in_ns(&ctr, || fetch("[fd73::2]:81".parse().unwrap()));
+        let into_ctr = || in_ns(&outside, || fetch("[fd73::1]:8080".parse().unwrap()));
+        assert_eq!(out_of_ctr().unwrap(), "outside6");
+        assert_eq!(into_ctr().unwrap(), "hello6");
+
+        iptables(ip6t, &["-P", "FORWARD", "DROP"]);
+        assert!(out_of_ctr().is_err(), "the drop policy cuts the traffic");
+        assert!(into_ctr().is_err());
+        // an IPv4-only network is not added to IPv6 chains
+        let mut v4only = net.clone();
+        v4only.id = "4".repeat(64);
+        v4only.ipv6 = None;
+        fw.ensure_network(&v4only).unwrap();
+        assert!(!iptables(ip6t, &["-S", "FORWARD"]).contains(&v4only.id));
+        assert_eq!(fw.remove_network(&v4only.id).unwrap(), 8);
+
+        fw.ensure_network(&net).unwrap();
+        fw.ensure_network(&net).unwrap(); // idempotent
+        assert_eq!(out_of_ctr().unwrap(), "outside6");
+        assert_eq!(into_ctr().unwrap(), "hello6");
+        let listing = iptables(ip6t, &["-S", "FORWARD"]);
+        let comment = format!("wharf:net:{}", net.id);
+        assert_eq!(
+            listing.lines().filter(|l| l.contains(&comment)).count(),
+            2,
+            "{listing}"
+        );
+
+        assert_eq!(fw.unpublish(&cid).unwrap(), 2);
+        fw.remove_network(&net.id).unwrap();
+        assert!(!iptables(ip6t, &["-S", "FORWARD"]).contains("wharf:net:"));
+        assert!(coexist::owners().is_empty());
+        assert!(fw.owners().unwrap().is_empty());
+        assert!(out_of_ctr().is_err(), "the drop policy applies again");
+    })
+    .join()
+    .unwrap();
 }

@@ -126,12 +126,13 @@ fn traffic(open: fn() -> Result<Firewall, firewall::FirewallError>, backend: &'s
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipv6: None,
         };
         let mut fw = open().unwrap();
         assert_eq!(fw.backend(), backend);
         fw.ensure_network(&net).unwrap();
         fw.ensure_network(&net).unwrap(); // idempotent
-        firewall::enable_forwarding("wb0").unwrap();
+        firewall::enable_forwarding("wb0", false).unwrap();
         let cid = "c".repeat(64);
         fw.publish(
             &cid,
@@ -177,6 +178,165 @@ fn traffic(open: fn() -> Result<Firewall, firewall::FirewallError>, backend: &'s
     .unwrap();
 }
 
+/// A dual-stack network: the same rules in `ip6 wharf` (or ip6tables), traffic to the
+/// container's IPv6 address through a port published on the host's IPv6 address, on `::1`
+/// and from the container to itself; removed by owner from both families.
+#[test]
+fn published_port_over_ipv6_nftables() {
+    if !nix::unistd::geteuid().is_root() || !nft::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root and nf_tables"
+        );
+        return;
+    }
+    traffic6(Firewall::open, "nftables");
+}
+
+#[test]
+fn published_port_over_ipv6_legacy() {
+    use wharf_engine::network::iptables::Iptables;
+    if !nix::unistd::geteuid().is_root()
+        || Iptables::find().is_none()
+        || Iptables::find6().is_none()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root, iptables-legacy and ip6tables-legacy"
+        );
+        return;
+    }
+    traffic6(Firewall::open_legacy, "iptables");
+}
+
+fn traffic6(open: fn() -> Result<Firewall, firewall::FirewallError>, backend: &'static str) {
+    let v6 = |s: &str| -> IpAddr { s.parse().unwrap() };
+    std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let host_ns = File::open("/proc/thread-self/ns/net").unwrap();
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let ctr_ns = File::open("/proc/thread-self/ns/net").unwrap();
+        setns(&host_ns, CloneFlags::CLONE_NEWNET).unwrap();
+
+        let mut s = Socket::open(Family::Route).unwrap();
+        let lo = link::index(&mut s, "lo").unwrap();
+        link::set_up(&mut s, lo).unwrap();
+        link::create_bridge(&mut s, "wb6", None).unwrap();
+        let br = link::index(&mut s, "wb6").unwrap();
+        link::add_address(&mut s, br, ip(10, 51, 0, 1), 24).unwrap();
+        link::add_address(&mut s, br, v6("fd51::1"), 64).unwrap();
+        link::set_up(&mut s, br).unwrap();
+        link::create_veth(
+            &mut s,
+            "wv6",
+            "eth0",
+            Some(Netns::Fd(ctr_ns.as_raw_fd())),
+            None,
+        )
+        .unwrap();
+        let wv = link::index(&mut s, "wv6").unwrap();
+        link::set_master(&mut s, wv, br).unwrap();
+        link::set_hairpin(&mut s, wv, true).unwrap();
+        link::set_up(&mut s, wv).unwrap();
+
+        // container: eth0 10.51.0.2/24 and fd51::2/64 (nodad: usable at once), a server on
+        // [::]:80 answering "hello6"
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ctr_fd = ctr_ns.try_clone().unwrap();
+        std::thread::spawn(move || {
+            setns(&ctr_fd, CloneFlags::CLONE_NEWNET).unwrap();
+            let mut s = Socket::open(Family::Route).unwrap();
+            let lo = link::index(&mut s, "lo").unwrap();
+            link::set_up(&mut s, lo).unwrap();
+            let eth = link::index(&mut s, "eth0").unwrap();
+            link::add_address(&mut s, eth, ip(10, 51, 0, 2), 24).unwrap();
+            link::add_address(&mut s, eth, v6("fd51::2"), 64).unwrap();
+            link::set_up(&mut s, eth).unwrap();
+            link::add_route(&mut s, None, Some(ip(10, 51, 0, 1)), Some(eth)).unwrap();
+            link::add_route(&mut s, None, Some(v6("fd51::1")), Some(eth)).unwrap();
+            let l = TcpListener::bind("[::]:80").unwrap();
+            tx.send(()).unwrap();
+            for c in l.incoming() {
+                let Ok(mut c) = c else { break };
+                let _ = c.write_all(b"hello6");
+            }
+        });
+        rx.recv().unwrap();
+
+        let net = NetworkRecord {
+            id: "d".repeat(64),
+            name: "t6".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            bridge: "wb6".into(),
+            subnet: "10.51.0.0/24".parse().unwrap(),
+            gateway: ip(10, 51, 0, 1),
+            ip_range: None,
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            ipv6: Some(wharf_store::network::Ipv6Config {
+                subnet: "fd51::/64".parse().unwrap(),
+                gateway: v6("fd51::1"),
+            }),
+        };
+        let mut fw = open().unwrap();
+        assert_eq!(fw.backend(), backend);
+        fw.ensure_network(&net).unwrap();
+        fw.ensure_network(&net).unwrap(); // idempotent
+        firewall::enable_forwarding("wb6", true).unwrap();
+        let cid = "e".repeat(64);
+        let ports = [
+            // on every address: both families
+            Published {
+                host_ip: None,
+                host_port: 8080,
+                proto: Proto::Tcp,
+                container_port: 80,
+            },
+            // on the IPv6 unspecified address: IPv6 only
+            Published {
+                host_ip: Some(v6("::")),
+                host_port: 8081,
+                proto: Proto::Tcp,
+                container_port: 80,
+            },
+        ];
+        fw.publish(&cid, ip(10, 51, 0, 2), &ports).unwrap();
+        fw.publish(&cid, v6("fd51::2"), &ports).unwrap();
+        assert_eq!(
+            fw.owners().unwrap(),
+            vec![
+                (Owner::Network("d".repeat(64)), 15),
+                (Owner::Container(cid.clone()), 6)
+            ]
+        );
+
+        assert_eq!(fetch("[fd51::1]:8080".parse().unwrap()).unwrap(), "hello6");
+        assert_eq!(fetch("[fd51::1]:8081".parse().unwrap()).unwrap(), "hello6");
+        // ::1 is not published (the kernel would drop the replies): refused, not hanging
+        let e = fetch("[::1]:8080".parse().unwrap()).unwrap_err();
+        assert!(e.contains("refused"), "{e}");
+        assert_eq!(fetch("10.51.0.1:8080".parse().unwrap()).unwrap(), "hello6");
+        assert!(fetch("10.51.0.1:8081".parse().unwrap()).is_err(), "v6 only");
+        let ctr_fd = ctr_ns.try_clone().unwrap();
+        let hairpin = std::thread::spawn(move || {
+            setns(&ctr_fd, CloneFlags::CLONE_NEWNET).unwrap();
+            fetch("[fd51::1]:8080".parse().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(hairpin.unwrap(), "hello6");
+
+        assert_eq!(fw.unpublish(&cid).unwrap(), 6);
+        assert!(fetch("[fd51::1]:8080".parse().unwrap()).is_err());
+        assert_eq!(fw.remove_network(&net.id).unwrap(), 15);
+        assert!(fw.owners().unwrap().is_empty());
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn bridge_made_once_checked_and_removed() {
     if !nix::unistd::geteuid().is_root() || !nft::available() {
@@ -202,6 +362,7 @@ fn bridge_made_once_checked_and_removed() {
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipv6: None,
         };
         // parallel first starts make it once
         let hs: Vec<_> = (0..4)

@@ -39,6 +39,17 @@ pub struct NetworkRecord {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// `--ipv6`: the network's IPv6 subnet and gateway (docker's `EnableIPv6`); `None`: IPv4
+    /// only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Config>,
+}
+
+/// The IPv6 half of a dual-stack network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv6Config {
+    pub subnet: Subnet,
+    pub gateway: IpAddr,
 }
 
 /// What `network create` asks for.
@@ -53,6 +64,10 @@ pub struct NewNetwork {
     pub options: BTreeMap<String, String>,
     /// The host bridge's name; `None` = `wh-<first 12 of the id>`.
     pub bridge: Option<String>,
+    /// `--ipv6`: an IPv6 subnet too (`subnet6`, else the first free of the IPv6 `pools`).
+    pub ipv6: bool,
+    pub subnet6: Option<Subnet>,
+    pub gateway6: Option<IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +86,13 @@ pub enum NetworkError {
     Overlap { subnet: Subnet, other: String },
     #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
     NoFreeSubnet,
+    #[error("could not find an available, non-overlapping IPv6 address pool to assign to the network: give --subnet with an IPv6 subnet (or IPv6 default-address-pools in daemon.json)")]
+    NoFreeSubnet6,
     #[error("no matching subnet for gateway {gateway} (subnet {subnet})")]
     GatewayOutside { gateway: IpAddr, subnet: Subnet },
     #[error("no matching subnet for range {range} (subnet {subnet})")]
     RangeOutside { range: Subnet, subnet: Subnet },
-    #[error("subnet {0} is too small for a bridge network (at most /30 for IPv4)")]
+    #[error("subnet {0} is too small for a bridge network (at most /30 for IPv4, /126 for IPv6)")]
     TooSmall(Subnet),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,7 +104,7 @@ impl HasKind for NetworkError {
             NetworkError::NotFound(_) => ErrorKind::NotFound,
             NetworkError::Exists(_) => ErrorKind::Conflict,
             NetworkError::Overlap { .. } => ErrorKind::Conflict,
-            NetworkError::NoFreeSubnet => ErrorKind::Unavailable,
+            NetworkError::NoFreeSubnet | NetworkError::NoFreeSubnet6 => ErrorKind::Unavailable,
             NetworkError::InvalidName(_)
             | NetworkError::Reserved(_)
             | NetworkError::Ambiguous(_)
@@ -191,33 +208,64 @@ impl Store {
         if existing.iter().any(|n| n.name == req.name) {
             return Err(NetworkError::Exists(req.name.clone()));
         }
-        let subnet = match req.subnet {
-            Some(s) => {
-                if let Some(o) = existing.iter().find(|n| n.subnet.overlaps(&s)) {
-                    return Err(NetworkError::Overlap {
-                        subnet: s,
-                        other: format!("{} of network {}", o.subnet, o.name),
-                    });
+        // every network's subnets, both families (subnets of different families never overlap)
+        let others: Vec<(Subnet, &str)> = existing
+            .iter()
+            .flat_map(|n| {
+                std::iter::once((n.subnet, n.name.as_str()))
+                    .chain(n.ipv6.map(|v| (v.subnet, n.name.as_str())))
+            })
+            .collect();
+        let choose = |want: Option<Subnet>, v4: bool| -> Result<Subnet, NetworkError> {
+            match want {
+                Some(s) => {
+                    if let Some((o, name)) = others.iter().find(|(o, _)| o.overlaps(&s)) {
+                        return Err(NetworkError::Overlap {
+                            subnet: s,
+                            other: format!("{o} of network {name}"),
+                        });
+                    }
+                    Ok(s)
                 }
-                s
-            }
-            None => {
-                let mut taken: Vec<Subnet> = existing.iter().map(|n| n.subnet).collect();
-                taken.extend_from_slice(host_taken);
-                first_free(pools, &taken).ok_or(NetworkError::NoFreeSubnet)?
+                None => {
+                    let mut taken: Vec<Subnet> = others.iter().map(|(s, _)| *s).collect();
+                    taken.extend_from_slice(host_taken);
+                    let pools: Vec<Pool> = pools
+                        .iter()
+                        .filter(|p| p.base.is_ipv4() == v4)
+                        .copied()
+                        .collect();
+                    first_free(&pools, &taken).ok_or(if v4 {
+                        NetworkError::NoFreeSubnet
+                    } else {
+                        NetworkError::NoFreeSubnet6
+                    })
+                }
             }
         };
-        if subnet.is_ipv4() && subnet.prefix() > 30 {
-            return Err(NetworkError::TooSmall(subnet));
-        }
-        let gateway = match req.gateway {
+        let gateway_of = |subnet: Subnet, want: Option<IpAddr>| match want {
             Some(g)
                 if subnet.contains(g) && Some(g) != subnet.broadcast() && g != subnet.addr() =>
             {
-                g
+                Ok(g)
             }
-            Some(g) => return Err(NetworkError::GatewayOutside { gateway: g, subnet }),
-            None => subnet.nth(1).ok_or(NetworkError::TooSmall(subnet))?,
+            Some(g) => Err(NetworkError::GatewayOutside { gateway: g, subnet }),
+            None => subnet.nth(1).ok_or(NetworkError::TooSmall(subnet)),
+        };
+        let subnet = choose(req.subnet, true)?;
+        if subnet.is_ipv4() && subnet.prefix() > 30 {
+            return Err(NetworkError::TooSmall(subnet));
+        }
+        let gateway = gateway_of(subnet, req.gateway)?;
+        let ipv6 = if req.ipv6 {
+            let subnet = choose(req.subnet6, false)?;
+            if subnet.prefix() > 126 {
+                return Err(NetworkError::TooSmall(subnet));
+            }
+            let gateway = gateway_of(subnet, req.gateway6)?;
+            Some(Ipv6Config { subnet, gateway })
+        } else {
+            None
         };
         if let Some(r) = req.ip_range {
             if !(subnet.contains(r.addr()) && r.prefix() >= subnet.prefix()) {
@@ -241,6 +289,7 @@ impl Store {
             internal: req.internal,
             labels: req.labels.clone(),
             options: req.options.clone(),
+            ipv6,
         };
         let dir = self.networks_dir();
         std::fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
@@ -323,6 +372,62 @@ mod tests {
             .create_network(&new("again"), &pools, &taken)
             .expect("again");
         assert_eq!(c.subnet.to_string(), "172.18.0.0/16");
+    }
+
+    #[test]
+    fn dual_stack_networks() {
+        let (_d, s) = store();
+        let mut pools = default_pools();
+        let v6 = |n: &str, sub: Option<&str>| NewNetwork {
+            ipv6: true,
+            subnet6: sub.map(|x| x.parse().expect("subnet")),
+            ..new(n)
+        };
+        // no IPv6 pool and no IPv6 subnet: refused, naming the way out
+        let e = s
+            .create_network(&v6("a", None), &pools, &[])
+            .expect_err("no v6 pool");
+        assert!(matches!(e, NetworkError::NoFreeSubnet6), "{e}");
+        let a = s
+            .create_network(&v6("a", Some("fd10:1::/64")), &pools, &[])
+            .expect("a");
+        let six = a.ipv6.expect("ipv6");
+        assert_eq!(
+            (six.subnet.to_string(), six.gateway.to_string()),
+            ("fd10:1::/64".into(), "fd10:1::1".into())
+        );
+        assert!(a.subnet.is_ipv4(), "dual stack: {}", a.subnet);
+        let e = s
+            .create_network(&v6("b", Some("fd10:1::/48")), &pools, &[])
+            .expect_err("overlap");
+        assert!(e.to_string().contains("fd10:1::/64 of network a"), "{e}");
+        let e = s
+            .create_network(
+                &NewNetwork {
+                    gateway6: Some("fd10:2::1".parse().expect("ip")),
+                    ..v6("b", Some("fd10:3::/64"))
+                },
+                &pools,
+                &[],
+            )
+            .expect_err("gateway outside");
+        assert!(matches!(e, NetworkError::GatewayOutside { .. }), "{e}");
+        // IPv6 pools: the next free subnet of the pool
+        pools.push(Pool {
+            base: "fd20::/56".parse().expect("pool"),
+            size: 64,
+        });
+        let taken: Vec<Subnet> = vec!["fd20::/64".parse().expect("host")];
+        let b = s.create_network(&v6("b", None), &pools, &taken).expect("b");
+        assert_eq!(
+            b.ipv6.map(|v| v.subnet.to_string()),
+            Some("fd20:0:0:1::/64".into())
+        );
+        // an IPv4-only network records no IPv6 half
+        let c = s.create_network(&new("c"), &pools, &[]).expect("c");
+        assert!(c.ipv6.is_none() && c.subnet.is_ipv4());
+        let back = s.network("b").expect("read back");
+        assert_eq!(back, b);
     }
 
     #[test]

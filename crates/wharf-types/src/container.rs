@@ -174,7 +174,7 @@ pub struct PortBinding {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmptyObject {}
 
-/// docker's `IPAMConfig` of an endpoint: the address asked for with `--ip`.
+/// docker's `IPAMConfig` of an endpoint: the addresses asked for with `--ip` and `--ip6`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointIpamConfig {
     #[serde(
@@ -183,6 +183,13 @@ pub struct EndpointIpamConfig {
         skip_serializing_if = "String::is_empty"
     )]
     pub ipv4_address: String,
+    /// `--ip6`.
+    #[serde(
+        rename = "IPv6Address",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ipv6_address: String,
 }
 
 /// docker's `EndpointSettings` as given at create: which network (its id, so a network

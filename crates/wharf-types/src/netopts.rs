@@ -25,6 +25,10 @@ pub enum NetOptError {
     Ip { value: String },
     #[error("invalid argument {value:?} for \"--ip\" flag: not an IPv4 address")]
     IpNotV4 { value: String },
+    #[error("invalid argument {value:?} for \"--ip6\" flag: invalid string being converted to IP address: {value}")]
+    Ip6 { value: String },
+    #[error("invalid argument {value:?} for \"--ip6\" flag: not an IPv6 address")]
+    Ip6NotV6 { value: String },
 }
 
 impl HasKind for NetOptError {
@@ -143,7 +147,7 @@ pub fn format_mac(m: &[u8; 6]) -> String {
         .join(":")
 }
 
-/// `--ip ADDRESS` (IPv4: the only family bridge networks address here).
+/// `--ip ADDRESS` (IPv4; `--ip6` is [`parse_ip6`]).
 pub fn parse_ip(s: &str) -> Result<IpAddr, NetOptError> {
     let ip: IpAddr = s
         .trim()
@@ -151,6 +155,18 @@ pub fn parse_ip(s: &str) -> Result<IpAddr, NetOptError> {
         .map_err(|_| NetOptError::Ip { value: s.into() })?;
     if !ip.is_ipv4() {
         return Err(NetOptError::IpNotV4 { value: s.into() });
+    }
+    Ok(ip)
+}
+
+/// `--ip6 ADDRESS` (an address of a dual-stack network's IPv6 subnet).
+pub fn parse_ip6(s: &str) -> Result<IpAddr, NetOptError> {
+    let ip: IpAddr = s
+        .trim()
+        .parse()
+        .map_err(|_| NetOptError::Ip6 { value: s.into() })?;
+    if !ip.is_ipv6() {
+        return Err(NetOptError::Ip6NotV6 { value: s.into() });
     }
     Ok(ip)
 }
@@ -233,6 +249,12 @@ mod tests {
         }
         assert!(parse_ip("172.18.0.9").is_ok());
         assert!(matches!(parse_ip("x"), Err(NetOptError::Ip { .. })));
+        assert!(parse_ip6("fd00::9").is_ok());
+        assert!(matches!(parse_ip6("x"), Err(NetOptError::Ip6 { .. })));
+        assert!(matches!(
+            parse_ip6("10.0.0.1"),
+            Err(NetOptError::Ip6NotV6 { .. })
+        ));
         assert!(matches!(parse_ip("::1"), Err(NetOptError::IpNotV4 { .. })));
     }
 }

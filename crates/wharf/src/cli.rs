@@ -816,6 +816,9 @@ pub struct RunArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6")]
+    pub ip6: Option<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long = "mac-address")]
     pub mac_address: Option<String>,
@@ -1075,7 +1078,7 @@ pub struct NetworkCreateArgs {
     /// Subnet in CIDR format that represents a network segment
     #[arg(long)]
     pub subnet: Vec<String>,
-    /// IPv4 Gateway for the master subnet
+    /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long)]
     pub gateway: Vec<String>,
     /// Allocate container ip from a sub-range
@@ -1087,7 +1090,7 @@ pub struct NetworkCreateArgs {
     /// Enable manual container attachment (every wharf network can be joined)
     #[arg(long)]
     pub attachable: bool,
-    /// Enable IPv6 networking (not supported yet)
+    /// Enable IPv6 networking
     #[arg(long)]
     pub ipv6: bool,
     /// Set metadata on a network

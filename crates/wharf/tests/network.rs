@@ -344,7 +344,7 @@ fn etc_files_and_interface_options() {
         (vec!["--expose", "x"], "invalid containerPort: x"),
         (
             vec!["-p", "[::1]:8080:80"],
-            "publishing on the IPv6 address ::1 is not supported",
+            "publishing on the IPv6 loopback address ::1 is not supported",
         ),
     ] {
         let mut a = vec!["run", "--rm"];

@@ -201,7 +201,40 @@ fn create_ls_inspect_rm() {
             vec!["-d", "overlay", "x"],
             "network driver \"overlay\" is not supported",
         ),
-        (vec!["--ipv6", "x"], "IPv6 networks are not supported yet"),
+        (
+            vec!["--ipv6", "x"],
+            "non-overlapping IPv6 address pool to assign to the network",
+        ),
+        (
+            vec!["--subnet", "fd00:231::/64", "x"],
+            "invalid --subnet fd00:231::/64: an IPv6 subnet needs --ipv6",
+        ),
+        (
+            vec!["--ipv6", "--subnet", "fd00::/64", "x"],
+            "a subnet of the host's own interfaces",
+        ),
+        (
+            vec![
+                "--ipv6",
+                "--subnet",
+                "fd00:231::/64",
+                "--ip-range",
+                "fd00:231::/80",
+                "x",
+            ],
+            "an IPv6 --ip-range (fd00:231::/80) is not supported yet",
+        ),
+        (
+            vec![
+                "--ipv6",
+                "--subnet",
+                "10.231.8.0/24",
+                "--gateway",
+                "fd00:231::1",
+                "x",
+            ],
+            "invalid --gateway fd00:231::1: it is in no --subnet of the network",
+        ),
         (
             vec!["-o", "com.docker.network.bridge.enable_icc=false", "x"],
             "--opt com.docker.network.bridge.enable_icc=false is not supported yet",

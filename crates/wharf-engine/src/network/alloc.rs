@@ -16,8 +16,14 @@ use wharf_types::ports::Proto;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AllocError {
-    #[error("no available IPv4 addresses on this network's address pools: {network} ({range})")]
-    NoAddress { network: String, range: Subnet },
+    #[error(
+        "no available {family} addresses on this network's address pools: {network} ({range})"
+    )]
+    NoAddress {
+        family: &'static str,
+        network: String,
+        range: Subnet,
+    },
     #[error("Address already in use: {0}")]
     AddressInUse(IpAddr),
     #[error("no configured subnet or ip-range contain the IP address {0}")]
@@ -132,13 +138,46 @@ impl Ipam {
         owner: &str,
         want: Option<IpAddr>,
     ) -> Result<IpAddr, AllocError> {
-        self.ensure_dir()?;
-        let range = net.ip_range.unwrap_or(net.subnet);
-        let reserved = |ip: IpAddr| {
-            ip == net.gateway || ip == net.subnet.addr() || Some(ip) == net.subnet.broadcast()
+        self.allocate_in(
+            &net.name,
+            net.subnet,
+            net.gateway,
+            net.ip_range,
+            owner,
+            want,
+        )
+    }
+
+    /// The IPv6 address of `owner` on a dual-stack network (`want`: `--ip6`), in the same
+    /// directory of allocations; `None` on a network without IPv6.
+    pub fn allocate6(
+        &self,
+        net: &NetworkRecord,
+        owner: &str,
+        want: Option<IpAddr>,
+    ) -> Result<Option<IpAddr>, AllocError> {
+        let Some(v6) = net.ipv6 else {
+            return Ok(None);
         };
+        self.allocate_in(&net.name, v6.subnet, v6.gateway, None, owner, want)
+            .map(Some)
+    }
+
+    fn allocate_in(
+        &self,
+        network: &str,
+        subnet: Subnet,
+        gateway: IpAddr,
+        ip_range: Option<Subnet>,
+        owner: &str,
+        want: Option<IpAddr>,
+    ) -> Result<IpAddr, AllocError> {
+        self.ensure_dir()?;
+        let range = ip_range.unwrap_or(subnet);
+        let reserved =
+            |ip: IpAddr| ip == gateway || ip == subnet.addr() || Some(ip) == subnet.broadcast();
         if let Some(ip) = want {
-            if !net.subnet.contains(ip) || reserved(ip) {
+            if !subnet.contains(ip) || reserved(ip) {
                 return Err(AllocError::AddressOutside(ip));
             }
             return if claim(&self.dir.join(ip.to_string()), owner)? {
@@ -158,7 +197,8 @@ impl Ipam {
             }
         }
         Err(AllocError::NoAddress {
-            network: net.name.clone(),
+            family: if subnet.is_ipv4() { "IPv4" } else { "IPv6" },
+            network: network.to_string(),
             range,
         })
     }
@@ -347,6 +387,7 @@ mod tests {
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipv6: None,
         }
     }
 
@@ -382,6 +423,50 @@ mod tests {
         let _ = again;
         let freed = ipam.reconcile(&|o| o == owner(9));
         assert_eq!(freed, 4); // owners 2-5; owner 6 never got one
+        assert_eq!(ipam.allocations().len(), 1);
+    }
+
+    #[test]
+    fn ipv6_addresses_beside_ipv4_ones() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let ipam = Ipam::new(d.path(), "n");
+        let v4 = net("10.5.0.0/24", None);
+        assert_eq!(ipam.allocate6(&v4, &owner(1), None).expect("none"), None);
+        let mut n = v4.clone();
+        n.ipv6 = Some(wharf_store::network::Ipv6Config {
+            subnet: "fd05::/64".parse().expect("subnet"),
+            gateway: "fd05::1".parse().expect("gw"),
+        });
+        let a4 = ipam.allocate(&n, &owner(1), None).expect("a4");
+        let a6 = ipam.allocate6(&n, &owner(1), None).expect("a6");
+        let b6 = ipam.allocate6(&n, &owner(2), None).expect("b6");
+        assert_eq!(a4.to_string(), "10.5.0.2");
+        assert_eq!(a6.map(|a| a.to_string()).as_deref(), Some("fd05::2"));
+        assert_eq!(b6.map(|a| a.to_string()).as_deref(), Some("fd05::3"));
+        let want: IpAddr = "fd05::99".parse().expect("ip");
+        assert_eq!(
+            ipam.allocate6(&n, &owner(3), Some(want)).expect("want"),
+            Some(want)
+        );
+        assert!(matches!(
+            ipam.allocate6(&n, &owner(4), Some(want)),
+            Err(AllocError::AddressInUse(_))
+        ));
+        for bad in ["fd05::1", "fd05::", "fd06::2"] {
+            let e = ipam
+                .allocate6(&n, &owner(4), bad.parse().ok())
+                .expect_err(bad);
+            assert!(matches!(e, AllocError::AddressOutside(_)), "{bad}: {e}");
+        }
+        // released by owner, both families
+        ipam.release_all(&owner(1));
+        let left: Vec<String> = ipam
+            .allocations()
+            .iter()
+            .map(|(ip, _)| ip.to_string())
+            .collect();
+        assert!(!left.contains(&"fd05::2".to_string()) && !left.contains(&"10.5.0.2".to_string()));
+        assert_eq!(ipam.reconcile(&|o| o == owner(2)), 1, "{left:?}");
         assert_eq!(ipam.allocations().len(), 1);
     }
 

@@ -18,7 +18,7 @@
 //! Must not: enter the container's namespace (the runtime's init configures `eth0`).
 
 use super::alloc::{Ipam, Ports};
-use super::endpoint::{self, Endpoint, PortRecord};
+use super::endpoint::{self, Endpoint, EndpointV6, PortRecord};
 use super::firewall::{Firewall, Published};
 use super::{bridge, resolver, DEFAULT_NETWORK};
 use crate::etcfiles::{self, EtcFiles};
@@ -194,9 +194,18 @@ impl Engine {
         let ep_cfg = rec.networking_config.endpoints_config.get(&net.name);
         let want = ep_cfg
             .and_then(|e| e.ipam_config.as_ref())
+            .filter(|i| !i.ipv4_address.is_empty())
             .map(|i| wharf_types::netopts::parse_ip(&i.ipv4_address))
             .transpose()?;
-        let ip = Ipam::new(run_root, &net.id).allocate(&net, id, want)?;
+        let want6 = ep_cfg
+            .and_then(|e| e.ipam_config.as_ref())
+            .filter(|i| !i.ipv6_address.is_empty())
+            .map(|i| wharf_types::netopts::parse_ip6(&i.ipv6_address))
+            .transpose()?;
+        let ipam = Ipam::new(run_root, &net.id);
+        let ip = ipam.allocate(&net, id, want)?;
+        // dual-stack: the IPv6 address beside it (same allocation files, same release)
+        let ip6 = ipam.allocate6(&net, id, want6)?;
 
         // host ports (none on an internal network: nothing reaches it from outside)
         let requests = if net.internal {
@@ -215,6 +224,18 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
+            if let Some(v6) = requests
+                .iter()
+                .filter_map(|m| m.host_ip)
+                .find(|h| h.is_ipv6() && ip6.is_none())
+            {
+                // nothing in the kernel would carry IPv6 to an IPv4-only container
+                return Err(ValidationError::PublishIpv6 {
+                    address: v6.to_string(),
+                    network: net.name.clone(),
+                }
+                .into());
+            }
             let ports = Ports::new(run_root);
             for m in &requests {
                 let hp = ports.allocate(m.container.proto, m.host_ip, m.host_ports, range, id)?;
@@ -231,13 +252,25 @@ impl Engine {
                         .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string()),
                     host_port: hp.port,
                 });
+                // on every address of a dual-stack container: both families, as docker lists
+                if m.host_ip.is_none() && ip6.is_some() {
+                    records.push(PortRecord {
+                        container: m.container.to_string(),
+                        host_ip: "::".to_string(),
+                        host_port: hp.port,
+                    });
+                }
             }
             let taken: Vec<(String, u16)> = records
                 .iter()
                 .map(|r| (r.container.clone(), r.host_port))
                 .collect();
             self.policy_ports(rec, &taken, None)?;
-            Firewall::open()?.publish(id, ip, &published)?;
+            let mut fw = Firewall::open()?;
+            fw.publish(id, ip, &published)?;
+            if let Some(ip6) = ip6 {
+                fw.publish(id, ip6, &published)?;
+            }
         }
 
         let mac = match rec.config.mac_address.as_str() {
@@ -265,6 +298,11 @@ impl Engine {
                 .map(|m| wharf_types::netopts::format_mac(&m))
                 .unwrap_or_default(),
             ports: records,
+            ipv6: ip6.zip(net.ipv6).map(|(ip, v6)| EndpointV6 {
+                ip,
+                prefix: v6.subnet.prefix(),
+                gateway: v6.gateway,
+            }),
         };
         endpoint::write(run_root, &ep)
             .map_err(|e| EngineError::io("write endpoint", run_root, e))?;
@@ -275,6 +313,7 @@ impl Engine {
             network: &hc.network_mode,
             hostname: &rec.config.hostname,
             address: Some(ip),
+            address6: ip6,
             host_gateway: Some(net.gateway),
             resolver: user.then_some(net.gateway),
             dns: &hc.dns,
@@ -290,9 +329,11 @@ impl Engine {
         spec.network = rs::Network::Bridge(BridgeNet {
             bridge: net.bridge.clone(),
             host_veth: host_veth(id),
-            addresses: vec![(ip, net.subnet.prefix())],
+            addresses: std::iter::once((ip, net.subnet.prefix()))
+                .chain(ip6.zip(net.ipv6).map(|(a, v6)| (a, v6.subnet.prefix())))
+                .collect(),
             gateway: Some(net.gateway),
-            gateway6: None,
+            gateway6: net.ipv6.filter(|_| ip6.is_some()).map(|v6| v6.gateway),
             mac,
             mtu: settings.mtu,
             hairpin: true,
@@ -334,7 +375,11 @@ impl Engine {
         for nid in endpoint::networks_with_state(run_root) {
             let ipam = Ipam::new(run_root, &nid);
             match endpoint::read(run_root, &nid, id) {
-                Some(ep) => ipam.release(ep.ip, id),
+                Some(ep) => {
+                    for ip in ep.addresses() {
+                        ipam.release(ip, id);
+                    }
+                }
                 None => ipam.release_all(id),
             }
             endpoint::remove(run_root, &nid, id);

@@ -122,23 +122,31 @@ pub fn ensure(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
             link::index(&mut s, &net.bridge).map_err(le)?
         }
     };
+    // (before the addresses: IPv6 must be on for the bridge to take its IPv6 gateway)
+    firewall::enable_forwarding(&net.bridge, net.ipv6.is_some()).map_err(|source| {
+        BridgeError::Io {
+            network: net.name.clone(),
+            what: "enable forwarding".into(),
+            source,
+        }
+    })?;
     let have = link::addresses(&mut s, Some(index)).map_err(le)?;
-    if !have
-        .iter()
-        .any(|(_, ip, p)| *ip == net.gateway && *p == net.subnet.prefix())
-    {
-        match link::add_address(&mut s, index, net.gateway, net.subnet.prefix()) {
+    // the IPv4 gateway and, on a dual-stack network, the IPv6 one (added `nodad`: usable at
+    // once, even before the bridge has a port)
+    let gateways = std::iter::once((net.gateway, net.subnet.prefix()))
+        .chain(net.ipv6.map(|v| (v.gateway, v.subnet.prefix())));
+    for (gw, prefix) in gateways {
+        if have.iter().any(|(_, ip, p)| *ip == gw && *p == prefix) {
+            continue;
+        }
+        match link::add_address(&mut s, index, gw, prefix) {
             Ok(()) => {}
             Err(e) if e.errno() == Some(nix::libc::EEXIST) => {}
             Err(e) => return Err(le(e)),
         }
     }
     link::set_up(&mut s, index).map_err(le)?;
-    firewall::enable_forwarding(&net.bridge).map_err(|source| BridgeError::Io {
-        network: net.name.clone(),
-        what: "enable forwarding".into(),
-        source,
-    })?;
+
     let fe = |source| BridgeError::Firewall {
         network: net.name.clone(),
         source,
@@ -200,6 +208,9 @@ pub fn detach(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
         let mut s = Socket::open(Family::Route).map_err(le)?;
         if let Some(l) = link::get(&mut s, &net.bridge).map_err(le)? {
             link::del_address(&mut s, l.index, net.gateway, net.subnet.prefix()).map_err(le)?;
+            if let Some(v6) = net.ipv6 {
+                link::del_address(&mut s, l.index, v6.gateway, v6.subnet.prefix()).map_err(le)?;
+            }
         }
         if let Ok(mut fw) = Firewall::open() {
             fw.remove_network(&net.id)

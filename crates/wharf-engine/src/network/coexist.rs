@@ -2,7 +2,9 @@
 //! (iptables-nft: table `ip filter`; or legacy iptables), so do hardened hosts' own rulesets,
 //! and netavark adds its rules there too. A packet that wharf's `ip wharf` table accepts is
 //! still dropped by such a chain: in nf_tables every base chain on the hook must accept, and
-//! legacy iptables is one more hook. So for each of its bridges wharf puts accept rules at the
+//! legacy iptables is one more hook. A dual-stack network's bridge gets them in `ip6` tables'
+//! forward chains too (docker's `ip6 filter FORWARD` with its `ip6tables`); the legacy
+//! `ip6tables` `FORWARD` is not opened (see docs/networking.md). So for each of its bridges wharf puts accept rules at the
 //! head of every foreign forward chain whose policy is drop:
 //!
 //! ```text
@@ -68,15 +70,24 @@ impl std::fmt::Display for DropChain {
     }
 }
 
-/// The forward base chains with policy drop of `ip` and `inet` tables that are not wharf's.
+/// A table of another firewall that may filter wharf's traffic: `ip`, `ip6` (dual-stack
+/// networks) and `inet`, wharf's own `ip wharf` and `ip6 wharf` excepted.
+fn is_foreign(family: TableFamily, table: &str) -> bool {
+    match family {
+        TableFamily::Ip | TableFamily::Ip6 => table != OWN_TABLE,
+        TableFamily::Inet => true,
+    }
+}
+
+/// The forward base chains with policy drop of `ip`, `ip6` and `inet` tables that are not
+/// wharf's.
 /// `None` when nf_tables cannot be asked (no nf_tables: nothing there to coexist with).
 fn nft_drop_chains(sock: &mut Socket) -> Option<Vec<DropChain>> {
     let chains = nft::chains(sock).ok()?;
     Some(
         chains
             .into_iter()
-            .filter(|c| matches!(c.family, TableFamily::Ip | TableFamily::Inet))
-            .filter(|c| !(c.family == TableFamily::Ip && c.table == OWN_TABLE))
+            .filter(|c| is_foreign(c.family, &c.table))
             .filter(|c| {
                 matches!(c.hook, Some((Hook::Forward, _))) && c.policy == Some(Policy::Drop)
             })
@@ -140,6 +151,10 @@ pub fn ensure(net: &NetworkRecord, legacy_too: bool) -> Result<(), FirewallError
             let mut b = Batch::new();
             let mut have: BTreeMap<(&'static str, String), Vec<nft::Rule>> = BTreeMap::new();
             for d in &chains {
+                // an IPv6 table only filters the bridges of dual-stack networks
+                if d.family == TableFamily::Ip6 && net.ipv6.is_none() {
+                    continue;
+                }
                 let key = (d.family.as_str(), d.table.clone());
                 if !have.contains_key(&key) {
                     let rules = nft::rules(&mut sock, d.family, &d.table).unwrap_or_default();
@@ -204,15 +219,14 @@ pub fn remove(network_id: &str) -> Result<usize, FirewallError> {
     Ok(n)
 }
 
-/// The rules of every foreign `ip`/`inet` table that has a forward chain, by table.
+/// The rules of every foreign `ip`/`ip6`/`inet` table that has a forward chain, by table.
 fn foreign_rules(sock: &mut Socket) -> Vec<(TableFamily, String, Vec<nft::Rule>)> {
     let Ok(chains) = nft::chains(sock) else {
         return Vec::new();
     };
     let mut tables: Vec<(TableFamily, String)> = chains
         .into_iter()
-        .filter(|c| matches!(c.family, TableFamily::Ip | TableFamily::Inet))
-        .filter(|c| !(c.family == TableFamily::Ip && c.table == OWN_TABLE))
+        .filter(|c| is_foreign(c.family, &c.table))
         .filter(|c| matches!(c.hook, Some((Hook::Forward, _))))
         .map(|c| (c.family, c.table))
         .collect();
@@ -278,6 +292,7 @@ mod tests {
             internal,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipv6: None,
         }
     }
 

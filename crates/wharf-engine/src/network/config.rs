@@ -37,6 +37,43 @@ pub(crate) fn check_requested_ip(net: &NetworkRecord, ip: IpAddr) -> Result<(), 
     }
 }
 
+/// `--ip6` must name an address of `net`'s IPv6 subnet other than its gateway and its
+/// subnet-router anycast address; a network without IPv6 has none.
+pub(crate) fn check_requested_ip6(net: &NetworkRecord, ip: IpAddr) -> Result<(), EngineError> {
+    let Some(v6) = net.ipv6 else {
+        return Err(ValidationError::Ip6WithoutIpv6 {
+            address: ip.to_string(),
+            network: net.name.clone(),
+        }
+        .into());
+    };
+    if v6.subnet.contains(ip) && ip != v6.gateway && ip != v6.subnet.addr() {
+        Ok(())
+    } else {
+        Err(AllocError::AddressOutside(ip).into())
+    }
+}
+
+/// `-p [IPv6]:…` needs a container with an IPv6 address: nothing in the kernel carries IPv6
+/// to an IPv4-only container (docker's userland proxy would); refused at create when the
+/// network is known (and again at start, `attach`).
+fn check_published_families(net: &NetworkRecord, req: &CreateRequest) -> Result<(), EngineError> {
+    if net.ipv6.is_some() {
+        return Ok(());
+    }
+    for b in req.host.port_bindings.values().flatten() {
+        let ip = b.host_ip.trim_start_matches('[').trim_end_matches(']');
+        if ip.parse::<IpAddr>().is_ok_and(|i| i.is_ipv6()) {
+            return Err(ValidationError::PublishIpv6 {
+                address: ip.to_string(),
+                network: net.name.clone(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Resolves the request's network mode against what exists now.
     pub(crate) fn network_for_create(
@@ -55,7 +92,10 @@ impl Engine {
                 // made (its subnet chosen, put on wharf0) by the first start, not by a create:
                 // a container that is only created touches nothing on the host
                 match self.store.network(DEFAULT_NETWORK) {
-                    Ok(net) => Ok(self.on_network(NetworkMode::Bridge, &net, req)),
+                    Ok(net) => {
+                        check_published_families(&net, req)?;
+                        Ok(self.on_network(NetworkMode::Bridge, &net, req))
+                    }
                     Err(NetworkError::NotFound(_)) => Ok(plain(NetworkMode::Bridge)),
                     Err(e) => Err(e.into()),
                 }
@@ -76,12 +116,20 @@ impl Engine {
                     if !req.endpoint.aliases.is_empty() {
                         return Err(ValidationError::NetworkAlias.into());
                     }
+                    check_published_families(&net, req)?;
                     return Ok(self.on_network(NetworkMode::Bridge, &net, req));
                 }
                 if let Some(ipam) = &req.endpoint.ipam_config {
-                    let ip = wharf_types::netopts::parse_ip(&ipam.ipv4_address)?;
-                    check_requested_ip(&net, ip)?;
+                    if !ipam.ipv4_address.is_empty() {
+                        let ip = wharf_types::netopts::parse_ip(&ipam.ipv4_address)?;
+                        check_requested_ip(&net, ip)?;
+                    }
+                    if !ipam.ipv6_address.is_empty() {
+                        let ip = wharf_types::netopts::parse_ip6(&ipam.ipv6_address)?;
+                        check_requested_ip6(&net, ip)?;
+                    }
                 }
+                check_published_families(&net, req)?;
                 Ok(self.on_network(NetworkMode::User(net.name.clone()), &net, req))
             }
             NetworkMode::Container(key) => {
@@ -139,10 +187,29 @@ mod tests {
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipv6: None,
         };
         assert!(check_requested_ip(&net, "10.9.0.7".parse().expect("ip")).is_ok());
         for bad in ["10.9.0.1", "10.9.0.0", "10.9.0.255", "10.9.1.7"] {
             let e = check_requested_ip(&net, bad.parse().expect("ip")).expect_err(bad);
+            assert_eq!(
+                e.to_string(),
+                format!("no configured subnet or ip-range contain the IP address {bad}")
+            );
+        }
+        let e = check_requested_ip6(&net, "fd09::7".parse().expect("ip")).expect_err("no v6");
+        assert_eq!(
+            e.to_string(),
+            "invalid --ip6 fd09::7: network n has no IPv6 subnet (network create --ipv6)"
+        );
+        let mut six = net.clone();
+        six.ipv6 = Some(wharf_store::network::Ipv6Config {
+            subnet: "fd09::/64".parse().expect("subnet"),
+            gateway: "fd09::1".parse().expect("gw"),
+        });
+        assert!(check_requested_ip6(&six, "fd09::7".parse().expect("ip")).is_ok());
+        for bad in ["fd09::1", "fd09::", "fd0a::7", "10.9.0.7"] {
+            let e = check_requested_ip6(&six, bad.parse().expect("ip")).expect_err(bad);
             assert_eq!(
                 e.to_string(),
                 format!("no configured subnet or ip-range contain the IP address {bad}")

@@ -172,8 +172,27 @@ pub fn answer(q: &Question, known: &Known) -> Vec<u8> {
     m
 }
 
-/// The name a PTR question asks about as an address (`2.0.18.172.in-addr.arpa`).
+/// The name a PTR question asks about as an address (`2.0.18.172.in-addr.arpa`, or 32
+/// reversed nibbles and `.ip6.arpa`).
 pub fn ptr_address(name: &str) -> Option<IpAddr> {
+    if let Some(rest) = name.strip_suffix(".ip6.arpa") {
+        let nibbles: Vec<u8> = rest
+            .split('.')
+            .map(|p| match p.as_bytes() {
+                [c] => (*c as char).to_digit(16).and_then(|d| u8::try_from(d).ok()),
+                _ => None,
+            })
+            .collect::<Option<Vec<u8>>>()?;
+        if nibbles.len() != 32 {
+            return None;
+        }
+        let mut o = [0u8; 16];
+        for (i, pair) in nibbles.rchunks(2).enumerate() {
+            // reversed: the last label is the address's first nibble
+            o[i] = (pair[1] << 4) | pair[0];
+        }
+        return Some(IpAddr::from(o));
+    }
     let rest = name.strip_suffix(".in-addr.arpa")?;
     let mut o: Vec<u8> = rest
         .split('.')
@@ -426,6 +445,10 @@ mod tests {
         let r = h(&query(10, &name, TYPE_A)).expect("formerr");
         assert_eq!(be16(&r, 2).map(|f| f & 0xf), Some(1));
         assert_eq!(ptr_address("1.2.3.in-addr.arpa"), None);
+        let v6 = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.d.f.ip6.arpa";
+        assert_eq!(ptr_address(v6), "fd70::2".parse().ok());
+        assert_eq!(ptr_address("2.0.d.f.ip6.arpa"), None);
+        assert_eq!(ptr_address(&v6.replace("7.d.f", "7.dd.f")), None);
         assert_eq!(ptr_address("300.2.3.4.in-addr.arpa"), None);
     }
 }

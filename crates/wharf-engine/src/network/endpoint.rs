@@ -32,6 +32,26 @@ pub struct Endpoint {
     pub mac: String,
     #[serde(default)]
     pub ports: Vec<PortRecord>,
+    /// The IPv6 address on a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<EndpointV6>,
+}
+
+/// A container's IPv6 address on a dual-stack network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointV6 {
+    pub ip: IpAddr,
+    pub prefix: u8,
+    pub gateway: IpAddr,
+}
+
+impl Endpoint {
+    /// Every address of the container on the network (IPv4 first).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        std::iter::once(self.ip)
+            .chain(self.ipv6.map(|v| v.ip))
+            .collect()
+    }
 }
 
 impl Endpoint {
@@ -119,6 +139,7 @@ mod tests {
             gateway: "172.18.0.1".parse().expect("ip"),
             mac: "02:42:ac:12:00:02".into(),
             ports: vec![],
+            ipv6: None,
         }
     }
 

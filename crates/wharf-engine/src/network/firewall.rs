@@ -1,6 +1,8 @@
 //! wharf's firewall: one nftables table, `ip wharf`, that coexists with docker's, firewalld's
 //! and the host's own (every base chain accepts by default and only ever matches wharf's
-//! bridges). Rules carry a comment naming their owner — `wharf:net:<network-id>` or
+//! bridges), and its twin `ip6 wharf` with the same chains for dual-stack networks (made when
+//! the first one needs it: the network's IPv6 subnet, DNAT to the container's IPv6 address;
+//! `::1` is never DNATed — IPv6 has no `route_localnet`, the replies would be dropped). Rules carry a comment naming their owner — `wharf:net:<network-id>` or
 //! `wharf:ctr:<container-id>` — so they are found again and removed by owner, also after a
 //! crash (`owners` lists them for reconciliation). Each change is one nf_tables transaction.
 //!
@@ -27,8 +29,11 @@ use wharf_sys::netlink::{Family, NetlinkError, Socket};
 use wharf_types::error::{ErrorKind, HasKind};
 use wharf_types::ports::Proto;
 
+use super::iptables::Iptables;
+
 pub const TABLE: &str = "wharf";
-const FAM: TableFamily = TableFamily::Ip;
+/// wharf's two tables: `ip wharf` and, once a dual-stack network needs it, `ip6 wharf`.
+const FAMILIES: [TableFamily; 2] = [TableFamily::Ip, TableFamily::Ip6];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -38,6 +43,9 @@ pub enum FirewallError {
     Unavailable,
     #[error("{command}: {message}")]
     Iptables { command: String, message: String },
+    /// A dual-stack network on the legacy path of a host without `ip6tables-legacy`.
+    #[error("network {network} has IPv6, and the legacy firewall path (no nf_tables, or WHARF_DISABLE=nftables) needs ip6tables-legacy for it: the host has none (install iptables, or use an IPv4-only network)")]
+    NoIp6tables { network: String },
 }
 
 impl HasKind for FirewallError {
@@ -88,7 +96,8 @@ pub struct Firewall {
 
 enum Backend {
     Nft(Nft),
-    Legacy(super::iptables::Iptables),
+    /// `iptables` and, when the host has it, `ip6tables`.
+    Legacy(Iptables, Option<Iptables>),
 }
 
 impl Firewall {
@@ -100,20 +109,15 @@ impl Firewall {
                 }),
             });
         }
-        match super::iptables::Iptables::find() {
-            Some(i) => Ok(Firewall {
-                backend: Backend::Legacy(i),
-            }),
-            None => Err(FirewallError::Unavailable),
-        }
+        Self::open_legacy()
     }
 
     /// The legacy iptables backend whatever the kernel has (what `WHARF_DISABLE=nftables`
     /// selects; tests use it directly).
     pub fn open_legacy() -> Result<Firewall, FirewallError> {
-        super::iptables::Iptables::find()
+        Iptables::find()
             .map(|i| Firewall {
-                backend: Backend::Legacy(i),
+                backend: Backend::Legacy(i, Iptables::find6()),
             })
             .ok_or(FirewallError::Unavailable)
     }
@@ -122,15 +126,15 @@ impl Firewall {
     pub fn backend(&self) -> &'static str {
         match self.backend {
             Backend::Nft(_) => "nftables",
-            Backend::Legacy(_) => "iptables",
+            Backend::Legacy(..) => "iptables",
         }
     }
 
     /// The table, its chains and the jumps into them; idempotent.
     pub fn ensure_base(&mut self) -> Result<(), FirewallError> {
         match &mut self.backend {
-            Backend::Nft(n) => n.ensure_base(),
-            Backend::Legacy(i) => i.ensure_base(),
+            Backend::Nft(n) => n.ensure_base(TableFamily::Ip),
+            Backend::Legacy(i, _) => i.ensure_base(),
         }
     }
 
@@ -141,7 +145,18 @@ impl Firewall {
         // every time, so a docker started after wharf is caught up with)
         match &mut self.backend {
             Backend::Nft(n) => n.ensure_network(net)?,
-            Backend::Legacy(i) => i.ensure_network(net)?,
+            Backend::Legacy(i, i6) => {
+                let made = i.ensure_network(net)?;
+                match (net.ipv6, i6) {
+                    (None, _) => made,
+                    (Some(_), Some(i6)) => i6.ensure_network(net)? | made,
+                    (Some(_), None) => {
+                        return Err(FirewallError::NoIp6tables {
+                            network: net.name.clone(),
+                        })
+                    }
+                }
+            }
         };
         super::coexist::ensure(net, matches!(self.backend, Backend::Nft(_)))
     }
@@ -151,12 +166,20 @@ impl Firewall {
     pub fn remove_network(&mut self, network_id: &str) -> Result<usize, FirewallError> {
         let own = match &mut self.backend {
             Backend::Nft(n) => n.remove_network(network_id)?,
-            Backend::Legacy(i) => i.remove_network(network_id)?,
+            Backend::Legacy(i, i6) => {
+                i.remove_network(network_id)?
+                    + match i6 {
+                        Some(i6) if i6.in_use() => i6.remove_network(network_id)?,
+                        _ => 0,
+                    }
+            }
         };
         Ok(own + super::coexist::remove(network_id)?)
     }
 
-    /// DNAT (and hairpin masquerade) for a container's published ports.
+    /// DNAT (and hairpin masquerade) for a container's published ports to `container_ip`:
+    /// the ports of its family (published on every address, or on an address of that
+    /// family). A dual-stack container is published once per address.
     pub fn publish(
         &mut self,
         container_id: &str,
@@ -165,7 +188,13 @@ impl Firewall {
     ) -> Result<(), FirewallError> {
         match &mut self.backend {
             Backend::Nft(n) => n.publish(container_id, container_ip, ports),
-            Backend::Legacy(i) => i.publish(container_id, container_ip, ports),
+            Backend::Legacy(i, _) if container_ip.is_ipv4() => {
+                i.publish(container_id, container_ip, ports)
+            }
+            Backend::Legacy(_, Some(i6)) => i6.publish(container_id, container_ip, ports),
+            Backend::Legacy(_, None) => Err(FirewallError::NoIp6tables {
+                network: format!("of container {container_id}"),
+            }),
         }
     }
 
@@ -173,7 +202,11 @@ impl Firewall {
     pub fn unpublish(&mut self, container_id: &str) -> Result<usize, FirewallError> {
         match &mut self.backend {
             Backend::Nft(n) => n.unpublish(container_id),
-            Backend::Legacy(i) => i.unpublish(container_id),
+            Backend::Legacy(i, i6) => Ok(i.unpublish(container_id)?
+                + match i6 {
+                    Some(i6) if i6.in_use() => i6.unpublish(container_id)?,
+                    _ => 0,
+                }),
         }
     }
 
@@ -182,7 +215,19 @@ impl Firewall {
     pub fn owners(&mut self) -> Result<Vec<(Owner, usize)>, FirewallError> {
         match &mut self.backend {
             Backend::Nft(n) => n.owners(),
-            Backend::Legacy(i) => i.owners(),
+            Backend::Legacy(i, i6) => {
+                let mut out = i.owners()?;
+                if let Some(i6) = i6.as_ref().filter(|i| i.in_use()) {
+                    for (o, n) in i6.owners()? {
+                        match out.iter_mut().find(|(x, _)| *x == o) {
+                            Some((_, m)) => *m += n,
+                            None => out.push((o, n)),
+                        }
+                    }
+                    out.sort();
+                }
+                Ok(out)
+            }
         }
     }
 }
@@ -191,8 +236,28 @@ struct Nft {
     sock: Socket,
 }
 
+const LOOPBACK6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+
+/// The table family of an address's rules.
+fn family_of(ip: IpAddr) -> TableFamily {
+    if ip.is_ipv4() {
+        TableFamily::Ip
+    } else {
+        TableFamily::Ip6
+    }
+}
+
+/// A host address published on, as a match on the packet's destination (one address).
+fn host_prefix(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
 impl Nft {
-    fn base_batch(b: &mut Batch) {
+    fn base_batch(b: &mut Batch, fam: TableFamily) {
         let nat = |hook, priority| {
             Some(BaseChain {
                 kind: ChainType::Nat,
@@ -200,13 +265,13 @@ impl Nft {
                 priority,
             })
         };
-        b.add_table(FAM, TABLE)
-            .add_chain(FAM, TABLE, "ports", None)
-            .add_chain(FAM, TABLE, "prerouting", nat(Hook::Prerouting, -100))
-            .add_chain(FAM, TABLE, "output", nat(Hook::Output, -100))
-            .add_chain(FAM, TABLE, "postrouting", nat(Hook::Postrouting, 100))
+        b.add_table(fam, TABLE)
+            .add_chain(fam, TABLE, "ports", None)
+            .add_chain(fam, TABLE, "prerouting", nat(Hook::Prerouting, -100))
+            .add_chain(fam, TABLE, "output", nat(Hook::Output, -100))
+            .add_chain(fam, TABLE, "postrouting", nat(Hook::Postrouting, 100))
             .add_chain(
-                FAM,
+                fam,
                 TABLE,
                 "forward",
                 Some(BaseChain {
@@ -217,14 +282,18 @@ impl Nft {
             );
     }
 
-    fn ensure_base(&mut self) -> Result<(), FirewallError> {
-        let have = nft::rules(&mut self.sock, FAM, TABLE)?;
-        self.ensure_base_from(&have)
+    fn ensure_base(&mut self, fam: TableFamily) -> Result<(), FirewallError> {
+        let have = nft::rules(&mut self.sock, fam, TABLE)?;
+        self.ensure_base_from(fam, &have)
     }
 
     /// [`Nft::ensure_base`] given the table's rules as just dumped: nothing is sent when both
     /// jumps are there (their chains then exist), so a start pays no nf_tables transaction.
-    fn ensure_base_from(&mut self, have: &[nft::Rule]) -> Result<(), FirewallError> {
+    fn ensure_base_from(
+        &mut self,
+        fam: TableFamily,
+        have: &[nft::Rule],
+    ) -> Result<(), FirewallError> {
         let based = |chain: &str| {
             have.iter()
                 .any(|r| r.chain == chain && r.comment.as_deref() == Some("wharf:base"))
@@ -233,27 +302,45 @@ impl Nft {
             return Ok(());
         }
         let mut b = Batch::new();
-        Self::base_batch(&mut b);
+        Self::base_batch(&mut b, fam);
         for chain in ["prerouting", "output"] {
-            if !have
-                .iter()
-                .any(|r| r.chain == chain && r.comment.as_deref() == Some("wharf:base"))
-            {
+            if !based(chain) {
                 let mut e = matches::daddr_local();
                 e.push(Expr::Verdict(Verdict::Jump("ports".into())));
-                b.add_rule(FAM, TABLE, chain, &e, Some("wharf:base"));
+                b.add_rule(fam, TABLE, chain, &e, Some("wharf:base"));
             }
         }
         b.commit(&mut self.sock)?;
         Ok(())
     }
 
-    /// A network's NAT and forwarding rules; idempotent (nothing added when its rules exist).
-    /// Whether it made them.
+    /// A network's NAT and forwarding rules; idempotent (nothing added when its rules exist):
+    /// table `ip wharf` for its IPv4 subnet and, on a dual-stack network, `ip6 wharf` for
+    /// the IPv6 one. Whether it made any.
     fn ensure_network(&mut self, net: &NetworkRecord) -> Result<bool, FirewallError> {
+        // 127.0.0.0/8 for localhost publishing; IPv6 has no route_localnet, ::1 is not published
+        let mut made = self.ensure_family(
+            net,
+            TableFamily::Ip,
+            net.subnet,
+            Some((IpAddr::from([127, 0, 0, 0]), 8)),
+        )?;
+        if let Some(v6) = net.ipv6 {
+            made |= self.ensure_family(net, TableFamily::Ip6, v6.subnet, None)?;
+        }
+        Ok(made)
+    }
+
+    fn ensure_family(
+        &mut self,
+        net: &NetworkRecord,
+        fam: TableFamily,
+        subnet: wharf_types::net::Subnet,
+        loopback: Option<(IpAddr, u8)>,
+    ) -> Result<bool, FirewallError> {
         let c = net_comment(&net.id);
-        let have = nft::rules(&mut self.sock, FAM, TABLE)?;
-        self.ensure_base_from(&have)?;
+        let have = nft::rules(&mut self.sock, fam, TABLE)?;
+        self.ensure_base_from(fam, &have)?;
         if have
             .iter()
             .any(|r| r.comment.as_deref() == Some(c.as_str()))
@@ -263,19 +350,21 @@ impl Nft {
         let br = net.bridge.as_str();
         let mut b = Batch::new();
         let cat = |parts: Vec<Vec<Expr>>| parts.into_iter().flatten().collect::<Vec<Expr>>();
-        if !net.internal && net.subnet.is_ipv4() {
+        if !net.internal {
             let e = cat(vec![
-                matches::addr_in(false, CmpOp::Eq, net.subnet.addr(), net.subnet.prefix()),
+                matches::addr_in(false, CmpOp::Eq, subnet.addr(), subnet.prefix()),
                 matches::oifname(CmpOp::Neq, br),
                 vec![Expr::Masquerade],
             ]);
-            b.add_rule(FAM, TABLE, "postrouting", &e, Some(&c));
-            let e = cat(vec![
-                matches::addr_in(false, CmpOp::Eq, IpAddr::from([127, 0, 0, 0]), 8),
-                matches::oifname(CmpOp::Eq, br),
-                vec![Expr::Masquerade],
-            ]);
-            b.add_rule(FAM, TABLE, "postrouting", &e, Some(&c));
+            b.add_rule(fam, TABLE, "postrouting", &e, Some(&c));
+            if let Some((lo, prefix)) = loopback {
+                let e = cat(vec![
+                    matches::addr_in(false, CmpOp::Eq, lo, prefix),
+                    matches::oifname(CmpOp::Eq, br),
+                    vec![Expr::Masquerade],
+                ]);
+                b.add_rule(fam, TABLE, "postrouting", &e, Some(&c));
+            }
         }
         let accept = || vec![Expr::Verdict(Verdict::Accept)];
         let drop = || vec![Expr::Verdict(Verdict::Drop)];
@@ -284,41 +373,47 @@ impl Nft {
             matches::oifname(CmpOp::Eq, br),
             accept(),
         ]);
-        b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
+        b.add_rule(fam, TABLE, "forward", &e, Some(&c));
         if !net.internal {
             let e = cat(vec![matches::iifname(CmpOp::Eq, br), accept()]);
-            b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
+            b.add_rule(fam, TABLE, "forward", &e, Some(&c));
             let e = cat(vec![
                 matches::oifname(CmpOp::Eq, br),
                 matches::ct_any(CtKey::State, 2 | 4),
                 accept(),
             ]);
-            b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
+            b.add_rule(fam, TABLE, "forward", &e, Some(&c));
             let e = cat(vec![
                 matches::oifname(CmpOp::Eq, br),
                 matches::ct_any(CtKey::Status, 0x20),
                 accept(),
             ]);
-            b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
+            b.add_rule(fam, TABLE, "forward", &e, Some(&c));
         }
         let e = cat(vec![matches::oifname(CmpOp::Eq, br), drop()]);
-        b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
+        b.add_rule(fam, TABLE, "forward", &e, Some(&c));
         let e = cat(vec![matches::iifname(CmpOp::Eq, br), drop()]);
-        b.add_rule(FAM, TABLE, "forward", &e, Some(&c));
+        b.add_rule(fam, TABLE, "forward", &e, Some(&c));
         b.commit(&mut self.sock)?;
         Ok(true)
     }
 
+    /// Removes the rules with `comment` from both tables, in one transaction.
     fn remove_comment(&mut self, comment: &str) -> Result<usize, FirewallError> {
-        let have = nft::rules(&mut self.sock, FAM, TABLE)?;
         let mut b = Batch::new();
         let mut n = 0;
-        for r in have
-            .iter()
-            .filter(|r| r.comment.as_deref() == Some(comment))
-        {
-            b.del_rule(FAM, TABLE, &r.chain, r.handle);
-            n += 1;
+        for fam in FAMILIES {
+            let have = nft::rules(&mut self.sock, fam, TABLE)?;
+            for r in have
+                .iter()
+                .filter(|r| r.comment.as_deref() == Some(comment))
+            {
+                b.del_rule(fam, TABLE, &r.chain, r.handle);
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Ok(0);
         }
         match b.commit(&mut self.sock) {
             Ok(()) => Ok(n),
@@ -333,42 +428,52 @@ impl Nft {
         self.remove_comment(&net_comment(network_id))
     }
 
-    /// DNAT (and hairpin masquerade) for a container's published ports, in one transaction.
+    /// DNAT (and hairpin masquerade) for a container's published ports of the address's
+    /// family (table `ip wharf` or `ip6 wharf`), in one transaction: every port published on
+    /// all addresses (`host_ip` `None`), on the family's unspecified address, or on one of
+    /// its addresses.
     fn publish(
         &mut self,
         container_id: &str,
         container_ip: IpAddr,
         ports: &[Published],
     ) -> Result<(), FirewallError> {
-        if ports.is_empty() {
+        let fam = family_of(container_ip);
+        let mine: Vec<&Published> = ports
+            .iter()
+            .filter(|p| {
+                p.host_ip
+                    .is_none_or(|ip| ip.is_ipv4() == container_ip.is_ipv4())
+            })
+            .collect();
+        if mine.is_empty() {
             return Ok(());
         }
-        let IpAddr::V4(_) = container_ip else {
-            return Ok(());
-        };
-        self.ensure_base()?;
+        self.ensure_base(fam)?;
         let c = ctr_comment(container_id);
+        let whole = host_prefix(container_ip);
         let mut b = Batch::new();
-        for p in ports {
-            if p.host_ip.is_some_and(|ip| !ip.is_ipv4()) {
-                continue;
-            }
+        for p in mine {
             let mut e = Vec::new();
             if let Some(ip) = p.host_ip.filter(|ip| !ip.is_unspecified()) {
-                e.extend(matches::addr_in(true, CmpOp::Eq, ip, 32));
+                e.extend(matches::addr_in(true, CmpOp::Eq, ip, whole));
+            } else if fam == TableFamily::Ip6 {
+                // not ::1: IPv6 has no route_localnet, the kernel drops the container's
+                // replies to ::1 after the masquerade is undone — refused at once instead
+                e.extend(matches::addr_in(true, CmpOp::Neq, LOOPBACK6, 128));
             }
             e.extend(matches::l4proto(p.proto.number()));
             e.extend(matches::dport(p.host_port));
             e.push(Expr::Counter);
             e.extend(matches::dnat(container_ip, p.container_port));
-            b.add_rule(FAM, TABLE, "ports", &e, Some(&c));
+            b.add_rule(fam, TABLE, "ports", &e, Some(&c));
             // hairpin: the container reaching its own published port
-            let mut h = matches::addr_in(false, CmpOp::Eq, container_ip, 32);
-            h.extend(matches::addr_in(true, CmpOp::Eq, container_ip, 32));
+            let mut h = matches::addr_in(false, CmpOp::Eq, container_ip, whole);
+            h.extend(matches::addr_in(true, CmpOp::Eq, container_ip, whole));
             h.extend(matches::l4proto(p.proto.number()));
             h.extend(matches::dport(p.container_port));
             h.push(Expr::Masquerade);
-            b.add_rule(FAM, TABLE, "postrouting", &h, Some(&c));
+            b.add_rule(fam, TABLE, "postrouting", &h, Some(&c));
         }
         b.commit(&mut self.sock)?;
         Ok(())
@@ -379,16 +484,19 @@ impl Nft {
         self.remove_comment(&ctr_comment(container_id))
     }
 
-    /// Every owner that has rules, with its rule count (for reconciliation and leak tests).
+    /// Every owner that has rules (both tables), with its rule count (for reconciliation and
+    /// leak tests).
     fn owners(&mut self) -> Result<Vec<(Owner, usize)>, FirewallError> {
         let mut out: Vec<(Owner, usize)> = Vec::new();
-        for r in nft::rules(&mut self.sock, FAM, TABLE)? {
-            let Some(o) = r.comment.as_deref().and_then(owner_of) else {
-                continue;
-            };
-            match out.iter_mut().find(|(x, _)| *x == o) {
-                Some((_, n)) => *n += 1,
-                None => out.push((o, 1)),
+        for fam in FAMILIES {
+            for r in nft::rules(&mut self.sock, fam, TABLE)? {
+                let Some(o) = r.comment.as_deref().and_then(owner_of) else {
+                    continue;
+                };
+                match out.iter_mut().find(|(x, _)| *x == o) {
+                    Some((_, n)) => *n += 1,
+                    None => out.push((o, 1)),
+                }
             }
         }
         out.sort();
@@ -397,13 +505,24 @@ impl Nft {
 }
 
 /// `net.ipv4.ip_forward=1` (docker sets it too) and `route_localnet` on a bridge, so
-/// `curl 127.0.0.1:<published>` is routed to the container after DNAT.
-pub fn enable_forwarding(bridge: &str) -> std::io::Result<()> {
+/// `curl 127.0.0.1:<published>` is routed to the container after DNAT; with `ipv6`,
+/// `net.ipv6.conf.all.forwarding=1` too (docker's, for `ip6tables`: an interface that
+/// forwards ignores router advertisements unless its `accept_ra` is 2) and IPv6 on the bridge
+/// (`disable_ipv6=0`).
+pub fn enable_forwarding(bridge: &str, ipv6: bool) -> std::io::Result<()> {
     write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
     write_sysctl(
         &format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"),
         "1",
-    )
+    )?;
+    if ipv6 {
+        write_sysctl(
+            &format!("/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6"),
+            "0",
+        )?;
+        write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
 }
 
 fn write_sysctl(path: &str, value: &str) -> std::io::Result<()> {

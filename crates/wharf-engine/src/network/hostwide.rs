@@ -53,6 +53,9 @@ struct Entry {
     bridge: String,
     gateway: IpAddr,
     prefix: u8,
+    /// The IPv6 gateway and prefix of a dual-stack default network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway6: Option<(IpAddr, u8)>,
 }
 
 fn entry_path(id: &str) -> PathBuf {
@@ -73,6 +76,7 @@ pub(crate) fn register(root: &Path, net: &NetworkRecord) {
         bridge: net.bridge.clone(),
         gateway: net.gateway,
         prefix: net.subnet.prefix(),
+        gateway6: net.ipv6.map(|v| (v.gateway, v.subnet.prefix())),
     };
     let Ok(body) = serde_json::to_vec(&e) else {
         return;
@@ -109,6 +113,9 @@ pub(crate) fn reclaim() -> usize {
         if let Ok(mut s) = Socket::open(Family::Route) {
             if let Ok(Some(l)) = link::get(&mut s, &e.bridge) {
                 let _ = link::del_address(&mut s, l.index, e.gateway, e.prefix);
+                if let Some((gw, prefix)) = e.gateway6 {
+                    let _ = link::del_address(&mut s, l.index, gw, prefix);
+                }
             }
         }
         if let Ok(mut fw) = Firewall::open() {

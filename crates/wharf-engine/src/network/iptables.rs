@@ -4,6 +4,8 @@
 //! jumped to from the built-in chains. Rules carry `-m comment --comment wharf:…` with their
 //! owner, so they are listed (`-S`) and deleted by owner like the nftables ones. `-w` waits for
 //! the xtables lock that docker or firewalld may hold. Forced with `WHARF_DISABLE=nftables`.
+//! Dual-stack networks get the same chains and rules from `ip6tables-legacy` (`find6`); a
+//! host without it cannot have IPv6 networks on this path (`FirewallError::NoIp6tables`).
 
 use super::firewall::{FirewallError, Owner, Published};
 use std::net::IpAddr;
@@ -17,6 +19,8 @@ const FWD: &str = "WHARF-FORWARD";
 
 pub struct Iptables {
     bin: PathBuf,
+    /// `ip6tables`: the IPv6 rules of dual-stack networks.
+    v6: bool,
 }
 
 fn proto(p: wharf_types::ports::Proto) -> &'static str {
@@ -26,24 +30,71 @@ fn proto(p: wharf_types::ports::Proto) -> &'static str {
 impl Iptables {
     /// The legacy iptables binary of the host, if there is one.
     pub fn find() -> Option<Iptables> {
+        Self::find_named("iptables").map(|bin| Iptables { bin, v6: false })
+    }
+
+    /// The legacy ip6tables binary of the host, if there is one (dual-stack networks).
+    pub fn find6() -> Option<Iptables> {
+        Self::find_named("ip6tables").map(|bin| Iptables { bin, v6: true })
+    }
+
+    fn find_named(name: &str) -> Option<PathBuf> {
         for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-            let legacy = PathBuf::from(dir).join("iptables-legacy");
+            let legacy = PathBuf::from(dir).join(format!("{name}-legacy"));
             if legacy.exists() {
-                return Some(Iptables { bin: legacy });
+                return Some(legacy);
             }
         }
         for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-            let plain = PathBuf::from(dir).join("iptables");
+            let plain = PathBuf::from(dir).join(name);
             if plain.exists() {
                 let v = Command::new(&plain).arg("--version").output().ok()?;
                 let v = String::from_utf8_lossy(&v.stdout).to_string();
                 // "iptables v1.4.21" (RHEL 7) or "… (legacy)"; not "(nf_tables)"
                 if !v.contains("nf_tables") {
-                    return Some(Iptables { bin: plain });
+                    return Some(plain);
                 }
             }
         }
         None
+    }
+
+    /// Whether the kernel's legacy tables of this family are loaded (no rule of ours can
+    /// exist otherwise, and listing them would load them): teardown and listing skip
+    /// `ip6tables` on hosts that never had a dual-stack network on this path.
+    pub fn in_use(&self) -> bool {
+        let names = if self.v6 {
+            "ip6_tables_names"
+        } else {
+            "ip_tables_names"
+        };
+        // the calling thread's namespace (`thread-self`; kernels before 3.17: the process's)
+        let read = |dir: &str| {
+            wharf_sys::fs::read_small_file(None, &std::path::Path::new(dir).join(names), 4096)
+                .ok()
+                .flatten()
+        };
+        read("/proc/thread-self/net")
+            .or_else(|| read("/proc/net"))
+            .is_some_and(|b| !b.is_empty())
+    }
+
+    fn name(&self) -> &'static str {
+        if self.v6 {
+            "ip6tables"
+        } else {
+            "iptables"
+        }
+    }
+
+    /// The subnet of this backend's family on `net` and the loopback range published from
+    /// (`None`: the network has no IPv6; IPv6 has no route_localnet, `::1` is not published).
+    fn family_of(&self, net: &NetworkRecord) -> Option<(String, Option<&'static str>)> {
+        if self.v6 {
+            net.ipv6.map(|v| (v.subnet.to_string(), None))
+        } else {
+            Some((net.subnet.to_string(), Some("127.0.0.0/8")))
+        }
     }
 
     fn run(&self, args: &[&str]) -> Result<String, FirewallError> {
@@ -57,7 +108,7 @@ impl Iptables {
             })?;
         if !out.status.success() {
             return Err(FirewallError::Iptables {
-                command: format!("iptables {}", args.join(" ")),
+                command: format!("{} {}", self.name(), args.join(" ")),
                 message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
@@ -139,6 +190,9 @@ impl Iptables {
 
     /// A network's rules; whether it made them (false: they were there).
     pub fn ensure_network(&self, net: &NetworkRecord) -> Result<bool, FirewallError> {
+        let Some((subnet, loopback)) = self.family_of(net) else {
+            return Ok(false);
+        };
         self.ensure_base()?;
         let owner = Owner::Network(net.id.clone());
         if self
@@ -151,22 +205,19 @@ impl Iptables {
         let comment = format!("wharf:net:{}", net.id);
         let c = ["-m", "comment", "--comment", comment.as_str()];
         let br = net.bridge.as_str();
-        let subnet = net.subnet.to_string();
         let with = |r: &[&str]| -> Vec<String> {
             r.iter().chain(c.iter()).map(|s| s.to_string()).collect()
         };
         let mut rules: Vec<(&str, &str, Vec<String>)> = Vec::new();
-        if !net.internal && net.subnet.is_ipv4() {
+        if !net.internal {
             rules.push((
                 "nat",
                 POST,
                 with(&["-s", &subnet, "!", "-o", br, "-j", "MASQUERADE"]),
             ));
-            rules.push((
-                "nat",
-                POST,
-                with(&["-s", "127.0.0.0/8", "-o", br, "-j", "MASQUERADE"]),
-            ));
+            if let Some(lo) = loopback {
+                rules.push(("nat", POST, with(&["-s", lo, "-o", br, "-j", "MASQUERADE"])));
+            }
         }
         rules.push(("filter", FWD, with(&["-i", br, "-o", br, "-j", "ACCEPT"])));
         if !net.internal {
@@ -304,18 +355,26 @@ impl Iptables {
         container_ip: IpAddr,
         ports: &[Published],
     ) -> Result<(), FirewallError> {
-        let IpAddr::V4(_) = container_ip else {
+        if container_ip.is_ipv6() != self.v6 {
             return Ok(());
-        };
+        }
+        let mine: Vec<&Published> = ports
+            .iter()
+            .filter(|p| p.host_ip.is_none_or(|ip| ip.is_ipv6() == self.v6))
+            .collect();
+        if mine.is_empty() {
+            return Ok(());
+        }
         self.ensure_base()?;
         let comment = format!("wharf:ctr:{container_id}");
         let cip = container_ip.to_string();
-        for p in ports {
-            if p.host_ip.is_some_and(|ip| !ip.is_ipv4()) {
-                continue;
-            }
+        for p in mine {
             let (hp, cp) = (p.host_port.to_string(), p.container_port.to_string());
-            let to = format!("{cip}:{cp}");
+            let to = if self.v6 {
+                format!("[{cip}]:{cp}")
+            } else {
+                format!("{cip}:{cp}")
+            };
             let hip = p
                 .host_ip
                 .filter(|ip| !ip.is_unspecified())
@@ -323,6 +382,9 @@ impl Iptables {
             let mut dnat: Vec<&str> = vec!["-t", "nat", "-A", PORTS];
             if let Some(h) = &hip {
                 dnat.extend_from_slice(&["-d", h]);
+            } else if self.v6 {
+                // not ::1 (see firewall: no route_localnet for IPv6)
+                dnat.extend_from_slice(&["!", "-d", "::1/128"]);
             }
             dnat.extend_from_slice(&[
                 "-p",

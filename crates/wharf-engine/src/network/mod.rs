@@ -45,8 +45,9 @@ pub fn host_veth_owner(ifname: &str) -> Option<&str> {
     .then_some(p)
 }
 
-/// The subnets of the host's own addresses (a new network must overlap none of them: a
-/// bridge on the host's LAN subnet would cut the host off). Empty when netlink fails.
+/// The subnets of the host's own addresses, IPv4 and global IPv6 (a new network must
+/// overlap none of them: a bridge on the host's LAN subnet would cut the host off). Empty
+/// when netlink fails.
 pub fn host_subnets() -> Vec<Subnet> {
     let Ok(mut s) = Socket::open(Family::Route) else {
         return Vec::new();
@@ -54,7 +55,12 @@ pub fn host_subnets() -> Vec<Subnet> {
     link::addresses(&mut s, None)
         .unwrap_or_default()
         .into_iter()
-        .filter(|(_, ip, _)| ip.is_ipv4() && !ip.is_loopback())
+        .filter(|(_, ip, _)| !ip.is_loopback())
+        .filter(|(_, ip, _)| match ip {
+            std::net::IpAddr::V4(_) => true,
+            // link-local fe80::/10 is on every interface, each its own link
+            std::net::IpAddr::V6(a) => a.segments()[0] & 0xffc0 != 0xfe80,
+        })
         .filter_map(|(_, ip, prefix)| Subnet::containing(ip, prefix))
         .collect()
 }
@@ -62,7 +68,9 @@ pub fn host_subnets() -> Vec<Subnet> {
 impl Engine {
     /// docker's default network `bridge` (`wharf0`), recorded on first use: its subnet is
     /// daemon.json's `bip`, else the first of the address pools that overlaps neither another
-    /// network nor a subnet of the host's own addresses (so it never lands on `docker0`'s).
+    /// network nor a subnet of the host's own addresses (so it never lands on `docker0`'s);
+    /// with daemon.json's `ipv6`, also `fixed-cidr-v6` (or an IPv6 pool's subnet). Recorded
+    /// once: a later change of these keys does not change an existing default network.
     pub fn default_network(&self) -> Result<NetworkRecord, EngineError> {
         match self.store.network(DEFAULT_NETWORK) {
             Ok(n) => return Ok(n),
@@ -90,9 +98,14 @@ impl Engine {
             req.subnet = Some(subnet);
             req.gateway = Some(gw);
         }
+        // daemon.json's `ipv6` (docker's: `fixed-cidr-v6` is the IPv6 subnet, its first
+        // address the gateway; else the first free IPv6 pool)
+        req.ipv6 = settings.ipv6;
+        req.subnet6 = settings.fixed_cidr_v6.filter(|_| settings.ipv6);
         let host: Vec<Subnet> = host_subnets()
             .into_iter()
             .filter(|s| settings.bip.is_none_or(|(_, b)| b != *s))
+            .filter(|s| req.subnet6 != Some(*s))
             .collect();
         let net = match self.store.create_network(&req, &settings.pools, &host) {
             Ok(n) => n,

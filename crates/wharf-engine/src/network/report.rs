@@ -110,11 +110,21 @@ impl Engine {
                 }
             }
         }
+        let v6 = |ep: Option<&Endpoint>| ep.and_then(|e| e.ipv6);
         let endpoint_json = |name: &str, ep: Option<&Endpoint>| {
             let cfg = rec.networking_config.endpoints_config.get(name);
             let ipam = cfg
                 .and_then(|c| c.ipam_config.as_ref())
-                .map(|i| json!({"IPv4Address": i.ipv4_address}))
+                .map(|i| {
+                    let mut m = serde_json::Map::new();
+                    if !i.ipv4_address.is_empty() {
+                        m.insert("IPv4Address".into(), json!(i.ipv4_address));
+                    }
+                    if !i.ipv6_address.is_empty() {
+                        m.insert("IPv6Address".into(), json!(i.ipv6_address));
+                    }
+                    Value::Object(m)
+                })
                 .unwrap_or(Value::Null);
             let aliases = cfg
                 .map(|c| c.aliases.clone())
@@ -131,9 +141,9 @@ impl Engine {
                 "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
                 "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
                 "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
+                "IPv6Gateway": v6(ep).map(|v| v.gateway.to_string()).unwrap_or_default(),
+                "GlobalIPv6Address": v6(ep).map(|v| v.ip.to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": v6(ep).map(|v| v.prefix).unwrap_or(0),
                 "DriverOpts": null,
                 "DNSNames": ep.map(|e| {
                     let mut n = vec![e.name.clone()];
@@ -178,11 +188,11 @@ impl Engine {
             "SecondaryIPv6Addresses": null,
             "EndpointID": top.map(|e| e.container_id.clone()).unwrap_or_default(),
             "Gateway": top.map(|e| e.gateway.to_string()).unwrap_or_default(),
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
+            "GlobalIPv6Address": v6(top).map(|v| v.ip.to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": v6(top).map(|v| v.prefix).unwrap_or(0),
             "IPAddress": top.map(|e| e.ip.to_string()).unwrap_or_default(),
             "IPPrefixLen": top.map(|e| e.prefix).unwrap_or(0),
-            "IPv6Gateway": "",
+            "IPv6Gateway": v6(top).map(|v| v.gateway.to_string()).unwrap_or_default(),
             "MacAddress": top.map(|e| e.mac.clone()).unwrap_or_default(),
             "Networks": networks,
         })

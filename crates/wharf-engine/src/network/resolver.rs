@@ -48,13 +48,13 @@ fn lookup(run_root: &Path, network: &str, q: &Question) -> Option<Known> {
         let ip = dns::ptr_address(&q.name)?;
         return eps
             .iter()
-            .find(|e| e.ip == ip)
+            .find(|e| e.addresses().contains(&ip))
             .map(|e| Known::Name(e.name.clone()));
     }
     let hit: Vec<IpAddr> = eps
         .iter()
         .filter(|e| e.answers_to(&q.name))
-        .map(|e| e.ip)
+        .flat_map(|e| e.addresses())
         .collect();
     (!hit.is_empty()).then_some(Known::Addresses(hit))
 }
@@ -338,6 +338,11 @@ mod tests {
             gateway: "127.0.0.77".parse().expect("ip"),
             mac: String::new(),
             ports: vec![],
+            ipv6: Some(endpoint::EndpointV6 {
+                ip: "fd70::2".parse().expect("ip6"),
+                prefix: 64,
+                gateway: "fd70::1".parse().expect("gw6"),
+            }),
         };
         endpoint::write(d.path(), &ep).expect("endpoint");
         let root = d.path().to_path_buf();
@@ -362,6 +367,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert_eq!(got, vec!["10.70.0.2".parse::<IpAddr>().expect("ip")]);
+        // AAAA: the container's IPv6 address on a dual-stack network
+        let _ = c.send_to(&dns::query(5, "db", dns::TYPE_AAAA), "127.0.0.77:53");
+        let mut b = [0u8; 512];
+        let (n, _) = c.recv_from(&mut b).expect("AAAA answer");
+        assert_eq!(
+            dns::answers(&b[..n]),
+            vec!["fd70::2".parse::<IpAddr>().expect("ip")]
+        );
         // over TCP too
         let mut t = TcpStream::connect("127.0.0.77:53").expect("tcp");
         let q = dns::query(4, "db", dns::TYPE_A);

@@ -34,6 +34,7 @@ const IFLA_BRPORT_MODE: u16 = 4;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
+const IFA_F_NODAD: u8 = 0x02;
 
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
@@ -322,7 +323,9 @@ fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
     }
 }
 
-/// Add `ip/prefix` to an interface (IPv4 gets its broadcast address, as `ip addr add … brd +`).
+/// Add `ip/prefix` to an interface (IPv4 gets its broadcast address, as `ip addr add … brd +`;
+/// IPv6 is added `nodad`: wharf hands each address out once, and a tentative address would
+/// not be usable — as source or gateway — until duplicate detection ends a second later).
 pub fn add_address(
     sock: &mut Socket,
     index: u32,
@@ -337,6 +340,9 @@ pub fn add_address(
     let mut h = [0u8; 8];
     h[0] = family_of(&ip);
     h[1] = prefix;
+    if ip.is_ipv6() {
+        h[2] = IFA_F_NODAD;
+    }
     h[4..8].copy_from_slice(&index.to_ne_bytes());
     m.header(&h);
     let b = ip_bytes(&ip);

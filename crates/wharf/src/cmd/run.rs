@@ -52,6 +52,7 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             publish_all: a.publish_all,
             expose: a.expose.clone(),
             ip: a.ip.clone(),
+            ip6: a.ip6.clone(),
             network_aliases: a.network_alias.clone(),
             mac_address: a.mac_address.clone(),
             dns: a.dns.clone(),

@@ -64,6 +64,28 @@ pub fn host_address() -> IpAddr {
     );
 }
 
+/// A global IPv6 address of the host that is not one of a bridge's; `None`: the host has no
+/// IPv6 (tests of dual-stack networks skip then, and fail under CI=true).
+pub fn host_address6() -> Option<IpAddr> {
+    let out = super::sh("ip -6 -o addr show scope global");
+    for l in super::stdout(&out).lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let (Some(dev), Some(addr)) = (w.get(1), w.get(3)) else {
+            continue;
+        };
+        if ["wharf", "wh-", "docker", "br-", "veth", "wv"]
+            .iter()
+            .any(|p| dev.starts_with(p))
+        {
+            continue;
+        }
+        if let Some(ip) = addr.split('/').next().and_then(|a| a.parse().ok()) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
 /// A TCP port nothing listens on right now (tests pick theirs this way, not by number).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
