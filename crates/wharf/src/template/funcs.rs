@@ -139,25 +139,7 @@ fn go_json_float(f: f64) -> String {
     if f.is_sign_negative() && f != 0.0 {
         s.push('-');
     }
-    if exp < 0 {
-        s.push_str("0.");
-        for _ in 0..(-exp - 1) {
-            s.push('0');
-        }
-        s.push_str(digits);
-    } else {
-        let e = exp as usize;
-        if digits.len() <= e + 1 {
-            s.push_str(digits);
-            for _ in digits.len()..=e {
-                s.push('0');
-            }
-        } else {
-            s.push_str(&digits[..=e]);
-            s.push('.');
-            s.push_str(&digits[e + 1..]);
-        }
-    }
+    push_plain(&mut s, digits, exp);
     s
 }
 
@@ -238,26 +220,34 @@ fn go_float_g(f: f64, prec: Option<usize>) -> String {
         s.push('e');
         s.push(if exp < 0 { '-' } else { '+' });
         s.push_str(&format!("{:02}", exp.abs()));
-    } else if exp < 0 {
+    } else {
+        push_plain(&mut s, digits, exp);
+    }
+    s
+}
+
+/// Significant `digits` with decimal exponent `exp` written without an exponent
+/// (`1234`, 2 → `123.4`; `5`, -3 → `0.005`).
+fn push_plain(s: &mut String, digits: &str, exp: i32) {
+    if exp < 0 {
         s.push_str("0.");
         for _ in 0..(-exp - 1) {
             s.push('0');
         }
         s.push_str(digits);
-    } else {
-        let e = exp as usize;
-        if digits.len() <= e + 1 {
-            s.push_str(digits);
-            for _ in digits.len()..=e {
-                s.push('0');
-            }
-        } else {
-            s.push_str(&digits[..=e]);
-            s.push('.');
-            s.push_str(&digits[e + 1..]);
-        }
+        return;
     }
-    s
+    let e = exp as usize;
+    if digits.len() <= e + 1 {
+        s.push_str(digits);
+        for _ in digits.len()..=e {
+            s.push('0');
+        }
+    } else {
+        s.push_str(&digits[..=e]);
+        s.push('.');
+        s.push_str(&digits[e + 1..]);
+    }
 }
 
 /// `d.ddde±x` → ("dddd", x).
