@@ -399,6 +399,7 @@ impl Engine {
                 .collect(),
             init: hc.init,
             debug: self.opts.debug,
+            sysctl: hc.sysctls.clone(),
         };
         self.policy.harden(&mut spec);
         Ok(spec)
