@@ -1,12 +1,17 @@
 //! The remaining run flags of bridge networking, through the binary: `--sysctl` (written in
 //! the container's namespaces and read back there, docker's refusals, a sysctl the kernel
-//! lacks fails the start).
+//! lacks fails the start), `--dns` on a user network (the embedded resolver forwards that
+//! container's questions to its servers — a tiny DNS responder of the test's — and not the
+//! others').
 
 // test helpers: a failed setup step is a failed test
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::net::*;
 use common::*;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::time::Duration;
 
 #[test]
 fn sysctls_are_written_in_the_containers_namespaces() {
@@ -126,4 +131,117 @@ fn sysctls_are_written_in_the_containers_namespaces() {
     assert_eq!(out, "20\n");
     w.ok(&["rm", "sx"]);
     assert_eq!(w.ok(&["ps", "-aq"]), "");
+}
+
+/// A DNS responder on `addr:53/udp` answering every A question with `answer` (one record,
+/// the question echoed), until dropped.
+struct Responder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Responder {
+    fn start(addr: Ipv4Addr, answer: Ipv4Addr) -> Responder {
+        let sock = UdpSocket::bind((addr, 53)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut b = [0u8; 512];
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut b) else {
+                    continue;
+                };
+                let q = &b[..n];
+                // header, then the question's name (labels up to the zero), type, class
+                let Some(end) = q
+                    .get(12..)
+                    .and_then(|r| r.iter().position(|&l| l == 0))
+                    .map(|p| 12 + p + 5)
+                    .filter(|&e| e <= n)
+                else {
+                    continue;
+                };
+                let mut r = q[..end].to_vec();
+                r[2] = 0x81; // QR, RD
+                r[3] = 0x80; // RA, NOERROR
+                r[6..8].copy_from_slice(&1u16.to_be_bytes()); // one answer
+                r[8..12].fill(0);
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                r.extend_from_slice(&answer.octets());
+                let _ = sock.send_to(&r, from);
+            }
+        });
+        Responder {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn dns_on_a_user_network_forwards_to_the_containers_servers() {
+    let w = Wharf::new().with_busybox();
+    let net = UserNetwork::create(&w, "fwd", "10.213.61.0/24");
+    let _c = Cleanup(&w);
+    // the responder on its own loopback address: the resolver runs in the host's namespace
+    let ns = Ipv4Addr::new(127, 61, (std::process::id() % 250) as u8 + 1, 53);
+    let _dns = Responder::start(ns, Ipv4Addr::new(198, 51, 100, 7));
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "fwd",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "--dns",
+        &ns.to_string(),
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup external.example.; nslookup peer",
+    ]);
+    // the container still asks the embedded resolver (names of the network keep working) …
+    assert!(
+        out.contains(&format!("nameserver {}\n", net.rec.gateway)),
+        "{out}"
+    );
+    assert!(!out.contains(&format!("nameserver {ns}")), "{out}");
+    // … which forwards its other questions to its --dns server
+    assert!(out.contains("Address: 198.51.100.7"), "{out}");
+    assert!(out.contains("Address: 10.213.61."), "peer by name: {out}");
+    // a container without --dns on the same network is not sent there
+    let o = w.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "busybox",
+        "nslookup",
+        "-timeout=2",
+        "external.example.",
+    ]);
+    assert!(!stdout(&o).contains("198.51.100.7"), "{}", stdout(&o));
+    let id = full_id(&w, "peer");
+    w.ok(&["rm", "-f", "peer"]);
+    assert_eq!(leftovers(&w, &id), Vec::<String>::new());
 }

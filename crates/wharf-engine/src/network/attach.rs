@@ -265,6 +265,13 @@ impl Engine {
                 .map(|m| wharf_types::netopts::format_mac(&m))
                 .unwrap_or_default(),
             ports: records,
+            // recorded parsed at create (`validate`); the resolver forwards to them
+            dns: rec
+                .host_config
+                .dns
+                .iter()
+                .filter_map(|d| d.parse().ok())
+                .collect(),
         };
         endpoint::write(run_root, &ep)
             .map_err(|e| EngineError::io("write endpoint", run_root, e))?;

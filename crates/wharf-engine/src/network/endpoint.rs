@@ -32,6 +32,10 @@ pub struct Endpoint {
     pub mac: String,
     #[serde(default)]
     pub ports: Vec<PortRecord>,
+    /// The container's `--dns` servers: on a user network the resolver forwards this
+    /// container's other questions to them instead of the host's resolvers (docker's rule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<IpAddr>,
 }
 
 impl Endpoint {
@@ -119,6 +123,7 @@ mod tests {
             gateway: "172.18.0.1".parse().expect("ip"),
             mac: "02:42:ac:12:00:02".into(),
             ports: vec![],
+            dns: vec![],
         }
     }
 
