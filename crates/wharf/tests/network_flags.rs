@@ -2,7 +2,7 @@
 //! the container's namespaces and read back there, docker's refusals, a sysctl the kernel
 //! lacks fails the start), `--dns` on a user network (the embedded resolver forwards that
 //! container's questions to its servers — a tiny DNS responder of the test's — and not the
-//! others').
+//! others'), and `-p` with `--network host` (docker's warning on stderr, the container runs).
 
 // test helpers: a failed setup step is a failed test
 #![allow(clippy::unwrap_used)]
@@ -244,4 +244,49 @@ fn dns_on_a_user_network_forwards_to_the_containers_servers() {
     let id = full_id(&w, "peer");
     w.ok(&["rm", "-f", "peer"]);
     assert_eq!(leftovers(&w, &id), Vec::<String>::new());
+}
+
+#[test]
+fn published_ports_with_host_network_warn_like_docker() {
+    let w = Wharf::new().with_busybox();
+    let _c = Cleanup(&w);
+    let warning = "WARNING: Published ports are discarded when using host network mode\n";
+    let o = w.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "8080:80",
+        "busybox",
+        "echo",
+        "ran",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ran\n");
+    assert_eq!(stderr(&o), warning);
+    // create and run -d say it too (before the id), and nothing is published
+    for cmd in [vec!["create"], vec!["run", "-d"]] {
+        let mut a = cmd.clone();
+        a.extend([
+            "--network",
+            "host",
+            "-p",
+            "8081:80",
+            "busybox",
+            "sleep",
+            "30",
+        ]);
+        let o = w.run(&a);
+        assert_eq!(o.status.code(), Some(0), "{a:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), warning, "{a:?}");
+        let id = stdout(&o).trim().to_string();
+        assert_eq!(id.len(), 64, "{a:?}: {}", stdout(&o));
+        assert_eq!(w.ok(&["port", &id]), "", "{a:?}");
+    }
+    // no warning without -p, nor for -p on a bridge
+    let o = w.run(&["run", "--rm", "--network", "host", "busybox", "true"]);
+    assert_eq!(stderr(&o), "");
+    let o = w.run(&["create", "-p", "80", "busybox", "true"]);
+    assert_eq!(stderr(&o), "", "{}", stdout(&o));
 }

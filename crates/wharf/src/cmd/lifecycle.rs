@@ -47,8 +47,9 @@ fn exit_code(failed: &[&str]) -> anyhow::Result<i32> {
 pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let req = super::run::build_request(a)?;
     let engine = super::open_engine(cli)?;
-    let rec = engine.create_container(req)?;
-    println!("{}", rec.id);
+    let created = engine.create_container(req)?;
+    created.warnings.iter().for_each(super::run::print_warning);
+    println!("{}", created.record.id);
     Ok(0)
 }
 

@@ -87,9 +87,14 @@ pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let req = build_request(a)?;
     let engine = super::open_engine(cli)?;
     if a.detach {
-        let rec = engine.run_detached(req)?;
+        let rec = engine.run_detached(req, &mut print_warning)?;
         println!("{}", rec.id);
         return Ok(0);
     }
-    Ok(engine.run_foreground(req)?)
+    Ok(engine.run_foreground(req, &mut print_warning)?)
+}
+
+/// A create's warning as docker's CLI shows it (stderr).
+pub fn print_warning(w: &wharf_engine::run::Warning) {
+    eprintln!("WARNING: {w}");
 }
