@@ -116,13 +116,19 @@ fn legacy_filter_loaded() -> bool {
         })
 }
 
-/// The legacy iptables whose `FORWARD` policy is DROP, if there is one.
+/// The legacy iptables whose `FORWARD` policy is DROP, if there is one. The policy is read
+/// in-process from the kernel's table (`wharf_sys::xtables`: two `getsockopt`s, no process
+/// per start); only if the kernel will not say does `iptables-legacy -S FORWARD` decide.
 fn legacy_dropping() -> Option<Iptables> {
+    use wharf_sys::xtables::{self, Hook as XtHook, Policy as XtPolicy};
     if !legacy_filter_loaded() {
         return None;
     }
-    let ipt = Iptables::find()?;
-    ipt.forward_policy_drop().then_some(ipt)
+    match xtables::ipv4_policy("filter", XtHook::Forward) {
+        Ok(Some(XtPolicy::Drop)) => Iptables::find(),
+        Ok(_) => None,
+        Err(_) => Iptables::find().filter(Iptables::forward_policy_drop),
+    }
 }
 
 /// Whether legacy iptables' `FORWARD` policy is DROP (for `system check`).
