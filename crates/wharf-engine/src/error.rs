@@ -72,6 +72,8 @@ pub enum EngineError {
     Port(#[from] wharf_types::ports::PortError),
     #[error(transparent)]
     NetOpt(#[from] wharf_types::netopts::NetOptError),
+    #[error(transparent)]
+    Sysctl(#[from] wharf_types::sysctl::SysctlError),
     /// The container's interface could not be set up (netlink), naming the container.
     #[error("container {id}: {source}")]
     Link {
@@ -127,6 +129,7 @@ impl HasKind for EngineError {
             EngineError::Firewall(e) => e.kind(),
             EngineError::Port(e) => e.kind(),
             EngineError::NetOpt(e) => e.kind(),
+            EngineError::Sysctl(e) => e.kind(),
             EngineError::Link { .. } => ErrorKind::Unavailable,
         }
     }
@@ -179,6 +182,7 @@ pub fn known_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         wharf_types::hostname::HostnameError,
         wharf_types::ports::PortError,
         wharf_types::netopts::NetOptError,
+        wharf_types::sysctl::SysctlError,
         wharf_types::net::SubnetError,
         crate::images::ImageError,
         crate::daemon::ConfigError,

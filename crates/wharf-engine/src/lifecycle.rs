@@ -186,11 +186,15 @@ impl Engine {
     /// `run -d`: create, then start with a monitor. A failed start of a `--rm` container
     /// removes it. Until the monitor took over, the CLI is the container's client
     /// (`crate::client`): killed before that, the container is reconciled as killed with it.
+    /// The create's warnings go to `warn` before the start.
     pub fn run_detached(
         &self,
         req: crate::create::CreateRequest,
+        warn: &mut dyn FnMut(&crate::run::Warning),
     ) -> Result<ContainerRecord, EngineError> {
-        let (rec, client) = self.create(req, true)?;
+        let (created, client) = self.create(req, true)?;
+        created.warnings.iter().for_each(&mut *warn);
+        let rec = created.record;
         let started = self.start_detached(&rec);
         if started.is_err() && rec.host_config.auto_remove {
             // the monitor released what the start took; the record goes too (best effort:

@@ -135,6 +135,12 @@ pub enum ValidationError {
     /// no port in common: `-P` and `-p CTR` have nothing to choose from.
     #[error("no host port can be published: daemon.json's published-port-range {daemon} and the policy's allowed published ports {policy} do not overlap")]
     PortRangesDisjoint { daemon: String, policy: String },
+    /// `--sysctl net.*` with `--network host`: it would change the host's (runc's words).
+    #[error("sysctl {key:?} not allowed in host network namespace")]
+    SysctlHostNetwork { key: String },
+    /// `--sysctl net.*` with `--network container:X`: it would change X's namespace.
+    #[error("sysctl {key:?} not allowed in a joined network namespace: --network container: shares another container's")]
+    SysctlJoinedNetwork { key: String },
     /// `--network container:X` at start: X must be running.
     #[error("cannot join network of a non running container: {id}")]
     NetworkContainerNotRunning { id: String },
@@ -293,7 +299,9 @@ impl HasKind for ValidationError {
             | V::NetworkGatewayUnmatched { .. }
             | V::Ip6WithoutIpv6 { .. }
             | V::NetworkOption { .. }
-            | V::NetworkBuiltinConnect { .. } => ErrorKind::InvalidArgument,
+            | V::NetworkBuiltinConnect { .. }
+            | V::SysctlHostNetwork { .. }
+            | V::SysctlJoinedNetwork { .. } => ErrorKind::InvalidArgument,
             V::MountTargetNotAbsolute { .. }
             | V::MountTargetDotDot { .. }
             | V::MountTargetRoot { .. }

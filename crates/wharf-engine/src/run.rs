@@ -19,6 +19,33 @@ use wharf_types::ContainerId;
 /// wharf's default `--pids-limit` (podman's; docker has none): a fork bomb stays contained.
 pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
 
+/// What a create tells its caller besides the record: docker's create response carries
+/// `Warnings` (things it accepted but will not do); the front end shows them (the CLI on
+/// stderr as `WARNING: …`). Typed like the refusals: a new warning is a new variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Warning {
+    /// `-p` with `--network host`: the container uses the host's ports themselves.
+    #[error("Published ports are discarded when using host network mode")]
+    PublishedPortsDiscarded,
+}
+
+/// The warnings docker's daemon gives for a create (its `verifyContainerSettings`), from the
+/// prepared request.
+pub fn create_warnings(host: &wharf_types::container::HostConfig) -> Vec<Warning> {
+    let mut w = Vec::new();
+    if host.network_mode == NetworkMode::Host && !host.port_bindings.is_empty() {
+        w.push(Warning::PublishedPortsDiscarded);
+    }
+    w
+}
+
+/// A created container: its record and the create's warnings.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub record: ContainerRecord,
+    pub warnings: Vec<Warning>,
+}
+
 /// A container's record together with its (reconciled) runtime state.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
@@ -103,9 +130,10 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Creates a container (record + directories), returning its record. Nothing runs yet.
-    pub fn create_container(&self, req: CreateRequest) -> Result<ContainerRecord, EngineError> {
-        self.create(req, false).map(|(rec, _)| rec)
+    /// Creates a container (record + directories), returning its record and the create's
+    /// warnings. Nothing runs yet.
+    pub fn create_container(&self, req: CreateRequest) -> Result<Created, EngineError> {
+        self.create(req, false).map(|(created, _)| created)
     }
 
     /// [`Engine::create_container`]; with `client`, the caller becomes the container's
@@ -114,13 +142,15 @@ impl Engine {
         &self,
         req: CreateRequest,
         client: bool,
-    ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
+    ) -> Result<(Created, Option<ClientLock>), EngineError> {
         let mut req = req;
         // daemon.json's defaults: log driver/options under the flags, ulimits under --ulimit
         self.daemon.apply_log_defaults(&mut req);
         let mut req = crate::validate::prepare(req)?;
         self.daemon.apply_ulimit_defaults(&mut req.host);
-        self.create_with(req, client, &mut || self.unused_name())
+        let (record, lock) = self.create_with(req, client, &mut || self.unused_name())?;
+        let warnings = create_warnings(&record.host_config);
+        Ok((Created { record, warnings }, lock))
     }
 
     /// [`Engine::create`] with generated names from `next_name`.
@@ -400,6 +430,7 @@ impl Engine {
                 .collect(),
             init: hc.init,
             debug: self.opts.debug,
+            sysctl: hc.sysctls.clone(),
         };
         self.policy.harden(&mut spec);
         Ok(spec)
@@ -501,9 +532,16 @@ impl Engine {
         Ok(code)
     }
 
-    /// `run` in the foreground: create, start, wait.
-    pub fn run_foreground(&self, req: CreateRequest) -> Result<i32, EngineError> {
-        let (rec, client) = self.create(req, true)?;
+    /// `run` in the foreground: create, start, wait. The create's warnings go to `warn`
+    /// before the start (docker's CLI prints them before the container's output).
+    pub fn run_foreground(
+        &self,
+        req: CreateRequest,
+        warn: &mut dyn FnMut(&Warning),
+    ) -> Result<i32, EngineError> {
+        let (created, client) = self.create(req, true)?;
+        created.warnings.iter().for_each(&mut *warn);
+        let rec = created.record;
         let client = client.ok_or_else(|| not_found(&rec.id))?;
         self.start_foreground(&rec, client)
     }
@@ -808,7 +846,7 @@ mod tests {
             args: vec!["true".into()],
             ..Default::default()
         };
-        let busy = engine.create_container(req(Some("busy"))).unwrap();
+        let busy = engine.create_container(req(Some("busy"))).unwrap().record;
         // the name source hands out the taken name first, as a racing create would see it
         let mut names = vec!["free".to_string(), "busy".to_string()];
         let (rec, _) = engine

@@ -286,5 +286,12 @@ fn network_checks() -> Vec<Check> {
             ),
         )
     });
+    if coexist::firewalld_present() {
+        out.push(line(
+            "firewalld",
+            Ok,
+            "running (nftables): each start on a network opens its filter_FORWARD (and the resolver's port in filter_INPUT) for the bridge; a firewall-cmd --reload closes them until the next start there",
+        ));
+    }
     out
 }

@@ -56,6 +56,8 @@ pub struct CreateFlags {
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
     pub add_hosts: Vec<String>,
+    /// `--sysctl key=value` (docker's namespaced set, `wharf_types::sysctl`).
+    pub sysctls: Vec<String>,
     /// `--restart`.
     pub restart: Option<String>,
     /// `--log-driver`, `--log-opt key=value`.
@@ -188,7 +190,7 @@ pub fn network_mode(name: &str) -> NetworkMode {
 
 /// The network flags into the typed request: `--network`, `-p` (docker's grammar, one
 /// binding per container port; the ports become exposed ones too), `-P`, `--expose`,
-/// `--ip`, `--network-alias`, `--mac-address`, `--dns*`, `--add-host`.
+/// `--ip`, `--network-alias`, `--mac-address`, `--dns*`, `--add-host`, `--sysctl`.
 pub fn apply_network_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(), EngineError> {
     use wharf_types::netopts;
     use wharf_types::ports;
@@ -243,6 +245,10 @@ pub fn apply_network_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(
             .extra_hosts
             .push(netopts::parse_extra_host(h)?.to_docker());
     }
+    for s in &f.sysctls {
+        let (k, v) = wharf_types::sysctl::parse(s)?;
+        req.host.sysctls.insert(k, v);
+    }
     Ok(())
 }
 
@@ -250,10 +256,26 @@ pub fn apply_network_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(
 /// `validateNetContainerMode`, in its order), the user's values only (an image's EXPOSE
 /// never conflicts): `container:` shares another container's hostname, files and ports;
 /// `host` has the host's MAC; `none` has nothing to publish on; `--ip` and
-/// `--network-alias` need a user-defined network.
+/// `--network-alias` need a user-defined network; a `net.*` `--sysctl` needs the
+/// container's own network namespace (the IPC ones always have theirs: every container
+/// gets a new IPC namespace, there is no `--ipc host`).
 pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
     let h = &req.host;
     let mode = &h.network_mode;
+    for (key, value) in &h.sysctls {
+        wharf_types::sysctl::check(key, value)?;
+        let net =
+            wharf_types::sysctl::namespace_of(key) == Some(wharf_types::sysctl::Namespace::Net);
+        match mode {
+            NetworkMode::Host if net => {
+                return Err(invalid(V::SysctlHostNetwork { key: key.clone() }))
+            }
+            NetworkMode::Container(_) if net => {
+                return Err(invalid(V::SysctlJoinedNetwork { key: key.clone() }))
+            }
+            _ => {}
+        }
+    }
     let publishes = !h.port_bindings.is_empty() || h.publish_all_ports;
     if let NetworkMode::Container(_) = mode {
         if req.hostname.is_some() {

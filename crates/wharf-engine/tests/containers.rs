@@ -46,7 +46,8 @@ fn engine_with_container(dir: &tempfile::TempDir, name: &str) -> (Engine, String
             args: vec!["/hello".into()],
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+        .record;
     (e, rec.id.to_string())
 }
 

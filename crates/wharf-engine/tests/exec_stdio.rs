@@ -83,13 +83,16 @@ impl Fixture {
             })
             .expect("import busybox");
         let rec = engine
-            .run_detached(CreateRequest {
-                image: "busybox:latest".into(),
-                args: ["sh", "-c", "echo main-$((1+1)); exec sleep 600"]
-                    .map(String::from)
-                    .to_vec(),
-                ..Default::default()
-            })
+            .run_detached(
+                CreateRequest {
+                    image: "busybox:latest".into(),
+                    args: ["sh", "-c", "echo main-$((1+1)); exec sleep 600"]
+                        .map(String::from)
+                        .to_vec(),
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
             .expect("run -d");
         Fixture {
             dir,

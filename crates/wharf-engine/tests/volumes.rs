@@ -87,7 +87,7 @@ fn container_with(
     for v in volumes {
         req.host.mounts.push(parse_volume_flag(v)?);
     }
-    let rec = e.create_container(req)?;
+    let rec = e.create_container(req)?.record;
     Ok(rec.id.to_string())
 }
 

@@ -189,7 +189,7 @@ fn run(
         nix::unistd::sethostname(&spec.hostname)
             .ctx(|| format!("set hostname {:?}", spec.hostname))?;
     }
-    mounts::setup_rootfs(&spec)?;
+    let proc_sys = mounts::setup_rootfs(&spec)?;
     if spec.network == Network::None {
         wharf_sys::net::loopback_up().ctx(|| "bring up lo".into())?;
     }
@@ -215,6 +215,10 @@ fn run(
     if let Network::Bridge(net) = &spec.network {
         crate::net::configure_inside(net).ctx(|| "configure the container's network".into())?;
     }
+    if let Some(dir) = &proc_sys {
+        write_sysctls(dir.as_fd(), &spec.sysctl)?;
+    }
+    drop(proc_sys);
     let nnp = spec.security.no_new_privileges;
     drop_privileges(&spec.security.capabilities, nnp, bpf.as_deref(), &u)?;
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd ({cwd:?}) set in config"))?;
@@ -235,6 +239,32 @@ fn run(
     }
     process::reset_signals();
     Err(cmd.exec())
+}
+
+/// `--sysctl`: each value written to `/proc/sys/<key>` through the container's own procfs
+/// (`dir`, opened before /proc/sys was made read-only), in the container's namespaces, after
+/// its network is configured (`net.ipv4.conf.eth0.*` needs eth0). A key the kernel does not
+/// have or a value it refuses fails the start, naming the sysctl (fail closed). Keys are
+/// checked again here: the path must stay below /proc/sys.
+fn write_sysctls(
+    dir: std::os::fd::BorrowedFd<'_>,
+    sysctls: &std::collections::BTreeMap<String, String>,
+) -> Result<(), InitError> {
+    for (key, value) in sysctls {
+        wharf_types::sysctl::check(key, value).map_err(|e| fail(e.to_string()))?;
+        let path = wharf_types::sysctl::proc_path(key);
+        // resolved inside /proc/sys, as every path in a container (invariant 2)
+        let fd = wharf_sys::fs::open_in_root(
+            dir,
+            std::path::Path::new(&path),
+            nix::libc::O_WRONLY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC,
+        )
+        .ctx(|| format!("sysctl {key:?}: open /proc/sys/{path}"))?;
+        std::fs::File::from(fd)
+            .write_all(value.as_bytes())
+            .ctx(|| format!("sysctl {key:?}: write {value:?} to /proc/sys/{path}"))?;
+    }
+    Ok(())
 }
 
 /// Whether the process that started us is gone: it holds the read end of the error pipe

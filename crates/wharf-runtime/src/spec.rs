@@ -27,6 +27,11 @@ pub struct ContainerSpec {
     pub init: bool,
     /// Print what was clamped or skipped (rlimits, etc.) to stderr (`--debug`).
     pub debug: bool,
+    /// Namespaced kernel parameters (OCI `linux.sysctl`: `net.ipv4.ip_forward` → `1`),
+    /// written by init under `/proc/sys` after the network is configured; a key the kernel
+    /// lacks or refuses fails the start.
+    #[serde(default)]
+    pub sysctl: std::collections::BTreeMap<String, String>,
 }
 
 /// An overlay rootfs: the store returns the directories, the runtime mounts them inside the

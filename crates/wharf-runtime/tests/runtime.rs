@@ -118,6 +118,7 @@ fn spec(env: &Env, args: &[&str]) -> ContainerSpec {
         rlimits: vec![],
         init: false,
         debug: false,
+        sysctl: Default::default(),
     }
 }
 

@@ -19,3 +19,4 @@ pub mod process;
 pub mod resolve;
 pub mod seccomp;
 pub mod tty;
+pub mod xtables;

@@ -317,6 +317,10 @@ pub struct HostConfig {
     pub restart_policy: RestartPolicy,
     #[serde(default)]
     pub log_config: LogConfig,
+    /// `--sysctl key=value`: namespaced kernel parameters written by the container's init
+    /// (`wharf_types::sysctl` says which are allowed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// Docker's `RestartPolicy`: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
@@ -395,6 +399,7 @@ impl Default for HostConfig {
             group_add: Vec::new(),
             restart_policy: RestartPolicy::default(),
             log_config: LogConfig::default(),
+            sysctls: BTreeMap::new(),
         }
     }
 }

@@ -834,6 +834,9 @@ pub struct RunArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host", value_name = "list")]
     pub add_host: Vec<String>,
+    /// Sysctl options (namespaced only: net.*, fs.mqueue.*, kernel IPC ones)
+    #[arg(long = "sysctl", value_name = "map")]
+    pub sysctl: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,

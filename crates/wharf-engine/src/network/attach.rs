@@ -303,6 +303,13 @@ impl Engine {
                 prefix: v6.subnet.prefix(),
                 gateway: v6.gateway,
             }),
+            // recorded parsed at create (`validate`); the resolver forwards to them
+            dns: rec
+                .host_config
+                .dns
+                .iter()
+                .filter_map(|d| d.parse().ok())
+                .collect(),
         };
         endpoint::write(run_root, &ep)
             .map_err(|e| EngineError::io("write endpoint", run_root, e))?;

@@ -20,10 +20,18 @@
 //! wharf's own `WHARF-FORWARD` is already jumped to first there, and an accept placed before
 //! it would skip its drops.
 //!
-//! Checked each time a network's rules are ensured (a container start), so a docker started
-//! after wharf is caught up with by the next start. Must not: touch a chain whose policy is
-//! accept, remove a rule that is not wharf's, or fail a start because another firewall's
-//! table cannot be read (a chain that vanished meanwhile is skipped).
+//! firewalld (nftables backend, its table `inet firewalld`) keeps policy accept but ends its
+//! `filter_FORWARD` and `filter_INPUT` chains with `reject`: its `filter_FORWARD` gets the
+//! same rules, and for a user network its `filter_INPUT` lets the bridge reach the embedded
+//! resolver (`iifname BR meta l4proto udp|tcp th dport 53 accept`). A `firewall-cmd --reload`
+//! recreates that table without them: the next start on the network puts them back
+//! (docs/networking.md says why wharf does not use firewalld's zones).
+//!
+//! Checked each time a network's rules are ensured (a container start), so a docker or
+//! firewalld started after wharf is caught up with by the next start. Must not: touch a chain
+//! whose policy is accept (but firewalld's two), remove a rule that is not wharf's, or fail a
+//! start because another firewall's table cannot be read (a chain that vanished meanwhile is
+//! skipped).
 
 use super::firewall::{FirewallError, Owner};
 use super::iptables::Iptables;
@@ -56,6 +64,29 @@ fn nft_rules(net: &NetworkRecord) -> Vec<Vec<Expr>> {
     vec![i, o]
 }
 
+/// firewalld's table (nftables backend) and the chains of it that end with `reject`.
+pub const FIREWALLD_TABLE: &str = "firewalld";
+const FIREWALLD_FORWARD: &str = "filter_FORWARD";
+const FIREWALLD_INPUT: &str = "filter_INPUT";
+
+/// The resolver's port on the gateway, opened in firewalld's `filter_INPUT` for a user
+/// network's bridge (the default network has no embedded DNS).
+fn dns_rules(net: &NetworkRecord) -> Vec<Vec<Expr>> {
+    if net.name == super::DEFAULT_NETWORK {
+        return Vec::new();
+    }
+    [17u8, 6]
+        .into_iter()
+        .map(|proto| {
+            let mut r = matches::iifname(CmpOp::Eq, &net.bridge);
+            r.extend(matches::l4proto(proto));
+            r.extend(matches::dport(53));
+            r.push(Expr::Verdict(nft::Verdict::Accept));
+            r
+        })
+        .collect()
+}
+
 /// A foreign nf_tables chain that drops what it does not accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropChain {
@@ -83,21 +114,63 @@ fn is_foreign(family: TableFamily, table: &str) -> bool {
 /// wharf's.
 /// `None` when nf_tables cannot be asked (no nf_tables: nothing there to coexist with).
 fn nft_drop_chains(sock: &mut Socket) -> Option<Vec<DropChain>> {
+    nft::chains(sock).ok().map(|c| drop_chains_of(&c))
+}
+
+fn drop_chains_of(chains: &[nft::Chain]) -> Vec<DropChain> {
+    chains
+        .iter()
+        .filter(|c| is_foreign(c.family, &c.table))
+        .filter(|c| matches!(c.hook, Some((Hook::Forward, _))) && c.policy == Some(Policy::Drop))
+        .map(|c| DropChain {
+            family: c.family,
+            table: c.table.clone(),
+            chain: c.name.clone(),
+        })
+        .collect()
+}
+
+/// Whether firewalld's chain `name` is among `chains`.
+fn firewalld_chain(chains: &[nft::Chain], name: &str) -> Option<DropChain> {
+    chains
+        .iter()
+        .find(|c| c.family == TableFamily::Inet && c.table == FIREWALLD_TABLE && c.name == name)
+        .map(|c| DropChain {
+            family: c.family,
+            table: c.table.clone(),
+            chain: c.name.clone(),
+        })
+}
+
+/// The foreign chains `net`'s bridge must be opened in, each with its rules: the forward
+/// chains with policy drop and firewalld's `filter_FORWARD` (traffic of the bridge), and
+/// firewalld's `filter_INPUT` (the resolver). `None` without nf_tables.
+fn targets(sock: &mut Socket, net: &NetworkRecord) -> Option<Vec<(DropChain, Vec<Vec<Expr>>)>> {
     let chains = nft::chains(sock).ok()?;
-    Some(
-        chains
-            .into_iter()
-            .filter(|c| is_foreign(c.family, &c.table))
-            .filter(|c| {
-                matches!(c.hook, Some((Hook::Forward, _))) && c.policy == Some(Policy::Drop)
-            })
-            .map(|c| DropChain {
-                family: c.family,
-                table: c.table,
-                chain: c.name,
-            })
-            .collect(),
-    )
+    let mut out: Vec<(DropChain, Vec<Vec<Expr>>)> = drop_chains_of(&chains)
+        .into_iter()
+        .map(|d| (d, nft_rules(net)))
+        .collect();
+    if let Some(f) = firewalld_chain(&chains, FIREWALLD_FORWARD) {
+        if !out.iter().any(|(d, _)| *d == f) {
+            out.push((f, nft_rules(net)));
+        }
+    }
+    if let Some(i) = firewalld_chain(&chains, FIREWALLD_INPUT) {
+        let dns = dns_rules(net);
+        if !dns.is_empty() {
+            out.push((i, dns));
+        }
+    }
+    Some(out)
+}
+
+/// Whether firewalld's nftables table is loaded (for `system check`).
+pub fn firewalld_present() -> bool {
+    Socket::open(Family::Netfilter)
+        .ok()
+        .and_then(|mut s| nft::chains(&mut s).ok())
+        .is_some_and(|c| firewalld_chain(&c, FIREWALLD_FORWARD).is_some())
 }
 
 /// The nf_tables forward chains with policy drop (for `system check`); empty without
@@ -127,13 +200,19 @@ fn legacy_filter_loaded() -> bool {
         })
 }
 
-/// The legacy iptables whose `FORWARD` policy is DROP, if there is one.
+/// The legacy iptables whose `FORWARD` policy is DROP, if there is one. The policy is read
+/// in-process from the kernel's table (`wharf_sys::xtables`: two `getsockopt`s, no process
+/// per start); only if the kernel will not say does `iptables-legacy -S FORWARD` decide.
 fn legacy_dropping() -> Option<Iptables> {
+    use wharf_sys::xtables::{self, Hook as XtHook, Policy as XtPolicy};
     if !legacy_filter_loaded() {
         return None;
     }
-    let ipt = Iptables::find()?;
-    ipt.forward_policy_drop().then_some(ipt)
+    match xtables::ipv4_policy("filter", XtHook::Forward) {
+        Ok(Some(XtPolicy::Drop)) => Iptables::find(),
+        Ok(_) => None,
+        Err(_) => Iptables::find().filter(Iptables::forward_policy_drop),
+    }
 }
 
 /// Whether legacy iptables' `FORWARD` policy is DROP (for `system check`).
@@ -142,15 +221,15 @@ pub fn legacy_forward_drops() -> bool {
 }
 
 /// Puts `net`'s accept rules at the head of every foreign forward chain with policy drop
-/// that lacks them; the legacy `FORWARD` too when `legacy_too` (wharf's rules are nftables).
-/// Idempotent.
+/// and of firewalld's chains that lack them; the legacy `FORWARD` too when `legacy_too`
+/// (wharf's rules are nftables). Idempotent.
 pub fn ensure(net: &NetworkRecord, legacy_too: bool) -> Result<(), FirewallError> {
     let c = comment(&net.id);
     if let Ok(mut sock) = Socket::open(Family::Netfilter) {
-        if let Some(chains) = nft_drop_chains(&mut sock) {
+        if let Some(chains) = targets(&mut sock, net) {
             let mut b = Batch::new();
             let mut have: BTreeMap<(&'static str, String), Vec<nft::Rule>> = BTreeMap::new();
-            for d in &chains {
+            for (d, rules) in &chains {
                 // an IPv6 table only filters the bridges of dual-stack networks
                 if d.family == TableFamily::Ip6 && net.ipv6.is_none() {
                     continue;
@@ -167,8 +246,9 @@ pub fn ensure(net: &NetworkRecord, legacy_too: bool) -> Result<(), FirewallError
                 if present {
                     continue;
                 }
-                for r in nft_rules(net) {
-                    b.insert_rule(d.family, &d.table, &d.chain, &r, Some(&c));
+                // inserted first one by one: the last one given ends up first
+                for r in rules.iter().rev() {
+                    b.insert_rule(d.family, &d.table, &d.chain, r, Some(&c));
                 }
             }
             match b.commit(&mut sock) {
@@ -308,5 +388,14 @@ mod tests {
         assert_eq!(internal.len(), 1);
         assert_eq!(internal[0].len(), 5);
         assert_eq!(comment("ab"), "wharf:net:ab");
+        // firewalld's INPUT: the resolver's port (udp, tcp) on user networks only
+        let dns = dns_rules(&net(false));
+        assert_eq!(dns.len(), 2);
+        assert!(dns
+            .iter()
+            .all(|r| r.last() == Some(&Expr::Verdict(nft::Verdict::Accept))));
+        let mut default = net(false);
+        default.name = crate::network::DEFAULT_NETWORK.into();
+        assert!(dns_rules(&default).is_empty());
     }
 }

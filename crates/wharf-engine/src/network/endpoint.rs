@@ -32,6 +32,10 @@ pub struct Endpoint {
     pub mac: String,
     #[serde(default)]
     pub ports: Vec<PortRecord>,
+    /// The container's `--dns` servers: on a user network the resolver forwards this
+    /// container's other questions to them instead of the host's resolvers (docker's rule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<IpAddr>,
     /// The IPv6 address on a network with IPv6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<EndpointV6>,
@@ -52,9 +56,7 @@ impl Endpoint {
             .chain(self.ipv6.map(|v| v.ip))
             .collect()
     }
-}
 
-impl Endpoint {
     /// Whether a DNS name (lower case) names this container: its name, an alias, its full id
     /// or its 12-character short id (docker answers all of these).
     pub fn answers_to(&self, name: &str) -> bool {
@@ -140,6 +142,7 @@ mod tests {
             mac: "02:42:ac:12:00:02".into(),
             ports: vec![],
             ipv6: None,
+            dns: vec![],
         }
     }
 

@@ -1,7 +1,10 @@
 //! `wharf __dns`: the one resolver process of the host for every user-defined network. It
 //! listens on each such network's gateway address, port 53 (UDP and TCP), answers from the
-//! endpoints in the run root (`endpoint`) and forwards the rest to the host's resolvers
-//! (`/etc/resolv.conf`, loopback ones included: it runs in the host's namespace). Started on
+//! endpoints in the run root (`endpoint`) and forwards the rest: to the asking container's
+//! `--dns` servers when it has some (found by the question's source address among the
+//! network's endpoints, as docker's embedded resolver forwards per container), else to the
+//! host's resolvers (`/etc/resolv.conf`, loopback ones included: it runs in the host's
+//! namespace). Started on
 //! demand by the first container that needs it, it holds `<run-root>/dns.lock` while alive (a
 //! second one leaves at once) and exits when no network has needed it for a while.
 //!
@@ -42,8 +45,7 @@ fn wanted(
         .collect()
 }
 
-fn lookup(run_root: &Path, network: &str, q: &Question) -> Option<Known> {
-    let eps: Vec<Endpoint> = endpoint::list(run_root, network);
+fn lookup(eps: &[Endpoint], q: &Question) -> Option<Known> {
     if q.qtype == dns::TYPE_PTR {
         let ip = dns::ptr_address(&q.name)?;
         return eps
@@ -57,6 +59,23 @@ fn lookup(run_root: &Path, network: &str, q: &Question) -> Option<Known> {
         .flat_map(|e| e.addresses())
         .collect();
     (!hit.is_empty()).then_some(Known::Addresses(hit))
+}
+
+/// Where a question from `from` is forwarded: the asking container's `--dns` servers (port
+/// 53) when its endpoint on the network has some, else the host's resolvers.
+fn upstreams_for(
+    eps: &[Endpoint],
+    from: IpAddr,
+    host: &Arc<Vec<SocketAddr>>,
+) -> Arc<Vec<SocketAddr>> {
+    match eps
+        .iter()
+        .find(|e| e.addresses().contains(&from))
+        .filter(|e| !e.dns.is_empty())
+    {
+        Some(e) => Arc::new(e.dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect()),
+        None => host.clone(),
+    }
 }
 
 struct Listener {
@@ -76,7 +95,7 @@ fn serve_tcp(
     mut c: TcpStream,
     run_root: PathBuf,
     network: String,
-    upstreams: Arc<Vec<SocketAddr>>,
+    host_upstreams: Arc<Vec<SocketAddr>>,
 ) {
     let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
@@ -92,7 +111,12 @@ fn serve_tcp(
     if c.read_exact(&mut msg).is_err() {
         return;
     }
-    let look = |q: &Question| lookup(&run_root, &network, q);
+    let eps = endpoint::list(&run_root, &network);
+    let upstreams = match c.peer_addr() {
+        Ok(from) => upstreams_for(&eps, from.ip(), &host_upstreams),
+        Err(_) => host_upstreams,
+    };
+    let look = |q: &Question| lookup(&eps, q);
     if let Some(r) = dns::handle(&msg, &look, &upstreams, UPSTREAM_TIMEOUT) {
         let mut out = (r.len() as u16).to_be_bytes().to_vec();
         out.extend_from_slice(&r);
@@ -173,7 +197,8 @@ pub fn serve(
                     continue;
                 };
                 let msg = buf[..n].to_vec();
-                let look = |q: &Question| lookup(run_root, &network, q);
+                let eps = endpoint::list(run_root, &network);
+                let look = |q: &Question| lookup(&eps, q);
                 // answered from the endpoints right here; only forwarding goes to a thread
                 let local = dns::parse_query(&msg)
                     .ok()
@@ -191,7 +216,8 @@ pub fn serve(
                 let Ok(sock) = l.udp.try_clone() else {
                     continue;
                 };
-                let (ups, fl) = (upstreams.clone(), in_flight.clone());
+                let ups = upstreams_for(&eps, from.ip(), &upstreams);
+                let fl = in_flight.clone();
                 fl.fetch_add(1, Ordering::Relaxed);
                 std::thread::spawn(move || {
                     let none = |_: &Question| None;
@@ -325,6 +351,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn upstreams_per_asking_container() {
+        let ep = |ip: &str, dns: &[&str]| Endpoint {
+            container_id: ip.replace('.', "").repeat(8),
+            name: ip.into(),
+            aliases: vec![],
+            network_id: "e".repeat(64),
+            ip: ip.parse().expect("ip"),
+            prefix: 24,
+            gateway: "10.70.0.1".parse().expect("ip"),
+            mac: String::new(),
+            ports: vec![],
+            dns: dns.iter().map(|d| d.parse().expect("ip")).collect(),
+            ipv6: None,
+        };
+        let eps = [
+            ep("10.70.0.2", &["192.0.2.53", "192.0.2.54"]),
+            ep("10.70.0.3", &[]),
+        ];
+        let host = Arc::new(vec!["198.51.100.1:53".parse().expect("addr")]);
+        let at = |ip: &str| upstreams_for(&eps, ip.parse().expect("ip"), &host);
+        assert_eq!(
+            *at("10.70.0.2"),
+            vec![
+                "192.0.2.53:53".parse::<SocketAddr>().expect("addr"),
+                "192.0.2.54:53".parse().expect("addr")
+            ]
+        );
+        // no --dns, or not a container of the network: the host's resolvers
+        assert_eq!(*at("10.70.0.3"), *host);
+        assert_eq!(*at("10.70.0.9"), *host);
+    }
+
+    #[test]
     fn serves_endpoints_and_exits_when_idle() {
         let d = tempfile::tempdir().expect("tempdir");
         let net = "e".repeat(64);
@@ -343,6 +402,7 @@ mod tests {
                 prefix: 64,
                 gateway: "fd70::1".parse().expect("gw6"),
             }),
+            dns: vec![],
         };
         endpoint::write(d.path(), &ep).expect("endpoint");
         let root = d.path().to_path_buf();

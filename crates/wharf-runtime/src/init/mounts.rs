@@ -37,7 +37,10 @@ fn is_dir(fd: BorrowedFd<'_>) -> Result<bool, InitError> {
     )
 }
 
-pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<(), InitError> {
+/// Builds the rootfs and pivots into it. With sysctls to write, returns the container's
+/// `/proc/sys` opened before it was made read-only: init writes them through it once the
+/// network is configured (as runc, which writes them before its read-only paths).
+pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<Option<OwnedFd>, InitError> {
     mount::make_root_rprivate().ctx(|| "make / rprivate".into())?;
     let r = &spec.rootfs;
     mount::mount_overlay(&r.lower, &r.upper, &r.work, &r.target)
@@ -61,6 +64,15 @@ pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<(), InitError> {
     mount::mount_fs("sysfs", "sysfs", &[], sys_flags, t.as_fd()).ctx(|| "mount /sys".into())?;
     cgroup_view(root, spec)?;
     setup_dev(root)?;
+    let proc_sys = if spec.sysctl.is_empty() {
+        None
+    } else {
+        let flags = nix::libc::O_RDONLY | nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC;
+        Some(
+            fs::open_in_root(root, Path::new("/proc/sys"), flags)
+                .ctx(|| "open /proc/sys".into())?,
+        )
+    };
 
     for m in &spec.mounts {
         user_mount(root, m)?;
@@ -74,7 +86,7 @@ pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<(), InitError> {
         }
     }
     mount::pivot_root_into(root).ctx(|| format!("pivot_root into {}", r.target.display()))?;
-    Ok(())
+    Ok(proc_sys)
 }
 
 /// cgroup v1 (and hybrid) hosts: like runc, a tmpfs at /sys/fs/cgroup with, per hierarchy,

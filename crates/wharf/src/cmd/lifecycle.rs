@@ -48,8 +48,9 @@ pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let req = super::run::build_request(a)?;
     let engine = super::open_engine(cli)?;
     super::distribution::ensure_image(&engine, &req.image, &a.pull, a.platform.as_deref())?;
-    let rec = engine.create_container(req)?;
-    println!("{}", rec.id);
+    let created = engine.create_container(req)?;
+    created.warnings.iter().for_each(super::run::print_warning);
+    println!("{}", created.record.id);
     Ok(0)
 }
 

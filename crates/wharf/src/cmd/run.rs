@@ -59,6 +59,7 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             dns_search: a.dns_search.clone(),
             dns_options: a.dns_option.clone(),
             add_hosts: a.add_host.clone(),
+            sysctls: a.sysctl.clone(),
             restart: a.restart.clone(),
             log_driver: a.log_driver.clone(),
             log_opts: a.log_opt.clone(),
@@ -88,9 +89,14 @@ pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     super::distribution::ensure_image(&engine, &req.image, &a.pull, a.platform.as_deref())?;
     if a.detach {
-        let rec = engine.run_detached(req)?;
+        let rec = engine.run_detached(req, &mut print_warning)?;
         println!("{}", rec.id);
         return Ok(0);
     }
-    Ok(engine.run_foreground(req)?)
+    Ok(engine.run_foreground(req, &mut print_warning)?)
+}
+
+/// A create's warning as docker's CLI shows it (stderr).
+pub fn print_warning(w: &wharf_engine::run::Warning) {
+    eprintln!("WARNING: {w}");
 }
