@@ -113,16 +113,17 @@ pub struct Pattern {
 fn validate(p: &str) -> bool {
     let c: Vec<char> = p.chars().collect();
     let mut i = 0;
-    let esc = |i: &mut usize| -> bool {
+    // one class item character (escaped or not), or None when the pattern is malformed
+    let esc = |i: &mut usize| -> Option<char> {
         match c.get(*i) {
-            None | Some('-' | ']') => false,
+            None | Some('-' | ']') => None,
             Some('\\') => {
                 *i += 2;
-                *i <= c.len()
+                c.get(*i - 1).copied()
             }
-            Some(_) => {
+            Some(ch) => {
                 *i += 1;
-                true
+                Some(*ch)
             }
         }
     };
@@ -145,13 +146,15 @@ fn validate(p: &str) -> bool {
                         i += 1;
                         break;
                     }
-                    if !esc(&mut i) {
+                    let Some(lo) = esc(&mut i) else {
                         return false;
-                    }
+                    };
                     if c.get(i) == Some(&'-') {
                         i += 1;
-                        if !esc(&mut i) {
-                            return false;
+                        // a range that runs backwards does not compile (docker's regexp)
+                        match esc(&mut i) {
+                            Some(hi) if hi >= lo => {}
+                            _ => return false,
                         }
                     }
                     n += 1;
@@ -232,13 +235,20 @@ impl Pattern {
                     toks.push(Tok::One);
                     typ = MatchType::Regexp;
                 }
-                '\\' => match c.get(i) {
-                    Some(n) => {
-                        toks.push(Tok::Lit(*n));
-                        i += 1;
+                // an escaped character is literal; matched by tokens, not by comparing
+                // the pattern's text (which still holds the backslash)
+                '\\' => {
+                    if typ == MatchType::Exact {
+                        typ = MatchType::Regexp;
                     }
-                    None => toks.push(Tok::Lit('\\')),
-                },
+                    match c.get(i) {
+                        Some(n) => {
+                            toks.push(Tok::Lit(*n));
+                            i += 1;
+                        }
+                        None => toks.push(Tok::Lit('\\')),
+                    }
+                }
                 '[' => {
                     typ = MatchType::Regexp;
                     match class(&c, i) {
@@ -280,10 +290,7 @@ impl Pattern {
             MatchType::Prefix => path.starts_with(&self.cleaned[..self.cleaned.len() - 2]),
             MatchType::Suffix => {
                 let suffix = &self.cleaned[2..];
-                path.ends_with(suffix)
-                    || suffix
-                        .strip_prefix('/')
-                        .is_some_and(|s| path == s)
+                path.ends_with(suffix) || suffix.strip_prefix('/').is_some_and(|s| path == s)
             }
             MatchType::Regexp => {
                 let text: Vec<char> = path.chars().collect();
@@ -518,9 +525,10 @@ impl Dockerignore {
             let parts: Vec<&str> = dir.split('/').collect();
             (1..=parts.len()).map(|i| parts[..i].join("/")).collect()
         };
-        self.patterns.iter().filter(|p| p.exclusion).any(|p| {
-            p.could_extend(&prefix) || ancestors.iter().any(|a| p.matches(a))
-        })
+        self.patterns
+            .iter()
+            .filter(|p| p.exclusion)
+            .any(|p| p.could_extend(&prefix) || ancestors.iter().any(|a| p.matches(a)))
     }
 }
 
@@ -554,7 +562,7 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        for p in ["[", "a[", "[]a]", "[-a]", "[a-]", "a\\"] {
+        for p in ["[", "a[", "[]a]", "[-a]", "[a-]", "a\\", "[z-a]"] {
             assert!(!validate(p), "{p}");
         }
         for p in ["[a-z]", "[^a]", "\\*", "*.go", "[\\]]"] {

@@ -484,7 +484,9 @@ impl ShellWord<'_> {
                 break;
             }
             // leftmost match, longest at that position
-            let hit = (i..=v.len()).rev().find(|&end| glob_match(&pat, &v[i..end]));
+            let hit = (i..=v.len())
+                .rev()
+                .find(|&end| glob_match(&pat, &v[i..end]));
             match hit {
                 Some(end) => {
                     out.push_str(&replacement);
@@ -666,8 +668,14 @@ mod tests {
     fn basic() {
         let lx = Lexer::new('\\');
         assert_eq!(lx.process_word("$a${a}", &env()).unwrap(), "xx");
-        assert_eq!(lx.process_words("$sp z", &env()).unwrap(), ["one", "two", "z"]);
-        assert_eq!(lx.process_words("\"$sp\" z", &env()).unwrap(), ["one  two", "z"]);
+        assert_eq!(
+            lx.process_words("$sp z", &env()).unwrap(),
+            ["one", "two", "z"]
+        );
+        assert_eq!(
+            lx.process_words("\"$sp\" z", &env()).unwrap(),
+            ["one  two", "z"]
+        );
     }
 
     #[test]
@@ -677,7 +685,10 @@ mod tests {
         assert!(!glob_match(&p, &"abb".chars().collect::<Vec<_>>()));
         assert_eq!(trim_prefix(&glob_tokens("*/", '\\'), "a/b/c", false), "b/c");
         assert_eq!(trim_prefix(&glob_tokens("*/", '\\'), "a/b/c", true), "c");
-        assert_eq!(trim_suffix(&glob_tokens(".*", '\\'), "f.tar.gz", false), "f.tar");
+        assert_eq!(
+            trim_suffix(&glob_tokens(".*", '\\'), "f.tar.gz", false),
+            "f.tar"
+        );
         assert_eq!(trim_suffix(&glob_tokens(".*", '\\'), "f.tar.gz", true), "f");
     }
 }

@@ -18,14 +18,14 @@
 //!
 //! What it must not do: read the context, pull, or run anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use wharf_types::oci::Platform;
 
+use crate::dockerfile::ArgDecl;
 use crate::dockerfile::{Command, Dockerfile, Instruction};
 use crate::expand::{expand, ExpandError};
-use crate::dockerfile::ArgDecl;
 
 /// Build args docker passes without an ARG instruction (to RUN steps only) and never reports
 /// as unused.
@@ -143,6 +143,9 @@ pub struct Plan {
     build_args: BTreeMap<String, String>,
     #[serde(skip)]
     platform_args: Vec<(String, String)>,
+    /// Stage name → index (a map: a hostile file may have a million stages).
+    #[serde(skip)]
+    names: HashMap<String, usize>,
 }
 
 fn platform_string(p: &Platform) -> String {
@@ -200,10 +203,7 @@ impl Plan {
 
     /// The stage a `--target`/`--from` name or index refers to.
     pub fn stage_by_name(&self, name: &str) -> Option<usize> {
-        let lower = name.to_ascii_lowercase();
-        self.stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        self.names.get(&name.to_ascii_lowercase()).copied()
     }
 }
 
@@ -218,7 +218,11 @@ impl Scope {
 }
 
 /// An ARG instruction's declarations, expanded.
-fn expanded_args(ins: &Instruction, escape: char, scope: &Scope) -> Result<Vec<ArgDecl>, PlanError> {
+fn expanded_args(
+    ins: &Instruction,
+    escape: char,
+    scope: &Scope,
+) -> Result<Vec<ArgDecl>, PlanError> {
     Ok(match expand(ins, escape, &scope.0)?.command {
         Command::Arg { args } => args,
         _ => Vec::new(),
@@ -259,6 +263,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, PlanError> {
     }
 
     let mut stages: Vec<Stage> = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
     for ins in &df.instructions[i..] {
         if let Command::From(f) = &ins.command {
             let Command::From(ex) = expand(ins, escape, &global_scope.0)?.command else {
@@ -270,25 +275,22 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, PlanError> {
                     base: f.image.clone(),
                 });
             }
+            let lower = ex.image.to_ascii_lowercase();
+            let base = if lower == "scratch" {
+                Base::Scratch
+            } else if let Some(&i) = names.get(&lower) {
+                Base::Stage(i)
+            } else {
+                Base::Image(ex.image)
+            };
             if let Some(n) = &f.name {
-                if stages.iter().any(|s| s.name.as_ref() == Some(n)) {
+                if names.insert(n.clone(), stages.len()).is_some() {
                     return Err(PlanError::DuplicateStage {
                         line: ins.start_line,
                         name: n.clone(),
                     });
                 }
             }
-            let lower = ex.image.to_ascii_lowercase();
-            let base = if lower == "scratch" {
-                Base::Scratch
-            } else if let Some(s) = stages
-                .iter()
-                .find(|s| s.name.as_deref() == Some(lower.as_str()))
-            {
-                Base::Stage(s.index)
-            } else {
-                Base::Image(ex.image)
-            };
             stages.push(Stage {
                 index: stages.len(),
                 name: f.name.clone(),
@@ -314,6 +316,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, PlanError> {
         unused_build_args: Vec::new(),
         build_args: opts.build_args.clone(),
         platform_args,
+        names,
     };
 
     // sources of each stage, with the args/envs the plan can know
@@ -408,10 +411,11 @@ fn deps(s: &Stage) -> impl Iterator<Item = usize> + '_ {
         Base::Stage(i) => Some(i),
         _ => None,
     };
-    base.into_iter().chain(s.sources.iter().filter_map(|src| match src {
-        Source::Stage(i) => Some(*i),
-        Source::Image(_) => None,
-    }))
+    base.into_iter()
+        .chain(s.sources.iter().filter_map(|src| match src {
+            Source::Stage(i) => Some(*i),
+            Source::Image(_) => None,
+        }))
 }
 
 /// Dependencies first, the target last; a cycle is refused. Iterative (no recursion depth
@@ -429,13 +433,13 @@ fn order(plan: &Plan) -> Result<Vec<usize>, PlanError> {
             .clone()
             .unwrap_or_else(|| format!("stage-{i}"))
     };
+    let all_deps: Vec<Vec<usize>> = plan.stages.iter().map(|s| deps(s).collect()).collect();
     let mut mark = vec![Mark::New; plan.stages.len()];
     let mut out = Vec::new();
     let mut stack = vec![(plan.target, 0usize)];
     mark[plan.target] = Mark::Visiting;
     while let Some((s, next)) = stack.pop() {
-        let d: Vec<usize> = deps(&plan.stages[s]).collect();
-        match d.get(next) {
+        match all_deps[s].get(next) {
             None => {
                 mark[s] = Mark::Done;
                 out.push(s);

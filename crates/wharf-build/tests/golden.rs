@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("corpus dir")
         .flatten()
@@ -24,8 +26,8 @@ fn check(path: &Path, ext: &str, actual: &str) -> Result<(), String> {
         std::fs::write(&expected, actual).expect("write golden");
         return Ok(());
     }
-    let want = std::fs::read_to_string(&expected)
-        .map_err(|e| format!("{}: {e}", expected.display()))?;
+    let want =
+        std::fs::read_to_string(&expected).map_err(|e| format!("{}: {e}", expected.display()))?;
     if want != actual {
         return Err(format!(
             "{} differs:\n--- expected\n{want}\n--- actual\n{actual}",
@@ -61,7 +63,7 @@ fn error_corpus_is_refused_in_dockers_words() {
         let src = std::fs::read(&p).expect("read");
         let actual = match wharf_build::parse(&src) {
             Ok(df) => match wharf_build::stages::plan(&df, &opts()) {
-                Ok(_) => format!("parsed and planned\n"),
+                Ok(_) => "parsed and planned\n".to_string(),
                 Err(e) => format!("{e}\n"),
             },
             Err(e) => format!("{e}\n"),

@@ -79,7 +79,9 @@ pub enum SyntaxError {
     BlankName(&'static str),
     #[error("FROM requires either one or three arguments")]
     FromArguments,
-    #[error("invalid name for build stage: {0:?}, name can't start with a number or contain symbols")]
+    #[error(
+        "invalid name for build stage: {0:?}, name can't start with a number or contain symbols"
+    )]
     StageName(String),
     #[error("{0} requires the arguments to be in JSON form")]
     NotJson(&'static str),

@@ -49,14 +49,7 @@ fn command_line(args: &Args, heredocs: &[Heredoc]) -> CommandLine {
         Args::None => (Vec::new(), false),
         other => {
             let a = arg_list(other);
-            (
-                if a.is_empty() {
-                    a
-                } else {
-                    vec![a.join(" ")]
-                },
-                false,
-            )
+            (if a.is_empty() { a } else { vec![a.join(" ")] }, false)
         }
     };
     CommandLine {
@@ -95,12 +88,8 @@ fn no_flags(node: &Node) -> Result<(), Fail> {
     flags(node, &[]).map(|_| ())
 }
 
-pub(super) fn type_node(
-    node: &Node,
-    escape: char,
-    warnings: &mut Vec<Warning>,
-) -> Result<Instruction, Fail> {
-    let command = type_command(node, escape, warnings)?;
+pub(super) fn type_node(node: &Node, warnings: &mut Vec<Warning>) -> Result<Instruction, Fail> {
+    let command = type_command(node, warnings)?;
     Ok(Instruction {
         start_line: node.start_line,
         end_line: node.end_line,
@@ -109,7 +98,7 @@ pub(super) fn type_node(
     })
 }
 
-fn type_command(node: &Node, escape: char, warnings: &mut Vec<Warning>) -> Result<Command, Fail> {
+fn type_command(node: &Node, warnings: &mut Vec<Warning>) -> Result<Command, Fail> {
     let kw = node.keyword.to_ascii_uppercase();
     Ok(match kw.as_str() {
         "FROM" => {
@@ -286,7 +275,7 @@ fn type_command(node: &Node, escape: char, warnings: &mut Vec<Warning>) -> Resul
             }
             // the trigger itself must be a valid instruction
             let mut ignored = Vec::new();
-            type_command(sub, escape, &mut ignored)?;
+            type_command(sub, &mut ignored)?;
             Command::Onbuild(Onbuild {
                 trigger,
                 expression: sub.original.trim().to_string(),
@@ -328,12 +317,7 @@ fn type_command(node: &Node, escape: char, warnings: &mut Vec<Warning>) -> Resul
                 checksum: f.string("checksum"),
             })
         }
-        _ => {
-            return Err((
-                SyntaxError::UnknownInstruction(kw),
-                Some(node.column),
-            ))
-        }
+        _ => return Err((SyntaxError::UnknownInstruction(kw), Some(node.column))),
     })
 }
 
@@ -437,7 +421,9 @@ fn healthcheck(node: &Node) -> Result<Healthcheck, Fail> {
     let retries = match f.string("retries") {
         None => None,
         Some(r) => {
-            let n: i64 = r.parse().map_err(|_| err(SyntaxError::Retries(r.clone())))?;
+            let n: i64 = r
+                .parse()
+                .map_err(|_| err(SyntaxError::Retries(r.clone())))?;
             if n < 0 {
                 return Err(err(SyntaxError::NegativeRetries(n)));
             }

@@ -37,12 +37,13 @@ pub fn parse(src: &[u8]) -> Result<Dockerfile, DockerfileError> {
     let mut out = Vec::with_capacity(parsed.nodes.len());
     let mut warnings = parsed.warnings;
     for node in &parsed.nodes {
-        let ins = instructions::type_node(node, parsed.directives.escape, &mut warnings)
-            .map_err(|(error, column)| DockerfileError::Syntax {
+        let ins = instructions::type_node(node, &mut warnings).map_err(|(error, column)| {
+            DockerfileError::Syntax {
                 line: node.start_line,
                 column,
                 error,
-            })?;
+            }
+        })?;
         out.push(ins);
     }
     Ok(Dockerfile {

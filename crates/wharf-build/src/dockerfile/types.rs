@@ -54,19 +54,39 @@ pub enum Command {
     Run(Run),
     Cmd(CommandLine),
     Entrypoint(CommandLine),
-    Env { pairs: Vec<KeyValue> },
-    Arg { args: Vec<ArgDecl> },
-    Label { pairs: Vec<KeyValue> },
-    Expose { ports: Vec<String> },
-    Volume { paths: Vec<String> },
-    User { user: String },
-    Workdir { path: String },
-    Shell { shell: Vec<String> },
+    Env {
+        pairs: Vec<KeyValue>,
+    },
+    Arg {
+        args: Vec<ArgDecl>,
+    },
+    Label {
+        pairs: Vec<KeyValue>,
+    },
+    Expose {
+        ports: Vec<String>,
+    },
+    Volume {
+        paths: Vec<String>,
+    },
+    User {
+        user: String,
+    },
+    Workdir {
+        path: String,
+    },
+    Shell {
+        shell: Vec<String>,
+    },
     #[serde(rename = "STOPSIGNAL")]
-    StopSignal { signal: String },
+    StopSignal {
+        signal: String,
+    },
     Healthcheck(Healthcheck),
     Onbuild(Onbuild),
-    Maintainer { name: String },
+    Maintainer {
+        name: String,
+    },
     Copy(Copy),
     Add(Add),
 }

@@ -43,11 +43,7 @@ pub(super) fn extract_flags(line: &str) -> (String, Vec<String>) {
     let mut i = 0;
     loop {
         let at_end = i >= chars.len();
-        let (off, ch) = if at_end {
-            (line.len(), '\0')
-        } else {
-            chars[i]
-        };
+        let (off, ch) = if at_end { (line.len(), '\0') } else { chars[i] };
         if phase == Phase::Spaces {
             if at_end {
                 break;
