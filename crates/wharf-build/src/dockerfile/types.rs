@@ -203,9 +203,10 @@ pub enum Sharing {
 }
 
 /// `RUN --mount=type=...,...`. Paths, ids and `from` are as written (expanded at the step);
-/// numbers are parsed here. Defaults are docker's: bind mounts are read-only, cache mounts
-/// are shared and writable, a cache's id is its target, a secret's target is
-/// `/run/secrets/<id>`.
+/// numbers are parsed here. `readonly` has docker's default applied (bind, secret and ssh
+/// mounts read-only, cache and tmpfs writable); the defaults that depend on other fields
+/// are the executor's: a cache's id is its target, its sharing `shared`, a secret's target
+/// `/run/secrets/<id>` and its id the target's base name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mount {
     #[serde(rename = "type")]
