@@ -91,7 +91,8 @@ pub enum SyntaxError {
     HealthcheckMissingCommand,
     #[error("Unknown type {0:?} in HEALTHCHECK (try CMD)")]
     HealthcheckType(String),
-    #[error("{flag}: {error}")]
+    /// Go's `time.ParseDuration` error, as docker prints it (without the flag's name).
+    #[error("{error}")]
     HealthcheckDuration {
         flag: String,
         error: wharf_types::parse::ParseError,
@@ -100,6 +101,8 @@ pub enum SyntaxError {
     IntervalTooShort(String),
     #[error("strconv.ParseInt: parsing {0:?}: invalid syntax")]
     Retries(String),
+    #[error("strconv.ParseInt: parsing {0:?}: value out of range")]
+    RetriesRange(String),
     #[error("--retries cannot be negative ({0})")]
     NegativeRetries(i64),
     #[error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]

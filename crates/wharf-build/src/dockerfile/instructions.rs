@@ -273,9 +273,7 @@ fn type_command(node: &Node, warnings: &mut Vec<Warning>) -> Result<Command, Fai
                 "MAINTAINER" | "FROM" => return Err(err(SyntaxError::OnbuildTrigger(trigger))),
                 _ => {}
             }
-            // the trigger itself must be a valid instruction
-            let mut ignored = Vec::new();
-            type_command(sub, &mut ignored)?;
+            // like docker, the trigger itself is checked only when a later build runs it
             Command::Onbuild(Onbuild {
                 trigger,
                 expression: sub.original.trim().to_string(),
@@ -421,13 +419,17 @@ fn healthcheck(node: &Node) -> Result<Healthcheck, Fail> {
     let retries = match f.string("retries") {
         None => None,
         Some(r) => {
+            // Go's strconv.ParseInt(r, 10, 32)
             let n: i64 = r
                 .parse()
                 .map_err(|_| err(SyntaxError::Retries(r.clone())))?;
+            if n > i64::from(i32::MAX) || n < i64::from(i32::MIN) {
+                return Err(err(SyntaxError::RetriesRange(r.clone())));
+            }
             if n < 0 {
                 return Err(err(SyntaxError::NegativeRetries(n)));
             }
-            Some(u32::try_from(n).map_err(|_| err(SyntaxError::Retries(r.clone())))?)
+            Some(u32::try_from(n).map_err(|_| err(SyntaxError::RetriesRange(r.clone())))?)
         }
     };
     Ok(Healthcheck::Cmd {

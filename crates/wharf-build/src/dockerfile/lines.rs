@@ -310,7 +310,8 @@ pub(super) fn parse_heredoc(word: &str) -> Option<Heredoc> {
     if rest.is_empty() || rest.contains('<') {
         return None;
     }
-    let fd = if fd.is_empty() { 0 } else { fd.parse().ok()? };
+    // Go ignores an fd that does not parse (0)
+    let fd = fd.parse().unwrap_or(0);
     let mut lx = Lexer::new('\\');
     lx.skip_unset = true;
     let cooked = lx.process_words(rest, &NoEnv).ok()?;
