@@ -273,6 +273,35 @@ fn big_but_legal_inputs_stay_fast() {
 }
 
 #[test]
+fn deep_onbuild_chains_do_not_recurse() {
+    let src = format!("FROM busybox\n{}RUN x\n", "ONBUILD ".repeat(120_000));
+    let e = wharf_build::parse(src.as_bytes()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dockerfile parse error on line 2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+    );
+}
+
+#[test]
+fn deep_json_and_substitutions_are_bounded() {
+    // nested arrays are not a string array: serde_json's depth limit, then shell form
+    let src = format!("FROM busybox\nCMD {}\n", "[".repeat(100_000));
+    let df = wharf_build::parse(src.as_bytes()).expect("shell form");
+    assert_eq!(df.instructions.len(), 2);
+    let src = format!(
+        "FROM busybox\nWORKDIR {}{}\n",
+        "${a:-".repeat(50_000),
+        "}".repeat(50_000)
+    );
+    let df = wharf_build::parse(src.as_bytes()).expect("parses");
+    let e = expand(&df.instructions[1], '\\', &NoEnv).unwrap_err();
+    assert!(
+        e.to_string().contains("nested deeper than 64 levels"),
+        "{e}"
+    );
+}
+
+#[test]
 fn errors_point_at_line_and_column() {
     let e = wharf_build::parse_str("FROM busybox\n\n   BOGUS x\n").unwrap_err();
     assert_eq!(

@@ -221,3 +221,19 @@ fn nesting_is_bounded() {
     let ok = "${a:-".repeat(60) + "x" + &"}".repeat(60);
     assert_eq!(lx.process_word(&ok, &NoEnv).unwrap(), "x");
 }
+
+#[test]
+fn image_style_env_lists_last_entry_wins() {
+    let lx = Lexer::new('\\');
+    let env: Vec<String> = vec![
+        "PATH=/bin".into(),
+        "A=first".into(),
+        "A=second".into(),
+        "NOEQUALS".into(),
+    ];
+    assert_eq!(
+        lx.process_word("$A:$PATH:${NOEQUALS:-unset}", &env)
+            .unwrap(),
+        "second:/bin:unset"
+    );
+}

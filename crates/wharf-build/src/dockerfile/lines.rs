@@ -217,7 +217,7 @@ pub(super) fn parse_nodes(src: &[u8]) -> Result<Parsed, DockerfileError> {
                 message: format!("Empty continuation line found in: {line}"),
             });
         }
-        let mut node = node_from_line(&line, &d).map_err(|e| syntax(start_line, e))?;
+        let mut node = node_from_line(&line, &d, false).map_err(|e| syntax(start_line, e))?;
         node.start_line = start_line;
         node.column = column;
         if can_contain_heredoc(&node) && line.contains("<<") {
@@ -332,11 +332,18 @@ pub(super) fn parse_heredoc(word: &str) -> Option<Heredoc> {
 }
 
 /// BuildKit's `newNodeFromLine`: keyword, flags, then the keyword's own argument parser.
-fn node_from_line(line: &str, d: &Directives) -> Result<Node, SyntaxError> {
+/// `nested`: this is an ONBUILD trigger; its own ONBUILD (refused anyway) is not parsed
+/// further, so `ONBUILD ONBUILD ONBUILD ...` cannot recurse without bound.
+fn node_from_line(line: &str, d: &Directives, nested: bool) -> Result<Node, SyntaxError> {
     let (keyword, rest) = words::split_command(line);
     let (rest, flags) = words::extract_flags(rest);
     let rest = rest.trim();
-    let args = parse_args(&keyword.to_ascii_lowercase(), rest, d)?;
+    let keyword_lower = keyword.to_ascii_lowercase();
+    let args = if nested && keyword_lower == "onbuild" {
+        Args::Rest(rest.to_string())
+    } else {
+        parse_args(&keyword_lower, rest, d)?
+    };
     Ok(Node {
         keyword: keyword.to_string(),
         flags,
@@ -392,7 +399,7 @@ fn parse_args(keyword: &str, rest: &str, d: &Directives) -> Result<Args, SyntaxE
             if rest.is_empty() {
                 Args::None
             } else {
-                Args::Sub(Box::new(node_from_line(rest, d)?))
+                Args::Sub(Box::new(node_from_line(rest, d, true)?))
             }
         }
         _ => Args::None,
