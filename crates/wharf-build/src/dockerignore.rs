@@ -516,10 +516,11 @@ impl Dockerignore {
     /// For walk pruning: `false` only when `dir` is excluded and no exception could bring
     /// back anything under it. Conservative: `true` whenever unsure.
     pub fn may_include_under(&self, dir: &str) -> bool {
-        if !self.excluded(dir) {
+        let dir = normalize(dir);
+        // the context root holds everything
+        if dir == "." || !self.excluded(&dir) {
             return true;
         }
-        let dir = normalize(dir);
         let prefix = format!("{dir}/");
         let ancestors: Vec<String> = {
             let parts: Vec<&str> = dir.split('/').collect();
