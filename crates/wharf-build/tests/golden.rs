@@ -1,6 +1,7 @@
 //! Golden tests: every `tests/corpus/*.Dockerfile` parses to exactly its `.json` (the typed
 //! output, checked by hand), and every `tests/corpus/errors/*.Dockerfile` is refused with
-//! exactly the message in its `.err`. `UPDATE_GOLDEN=1` rewrites the expectations (then
+//! exactly the message in its `.err` (parse errors, then plan errors) — or, for the few
+//! look-alikes docker accepts, says `parsed and planned`. `UPDATE_GOLDEN=1` rewrites the expectations (then
 //! read the diff before committing it).
 
 use std::path::{Path, PathBuf};

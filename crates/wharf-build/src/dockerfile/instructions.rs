@@ -130,10 +130,8 @@ fn type_command(node: &Node, warnings: &mut Vec<Warning>) -> Result<Command, Fai
                     ("security", T::String),
                 ],
             )?;
+            // an empty RUN parses, as in docker (it runs the shell with an empty command)
             let command = command_line(&node.args, &node.heredocs);
-            if command.args.is_empty() && command.shell_form {
-                return Err(err(SyntaxError::AtLeastOneArgument("RUN")));
-            }
             let mounts = f
                 .strings("mount")
                 .iter()
