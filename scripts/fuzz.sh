@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/ for N seconds each (default 60): layer apply, archive
 # load, manifest/index/config parsing, image references, passwd/group,
-# docker's value grammars (sizes, durations, cpus, ulimits, env files, -p), DNS queries. Not part of CI's test run.
+# docker's value grammars (sizes, durations, cpus, ulimits, env files, -p), DNS queries,
+# Dockerfiles and .dockerignore files. Not part of CI's test run.
 #   scripts/fuzz.sh [seconds] [target...]
 # Crashes land in fuzz/artifacts/<target>/; reproduce one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz <target> fuzz/artifacts/<target>/<file>

@@ -59,6 +59,9 @@ fn no_forbidden_edges() {
         ("wharf-store", &["wharf-types", "wharf-sys"]),
         ("wharf-runtime", &["wharf-types", "wharf-sys"]),
         ("wharf-logs", &["wharf-types", "wharf-sys"]),
+        // the builder front end is pure: the executor reaches the store and runtime
+        // through engine services, never directly
+        ("wharf-build", &["wharf-types"]),
         (
             "wharf-registry",
             &["wharf-types", "wharf-sys", "wharf-store"],
@@ -90,6 +93,7 @@ fn no_forbidden_edges() {
         "wharf-store",
         "wharf-runtime",
         "wharf-logs",
+        "wharf-build",
     ] {
         for heavy in ["tokio", "hyper", "anyhow", "reqwest"] {
             assert!(

@@ -1,0 +1,3 @@
+# a comment
+# syntax=example/syntax
+FROM busybox

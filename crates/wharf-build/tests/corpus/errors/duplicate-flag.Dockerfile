@@ -1,0 +1,2 @@
+FROM busybox
+COPY --from=a --from=b x y

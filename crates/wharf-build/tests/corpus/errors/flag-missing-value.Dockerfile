@@ -1,0 +1,2 @@
+FROM busybox
+COPY --chown x y

@@ -1,0 +1,3 @@
+FROM busybox
+COPY --from=1 / /
+FROM busybox

@@ -1,0 +1,3 @@
+ARG A
+RUN true
+FROM busybox

@@ -1,0 +1,2 @@
+FROM busybox
+COPY --form=build a b
