@@ -775,6 +775,70 @@ fn a_deleted_stores_default_network_is_reclaimed() {
     std::fs::rename(&gone, a.root()).unwrap();
 }
 
+/// A store's default network made before a reboot (`/run` starts empty: nothing registered,
+/// no address on `wharf0`) whose subnet another store took meanwhile moves to a free subnet at
+/// its first start: two stores never share a gateway, and the other store keeps its address.
+#[test]
+fn a_default_network_from_before_a_reboot_leaves_a_taken_subnet() {
+    let a = Wharf::new().with_busybox();
+    a.ok(&["run", "--rm", "busybox", "true"]);
+    let old = wharf_store::Store::open(&a.root())
+        .unwrap()
+        .network("bridge")
+        .unwrap();
+    // "reboot" for a: its address, rules, run-root state and registration go
+    forget_default_network(&a.root(), &a.run_root());
+    // b is told to take exactly that subnet (daemon.json's bip)
+    let b = Wharf::new().with_busybox();
+    let cfg = b.dir.path().join("daemon.json");
+    std::fs::write(
+        &cfg,
+        format!(r#"{{"bip": "{}/{}"}}"#, old.gateway, old.subnet.prefix()),
+    )
+    .unwrap();
+    let o = b
+        .command(&["run", "--rm", "busybox", "true"])
+        .env("WHARF_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b_net = wharf_store::Store::open(&b.root())
+        .unwrap()
+        .network("bridge")
+        .unwrap();
+    assert_eq!(b_net.gateway, old.gateway);
+    // a's first start after its "reboot": a new default network on another subnet
+    let out = a.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0",
+    ]);
+    let new = wharf_store::Store::open(&a.root())
+        .unwrap()
+        .network("bridge")
+        .unwrap();
+    assert_ne!(new.id, old.id);
+    assert!(
+        !new.subnet.overlaps(&old.subnet),
+        "{} vs {}",
+        new.subnet,
+        old.subnet
+    );
+    assert!(!out.contains(&format!("inet {}", old.gateway)), "{out}");
+    let on_bridge = stdout(&sh("ip -4 -o addr show dev wharf0"));
+    assert!(
+        on_bridge.contains(&format!("inet {}/", old.gateway)),
+        "b's gateway stays: {on_bridge}"
+    );
+    assert!(
+        on_bridge.contains(&format!("inet {}/", new.gateway)),
+        "{on_bridge}"
+    );
+}
+
 /// Every start of a restart policy's loop takes the network again and every exit gives it
 /// back: while it runs its port is published, once it gave up nothing is left.
 #[test]

@@ -207,9 +207,15 @@ pub fn detach(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
         };
         let mut s = Socket::open(Family::Route).map_err(le)?;
         if let Some(l) = link::get(&mut s, &net.bridge).map_err(le)? {
-            link::del_address(&mut s, l.index, net.gateway, net.subnet.prefix()).map_err(le)?;
+            // an address another live store also uses (a shared subnet) stays
+            if !super::hostwide::gateway_shared(net, net.gateway) {
+                link::del_address(&mut s, l.index, net.gateway, net.subnet.prefix()).map_err(le)?;
+            }
             if let Some(v6) = net.ipv6 {
-                link::del_address(&mut s, l.index, v6.gateway, v6.subnet.prefix()).map_err(le)?;
+                if !super::hostwide::gateway_shared(net, v6.gateway) {
+                    link::del_address(&mut s, l.index, v6.gateway, v6.subnet.prefix())
+                        .map_err(le)?;
+                }
             }
         }
         if let Ok(mut fw) = Firewall::open() {
@@ -221,5 +227,6 @@ pub fn detach(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
         }
     }
     let _ = std::fs::remove_dir_all(run_root.join("networks").join(&net.id));
+    super::hostwide::unregister(&net.id);
     Ok(())
 }

@@ -86,35 +86,115 @@ pub(crate) fn register(root: &Path, net: &NetworkRecord) {
     }
 }
 
-/// Takes the registered default networks of deleted stores off the host (called under
-/// [`lock`]); how many.
-pub(crate) fn reclaim() -> usize {
-    let Ok(rd) = std::fs::read_dir(REGISTRY) else {
-        return 0;
+/// Whether a live store other than `net`'s registered the same gateway (a subnet two stores
+/// came to share: its address must stay on the bridge for the other one).
+pub(crate) fn gateway_shared(net: &NetworkRecord, gateway: IpAddr) -> bool {
+    entries().into_iter().any(|(_, e, live)| {
+        live && e.network != net.id
+            && (e.gateway == gateway || e.gateway6.is_some_and(|(g, _)| g == gateway))
+    })
+}
+
+/// Whether `net` is registered this boot (one stat: the fast path of every start).
+pub(crate) fn registered(network_id: &str) -> bool {
+    entry_path(network_id).exists()
+}
+
+/// Whether `net`'s IPv4 subnet is taken by someone else now: another live store's
+/// registered default network, or an address of a host interface other than `net`'s bridge
+/// (docker0 came up first after a reboot, say).
+pub(crate) fn subnet_taken(net: &NetworkRecord) -> bool {
+    let by_store = entries().into_iter().any(|(_, e, live)| {
+        live && e.network != net.id
+            && wharf_types::net::Subnet::containing(e.gateway, e.prefix)
+                .is_some_and(|s| s.overlaps(&net.subnet))
+    });
+    if by_store {
+        return true;
+    }
+    let Ok(mut s) = Socket::open(Family::Route) else {
+        return false;
     };
+    let bridge = link::get(&mut s, &net.bridge)
+        .ok()
+        .flatten()
+        .map(|l| l.index);
+    link::addresses(&mut s, None)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(idx, _, _)| Some(*idx) != bridge)
+        .filter_map(|(_, ip, p)| wharf_types::net::Subnet::containing(ip, p))
+        .any(|sub| sub.overlaps(&net.subnet))
+}
+
+/// Drops `net`'s entry (its store lets it go).
+pub(crate) fn unregister(network_id: &str) {
+    let _ = std::fs::remove_file(entry_path(network_id));
+}
+
+/// Every registered entry with the path of its file and whether its store still records
+/// the network.
+fn entries() -> Vec<(PathBuf, Entry, bool)> {
+    let Ok(rd) = std::fs::read_dir(REGISTRY) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|f| {
+            let path = f.path();
+            let e = wharf_sys::fs::read_small_file(None, &path, 64 * 1024)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())?;
+            let live = e
+                .root
+                .join("meta")
+                .join("networks")
+                .join(format!("{}.json", e.network))
+                .exists();
+            Some((path, e, live))
+        })
+        .collect()
+}
+
+/// The subnets of the default networks of stores that still exist: taken even while their
+/// gateway is not on the bridge (after a reboot, before that store's first start).
+pub(crate) fn live_subnets() -> Vec<wharf_types::net::Subnet> {
+    entries()
+        .into_iter()
+        .filter(|(_, _, live)| *live)
+        .flat_map(|(_, e, _)| {
+            std::iter::once((e.gateway, e.prefix))
+                .chain(e.gateway6)
+                .filter_map(|(gw, p)| wharf_types::net::Subnet::containing(gw, p))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Takes the registered default networks of deleted stores off the host (called under
+/// [`lock`]); how many. An address another live store's entry also names stays on the
+/// bridge (two stores that came to share a subnet must not take each other's gateway).
+pub(crate) fn reclaim() -> usize {
+    let all = entries();
+    let kept: Vec<IpAddr> = all
+        .iter()
+        .filter(|(_, _, live)| *live)
+        .flat_map(|(_, e, _)| std::iter::once(e.gateway).chain(e.gateway6.map(|(g, _)| g)))
+        .collect();
     let mut n = 0;
-    for f in rd.flatten() {
-        let path = f.path();
-        let Some(e) = wharf_sys::fs::read_small_file(None, &path, 64 * 1024)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
-        else {
-            continue;
-        };
-        let record = e
-            .root
-            .join("meta")
-            .join("networks")
-            .join(format!("{}.json", e.network));
-        if record.exists() {
+    for (path, e, live) in all {
+        if live {
             continue;
         }
         if let Ok(mut s) = Socket::open(Family::Route) {
             if let Ok(Some(l)) = link::get(&mut s, &e.bridge) {
-                let _ = link::del_address(&mut s, l.index, e.gateway, e.prefix);
+                if !kept.contains(&e.gateway) {
+                    let _ = link::del_address(&mut s, l.index, e.gateway, e.prefix);
+                }
                 if let Some((gw, prefix)) = e.gateway6 {
-                    let _ = link::del_address(&mut s, l.index, gw, prefix);
+                    if !kept.contains(&gw) {
+                        let _ = link::del_address(&mut s, l.index, gw, prefix);
+                    }
                 }
             }
         }

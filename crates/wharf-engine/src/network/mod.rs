@@ -73,10 +73,38 @@ impl Engine {
     /// once: a later change of these keys does not change an existing default network.
     pub fn default_network(&self) -> Result<NetworkRecord, EngineError> {
         match self.store.network(DEFAULT_NETWORK) {
-            Ok(n) => return Ok(n),
+            Ok(n) if hostwide::registered(&n.id) => return Ok(n),
+            // first use this boot (`/run` is per boot): made before a reboot, its subnet may
+            // have been taken meanwhile by another store or a host interface
+            Ok(n) => return self.default_network_first_use(n),
             Err(NetworkError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        self.make_default_network()
+    }
+
+    /// The default network's first use this boot: registered again; when its subnet is taken
+    /// meanwhile and nothing of it is in use yet (no state in the run root), the record is
+    /// made anew on a free subnet — the default network has no fixed addresses (`--ip` is for
+    /// user networks), so nothing depends on the old one.
+    fn default_network_first_use(&self, n: NetworkRecord) -> Result<NetworkRecord, EngineError> {
+        let _host = hostwide::lock(&self.opts.run_root)?;
+        let unused = !self.opts.run_root.join("networks").join(&n.id).exists();
+        if unused && hostwide::subnet_taken(&n) {
+            match self.store.remove_network(&n.id) {
+                Ok(()) | Err(NetworkError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            drop(_host);
+            return self.make_default_network();
+        }
+        hostwide::register(&self.opts.root, &n);
+        Ok(n)
+    }
+
+    /// Makes the default network's record, bridge address and rules (under the host-wide
+    /// lock: the subnet is chosen against every other store's).
+    fn make_default_network(&self) -> Result<NetworkRecord, EngineError> {
         // The subnet is chosen from what the host's interfaces hold, so two stores choosing
         // at once (a second store on the host, parallel tests) would both take the same one:
         // the choice and the address on the bridge happen under one host-wide lock.
@@ -102,8 +130,11 @@ impl Engine {
         // address the gateway; else the first free IPv6 pool)
         req.ipv6 = settings.ipv6;
         req.subnet6 = settings.fixed_cidr_v6.filter(|_| settings.ipv6);
+        // the host's own subnets, and every live store's default network even when its
+        // gateway is not on the bridge now (made before this boot, not started since)
         let host: Vec<Subnet> = host_subnets()
             .into_iter()
+            .chain(hostwide::live_subnets())
             .filter(|s| settings.bip.is_none_or(|(_, b)| b != *s))
             .filter(|s| req.subnet6 != Some(*s))
             .collect();
