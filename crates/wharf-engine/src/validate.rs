@@ -55,6 +55,8 @@ pub struct CreateFlags {
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
     pub add_hosts: Vec<String>,
+    /// `--link name[:alias]`.
+    pub links: Vec<String>,
     /// `--restart`.
     pub restart: Option<String>,
     /// `--log-driver`, `--log-opt key=value`.
@@ -238,7 +240,35 @@ pub fn apply_network_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(
             .extra_hosts
             .push(netopts::parse_extra_host(h)?.to_docker());
     }
+    for l in &f.links {
+        let (target, alias) = parse_link(l)?;
+        // docker's recorded form; this container's name is filled in at create
+        req.host.links.push(format!("/{target}:/{alias}"));
+    }
     Ok(())
+}
+
+/// `--link name[:alias]` (docker's `ParseLink`): the alias defaults to the name.
+pub fn parse_link(v: &str) -> Result<(String, String), EngineError> {
+    let bad = || {
+        invalid(V::LinkFormat {
+            value: v.to_string(),
+        })
+    };
+    let mut parts = v.split(':');
+    let target = parts.next().unwrap_or_default().trim_start_matches('/');
+    let alias = parts.next().unwrap_or(target).trim_start_matches('/');
+    if parts.next().is_some() || target.is_empty() || alias.is_empty() {
+        return Err(bad());
+    }
+    let name_chars = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    if !name_chars(target) || !name_chars(alias) {
+        return Err(bad());
+    }
+    Ok((target.to_string(), alias.to_string()))
 }
 
 /// docker's conflicts between the network mode and the other network options (its
@@ -275,6 +305,21 @@ pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
     }
     if *mode == NetworkMode::None && publishes {
         return Err(invalid(V::PublishNoNetwork));
+    }
+    if !h.links.is_empty() {
+        match mode {
+            NetworkMode::Host => {
+                return Err(invalid(V::LinkNetworkMode {
+                    what: "host type networking",
+                }))
+            }
+            NetworkMode::Container(_) => {
+                return Err(invalid(V::LinkNetworkMode {
+                    what: "container type network",
+                }))
+            }
+            _ => {}
+        }
     }
     // bridge networks are IPv4 here: a port published on an IPv6 address would not be reached
     for b in h.port_bindings.values().flatten() {

@@ -42,8 +42,13 @@ fn wanted(
         .collect()
 }
 
-fn lookup(run_root: &Path, network: &str, q: &Question) -> Option<Known> {
+/// The answer for a question asked from `from` on `network`: the `--link` aliases of the
+/// asking container first (its own only), then the names on the network, then (docker's
+/// embedded DNS knows every network its container is on) the names on the asker's other
+/// networks.
+fn lookup(run_root: &Path, network: &str, from: Option<IpAddr>, q: &Question) -> Option<Known> {
     let eps: Vec<Endpoint> = endpoint::list(run_root, network);
+    let asker = from.and_then(|ip| eps.iter().find(|e| e.ip == ip));
     if q.qtype == dns::TYPE_PTR {
         let ip = dns::ptr_address(&q.name)?;
         return eps
@@ -51,11 +56,37 @@ fn lookup(run_root: &Path, network: &str, q: &Question) -> Option<Known> {
             .find(|e| e.ip == ip)
             .map(|e| Known::Name(e.name.clone()));
     }
-    let hit: Vec<IpAddr> = eps
-        .iter()
-        .filter(|e| e.answers_to(&q.name))
-        .map(|e| e.ip)
-        .collect();
+    let hits = |eps: &[Endpoint]| -> Vec<IpAddr> {
+        eps.iter()
+            .filter(|e| e.answers_to(&q.name))
+            .map(|e| e.ip)
+            .collect()
+    };
+    if let Some(a) = asker {
+        for l in a
+            .links
+            .iter()
+            .filter(|l| l.alias.eq_ignore_ascii_case(&q.name))
+        {
+            if let Some(t) = eps.iter().find(|e| e.container_id == l.container_id) {
+                return Some(Known::Addresses(vec![t.ip]));
+            }
+        }
+    }
+    let mut hit = hits(&eps);
+    if hit.is_empty() {
+        if let Some(a) = asker {
+            for n in endpoint::networks_with_state(run_root) {
+                if n == network || endpoint::read(run_root, &n, &a.container_id).is_none() {
+                    continue;
+                }
+                hit = hits(&endpoint::list(run_root, &n));
+                if !hit.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
     (!hit.is_empty()).then_some(Known::Addresses(hit))
 }
 
@@ -92,7 +123,8 @@ fn serve_tcp(
     if c.read_exact(&mut msg).is_err() {
         return;
     }
-    let look = |q: &Question| lookup(&run_root, &network, q);
+    let from = c.peer_addr().ok().map(|a| a.ip());
+    let look = |q: &Question| lookup(&run_root, &network, from, q);
     if let Some(r) = dns::handle(&msg, &look, &upstreams, UPSTREAM_TIMEOUT) {
         let mut out = (r.len() as u16).to_be_bytes().to_vec();
         out.extend_from_slice(&r);
@@ -173,7 +205,7 @@ pub fn serve(
                     continue;
                 };
                 let msg = buf[..n].to_vec();
-                let look = |q: &Question| lookup(run_root, &network, q);
+                let look = |q: &Question| lookup(run_root, &network, Some(from.ip()), q);
                 // answered from the endpoints right here; only forwarding goes to a thread
                 let local = dns::parse_query(&msg)
                     .ok()
@@ -324,6 +356,62 @@ pub fn dns_main(args: &[std::ffi::OsString]) -> ! {
 mod tests {
     use super::*;
 
+    fn ep(c: char, name: &str, net: &str, ip: &str) -> Endpoint {
+        Endpoint {
+            container_id: c.to_string().repeat(64),
+            name: name.into(),
+            aliases: vec![],
+            network_id: net.into(),
+            ip: ip.parse().expect("ip"),
+            prefix: 24,
+            gateway: "10.0.0.1".parse().expect("ip"),
+            mac: String::new(),
+            ports: vec![],
+            ifname: "eth0".into(),
+            host_veth: String::new(),
+            links: vec![],
+        }
+    }
+
+    fn addrs(k: Option<Known>) -> Vec<IpAddr> {
+        match k {
+            Some(Known::Addresses(a)) => a,
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn other_networks_of_the_asker_and_its_links() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (n1, n2) = ("1".repeat(64), "2".repeat(64));
+        // web is on n1 and n2, db only on n2, lone only on n1
+        let mut web = ep('a', "web", &n1, "10.1.0.2");
+        web.links.push(endpoint::LinkAlias {
+            alias: "lone-alias".into(),
+            container_id: "c".repeat(64),
+        });
+        endpoint::write(d.path(), &web).expect("write");
+        endpoint::write(d.path(), &ep('a', "web", &n2, "10.2.0.2")).expect("write");
+        endpoint::write(d.path(), &ep('b', "db", &n2, "10.2.0.3")).expect("write");
+        endpoint::write(d.path(), &ep('c', "lone", &n1, "10.1.0.4")).expect("write");
+        let q = |name: &str| dns::parse_query(&dns::query(1, name, dns::TYPE_A)).expect("query");
+        let web_ip = Some("10.1.0.2".parse().expect("ip"));
+        let lone_ip = Some("10.1.0.4".parse().expect("ip"));
+        // web asks on n1 for db (on n2 only): found through web's other network
+        assert_eq!(
+            addrs(lookup(d.path(), &n1, web_ip, &q("db"))),
+            ["10.2.0.3".parse::<IpAddr>().expect("ip")]
+        );
+        // lone is on n1 only: db is not its business
+        assert!(lookup(d.path(), &n1, lone_ip, &q("db")).is_none());
+        // the link alias answers for web only
+        assert_eq!(
+            addrs(lookup(d.path(), &n1, web_ip, &q("lone-alias"))),
+            ["10.1.0.4".parse::<IpAddr>().expect("ip")]
+        );
+        assert!(lookup(d.path(), &n1, lone_ip, &q("lone-alias")).is_none());
+    }
+
     #[test]
     fn serves_endpoints_and_exits_when_idle() {
         let d = tempfile::tempdir().expect("tempdir");
@@ -338,6 +426,9 @@ mod tests {
             gateway: "127.0.0.77".parse().expect("ip"),
             mac: String::new(),
             ports: vec![],
+            ifname: "eth0".into(),
+            host_veth: String::new(),
+            links: vec![],
         };
         endpoint::write(d.path(), &ep).expect("endpoint");
         let root = d.path().to_path_buf();
