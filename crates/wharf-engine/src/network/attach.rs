@@ -1,21 +1,25 @@
-//! A container's network at each start and at each exit (every start allocates, every exit
+//! A container's networks at each start and at each exit (every start allocates, every exit
 //! releases; the monitor's restarts included).
 //!
-//! Start, on a bridge network (the default `bridge` or a user network): the bridge made if
-//! needed (`bridge::ensure`), an address (`--ip` or the next free one), one host port per
-//! published port (a given one, or one from daemon.json's `published-port-range` narrowed to
-//! the policy's `[run] published_ports`), the DNAT rules (`Firewall::publish`), the endpoint
-//! file (names the resolver answers to), `/etc/hosts` and `/etc/resolv.conf`, the resolver
-//! process for a user network, and the runtime's `Network::Bridge` for the veth. A failure at
-//! any step releases what the earlier ones took: nothing is left half-made. `container:`
-//! joins the running container's namespace (`Network::Path`) and mounts its /etc files.
+//! Start, on bridge networks (the default `bridge` or user networks; every network of the
+//! record, in interface order `eth0`, `eth1`, …): each bridge made if needed
+//! (`bridge::ensure`), an address on each (`--ip` or the next free one), on the first network
+//! one host port per published port (a given one, or one from daemon.json's
+//! `published-port-range` narrowed to the policy's `[run] published_ports`) and the DNAT rules
+//! (`Firewall::publish`), an endpoint file per network (names the resolver answers to,
+//! `--link` aliases on user networks), then `/etc/hosts` (a line per address, legacy `--link`
+//! lines) and `/etc/resolv.conf`, the resolver process for a user network, the legacy links'
+//! environment, and the runtime's `Network::Bridge` veths (the default route on the first). A
+//! failure at any step releases what the earlier ones took: nothing is left half-made.
+//! `container:` joins the running container's namespace (`Network::Path`) and mounts its /etc
+//! files.
 //!
-//! Release (`release_network`, from `crate::release`): DNAT rules, host ports, address,
-//! endpoint — every step idempotent, so it is safe after a crash, twice, or for a container
-//! that never started. The veth goes with the container's namespace (the kernel removes it,
-//! lazily, also after a killed start); only a namespace that `container:` joiners keep alive
-//! has its veth deleted here.
-//! Must not: enter the container's namespace (the runtime's init configures `eth0`).
+//! Release (`release_network`, from `crate::release`): DNAT rules, host ports, and on every
+//! network the address and endpoint — every step idempotent, so it is safe after a crash,
+//! twice, or for a container that never started. The veths go with the container's namespace
+//! (the kernel removes them, lazily, also after a killed start); only a namespace that
+//! `container:` joiners keep alive has its veths deleted here.
+//! Must not: enter the container's namespace (the runtime's init configures the interfaces).
 
 use super::alloc::{Ipam, Ports};
 use super::endpoint::{self, Endpoint, LinkAlias, PortRecord};
