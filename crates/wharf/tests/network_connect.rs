@@ -88,13 +88,22 @@ fn connect_running_container_then_disconnect() {
         "300",
     ]);
     let id = full_id(&w, "cc");
+    // a taken --ip: refused, nothing half-made (no veth, address, endpoint; record as it was)
+    let peer = ip_on(&w, "peer", "nb");
+    let e = fail(&w, &["network", "connect", "--ip", &peer, "nb", "cc"]);
+    assert!(
+        e.contains(&format!("Address already in use: {peer}")),
+        "{e}"
+    );
+    assert_eq!(host_veths(&id).len(), 1, "{:?}", host_veths(&id));
+    assert_eq!(addresses_of(&w, &b.rec.id, &id), 0);
+    assert_eq!(networks_column(&w, "cc"), "na");
     w.ok(&["network", "connect", "--alias", "cee", "nb", "cc"]);
 
     let c_b = ip_on(&w, "cc", "nb");
     let c_a = ip_on(&w, "cc", "na");
     assert!(c_a.starts_with("10.213.41."), "{c_a}");
     assert!(c_b.starts_with("10.213.42."), "{c_b}");
-    let peer = ip_on(&w, "peer", "nb");
     // eth0 on the first network, eth1 on the one connected; the default route stays
     let out = w.ok(&[
         "exec",
