@@ -483,6 +483,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn links_as_docker_parses_them() {
+        let ok = |v: &str| parse_link(v).map_err(|e| e.to_string());
+        assert_eq!(ok("db"), Ok(("db".into(), "db".into())));
+        assert_eq!(ok("/db:/alias"), Ok(("db".into(), "alias".into())));
+        assert_eq!(ok("db:my-db.x"), Ok(("db".into(), "my-db.x".into())));
+        for bad in ["", ":x", "db:", "a:b:c", "db:a b", "d/b:x"] {
+            assert_eq!(
+                ok(bad),
+                Err(format!("bad format for links: {bad}")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn host_checks() {
         let ok = HostConfig::default();
         assert!(check_host(&ok, 2).is_ok());

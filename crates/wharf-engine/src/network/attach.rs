@@ -617,7 +617,8 @@ fn link_env(
         .keys()
         .filter_map(|k| PortKey::parse(k).ok())
         .collect();
-    ports.sort_by_key(|k| (k.port, k.proto.to_string()));
+    // docker's order: by number, tcp first on a tie
+    ports.sort_by_key(|k| (k.port, k.proto.to_string() != "tcp", k.proto.to_string()));
     let mut env = Vec::new();
     if let Some(p) = ports.first() {
         env.push(format!("{prefix}_PORT={}://{ip}:{}", p.proto, p.port));
@@ -641,4 +642,54 @@ fn link_env(
         env.push(format!("{prefix}_ENV_{k}={v}"));
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use wharf_types::container::{ContainerConfig, EmptyObject, HostConfig, NetworkingConfig};
+
+    #[test]
+    fn docker_link_environment() {
+        let mut config = ContainerConfig {
+            env: vec![
+                "PATH=/bin".into(),
+                "HOME=/root".into(),
+                "DB_USER=app".into(),
+                "junk".into(),
+            ],
+            ..Default::default()
+        };
+        config.exposed_ports = BTreeMap::from([
+            ("5432/tcp".to_string(), EmptyObject {}),
+            ("53/udp".to_string(), EmptyObject {}),
+        ]);
+        let t = ContainerRecord {
+            id: wharf_types::ContainerId::from_bytes([7; 32]),
+            name: "db".into(),
+            created: String::new(),
+            image: wharf_types::Digest::of(b"x"),
+            config,
+            host_config: HostConfig::default(),
+            networking_config: NetworkingConfig::default(),
+        };
+        let env = link_env("my-db", "/web/my-db", "172.17.0.3".parse().expect("ip"), &t);
+        assert_eq!(
+            env,
+            [
+                "MY_DB_PORT=udp://172.17.0.3:53",
+                "MY_DB_PORT_53_UDP=udp://172.17.0.3:53",
+                "MY_DB_PORT_53_UDP_ADDR=172.17.0.3",
+                "MY_DB_PORT_53_UDP_PORT=53",
+                "MY_DB_PORT_53_UDP_PROTO=udp",
+                "MY_DB_PORT_5432_TCP=tcp://172.17.0.3:5432",
+                "MY_DB_PORT_5432_TCP_ADDR=172.17.0.3",
+                "MY_DB_PORT_5432_TCP_PORT=5432",
+                "MY_DB_PORT_5432_TCP_PROTO=tcp",
+                "MY_DB_NAME=/web/my-db",
+                "MY_DB_ENV_DB_USER=app",
+            ]
+        );
+    }
 }
