@@ -250,6 +250,24 @@ fn connect_stopped_container_starts_on_both() {
     assert_eq!(ip_on(&w, "ss", "sb"), "10.213.44.9");
     assert_eq!(host_veths(&id).len(), 2);
 
+    // a start that fails on its second network (its --ip is taken) gives back the first's
+    w.ok(&[
+        "create",
+        "--name",
+        "late",
+        "--network",
+        "sa",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    w.ok(&["network", "connect", "--ip", "10.213.44.9", "sb", "late"]);
+    let late = full_id(&w, "late");
+    let e = fail(&w, &["start", "late"]);
+    assert!(e.contains("Address already in use: 10.213.44.9"), "{e}");
+    assert_eq!(leftovers(&w, &late), Vec::<String>::new());
+    w.ok(&["rm", "late"]);
+
     // disconnected from every network while stopped: `lo` only at the next start
     w.ok(&["stop", "-t", "0", "ss"]);
     w.ok(&["network", "disconnect", "sa", "ss"]);
