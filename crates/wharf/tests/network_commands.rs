@@ -111,10 +111,10 @@ fn create_ls_inspect_rm() {
         .collect();
     assert_eq!(names, ["app", "bridge", "host", "none"], "{ls}");
     assert!(
-        lines[1].starts_with(&id[..12]) && lines[1].contains("bridge   local"),
+        lines[1].starts_with(&id[..12]) && lines[1].contains("bridge    local"),
         "{ls}"
     );
-    assert!(ls.contains("none     null"), "{ls}");
+    assert!(ls.contains("none      null"), "{ls}");
     let q = w.ok(&[
         "network",
         "ls",

@@ -448,7 +448,7 @@ mod tests {
         let web6 = Some("fd02::2".parse().expect("ip"));
         assert!(lookup(d.path(), &n2, web6, &q("db", dns::TYPE_A)).is_some());
         // ip6.arpa of an address on the asker's other network
-        let ptr = "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.0.0.d.f.ip6.arpa";
+        let ptr = "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.d.f.ip6.arpa";
         match lookup(d.path(), &n1, web_ip, &q(ptr, dns::TYPE_PTR)) {
             Some(Known::Name(n)) => assert_eq!(n, "db"),
             other => panic!("PTR: {}", other.is_some()),
