@@ -25,10 +25,12 @@ const HOST_FILE_MAX: u64 = 1 << 20;
 pub struct EtcFiles<'a> {
     pub network: &'a NetworkMode,
     pub hostname: &'a str,
-    /// The container's address on its bridge network (its own hosts line).
-    pub address: Option<IpAddr>,
-    /// Its IPv6 address on a dual-stack network (a second line, as docker writes).
-    pub address6: Option<IpAddr>,
+    /// The container's addresses on its bridge networks (its own hosts lines, one each):
+    /// every family of every network, in interface order, IPv4 before IPv6 (docker's lines).
+    pub addresses: &'a [IpAddr],
+    /// `--link` entries on the default bridge, docker's hosts lines without the newline
+    /// (`ip\talias hostname name`).
+    pub links: &'a [String],
     /// What `--add-host name:host-gateway` resolves to.
     pub host_gateway: Option<IpAddr>,
     /// The embedded DNS resolver of a user network (its gateway).
@@ -65,7 +67,11 @@ pub fn hosts_file(f: &EtcFiles<'_>, host_hosts: Option<&str>) -> String {
         _ => DEFAULT_HOSTS.to_string(),
     };
     out.push_str(&extra_lines(f));
-    for ip in [f.address, f.address6].into_iter().flatten() {
+    for l in f.links {
+        out.push_str(l);
+        out.push('\n');
+    }
+    for ip in f.addresses {
         out.push_str(&format!("{ip}\t{}\n", f.hostname));
     }
     out
@@ -146,8 +152,8 @@ mod tests {
         EtcFiles {
             network,
             hostname: "abc",
-            address: None,
-            address6: None,
+            addresses: &[],
+            links: &[],
             host_gateway: None,
             resolver: None,
             dns: &[],
@@ -210,23 +216,31 @@ mod tests {
         );
         let bridge = NetworkMode::Bridge;
         let extra = ["db:10.0.0.9".to_string(), "gw:host-gateway".to_string()];
+        let own: Vec<IpAddr> = vec!["172.18.0.2".parse().expect("ip")];
+        let links = ["172.18.0.5\tdbx 0123456789ab db".to_string()];
         let f = EtcFiles {
-            address: "172.18.0.2".parse().ok(),
+            addresses: &own,
+            links: &links,
             host_gateway: "172.18.0.1".parse().ok(),
             extra_hosts: &extra,
             ..files(&bridge)
         };
         let h = hosts_file(&f, None);
         assert!(
-            h.ends_with("ff02::2\tip6-allrouters\n10.0.0.9\tdb\n172.18.0.1\tgw\n172.18.0.2\tabc\n"),
+            h.ends_with("ff02::2\tip6-allrouters\n10.0.0.9\tdb\n172.18.0.1\tgw\n172.18.0.5\tdbx 0123456789ab db\n172.18.0.2\tabc\n"),
             "{h}"
         );
+        // two networks, the second dual-stack: a line per address of each
+        let own: Vec<IpAddr> = ["172.18.0.2", "172.19.0.3", "fd00:19::3"]
+            .iter()
+            .map(|a| a.parse().expect("ip"))
+            .collect();
         let f = EtcFiles {
-            address6: "fd00:18::2".parse().ok(),
+            addresses: &own,
             ..f
         };
         assert!(
-            hosts_file(&f, None).ends_with("172.18.0.2\tabc\nfd00:18::2\tabc\n"),
+            hosts_file(&f, None).ends_with("172.18.0.2\tabc\n172.19.0.3\tabc\nfd00:19::3\tabc\n"),
             "{}",
             hosts_file(&f, None)
         );

@@ -8,7 +8,8 @@
 //! does); a failure there removes the record again. `rm` refuses predefined networks and a
 //! network with active endpoints (a container running on it, or starting: an address taken
 //! by a live owner), then removes rules, bridge, run-root state and record, in that order, so
-//! a crash halfway leaves a record that `rm` can be run on again.
+//! a crash halfway leaves a record that `rm` can be run on again. `connect`/`disconnect`
+//! live in `network::connect`.
 //!
 //! Must not: parse argv or print; remove anything of a network another container is using;
 //! decide which subnets are free (the store does, given the host's subnets and the pools).
@@ -94,6 +95,8 @@ pub struct NetworkConnectRequest {
     pub aliases: Vec<String>,
     /// `--ip`.
     pub ipv4: Option<String>,
+    /// `--ip6` (a network with IPv6).
+    pub ipv6: Option<String>,
 }
 
 /// One line of `network ls` (what its columns and `--format` fields show).
@@ -114,7 +117,7 @@ pub struct NetworkSummary {
 }
 
 /// A network as a request names it.
-enum Net {
+pub(crate) enum Net {
     /// A bridge network, the default `bridge` included.
     Bridge(Box<NetworkRecord>),
     /// `host` or `none`.
@@ -137,7 +140,7 @@ fn builtin_driver(name: &str) -> &'static str {
 }
 
 /// docker's `EndpointID` of a container on a network: stable, derived from both ids.
-fn endpoint_id(network_id: &str, container_id: &str) -> String {
+pub(crate) fn endpoint_id(network_id: &str, container_id: &str) -> String {
     wharf_types::Digest::of(format!("{network_id}/{container_id}").as_bytes())
         .hex()
         .to_string()
@@ -172,7 +175,7 @@ fn at_most_one<T>(flag: &'static str, v: Vec<T>) -> Result<Option<T>, EngineErro
 
 impl Engine {
     /// A network by name, full id or unique id prefix, the predefined ones included.
-    fn resolve_network(&self, key: &str) -> Result<Net, EngineError> {
+    pub(crate) fn resolve_network(&self, key: &str) -> Result<Net, EngineError> {
         match key {
             HOST_NETWORK => return Ok(Net::Builtin(HOST_NETWORK)),
             NONE_NETWORK => return Ok(Net::Builtin(NONE_NETWORK)),
@@ -631,52 +634,6 @@ impl Engine {
             }
         }
         Ok(deleted)
-    }
-
-    /// `network connect`: the network and the container must exist; `host` and `none` are
-    /// refused as docker refuses them. Joining a running container's network namespace to a
-    /// bridge, and the container record's list of networks for a stopped one, are not in
-    /// this build yet: both are refused (NotImplemented) after the checks.
-    pub fn connect_network(&self, req: &NetworkConnectRequest) -> Result<(), EngineError> {
-        self.network_membership("connect", &req.network, &req.container)
-    }
-
-    /// `network disconnect [-f]`: as [`Engine::connect_network`]; `force` (docker's: also
-    /// when the endpoint is gone) changes nothing while disconnect is refused.
-    pub fn disconnect_network(
-        &self,
-        network: &str,
-        container: &str,
-        force: bool,
-    ) -> Result<(), EngineError> {
-        let _ = force;
-        self.network_membership("disconnect", network, container)
-    }
-
-    fn network_membership(
-        &self,
-        action: &'static str,
-        network: &str,
-        container: &str,
-    ) -> Result<(), EngineError> {
-        let net = self.resolve_network(network)?;
-        let info = self.container(container)?;
-        if let Net::Builtin(b) = net {
-            return Err(ValidationError::NetworkBuiltinConnect { network: b.into() }.into());
-        }
-        let name = info.record.name.trim_start_matches('/').to_string();
-        if info.state.is_active() {
-            return Err(ValidationError::NetworkRunningContainer {
-                action,
-                container: name,
-            }
-            .into());
-        }
-        Err(ValidationError::NetworkStoppedContainer {
-            action,
-            container: name,
-        }
-        .into())
     }
 }
 

@@ -254,21 +254,43 @@ pub enum ValidationError {
         "container cannot be disconnected from {network} network or connected to {network} network"
     )]
     NetworkBuiltinConnect { network: String },
-    #[error(
-        "network {action} is not supported for a running container yet: stop {container} first"
-    )]
-    NetworkRunningContainer {
-        action: &'static str,
-        container: String,
-    },
     /// `--pull` (docker's words).
     #[error("invalid pull option: '{value}': must be one of \"always\", \"missing\" or \"never\"")]
     PullPolicy { value: String },
-    #[error("network {action} of a stopped container is not supported yet: the container's record has no list of networks in this build")]
-    NetworkStoppedContainer {
-        action: &'static str,
+    /// `network connect` of a container in `host` or `container:` mode.
+    #[error("container sharing network namespace with another container or host cannot be connected to any other network")]
+    NetworkConnectShared,
+    /// `network connect` of a container in `none` mode.
+    #[error("container cannot be connected to multiple networks with one of the networks in private (none) mode")]
+    NetworkConnectNone,
+    #[error("endpoint with name {container} already exists in network {network}")]
+    NetworkAlreadyConnected { container: String, network: String },
+    #[error("container {id} is not connected to network {network}")]
+    NetworkNotConnected { id: String, network: String },
+    /// A container on [`crate::network::MAX_NETWORKS`] networks already.
+    #[error("container {container} is on {count} networks already, the most wharf supports")]
+    NetworkTooMany { container: String, count: usize },
+    /// The record changed between reading and writing it (another connect/disconnect).
+    #[error("the networks of container {container} changed meanwhile: run the command again")]
+    NetworkRecordChanged { container: String },
+
+    // ---- `--link` (docker's legacy links)
+    #[error("bad format for links: {value}")]
+    LinkFormat { value: String },
+    #[error("could not get container for {name}")]
+    LinkNotFound { name: String },
+    /// `what`: docker's "host type networking" or "container type network".
+    #[error("conflicting options: {what} can't be used with links. This would result in undefined behavior")]
+    LinkNetworkMode { what: &'static str },
+    /// docker's: `/db AS /web/db`.
+    #[error("Cannot link to a non running container: /{target} AS /{container}/{alias}")]
+    LinkNotRunning {
+        target: String,
         container: String,
+        alias: String,
     },
+    #[error("Cannot link to /{target}, as it does not belong to the default network")]
+    LinkNotOnDefault { target: String },
 }
 
 impl HasKind for ValidationError {
@@ -286,10 +308,18 @@ impl HasKind for ValidationError {
             V::NetworkHostOverlap { .. } | V::NetworkInUse { .. } => ErrorKind::Conflict,
             V::NetworkPredefined { .. } => ErrorKind::PermissionDenied,
             V::NetworkFlag { source, .. } => source.kind(),
-            V::NetworkIpv6 { .. }
-            | V::NetworkOptionUnsupported { .. }
-            | V::NetworkRunningContainer { .. }
-            | V::NetworkStoppedContainer { .. } => ErrorKind::NotImplemented,
+            V::NetworkIpv6 { .. } | V::NetworkOptionUnsupported { .. } => ErrorKind::NotImplemented,
+            V::NetworkConnectShared
+            | V::NetworkConnectNone
+            | V::NetworkTooMany { .. }
+            | V::LinkFormat { .. }
+            | V::LinkNetworkMode { .. } => ErrorKind::InvalidArgument,
+            V::NetworkAlreadyConnected { .. }
+            | V::NetworkRecordChanged { .. }
+            | V::LinkNotRunning { .. }
+            | V::LinkNotOnDefault { .. } => ErrorKind::Conflict,
+            V::NetworkNotConnected { .. } => ErrorKind::FailedPrecondition,
+            V::LinkNotFound { .. } => ErrorKind::NotFound,
             V::NetworkDriver { .. }
             | V::NetworkSubnet { .. }
             | V::NetworkAddress { .. }

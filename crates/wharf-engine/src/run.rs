@@ -183,6 +183,7 @@ impl Engine {
         // which network (it must exist) or container (joined: its hostname is this one's)
         let net = self.network_for_create(&req)?;
         req.host.network_mode = net.mode.clone();
+        req.host.links = self.links_for_create(&req.host.links, &name)?;
         let hostname = match (&req.hostname, &req.host.network_mode, net.hostname) {
             (Some(h), _, _) => h.clone(),
             (None, NetworkMode::Host, _) => nix::unistd::gethostname()
@@ -239,6 +240,8 @@ impl Engine {
                 Err(wharf_store::StoreError::NameInUse { .. }) if generated && attempts < 32 => {
                     attempts += 1;
                     record.name = next_name()?;
+                    record.host_config.links =
+                        crate::network::config::relink(&record.host_config.links, &record.name);
                 }
                 r => break r?,
             }
@@ -260,8 +263,8 @@ impl Engine {
         let files = etcfiles::EtcFiles {
             network: &hc.network_mode,
             hostname: &record.config.hostname,
-            address: None,
-            address6: None,
+            addresses: &[],
+            links: &[],
             host_gateway,
             resolver: None,
             dns: &hc.dns,

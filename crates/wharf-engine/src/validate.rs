@@ -58,6 +58,8 @@ pub struct CreateFlags {
     pub add_hosts: Vec<String>,
     /// `--sysctl key=value` (docker's namespaced set, `wharf_types::sysctl`).
     pub sysctls: Vec<String>,
+    /// `--link name[:alias]`.
+    pub links: Vec<String>,
     /// `--restart`.
     pub restart: Option<String>,
     /// `--log-driver`, `--log-opt key=value`.
@@ -249,7 +251,35 @@ pub fn apply_network_flags(req: &mut CreateRequest, f: &CreateFlags) -> Result<(
         let (k, v) = wharf_types::sysctl::parse(s)?;
         req.host.sysctls.insert(k, v);
     }
+    for l in &f.links {
+        let (target, alias) = parse_link(l)?;
+        // docker's recorded form; this container's name is filled in at create
+        req.host.links.push(format!("/{target}:/{alias}"));
+    }
     Ok(())
+}
+
+/// `--link name[:alias]` (docker's `ParseLink`): the alias defaults to the name.
+pub fn parse_link(v: &str) -> Result<(String, String), EngineError> {
+    let bad = || {
+        invalid(V::LinkFormat {
+            value: v.to_string(),
+        })
+    };
+    let mut parts = v.split(':');
+    let target = parts.next().unwrap_or_default().trim_start_matches('/');
+    let alias = parts.next().unwrap_or(target).trim_start_matches('/');
+    if parts.next().is_some() || target.is_empty() || alias.is_empty() {
+        return Err(bad());
+    }
+    let name_chars = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    if !name_chars(target) || !name_chars(alias) {
+        return Err(bad());
+    }
+    Ok((target.to_string(), alias.to_string()))
 }
 
 /// docker's conflicts between the network mode and the other network options (its
@@ -302,6 +332,21 @@ pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
     }
     if *mode == NetworkMode::None && publishes {
         return Err(invalid(V::PublishNoNetwork));
+    }
+    if !h.links.is_empty() {
+        match mode {
+            NetworkMode::Host => {
+                return Err(invalid(V::LinkNetworkMode {
+                    what: "host type networking",
+                }))
+            }
+            NetworkMode::Container(_) => {
+                return Err(invalid(V::LinkNetworkMode {
+                    what: "container type network",
+                }))
+            }
+            _ => {}
+        }
     }
     // ::1 cannot be published in the kernel (no userland proxy here)
     for b in h.port_bindings.values().flatten() {
@@ -464,6 +509,21 @@ pub fn read_seccomp_profiles(opts: &mut [String]) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_as_docker_parses_them() {
+        let ok = |v: &str| parse_link(v).map_err(|e| e.to_string());
+        assert_eq!(ok("db"), Ok(("db".into(), "db".into())));
+        assert_eq!(ok("/db:/alias"), Ok(("db".into(), "alias".into())));
+        assert_eq!(ok("db:my-db.x"), Ok(("db".into(), "my-db.x".into())));
+        for bad in ["", ":x", "db:", "a:b:c", "db:a b", "d/b:x"] {
+            assert_eq!(
+                ok(bad),
+                Err(format!("bad format for links: {bad}")),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn host_checks() {

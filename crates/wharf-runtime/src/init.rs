@@ -212,8 +212,8 @@ fn run(
 
     // Nothing of the container's runs before its pid is in the cgroup.
     wait_attached(spec_pipe);
-    if let Network::Bridge(net) = &spec.network {
-        crate::net::configure_inside(net).ctx(|| "configure the container's network".into())?;
+    if let Network::Bridge(nets) = &spec.network {
+        crate::net::configure_inside(nets).ctx(|| "configure the container's network".into())?;
     }
     if let Some(dir) = &proc_sys {
         write_sysctls(dir.as_fd(), &spec.sysctl)?;

@@ -100,8 +100,10 @@ pub enum Network {
     Host,
     /// Join a prepared network namespace (bind-mounted nsfs file; `--network container:`).
     Path(PathBuf),
-    /// New network namespace plugged into a host bridge through a veth pair (`net`).
-    Bridge(BridgeNet),
+    /// New network namespace with `lo` up, plugged into host bridges through one veth pair
+    /// per network (`eth0`, `eth1`, … in order; empty: a container disconnected from every
+    /// network keeps `lo` only).
+    Bridge(Vec<BridgeNet>),
 }
 
 /// A container's place on a bridge, all chosen by the engine (addresses allocated, bridge
@@ -110,10 +112,13 @@ pub enum Network {
 pub struct BridgeNet {
     /// Host bridge the host end joins (`wharf0`).
     pub bridge: String,
-    /// Host end of the veth pair (the container end is `eth0`).
+    /// Host end of the veth pair.
     pub host_veth: String,
+    /// The container end (`eth0`, `eth1`, …).
+    pub ifname: String,
     /// The container's addresses with their prefix lengths.
     pub addresses: Vec<(std::net::IpAddr, u8)>,
+    /// The default route (the first network's gateway only).
     pub gateway: Option<std::net::IpAddr>,
     pub gateway6: Option<std::net::IpAddr>,
     pub mac: Option<[u8; 6]>,

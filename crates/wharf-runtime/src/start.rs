@@ -406,8 +406,8 @@ fn create_impl(
     let sent = w.write_all(&payload);
     // Bridge: the veth's container end is born in init's namespace while init builds the
     // rootfs; init configures it after ATTACHED.
-    if let Network::Bridge(net) = &spec.network {
-        if let Err(source) = crate::net::attach_host(net, running.pid) {
+    if let Network::Bridge(nets) = &spec.network {
+        if let Err(source) = crate::net::attach_host_all(nets, running.pid) {
             drop(w); // EOF without ATTACHED: init leaves; Drop kills and reaps it anyway
                      // An init that failed on its own first (a hostile passwd, say) took its network
                      // namespace, and so the veth being plugged, with it: its report is the cause.

@@ -560,16 +560,17 @@ fn t_bridge(env: &Env) -> TestResult {
                 "ip -o -4 addr show eth0; ip link show eth0; ip route; ping -c1 -W3 10.213.77.1 >/dev/null && echo PING-OK",
             ],
         );
-        s.network = Network::Bridge(BridgeNet {
+        s.network = Network::Bridge(vec![BridgeNet {
             bridge: bridge.clone(),
             host_veth: host_veth.clone(),
+            ifname: "eth0".into(),
             addresses: vec![(ip, 24)],
             gateway: Some(gw),
             gateway6: None,
             mac: wharf_runtime::net::mac_for(ip),
             mtu: Some(1450),
             hairpin: true,
-        });
+        }]);
         let out = expect_exit(env, &s, 0)?;
         check(out.contains("inet 10.213.77.2/24"), || {
             format!("address: {out}")
@@ -593,16 +594,17 @@ fn t_bridge(env: &Env) -> TestResult {
         }
         // a bridge that does not exist fails the start with the interface named
         let mut s = spec(env, &["true"]);
-        s.network = Network::Bridge(BridgeNet {
+        s.network = Network::Bridge(vec![BridgeNet {
             bridge: "nosuchbr0".into(),
             host_veth: host_veth.clone(),
+            ifname: "eth0".into(),
             addresses: vec![(ip, 24)],
             gateway: Some(gw),
             gateway6: None,
             mac: None,
             mtu: None,
             hairpin: false,
-        });
+        }]);
         let (r, _) = run(env, &s);
         match r {
             Err(e) => {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use wharf_types::container::ContainerRecord;
+use wharf_types::container::{ContainerRecord, NetworkingConfig};
 use wharf_types::id::validate_container_name;
 use wharf_types::ContainerId;
 
@@ -170,6 +170,29 @@ impl Store {
             remove_file_if_exists(&old_path)?;
         }
         Ok(())
+    }
+
+    /// `network connect`/`disconnect`: replaces the record's networks (docker's
+    /// `NetworkingConfig` and wharf's interface order) — with `rename`, the other rewrite a
+    /// record gets: which networks a container is on is membership, changed by those two
+    /// commands only. Compare-and-swap under the metadata lock: `Ok(false)` (nothing written)
+    /// when the record no longer has `expected` (another connect/disconnect came first).
+    pub fn set_container_networks(
+        &self,
+        id: &ContainerId,
+        expected: &NetworkingConfig,
+        new: &NetworkingConfig,
+    ) -> Result<bool, StoreError> {
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let mut rec = self
+            .record(id)?
+            .ok_or_else(|| StoreError::ContainerNotFound(id.to_string()))?;
+        if rec.networking_config != *expected {
+            return Ok(false);
+        }
+        rec.networking_config = new.clone();
+        write_json_atomic(&self.record_path(id), "container record", &rec)?;
+        Ok(true)
     }
 
     /// All container records, oldest first.

@@ -331,6 +331,42 @@ fn name_of_a_killed_create_is_reclaimed() {
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
 }
 
+/// `network connect`/`disconnect` replace a record's networks by compare-and-swap: a
+/// caller that read an older record writes nothing.
+#[test]
+fn container_networks_compare_and_swap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let img = store.import(&rootfs_tar("a")[..], &opts("app:1")).unwrap();
+    let rec = record(4, "web", &img);
+    store.create_container(&rec).unwrap();
+    let mut one = rec.networking_config.clone();
+    one.networks = Some(vec!["bridge".into(), "app".into()]);
+    let mut other = rec.networking_config.clone();
+    other.networks = Some(vec!["bridge".into(), "db".into()]);
+    assert!(store
+        .set_container_networks(&rec.id, &rec.networking_config, &one)
+        .unwrap());
+    // the second writer read the record before the first wrote it
+    assert!(!store
+        .set_container_networks(&rec.id, &rec.networking_config, &other)
+        .unwrap());
+    let back = store.container("web").unwrap();
+    assert_eq!(back.networking_config, one);
+    assert_eq!(back.bridge_networks(), ["bridge", "app"]);
+    // the rest of the record is as created
+    assert_eq!(back.config, rec.config);
+    assert_eq!(back.host_config, rec.host_config);
+    let gone = ContainerId::from_bytes([5; 32]);
+    assert_eq!(
+        store
+            .set_container_networks(&gone, &one, &other)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
 #[test]
 fn containers_names_state() {
     let tmp = tempfile::tempdir().unwrap();

@@ -218,6 +218,17 @@ pub struct EndpointConfig {
 pub struct NetworkingConfig {
     #[serde(default)]
     pub endpoints_config: BTreeMap<String, EndpointConfig>,
+    /// wharf's list of the bridge networks the container is on, in interface order (`eth0`,
+    /// `eth1`, … as docker names them in connect order), once `network connect` or
+    /// `disconnect` changed it; `None` (every create, and records made before connect
+    /// existed) is the one network of `HostConfig.NetworkMode`. `Some([])`: disconnected from
+    /// every network (the container keeps `lo` only).
+    #[serde(
+        rename = "WharfNetworks",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub networks: Option<Vec<String>>,
 }
 
 /// Docker's `Config`: process defaults merged from the image and the command line.
@@ -285,6 +296,9 @@ pub struct HostConfig {
     /// `--add-host name:ip` (`ip` may be `host-gateway`, resolved at start).
     #[serde(default)]
     pub extra_hosts: Vec<String>,
+    /// `--link`, as docker records it: `/<target>:/<this container>/<alias>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     #[serde(default)]
     pub privileged: bool,
     #[serde(default)]
@@ -385,6 +399,7 @@ impl Default for HostConfig {
             dns_search: Vec::new(),
             dns_options: Vec::new(),
             extra_hosts: Vec::new(),
+            links: Vec::new(),
             privileged: false,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
@@ -421,6 +436,38 @@ pub struct ContainerRecord {
     /// `none`, `host` and `container:`).
     #[serde(default)]
     pub networking_config: NetworkingConfig,
+}
+
+impl ContainerRecord {
+    /// The bridge networks the container is on, by name, in interface order: the list
+    /// `network connect`/`disconnect` recorded, else the network of `NetworkMode` (none for
+    /// `none`, `host` and `container:`).
+    pub fn bridge_networks(&self) -> Vec<String> {
+        if let Some(list) = &self.networking_config.networks {
+            return list.clone();
+        }
+        match &self.host_config.network_mode {
+            NetworkMode::Bridge => vec!["bridge".to_string()],
+            NetworkMode::User(n) => vec![n.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// `--link`s as (target container, alias), parsed from docker's recorded form
+    /// (`/<target>:/<this>/<alias>`); malformed entries are skipped.
+    pub fn links(&self) -> Vec<(String, String)> {
+        self.host_config
+            .links
+            .iter()
+            .filter_map(|l| {
+                let (target, this) = l.split_once(':')?;
+                let alias = this.rsplit('/').next()?;
+                let target = target.trim_start_matches('/');
+                (!target.is_empty() && !alias.is_empty())
+                    .then(|| (target.to_string(), alias.to_string()))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -465,6 +512,41 @@ mod tests {
         assert!(j.contains("\"HostConfig\""));
         let back: ContainerRecord = serde_json::from_str(&j).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn network_lists_and_links() {
+        let mut r = ContainerRecord {
+            id: ContainerId::from_bytes([1; 32]),
+            name: "web".into(),
+            created: String::new(),
+            image: Digest::of(b"x"),
+            config: ContainerConfig::default(),
+            host_config: HostConfig::default(),
+            networking_config: NetworkingConfig::default(),
+        };
+        // a record without the list (made before connect existed) reads as its mode's network
+        let old: ContainerRecord =
+            serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(old.bridge_networks(), ["bridge"]);
+        r.host_config.network_mode = NetworkMode::User("app".into());
+        assert_eq!(r.bridge_networks(), ["app"]);
+        r.host_config.network_mode = NetworkMode::None;
+        assert!(r.bridge_networks().is_empty());
+        r.host_config.network_mode = NetworkMode::User("app".into());
+        r.networking_config.networks = Some(vec!["app".into(), "b".into()]);
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(j.contains("\"WharfNetworks\":[\"app\",\"b\"]"), "{j}");
+        r.networking_config.networks = Some(Vec::new());
+        assert!(r.bridge_networks().is_empty());
+        r.host_config.links = vec!["/db:/web/dbx".into(), "bad".into(), "/c:/web/c".into()];
+        assert_eq!(
+            r.links(),
+            [
+                ("db".to_string(), "dbx".to_string()),
+                ("c".into(), "c".into())
+            ]
+        );
     }
 
     #[test]

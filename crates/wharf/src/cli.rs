@@ -837,6 +837,9 @@ pub struct RunArgs {
     /// Sysctl options (namespaced only: net.*, fs.mqueue.*, kernel IPC ones)
     #[arg(long = "sysctl", value_name = "map")]
     pub sysctl: Vec<String>,
+    /// Add link to another container
+    #[arg(long = "link", value_name = "list")]
+    pub link: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -1157,6 +1160,9 @@ pub struct NetworkConnectArgs {
     /// IPv4 address (e.g., "172.30.100.104")
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long)]
+    pub ip6: Option<String>,
     pub network: String,
     pub container: String,
 }

@@ -1,7 +1,8 @@
 //! The `wharf` binary (also `docker` through a symlink: argv[0] only changes the program name
 //! shown in help). Hidden entrypoints, dispatched before any argument parsing: `wharf __init`
 //! (the container init the runtime re-executes from a sealed copy of this binary),
-//! `wharf __exec` (joins a running container for `exec`), `wharf __monitor` (the
+//! `wharf __exec` (joins a running container for `exec`; `__exec netconf` configures an
+//! interface `network connect` put into a running container's namespace), `wharf __monitor` (the
 //! per-container monitor of detached containers) and `wharf __dns` (the embedded DNS resolver
 //! of user networks, one per host).
 

@@ -408,10 +408,10 @@ fn rm_and_prune_keep_a_network_with_active_endpoints() {
     assert_eq!(left, "bridge\nbusy\nhost\nnone\n");
     assert!(w.ok(&["network", "prune", "-f"]).is_empty());
 
-    // connect/disconnect: checked, then refused as not supported yet
+    // connect/disconnect: docker's refusals (a `none` container joins no network)
     let e = fail(&w, &["network", "connect", "busy", "web"]);
     assert!(
-        e.contains("not supported for a running container yet"),
+        e.contains("container cannot be connected to multiple networks with one of the networks in private (none) mode"),
         "{e}"
     );
     let e = fail(&w, &["network", "connect", "host", "web"]);
@@ -480,11 +480,14 @@ fn fabricate_container(l: &mut Leftovers, net: &str, cid: &str, ip: &str, port: 
     let comment = format!("wharf:ctr:{cid}");
     add_rule("ports", &comment);
     l.comments.push(comment);
-    let veth = format!("wv{}", &cid[..12]);
-    let peer = format!("wq{}", &cid[..12]);
+    // eth0's host end and eth1's (`network connect`: one letter more)
     let mut s = Socket::open(Family::Route).unwrap();
-    link::create_veth(&mut s, &veth, &peer, None, None).unwrap();
-    l.veths.push(veth);
+    for suffix in ["", "g"] {
+        let veth = format!("wv{}{suffix}", &cid[..12]);
+        let peer = format!("wq{}{suffix}", &cid[..12]);
+        link::create_veth(&mut s, &veth, &peer, None, None).unwrap();
+        l.veths.push(veth);
+    }
 }
 
 fn add_rule(chain: &str, comment: &str) {
@@ -586,6 +589,7 @@ fn boot_and_ls_reconcile_leftovers() {
     assert_eq!(files_owned_by(&w.run_root(), &dead), 0);
     assert_eq!(rules_with(&format!("wharf:ctr:{dead}")), 0);
     assert!(!link_exists(&format!("wv{}", &dead[..12])));
+    assert!(!link_exists(&format!("wv{}g", &dead[..12])));
     // the removed network's too
     assert!(!link_exists(&gb));
     assert_eq!(rules_with(&gc), 0);
@@ -594,6 +598,7 @@ fn boot_and_ls_reconcile_leftovers() {
     assert_eq!(files_owned_by(&w.run_root(), &live), 3);
     assert_eq!(rules_with(&format!("wharf:ctr:{live}")), 1);
     assert!(link_exists(&format!("wv{}", &live[..12])));
+    assert!(link_exists(&format!("wv{}g", &live[..12])));
     assert_eq!(rules_with(&fc), 1);
     assert!(link_exists(&fv));
     // the network that has its record keeps its bridge and rules
@@ -606,6 +611,7 @@ fn boot_and_ls_reconcile_leftovers() {
     assert_eq!(files_owned_by(&w.run_root(), &live), 0);
     assert_eq!(rules_with(&format!("wharf:ctr:{live}")), 0);
     assert!(!link_exists(&format!("wv{}", &live[..12])));
+    assert!(!link_exists(&format!("wv{}g", &live[..12])));
     assert_eq!(rules_with(&fc), 1, "another store's rule stays");
 }
 

@@ -1,24 +1,28 @@
-//! A container's network at each start and at each exit (every start allocates, every exit
+//! A container's networks at each start and at each exit (every start allocates, every exit
 //! releases; the monitor's restarts included).
 //!
-//! Start, on a bridge network (the default `bridge` or a user network): the bridge made if
-//! needed (`bridge::ensure`), an address (`--ip` or the next free one), one host port per
-//! published port (a given one, or one from daemon.json's `published-port-range` narrowed to
-//! the policy's `[run] published_ports`), the DNAT rules (`Firewall::publish`), the endpoint
-//! file (names the resolver answers to), `/etc/hosts` and `/etc/resolv.conf`, the resolver
-//! process for a user network, and the runtime's `Network::Bridge` for the veth. A failure at
-//! any step releases what the earlier ones took: nothing is left half-made. `container:`
-//! joins the running container's namespace (`Network::Path`) and mounts its /etc files.
+//! Start, on bridge networks (the default `bridge` or user networks; every network of the
+//! record, in interface order `eth0`, `eth1`, …): each bridge made if needed
+//! (`bridge::ensure`), an address on each (`--ip` or the next free one), on the first network
+//! one host port per published port (a given one, or one from daemon.json's
+//! `published-port-range` narrowed to the policy's `[run] published_ports`) and the DNAT rules
+//! (`Firewall::publish`), an endpoint file per network (names the resolver answers to,
+//! `--link` aliases on user networks), then `/etc/hosts` (a line per address, legacy `--link`
+//! lines) and `/etc/resolv.conf`, the resolver process for a user network, the legacy links'
+//! environment, and the runtime's `Network::Bridge` veths (the default route on the first). A
+//! failure at any step releases what the earlier ones took: nothing is left half-made.
+//! `container:` joins the running container's namespace (`Network::Path`) and mounts its /etc
+//! files.
 //!
-//! Release (`release_network`, from `crate::release`): DNAT rules, host ports, address,
-//! endpoint — every step idempotent, so it is safe after a crash, twice, or for a container
-//! that never started. The veth goes with the container's namespace (the kernel removes it,
-//! lazily, also after a killed start); only a namespace that `container:` joiners keep alive
-//! has its veth deleted here.
-//! Must not: enter the container's namespace (the runtime's init configures `eth0`).
+//! Release (`release_network`, from `crate::release`): DNAT rules, host ports, and on every
+//! network the address and endpoint — every step idempotent, so it is safe after a crash,
+//! twice, or for a container that never started. The veths go with the container's namespace
+//! (the kernel removes them, lazily, also after a killed start); only a namespace that
+//! `container:` joiners keep alive has its veths deleted here.
+//! Must not: enter the container's namespace (the runtime's init configures the interfaces).
 
 use super::alloc::{Ipam, Ports};
-use super::endpoint::{self, Endpoint, EndpointV6, PortRecord};
+use super::endpoint::{self, Endpoint, EndpointV6, LinkAlias, PortRecord};
 use super::firewall::{Firewall, Published};
 use super::{bridge, resolver, DEFAULT_NETWORK};
 use crate::etcfiles::{self, EtcFiles};
@@ -29,7 +33,8 @@ use wharf_runtime::spec::{self as rs, BridgeNet, ContainerSpec};
 use wharf_store::network::{NetworkError, NetworkRecord};
 use wharf_store::ContainerPaths;
 use wharf_sys::netlink::{link, Family, Socket};
-use wharf_types::container::{ContainerRecord, NetworkMode};
+use wharf_types::container::{ContainerRecord, EndpointConfig, NetworkMode};
+use wharf_types::error::HasKind;
 use wharf_types::ports::{PortKey, PortMapping};
 
 /// Marker prefix in a container's run directory: `joined-<id>` joined its network namespace.
@@ -38,7 +43,7 @@ const JOINED: &str = "joined-";
 /// The host end of a container's veth: `wv` and the first 12 characters of its id (within
 /// IFNAMSIZ, and found again from the id alone after a crash).
 pub fn host_veth(container_id: &str) -> String {
-    format!("wv{}", container_id.get(..12).unwrap_or(container_id))
+    super::host_veth_name(container_id, 0).unwrap_or_default()
 }
 
 /// The ports a start publishes: every `-p` binding, and with `-P` every exposed port that
@@ -72,31 +77,34 @@ pub fn port_requests(rec: &ContainerRecord) -> Vec<PortMapping> {
 }
 
 impl Engine {
-    /// The network record a bridge-mode container is on: the default network, or the user
-    /// network its record names (by id: a network removed and made again under the same
-    /// name is another network).
-    pub(crate) fn network_of(&self, rec: &ContainerRecord) -> Result<NetworkRecord, EngineError> {
-        match &rec.host_config.network_mode {
-            NetworkMode::User(name) => {
-                let by_id = rec
-                    .networking_config
-                    .endpoints_config
-                    .get(name)
-                    .map(|e| e.network_id.as_str())
-                    .filter(|id| !id.is_empty());
-                let found = match by_id {
-                    Some(id) => self.store.network(id),
-                    None => self.store.network(name),
-                };
-                match found {
-                    Ok(n) => Ok(n),
-                    Err(NetworkError::NotFound(_)) => {
-                        Err(ValidationError::NetworkNotFound { name: name.clone() }.into())
-                    }
-                    Err(e) => Err(e.into()),
-                }
+    /// One of a bridge-mode container's networks, by the name its record gives it: by the id
+    /// its endpoint settings hold (a network removed and made again under the same name is
+    /// another network), else by name; `bridge` is the default network.
+    pub(crate) fn network_named(
+        &self,
+        rec: &ContainerRecord,
+        name: &str,
+    ) -> Result<NetworkRecord, EngineError> {
+        if name == DEFAULT_NETWORK {
+            return self.default_network();
+        }
+        let by_id = rec
+            .networking_config
+            .endpoints_config
+            .get(name)
+            .map(|e| e.network_id.as_str())
+            .filter(|id| !id.is_empty());
+        let found = match by_id {
+            Some(id) => self.store.network(id),
+            None => self.store.network(name),
+        };
+        match found {
+            Ok(n) => Ok(n),
+            Err(NetworkError::NotFound(_)) => Err(ValidationError::NetworkNotFound {
+                name: name.to_string(),
             }
-            _ => self.default_network(),
+            .into()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -186,29 +194,176 @@ impl Engine {
         paths: &ContainerPaths,
         spec: &mut ContainerSpec,
     ) -> Result<(), EngineError> {
+        let names = rec.bridge_networks();
+        let legacy = self.legacy_links(rec, &names)?;
+        let mut nets = Vec::with_capacity(names.len());
+        let mut addresses = Vec::with_capacity(names.len());
+        let mut resolver_gw = None;
+        let mut gateway = None;
+        for (i, name) in names.iter().enumerate() {
+            let net = self.network_named(rec, name)?;
+            let cfg = rec.networking_config.endpoints_config.get(name);
+            let links = if net.name == DEFAULT_NETWORK {
+                Vec::new()
+            } else {
+                self.link_aliases(rec)
+            };
+            let (ep, bn) = self.join_network(rec, &net, cfg, i, i == 0, i == 0, links)?;
+            // every family's hosts line, IPv4 first
+            addresses.extend(ep.addresses());
+            gateway.get_or_insert(net.gateway);
+            if net.name != DEFAULT_NETWORK && resolver_gw.is_none() {
+                resolver_gw = Some(net.gateway);
+            }
+            nets.push(bn);
+        }
+        for e in &legacy.env {
+            let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+            if !spec
+                .process
+                .env
+                .iter()
+                .any(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key)
+            {
+                spec.process.env.push(e.clone());
+            }
+        }
+        self.write_etc_files(rec, paths, &addresses, gateway, resolver_gw, &legacy.hosts)?;
+        if let Some(gw) = resolver_gw {
+            resolver::ensure_running(&self.opts.root, &self.opts.run_root, gw, self.opts.debug);
+        }
+        spec.network = rs::Network::Bridge(nets);
+        Ok(())
+    }
+
+    /// The container's /etc/hosts, /etc/hostname and /etc/resolv.conf for these addresses
+    /// (rewritten in place: a running container's bind mounts keep seeing them).
+    pub(crate) fn write_etc_files(
+        &self,
+        rec: &ContainerRecord,
+        paths: &ContainerPaths,
+        addresses: &[std::net::IpAddr],
+        gateway: Option<std::net::IpAddr>,
+        resolver_gw: Option<std::net::IpAddr>,
+        links: &[String],
+    ) -> Result<(), EngineError> {
+        let hc = &rec.host_config;
+        let files = EtcFiles {
+            network: &hc.network_mode,
+            hostname: &rec.config.hostname,
+            addresses,
+            links,
+            // off a bridge (disconnected from all): the default network's, as at create
+            host_gateway: gateway.or_else(|| {
+                hc.extra_hosts
+                    .iter()
+                    .any(|h| h.ends_with(wharf_types::netopts::HOST_GATEWAY))
+                    .then(|| self.default_network().ok().map(|n| n.gateway))
+                    .flatten()
+            }),
+            resolver: resolver_gw,
+            dns: &hc.dns,
+            dns_search: &hc.dns_search,
+            dns_options: &hc.dns_options,
+            extra_hosts: &hc.extra_hosts,
+        };
+        etcfiles::write_all(&paths.dir, &files).map_err(|e| EngineError::io("write", &paths.dir, e))
+    }
+
+    /// The container on one more network: its address (`--ip` or the next free one), with
+    /// `publish` its host ports and DNAT rules, its endpoint file (names, aliases, `--link`
+    /// aliases), and the runtime's veth for interface `eth<index>` (the default route only
+    /// with `default_route`). On failure the address and endpoint taken here are released
+    /// (ports and rules are the caller's: `release_network`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn join_network(
+        &self,
+        rec: &ContainerRecord,
+        net: &NetworkRecord,
+        cfg: Option<&EndpointConfig>,
+        index: usize,
+        default_route: bool,
+        publish: bool,
+        links: Vec<LinkAlias>,
+    ) -> Result<(Endpoint, BridgeNet), EngineError> {
         let run_root = &self.opts.run_root;
         let id = rec.id.as_str();
-        let net = self.network_of(rec)?;
+        let Some(veth) = super::host_veth_name(id, index) else {
+            return Err(ValidationError::NetworkTooMany {
+                container: rec.name.clone(),
+                count: index,
+            }
+            .into());
+        };
         let settings = self.network_settings()?;
-        bridge::ensure(run_root, &net)?;
-        let ep_cfg = rec.networking_config.endpoints_config.get(&net.name);
-        let want = ep_cfg
+        bridge::ensure(run_root, net)?;
+        let want = cfg
             .and_then(|e| e.ipam_config.as_ref())
             .filter(|i| !i.ipv4_address.is_empty())
             .map(|i| wharf_types::netopts::parse_ip(&i.ipv4_address))
             .transpose()?;
-        let want6 = ep_cfg
+        let want6 = cfg
             .and_then(|e| e.ipam_config.as_ref())
             .filter(|i| !i.ipv6_address.is_empty())
             .map(|i| wharf_types::netopts::parse_ip6(&i.ipv6_address))
             .transpose()?;
         let ipam = Ipam::new(run_root, &net.id);
-        let ip = ipam.allocate(&net, id, want)?;
+        let ip = ipam.allocate(net, id, want)?;
         // dual-stack: the IPv6 address beside it (same allocation files, same release)
-        let ip6 = ipam.allocate6(&net, id, want6)?;
+        let ip6 = match ipam.allocate6(net, id, want6) {
+            Ok(a) => a,
+            Err(e) => {
+                ipam.release(ip, id);
+                return Err(e.into());
+            }
+        };
+        let r = self.endpoint_on(rec, net, cfg, (ip, ip6), index, &veth, publish, links);
+        let ep = match r {
+            Ok(ep) => ep,
+            Err(e) => {
+                for a in std::iter::once(ip).chain(ip6) {
+                    ipam.release(a, id);
+                }
+                endpoint::remove(run_root, &net.id, id);
+                return Err(e);
+            }
+        };
+        let mac = wharf_types::netopts::parse_mac(&ep.mac).ok();
+        let bn = BridgeNet {
+            bridge: net.bridge.clone(),
+            host_veth: veth,
+            ifname: ep.ifname.clone(),
+            addresses: std::iter::once((ip, net.subnet.prefix()))
+                .chain(ep.ipv6.map(|v| (v.ip, v.prefix)))
+                .collect(),
+            // the default routes of both families are the first network's
+            gateway: default_route.then_some(net.gateway),
+            gateway6: ep.ipv6.filter(|_| default_route).map(|v| v.gateway),
+            mac,
+            mtu: settings.mtu,
+            hairpin: true,
+        };
+        Ok((ep, bn))
+    }
 
-        // host ports (none on an internal network: nothing reaches it from outside)
-        let requests = if net.internal {
+    /// Ports and rules (with `primary`), then the endpoint file, for an address taken.
+    #[allow(clippy::too_many_arguments)]
+    fn endpoint_on(
+        &self,
+        rec: &ContainerRecord,
+        net: &NetworkRecord,
+        cfg: Option<&EndpointConfig>,
+        (ip, ip6): (std::net::IpAddr, Option<std::net::IpAddr>),
+        index: usize,
+        veth: &str,
+        primary: bool,
+        links: Vec<LinkAlias>,
+    ) -> Result<Endpoint, EngineError> {
+        let run_root = &self.opts.run_root;
+        let id = rec.id.as_str();
+        // host ports: on the first network only (docker publishes on the endpoint that
+        // gives the default route), none on an internal network
+        let requests = if net.internal || !primary {
             Vec::new()
         } else {
             port_requests(rec)
@@ -273,11 +428,12 @@ impl Engine {
             }
         }
 
+        // docker's MAC follows the address; `--mac-address` is the first network's
         let mac = match rec.config.mac_address.as_str() {
-            "" => wharf_runtime::net::mac_for(ip),
-            m => Some(wharf_types::netopts::parse_mac(m)?),
+            m if !m.is_empty() && index == 0 => Some(wharf_types::netopts::parse_mac(m)?),
+            _ => wharf_runtime::net::mac_for(ip),
         };
-        let mut aliases: Vec<String> = ep_cfg.map(|e| e.aliases.clone()).unwrap_or_default();
+        let mut aliases: Vec<String> = cfg.map(|e| e.aliases.clone()).unwrap_or_default();
         let hostname = rec.config.hostname.clone();
         if !hostname.is_empty()
             && hostname != rec.name
@@ -310,46 +466,98 @@ impl Engine {
                 .iter()
                 .filter_map(|d| d.parse().ok())
                 .collect(),
+            ifname: format!("eth{index}"),
+            host_veth: veth.to_string(),
+            links,
         };
         endpoint::write(run_root, &ep)
             .map_err(|e| EngineError::io("write endpoint", run_root, e))?;
-
-        let user = net.name != DEFAULT_NETWORK;
-        let hc = &rec.host_config;
-        let files = EtcFiles {
-            network: &hc.network_mode,
-            hostname: &rec.config.hostname,
-            address: Some(ip),
-            address6: ip6,
-            host_gateway: Some(net.gateway),
-            resolver: user.then_some(net.gateway),
-            dns: &hc.dns,
-            dns_search: &hc.dns_search,
-            dns_options: &hc.dns_options,
-            extra_hosts: &hc.extra_hosts,
-        };
-        etcfiles::write_all(&paths.dir, &files)
-            .map_err(|e| EngineError::io("write", &paths.dir, e))?;
-        if user {
-            resolver::ensure_running(&self.opts.root, run_root, net.gateway, self.opts.debug);
-        }
-        spec.network = rs::Network::Bridge(BridgeNet {
-            bridge: net.bridge.clone(),
-            host_veth: host_veth(id),
-            addresses: std::iter::once((ip, net.subnet.prefix()))
-                .chain(ip6.zip(net.ipv6).map(|(a, v6)| (a, v6.subnet.prefix())))
-                .collect(),
-            gateway: Some(net.gateway),
-            gateway6: net.ipv6.filter(|_| ip6.is_some()).map(|v6| v6.gateway),
-            mac,
-            mtu: settings.mtu,
-            hairpin: true,
-        });
-        Ok(())
+        Ok(ep)
     }
 
-    /// Releases what a start of the container took on its network; idempotent. Every step is
-    /// tried; the first error is returned.
+    /// `--link` on user networks: each alias names its target for this container only
+    /// (targets that no longer exist are left out).
+    pub(crate) fn link_aliases(&self, rec: &ContainerRecord) -> Vec<LinkAlias> {
+        rec.links()
+            .into_iter()
+            .filter_map(|(target, alias)| {
+                let t = self.store.container(&target).ok()?;
+                Some(LinkAlias {
+                    alias,
+                    container_id: t.id.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// `--link` on the default bridge (docker's legacy links): each target must run and be
+    /// on the default network; its hosts line (`ip\talias hostname name`) and docker's
+    /// environment variables (`ALIAS_PORT…`, `ALIAS_NAME`, `ALIAS_ENV_…`).
+    fn legacy_links(
+        &self,
+        rec: &ContainerRecord,
+        names: &[String],
+    ) -> Result<LegacyLinks, EngineError> {
+        let mut out = LegacyLinks::default();
+        if !names.iter().any(|n| n == DEFAULT_NETWORK) {
+            return Ok(out);
+        }
+        for (target, alias) in rec.links() {
+            let info = match self.container(&target) {
+                Ok(i) => i,
+                Err(e) if e.kind() == wharf_types::error::ErrorKind::NotFound => {
+                    return Err(ValidationError::LinkNotFound { name: target }.into())
+                }
+                Err(e) => return Err(e),
+            };
+            let t = &info.record;
+            let running = matches!(info.state.status(), Status::Running | Status::Paused)
+                && info.state.process_alive();
+            if !running {
+                return Err(ValidationError::LinkNotRunning {
+                    target: t.name.clone(),
+                    container: rec.name.clone(),
+                    alias,
+                }
+                .into());
+            }
+            let ep = self
+                .store
+                .network(DEFAULT_NETWORK)
+                .ok()
+                .and_then(|n| endpoint::read(&self.opts.run_root, &n.id, t.id.as_str()));
+            let Some(ep) = ep else {
+                return Err(ValidationError::LinkNotOnDefault {
+                    target: t.name.clone(),
+                }
+                .into());
+            };
+            let mut line = format!("{}\t{} {}", ep.ip, alias, t.config.hostname);
+            if alias != t.name {
+                line.push(' ');
+                line.push_str(&t.name);
+            }
+            out.hosts.push(line);
+            out.env.extend(link_env(
+                &alias,
+                &format!("/{}/{alias}", rec.name),
+                ep.ip,
+                t,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The `/etc/hosts` lines of the container's legacy links as they stand (a target that
+    /// stopped meanwhile: none), for a rewrite while it runs.
+    pub(crate) fn legacy_link_hosts(&self, rec: &ContainerRecord) -> Vec<String> {
+        self.legacy_links(rec, &rec.bridge_networks())
+            .map(|l| l.hosts)
+            .unwrap_or_default()
+    }
+
+    /// Releases what a start of the container took on its networks; idempotent. Every step
+    /// is tried; the first error is returned.
     pub(crate) fn release_network(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
         if let NetworkMode::Container(target) = &rec.host_config.network_mode {
             if let Ok(t) = target.parse::<wharf_types::ContainerId>() {
@@ -379,6 +587,7 @@ impl Engine {
             }
         }
         ports.release_all(id);
+        let mut veths = vec![host_veth(id)];
         for nid in endpoint::networks_with_state(run_root) {
             let ipam = Ipam::new(run_root, &nid);
             match endpoint::read(run_root, &nid, id) {
@@ -386,19 +595,26 @@ impl Engine {
                     for ip in ep.addresses() {
                         ipam.release(ip, id);
                     }
+                    if !ep.host_veth.is_empty() && !veths.contains(&ep.host_veth) {
+                        veths.push(ep.host_veth);
+                    }
                 }
                 None => ipam.release_all(id),
             }
             endpoint::remove(run_root, &nid, id);
         }
-        // The veth goes with the container's namespace: the kernel removes it once the last
-        // process in it is gone (lazily, off this path: deleting it here would wait for its
-        // RCU grace periods on every exit). Only when another container joined the namespace
-        // does it outlive the container, and is taken out here.
+        // The veths go with the container's namespace: the kernel removes them once the last
+        // process in it is gone (lazily, off this path: deleting them here would wait for
+        // their RCU grace periods on every exit). Only when another container joined the
+        // namespace do they outlive the container, and are taken out here.
         if self.has_joiners(&rec.id) {
-            if let Err(e) = Socket::open(Family::Route)
-                .and_then(|mut s| link::delete(&mut s, &host_veth(id)).map(drop))
-            {
+            let r = Socket::open(Family::Route).and_then(|mut s| {
+                for v in &veths {
+                    link::delete(&mut s, v)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = r {
                 if first.is_ok() {
                     first = Err(EngineError::Link {
                         id: id.to_string(),
@@ -418,26 +634,120 @@ impl Engine {
         })
     }
 
-    /// A running container's place on its bridge network (address, MAC, published ports),
-    /// for `inspect`, `ps` and `port`; `None` when it is on none or not running.
-    pub fn container_endpoint(&self, rec: &ContainerRecord) -> Option<Endpoint> {
-        let run_root = &self.opts.run_root;
-        match &rec.host_config.network_mode {
-            NetworkMode::Bridge => {
-                let net = self.store.network(DEFAULT_NETWORK).ok()?;
-                endpoint::read(run_root, &net.id, rec.id.as_str())
-            }
-            NetworkMode::User(name) => {
-                let nid = rec
-                    .networking_config
-                    .endpoints_config
-                    .get(name)
-                    .map(|e| e.network_id.clone())
-                    .filter(|i| !i.is_empty())
-                    .or_else(|| self.store.network(name).ok().map(|n| n.id))?;
-                endpoint::read(run_root, &nid, rec.id.as_str())
-            }
-            _ => None,
+    /// A running container's endpoints, in interface order (`eth0` first: the one with the
+    /// published ports), for `inspect`, `ps` and `port`; empty when it is on none.
+    pub fn container_endpoints(&self, rec: &ContainerRecord) -> Vec<Endpoint> {
+        if !rec.host_config.network_mode.is_bridge() {
+            return Vec::new();
         }
+        endpoint::of_container(&self.opts.run_root, rec.id.as_str())
+    }
+
+    /// A running container's first endpoint (address, MAC, published ports).
+    pub fn container_endpoint(&self, rec: &ContainerRecord) -> Option<Endpoint> {
+        self.container_endpoints(rec).into_iter().next()
+    }
+}
+
+/// What `--link`s on the default bridge add to a start.
+#[derive(Debug, Default)]
+struct LegacyLinks {
+    /// `/etc/hosts` lines.
+    hosts: Vec<String>,
+    /// `ALIAS_…` environment variables.
+    env: Vec<String>,
+}
+
+/// docker's environment variables of a legacy link (`moby/daemon/links`): `ALIAS_PORT` (the
+/// lowest exposed port), per port `ALIAS_PORT_<port>_<PROTO>` and its `_ADDR`, `_PORT`,
+/// `_PROTO`, `ALIAS_NAME=/<container>/<alias>`, and the target's environment as
+/// `ALIAS_ENV_<key>` (but HOME and PATH).
+fn link_env(
+    alias: &str,
+    link_name: &str,
+    ip: std::net::IpAddr,
+    target: &ContainerRecord,
+) -> Vec<String> {
+    let prefix = alias.to_ascii_uppercase().replace('-', "_");
+    let mut ports: Vec<PortKey> = target
+        .config
+        .exposed_ports
+        .keys()
+        .filter_map(|k| PortKey::parse(k).ok())
+        .collect();
+    // docker's order: by number, tcp first on a tie
+    ports.sort_by_key(|k| (k.port, k.proto.to_string() != "tcp", k.proto.to_string()));
+    let mut env = Vec::new();
+    if let Some(p) = ports.first() {
+        env.push(format!("{prefix}_PORT={}://{ip}:{}", p.proto, p.port));
+    }
+    for p in &ports {
+        let (port, proto) = (p.port, p.proto.to_string());
+        let up = proto.to_ascii_uppercase();
+        env.push(format!("{prefix}_PORT_{port}_{up}={proto}://{ip}:{port}"));
+        env.push(format!("{prefix}_PORT_{port}_{up}_ADDR={ip}"));
+        env.push(format!("{prefix}_PORT_{port}_{up}_PORT={port}"));
+        env.push(format!("{prefix}_PORT_{port}_{up}_PROTO={proto}"));
+    }
+    env.push(format!("{prefix}_NAME={link_name}"));
+    for e in &target.config.env {
+        let Some((k, v)) = e.split_once('=') else {
+            continue;
+        };
+        if k == "HOME" || k == "PATH" {
+            continue;
+        }
+        env.push(format!("{prefix}_ENV_{k}={v}"));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use wharf_types::container::{ContainerConfig, EmptyObject, HostConfig, NetworkingConfig};
+
+    #[test]
+    fn docker_link_environment() {
+        let mut config = ContainerConfig {
+            env: vec![
+                "PATH=/bin".into(),
+                "HOME=/root".into(),
+                "DB_USER=app".into(),
+                "junk".into(),
+            ],
+            ..Default::default()
+        };
+        config.exposed_ports = BTreeMap::from([
+            ("5432/tcp".to_string(), EmptyObject {}),
+            ("53/udp".to_string(), EmptyObject {}),
+        ]);
+        let t = ContainerRecord {
+            id: wharf_types::ContainerId::from_bytes([7; 32]),
+            name: "db".into(),
+            created: String::new(),
+            image: wharf_types::Digest::of(b"x"),
+            config,
+            host_config: HostConfig::default(),
+            networking_config: NetworkingConfig::default(),
+        };
+        let env = link_env("my-db", "/web/my-db", "172.17.0.3".parse().expect("ip"), &t);
+        assert_eq!(
+            env,
+            [
+                "MY_DB_PORT=udp://172.17.0.3:53",
+                "MY_DB_PORT_53_UDP=udp://172.17.0.3:53",
+                "MY_DB_PORT_53_UDP_ADDR=172.17.0.3",
+                "MY_DB_PORT_53_UDP_PORT=53",
+                "MY_DB_PORT_53_UDP_PROTO=udp",
+                "MY_DB_PORT_5432_TCP=tcp://172.17.0.3:5432",
+                "MY_DB_PORT_5432_TCP_ADDR=172.17.0.3",
+                "MY_DB_PORT_5432_TCP_PORT=5432",
+                "MY_DB_PORT_5432_TCP_PROTO=tcp",
+                "MY_DB_NAME=/web/my-db",
+                "MY_DB_ENV_DB_USER=app",
+            ]
+        );
     }
 }

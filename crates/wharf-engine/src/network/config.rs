@@ -74,7 +74,57 @@ fn check_published_families(net: &NetworkRecord, req: &CreateRequest) -> Result<
     Ok(())
 }
 
+/// docker's recorded form of a link: `/<target>:/<container>/<alias>`.
+pub(crate) fn link_record(target: &str, container: &str, alias: &str) -> String {
+    format!("/{target}:/{container}/{alias}")
+}
+
+/// The `--link`s of a record for a container now named `container`.
+pub(crate) fn relink(links: &[String], container: &str) -> Vec<String> {
+    links
+        .iter()
+        .map(|l| match l.split_once(':') {
+            Some((t, rest)) => link_record(
+                t.trim_start_matches('/'),
+                container,
+                rest.rsplit('/').next().unwrap_or(rest),
+            ),
+            None => l.clone(),
+        })
+        .collect()
+}
+
 impl Engine {
+    /// The request's `--link`s (`/<target>:/<alias>` from `validate`) with each target found
+    /// (docker: "could not get container for NAME") and recorded by its name, for a
+    /// container named `container`.
+    pub(crate) fn links_for_create(
+        &self,
+        links: &[String],
+        container: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut out = Vec::with_capacity(links.len());
+        for l in links {
+            let Some((target, rest)) = l.split_once(':') else {
+                return Err(ValidationError::LinkFormat { value: l.clone() }.into());
+            };
+            let target = target.trim_start_matches('/');
+            let alias = rest.rsplit('/').next().unwrap_or(rest);
+            let t = match self.store.container(target) {
+                Ok(t) => t,
+                Err(wharf_store::StoreError::ContainerNotFound(_)) => {
+                    return Err(ValidationError::LinkNotFound {
+                        name: target.to_string(),
+                    }
+                    .into())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.push(link_record(&t.name, container, alias));
+        }
+        Ok(out)
+    }
+
     /// Resolves the request's network mode against what exists now.
     pub(crate) fn network_for_create(
         &self,

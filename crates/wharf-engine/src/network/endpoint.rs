@@ -17,6 +17,17 @@ pub struct PortRecord {
     pub host_port: u16,
 }
 
+/// A `--link` on a user network: `alias` names `container_id` for this container only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkAlias {
+    pub alias: String,
+    pub container_id: String,
+}
+
+fn default_ifname() -> String {
+    "eth0".to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub container_id: String,
@@ -36,6 +47,15 @@ pub struct Endpoint {
     /// container's other questions to them instead of the host's resolvers (docker's rule).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<IpAddr>,
+    /// The container's interface on this network (`eth0`, `eth1`, …).
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
+    /// The host end of its veth.
+    #[serde(default)]
+    pub host_veth: String,
+    /// `--link` aliases this container resolves (user networks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkAlias>,
     /// The IPv6 address on a network with IPv6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<EndpointV6>,
@@ -115,6 +135,21 @@ pub fn list(run_root: &Path, network_id: &str) -> Vec<Endpoint> {
     out
 }
 
+/// The index of `ethN` (`None` for another name).
+pub fn if_index(ifname: &str) -> Option<usize> {
+    ifname.strip_prefix("eth")?.parse().ok()
+}
+
+/// Every endpoint of a container, on whichever network (networks with run-root state).
+pub fn of_container(run_root: &Path, container_id: &str) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = networks_with_state(run_root)
+        .iter()
+        .filter_map(|n| read(run_root, n, container_id))
+        .collect();
+    out.sort_by_key(|e| if_index(&e.ifname));
+    out
+}
+
 /// The ids of networks that have run-root state.
 pub fn networks_with_state(run_root: &Path) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(run_root.join("networks")) else {
@@ -141,6 +176,9 @@ mod tests {
             gateway: "172.18.0.1".parse().expect("ip"),
             mac: "02:42:ac:12:00:02".into(),
             ports: vec![],
+            ifname: "eth0".into(),
+            host_veth: String::new(),
+            links: vec![],
             ipv6: None,
             dns: vec![],
         }

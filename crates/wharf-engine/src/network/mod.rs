@@ -10,6 +10,7 @@ pub mod attach;
 pub mod bridge;
 pub mod coexist;
 pub(crate) mod config;
+pub mod connect;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
@@ -29,20 +30,37 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 /// The host bridge of the default network (docker's is `docker0`; both can coexist).
 pub const DEFAULT_BRIDGE: &str = "wharf0";
 
-/// The host end of a container's veth: `wv` and the first 12 hex digits of its id (14
-/// bytes: within IFNAMSIZ). The engine names it so when it starts a container on a bridge
-/// network, and reconciliation finds the ones left behind by that name.
-pub fn host_veth_name(container_id: &str) -> String {
-    format!("wv{}", container_id.get(..12).unwrap_or(container_id))
+/// How many bridge networks a container can be on at once (`eth0` … `eth20`): the host
+/// ends of its veths are told apart by one letter after the id (IFNAMSIZ).
+pub const MAX_NETWORKS: usize = 21;
+
+/// The host end of a container's veth for its interface `eth<index>`: `wv` and the first 12
+/// hex digits of its id (14 bytes), then for `eth1`… a letter `g`…`z` (15 bytes: within
+/// IFNAMSIZ). The engine names them so, and reconciliation finds the ones left behind by
+/// that name. `None` past [`MAX_NETWORKS`].
+pub fn host_veth_name(container_id: &str, index: usize) -> Option<String> {
+    let base = format!("wv{}", container_id.get(..12).unwrap_or(container_id));
+    match index {
+        0 => Some(base),
+        i if i < MAX_NETWORKS => Some(format!("{base}{}", char::from(b'f' + i as u8))),
+        _ => None,
+    }
 }
 
 /// The container-id prefix of a host veth named by [`host_veth_name`].
 pub fn host_veth_owner(ifname: &str) -> Option<&str> {
     let p = ifname.strip_prefix("wv")?;
-    (p.len() == 12
-        && p.bytes()
+    let id = p.get(..12)?;
+    let suffix_ok = match p.as_bytes().get(12..) {
+        Some([]) => true,
+        Some([c]) => (b'g'..=b'z').contains(c),
+        _ => false,
+    };
+    (suffix_ok
+        && id
+            .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-    .then_some(p)
+    .then_some(id)
 }
 
 /// The subnets of the host's own addresses, IPv4 and global IPv6 (a new network must
@@ -171,5 +189,32 @@ impl Engine {
                 }
                 .into()
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_veth_names() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(host_veth_name(&id, 0).as_deref(), Some("wv0123456789ab"));
+        assert_eq!(host_veth_name(&id, 1).as_deref(), Some("wv0123456789abg"));
+        assert_eq!(host_veth_name(&id, 20).as_deref(), Some("wv0123456789abz"));
+        assert_eq!(host_veth_name(&id, 21), None);
+        for i in 0..MAX_NETWORKS {
+            let n = host_veth_name(&id, i).expect("name");
+            assert!(n.len() <= 15, "{n}");
+            assert_eq!(host_veth_owner(&n), Some("0123456789ab"), "{n}");
+        }
+        for no in [
+            "wv0123456789a",
+            "wv0123456789abf",
+            "wv0123456789abgg",
+            "wv0123456789AB",
+        ] {
+            assert_eq!(host_veth_owner(no), None, "{no}");
+        }
     }
 }

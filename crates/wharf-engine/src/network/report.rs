@@ -93,7 +93,12 @@ impl Engine {
     /// (each exposed port with its bindings, `null` when not published) while it runs.
     pub fn network_settings_json(&self, info: &ContainerInfo) -> Value {
         let rec = &info.record;
-        let ep = self.live_endpoint(info);
+        let eps = if running(info) {
+            self.container_endpoints(rec)
+        } else {
+            Vec::new()
+        };
+        let ep = eps.first().cloned();
         let mode = &rec.host_config.network_mode;
         let mut ports = serde_json::Map::new();
         if ep.is_some() || (running(info) && *mode != NetworkMode::Host) {
@@ -131,13 +136,29 @@ impl Engine {
                 .filter(|a| !a.is_empty())
                 .map(|a| json!(a))
                 .unwrap_or(Value::Null);
+            let links: Vec<String> = ep
+                .map(|e| {
+                    e.links
+                        .iter()
+                        .filter_map(|l| {
+                            let t = self.store.container(&l.container_id).ok()?;
+                            Some(format!("{}:{}", t.name, l.alias))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             json!({
                 "IPAMConfig": ipam,
-                "Links": null,
+                "Links": if links.is_empty() { Value::Null } else { json!(links) },
                 "Aliases": aliases,
                 "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
-                "NetworkID": cfg.map(|c| c.network_id.clone()).unwrap_or_default(),
-                "EndpointID": ep.map(|e| e.container_id.clone()).unwrap_or_default(),
+                "NetworkID": ep
+                    .map(|e| e.network_id.clone())
+                    .or_else(|| cfg.map(|c| c.network_id.clone()))
+                    .unwrap_or_default(),
+                "EndpointID": ep
+                    .map(|e| crate::networks::endpoint_id(&e.network_id, &e.container_id))
+                    .unwrap_or_default(),
                 "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
                 "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
                 "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
@@ -163,15 +184,30 @@ impl Engine {
                 networks.insert(mode.as_docker(), endpoint_json(&mode.as_docker(), None));
             }
             NetworkMode::Bridge | NetworkMode::User(_) => {
-                let name = match mode {
-                    NetworkMode::User(n) => n.clone(),
-                    _ => super::DEFAULT_NETWORK.to_string(),
-                };
-                networks.insert(name.clone(), endpoint_json(&name, ep.as_ref()));
+                // every network the record lists, with its endpoint while it runs
+                for name in rec.bridge_networks() {
+                    let nid = rec
+                        .networking_config
+                        .endpoints_config
+                        .get(&name)
+                        .map(|c| c.network_id.clone())
+                        .filter(|i| !i.is_empty())
+                        .or_else(|| self.store.network(&name).ok().map(|n| n.id));
+                    let e = eps.iter().find(|e| Some(&e.network_id) == nid.as_ref());
+                    networks.insert(name.clone(), endpoint_json(&name, e));
+                }
             }
             NetworkMode::Container(_) => {}
         }
-        let top = ep.as_ref().filter(|_| *mode == NetworkMode::Bridge);
+        // docker's deprecated top-level fields: the default bridge's endpoint
+        let default_id = self
+            .store
+            .network(super::DEFAULT_NETWORK)
+            .ok()
+            .map(|n| n.id);
+        let top = eps
+            .iter()
+            .find(|e| Some(&e.network_id) == default_id.as_ref());
         json!({
             "Bridge": "",
             "SandboxID": "",
@@ -186,7 +222,9 @@ impl Engine {
             "LinkLocalIPv6PrefixLen": 0,
             "SecondaryIPAddresses": null,
             "SecondaryIPv6Addresses": null,
-            "EndpointID": top.map(|e| e.container_id.clone()).unwrap_or_default(),
+            "EndpointID": top
+                .map(|e| crate::networks::endpoint_id(&e.network_id, &e.container_id))
+                .unwrap_or_default(),
             "Gateway": top.map(|e| e.gateway.to_string()).unwrap_or_default(),
             "GlobalIPv6Address": v6(top).map(|v| v.ip.to_string()).unwrap_or_default(),
             "GlobalIPv6PrefixLen": v6(top).map(|v| v.prefix).unwrap_or(0),

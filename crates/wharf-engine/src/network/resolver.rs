@@ -45,19 +45,57 @@ fn wanted(
         .collect()
 }
 
-fn lookup(eps: &[Endpoint], q: &Question) -> Option<Known> {
+/// The answer for a question asked from `from` on `network`: the `--link` aliases of the
+/// asking container first (its own only), then the names on the network, then (docker's
+/// embedded DNS knows every network its container is on) the names on the asker's other
+/// networks.
+fn lookup(run_root: &Path, network: &str, from: Option<IpAddr>, q: &Question) -> Option<Known> {
+    let eps: Vec<Endpoint> = endpoint::list(run_root, network);
+    let asker = from.and_then(|ip| eps.iter().find(|e| e.addresses().contains(&ip)));
+    // the asker's other networks, read only when the asked one has no answer
+    let others = || -> Vec<Vec<Endpoint>> {
+        let Some(a) = asker else { return Vec::new() };
+        endpoint::networks_with_state(run_root)
+            .into_iter()
+            .filter(|n| n != network && endpoint::read(run_root, n, &a.container_id).is_some())
+            .map(|n| endpoint::list(run_root, &n))
+            .collect()
+    };
     if q.qtype == dns::TYPE_PTR {
         let ip = dns::ptr_address(&q.name)?;
-        return eps
-            .iter()
-            .find(|e| e.addresses().contains(&ip))
-            .map(|e| Known::Name(e.name.clone()));
+        let name = |eps: &[Endpoint]| {
+            eps.iter()
+                .find(|e| e.addresses().contains(&ip))
+                .map(|e| Known::Name(e.name.clone()))
+        };
+        return name(&eps).or_else(|| others().iter().find_map(|o| name(o)));
     }
-    let hit: Vec<IpAddr> = eps
-        .iter()
-        .filter(|e| e.answers_to(&q.name))
-        .flat_map(|e| e.addresses())
-        .collect();
+    // every family's addresses: the answer keeps those of the type asked (A or AAAA)
+    let hits = |eps: &[Endpoint]| -> Vec<IpAddr> {
+        eps.iter()
+            .filter(|e| e.answers_to(&q.name))
+            .flat_map(|e| e.addresses())
+            .collect()
+    };
+    if let Some(a) = asker {
+        for l in a
+            .links
+            .iter()
+            .filter(|l| l.alias.eq_ignore_ascii_case(&q.name))
+        {
+            if let Some(t) = eps.iter().find(|e| e.container_id == l.container_id) {
+                return Some(Known::Addresses(t.addresses()));
+            }
+        }
+    }
+    let mut hit = hits(&eps);
+    if hit.is_empty() {
+        hit = others()
+            .iter()
+            .map(|o| hits(o))
+            .find(|h| !h.is_empty())
+            .unwrap_or_default();
+    }
     (!hit.is_empty()).then_some(Known::Addresses(hit))
 }
 
@@ -111,12 +149,12 @@ fn serve_tcp(
     if c.read_exact(&mut msg).is_err() {
         return;
     }
-    let eps = endpoint::list(&run_root, &network);
-    let upstreams = match c.peer_addr() {
-        Ok(from) => upstreams_for(&eps, from.ip(), &host_upstreams),
-        Err(_) => host_upstreams,
+    let from = c.peer_addr().ok().map(|a| a.ip());
+    let upstreams = match from {
+        Some(ip) => upstreams_for(&endpoint::list(&run_root, &network), ip, &host_upstreams),
+        None => host_upstreams,
     };
-    let look = |q: &Question| lookup(&eps, q);
+    let look = |q: &Question| lookup(&run_root, &network, from, q);
     if let Some(r) = dns::handle(&msg, &look, &upstreams, UPSTREAM_TIMEOUT) {
         let mut out = (r.len() as u16).to_be_bytes().to_vec();
         out.extend_from_slice(&r);
@@ -197,8 +235,7 @@ pub fn serve(
                     continue;
                 };
                 let msg = buf[..n].to_vec();
-                let eps = endpoint::list(run_root, &network);
-                let look = |q: &Question| lookup(&eps, q);
+                let look = |q: &Question| lookup(run_root, &network, Some(from.ip()), q);
                 // answered from the endpoints right here; only forwarding goes to a thread
                 let local = dns::parse_query(&msg)
                     .ok()
@@ -216,7 +253,7 @@ pub fn serve(
                 let Ok(sock) = l.udp.try_clone() else {
                     continue;
                 };
-                let ups = upstreams_for(&eps, from.ip(), &upstreams);
+                let ups = upstreams_for(&endpoint::list(run_root, &network), from.ip(), &upstreams);
                 let fl = in_flight.clone();
                 fl.fetch_add(1, Ordering::Relaxed);
                 std::thread::spawn(move || {
@@ -350,6 +387,101 @@ pub fn dns_main(args: &[std::ffi::OsString]) -> ! {
 mod tests {
     use super::*;
 
+    fn ep(c: char, name: &str, net: &str, ip: &str) -> Endpoint {
+        Endpoint {
+            container_id: c.to_string().repeat(64),
+            name: name.into(),
+            aliases: vec![],
+            network_id: net.into(),
+            ip: ip.parse().expect("ip"),
+            prefix: 24,
+            gateway: "10.0.0.1".parse().expect("ip"),
+            mac: String::new(),
+            ports: vec![],
+            ifname: "eth0".into(),
+            host_veth: String::new(),
+            links: vec![],
+            dns: vec![],
+            ipv6: None,
+        }
+    }
+
+    fn addrs(k: Option<Known>) -> Vec<IpAddr> {
+        match k {
+            Some(Known::Addresses(a)) => a,
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn other_networks_of_the_asker_and_its_links() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (n1, n2) = ("1".repeat(64), "2".repeat(64));
+        // web is on n1 and n2, db only on n2, lone only on n1
+        let mut web = ep('a', "web", &n1, "10.1.0.2");
+        web.links.push(endpoint::LinkAlias {
+            alias: "lone-alias".into(),
+            container_id: "c".repeat(64),
+        });
+        endpoint::write(d.path(), &web).expect("write");
+        endpoint::write(d.path(), &ep('a', "web", &n2, "10.2.0.2")).expect("write");
+        endpoint::write(d.path(), &ep('b', "db", &n2, "10.2.0.3")).expect("write");
+        endpoint::write(d.path(), &ep('c', "lone", &n1, "10.1.0.4")).expect("write");
+        let q = |name: &str| dns::parse_query(&dns::query(1, name, dns::TYPE_A)).expect("query");
+        let web_ip = Some("10.1.0.2".parse().expect("ip"));
+        let lone_ip = Some("10.1.0.4".parse().expect("ip"));
+        // web asks on n1 for db (on n2 only): found through web's other network
+        assert_eq!(
+            addrs(lookup(d.path(), &n1, web_ip, &q("db"))),
+            ["10.2.0.3".parse::<IpAddr>().expect("ip")]
+        );
+        // lone is on n1 only: db is not its business
+        assert!(lookup(d.path(), &n1, lone_ip, &q("db")).is_none());
+        // the link alias answers for web only
+        assert_eq!(
+            addrs(lookup(d.path(), &n1, web_ip, &q("lone-alias"))),
+            ["10.1.0.4".parse::<IpAddr>().expect("ip")]
+        );
+        assert!(lookup(d.path(), &n1, lone_ip, &q("lone-alias")).is_none());
+    }
+
+    #[test]
+    fn ipv6_of_a_dual_stack_second_network() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (n1, n2) = ("1".repeat(64), "2".repeat(64));
+        // web: eth0 on n1 (IPv4 only), eth1 on n2 (dual stack); db on n2 only
+        endpoint::write(d.path(), &ep('a', "web", &n1, "10.1.0.2")).expect("write");
+        let six = |mut e: Endpoint, ip: &str| {
+            e.ipv6 = Some(endpoint::EndpointV6 {
+                ip: ip.parse().expect("ip6"),
+                prefix: 64,
+                gateway: "fd02::1".parse().expect("gw6"),
+            });
+            e
+        };
+        endpoint::write(d.path(), &six(ep('a', "web", &n2, "10.2.0.2"), "fd02::2")).expect("w");
+        endpoint::write(d.path(), &six(ep('b', "db", &n2, "10.2.0.3"), "fd02::3")).expect("w");
+        let web_ip = Some("10.1.0.2".parse().expect("ip"));
+        let q = |name: &str, t| dns::parse_query(&dns::query(1, name, t)).expect("query");
+        // web asks its first network's resolver: db's every address (the answer keeps AAAA)
+        assert_eq!(
+            addrs(lookup(d.path(), &n1, web_ip, &q("db", dns::TYPE_AAAA))),
+            ["10.2.0.3", "fd02::3"]
+                .map(|a| a.parse::<IpAddr>().expect("ip"))
+                .to_vec()
+        );
+        // the asker found by its IPv6 address too
+        let web6 = Some("fd02::2".parse().expect("ip"));
+        assert!(lookup(d.path(), &n2, web6, &q("db", dns::TYPE_A)).is_some());
+        // ip6.arpa of an address on the asker's other network
+        let ptr = "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.d.f.ip6.arpa";
+        match lookup(d.path(), &n1, web_ip, &q(ptr, dns::TYPE_PTR)) {
+            Some(Known::Name(n)) => assert_eq!(n, "db"),
+            other => panic!("PTR: {}", other.is_some()),
+        }
+        assert!(lookup(d.path(), &n1, None, &q(ptr, dns::TYPE_PTR)).is_none());
+    }
+
     #[test]
     fn upstreams_per_asking_container() {
         let ep = |ip: &str, dns: &[&str]| Endpoint {
@@ -363,6 +495,9 @@ mod tests {
             mac: String::new(),
             ports: vec![],
             dns: dns.iter().map(|d| d.parse().expect("ip")).collect(),
+            ifname: "eth0".into(),
+            host_veth: String::new(),
+            links: vec![],
             ipv6: None,
         };
         let eps = [
@@ -403,6 +538,9 @@ mod tests {
                 gateway: "fd70::1".parse().expect("gw6"),
             }),
             dns: vec![],
+            ifname: "eth0".into(),
+            host_veth: String::new(),
+            links: vec![],
         };
         endpoint::write(d.path(), &ep).expect("endpoint");
         let root = d.path().to_path_buf();

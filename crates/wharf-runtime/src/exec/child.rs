@@ -31,8 +31,10 @@ fn report(err: Option<&OwnedFd>, e: &InitError) {
 
 /// Entry of the hidden `wharf __exec` command. Never returns.
 pub fn exec_main() -> ! {
-    if std::env::args().nth(2).as_deref() == Some("rootfs") {
-        super::rootfs::rootfs_main();
+    match std::env::args().nth(2).as_deref() {
+        Some("rootfs") => super::rootfs::rootfs_main(),
+        Some("netconf") => crate::net::netconf_main(),
+        _ => {}
     }
     let err = process::adopt_inherited_fd(ERR_FD);
     let spec_fd = process::adopt_inherited_fd(SPEC_FD);

@@ -130,6 +130,7 @@ fn ps_object(engine: &Engine, info: &ContainerInfo, trunc: bool) -> Value {
         "Mounts": info.record.host_config.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
         "Networks": match &info.record.host_config.network_mode {
             wharf_types::container::NetworkMode::Container(_) => String::new(),
+            m if m.is_bridge() => info.record.bridge_networks().join(","),
             m => m.as_docker(),
         },
         "Size": human_size(0),

@@ -164,6 +164,7 @@ pub fn network(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<i32> {
                 container: a.container.clone(),
                 aliases: a.alias.clone(),
                 ipv4: a.ip.clone(),
+                ipv6: a.ip6.clone(),
             })?;
         }
         NetworkCommand::Disconnect(a) => {

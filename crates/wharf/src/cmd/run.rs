@@ -60,6 +60,7 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             dns_options: a.dns_option.clone(),
             add_hosts: a.add_host.clone(),
             sysctls: a.sysctl.clone(),
+            links: a.link.clone(),
             restart: a.restart.clone(),
             log_driver: a.log_driver.clone(),
             log_opts: a.log_opt.clone(),

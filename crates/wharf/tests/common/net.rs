@@ -193,11 +193,12 @@ pub fn resolver_pids(root: &Path) -> Vec<i32> {
 /// (nftables table and legacy chains), host-port and address allocations, endpoint files.
 pub fn leftovers(w: &Wharf, id: &str) -> Vec<String> {
     let mut out = Vec::new();
-    // the kernel removes the veth with the container's namespace, lazily: give it a moment
-    let veth = wharf_engine::network::attach::host_veth(id);
-    let gone = super::eventually(5, || !Path::new("/sys/class/net").join(&veth).exists());
+    // the kernel removes the veths with the container's namespace, lazily: give it a moment
+    let gone = super::eventually(5, || host_veths(id).is_empty());
     if !gone {
-        out.push(format!("veth {veth}"));
+        for v in host_veths(id) {
+            out.push(format!("veth {v}"));
+        }
     }
     for fw in [Firewall::open().ok(), legacy()].into_iter().flatten() {
         let mut fw = fw;
@@ -228,6 +229,21 @@ pub fn leftovers(w: &Wharf, id: &str) -> Vec<String> {
             out.push(format!("endpoint {}", ep.display()));
         }
     }
+    out
+}
+
+/// The host ends of container `id`'s veths (`wv<id12>` for `eth0`, then one letter more for
+/// `eth1`…).
+pub fn host_veths(id: &str) -> Vec<String> {
+    let base = wharf_engine::network::attach::host_veth(id);
+    let mut out: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.starts_with(&base) && n.len() <= base.len() + 1)
+        .collect();
+    out.sort();
     out
 }
 
