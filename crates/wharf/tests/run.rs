@@ -25,7 +25,15 @@ fn exit_codes_like_docker() {
     assert!(stderr(&o).contains("nosuchcommand"), "{}", stderr(&o));
     let o = w.run(&["run", "--rm", "busybox", "/etc/passwd"]);
     assert_eq!(o.status.code(), Some(126), "stderr: {}", stderr(&o));
+    // a missing image: docker's line before the pull, then the pull's one-line error
     let o = w.run(&["run", "--rm", "nosuchimage", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.trim().lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines[0], "Unable to find image 'nosuchimage:latest' locally");
+    // without pulling: the store's one-line error
+    let o = w.run(&["run", "--rm", "--pull", "never", "nosuchimage", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("nosuchimage"), "{}", stderr(&o));
     assert_eq!(
