@@ -27,6 +27,7 @@
 
 pub mod archive;
 pub mod bundle;
+mod commit;
 pub mod compress;
 mod container;
 mod content;
@@ -42,6 +43,7 @@ pub mod trust;
 mod util;
 mod volume;
 
+pub use commit::{CommitOptions, HistoryItem, EMPTY_LAYER_DIFF_ID};
 pub use container::ContainerPaths;
 pub use error::StoreError;
 pub use image::{GcReport, Image, ImageSummary, ImportOptions, RemoveEvent};
