@@ -295,7 +295,13 @@ fn key_values(arg: &str) -> Vec<(String, String)> {
 
 /// Applies `--change` instructions (the subset of Dockerfile docker import accepts).
 pub fn apply_changes(changes: &[String]) -> Result<RunConfig, ImageError> {
-    let mut c = RunConfig::default();
+    apply_changes_to(RunConfig::default(), changes)
+}
+
+/// Applies `--change` instructions over `c` (commit: over the container's config): CMD,
+/// ENTRYPOINT, WORKDIR, USER, STOPSIGNAL replace; ENV replaces the same keys; LABEL,
+/// EXPOSE, VOLUME add; ONBUILD appends a trigger.
+pub fn apply_changes_to(mut c: RunConfig, changes: &[String]) -> Result<RunConfig, ImageError> {
     for ch in changes {
         let (instr, arg) = ch
             .trim()
@@ -342,6 +348,11 @@ pub fn apply_changes(changes: &[String]) -> Result<RunConfig, ImageError> {
                 }
             }
             "STOPSIGNAL" => c.stop_signal = Some(arg.trim().to_string()),
+            "ONBUILD" if !arg.trim().is_empty() => {
+                c.on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(arg.trim().to_string());
+            }
             other => return Err(ImageError::InvalidChange(other.to_string())),
         }
     }

@@ -158,14 +158,17 @@ fn xattr(
 
 /// Writes the tree below `root` as a tar to `out` (see the module docs), ending it with the
 /// two zero blocks. The same tree gives the same bytes.
+/// Paths in `skip` (relative, e.g. `etc/hosts`) are left out with everything below them.
 pub fn write_tar<W: Write>(
     root: BorrowedFd<'_>,
     kind: TreeKind,
+    skip: &[&Path],
     out: W,
 ) -> Result<TarStats, DiffError> {
     let mut w = TarWriter {
         root,
         kind,
+        skip,
         tar: tar::Builder::new(out),
         links: HashMap::new(),
         stats: TarStats::default(),
@@ -179,6 +182,7 @@ pub fn write_tar<W: Write>(
 struct TarWriter<'a, W: Write> {
     root: BorrowedFd<'a>,
     kind: TreeKind,
+    skip: &'a [&'a Path],
     tar: tar::Builder<W>,
     /// (dev, ino) of multiply-linked files already written → their tar path.
     links: HashMap<(u64, u64), PathBuf>,
@@ -207,6 +211,9 @@ impl<W: Write> TarWriter<'_, W> {
         let mut plan: Vec<(PathBuf, Entry, bool)> = Vec::with_capacity(entries.len());
         for e in entries {
             let path = rel.join(&e.name);
+            if self.skip.contains(&path.as_path()) {
+                continue;
+            }
             let opaque = self.kind == TreeKind::OverlayUpper
                 && file_type(&e.st) == S_IFDIR
                 && xattr(fd.as_fd(), &e.name, OPAQUE, &path)?.as_deref() == Some(b"y");
@@ -479,7 +486,8 @@ fn in_lowers(lowers: &[OwnedFd], rel: &Path) -> Result<Option<libc::stat>, DiffE
 /// as `A`/`C`); anything else is `C` when the path exists below — except a directory whose
 /// size, mode and mtime are unchanged — and `A` otherwise; the parent of an `A`/`D` not yet
 /// listed is listed as `C`.
-pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, DiffError> {
+/// Paths in `skip` (relative) are left out with everything below them.
+pub fn changes(upper: &Path, lowers: &[PathBuf], skip: &[&Path]) -> Result<Vec<Change>, DiffError> {
     let root = open_dir(upper)?;
     let lowers = lowers
         .iter()
@@ -490,6 +498,7 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, DiffErro
     walk_changes(
         root.as_fd(),
         &lowers,
+        skip,
         Path::new(""),
         0,
         &mut out,
@@ -508,9 +517,11 @@ fn open_dir(p: &Path) -> Result<OwnedFd, DiffError> {
         })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn walk_changes(
     root: BorrowedFd<'_>,
     lowers: &[OwnedFd],
+    skip: &[&Path],
     rel: &Path,
     depth: usize,
     out: &mut Vec<Change>,
@@ -519,7 +530,8 @@ fn walk_changes(
     if depth > MAX_DEPTH {
         return Err(DiffError::TooDeep { path: show(rel) });
     }
-    let (fd, entries) = list(root, rel)?;
+    let (fd, mut entries) = list(root, rel)?;
+    entries.retain(|e| !skip.contains(&rel.join(&e.name).as_path()));
     let mut opaque = Vec::with_capacity(entries.len());
     for e in &entries {
         let o = file_type(&e.st) == S_IFDIR
@@ -567,7 +579,7 @@ fn walk_changes(
         }
         if file_type(st) == S_IFDIR && !is_whiteout(st) {
             changed_dirs.insert(path.clone());
-            walk_changes(root, lowers, &path, depth + 1, out, changed_dirs)?;
+            walk_changes(root, lowers, skip, &path, depth + 1, out, changed_dirs)?;
         }
     }
     Ok(())

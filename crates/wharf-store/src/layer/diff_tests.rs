@@ -59,7 +59,7 @@ fn changes_as_docker_lists_them() {
     }
     let t = tempfile::tempdir().unwrap();
     let (upper, lower) = fixture(t.path());
-    let got: Vec<String> = changes(&upper, &[lower])
+    let got: Vec<String> = changes(&upper, &[lower], &[])
         .unwrap()
         .iter()
         .map(|c| format!("{} {}", c.kind.letter(), c.path))
@@ -85,7 +85,7 @@ fn changes_as_docker_lists_them() {
 fn tar_of(upper: &Path) -> (Vec<u8>, TarStats) {
     let f = std::fs::File::open(upper).unwrap();
     let mut out = Vec::new();
-    let stats = write_tar(f.as_fd(), TreeKind::OverlayUpper, &mut out).unwrap();
+    let stats = write_tar(f.as_fd(), TreeKind::OverlayUpper, &[], &mut out).unwrap();
     (out, stats)
 }
 
@@ -179,7 +179,7 @@ fn overlay_redirect_is_refused() {
     let f = std::fs::File::open(upper.join("moved")).unwrap();
     sfs::fsetxattr(f.as_fd(), REDIRECT, b"/orig").unwrap();
     let root = std::fs::File::open(&upper).unwrap();
-    let err = write_tar(root.as_fd(), TreeKind::OverlayUpper, io::sink()).unwrap_err();
+    let err = write_tar(root.as_fd(), TreeKind::OverlayUpper, &[], io::sink()).unwrap_err();
     assert!(
         matches!(err, DiffError::OverlayFeature { ref path, feature: "redirect" } if path == "/moved"),
         "{err}"
