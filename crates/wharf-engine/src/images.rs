@@ -389,4 +389,41 @@ mod tests {
         ));
         assert!(apply_changes(&["CMD [broken".into()]).is_err());
     }
+
+    #[test]
+    fn changes_over_a_config() {
+        let base = RunConfig {
+            env: Some(vec!["PATH=/bin".into(), "A=1".into()]),
+            cmd: Some(vec!["sh".into()]),
+            labels: Some([("keep".to_string(), "y".to_string())].into()),
+            ..Default::default()
+        };
+        let c = apply_changes_to(
+            base,
+            &[
+                "ENV A=2".into(),
+                "LABEL new=1".into(),
+                "ONBUILD RUN echo hi".into(),
+                "ONBUILD COPY . /app".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.env, Some(vec!["PATH=/bin".into(), "A=2".into()]));
+        assert_eq!(c.cmd, Some(vec!["sh".to_string()]), "kept");
+        let labels = c.labels.unwrap();
+        assert_eq!(
+            (labels["keep"].as_str(), labels["new"].as_str()),
+            ("y", "1")
+        );
+        assert_eq!(
+            c.on_build,
+            Some(vec!["RUN echo hi".to_string(), "COPY . /app".to_string()])
+        );
+        let json = serde_json::to_value(RunConfig {
+            on_build: Some(vec!["RUN x".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(json["OnBuild"][0], "RUN x", "docker's key");
+    }
 }

@@ -3,6 +3,8 @@
 //! docker's change lines; the committed image runs with those changes; the same upper dir
 //! gives the same layer; save → OCI layout checked by umoci; hostile upper dirs.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use std::io::Read;
