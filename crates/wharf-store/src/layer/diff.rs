@@ -19,7 +19,7 @@
 //! Must not: follow a symlink, trust a size it did not read.
 
 use libc::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -28,12 +28,12 @@ use std::path::{Path, PathBuf};
 use wharf_sys::fs as sfs;
 use wharf_types::error::{ErrorKind, HasKind};
 
-const OPAQUE: &str = "trusted.overlay.opaque";
+pub(super) const OPAQUE: &str = "trusted.overlay.opaque";
 const REDIRECT: &str = "trusted.overlay.redirect";
 const METACOPY: &str = "trusted.overlay.metacopy";
-const CAPABILITY: &str = "security.capability";
+pub(super) const CAPABILITY: &str = "security.capability";
 /// Deeper than this cannot be opened by path anyway (PATH_MAX is 4096 bytes).
-const MAX_DEPTH: usize = 2048;
+pub(super) const MAX_DEPTH: usize = 2048;
 
 /// A failure while reading a tree back.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,10 @@ impl HasKind for DiffError {
     }
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DiffError + 'a {
+pub(super) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> DiffError + 'a {
     move |source| DiffError::Io {
         op,
         path: show(path),
@@ -78,7 +81,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Dif
 }
 
 /// `/`-rooted display form of a relative path.
-fn show(rel: &Path) -> String {
+pub(super) fn show(rel: &Path) -> String {
     format!("/{}", rel.display())
 }
 
@@ -101,26 +104,26 @@ pub struct TarStats {
 }
 
 /// One entry of a directory, as listed.
-struct Entry {
-    name: OsString,
-    st: libc::stat,
+pub(super) struct Entry {
+    pub(super) name: OsString,
+    pub(super) st: libc::stat,
 }
 
-fn file_type(st: &libc::stat) -> u32 {
+pub(super) fn file_type(st: &libc::stat) -> u32 {
     st.st_mode & S_IFMT
 }
 
-fn is_whiteout(st: &libc::stat) -> bool {
+pub(super) fn is_whiteout(st: &libc::stat) -> bool {
     file_type(st) == S_IFCHR && st.st_rdev == 0
 }
 
 /// Opens `rel` below `root` (no symlinks), `O_PATH` when `path_only`.
-fn open_rel(root: BorrowedFd<'_>, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
+pub(super) fn open_rel(root: BorrowedFd<'_>, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
     sfs::open_beneath_nofollow(root, rel, flags)
 }
 
 /// The entries of directory `rel`, sorted bytewise by name, with their `lstat`.
-fn list(root: BorrowedFd<'_>, rel: &Path) -> Result<(OwnedFd, Vec<Entry>), DiffError> {
+pub(super) fn list(root: BorrowedFd<'_>, rel: &Path) -> Result<(OwnedFd, Vec<Entry>), DiffError> {
     let fd = open_rel(root, rel, libc::O_RDONLY | libc::O_DIRECTORY)
         .map_err(io_err("opening directory", rel))?;
     let mut names: Vec<OsString> = std::fs::read_dir(sfs::fd_path(fd.as_fd()))
@@ -141,7 +144,7 @@ fn list(root: BorrowedFd<'_>, rel: &Path) -> Result<(OwnedFd, Vec<Entry>), DiffE
     Ok((fd, out))
 }
 
-fn xattr(
+pub(super) fn xattr(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     attr: &str,
@@ -418,172 +421,7 @@ impl<R: Read> Read for Exact<R> {
     }
 }
 
-/// One line of docker's `diff`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// `C`
-    Modified,
-    /// `A`
-    Added,
-    /// `D`
-    Deleted,
-}
-
-impl ChangeKind {
-    pub fn letter(self) -> char {
-        match self {
-            ChangeKind::Modified => 'C',
-            ChangeKind::Added => 'A',
-            ChangeKind::Deleted => 'D',
-        }
-    }
-}
-
-/// A change of a container relative to its image, docker's `{"Kind":..,"Path":..}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub kind: ChangeKind,
-    /// Absolute, as docker prints it (`/etc/passwd`).
-    pub path: String,
-}
-
-/// Where `rel` stands in the lower layers (topmost first): present, or absent (never there,
-/// or whited out by a higher layer). Symlinks in the layers are never followed.
-fn in_lowers(lowers: &[OwnedFd], rel: &Path) -> Result<Option<libc::stat>, DiffError> {
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    let Some(name) = rel.file_name() else {
-        return Ok(None);
-    };
-    for l in lowers {
-        let pfd = match open_rel(l.as_fd(), parent, libc::O_PATH | libc::O_DIRECTORY) {
-            Ok(fd) => fd,
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOENT)
-                        | Some(libc::ENOTDIR)
-                        | Some(libc::ELOOP)
-                        | Some(libc::EXDEV)
-                ) =>
-            {
-                continue
-            }
-            Err(e) => return Err(io_err("reading layer at", rel)(e)),
-        };
-        match sfs::lstat_at(pfd.as_fd(), name) {
-            Ok(st) if is_whiteout(&st) => return Ok(None),
-            Ok(st) => return Ok(Some(st)),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {}
-            Err(e) => return Err(io_err("reading layer at", rel)(e)),
-        }
-    }
-    Ok(None)
-}
-
-/// docker's change list of an overlay upper dir against its lower layers (topmost first), in
-/// docker's order (the walk's: depth first, names sorted). Rules as moby's overlay changes:
-/// a whiteout is `D`; an opaque directory that exists below is `D` (its new content follows
-/// as `A`/`C`); anything else is `C` when the path exists below — except a directory whose
-/// size, mode and mtime are unchanged — and `A` otherwise; the parent of an `A`/`D` not yet
-/// listed is listed as `C`.
-/// Paths in `skip` (relative) are left out with everything below them.
-pub fn changes(upper: &Path, lowers: &[PathBuf], skip: &[&Path]) -> Result<Vec<Change>, DiffError> {
-    let root = open_dir(upper)?;
-    let lowers = lowers
-        .iter()
-        .map(|p| open_dir(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut out = Vec::new();
-    let mut changed_dirs = BTreeSet::new();
-    walk_changes(
-        root.as_fd(),
-        &lowers,
-        skip,
-        Path::new(""),
-        0,
-        &mut out,
-        &mut changed_dirs,
-    )?;
-    Ok(out)
-}
-
-fn open_dir(p: &Path) -> Result<OwnedFd, DiffError> {
-    std::fs::File::open(p)
-        .map(OwnedFd::from)
-        .map_err(|source| DiffError::Io {
-            op: "opening",
-            path: p.display().to_string(),
-            source,
-        })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn walk_changes(
-    root: BorrowedFd<'_>,
-    lowers: &[OwnedFd],
-    skip: &[&Path],
-    rel: &Path,
-    depth: usize,
-    out: &mut Vec<Change>,
-    changed_dirs: &mut BTreeSet<PathBuf>,
-) -> Result<(), DiffError> {
-    if depth > MAX_DEPTH {
-        return Err(DiffError::TooDeep { path: show(rel) });
-    }
-    let (fd, mut entries) = list(root, rel)?;
-    entries.retain(|e| !skip.contains(&rel.join(&e.name).as_path()));
-    let mut opaque = Vec::with_capacity(entries.len());
-    for e in &entries {
-        let o = file_type(&e.st) == S_IFDIR
-            && xattr(fd.as_fd(), &e.name, OPAQUE, &rel.join(&e.name))?.as_deref() == Some(b"y");
-        opaque.push(o);
-    }
-    drop(fd);
-    for (e, opaque) in entries.into_iter().zip(opaque) {
-        let path = rel.join(&e.name);
-        let st = &e.st;
-        let below = in_lowers(lowers, &path)?;
-        let kind = if is_whiteout(st) || (opaque && below.is_some()) {
-            Some(ChangeKind::Deleted)
-        } else {
-            match below {
-                Some(b)
-                    if file_type(st) == S_IFDIR
-                        && file_type(&b) == S_IFDIR
-                        && b.st_size == st.st_size
-                        && b.st_mode == st.st_mode
-                        && b.st_mtime == st.st_mtime
-                        && b.st_mtime_nsec == st.st_mtime_nsec =>
-                {
-                    None
-                }
-                Some(_) => Some(ChangeKind::Modified),
-                None => Some(ChangeKind::Added),
-            }
-        };
-        if let Some(kind) = kind {
-            out.push(Change {
-                kind,
-                path: show(&path),
-            });
-            if matches!(kind, ChangeKind::Added | ChangeKind::Deleted) {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    if changed_dirs.insert(parent.to_path_buf()) {
-                        out.push(Change {
-                            kind: ChangeKind::Modified,
-                            path: show(parent),
-                        });
-                    }
-                }
-            }
-        }
-        if file_type(st) == S_IFDIR && !is_whiteout(st) {
-            changed_dirs.insert(path.clone());
-            walk_changes(root, lowers, skip, &path, depth + 1, out, changed_dirs)?;
-        }
-    }
-    Ok(())
-}
+pub use super::changes::{changes, Change, ChangeKind};
 
 #[cfg(test)]
 #[path = "diff_tests.rs"]

@@ -67,17 +67,18 @@ fn changes_as_docker_lists_them() {
     assert_eq!(
         got,
         [
-            "D /d",
+            "C /d",
             "A /d/fresh",
+            "D /d/old",
             "C /etc",
             "C /etc/a",
-            "D /etc/b",
             "A /etc/fifo",
             "A /etc/new",
             "A /etc/new2",
             "A /etc/null",
             "A /etc/out",
             "A /etc/sock",
+            "D /etc/b",
         ]
     );
 }

@@ -4,6 +4,7 @@
 //! Decompression and hashing happen in the caller, which streams through a tee.
 
 mod apply;
+mod changes;
 pub mod diff;
 pub(crate) mod source;
 pub(crate) mod tarsplit;
