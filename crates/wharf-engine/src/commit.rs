@@ -112,13 +112,23 @@ fn container_run_config(image: &RunConfig, info: &ContainerInfo) -> RunConfig {
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let mut out = image.clone();
     out.user = text(&c.user);
-    // the record's env starts with the container's own HOSTNAME (docker adds it when the
-    // process starts, so its Config.Env, and so a committed image, has none)
+    // What the record's env has that docker's daemon adds only when the process starts (so
+    // its Config.Env, and a committed image, lacks them): the container's own HOSTNAME, the
+    // default PATH and a tty's TERM=xterm when the image set neither.
     let own_hostname = format!("HOSTNAME={}", c.hostname);
+    let image_has = |key: &str| {
+        image
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.split_once('=').map(|(k, _)| k) == Some(key))
+    };
     let env: Vec<String> = c
         .env
         .iter()
         .filter(|e| **e != own_hostname)
+        .filter(|e| image_has("PATH") || e.as_str() != crate::create::DEFAULT_PATH)
+        .filter(|e| image_has("TERM") || !c.tty || e.as_str() != "TERM=xterm")
         .cloned()
         .collect();
     out.env = some(&env);

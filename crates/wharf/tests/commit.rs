@@ -566,4 +566,18 @@ fn same_as_dockerd() {
     assert_eq!(lines(&out), ["new", "motd-gone"]);
     let hist = dd.ok(&["history", "--format", "{{.Comment}}", "fromwharf:1"]);
     assert_eq!(lines(&hist)[0], "via wharf");
+    // docker's own commit of the same container: the same history line and config
+    dd.ok(&["commit", "-m", "via wharf", "dd1", "fromdocker:1"]);
+    // (SIZE differs on purpose: docker's is the files' bytes, wharf's the layer tar's, as
+    // its `images` SIZE; docs/store.md)
+    let fmt = "{{.CreatedBy}}|{{.Comment}}";
+    let theirs = dd.ok(&["history", "--no-trunc", "--format", fmt, "fromdocker:1"]);
+    let ours = w.ok(&["history", "--no-trunc", "--format", fmt, "fromwharf:1"]);
+    assert_eq!(lines(&ours)[0], lines(&theirs)[0], "history top entry");
+    let cfg = "{{json .Config.Env}} {{json .Config.Cmd}} {{json .Config.Entrypoint}}";
+    assert_eq!(
+        w.ok(&["image", "inspect", "--format", cfg, "fromwharf:1"]),
+        dd.ok(&["image", "inspect", "--format", cfg, "fromdocker:1"]),
+        "committed config"
+    );
 }

@@ -63,6 +63,17 @@ fn history_header(field: &str) -> String {
     }
 }
 
+/// docker's `CREATED AT`: RFC 3339 to the second (`2024-01-02T03:04:05Z`).
+fn to_seconds(ts: &str) -> String {
+    match ts.split_once('.') {
+        Some((head, rest)) => {
+            let zone = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            format!("{head}{zone}")
+        }
+        None => ts.to_string(),
+    }
+}
+
 /// docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` if cut.
 fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -84,7 +95,7 @@ pub fn history(cli: &Cli, a: &HistoryArgs) -> anyhow::Result<i32> {
                 Some(d) => d.short().to_string(),
                 None => "<missing>".to_string(),
             };
-            let created_at = h.created.clone().unwrap_or_default();
+            let created_at = to_seconds(h.created.as_deref().unwrap_or_default());
             let since = if a.human {
                 format!("{} ago", human_duration(seconds_since(&created_at)))
             } else {
@@ -139,4 +150,28 @@ pub fn history(cli: &Cli, a: &HistoryArgs) -> anyhow::Result<i32> {
     }
     print_table(&table);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_renderings() {
+        assert_eq!(
+            to_seconds("2026-12-06T08:39:04.381045303Z"),
+            "2026-12-06T08:39:04Z"
+        );
+        assert_eq!(
+            to_seconds("2026-12-06T08:39:04+01:00"),
+            "2026-12-06T08:39:04+01:00"
+        );
+        assert_eq!(
+            to_seconds("2026-12-06T08:39:04.5+01:00"),
+            "2026-12-06T08:39:04+01:00"
+        );
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
+        assert_eq!(ellipsis("abcd", 4), "abcd");
+        assert_eq!(ellipsis("ééééé", 3), "éé…");
+    }
 }
