@@ -10,7 +10,8 @@
 //! meta/containers/<id>.json  container create-time records, written once
 //! meta/names/<name>          container name → id (claimed atomically with link(2))
 //! meta/signatures/<manifest hex>/<key id>.json   image signatures (`trust`)
-//! containers/<id>/           upper/, work/, merged/, state.json (+ files the engine adds)
+//! containers/<id>/           upper/, work/, merged/, state.json (+ files the engine adds:
+//!                            .commit-* / .export-* temporaries of commit and export)
 //! volumes/<name>/            _data/, volume.json
 //! ```
 //!
