@@ -22,7 +22,7 @@ use super::diff::{
 };
 use libc::{S_IFDIR, S_IFLNK};
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use wharf_sys::fs as sfs;
@@ -80,11 +80,11 @@ fn missing(e: &std::io::Error) -> bool {
     )
 }
 
-/// A path of the image's merged tree: its `lstat` and its parent directory in the layer
-/// that provides it.
+/// A path of the image's merged tree: its `lstat` and which of the directory's layer fds
+/// (see [`Image::dirs`]) provides it.
 struct Below {
     st: libc::stat,
-    parent: OwnedFd,
+    layer: usize,
 }
 
 /// The image's layers, topmost first.
@@ -93,21 +93,35 @@ struct Image {
 }
 
 impl Image {
-    /// `rel` in the merged tree of the layers, or None (absent or whited out).
-    fn lookup(&self, rel: &Path) -> Result<Option<Below>, DiffError> {
-        let parent = rel.parent().unwrap_or(Path::new(""));
-        let Some(name) = rel.file_name() else {
-            return Ok(None);
-        };
+    /// The layers' copies of directory `rel` that make up the image's merged directory,
+    /// topmost first: a layer where `rel` is absent is passed over; one where it is not a
+    /// directory (a file, a whiteout) hides the layers below, and so does an opaque one
+    /// after itself. Opened once per directory walked, so a lookup is one `lstat` per layer.
+    fn dirs(&self, rel: &Path) -> Result<Vec<OwnedFd>, DiffError> {
+        let mut out = Vec::new();
         for l in &self.layers {
-            let pfd = match open_rel(l.as_fd(), parent, libc::O_PATH | libc::O_DIRECTORY) {
-                Ok(fd) => fd,
-                Err(e) if missing(&e) => continue,
+            match open_rel(l.as_fd(), rel, libc::O_PATH | libc::O_DIRECTORY) {
+                Ok(fd) => {
+                    out.push(fd);
+                    if self.opaque_in(l.as_fd(), rel) {
+                        break;
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) if missing(&e) => break,
                 Err(e) => return Err(io_err("reading the image at", rel)(e)),
-            };
-            match sfs::lstat_at(pfd.as_fd(), name) {
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entry `name` of the merged directory whose layer copies are `dirs`, or None (absent
+    /// or whited out).
+    fn lookup(dirs: &[OwnedFd], name: &OsStr, rel: &Path) -> Result<Option<Below>, DiffError> {
+        for (layer, d) in dirs.iter().enumerate() {
+            match sfs::lstat_at(d.as_fd(), name) {
                 Ok(st) if is_whiteout(&st) => return Ok(None),
-                Ok(st) => return Ok(Some(Below { st, parent: pfd })),
+                Ok(st) => return Ok(Some(Below { st, layer })),
                 Err(e) if missing(&e) => {}
                 Err(e) => return Err(io_err("reading the image at", rel)(e)),
             }
@@ -127,31 +141,16 @@ impl Image {
             == Some(b"y")
     }
 
-    /// The names in directory `rel` of the merged tree of the layers.
-    fn names(&self, rel: &Path) -> Result<BTreeSet<OsString>, DiffError> {
+    /// The names in the merged directory whose layer copies are `dirs`.
+    fn names(dirs: &[OwnedFd]) -> Result<BTreeSet<OsString>, DiffError> {
         let mut seen = BTreeSet::new();
         let mut out = BTreeSet::new();
-        for l in &self.layers {
-            let (fd, entries) = match list(l.as_fd(), rel) {
-                Ok(x) => x,
-                Err(DiffError::Io { source, .. }) if missing(&source) => {
-                    // a non-directory or whiteout here hides the layers below
-                    match open_rel(l.as_fd(), rel, libc::O_PATH) {
-                        Ok(_) => break,
-                        Err(e) if missing(&e) => continue,
-                        Err(e) => return Err(io_err("reading the image at", rel)(e)),
-                    }
-                }
-                Err(e) => return Err(e),
-            };
+        for d in dirs {
+            let (_, entries) = list(d.as_fd(), Path::new(""))?;
             for e in entries {
                 if seen.insert(e.name.clone()) && !is_whiteout(&e.st) {
                     out.insert(e.name);
                 }
-            }
-            drop(fd);
-            if self.opaque_in(l.as_fd(), rel) {
-                break;
             }
         }
         Ok(out)
@@ -237,25 +236,27 @@ impl Walk<'_> {
             facts.push((cap, target, opaque));
         }
         drop(fd);
+        let below_dirs = if in_image {
+            self.image.dirs(rel)?
+        } else {
+            Vec::new()
+        };
         let mut deleted = BTreeSet::new();
         for (e, (cap, target, child_opaque)) in entries.iter().zip(facts) {
             let path = rel.join(&e.name);
-            let below = if in_image {
-                self.image.lookup(&path)?
-            } else {
-                None
-            };
+            let below = Image::lookup(&below_dirs, &e.name, &path)?;
             if is_whiteout(&e.st) {
                 if below.is_some() {
                     deleted.insert(e.name.clone());
                 }
                 continue;
             }
+            let below = below.map(|b| (b.st, &below_dirs[b.layer]));
             self.entry(&path, e, below, (cap, target, child_opaque), depth)?;
         }
         if opaque && in_image {
             let here: BTreeSet<&OsString> = entries.iter().map(|e| &e.name).collect();
-            for name in self.image.names(rel)? {
+            for name in Image::names(&below_dirs)? {
                 if !here.contains(&name) {
                     deleted.insert(name);
                 }
@@ -274,12 +275,12 @@ impl Walk<'_> {
         &mut self,
         path: &Path,
         e: &Entry,
-        below: Option<Below>,
+        below: Option<(libc::stat, &OwnedFd)>,
         (cap, target, opaque): (Option<Vec<u8>>, Option<PathBuf>, bool),
         depth: usize,
     ) -> Result<(), DiffError> {
         let is_dir = file_type(&e.st) == S_IFDIR;
-        let Some(b) = below else {
+        let Some((b_st, b_dir)) = below else {
             self.out.push(change(ChangeKind::Added, path));
             if is_dir {
                 self.dir(path, false, true, false, depth + 1)?;
@@ -287,20 +288,19 @@ impl Walk<'_> {
             return Ok(());
         };
         let name = path.file_name().unwrap_or_default();
-        let mut modified = stat_different(&b.st, &e.st);
+        let mut modified = stat_different(&b_st, &e.st);
         if !modified && matches!(file_type(&e.st), S_IFDIR | libc::S_IFREG) {
-            modified = xattr(b.parent.as_fd(), name, CAPABILITY, path)? != cap;
+            modified = xattr(b_dir.as_fd(), name, CAPABILITY, path)? != cap;
         }
         if !modified && file_type(&e.st) == S_IFLNK {
-            let old =
-                sfs::readlinkat(b.parent.as_fd(), name).map_err(io_err("reading link", path))?;
+            let old = sfs::readlinkat(b_dir.as_fd(), name).map_err(io_err("reading link", path))?;
             modified = Some(old) != target;
         }
         if modified {
             self.out.push(change(ChangeKind::Modified, path));
         }
         if is_dir {
-            let was_dir = file_type(&b.st) == S_IFDIR;
+            let was_dir = file_type(&b_st) == S_IFDIR;
             self.dir(path, was_dir, modified, opaque, depth + 1)?;
         }
         Ok(())

@@ -186,3 +186,46 @@ fn overlay_redirect_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn changes_see_the_image_through_its_whiteouts_and_opaque_dirs() {
+    if !root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (l1, l2, upper) = (
+        t.path().join("l1"),
+        t.path().join("l2"),
+        t.path().join("up"),
+    );
+    for d in [
+        l1.join("etc"),
+        l1.join("d"),
+        l2.join("etc"),
+        l2.join("d"),
+        upper.join("etc"),
+        upper.join("d"),
+    ] {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(l1.join("etc/x"), "1").unwrap();
+    fs::write(l1.join("d/a"), "a").unwrap();
+    fs::write(l1.join("d/b"), "b").unwrap();
+    // the top layer deletes /etc/x and replaces /d with one holding only c
+    mknod(&l2.join("etc/x"), S_IFCHR, 0);
+    fs::write(l2.join("d/c"), "c").unwrap();
+    set_opaque(&l2.join("d"));
+    // the container makes /etc/x again and replaces /d once more
+    fs::write(upper.join("etc/x"), "again").unwrap();
+    fs::write(upper.join("d/new"), "n").unwrap();
+    set_opaque(&upper.join("d"));
+    let got: Vec<String> = changes(&upper, &[l2, l1], &[])
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c.kind.letter(), c.path))
+        .collect();
+    assert_eq!(got, ["C /d", "A /d/new", "D /d/c", "C /etc", "A /etc/x"]);
+    // a skipped path is left out with what is below it
+    let got = changes(&upper, &[], &[Path::new("d")]).unwrap();
+    assert!(got.iter().all(|c| !c.path.starts_with("/d")), "{got:?}");
+}
