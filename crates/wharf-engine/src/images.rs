@@ -295,7 +295,13 @@ fn key_values(arg: &str) -> Vec<(String, String)> {
 
 /// Applies `--change` instructions (the subset of Dockerfile docker import accepts).
 pub fn apply_changes(changes: &[String]) -> Result<RunConfig, ImageError> {
-    let mut c = RunConfig::default();
+    apply_changes_to(RunConfig::default(), changes)
+}
+
+/// Applies `--change` instructions over `c` (commit: over the container's config): CMD,
+/// ENTRYPOINT, WORKDIR, USER, STOPSIGNAL replace; ENV replaces the same keys; LABEL,
+/// EXPOSE, VOLUME add; ONBUILD appends a trigger.
+pub fn apply_changes_to(mut c: RunConfig, changes: &[String]) -> Result<RunConfig, ImageError> {
     for ch in changes {
         let (instr, arg) = ch
             .trim()
@@ -342,6 +348,11 @@ pub fn apply_changes(changes: &[String]) -> Result<RunConfig, ImageError> {
                 }
             }
             "STOPSIGNAL" => c.stop_signal = Some(arg.trim().to_string()),
+            "ONBUILD" if !arg.trim().is_empty() => {
+                c.on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(arg.trim().to_string());
+            }
             other => return Err(ImageError::InvalidChange(other.to_string())),
         }
     }
@@ -377,5 +388,42 @@ mod tests {
             Err(ImageError::InvalidChange(i)) if i == "RUN"
         ));
         assert!(apply_changes(&["CMD [broken".into()]).is_err());
+    }
+
+    #[test]
+    fn changes_over_a_config() {
+        let base = RunConfig {
+            env: Some(vec!["PATH=/bin".into(), "A=1".into()]),
+            cmd: Some(vec!["sh".into()]),
+            labels: Some([("keep".to_string(), "y".to_string())].into()),
+            ..Default::default()
+        };
+        let c = apply_changes_to(
+            base,
+            &[
+                "ENV A=2".into(),
+                "LABEL new=1".into(),
+                "ONBUILD RUN echo hi".into(),
+                "ONBUILD COPY . /app".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.env, Some(vec!["PATH=/bin".into(), "A=2".into()]));
+        assert_eq!(c.cmd, Some(vec!["sh".to_string()]), "kept");
+        let labels = c.labels.unwrap();
+        assert_eq!(
+            (labels["keep"].as_str(), labels["new"].as_str()),
+            ("y", "1")
+        );
+        assert_eq!(
+            c.on_build,
+            Some(vec!["RUN echo hi".to_string(), "COPY . /app".to_string()])
+        );
+        let json = serde_json::to_value(RunConfig {
+            on_build: Some(vec!["RUN x".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(json["OnBuild"][0], "RUN x", "docker's key");
     }
 }

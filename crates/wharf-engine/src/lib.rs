@@ -6,6 +6,7 @@
 
 pub mod bundles;
 mod client;
+mod commit;
 pub mod containers;
 pub mod cp;
 pub mod create;
@@ -37,6 +38,7 @@ pub mod trust;
 pub mod validate;
 pub mod volumes;
 
+pub use commit::{Change, ChangeKind, CommitRequest, HistoryItem};
 pub use error::EngineError;
 
 /// The hidden entry points of the one binary (`wharf __init`, `wharf __exec`): the runtime's,

@@ -51,6 +51,8 @@ pub enum StoreError {
     NoSpace { store: PathBuf },
     #[error("invalid layer archive")]
     Layer(#[from] LayerError),
+    #[error("reading the container's file system")]
+    Diff(#[from] crate::layer::diff::DiffError),
     #[error("content of {what} does not match {expected}: got {actual}")]
     DigestMismatch {
         what: String,
@@ -113,6 +115,7 @@ impl HasKind for StoreError {
             | StoreError::NoDType { .. }
             | StoreError::NoSpace { .. } => ErrorKind::FailedPrecondition,
             StoreError::Layer(e) => e.kind(),
+            StoreError::Diff(e) => e.kind(),
             StoreError::DigestMismatch { .. }
             | StoreError::TooLarge { .. }
             | StoreError::InvalidSignature { .. } => ErrorKind::InvalidArgument,

@@ -166,7 +166,27 @@ impl Store {
                 empty_layer: false,
             }],
         };
-        let cfg_bytes = serde_json::to_vec(&config).map_err(|source| StoreError::Encode {
+        let layers = vec![LayerEntry {
+            blob: blob_digest,
+            blob_size,
+            media_type: oci::MEDIA_OCI_LAYER.to_string(),
+            diff_id,
+            size: tar_size,
+        }];
+        self.write_image(layers, &config, opts.reference.as_ref())
+    }
+
+    /// The last step of every image this store makes itself (import, commit): config and
+    /// manifest blobs through the verified blob writer, then the index entry and the tag
+    /// under the meta lock. The layers must already be committed (snapshot or blob) and the
+    /// caller must hold `gc.lock` shared. Returns the image id (config digest).
+    pub(crate) fn write_image(
+        &self,
+        layers: Vec<LayerEntry>,
+        config: &ImageConfig,
+        reference: Option<&ImageRef>,
+    ) -> Result<Digest, StoreError> {
+        let cfg_bytes = serde_json::to_vec(config).map_err(|source| StoreError::Encode {
             what: "image config",
             source,
         })?;
@@ -181,13 +201,16 @@ impl Store {
                 annotations: None,
                 platform: None,
             },
-            layers: vec![Descriptor {
-                media_type: oci::MEDIA_OCI_LAYER.to_string(),
-                digest: blob_digest.clone(),
-                size: blob_size,
-                annotations: None,
-                platform: None,
-            }],
+            layers: layers
+                .iter()
+                .map(|l| Descriptor {
+                    media_type: l.media_type.clone(),
+                    digest: l.blob.clone(),
+                    size: l.blob_size,
+                    annotations: None,
+                    platform: None,
+                })
+                .collect(),
             annotations: None,
         };
         let man_bytes = serde_json::to_vec(&manifest).map_err(|source| StoreError::Encode {
@@ -199,14 +222,11 @@ impl Store {
         let entry = ImageEntry {
             manifest: man_digest,
             config: cfg_digest.clone(),
-            layers: vec![LayerEntry {
-                blob: blob_digest,
-                blob_size,
-                media_type: oci::MEDIA_OCI_LAYER.to_string(),
-                diff_id,
-                size: tar_size,
-            }],
-            created,
+            layers,
+            created: config
+                .created
+                .clone()
+                .unwrap_or_else(crate::util::now_rfc3339),
             repo_digests: Vec::new(),
         };
         let _meta = Lock::exclusive(&self.meta_lock)?;
@@ -214,7 +234,7 @@ impl Store {
         idx.images
             .entry(cfg_digest.hex().to_string())
             .or_insert(entry);
-        if let Some(r) = &opts.reference {
+        if let Some(r) = reference {
             idx.tags.insert(r.familiar(), cfg_digest.clone());
         }
         idx.save(&self.images_json)?;

@@ -10,7 +10,8 @@
 //! meta/containers/<id>.json  container create-time records, written once
 //! meta/names/<name>          container name → id (claimed atomically with link(2))
 //! meta/signatures/<manifest hex>/<key id>.json   image signatures (`trust`)
-//! containers/<id>/           upper/, work/, merged/, state.json (+ files the engine adds)
+//! containers/<id>/           upper/, work/, merged/, state.json (+ files the engine adds:
+//!                            .commit-* / .export-* temporaries of commit and export)
 //! volumes/<name>/            _data/, volume.json
 //! ```
 //!
@@ -27,6 +28,7 @@
 
 pub mod archive;
 pub mod bundle;
+mod commit;
 pub mod compress;
 mod container;
 mod content;
@@ -43,6 +45,7 @@ mod util;
 pub use util::tree_size;
 mod volume;
 
+pub use commit::{CommitOptions, HistoryItem, EMPTY_LAYER_DIFF_ID};
 pub use container::ContainerPaths;
 pub use error::StoreError;
 pub use image::{GcReport, Image, ImageSummary, ImportOptions, RemoveEvent};

@@ -663,3 +663,85 @@ fn killed_metadata_writes_are_reaped() {
     assert!(!t.exists());
     assert!(tmp.path().join("meta/images.json").exists() || store.images().is_ok());
 }
+
+/// commit_layer: a layer appended through import's path (consistent blobs, base layers
+/// shared, history grown); an empty diff is docker's empty layer (history only); a broken
+/// layer leaves no image, tag or snapshot behind.
+#[test]
+fn commit_layer_appends_or_records_an_empty_layer() {
+    use wharf_store::{CommitOptions, EMPTY_LAYER_DIFF_ID};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let base = store.import(&rootfs_tar("a")[..], &opts("base:1")).unwrap();
+    let snapshots = || count(&tmp.path().join("snapshots"));
+    let before = snapshots();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "etc/new", &b"new"[..]).unwrap();
+    let layer = b.into_inner().unwrap();
+    let o = CommitOptions {
+        reference: Some("snap:1".parse().unwrap()),
+        author: Some("Ann".into()),
+        comment: Some("first".into()),
+        created_by: "sh -c touch".into(),
+        ..Default::default()
+    };
+    let id = store.commit_layer(&base, &layer[..], &o).unwrap();
+    check_consistent(&store);
+    let img = store.resolve_image("snap:1").unwrap();
+    assert_eq!(img.id, id);
+    let base_img = store.resolve_image("base:1").unwrap();
+    assert_eq!(img.config.rootfs.diff_ids.len(), 2);
+    assert_eq!(
+        img.config.rootfs.diff_ids[0],
+        base_img.config.rootfs.diff_ids[0]
+    );
+    assert_eq!(img.config.rootfs.diff_ids[1], Digest::of(&layer));
+    assert_eq!(img.config.author.as_deref(), Some("Ann"));
+    let h = img.config.history.last().unwrap();
+    assert_eq!(
+        (h.created_by.as_deref(), h.comment.as_deref(), h.empty_layer),
+        (Some("sh -c touch"), Some("first"), false)
+    );
+    assert_eq!(store.image_layers(&id).unwrap().len(), 2);
+    assert_eq!(snapshots(), before + 1);
+    let hist = store.history(&id).unwrap();
+    assert_eq!(hist.len(), 2);
+    assert_eq!(hist[0].image.as_ref(), Some(&id));
+    assert_eq!(hist[0].size, layer.len() as u64);
+    assert_eq!(hist[1].image.as_ref(), Some(&base), "the base is named");
+
+    // an empty diff: no layer, a history entry marked empty_layer
+    let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
+    assert_eq!(Digest::of(&empty).to_string(), EMPTY_LAYER_DIFF_ID);
+    let e = store
+        .commit_layer(&id, &empty[..], &CommitOptions::default())
+        .unwrap();
+    let img = store.resolve_image(e.hex()).unwrap();
+    assert_eq!(img.config.rootfs.diff_ids.len(), 2);
+    assert!(img.config.history.last().unwrap().empty_layer);
+    assert_eq!(store.history(&e).unwrap()[0].size, 0);
+
+    // a broken layer: nothing new
+    let images = store.images().unwrap().len();
+    let snaps = snapshots();
+    let o = CommitOptions {
+        reference: Some("broken:1".parse().unwrap()),
+        ..Default::default()
+    };
+    let mut bad = layer.clone();
+    bad[0] = b'/';
+    bad[1] = b'.';
+    bad[2] = b'.';
+    assert!(store.commit_layer(&id, &bad[..], &o).is_err());
+    assert_eq!(store.images().unwrap().len(), images);
+    assert_eq!(snapshots(), snaps);
+    assert!(store.resolve_image("broken:1").is_err());
+    check_consistent(&store);
+}

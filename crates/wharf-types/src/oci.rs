@@ -132,6 +132,9 @@ pub struct RunConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub healthcheck: Option<HealthConfig>,
+    /// `ONBUILD` triggers, run by a build that uses this image as its base.
+    #[serde(rename = "OnBuild", default, skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
 }
 
 /// An image config blob (`application/vnd.oci.image.config.v1+json`).

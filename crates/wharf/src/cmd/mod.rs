@@ -2,6 +2,7 @@
 
 mod archive;
 mod bundle;
+mod commit;
 mod containers;
 mod distribution;
 mod docs;
@@ -108,6 +109,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             lifecycle::port(&cli, a)
         }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&cli, a),
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => commit::diff(&cli, a),
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            commit::commit(&cli, a)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            commit::export(&cli, a)
+        }
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => commit::history(&cli, a),
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
         Command::System(SystemCommand::Check) => lifecycle::system_check(&cli),
         Command::System(SystemCommand::Df(a)) => system::df(&cli, a),
@@ -199,6 +208,12 @@ pub fn on_objects(command: &Command) -> bool {
             | Command::Rm(_)
             | Command::Inspect(_)
             | Command::Rmi(_)
+            | Command::Diff(_)
+            | Command::Commit(_)
+            | Command::Export(_)
+            | Command::History(_)
+            | Command::Container(C::Diff(_) | C::Commit(_) | C::Export(_),)
+            | Command::Image(ImageCommand::History(_))
             | Command::Container(
                 C::Start(_)
                     | C::Stop(_)
