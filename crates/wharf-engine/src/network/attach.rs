@@ -20,7 +20,7 @@
 use super::alloc::{Ipam, Ports};
 use super::endpoint::{self, Endpoint, PortRecord};
 use super::firewall::{Firewall, Published};
-use super::{bridge, resolver, DEFAULT_NETWORK};
+use super::{bridge, host_veth_name, resolver, DEFAULT_NETWORK};
 use crate::etcfiles::{self, EtcFiles};
 use crate::refusal::ValidationError;
 use crate::state::Status;
@@ -34,12 +34,6 @@ use wharf_types::ports::{PortKey, PortMapping};
 
 /// Marker prefix in a container's run directory: `joined-<id>` joined its network namespace.
 const JOINED: &str = "joined-";
-
-/// The host end of a container's veth: `wv` and the first 12 characters of its id (within
-/// IFNAMSIZ, and found again from the id alone after a crash).
-pub fn host_veth(container_id: &str) -> String {
-    format!("wv{}", container_id.get(..12).unwrap_or(container_id))
-}
 
 /// The ports a start publishes: every `-p` binding, and with `-P` every exposed port that
 /// has none (docker's rules).
@@ -289,7 +283,7 @@ impl Engine {
         }
         spec.network = rs::Network::Bridge(BridgeNet {
             bridge: net.bridge.clone(),
-            host_veth: host_veth(id),
+            host_veth: host_veth_name(id),
             addresses: vec![(ip, net.subnet.prefix())],
             gateway: Some(net.gateway),
             gateway6: None,
@@ -345,7 +339,7 @@ impl Engine {
         // does it outlive the container, and is taken out here.
         if self.has_joiners(&rec.id) {
             if let Err(e) = Socket::open(Family::Route)
-                .and_then(|mut s| link::delete(&mut s, &host_veth(id)).map(drop))
+                .and_then(|mut s| link::delete(&mut s, &host_veth_name(id)).map(drop))
             {
                 if first.is_ok() {
                     first = Err(EngineError::Link {

@@ -30,8 +30,8 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "wharf0";
 
 /// The host end of a container's veth: `wv` and the first 12 hex digits of its id (14
-/// bytes: within IFNAMSIZ). The engine names it so when it starts a container on a bridge
-/// network, and reconciliation finds the ones left behind by that name.
+/// bytes: within IFNAMSIZ). The one namer: the start names it so (`attach`), the release and
+/// reconciliation find it from the id alone by that name, also after a crash.
 pub fn host_veth_name(container_id: &str) -> String {
     format!("wv{}", container_id.get(..12).unwrap_or(container_id))
 }
@@ -127,5 +127,24 @@ impl Engine {
                 }
                 .into()
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_veth_name_fits_ifnamsiz_and_names_its_owner() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let name = host_veth_name(id);
+        assert_eq!(name, "wv0123456789ab");
+        assert!(name.len() < 16, "IFNAMSIZ counts the NUL");
+        assert_eq!(host_veth_owner(&name), Some(&id[..12]));
+        // not one of ours: another prefix, a short or uppercase suffix, docker's veths
+        assert_eq!(host_veth_owner("veth0123456"), None);
+        assert_eq!(host_veth_owner("wv0123"), None);
+        assert_eq!(host_veth_owner("wv0123456789AB"), None);
+        assert_eq!(host_veth_owner("docker0"), None);
     }
 }

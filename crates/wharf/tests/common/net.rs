@@ -172,7 +172,7 @@ pub fn resolver_pids(root: &Path) -> Vec<i32> {
 pub fn leftovers(w: &Wharf, id: &str) -> Vec<String> {
     let mut out = Vec::new();
     // the kernel removes the veth with the container's namespace, lazily: give it a moment
-    let veth = wharf_engine::network::attach::host_veth(id);
+    let veth = wharf_engine::network::host_veth_name(id);
     let gone = super::eventually(5, || !Path::new("/sys/class/net").join(&veth).exists());
     if !gone {
         out.push(format!("veth {veth}"));
