@@ -17,27 +17,35 @@ use wharf_sys::netlink::{Family, NetlinkError, Socket};
 pub const CONTAINER_IF: &str = "eth0";
 
 /// Parent side: the veth pair, container end in `pid`'s network namespace, host end on the
-/// bridge and up.
+/// bridge and up — created so in one request (`link::create_veth_on_bridge`); hairpin mode
+/// is a bridge-port option, a second one.
 pub fn attach_host(net: &BridgeNet, pid: i32) -> Result<(), NetlinkError> {
     let mut s = Socket::open(Family::Route)?;
     let bridge = link::index(&mut s, &net.bridge)?;
-    // A leftover host end of a container that died unreaped by us: the name is ours.
-    let _ = link::delete(&mut s, &net.host_veth);
-    link::create_veth(
-        &mut s,
-        &net.host_veth,
-        CONTAINER_IF,
-        Some(Netns::Pid(pid)),
-        net.mtu,
-    )?;
-    let res = (|| {
-        let host = link::index(&mut s, &net.host_veth)?;
-        link::set_master(&mut s, host, bridge)?;
-        if net.hairpin {
-            link::set_hairpin(&mut s, host, true)?;
+    let create = |s: &mut Socket| {
+        link::create_veth_on_bridge(
+            s,
+            &net.host_veth,
+            CONTAINER_IF,
+            Some(Netns::Pid(pid)),
+            net.mtu,
+            bridge,
+        )
+    };
+    let res = match create(&mut s) {
+        // A leftover host end of a container that died unreaped by us: the name is ours.
+        Err(e) if e.errno() == Some(nix::libc::EEXIST) => {
+            let _ = link::delete(&mut s, &net.host_veth);
+            create(&mut s)
         }
-        link::set_up(&mut s, host)
-    })();
+        r => r,
+    }
+    .and_then(|host| {
+        if net.hairpin {
+            link::set_hairpin(&mut s, host.index, true)?;
+        }
+        Ok(())
+    });
     if res.is_err() {
         let _ = link::delete(&mut s, &net.host_veth);
     }
