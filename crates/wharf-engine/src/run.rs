@@ -504,7 +504,10 @@ impl Engine {
         state.monitor_start_time = 0;
         state.restart_count = 0;
         state.manually_stopped = false;
-        // the state write is best effort: a concurrent `rm -f` may have removed the container
+        // the state write is best effort: a concurrent `rm -f` may have removed the container.
+        // It stays durable (its two fsyncs overlap init's setup, which runs meanwhile): after a
+        // power cut "running" under the old boot id is reconciled as exited (a `--rm` one
+        // removed); a state lost with the cut would leave the record "Created" for ever.
         let _ = self.store.write_container_state(&rec.id, &state);
         let running = match created.start() {
             Ok(r) => r,

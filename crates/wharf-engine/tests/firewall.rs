@@ -392,6 +392,23 @@ fn bridge_made_once_checked_and_removed() {
             vec![(l.index, ip(10, 60, 0, 1), 16)],
             "address added once"
         );
+        // a bridge someone set down, and its gateway address taken off, are healed by the
+        // next start's ensure (it skips only what is already so)
+        let down = std::process::Command::new("ip")
+            .args(["link", "set", "wh-test1", "down"])
+            .status()
+            .unwrap();
+        assert!(down.success());
+        assert!(!link::get(&mut s, "wh-test1").unwrap().unwrap().up);
+        bridge::ensure(run.path(), &net).unwrap();
+        assert!(link::get(&mut s, "wh-test1").unwrap().unwrap().up);
+        assert!(link::del_address(&mut s, l.index, ip(10, 60, 0, 1), 16).unwrap());
+        bridge::ensure(run.path(), &net).unwrap();
+        assert!(link::addresses(&mut s, Some(l.index)).unwrap().contains(&(
+            l.index,
+            ip(10, 60, 0, 1),
+            16
+        )));
         let mut fw = Firewall::open().unwrap();
         assert_eq!(
             fw.owners().unwrap(),

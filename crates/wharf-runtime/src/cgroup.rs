@@ -472,6 +472,13 @@ impl Cgroup {
     /// SIGKILL everything left, then rmdir everywhere (retry EBUSY for up to ~1s). Missing
     /// dirs are fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        // The common case has nothing left to kill: pid 1 exited and was reaped (its pid
+        // namespace took every other process with it), or another release removed the
+        // cgroup already. Its directories then go at once, without a freeze/thaw of the v1
+        // freezer and a read of every hierarchy's cgroup.procs (twice per foreground run).
+        if self.remove_if_empty()? {
+            return Ok(());
+        }
         let deadline = Instant::now() + Duration::from_secs(1);
         // Freeze (v1 freezer) so a fork bomb cannot outrun the kill loop; cgroup.kill (v2,
         // Linux 5.14) kills atomically.
@@ -520,6 +527,29 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// Removes every directory of the cgroup if none holds a process: rmdir fails with EBUSY
+    /// on a populated cgroup (v1 and v2), so an empty one is removed without reading it. The
+    /// freezer's hierarchy goes last: when a process is found (a populated hierarchy, or one
+    /// that joined meanwhile, an `exec`), nothing it is in has been removed and `false` leaves
+    /// the kill to [`Cgroup::remove`]'s freeze-and-kill path. Missing directories are fine.
+    fn remove_if_empty(&self) -> Result<bool, CgroupError> {
+        let freezer = |d: &&Dir| d.controllers.iter().any(|c| c == "freezer");
+        let order = self
+            .dirs
+            .iter()
+            .filter(|d| !freezer(d))
+            .chain(self.dirs.iter().filter(freezer));
+        for d in order {
+            match std::fs::remove_dir(&d.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) if e.raw_os_error() == Some(libc_ebusy()) => return Ok(false),
+                Err(e) => return Err(io_err("rmdir", &d.path)(e)),
+            }
+        }
+        Ok(true)
     }
 
     /// Freeze (`true`) or thaw every process of the cgroup: v1 `freezer.state`
@@ -986,6 +1016,47 @@ mod tests {
             assert!(!d.path.exists(), "{} left behind", d.path.display());
         }
         reopened.remove().expect("second remove is fine");
+        remove_parent(&path);
+    }
+
+    /// The fast path of `remove`: an empty cgroup is removed without a kill pass; a populated
+    /// one is left whole (its process alive, every directory there) for the kill path.
+    #[test]
+    fn remove_if_empty_leaves_a_populated_cgroup_whole() {
+        let path = rand_path();
+        let cg =
+            Cgroup::create(&spec(&path, Some(32 << 20), None, Some(10)), false).expect("create");
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        cg.add_process(pid).expect("add");
+        let kept = cg.remove_if_empty();
+        let alive = child.try_wait().expect("try_wait").is_none();
+        let left: Vec<&Dir> = cg.dirs.iter().filter(|d| !d.path.exists()).collect();
+        // the kill path must still do its work whatever the assertions below find
+        cg.remove().expect("remove");
+        let st = child.wait().expect("wait");
+        assert!(
+            !kept.expect("remove_if_empty"),
+            "a populated cgroup is not empty"
+        );
+        assert!(alive, "the fast path kills nothing");
+        assert!(
+            left.is_empty(),
+            "directories removed under a live process: {left:?}"
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(9), "remove() then SIGKILLs it");
+        // empty (its process gone): removed at once, and again a no-op
+        let cg = Cgroup::create(&spec(&path, Some(32 << 20), None, Some(10)), false)
+            .expect("create again");
+        assert!(cg.remove_if_empty().expect("empty"));
+        for d in &cg.dirs {
+            assert!(!d.path.exists(), "{} left behind", d.path.display());
+        }
+        assert!(cg.remove_if_empty().expect("gone already"));
         remove_parent(&path);
     }
 

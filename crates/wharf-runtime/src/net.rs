@@ -28,20 +28,27 @@ use wharf_sys::process;
 pub const CONTAINER_IF: &str = "eth0";
 
 /// Parent side of one network: the veth pair, container end in `ns`, host end on the
-/// bridge and up. Nothing is left when it fails.
+/// bridge and up — created so in one request (`link::create_veth_on_bridge`); hairpin mode is
+/// a bridge-port option, a second one. Nothing is left when it fails.
 fn attach_one(s: &mut Socket, net: &BridgeNet, ns: Netns) -> Result<(), NetlinkError> {
     let bridge = link::index(s, &net.bridge)?;
-    // A leftover host end of a container that died unreaped by us: the name is ours.
-    let _ = link::delete(s, &net.host_veth);
-    link::create_veth(s, &net.host_veth, &net.ifname, Some(ns), net.mtu)?;
-    let res = (|| {
-        let host = link::index(s, &net.host_veth)?;
-        link::set_master(s, host, bridge)?;
-        if net.hairpin {
-            link::set_hairpin(s, host, true)?;
+    let create = |s: &mut Socket| {
+        link::create_veth_on_bridge(s, &net.host_veth, &net.ifname, Some(ns), net.mtu, bridge)
+    };
+    let res = match create(s) {
+        // A leftover host end of a container that died unreaped by us: the name is ours.
+        Err(e) if e.errno() == Some(nix::libc::EEXIST) => {
+            let _ = link::delete(s, &net.host_veth);
+            create(s)
         }
-        link::set_up(s, host)
-    })();
+        r => r,
+    }
+    .and_then(|host| {
+        if net.hairpin {
+            link::set_hairpin(s, host.index, true)?;
+        }
+        Ok(())
+    });
     if res.is_err() {
         let _ = link::delete(s, &net.host_veth);
     }

@@ -571,7 +571,16 @@ fn t_bridge(env: &Env) -> TestResult {
             mtu: Some(1450),
             hairpin: true,
         }]);
+        // a leftover host end of the same name (a container that died unreaped) is replaced
+        let peer = format!("wrp{}", std::process::id() % 100_000);
+        link::create_veth(&mut sock, &host_veth, &peer, None, None).map_err(|e| e.to_string())?;
         let out = expect_exit(env, &s, 0)?;
+        check(
+            link::get(&mut sock, &peer)
+                .map_err(|e| e.to_string())?
+                .is_none(),
+            || format!("leftover {host_veth}/{peer} still there"),
+        )?;
         check(out.contains("inet 10.213.77.2/24"), || {
             format!("address: {out}")
         })?;

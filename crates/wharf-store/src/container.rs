@@ -1,5 +1,5 @@
 //! Container records (`meta/containers/<id>.json`, written once at create time — invariant 4),
-//! the name index (`meta/names/<name>` → id, created with link(2) so a name is claimed
+//! the name index (`meta/names/<name>` → id, created with `O_EXCL` so a name is claimed
 //! atomically), per-container directories (`containers/<id>/{upper,work,merged}`) and the
 //! separately rewritten runtime state (`containers/<id>/state.json`).
 //! Must not: mount anything, or delete a directory while a rootfs is mounted on `merged`.
@@ -13,11 +13,25 @@ use crate::Store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use wharf_types::container::{ContainerRecord, NetworkingConfig};
 use wharf_types::id::validate_container_name;
 use wharf_types::ContainerId;
+
+/// Creates the name claim `path` holding `id`, failing with `AlreadyExists` if the name is
+/// taken; a claim whose write failed is removed again. Not fsynced (see `claim_name`).
+fn write_claim(path: &Path, id: &ContainerId) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)?;
+    f.write_all(id.as_str().as_bytes()).inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
+}
 
 /// Name prefix of a container directory being deleted (see `remove_container`).
 const TRASH_PREFIX: &str = ".removing-";
@@ -77,6 +91,9 @@ impl Store {
                 b.create(p)
                     .map_err(StoreError::io("creating container directory", p))?;
             }
+            // fsynced, file and directory (invariant 4): after a power cut the record is
+            // whole or absent — a torn one would fail every listing — and a record that is
+            // there has its claim on disk already (`claim_name`)
             write_json_atomic(&rpath, "container record", rec)
         })();
         if let Err(e) = res {
@@ -88,45 +105,79 @@ impl Store {
         Ok(paths)
     }
 
-    /// Claims `name` for `id` (caller holds the meta lock): a temp file hard-linked to the
-    /// name, which fails atomically if the name is taken. A claim whose container has no
-    /// record is stale (a create is done under the meta lock we hold, so its creator was
-    /// killed mid-way): it is dropped with that creation's directory, and claimed again.
+    /// Claims `name` for `id` (caller holds the meta lock): the claim file is created
+    /// exclusively (`O_EXCL`: fails atomically if the name is taken) holding the id. A claim
+    /// whose container has no record is stale (a create is done under the meta lock we hold,
+    /// so its creator was killed mid-way): it is dropped with that creation's directory, and
+    /// claimed again.
+    ///
+    /// Durability: the names directory is fsynced before the caller writes the record, so a
+    /// record that survives a power cut always has its claim (else the name could be given
+    /// twice). The claim's content is not fsynced (one fsync fewer per create): a crash can
+    /// leave it empty, and an unreadable claim is read as the record that has its name, if
+    /// any (`claim_holder`), so it neither blocks the name nor hides its container.
     fn claim_name(&self, name: &str, id: &ContainerId) -> Result<PathBuf, StoreError> {
         let npath = self.name_path(name);
-        let tmp = self.names.join(format!(".tmp-{}", random_suffix()?));
-        util::write_atomic(&tmp, id.as_str().as_bytes())?;
-        let mut linked = std::fs::hard_link(&tmp, &npath);
-        if linked
+        let mut made = write_claim(&npath, id);
+        if made
             .as_ref()
             .is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists)
             && self.drop_stale_claim(&npath)?
         {
-            linked = std::fs::hard_link(&tmp, &npath);
+            made = write_claim(&npath, id);
         }
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => Ok(npath),
+        match made {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let holder = read_capped(&npath, 128)?
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                let holder = self
+                    .claim_holder(&npath)?
+                    .map(|h| h.to_string())
                     .unwrap_or_default();
-                Err(StoreError::NameInUse {
+                return Err(StoreError::NameInUse {
                     name: name.to_string(),
                     id: holder,
-                })
+                });
             }
-            Err(e) => Err(StoreError::io("claiming container name", &npath)(e)),
+            Err(e) => return Err(StoreError::io("claiming container name", &npath)(e)),
         }
+        if let Err(e) = util::fsync_dir(&self.names) {
+            let _ = std::fs::remove_file(&npath);
+            return Err(e);
+        }
+        Ok(npath)
+    }
+
+    /// The container a name claim belongs to: the id it holds, or — for a claim a crash left
+    /// empty or torn — the container whose record has that name; `None` for no claim, or an
+    /// unreadable one that no record names.
+    fn claim_holder(&self, npath: &Path) -> Result<Option<ContainerId>, StoreError> {
+        let Some(b) = read_capped(npath, 128)? else {
+            return Ok(None);
+        };
+        if let Ok(id) = String::from_utf8_lossy(&b).parse::<ContainerId>() {
+            return Ok(Some(id));
+        }
+        let Some(name) = npath.file_name().and_then(|n| n.to_str()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .containers()?
+            .into_iter()
+            .find(|r| r.name == name)
+            .map(|r| r.id))
     }
 
     /// See [`Store::claim_name`]; true if the claim at `npath` was stale and is gone.
     fn drop_stale_claim(&self, npath: &Path) -> Result<bool, StoreError> {
-        let Some(b) = read_capped(npath, 128)? else {
-            return Ok(false);
-        };
-        let Ok(holder) = String::from_utf8_lossy(&b).parse::<ContainerId>() else {
-            return Ok(false);
+        let holder = match self.claim_holder(npath)? {
+            Some(h) => h,
+            // a claim nothing stands behind (a crash emptied it; no record has its name)
+            None if npath.exists() => {
+                std::fs::remove_file(npath)
+                    .map_err(StoreError::io("removing stale container name", npath))?;
+                return Ok(true);
+            }
+            None => return Ok(false),
         };
         if self.record_path(&holder).exists() {
             return Ok(false);
@@ -166,7 +217,7 @@ impl Store {
             let _ = std::fs::remove_file(&new_path);
             return Err(e);
         }
-        if read_capped(&old_path, 128)?.is_some_and(|b| b == id.as_str().as_bytes()) {
+        if self.claim_holder(&old_path)?.as_ref() == Some(id) {
             remove_file_if_exists(&old_path)?;
         }
         Ok(())
@@ -234,11 +285,9 @@ impl Store {
         }
         let name = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
         if validate_container_name(name) {
-            if let Some(b) = read_capped(&self.name_path(name), 128)? {
-                if let Ok(id) = String::from_utf8_lossy(&b).parse::<ContainerId>() {
-                    if let Some(r) = self.record(&id)? {
-                        return Ok(r);
-                    }
+            if let Some(id) = self.claim_holder(&self.name_path(name))? {
+                if let Some(r) = self.record(&id)? {
+                    return Ok(r);
                 }
             }
         }
@@ -299,7 +348,7 @@ impl Store {
         }
         if let Some(r) = &rec {
             let npath = self.name_path(&r.name);
-            if read_capped(&npath, 128)?.is_some_and(|b| b == id.as_str().as_bytes()) {
+            if self.claim_holder(&npath)?.as_ref() == Some(id) {
                 remove_file_if_exists(&npath)?;
             }
         }

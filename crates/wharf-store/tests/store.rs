@@ -367,6 +367,44 @@ fn container_networks_compare_and_swap() {
     );
 }
 
+/// A name claim is not fsynced (only the names directory is, before the record): a power
+/// cut can leave it empty. Such a claim still stands for the record that has its name, and
+/// one that no record names does not block the name.
+#[test]
+fn a_claim_a_crash_emptied_still_names_its_container() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let img = store.import(&rootfs_tar("a")[..], &opts("app:1")).unwrap();
+    let names = tmp.path().join("meta/names");
+    let web = record(1, "web", &img);
+    store.create_container(&web).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(names.join("web")).unwrap(),
+        web.id.as_str()
+    );
+    std::fs::write(names.join("web"), b"").unwrap();
+    assert_eq!(store.container("web").unwrap(), web, "found by name");
+    let e = store.create_container(&record(2, "web", &img)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert!(e.to_string().contains(web.id.as_str()), "{e}");
+    store.remove_container(&web.id).unwrap();
+    assert!(!names.join("web").exists(), "its claim goes with it");
+    // an emptied claim without a record (the record never reached the disk) is stale
+    std::fs::write(names.join("db"), b"").unwrap();
+    assert_eq!(
+        store.container("db").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let db = record(3, "db", &img);
+    store.create_container(&db).unwrap();
+    assert_eq!(store.container("db").unwrap(), db);
+    // and the reaper drops one too
+    std::fs::write(names.join("gone"), b"\0\0").unwrap();
+    store.reap_stale_temps().unwrap();
+    assert!(!names.join("gone").exists());
+    assert!(names.join("db").exists());
+}
+
 #[test]
 fn containers_names_state() {
     let tmp = tempfile::tempdir().unwrap();

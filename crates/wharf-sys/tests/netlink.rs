@@ -99,6 +99,49 @@ fn bridge_veth_address_route() {
     });
 }
 
+/// The start path's veth: created on the bridge and up in one request, the peer in the
+/// container's namespace; a second create of the same name is the kernel's EEXIST.
+#[test]
+fn veth_created_on_a_bridge_and_up() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    in_netns(|| {
+        let outer = File::open("/proc/thread-self/ns/net").expect("outer ns");
+        unshare(CloneFlags::CLONE_NEWNET).expect("inner ns");
+        let inner = File::open("/proc/thread-self/ns/net").expect("inner ns file");
+        setns(&outer, CloneFlags::CLONE_NEWNET).expect("back to outer");
+        let mut s = Socket::open(Family::Route).expect("socket");
+        link::create_bridge(&mut s, "wbr1", None).expect("bridge");
+        let br = link::index(&mut s, "wbr1").expect("bridge index");
+        use std::os::fd::AsRawFd;
+        let peer_ns = || Some(Netns::Fd(inner.as_raw_fd()));
+        let host = link::create_veth_on_bridge(&mut s, "wv-br", "eth0", peer_ns(), None, br)
+            .expect("veth on bridge");
+        assert_eq!(host.name, "wv-br");
+        assert_eq!(host.master, Some(br));
+        assert!(host.up);
+        // as the kernel reports it now, not only as returned
+        let again = link::get(&mut s, "wv-br").expect("get").expect("host end");
+        assert_eq!(
+            (again.index, again.master, again.up),
+            (host.index, Some(br), true)
+        );
+        link::set_hairpin(&mut s, host.index, true).expect("hairpin");
+        let e = link::create_veth_on_bridge(&mut s, "wv-br", "eth1", peer_ns(), None, br)
+            .expect_err("exists");
+        assert_eq!(e.errno(), Some(libc_eexist()));
+        setns(&inner, CloneFlags::CLONE_NEWNET).expect("into inner");
+        let mut si = Socket::open(Family::Route).expect("inner socket");
+        let eth0 = link::get(&mut si, "eth0")
+            .expect("get")
+            .expect("eth0 inside");
+        assert!(!eth0.up, "the container end stays down for init");
+        assert!(link::get(&mut si, "eth1").expect("get").is_none());
+    });
+}
+
 fn libc_eexist() -> i32 {
     nix::errno::Errno::EEXIST as i32
 }

@@ -31,7 +31,10 @@ fn exit_codes_like_docker() {
     let err = stderr(&o);
     let lines: Vec<&str> = err.trim().lines().collect();
     assert_eq!(lines.len(), 2, "{err}");
-    assert_eq!(lines[0], "Unable to find image 'nosuchimage:latest' locally");
+    assert_eq!(
+        lines[0],
+        "Unable to find image 'nosuchimage:latest' locally"
+    );
     // without pulling: the store's one-line error
     let o = w.run(&["run", "--rm", "--pull", "never", "nosuchimage", "true"]);
     assert_eq!(o.status.code(), Some(125));

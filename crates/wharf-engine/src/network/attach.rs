@@ -24,7 +24,7 @@
 use super::alloc::{Ipam, Ports};
 use super::endpoint::{self, Endpoint, EndpointV6, LinkAlias, PortRecord};
 use super::firewall::{Firewall, Published};
-use super::{bridge, resolver, DEFAULT_NETWORK};
+use super::{bridge, host_veth_name, resolver, DEFAULT_NETWORK};
 use crate::etcfiles::{self, EtcFiles};
 use crate::refusal::ValidationError;
 use crate::state::Status;
@@ -39,12 +39,6 @@ use wharf_types::ports::{PortKey, PortMapping};
 
 /// Marker prefix in a container's run directory: `joined-<id>` joined its network namespace.
 const JOINED: &str = "joined-";
-
-/// The host end of a container's veth: `wv` and the first 12 characters of its id (within
-/// IFNAMSIZ, and found again from the id alone after a crash).
-pub fn host_veth(container_id: &str) -> String {
-    super::host_veth_name(container_id, 0).unwrap_or_default()
-}
 
 /// The ports a start publishes: every `-p` binding, and with `-P` every exposed port that
 /// has none (docker's rules).
@@ -587,7 +581,7 @@ impl Engine {
             }
         }
         ports.release_all(id);
-        let mut veths = vec![host_veth(id)];
+        let mut veths = vec![host_veth_name(id, 0).unwrap_or_default()];
         for nid in endpoint::networks_with_state(run_root) {
             let ipam = Ipam::new(run_root, &nid);
             match endpoint::read(run_root, &nid, id) {

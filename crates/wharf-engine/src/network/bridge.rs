@@ -100,8 +100,8 @@ pub fn ensure(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
         source,
     };
     let mut s = Socket::open(Family::Route).map_err(le)?;
-    let index = match link::get(&mut s, &net.bridge).map_err(le)? {
-        Some(l) if l.kind == "bridge" => l.index,
+    let (index, up) = match link::get(&mut s, &net.bridge).map_err(le)? {
+        Some(l) if l.kind == "bridge" => (l.index, l.up),
         Some(l) => {
             return Err(BridgeError::NotABridge {
                 network: net.name.clone(),
@@ -119,7 +119,7 @@ pub fn ensure(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
                 Err(e) if e.errno() == Some(nix::libc::EEXIST) => {}
                 Err(e) => return Err(le(e)),
             }
-            link::index(&mut s, &net.bridge).map_err(le)?
+            (link::index(&mut s, &net.bridge).map_err(le)?, false)
         }
     };
     // (before the addresses: IPv6 must be on for the bridge to take its IPv6 gateway)
@@ -145,8 +145,9 @@ pub fn ensure(run_root: &Path, net: &NetworkRecord) -> Result<(), BridgeError> {
             Err(e) => return Err(le(e)),
         }
     }
-    link::set_up(&mut s, index).map_err(le)?;
-
+    if !up {
+        link::set_up(&mut s, index).map_err(le)?;
+    }
     let fe = |source| BridgeError::Firewall {
         network: net.name.clone(),
         source,

@@ -271,7 +271,7 @@ impl Engine {
             return Ok(());
         };
         let veth = if ep.host_veth.is_empty() {
-            super::attach::host_veth(id)
+            super::host_veth_name(id, 0).unwrap_or_default()
         } else {
             ep.host_veth.clone()
         };

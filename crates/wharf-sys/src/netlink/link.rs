@@ -181,13 +181,56 @@ pub fn create_veth(
     peer_ns: Option<Netns>,
     mtu: Option<u32>,
 ) -> Result<(), NetlinkError> {
+    let m = veth_msg(host, peer, peer_ns, mtu, None)?;
+    sock.request(m, &format!("create veth pair {host}/{peer}"))?;
+    Ok(())
+}
+
+/// Create a veth pair whose `host` end is on the bridge `master` and up from the start (one
+/// request where `create_veth`, `set_master` and `set_up` are three), `peer` in `peer_ns`,
+/// down. Returns the host end as the kernel then reports it; a kernel that ignored the
+/// master or the flags at creation gets them set afterwards.
+pub fn create_veth_on_bridge(
+    sock: &mut Socket,
+    host: &str,
+    peer: &str,
+    peer_ns: Option<Netns>,
+    mtu: Option<u32>,
+    master: u32,
+) -> Result<Link, NetlinkError> {
+    let m = veth_msg(host, peer, peer_ns, mtu, Some(master))?;
+    sock.request(m, &format!("create veth pair {host}/{peer}"))?;
+    let mut l = get(sock, host)?.ok_or_else(|| NetlinkError::NoSuchLink(host.to_string()))?;
+    if l.master != Some(master) {
+        set_master(sock, l.index, master)?;
+        l.master = Some(master);
+    }
+    if !l.up {
+        set_up(sock, l.index)?;
+        l.up = true;
+    }
+    Ok(l)
+}
+
+/// The RTM_NEWLINK of a veth pair; with `master`, the host end is enslaved to it and up.
+fn veth_msg(
+    host: &str,
+    peer: &str,
+    peer_ns: Option<Netns>,
+    mtu: Option<u32>,
+    master: Option<u32>,
+) -> Result<Msg, NetlinkError> {
     valid_name(host)?;
     valid_name(peer)?;
     let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-    m.header(&ifinfomsg(AF_UNSPEC, 0, 0, 0));
+    let up = if master.is_some() { IFF_UP } else { 0 };
+    m.header(&ifinfomsg(AF_UNSPEC, 0, up, up));
     m.attr_str(IFLA_IFNAME, host);
     if let Some(mtu) = mtu {
         m.attr_u32(IFLA_MTU, mtu);
+    }
+    if let Some(master) = master {
+        m.attr_u32(IFLA_MASTER, master);
     }
     m.nest(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth");
     m.nest(IFLA_INFO_DATA).nest(VETH_INFO_PEER);
@@ -207,8 +250,7 @@ pub fn create_veth(
         None => {}
     }
     m.end().end().end();
-    sock.request(m, &format!("create veth pair {host}/{peer}"))?;
-    Ok(())
+    Ok(m)
 }
 
 fn set_link(

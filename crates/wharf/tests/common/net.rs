@@ -235,7 +235,7 @@ pub fn leftovers(w: &Wharf, id: &str) -> Vec<String> {
 /// The host ends of container `id`'s veths (`wv<id12>` for `eth0`, then one letter more for
 /// `eth1`…).
 pub fn host_veths(id: &str) -> Vec<String> {
-    let base = wharf_engine::network::attach::host_veth(id);
+    let base = wharf_engine::network::host_veth_name(id, 0).unwrap_or_default();
     let mut out: Vec<String> = std::fs::read_dir("/sys/class/net")
         .into_iter()
         .flatten()
