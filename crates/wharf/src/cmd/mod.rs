@@ -13,6 +13,7 @@ mod network;
 mod policy;
 mod registry;
 mod run;
+mod service;
 mod trust;
 mod volumes;
 
@@ -103,6 +104,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&cli, a),
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
         Command::System(SystemCommand::Check) => lifecycle::system_check(&cli),
+        Command::System(SystemCommand::Service(a)) => service::service(&cli, a),
         Command::Policy(PolicyCommand::Show) => policy::show(&cli),
         Command::Policy(PolicyCommand::Check(a)) => policy::check(&cli, a),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),

@@ -1,0 +1,36 @@
+//! wharf-api: the Docker Engine API server (`wharf system service`). It owns HTTP and only
+//! HTTP: each handler parses the request (path, query, JSON body) into the engine's typed
+//! request, calls the engine service on tokio's blocking pool (engine calls block; the
+//! reactor never does), and renders docker's JSON. Validation, defaults and the admin
+//! policy are the engine's: a docker field the engine has no request field for is passed on
+//! as `unsupported`, and the engine refuses it.
+//!
+//! Layout: `server` (listener, connections with their peer credentials, limits, graceful
+//! stop), `listen` (the socket file, systemd activation, sd_notify), `router` (versioned
+//! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
+//! (`system`, `containers`, `create`, `streams`, `exec`, `images`, `volumes`), `error`
+//! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
+//!
+//! Must not: decide anything the CLI would decide differently, enter a container, fork
+//! without exec (containers are started by the engine's re-executed monitor), or hold a
+//! body, header block or stream buffer without a bound.
+
+#![recursion_limit = "256"]
+
+mod body;
+mod containers;
+mod create;
+mod error;
+mod exec;
+mod images;
+pub mod listen;
+mod query;
+mod router;
+mod server;
+mod streams;
+mod system;
+pub mod version;
+mod volumes;
+
+pub use error::ApiError;
+pub use server::{serve, ServeOptions};
