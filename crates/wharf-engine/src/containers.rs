@@ -246,6 +246,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn container_filters() {
+        assert!(ContainerFilter::parse(&["status=exited".into()]).is_ok_and(|f| f.wants_all()));
+        assert!(ContainerFilter::parse(&["status=sleeping".into()]).is_err());
+        assert!(ContainerFilter::parse(&["exited=x".into()]).is_err());
+        assert!(ContainerFilter::parse(&["color=red".into()]).is_err());
+        assert!(ContainerFilter::parse(&["label".into()]).is_err());
+        let f = ContainerFilter::parse(&["label=a".into(), "name=web".into()]).unwrap();
+        assert!(!f.wants_all());
+    }
+
+    #[test]
+    fn wait_conditions() {
+        use crate::lifecycle::WaitCondition as W;
+        assert_eq!(W::parse("").unwrap(), W::NotRunning);
+        assert_eq!(W::parse("next-exit").unwrap(), W::NextExit);
+        assert_eq!(W::parse("removed").unwrap(), W::Removed);
+        assert_eq!(
+            W::parse("sometimes").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+
+    #[test]
     fn tail_values() {
         assert_eq!(parse_tail("all"), None);
         assert_eq!(parse_tail("10"), Some(10));

@@ -508,6 +508,75 @@ pub fn read_seccomp_profiles(opts: &mut [String]) -> Result<(), EngineError> {
 mod tests {
     use super::*;
 
+    /// What an API caller gives as typed values is checked as the flags are.
+    #[test]
+    fn typed_api_values() {
+        use crate::mounts::MountSpec;
+        let ok = |m: MountSpec| crate::mounts::from_spec(&m);
+        let spec = |kind: &str, source: &str, target: &str| MountSpec {
+            kind: kind.into(),
+            source: source.into(),
+            target: target.into(),
+            ..Default::default()
+        };
+        assert!(ok(spec("bind", "/srv", "/data")).is_ok());
+        assert!(ok(spec("bind", "rel", "/data")).is_err());
+        assert!(ok(spec("bind", "/srv", "/proc/sys")).is_err());
+        assert!(ok(spec("volume", "../x", "/data")).is_err());
+        assert!(ok(spec("npipe", "x", "/data")).is_err());
+        let mut t = spec("tmpfs", "", "/tmp");
+        t.tmpfs_size = 1 << 20;
+        t.tmpfs_mode = 0o1777;
+        assert_eq!(ok(t).unwrap().options, "size=1048576,mode=1777");
+        let mut bad = spec("bind", "/srv", "/data");
+        bad.tmpfs_size = 5;
+        assert!(ok(bad).is_err());
+
+        let mut req = CreateRequest::default();
+        req.host.port_bindings.insert(
+            "80/tcp".into(),
+            vec![wharf_types::container::PortBinding {
+                host_ip: String::new(),
+                host_port: "8080".into(),
+            }],
+        );
+        assert!(check_ports(&req).is_ok());
+        req.host.port_bindings.insert(
+            "80/tcp".into(),
+            vec![wharf_types::container::PortBinding {
+                host_ip: "not-an-ip".into(),
+                host_port: "8080".into(),
+            }],
+        );
+        assert!(check_ports(&req).is_err());
+        let mut req = CreateRequest::default();
+        req.exposed_ports.insert("http".into());
+        assert!(check_ports(&req).is_err());
+
+        let mut h = HostConfig::default();
+        h.restart_policy.name = "sometimes".into();
+        assert!(check_host(&h, 2).is_err());
+        h.restart_policy = wharf_types::container::RestartPolicy {
+            name: "always".into(),
+            maximum_retry_count: 3,
+        };
+        assert!(check_host(&h, 2).is_err());
+
+        assert!(refuse_profile_paths(&["seccomp=/etc/shadow".into()]).is_err());
+        assert!(refuse_profile_paths(&["seccomp=unconfined".into()]).is_ok());
+        assert!(
+            refuse_profile_paths(&["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}".into()])
+                .is_ok()
+        );
+        let mut req = CreateRequest::default();
+        req.flags.unsupported = vec!["HostConfig.PidMode".into()];
+        let e = prepare(req).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "HostConfig.PidMode is not supported by wharf (refused rather than ignored)"
+        );
+    }
+
     #[test]
     fn host_checks() {
         let ok = HostConfig::default();

@@ -435,3 +435,83 @@ fn policy_refusal_over_the_api_is_audited_with_the_callers_uid() {
 }
 
 use std::os::unix::process::CommandExt;
+
+/// systemd: readiness and stop on `$NOTIFY_SOCKET`; a stop (SIGTERM) leaves the containers
+/// it started running under their own monitors.
+#[test]
+fn notify_and_containers_outlive_the_service() {
+    let w = Wharf::new().with_busybox();
+    let ndir = common::tmp_dir("wharf-api-notify-");
+    let nsock = ndir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&nsock).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let s = Service::start(&w, &[("NOTIFY_SOCKET", &nsock)]);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1");
+    assert_eq!(&buf[..n], b"READY=1");
+    let (st, text) = s.raw(&req(
+        "POST",
+        "/containers/create?name=survivor",
+        r#"{"Image":"busybox","Cmd":["sleep","300"],"HostConfig":{"NetworkMode":"none"}}"#,
+    ));
+    assert_eq!(st, 201, "{text}");
+    let (st, text) = s.raw(&req("POST", "/containers/survivor/start", ""));
+    assert_eq!(st, 204, "{text}");
+    drop(s);
+    let n = notify.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let ps = w.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "survivor running");
+    w.ok(&["rm", "-f", "survivor"]);
+}
+
+/// systemd socket activation: the socket systemd passes (LISTEN_FDS/LISTEN_PID) is served.
+#[test]
+fn socket_activation() {
+    let activate = Path::new("/usr/bin/systemd-socket-activate");
+    if !activate.exists() {
+        eprintln!("skipped: no systemd-socket-activate");
+        return;
+    }
+    let w = Wharf::new().with_busybox();
+    let dir = common::tmp_dir("wharf-api-activate-");
+    let sock = dir.path().join("activated.sock");
+    let mut child = Command::new(activate)
+        .arg("-l")
+        .arg(&sock)
+        .arg(Wharf::bin())
+        .args([
+            "system",
+            "service",
+            "-H",
+            "unix:///nonexistent/never-made.sock",
+        ])
+        .env("WHARF_ROOT", w.root())
+        .env("WHARF_RUNROOT", w.run_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate");
+    let child = common::KillOnDrop({
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "no socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.try_wait().ok();
+        child
+    });
+    let mut s = UnixStream::connect(&sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(&req("GET", "/_ping", "")).expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.ends_with("OK"), "{out}");
+    assert!(!Path::new("/nonexistent/never-made.sock").exists());
+    drop(child);
+}

@@ -394,5 +394,13 @@ mod tests {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"].to_string())
             .collect();
         assert_eq!(rules, ["\"policy-file\"", "\"run.privileged\""]);
+        // every line names its caller (here the process itself, as for the CLI)
+        let me = crate::Caller::current();
+        for l in lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["caller_uid"], me.uid);
+            assert_eq!(v["caller_gid"], me.gid);
+            assert_eq!(v["caller_pid"], me.pid);
+        }
     }
 }
