@@ -111,7 +111,12 @@ pub fn serve(
         execs: Default::default(),
         pending_attach: Mutex::new(HashMap::new()),
     });
-    rt.block_on(accept_loop(listener, ctx))
+    let grace = ctx.opts.grace;
+    let served = rt.block_on(accept_loop(listener, ctx));
+    // engine calls still blocking (a `wait`, a `logs -f` of a quiet container) are not
+    // waited for: the process ends, the containers' monitors go on
+    rt.shutdown_timeout(grace.min(Duration::from_secs(1)));
+    served
 }
 
 async fn accept_loop(
