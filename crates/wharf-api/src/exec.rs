@@ -245,6 +245,10 @@ pub async fn start(
             })
         })
         .filter(|s| s.rows > 0 && s.cols > 0);
+    if !detach && !upgrade {
+        // its output would have nowhere to go: not silently run detached
+        return Err(ApiError::UpgradeRequired);
+    }
     {
         let mut p = entry
             .progress
@@ -256,7 +260,7 @@ pub async fn start(
         p.started = true;
     }
     let e2 = entry.clone();
-    if detach || !upgrade {
+    if detach {
         let mut r = entry.req.clone();
         r.detach = true;
         blocking(ctx, caller, move |e| {
