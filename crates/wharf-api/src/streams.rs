@@ -87,7 +87,8 @@ pub async fn logs(
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
         };
         // an error after the headers went out ends the stream (docker does the same)
-        let _ = engine.logs(&req, &mut sink);
+        let gone = tx.clone();
+        let _ = engine.logs_until(&req, &mut sink, &|| gone.is_closed());
     });
     Ok(body::streamed(
         200,

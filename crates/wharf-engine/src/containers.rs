@@ -197,6 +197,17 @@ impl Engine {
         req: &LogsRequest,
         out: &mut dyn FnMut(Stream, &[u8]) -> std::io::Result<()>,
     ) -> Result<(), LogsError> {
+        self.logs_until(req, out, &|| false)
+    }
+
+    /// [`Engine::logs`] that also ends a follow once `cancelled` says the reader went away
+    /// (an API client that disconnected while the container is quiet).
+    pub fn logs_until(
+        &self,
+        req: &LogsRequest,
+        out: &mut dyn FnMut(Stream, &[u8]) -> std::io::Result<()>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(), LogsError> {
         let now = SystemTime::now();
         let time = |what: &'static str, v: &Option<String>| {
             v.as_deref()
@@ -223,6 +234,7 @@ impl Engine {
             dir: self.store.container_paths(&rec.id).dir,
         };
         let mut still_running = || match self.container(&id) {
+            _ if cancelled() => false,
             Ok(i) => {
                 matches!(
                     i.state.status(),
