@@ -479,6 +479,38 @@ mod tests {
         assert_eq!(r.flags.network.as_deref(), Some("bridge"));
     }
 
+    /// Hostile bodies: wrong types, odd values, deep nesting: an error or a request, never
+    /// a panic; what maps is then refused or accepted by the engine's checks.
+    #[test]
+    fn hostile_bodies() {
+        for b in [
+            "null",
+            "[]",
+            "\"x\"",
+            r#"{"Image":"busybox","Cmd":{"a":1}}"#,
+            r#"{"Image":"busybox","Entrypoint":[""]}"#,
+            r#"{"Image":"busybox","HostConfig":{"Memory":1e400}}"#,
+            r#"{"Image":"busybox","HostConfig":{"Memory":-1}}"#,
+            r#"{"Image":"busybox","HostConfig":{"PortBindings":{"x/tcp":[{"HostPort":"99999"}]}}}"#,
+            r#"{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":7}}}"#,
+            r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"bind","Source":"/","Target":"/proc"}]}}"#,
+            r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":-5}}]}}"#,
+            r#"{"Image":"busybox","HostConfig":{"Binds":["/:/host:rw,rslave"]}}"#,
+            r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always","MaximumRetryCount":-3}}}"#,
+            r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":-1}]}}"#,
+            r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"gelf","Config":{"x":1}}}}"#,
+            r#"{"Image":"busybox","Healthcheck":{"Test":["CMD"],"Interval":-1}}"#,
+            &format!("{}{}", "[".repeat(4096), "]".repeat(4096)),
+        ] {
+            if let Ok(r) = crate::parse_create_body(None, b.as_bytes()) {
+                let _ = wharf_engine::validate::prepare(r);
+            }
+        }
+        let r = crate::parse_create_body(None, br#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"bind","Source":"/","Target":"/proc"}]}}"#).unwrap();
+        assert!(wharf_engine::validate::prepare(r).is_err());
+        assert!(crate::parse_query_filters("filters=%7B%22a%22%3A5%7D").is_err());
+    }
+
     /// Fields that would run the container looser than asked are passed on as unsupported
     /// (the engine refuses them), never dropped.
     #[test]

@@ -34,3 +34,17 @@ mod volumes;
 
 pub use error::ApiError;
 pub use server::{serve, ServeOptions};
+
+/// A create body (`POST /containers/create`) as the server maps it, for fuzzing and tests:
+/// JSON bytes → the engine's request (nothing is created).
+pub fn parse_create_body(
+    name: Option<String>,
+    body: &[u8],
+) -> Result<wharf_engine::create::CreateRequest, ApiError> {
+    create::request(name, &body::parse_json(body)?)
+}
+
+/// A query string's `filters` as the server reads them, for fuzzing and tests.
+pub fn parse_query_filters(query: &str) -> Result<Vec<String>, ApiError> {
+    query::Query::parse(Some(query))?.filters()
+}
