@@ -290,3 +290,78 @@ pub async fn wait(
     });
     Ok(body::streamed(200, "application/json", body))
 }
+
+/// `POST /containers/{id}/pause` and `/unpause`.
+pub async fn pause(
+    id: &str,
+    on: bool,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let id = id.to_string();
+    blocking(ctx, caller, move |e| {
+        e.pause_container(&id, on)?;
+        Ok(())
+    })
+    .await?;
+    Ok(body::no_content())
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub async fn rename(
+    id: &str,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let id = id.to_string();
+    let name = q.get("name").unwrap_or("").to_string();
+    blocking(ctx, caller, move |e| {
+        e.rename_container(&id, &name)?;
+        Ok(())
+    })
+    .await?;
+    Ok(body::no_content())
+}
+
+/// `GET /containers/{id}/top?ps_args=`.
+pub async fn top(
+    id: &str,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let id = id.to_string();
+    let args: Vec<String> = q
+        .get("ps_args")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let v = blocking(ctx, caller, move |e| {
+        let t = e.top(&id, &args)?;
+        Ok(json!({"Titles": t.titles, "Processes": t.processes}))
+    })
+    .await?;
+    Ok(body::json(200, &v))
+}
+
+/// `POST /containers/prune` (no filters yet: any is refused by name).
+pub async fn prune(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
+    if let Some(f) = q.filters()?.first() {
+        let name = f.split_once('=').map_or(f.as_str(), |(k, _)| k).to_string();
+        return Err(wharf_engine::EngineError::from(
+            wharf_engine::refusal::ValidationError::FilterName { name },
+        )
+        .into());
+    }
+    let v = blocking(ctx, caller, |e| {
+        let ids = e.prune_containers()?;
+        Ok(json!({
+            "ContainersDeleted": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "SpaceReclaimed": 0,
+        }))
+    })
+    .await?;
+    Ok(body::json(200, &v))
+}

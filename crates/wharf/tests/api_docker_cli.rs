@@ -246,6 +246,18 @@ fn detached_logs_exec_stop_rm_and_inspect() {
     ]);
     assert_eq!(filtered.trim(), id);
     assert_eq!(s.ok(&["ps", "-aq", "--filter", "status=exited"]), "");
+    let top = s.ok(&["top", "web"]);
+    assert!(
+        top.starts_with("UID") && top.contains("while true"),
+        "{top}"
+    );
+    s.ok(&["pause", "web"]);
+    let st = s.ok(&["inspect", "-f", "{{.State.Status}}", "web"]);
+    assert_eq!(st.trim(), "paused");
+    s.ok(&["unpause", "web"]);
+    s.ok(&["rename", "web", "web2"]);
+    assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]).trim(), "web2");
+    s.ok(&["rename", "web2", "web"]);
     assert_eq!(s.ok(&["stop", "web"]).trim(), "web");
     let ps = s.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.starts_with("web Exited (0)"), "{ps}");
@@ -263,6 +275,10 @@ fn detached_logs_exec_stop_rm_and_inspect() {
         "{}",
         stderr(&o)
     );
+    let created = s.ok(&["create", "--network", "none", "busybox", "true"]);
+    let pruned = s.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(created.trim()), "{pruned}");
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
 }
 
 #[test]
