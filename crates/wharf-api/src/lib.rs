@@ -8,7 +8,7 @@
 //! Layout: `server` (listener, connections with their peer credentials, limits, graceful
 //! stop), `listen` (the socket file, systemd activation, sd_notify), `router` (versioned
 //! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
-//! (`system`, `containers`, `create`, `streams`, `exec`, `images`, `volumes`), `error`
+//! (`system`, `containers`, `create`, `streams`, `exec`, `images`, `networks`, `volumes`), `error`
 //! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
 //!
 //! Must not: decide anything the CLI would decide differently, enter a container, fork
@@ -24,6 +24,7 @@ mod error;
 mod exec;
 mod images;
 pub mod listen;
+mod networks;
 mod query;
 mod router;
 mod server;

@@ -5,7 +5,7 @@ use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::{decode, Query};
 use crate::server::Ctx;
-use crate::{containers, create, exec, images, streams, system, version, volumes};
+use crate::{containers, create, exec, images, networks, streams, system, version, volumes};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -64,6 +64,17 @@ pub async fn route(
         }
         ["images", name @ ..] if delete && !name.is_empty() => {
             images::remove(&name.join("/"), &q, ctx, caller).await
+        }
+        ["networks"] if get => networks::list(&q, ctx, caller).await,
+        ["networks", "create"] if post => networks::create(req, ctx, caller).await,
+        ["networks", "prune"] if post => networks::prune(&q, ctx, caller).await,
+        ["networks", id] if get => networks::inspect(id, ctx, caller).await,
+        ["networks", id] if delete => networks::remove(id, ctx, caller).await,
+        ["networks", id, "connect"] if post => {
+            networks::membership(req, id, true, ctx, caller).await
+        }
+        ["networks", id, "disconnect"] if post => {
+            networks::membership(req, id, false, ctx, caller).await
         }
         ["volumes"] if get => volumes::list(&q, ctx, caller).await,
         ["volumes", "create"] if post => volumes::create(req, ctx, caller).await,

@@ -568,3 +568,45 @@ fn many_idle_connections() {
     let (st, _) = s.raw(&req("GET", "/_ping", ""));
     assert_eq!(st, 200);
 }
+
+/// User networks through the API: create, ls, inspect, a container on it, connect refused
+/// as `wharf network connect` refuses it, rm.
+#[test]
+fn networks_through_the_api() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let w = Wharf::new().with_busybox();
+    let s = Service::start(&w, &[]);
+    let id = s.ok(&["network", "create", "--label", "k=v", "apinet"]);
+    let id = id.trim().to_string();
+    let ls = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    for n in ["apinet", "bridge", "host", "none"] {
+        assert!(ls.lines().any(|l| l == n), "{n}: {ls}");
+    }
+    let api: serde_json::Value =
+        serde_json::from_str(&s.ok(&["network", "inspect", "apinet"])).expect("json");
+    let cli: serde_json::Value =
+        serde_json::from_str(&w.ok(&["network", "inspect", "apinet"])).expect("json");
+    assert_eq!(api, cli);
+    assert_eq!(api[0]["Id"], id.as_str());
+    assert_eq!(api[0]["Labels"]["k"], "v");
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "apinet",
+        "busybox",
+        "hostname",
+        "-i",
+    ]);
+    assert!(!out.trim().is_empty(), "{out}");
+    let o = s.run(&["network", "connect", "apinet", "nosuchcontainer"]);
+    assert!(!o.status.success());
+    let o = s.run(&["network", "create", "--ipv6", "v6net"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert_eq!(s.ok(&["network", "rm", "apinet"]).trim(), "apinet");
+    let ls = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.lines().any(|l| l == "apinet"), "{ls}");
+}
