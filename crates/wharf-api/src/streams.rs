@@ -154,8 +154,12 @@ pub async fn attach(
             Status::Created | Status::Exited | Status::Dead => {
                 let (tx, rx) = oneshot::channel();
                 if let Ok(mut m) = c.pending_attach.lock() {
+                    // attaches that gave up (their container removed, their client gone)
+                    m.retain(|_, v| {
+                        v.retain(|w| !w.is_closed());
+                        !v.is_empty()
+                    });
                     let waiting = m.entry(full.clone()).or_default();
-                    waiting.retain(|w| !w.is_closed());
                     // a handful per container; more are refused rather than kept
                     if waiting.len() >= 8 {
                         return Err(ApiError::TooManyAttach);
