@@ -8,7 +8,7 @@
 //! Layout: `server` (listener, connections with their peer credentials, limits, graceful
 //! stop), `listen` (the socket file, systemd activation, sd_notify), `router` (versioned
 //! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
-//! (`system`, `containers`, `create`, `streams`, `exec`, `images`, `networks`, `volumes`), `error`
+//! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `images`, `networks`, `volumes`), `error`
 //! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
 //!
 //! Must not: decide anything the CLI would decide differently, enter a container, fork
@@ -21,6 +21,7 @@ mod body;
 mod containers;
 mod create;
 mod error;
+mod events;
 mod exec;
 mod images;
 pub mod listen;

@@ -5,7 +5,9 @@ use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::{decode, Query};
 use crate::server::Ctx;
-use crate::{containers, create, exec, images, networks, streams, system, version, volumes};
+use crate::{
+    containers, create, events, exec, images, networks, streams, system, version, volumes,
+};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub async fn route(
         ["_ping"] if get || m == Method::HEAD => Ok(system::ping()),
         ["version"] if get => system::version().await,
         ["info"] if get => system::info(ctx, caller).await,
+        ["events"] if get => events::events(&q, ctx, caller).await,
         ["containers", "create"] if post => create::create(req, &q, ctx, caller).await,
         ["containers", "json"] if get => containers::list(&q, ctx, caller).await,
         ["containers", "prune"] if post => containers::prune(&q, ctx, caller).await,

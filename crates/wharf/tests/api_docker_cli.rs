@@ -610,3 +610,70 @@ fn networks_through_the_api() {
     let ls = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.lines().any(|l| l == "apinet"), "{ls}");
 }
+
+/// `docker events`: a time window, and a followed stream that sees a container start.
+#[test]
+fn events_through_the_api() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let w = Wharf::new().with_busybox();
+    let s = Service::start(&w, &[]);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    let t0 = now() - 1;
+    // followed from now: sees what happens next
+    let follow = s
+        .docker(&[
+            "events",
+            "--filter",
+            "container=evt",
+            "--format",
+            "{{.Action}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker events");
+    let follow = common::KillOnDrop(follow);
+    std::thread::sleep(Duration::from_millis(500));
+    s.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "evt",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let until = (now() + 1).to_string();
+    let o = s.ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &until,
+        "--filter",
+        "container=evt",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = o.lines().collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"], "{o}");
+    let mut follow = follow;
+    let _ = Command::new("kill")
+        .args(["-TERM", &follow.0.id().to_string()])
+        .status();
+    let mut text = String::new();
+    if let Some(mut out) = follow.0.stdout.take() {
+        let _ = out.read_to_string(&mut text);
+    }
+    assert!(text.lines().any(|l| l == "start"), "followed: {text}");
+    let (st, body) = s.raw(&req("GET", "/events?until=notatime", ""));
+    assert_eq!(st, 400, "{body}");
+}
