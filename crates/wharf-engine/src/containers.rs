@@ -67,7 +67,114 @@ pub fn parse_tail(s: &str) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
+/// `ps --filter` / `GET /containers/json?filters=`: docker's `id` (prefix), `name`
+/// (substring), `label` (`KEY` or `KEY=VALUE`), `status`, `exited` (code), `ancestor`
+/// (image as named, or its id). Values of one key are alternatives; keys must all hold.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFilter {
+    pairs: Vec<(String, String)>,
+}
+
+impl ContainerFilter {
+    /// Parses `key=value` strings; an unknown key or a bad value is refused.
+    pub fn parse(filters: &[String]) -> Result<ContainerFilter, EngineError> {
+        use crate::refusal::ValidationError as V;
+        let mut pairs = Vec::new();
+        for f in filters {
+            let (k, v) = f
+                .split_once('=')
+                .ok_or_else(|| EngineError::from(V::FilterFormat { filter: f.clone() }))?;
+            match k {
+                "id" | "name" | "label" | "ancestor" => {}
+                "status" => {
+                    if !matches!(
+                        v,
+                        "created"
+                            | "restarting"
+                            | "running"
+                            | "removing"
+                            | "paused"
+                            | "exited"
+                            | "dead"
+                    ) {
+                        return Err(V::FilterValue {
+                            name: k.into(),
+                            value: v.into(),
+                        }
+                        .into());
+                    }
+                }
+                "exited" => {
+                    if v.parse::<i32>().is_err() {
+                        return Err(V::FilterValue {
+                            name: k.into(),
+                            value: v.into(),
+                        }
+                        .into());
+                    }
+                }
+                _ => return Err(V::FilterName { name: k.into() }.into()),
+            }
+            pairs.push((k.to_string(), v.to_string()));
+        }
+        Ok(ContainerFilter { pairs })
+    }
+
+    /// A status filter lists stopped containers without `all`, as docker does.
+    pub fn wants_all(&self) -> bool {
+        self.pairs
+            .iter()
+            .any(|(k, _)| k == "status" || k == "exited")
+    }
+
+    pub fn matches(&self, info: &crate::run::ContainerInfo) -> bool {
+        let rec = &info.record;
+        let one = |k: &str, v: &str| match k {
+            "id" => rec.id.as_str().starts_with(v),
+            "name" => rec.name.contains(v.trim_start_matches('/')),
+            "label" => match v.split_once('=') {
+                Some((lk, lv)) => rec.config.labels.get(lk).is_some_and(|x| x == lv),
+                None => rec.config.labels.contains_key(v),
+            },
+            "status" => info.state.status().as_str() == v,
+            "exited" => {
+                info.state.status() == Status::Exited
+                    && v.parse::<i32>().is_ok_and(|c| c == info.state.exit_code)
+            }
+            "ancestor" => {
+                rec.config.image == v
+                    || rec.config.image == format!("{v}:latest")
+                    || rec
+                        .image
+                        .to_string()
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
+            }
+            _ => false,
+        };
+        let mut keys: Vec<&str> = self.pairs.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.iter().all(|k| {
+            self.pairs
+                .iter()
+                .filter(|(pk, _)| pk == k)
+                .any(|(_, v)| one(k, v))
+        })
+    }
+}
+
 impl Engine {
+    /// `ps [-a] [--filter ...]`: newest first.
+    pub fn list_containers(
+        &self,
+        all: bool,
+        filter: &ContainerFilter,
+    ) -> Result<Vec<crate::run::ContainerInfo>, EngineError> {
+        let list = self.containers(all || filter.wants_all())?;
+        Ok(list.into_iter().filter(|c| filter.matches(c)).collect())
+    }
+
     /// `rename`: docker's checks (same name refused, name grammar, name taken), then the
     /// record's one rewrite, and a container `rename` event (`oldName` attribute).
     pub fn rename_container(&self, name_or_id: &str, new_name: &str) -> Result<(), EngineError> {
@@ -89,6 +196,17 @@ impl Engine {
         &self,
         req: &LogsRequest,
         out: &mut dyn FnMut(Stream, &[u8]) -> std::io::Result<()>,
+    ) -> Result<(), LogsError> {
+        self.logs_until(req, out, &|| false)
+    }
+
+    /// [`Engine::logs`] that also ends a follow once `cancelled` says the reader went away
+    /// (an API client that disconnected while the container is quiet).
+    pub fn logs_until(
+        &self,
+        req: &LogsRequest,
+        out: &mut dyn FnMut(Stream, &[u8]) -> std::io::Result<()>,
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<(), LogsError> {
         let now = SystemTime::now();
         let time = |what: &'static str, v: &Option<String>| {
@@ -116,6 +234,7 @@ impl Engine {
             dir: self.store.container_paths(&rec.id).dir,
         };
         let mut still_running = || match self.container(&id) {
+            _ if cancelled() => false,
             Ok(i) => {
                 matches!(
                     i.state.status(),
@@ -137,6 +256,29 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_filters() {
+        assert!(ContainerFilter::parse(&["status=exited".into()]).is_ok_and(|f| f.wants_all()));
+        assert!(ContainerFilter::parse(&["status=sleeping".into()]).is_err());
+        assert!(ContainerFilter::parse(&["exited=x".into()]).is_err());
+        assert!(ContainerFilter::parse(&["color=red".into()]).is_err());
+        assert!(ContainerFilter::parse(&["label".into()]).is_err());
+        let f = ContainerFilter::parse(&["label=a".into(), "name=web".into()]).unwrap();
+        assert!(!f.wants_all());
+    }
+
+    #[test]
+    fn wait_conditions() {
+        use crate::lifecycle::WaitCondition as W;
+        assert_eq!(W::parse("").unwrap(), W::NotRunning);
+        assert_eq!(W::parse("next-exit").unwrap(), W::NextExit);
+        assert_eq!(W::parse("removed").unwrap(), W::Removed);
+        assert_eq!(
+            W::parse("sometimes").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
 
     #[test]
     fn tail_values() {

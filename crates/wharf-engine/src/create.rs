@@ -27,6 +27,9 @@ pub struct CreateRequest {
     pub hostname: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// docker's `StdinOnce` (an API caller's `run -i`): stdin closes with the attached
+    /// client's input.
+    pub stdin_once: bool,
     /// Typed labels; `flags.labels` (`key[=value]`) are added over them.
     pub labels: BTreeMap<String, String>,
     /// `--stop-signal`, `--stop-timeout`.
@@ -170,6 +173,7 @@ pub fn container_config(
         working_dir,
         tty: req.tty,
         open_stdin: req.stdin,
+        stdin_once: req.stdin && req.stdin_once,
         image: req.image.clone(),
         labels,
         stop_signal: req

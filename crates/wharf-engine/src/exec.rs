@@ -16,7 +16,7 @@ use crate::{Engine, EngineError};
 use std::os::fd::OwnedFd;
 use wharf_runtime::exec::{ExecIo, ExecOptions, ExecRunning, ExecSpec};
 use wharf_runtime::spec::ProcessSpec;
-use wharf_sys::tty::WinSize;
+pub use wharf_sys::tty::WinSize;
 
 /// Where an exec'd command's stdio goes, chosen by the front end.
 #[derive(Debug)]
@@ -81,6 +81,17 @@ impl ExecSession {
         let status = self.running.wait()?;
         Ok(status.code())
     }
+}
+
+/// Sets the window size of an exec's terminal through a copy of its master
+/// ([`ExecSession::master`]) that a front end kept for resizes while the session waits.
+pub fn resize_terminal(
+    master: std::os::fd::BorrowedFd<'_>,
+    rows: u16,
+    cols: u16,
+) -> Result<(), EngineError> {
+    wharf_sys::tty::set_winsize(master, WinSize { rows, cols })
+        .map_err(|e| EngineError::io("resize the exec terminal", "pty", e))
 }
 
 /// What the user asked to run (`docker exec` flags).

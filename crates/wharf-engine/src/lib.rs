@@ -68,8 +68,30 @@ impl EngineOptions {
     pub const DEFAULT_RUN_ROOT: &'static str = "/run/wharf";
 }
 
+/// Who asks the engine: the CLI's own user, or the peer of an Engine API connection
+/// (`SO_PEERCRED`). Recorded in every policy audit line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+}
+
+impl Caller {
+    /// This process (the CLI, a monitor).
+    pub fn current() -> Caller {
+        Caller {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            pid: std::process::id(),
+        }
+    }
+}
+
 /// The engine: a store plus the runtime, with no resident process.
 pub struct Engine {
+    /// Who asks (audit log).
+    caller: Caller,
     store: Store,
     opts: EngineOptions,
     /// The admin policy, read once per process (`policy`).
@@ -96,11 +118,22 @@ impl Engine {
         let store = Store::open(&opts.root)?;
         let policy = policy::Loaded::load(&policy::Loaded::default_path());
         Ok(Engine {
+            caller: Caller::current(),
             store,
             opts,
             policy,
             daemon,
         })
+    }
+
+    /// The same engine acting for `caller` (an API server sets each connection's peer).
+    pub fn with_caller(mut self, caller: Caller) -> Engine {
+        self.caller = caller;
+        self
+    }
+
+    pub fn caller(&self) -> Caller {
+        self.caller
     }
 
     /// daemon.json as read by [`Engine::open`].

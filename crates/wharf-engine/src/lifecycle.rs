@@ -21,6 +21,37 @@ use wharf_types::container::ContainerRecord;
 use wharf_types::error::HasKind;
 use wharf_types::{ContainerId, ErrorKind};
 
+/// docker's wait conditions (`condition=not-running|next-exit|removed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    #[default]
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    /// docker's names; empty is `not-running`.
+    pub fn parse(s: &str) -> Result<WaitCondition, EngineError> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            _ => Err(ValidationError::WaitCondition { value: s.into() }.into()),
+        }
+    }
+}
+
+/// A wait begun by [`Engine::begin_wait`].
+#[derive(Debug, Clone)]
+pub struct Waiter {
+    pub id: ContainerId,
+    condition: WaitCondition,
+    first: (Status, String),
+    last: i32,
+    since: i64,
+}
+
 /// Parses docker's signal names: `KILL`, `SIGKILL`, `9`, `sighup`.
 pub fn parse_signal(s: &str) -> Result<Signal, EngineError> {
     let bad = || EngineError::from(ValidationError::Signal { signal: s.into() });
@@ -162,7 +193,9 @@ impl Engine {
         let line = String::from_utf8_lossy(&out);
         let line = line.trim_end();
         if line == "ok" {
-            // the monitor lives on in its own session; whoever adopts it reaps it
+            // the child was the monitor's intermediate fork, gone already: the monitor lives
+            // on in its own session, adopted by init (no zombie in a long-lived caller)
+            let _ = child.wait();
             return Ok(stream);
         }
         let _ = child.wait();
@@ -358,6 +391,81 @@ impl Engine {
         }
     }
 
+    /// docker's `POST /containers/{id}/wait?condition=`: returns the exit code once the
+    /// condition holds. `NotRunning` returns at once for a container that does not run;
+    /// `NextExit` waits for the next exit (of the run after a start that follows); `Removed`
+    /// until the container is gone. A container removed while waited for (`--rm`) answers
+    /// with its last exit code, from its `die` event when the removal came first.
+    pub fn wait_for(&self, name: &str, condition: WaitCondition) -> Result<i32, EngineError> {
+        let w = self.begin_wait(name, condition)?;
+        Ok(self.finish_wait(w, &|| false)?.unwrap_or(0))
+    }
+
+    /// The first half of [`Engine::wait_for`]: the container as it is now (what "next"
+    /// means), taken before the caller answers its client, so a start that follows cannot
+    /// be missed.
+    pub fn begin_wait(&self, name: &str, condition: WaitCondition) -> Result<Waiter, EngineError> {
+        let since = crate::events::now_nanos();
+        let info = self.container(name)?;
+        Ok(Waiter {
+            id: info.record.id.clone(),
+            condition,
+            first: (info.state.status(), info.state.finished_at.clone()),
+            last: info.state.exit_code,
+            since,
+        })
+    }
+
+    /// The second half: polls until the condition holds (`Some(code)`) or `cancelled` says
+    /// the caller went away (`None`).
+    pub fn finish_wait(
+        &self,
+        w: Waiter,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<i32>, EngineError> {
+        let mut last = w.last;
+        let first = &w.first;
+        loop {
+            match self.container(w.id.as_str()) {
+                Ok(i) => {
+                    last = i.state.exit_code;
+                    let st = i.state.status();
+                    let done = match w.condition {
+                        WaitCondition::NotRunning => !active(st),
+                        WaitCondition::NextExit => {
+                            matches!(st, Status::Exited | Status::Dead)
+                                && (!matches!(first.0, Status::Exited | Status::Dead)
+                                    || i.state.finished_at != first.1)
+                                || (first.0 == Status::Running && st == Status::Restarting)
+                        }
+                        WaitCondition::Removed => false,
+                    };
+                    if done {
+                        return Ok(Some(last));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Ok(Some(self.last_exit_code(&w.id, w.since).unwrap_or(last)));
+                }
+                Err(e) => return Err(e),
+            }
+            if cancelled() {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit code of the container's last `die` event since `since` (ns).
+    fn last_exit_code(&self, id: &ContainerId, since: i64) -> Option<i32> {
+        let events = self.events(Some(since), None).ok()?;
+        events
+            .iter()
+            .rev()
+            .filter(|e| e.kind == "container" && e.action == "die" && e.actor.id == id.as_str())
+            .find_map(|e| e.actor.attributes.get("exitCode")?.parse().ok())
+    }
+
     /// `pause`/`unpause`: the cgroup freezer (v1 `freezer.state`, v2 `cgroup.freeze`).
     pub fn pause_container(&self, name: &str, pause: bool) -> Result<ContainerId, EngineError> {
         let info = self.container(name)?;
@@ -399,6 +507,36 @@ impl Engine {
             .into());
         }
         Ok((info, sock))
+    }
+
+    /// `resize` of a running container's terminal (`-t`): the window size is set on its pty
+    /// through pid 1's stdin (the pty's slave side; the monitor holds the master), which
+    /// also sends SIGWINCH to the terminal's foreground process group. A container without
+    /// a terminal is left alone, as docker does.
+    pub fn resize_container(&self, name: &str, rows: u16, cols: u16) -> Result<(), EngineError> {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let info = self.container(name)?;
+        if !active(info.state.status()) || !info.state.process_alive() {
+            return Err(not_running(&info.record.id));
+        }
+        if !info.record.config.tty {
+            return Ok(());
+        }
+        let path = format!("/proc/{}/fd/0", info.state.pid);
+        // the container's pid 1 may have put anything on its fd 0 (a FIFO would block an
+        // open): non-blocking, never our controlling terminal, and only a character device
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+            .open(&path)
+            .map_err(|e| EngineError::io("open the terminal of container", &path, e))?;
+        let is_tty = f.metadata().map(|m| m.file_type().is_char_device());
+        if !matches!(is_tty, Ok(true)) {
+            return Ok(());
+        }
+        wharf_sys::tty::set_winsize(f.as_fd(), wharf_sys::tty::WinSize { rows, cols })
+            .map_err(|e| EngineError::io("resize the terminal of container", &path, e))
     }
 
     /// `container prune`: removes every container that is not running; returns their ids.

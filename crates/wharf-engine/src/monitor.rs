@@ -48,6 +48,15 @@ pub fn monitor_main(args: &[OsString]) -> ! {
     // (a caller's flock, a pipe whose reader waits for EOF) would live as long as the
     // container. Single-threaded here and owning no fd yet, so closing them all is sound.
     let _ = wharf_sys::process::close_fds_from(3);
+    // Daemonize by a second fork (as conmon does): the spawner reaps the intermediate at
+    // once and the monitor is adopted by init (or the nearest subreaper), so a long-lived
+    // spawner (`wharf system service`) collects no zombie monitors. Single-threaded here.
+    match wharf_sys::process::fork() {
+        Ok(wharf_sys::process::Forked::Parent(_)) => wharf_sys::process::exit_now(0),
+        Ok(wharf_sys::process::Forked::Child) => {}
+        // not daemonized: the monitor stays the spawner's child (still correct, as before)
+        Err(_) => {}
+    }
     let code = match parse_args(args) {
         Some((opts, id, wait_attach)) => match Monitor::setup(opts, &id, wait_attach) {
             Ok(mut m) => m.run(),
@@ -179,13 +188,25 @@ impl Log {
     }
 }
 
+/// An attach client: output goes to it until it fails; its input until it ends.
+struct Client {
+    s: UnixStream,
+    reading: bool,
+}
+
+impl Client {
+    fn new(s: UnixStream) -> Client {
+        Client { s, reading: true }
+    }
+}
+
 struct Monitor {
     engine: Engine,
     rec: ContainerRecord,
     state: ContainerState,
     run_dir: PathBuf,
     listener: Option<UnixListener>,
-    clients: Vec<UnixStream>,
+    clients: Vec<Client>,
     log: Log,
     reported: bool,
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -242,7 +263,7 @@ impl Monitor {
                 match l.accept() {
                     Ok((c, _)) => {
                         let _ = c.set_nonblocking(true);
-                        clients.push(c);
+                        clients.push(Client::new(c));
                         break;
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -517,8 +538,9 @@ impl Monitor {
                 fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
             }
             let cidx = fds.len();
-            for c in &self.clients {
-                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+            // a client whose input ended is only written to
+            for c in self.clients.iter().filter(|c| c.reading) {
+                fds.push(PollFd::new(c.s.as_fd(), PollFlags::POLLIN));
             }
             let timeout = match (&prober, has_pidfd) {
                 (Some(p), true) => {
@@ -559,7 +581,7 @@ impl Monitor {
             if accept {
                 self.accept_clients();
             }
-            self.client_input(&client_ready, &io, &mut buf);
+            self.client_input(&client_ready, &mut io, &mut buf);
             if let Some(p) = &mut prober {
                 if let Some(probe) = p.tick(&self.engine, info) {
                     let (retries, start) = (p.retries, p.in_start_period());
@@ -637,7 +659,7 @@ impl Monitor {
             frame.extend_from_slice(data);
             // a slow client is dropped rather than blocking the container
             self.clients
-                .retain_mut(|c| matches!(c.write(&frame), Ok(k) if k == frame.len()));
+                .retain_mut(|c| matches!(c.s.write(&frame), Ok(k) if k == frame.len()));
         }
         true
     }
@@ -649,24 +671,38 @@ impl Monitor {
                 continue;
             }
             let _ = s.set_nonblocking(true);
-            self.clients.push(s);
+            self.clients.push(Client::new(s));
         }
     }
 
-    /// Client bytes go to the container's stdin (pipe or pty) when it has one; a closed
-    /// client is dropped.
-    fn client_input(&mut self, ready: &[bool], io: &MonitorIo, buf: &mut [u8]) {
-        let sink: Option<&OwnedFd> = io.master.as_ref().or(io.stdin.as_ref());
+    /// Client bytes go to the container's stdin (pipe or pty) when it has one. A client
+    /// whose input ends (a half-close) keeps receiving output; with `StdinOnce` the
+    /// container's stdin pipe is closed then (`echo x | docker run -i image cat` ends). A
+    /// client that fails is dropped.
+    fn client_input(&mut self, ready: &[bool], io: &mut MonitorIo, buf: &mut [u8]) {
         let with_stdin = self.rec.config.open_stdin;
         let mut keep = Vec::with_capacity(self.clients.len());
-        for (i, mut c) in std::mem::take(&mut self.clients).into_iter().enumerate() {
-            if !ready.get(i).copied().unwrap_or(false) {
+        let mut close_stdin = false;
+        let mut polled = 0;
+        for mut c in std::mem::take(&mut self.clients) {
+            if !c.reading {
                 keep.push(c);
                 continue;
             }
-            match c.read(buf) {
-                Ok(0) => {}
+            let is_ready = ready.get(polled).copied().unwrap_or(false);
+            polled += 1;
+            if !is_ready {
+                keep.push(c);
+                continue;
+            }
+            match c.s.read(buf) {
+                Ok(0) => {
+                    c.reading = false;
+                    close_stdin |= with_stdin && self.rec.config.stdin_once;
+                    keep.push(c);
+                }
                 Ok(n) => {
+                    let sink: Option<&OwnedFd> = io.master.as_ref().or(io.stdin.as_ref());
                     if let (Some(s), true) = (sink, with_stdin) {
                         let _ = nix::unistd::write(s, &buf[..n]);
                     }
@@ -675,6 +711,9 @@ impl Monitor {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => keep.push(c),
                 Err(_) => {}
             }
+        }
+        if close_stdin && io.master.is_none() {
+            io.stdin = None;
         }
         self.clients = keep;
     }

@@ -220,6 +220,69 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountConfig, EngineError> {
     })
 }
 
+/// A mount given as a typed object (the Engine API's `Mount`: `Type`, `Source`, `Target`,
+/// `ReadOnly`, `TmpfsOptions`), checked as `--mount` is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountSpec {
+    /// `bind`, `volume` or `tmpfs` (anything else is refused).
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    /// `TmpfsOptions.SizeBytes` (0: none), `TmpfsOptions.Mode` (0: none).
+    pub tmpfs_size: i64,
+    pub tmpfs_mode: u32,
+}
+
+/// [`MountSpec`] → the record's mount, with `--mount`'s checks (destination, absolute bind
+/// source, tmpfs options); a missing bind source is refused later, as with `--mount`.
+pub fn from_spec(m: &MountSpec) -> Result<MountConfig, EngineError> {
+    let spec = format!("type={},source={},target={}", m.kind, m.source, m.target);
+    let kind = match m.kind.as_str() {
+        "bind" => MountKind::Bind,
+        "volume" => MountKind::Volume,
+        "tmpfs" => MountKind::Tmpfs,
+        other => return Err(invalid(V::MountType { kind: other.into() })),
+    };
+    check_destination(&spec, &kind, &m.target)?;
+    if kind == MountKind::Bind && !m.source.starts_with('/') {
+        return Err(invalid(V::BindSourceNotAbsolute { spec }));
+    }
+    if kind == MountKind::Volume && m.source.contains('/') {
+        return Err(invalid(V::VolumeName {
+            name: m.source.clone(),
+        }));
+    }
+    let mut opts = Vec::new();
+    if m.tmpfs_size < 0 {
+        return Err(invalid(V::TmpfsOption {
+            option: format!("size={}", m.tmpfs_size),
+            spec,
+        }));
+    }
+    if m.tmpfs_size > 0 {
+        opts.push(format!("size={}", m.tmpfs_size));
+    }
+    if m.tmpfs_mode != 0 {
+        opts.push(format!("mode={:o}", m.tmpfs_mode & 0o7777));
+    }
+    if kind != MountKind::Tmpfs && !opts.is_empty() {
+        return Err(invalid(V::MountField {
+            field: "TmpfsOptions".into(),
+            spec,
+        }));
+    }
+    let options = validate_tmpfs_options(&spec, &opts.join(","))?;
+    Ok(MountConfig {
+        kind,
+        source: m.source.clone(),
+        target: m.target.clone(),
+        read_only: m.read_only,
+        options,
+        create_mountpoint: false,
+    })
+}
+
 /// Parses `--tmpfs /path[:opts]`.
 pub fn parse_tmpfs_flag(spec: &str) -> Result<MountConfig, EngineError> {
     let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));

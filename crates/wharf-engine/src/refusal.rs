@@ -168,6 +168,15 @@ pub enum ValidationError {
     ExecWorkdirNotAbsolute { workdir: String },
     #[error("Invalid signal: {signal}")]
     Signal { signal: String },
+    #[error("invalid port specification: {port:?}")]
+    PortSpec { port: String },
+    #[error("invalid condition: {value:?}")]
+    WaitCondition { value: String },
+    /// A field of an API request that wharf cannot honour (a host namespace, devices, a
+    /// sysctl, ...): refused, never silently ignored, so nothing the request asked for is
+    /// quietly looser or different.
+    #[error("{field} is not supported by wharf (refused rather than ignored)")]
+    UnsupportedField { field: String },
     #[error("copying between containers or between host paths is not supported: exactly one side must be CONTAINER:PATH")]
     CpSides,
     #[error("Could not find the file {path} in container {container}")]
@@ -369,6 +378,9 @@ impl HasKind for ValidationError {
             | V::ExecTtyWithFds
             | V::ExecWorkdirNotAbsolute { .. }
             | V::Signal { .. }
+            | V::WaitCondition { .. }
+            | V::PortSpec { .. }
+            | V::UnsupportedField { .. }
             | V::CpSides
             | V::CpSymlinkLoop { .. }
             | V::CpDirectoryToFile { .. }

@@ -295,3 +295,51 @@ fn network_checks() -> Vec<Check> {
     }
     out
 }
+
+/// The host facts docker's `/version` and `/info` report: kernel release, total memory
+/// (bytes), CPUs, host name, cgroup version. Small bounded reads of /proc.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    pub kernel_version: String,
+    pub mem_total: u64,
+    pub ncpu: usize,
+    pub hostname: String,
+    /// "1" or "2".
+    pub cgroup_version: &'static str,
+    pub operating_system: String,
+}
+
+fn small(path: &str) -> String {
+    wharf_sys::fs::read_small_file(None, Path::new(path), 64 * 1024)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// [`HostFacts`] of this host.
+pub fn host_facts() -> HostFacts {
+    let mem_total = small("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024);
+    let os = small("/etc/os-release");
+    let operating_system = os
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "Linux".into());
+    HostFacts {
+        kernel_version: small("/proc/sys/kernel/osrelease").trim().to_string(),
+        mem_total,
+        ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        hostname: small("/proc/sys/kernel/hostname").trim().to_string(),
+        cgroup_version: if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            "2"
+        } else {
+            "1"
+        },
+        operating_system,
+    }
+}

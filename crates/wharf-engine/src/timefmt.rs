@@ -24,6 +24,13 @@ pub fn seconds_since(ts: &str) -> u64 {
     }
 }
 
+/// Unix seconds of an RFC 3339 time (0 if unparsable): the API's `Created` numbers.
+pub fn unix_seconds(ts: &str) -> i64 {
+    OffsetDateTime::parse(ts, &Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0)
+}
+
 /// go-units HumanDuration.
 pub fn human_duration(secs: u64) -> String {
     let hours = secs / 3600;

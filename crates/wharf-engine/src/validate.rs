@@ -89,6 +89,17 @@ pub struct CreateFlags {
     /// `CreateRequest::env` in that order. An API route passes resolved `env` only.
     pub env_files: Vec<PathBuf>,
     pub env: Vec<String>,
+    /// Mounts given as typed objects (the Engine API's `HostConfig.Mounts`), checked as
+    /// `--mount` is and added after the `--tmpfs` ones.
+    pub typed_mounts: Vec<crate::mounts::MountSpec>,
+    /// Fields of a front end's request it could not map to anything here (an API body's
+    /// `HostConfig.PidMode`, `Devices`, ...): the create is refused naming the first, so a
+    /// request is never quietly run looser or different than asked.
+    pub unsupported: Vec<String>,
+    /// The request came from another process over the Engine API: no host file is read on
+    /// its behalf (a `seccomp=<path>` is refused: the API passes the profile's content; its
+    /// `env_files` and `cwd` are ignored).
+    pub remote: bool,
 }
 
 fn invalid(e: V) -> EngineError {
@@ -102,13 +113,26 @@ fn parsed(e: parse::ParseError) -> EngineError {
 /// Applies `req.flags` to the typed request and validates the result with the machine's CPU
 /// count; reads seccomp profile files. Called by `Engine::create` before anything is written.
 pub fn prepare(mut req: CreateRequest) -> Result<CreateRequest, EngineError> {
-    let flags = std::mem::take(&mut req.flags);
+    let mut flags = std::mem::take(&mut req.flags);
+    if flags.remote {
+        flags.env_files.clear();
+        flags.cwd = None;
+    }
+    if let Some(field) = flags.unsupported.first() {
+        return Err(invalid(V::UnsupportedField {
+            field: field.clone(),
+        }));
+    }
     apply_flags(&mut req, &flags)?;
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     check_host(&req.host, ncpu)?;
+    check_ports(&req)?;
     check_network_options(&req)?;
+    if flags.remote {
+        refuse_profile_paths(&req.host.security_opt)?;
+    }
     read_seccomp_profiles(&mut req.host.security_opt)?;
     check_bind_sources(&req.host.mounts)?;
     Ok(req)
@@ -407,6 +431,9 @@ pub fn mounts_from_flags(f: &CreateFlags) -> Result<Vec<MountConfig>, EngineErro
     for t in &f.tmpfs {
         out.push(crate::mounts::parse_tmpfs_flag(t)?);
     }
+    for m in &f.typed_mounts {
+        out.push(crate::mounts::from_spec(m)?);
+    }
     Ok(out)
 }
 
@@ -461,12 +488,41 @@ pub fn check_host(h: &HostConfig, ncpu: usize) -> Result<(), EngineError> {
             ncpu,
         }));
     }
+    let rp = &h.restart_policy;
+    if !matches!(
+        rp.name.as_str(),
+        "" | "no" | "always" | "unless-stopped" | "on-failure"
+    ) || rp.maximum_retry_count < 0
+        || (rp.maximum_retry_count > 0 && rp.name != "on-failure")
+    {
+        return Err(invalid(V::RestartPolicy {
+            value: format!("{}:{}", rp.name, rp.maximum_retry_count),
+        }));
+    }
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
         return Err(invalid(V::RestartWithAutoRemove {
             restart: h.restart_policy.name.clone(),
         }));
     }
     check_log_config(&h.log_config)?;
+    Ok(())
+}
+
+/// Port keys and bindings as typed values (an API caller's `ExposedPorts`/`PortBindings`):
+/// each must be what `-p`/`--expose` could have produced, as the start path reads them.
+pub fn check_ports(req: &CreateRequest) -> Result<(), EngineError> {
+    use wharf_types::ports::{PortKey, PortMapping};
+    let bad = |port: &str| invalid(V::PortSpec { port: port.into() });
+    for k in &req.exposed_ports {
+        PortKey::parse(k).map_err(|_| bad(k))?;
+    }
+    for (k, bindings) in &req.host.port_bindings {
+        let key = PortKey::parse(k).map_err(|_| bad(k))?;
+        for b in bindings {
+            PortMapping::from_binding(key, b)
+                .ok_or_else(|| bad(&format!("{}:{}:{k}", b.host_ip, b.host_port)))?;
+        }
+    }
     Ok(())
 }
 
@@ -477,6 +533,21 @@ fn check_log_config(cfg: &LogConfig) -> Result<(), EngineError> {
 /// `seccomp=<file>` security options become `seccomp=<profile JSON>`, as docker records them:
 /// the file must be a regular file of at most [`SECCOMP_PROFILE_MAX`] bytes holding JSON.
 /// `unconfined` and inline JSON (an API caller's) stay as they are.
+/// An API request names no host file: `seccomp=` must be the profile itself (or
+/// `unconfined`), never a path the server would read with its privileges.
+fn refuse_profile_paths(opts: &[String]) -> Result<(), EngineError> {
+    for o in opts {
+        if let Some(("seccomp", value)) = o.split_once('=').or_else(|| o.split_once(':')) {
+            if !(value.is_empty() || value == "unconfined" || value.trim_start().starts_with('{')) {
+                return Err(invalid(V::UnsupportedField {
+                    field: format!("SecurityOpt seccomp={value} (a profile path on the server)"),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn read_seccomp_profiles(opts: &mut [String]) -> Result<(), EngineError> {
     for o in opts.iter_mut() {
         let Some(("seccomp", value)) = o.split_once('=').or_else(|| o.split_once(':')) else {
@@ -509,6 +580,75 @@ pub fn read_seccomp_profiles(opts: &mut [String]) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What an API caller gives as typed values is checked as the flags are.
+    #[test]
+    fn typed_api_values() {
+        use crate::mounts::MountSpec;
+        let ok = |m: MountSpec| crate::mounts::from_spec(&m);
+        let spec = |kind: &str, source: &str, target: &str| MountSpec {
+            kind: kind.into(),
+            source: source.into(),
+            target: target.into(),
+            ..Default::default()
+        };
+        assert!(ok(spec("bind", "/srv", "/data")).is_ok());
+        assert!(ok(spec("bind", "rel", "/data")).is_err());
+        assert!(ok(spec("bind", "/srv", "/proc/sys")).is_err());
+        assert!(ok(spec("volume", "../x", "/data")).is_err());
+        assert!(ok(spec("npipe", "x", "/data")).is_err());
+        let mut t = spec("tmpfs", "", "/tmp");
+        t.tmpfs_size = 1 << 20;
+        t.tmpfs_mode = 0o1777;
+        assert_eq!(ok(t).unwrap().options, "size=1048576,mode=1777");
+        let mut bad = spec("bind", "/srv", "/data");
+        bad.tmpfs_size = 5;
+        assert!(ok(bad).is_err());
+
+        let mut req = CreateRequest::default();
+        req.host.port_bindings.insert(
+            "80/tcp".into(),
+            vec![wharf_types::container::PortBinding {
+                host_ip: String::new(),
+                host_port: "8080".into(),
+            }],
+        );
+        assert!(check_ports(&req).is_ok());
+        req.host.port_bindings.insert(
+            "80/tcp".into(),
+            vec![wharf_types::container::PortBinding {
+                host_ip: "not-an-ip".into(),
+                host_port: "8080".into(),
+            }],
+        );
+        assert!(check_ports(&req).is_err());
+        let mut req = CreateRequest::default();
+        req.exposed_ports.insert("http".into());
+        assert!(check_ports(&req).is_err());
+
+        let mut h = HostConfig::default();
+        h.restart_policy.name = "sometimes".into();
+        assert!(check_host(&h, 2).is_err());
+        h.restart_policy = wharf_types::container::RestartPolicy {
+            name: "always".into(),
+            maximum_retry_count: 3,
+        };
+        assert!(check_host(&h, 2).is_err());
+
+        assert!(refuse_profile_paths(&["seccomp=/etc/shadow".into()]).is_err());
+        assert!(refuse_profile_paths(&["seccomp=unconfined".into()]).is_ok());
+        assert!(
+            refuse_profile_paths(&["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}".into()])
+                .is_ok()
+        );
+        let mut req = CreateRequest::default();
+        req.flags.unsupported = vec!["HostConfig.PidMode".into()];
+        let e = prepare(req).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "HostConfig.PidMode is not supported by wharf (refused rather than ignored)"
+        );
+    }
 
     #[test]
     fn links_as_docker_parses_them() {

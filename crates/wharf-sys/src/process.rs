@@ -666,10 +666,11 @@ pub enum Forked {
     Child,
 }
 
-/// fork(2). Only for single-threaded callers (the container init's `--init` reaper).
+/// fork(2). Only for single-threaded callers (the container init's `--init` reaper, the
+/// monitor's daemonizing fork at the top of `wharf __monitor`).
 pub fn fork() -> io::Result<Forked> {
-    // SAFETY: the only caller is the single-threaded container init, so the child cannot
-    // inherit locks held by other threads.
+    // SAFETY: the callers are single-threaded (the container init, the monitor before it
+    // starts anything), so the child cannot inherit locks held by other threads.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent(child.as_raw())),
         Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),

@@ -252,6 +252,10 @@ pub struct ContainerConfig {
     pub tty: bool,
     #[serde(default)]
     pub open_stdin: bool,
+    /// docker's `StdinOnce`: the container's stdin closes when the attached client's
+    /// input ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
     /// The image as the user named it.
     pub image: String,
     #[serde(default)]

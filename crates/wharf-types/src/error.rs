@@ -26,11 +26,13 @@ pub enum ErrorKind {
     /// The container's command exists but cannot be executed (EACCES, ENOEXEC, a directory):
     /// docker's 126.
     CommandNotExecutable,
+    /// A request over a size limit (an API body, a header block): HTTP 413.
+    TooLarge,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (tables, tests, the monitor's report).
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidArgument,
@@ -42,6 +44,7 @@ impl ErrorKind {
         ErrorKind::Internal,
         ErrorKind::CommandNotFound,
         ErrorKind::CommandNotExecutable,
+        ErrorKind::TooLarge,
     ];
 
     /// The table: (docker CLI exit code, Docker Engine API HTTP status). docker's CLI exits
@@ -61,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Internal => (125, 500),
             ErrorKind::CommandNotFound => (127, 400),
             ErrorKind::CommandNotExecutable => (126, 400),
+            ErrorKind::TooLarge => (125, 413),
         }
     }
 
@@ -88,6 +92,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::CommandNotFound => "command_not_found",
             ErrorKind::CommandNotExecutable => "command_not_executable",
+            ErrorKind::TooLarge => "too_large",
         }
     }
 
@@ -127,6 +132,7 @@ mod tests {
             (ErrorKind::Internal, 125, 500),
             (ErrorKind::CommandNotFound, 127, 400),
             (ErrorKind::CommandNotExecutable, 126, 400),
+            (ErrorKind::TooLarge, 125, 413),
         ];
         assert_eq!(table.len(), ErrorKind::ALL.len());
         for (kind, exit, status) in table {

@@ -415,6 +415,9 @@ pub enum SystemCommand {
     Df(SystemDfArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
+    /// Serve the Docker Engine API on a unix socket (for the docker CLI, compose, docker-py);
+    /// systemd socket activation is used when systemd passes a socket
+    Service(ServiceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +457,24 @@ pub struct ImagePruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Where to listen
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/wharf/wharf.sock"
+    )]
+    pub host: String,
+    /// Group given access to the socket (root:GROUP 0660); root only (0600) when it does
+    /// not exist in /etc/group
+    #[arg(long, default_value = "wharf")]
+    pub group: String,
+    /// Seconds a client has to send a request's headers before the connection is closed
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
 }
 
 #[derive(Debug, Args)]

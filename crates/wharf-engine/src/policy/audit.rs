@@ -8,6 +8,8 @@ use std::path::Path;
 
 /// One decision.
 pub struct Record<'a> {
+    /// Who asked: the CLI's own user, or an API connection's peer (SO_PEERCRED).
+    pub caller: &'a crate::Caller,
     pub action: &'a str,
     pub target: &'a str,
     /// The rule that refused, or "" when allowed.
@@ -44,6 +46,9 @@ pub(crate) fn line(r: &Record<'_>) -> String {
         "time": crate::timefmt::now_rfc3339(),
         "uid": nix::unistd::getuid().as_raw(),
         "auid": login_uid(),
+        "caller_uid": r.caller.uid,
+        "caller_gid": r.caller.gid,
+        "caller_pid": r.caller.pid,
         "pid": std::process::id(),
         "command": command_line(),
         "action": r.action,

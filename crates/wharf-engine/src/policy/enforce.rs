@@ -197,25 +197,28 @@ impl Engine {
         image: &wharf_store::Image,
         config: &ContainerConfig,
     ) -> Result<(), EngineError> {
-        Ok(self.policy.enforce("create", &req.image, |p| {
-            Decision::from_refusals(self.container_refusals(
-                p,
-                &req.image,
-                &image.id,
-                Some(image),
-                config,
-                &req.host,
-                None,
-            ))
-        })?)
+        Ok(self
+            .policy
+            .enforce(&self.caller, "create", &req.image, |p| {
+                Decision::from_refusals(self.container_refusals(
+                    p,
+                    &req.image,
+                    &image.id,
+                    Some(image),
+                    config,
+                    &req.host,
+                    None,
+                ))
+            })?)
     }
 
     /// start (foreground, monitor, restart): a record created before the policy changed is
     /// checked again, with the user resolved in its writable layer first.
     pub fn policy_start(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
-        self.policy.enforce("start", rec.id.as_str(), |p| {
-            Decision::from_refusals(self.record_refusals(p, rec))
-        })?;
+        self.policy
+            .enforce(&self.caller, "start", rec.id.as_str(), |p| {
+                Decision::from_refusals(self.record_refusals(p, rec))
+            })?;
         Ok(())
     }
 
@@ -253,14 +256,18 @@ impl Engine {
         if self.policy_port_range().is_none() || (ports.is_empty() && why_empty.is_none()) {
             return Ok(());
         }
-        self.policy
-            .enforce("start", rec.id.as_str(), |p| match why_empty {
+        self.policy.enforce(
+            &self.caller,
+            "start",
+            rec.id.as_str(),
+            |p| match why_empty {
                 Some(message) => Decision::Refused {
                     rule: "run.published_ports".into(),
                     message,
                 },
                 None => Decision::from_refusals(rules::check_host_ports(p, ports)),
-            })?;
+            },
+        )?;
         Ok(())
     }
 
@@ -273,13 +280,14 @@ impl Engine {
         pid: i32,
         user: &str,
     ) -> Result<(), EngineError> {
-        self.policy.enforce("exec", rec.id.as_str(), |p| {
-            let mut out = self.record_refusals(p, rec);
-            let roots = [PathBuf::from(format!("/proc/{pid}/root"))];
-            let resolve = |n: &str| resolve_in(&roots, false, n);
-            out.extend(rules::check_user(p, user, &resolve));
-            Decision::from_refusals(out)
-        })?;
+        self.policy
+            .enforce(&self.caller, "exec", rec.id.as_str(), |p| {
+                let mut out = self.record_refusals(p, rec);
+                let roots = [PathBuf::from(format!("/proc/{pid}/root"))];
+                let resolve = |n: &str| resolve_in(&roots, false, n);
+                out.extend(rules::check_user(p, user, &resolve));
+                Decision::from_refusals(out)
+            })?;
         Ok(())
     }
 
@@ -292,7 +300,7 @@ impl Engine {
         reference: &str,
         pinned: bool,
     ) -> Result<(), EngineError> {
-        Ok(self.policy.enforce(action, reference, |p| {
+        Ok(self.policy.enforce(&self.caller, action, reference, |p| {
             Decision::from_refusals(rules::check_reference(p, reference, pinned))
         })?)
     }

@@ -230,6 +230,7 @@ impl Loaded {
     /// policy: allowed and not logged.
     pub(crate) fn enforce(
         &self,
+        caller: &crate::Caller,
         action: &str,
         target: &str,
         decide: impl FnOnce(&Policy) -> Decision,
@@ -237,13 +238,14 @@ impl Loaded {
         if matches!(self, Loaded::None) {
             return Ok(());
         }
-        self.enforce_logged_to(&self.audit_path(), action, target, decide)
+        self.enforce_logged_to(&self.audit_path(), caller, action, target, decide)
     }
 
     /// [`Loaded::enforce`] with the audit log at `log`.
     fn enforce_logged_to(
         &self,
         log: &Path,
+        caller: &crate::Caller,
         action: &str,
         target: &str,
         decide: impl FnOnce(&Policy) -> Decision,
@@ -267,6 +269,7 @@ impl Loaded {
             log,
             max,
             &audit::Record {
+                caller,
                 action,
                 target,
                 rule,
@@ -360,7 +363,9 @@ mod tests {
             message: "x".into(),
         });
         let e = broken
-            .enforce_logged_to(&log, "start", "c", |_| Decision::Allowed)
+            .enforce_logged_to(&log, &crate::Caller::current(), "start", "c", |_| {
+                Decision::Allowed
+            })
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
         let active = Loaded::Active(Box::new(Policy {
@@ -368,9 +373,11 @@ mod tests {
             ..Policy::default()
         }));
         let e = active
-            .enforce_logged_to(&log, "create", "busybox", |_| Decision::Refused {
-                rule: "run.privileged".into(),
-                message: "--privileged is not allowed".into(),
+            .enforce_logged_to(&log, &crate::Caller::current(), "create", "busybox", |_| {
+                Decision::Refused {
+                    rule: "run.privileged".into(),
+                    message: "--privileged is not allowed".into(),
+                }
             })
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
@@ -378,12 +385,22 @@ mod tests {
             e.to_string(),
             "refused by policy rule `run.privileged` (/etc/wharf/policy.toml): --privileged is not allowed"
         );
-        assert!(Loaded::None.enforce("x", "y", |_| unreachable!()).is_ok());
+        assert!(Loaded::None
+            .enforce(&crate::Caller::current(), "x", "y", |_| unreachable!())
+            .is_ok());
         let lines = std::fs::read_to_string(&log).unwrap();
         let rules: Vec<String> = lines
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"].to_string())
             .collect();
         assert_eq!(rules, ["\"policy-file\"", "\"run.privileged\""]);
+        // every line names its caller (here the process itself, as for the CLI)
+        let me = crate::Caller::current();
+        for l in lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["caller_uid"], me.uid);
+            assert_eq!(v["caller_gid"], me.gid);
+            assert_eq!(v["caller_pid"], me.pid);
+        }
     }
 }

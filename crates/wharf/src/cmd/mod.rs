@@ -15,6 +15,7 @@ mod network;
 mod policy;
 mod registry;
 mod run;
+mod service;
 mod system;
 mod trust;
 mod volumes;
@@ -122,6 +123,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::System(SystemCommand::Df(a)) => system::df(&cli, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(&cli, a),
         Command::Image(ImageCommand::Prune(a)) => system::image_prune(&cli, a),
+        Command::System(SystemCommand::Service(a)) => service::service(&cli, a),
         Command::Policy(PolicyCommand::Show) => policy::show(&cli),
         Command::Policy(PolicyCommand::Check(a)) => policy::check(&cli, a),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),

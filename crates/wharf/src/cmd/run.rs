@@ -27,6 +27,7 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
         hostname: a.hostname.clone(),
         tty: a.tty,
         stdin: a.interactive,
+        stdin_once: false,
         labels: Default::default(),
         exposed_ports: Default::default(),
         mac_address: String::new(),
@@ -78,6 +79,7 @@ pub fn build_request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             labels: a.label.clone(),
             env_files: a.env_file.clone(),
             env: a.env.clone(),
+            ..Default::default()
         },
     })
 }

@@ -1,0 +1,132 @@
+//! Bodies: whole ones (JSON, text, empty), streamed ones fed by a bounded channel (a
+//! blocking engine call writing logs or a wait result waits for the client instead of
+//! buffering), and the request body read under a size cap and a deadline.
+
+use crate::error::ApiError;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, Limited};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Chunks buffered between a producer and a slow client.
+const CHANNEL_DEPTH: usize = 16;
+
+pub fn empty() -> Body {
+    Empty::<Bytes>::new().map_err(|e| match e {}).boxed()
+}
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+pub fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn with_type(code: u16, ctype: &'static str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status(code);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(ctype),
+    );
+    r
+}
+
+/// A JSON response (docker's content type).
+pub fn json(code: u16, v: &impl serde::Serialize) -> Response<Body> {
+    let mut s = serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec());
+    s.push(b'\n');
+    with_type(code, "application/json", full(s))
+}
+
+pub fn text(code: u16, s: &'static str) -> Response<Body> {
+    with_type(code, "text/plain; charset=utf-8", full(s))
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// docker's error response: `{"message": …}` with the status of the error's kind.
+pub fn error(e: &ApiError) -> Response<Body> {
+    json(e.status(), &serde_json::json!({ "message": e.message() }))
+}
+
+/// A streamed response body and the sender that feeds it (bounded: a producer on the
+/// blocking pool waits in `blocking_send` while the client is slow).
+pub fn channel() -> (mpsc::Sender<Bytes>, Body) {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    (tx, ChannelBody { rx }.boxed())
+}
+
+pub fn streamed(code: u16, ctype: &'static str, body: Body) -> Response<Body> {
+    with_type(code, ctype, body)
+}
+
+struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// The request body, at most `limit` bytes, complete within `deadline`.
+pub async fn read(
+    req: http::Request<hyper::body::Incoming>,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let limited = Limited::new(req.into_body(), limit);
+    match tokio::time::timeout(deadline, limited.collect()).await {
+        Err(_) => Err(ApiError::BodyTimeout {
+            secs: deadline.as_secs(),
+        }),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) => {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return Err(ApiError::BodyTooLarge { limit });
+            }
+            match e.downcast::<hyper::Error>() {
+                Ok(h) => Err(ApiError::Body(*h)),
+                Err(other) => Err(ApiError::Io {
+                    what: "read the request body",
+                    source: std::io::Error::other(other.to_string()),
+                }),
+            }
+        }
+    }
+}
+
+/// Parses a JSON body; an empty body is `null` (docker accepts an empty start/exec body).
+pub fn parse_json(b: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if b.iter().all(|c| c.is_ascii_whitespace()) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(b).map_err(ApiError::Json)
+}
