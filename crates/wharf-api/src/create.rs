@@ -521,6 +521,19 @@ mod tests {
         assert!(crate::parse_query_filters("filters=%7B%22a%22%3A5%7D").is_err());
     }
 
+    /// Sysctls and Links reach the engine's flags (its checks apply: docker's namespaced set).
+    #[test]
+    fn sysctls_and_links_are_mapped() {
+        let body = json!({"Image": "busybox", "HostConfig": {
+            "Sysctls": {"net.core.somaxconn": "1024"}, "Links": ["db:database"]}});
+        let r = request(None, &body).unwrap();
+        assert!(r.flags.unsupported.is_empty(), "{:?}", r.flags.unsupported);
+        assert_eq!(r.flags.sysctls, ["net.core.somaxconn=1024"]);
+        assert_eq!(r.flags.links, ["db:database"]);
+        let bad = json!({"Image": "busybox", "HostConfig": {"Sysctls": {"kernel.hostname": "x"}}});
+        assert!(wharf_engine::validate::prepare(request(None, &bad).unwrap()).is_err());
+    }
+
     /// Fields that would run the container looser than asked are passed on as unsupported
     /// (the engine refuses them), never dropped.
     #[test]
@@ -533,7 +546,6 @@ mod tests {
                 "Devices",
                 json!([{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "rwm"}]),
             ),
-            ("Sysctls", json!({"kernel.shm_rmid_forced": "1"})),
             ("MaskedPaths", json!([])),
             ("CgroupParent", json!("/")),
             ("VolumesFrom", json!(["other"])),
