@@ -14,6 +14,7 @@ pub mod connect;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
+pub mod hostports;
 mod hostwide;
 pub mod iptables;
 pub mod reconcile;
