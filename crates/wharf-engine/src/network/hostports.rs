@@ -123,23 +123,6 @@ impl HostPorts {
         Claim::decode(&b)
     }
 
-    /// Every claim, by name.
-    pub(crate) fn list(&self) -> Vec<(String, Claim)> {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_str()?.to_string();
-                if !is_port_name(&name) {
-                    return None;
-                }
-                let c = self.read(&name)?;
-                Some((name, c))
-            })
-            .collect()
-    }
-
     /// Whether `c` still stands for a port its store holds: the store's own file of `name`
     /// names the claim's owner.
     fn live(name: &str, c: &Claim) -> bool {
