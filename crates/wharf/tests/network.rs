@@ -3,7 +3,8 @@
 //! aliases on a user network through the embedded resolver, the /etc files, `container:`,
 //! docker's refusals, and that nothing is left behind — no veth, firewall rule, allocation or
 //! endpoint of the test's containers — after `rm -f`, a killed monitor, a killed foreground
-//! CLI, a start that failed on a taken port, and on the legacy iptables path. Each test
+//! CLI, a start that failed on a taken port (in the same store or another one: host ports are
+//! one namespace per host), and on the legacy iptables path. Each test
 //! counts only its own containers (by id), networks and ports.
 
 // test helpers: a failed setup step is a failed test
@@ -558,6 +559,95 @@ fn port_already_allocated_leaves_nothing() {
     w.ok(&["start", "second"]);
     w.ok(&["rm", "-f", "second"]);
     assert_eq!(leftovers(&w, &second), Vec::<String>::new());
+}
+
+/// Host ports are one namespace per host: two stores (two run roots) asking for the same
+/// port, by number or from a `-P` range of one port, never both get it — the second start
+/// fails with docker's message and leaves nothing — and the port passes to the other store
+/// once its holder is gone.
+#[test]
+fn two_stores_never_share_a_host_port() {
+    let a = Wharf::new().with_busybox();
+    let _ca = Cleanup(&a);
+    let b = Wharf::new().with_busybox();
+    let _cb = Cleanup(&b);
+    let port = free_port();
+    let web = |w: &Wharf, body: &str| {
+        w.run(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            &httpd(body, 80),
+        ])
+    };
+    let o = web(&a, "a");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = web(&b, "b");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "Bind for 0.0.0.0:{port} failed: port is already allocated"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let (a_web, b_web) = (full_id(&a, "web"), full_id(&b, "web"));
+    assert_eq!(leftovers(&b, &b_web), Vec::<String>::new());
+    assert_eq!(
+        http_get_eventually(localhost(), port, "/i", 10).as_deref(),
+        Some("a\n"),
+        "the first store keeps its port"
+    );
+
+    // -P from a published-port-range of one port, in both stores
+    let one = free_port();
+    let publish_all = |w: &Wharf| {
+        let cfg = w.dir.path().join("daemon.json");
+        std::fs::write(
+            &cfg,
+            format!("{{\"published-port-range\": \"{one}-{one}\"}}"),
+        )
+        .unwrap();
+        w.command(&[
+            "run", "-d", "--name", "pall", "-P", "--expose", "7000", "busybox", "sleep", "300",
+        ])
+        .env("WHARF_CONFIG", &cfg)
+        .output()
+        .unwrap()
+    };
+    let o = publish_all(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        a.ok(&["port", "pall"]),
+        format!("7000/tcp -> 0.0.0.0:{one}\n")
+    );
+    let o = publish_all(&b);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("no free host port in {one}-{one} for tcp")),
+        "{}",
+        stderr(&o)
+    );
+    let (a_pall, b_pall) = (full_id(&a, "pall"), full_id(&b, "pall"));
+    assert_eq!(leftovers(&b, &b_pall), Vec::<String>::new());
+
+    // the holder goes: the other store's container starts on the port
+    a.ok(&["rm", "-f", "web", "pall"]);
+    assert_eq!(leftovers(&a, &a_web), Vec::<String>::new());
+    assert_eq!(leftovers(&a, &a_pall), Vec::<String>::new());
+    b.ok(&["start", "web"]);
+    assert_eq!(
+        http_get_eventually(localhost(), port, "/i", 10).as_deref(),
+        Some("b\n")
+    );
+    b.ok(&["rm", "-f", "web", "pall"]);
+    assert_eq!(leftovers(&b, &b_web), Vec::<String>::new());
 }
 
 #[test]

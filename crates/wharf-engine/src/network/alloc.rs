@@ -5,10 +5,14 @@
 //! a leftover of a killed CLI is reconciled against the containers that still run.
 //!
 //! `<run-root>/networks/<network-id>/ips/<address>` and `<run-root>/ports/<proto>-<port>`.
+//! A host port is also claimed host-wide (`/run/wharf-ports/<proto>-<port>`, see
+//! `hostports`): the firewall's DNAT rules are one namespace for every store on the host.
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+
+use super::hostports::{self, HostPorts, Outcome};
 use wharf_store::network::NetworkRecord;
 use wharf_types::error::{ErrorKind, HasKind};
 use wharf_types::net::Subnet;
@@ -238,9 +242,12 @@ impl Ipam {
 }
 
 /// Host ports (one namespace for every host address: a port published on one address is
-/// not published again on another, which is stricter than docker and never ambiguous).
+/// not published again on another, which is stricter than docker and never ambiguous; and
+/// one namespace for every store on the host, through the host-wide claims of `hostports`).
 pub struct Ports {
     dir: PathBuf,
+    run_root: PathBuf,
+    host: Option<HostPorts>,
 }
 
 /// A host port taken for a container.
@@ -251,14 +258,57 @@ pub struct HostPort {
 }
 
 impl Ports {
+    /// A store's ports, claimed host-wide in `/run/wharf-ports` too.
     pub fn new(run_root: &Path) -> Ports {
+        Ports::with_host_dir(run_root, Some(Path::new(hostports::DIR)))
+    }
+
+    /// A store's ports with host-wide claims in `host_dir` (`None`: claimed in the run root
+    /// only, as on a host without a writable `/run`). Tests use their own directory.
+    pub fn with_host_dir(run_root: &Path, host_dir: Option<&Path>) -> Ports {
         Ports {
             dir: run_root.join("ports"),
+            run_root: run_root.to_path_buf(),
+            host: host_dir.map(HostPorts::new),
         }
     }
 
+    fn name(proto: Proto, port: u16) -> String {
+        format!("{}-{port}", proto.as_str())
+    }
+
     fn file(&self, proto: Proto, port: u16) -> PathBuf {
-        self.dir.join(format!("{}-{port}", proto.as_str()))
+        self.dir.join(Self::name(proto, port))
+    }
+
+    /// The run root as host-wide claims name it (absolute, symlinks resolved); `None` when
+    /// it does not exist (then it holds no port either).
+    fn canonical_root(&self) -> Option<PathBuf> {
+        std::fs::canonicalize(&self.run_root).ok()
+    }
+
+    /// Claims a port host-wide (the store's own file is already held); true unless another
+    /// store's live claim holds it.
+    fn claim_host(
+        &self,
+        root: Option<&Path>,
+        proto: Proto,
+        port: u16,
+        owner: &str,
+    ) -> Result<bool, AllocError> {
+        let (Some(host), Some(root)) = (&self.host, root) else {
+            return Ok(true);
+        };
+        Ok(match host.claim(&Self::name(proto, port), root, owner)? {
+            Outcome::Claimed | Outcome::Unavailable => true,
+            Outcome::Held => false,
+        })
+    }
+
+    fn release_host(&self, root: Option<&Path>, p: HostPort, owner: &str) {
+        if let (Some(host), Some(root)) = (&self.host, root) {
+            host.release(&Self::name(p.proto, p.port), root, owner);
+        }
     }
 
     /// Whether some host process already listens on the port (`bind` fails): publishing
@@ -285,6 +335,7 @@ impl Ports {
         owner: &str,
     ) -> Result<HostPort, AllocError> {
         std::fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
+        let root = self.canonical_root();
         let addr = ip.map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
         let (low, high, specific) = match wanted {
             Some((a, b)) => (a, b, a == b),
@@ -307,7 +358,17 @@ impl Ports {
                 }
                 continue;
             }
+            // the store's own file first, then the host-wide claim (and released in the
+            // opposite order): a host-wide claim whose store does not hold the port is stale
+            if !self.claim_host(root.as_deref(), proto, port, owner)? {
+                let _ = std::fs::remove_file(&f);
+                if specific {
+                    return Err(AllocError::PortAllocated { addr, port });
+                }
+                continue;
+            }
             if Self::host_busy(proto, ip, port) {
+                self.release_host(root.as_deref(), HostPort { proto, port }, owner);
                 let _ = std::fs::remove_file(&f);
                 if specific {
                     return Err(AllocError::PortBusy { proto, addr, port });
@@ -319,7 +380,10 @@ impl Ports {
         Err(AllocError::NoPort { low, high, proto })
     }
 
+    /// Releases `p` if `owner` holds it: the host-wide claim first (only if it is this
+    /// store's `owner`'s), then the store's own file.
     pub fn release(&self, p: HostPort, owner: &str) {
+        self.release_host(self.canonical_root().as_deref(), p, owner);
         release_if_owner(&self.file(p.proto, p.port), owner);
     }
 
@@ -355,7 +419,8 @@ impl Ports {
         }
     }
 
-    /// Frees what owners that no longer run hold; returns how many.
+    /// Frees what owners that no longer run hold; returns how many. Stale host-wide claims
+    /// (of any store: a crash, a deleted store) go too, uncounted.
     pub fn reconcile(&self, running: &dyn Fn(&str) -> bool) -> usize {
         let mut n = 0;
         for (p, owner) in self.allocations() {
@@ -363,6 +428,9 @@ impl Ports {
                 self.release(p, &owner);
                 n += 1;
             }
+        }
+        if let Some(host) = &self.host {
+            host.sweep();
         }
         n
     }
@@ -524,7 +592,7 @@ mod tests {
     #[test]
     fn host_ports() {
         let d = tempfile::tempdir().expect("tempdir");
-        let ports = Ports::new(d.path());
+        let ports = Ports::with_host_dir(d.path(), Some(&d.path().join("host")));
         // a port some host process listens on is refused, and left unclaimed
         let l = std::net::TcpListener::bind("0.0.0.0:0").expect("listen");
         let busy = l.local_addr().expect("addr").port();
@@ -597,5 +665,175 @@ mod tests {
         assert!(ports.allocations().iter().all(|(_, o)| *o != owner(1)));
         assert_eq!(ports.reconcile(&|_| false), 4);
         assert!(ports.allocations().is_empty());
+    }
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("0.0.0.0:0").expect("listen");
+        l.local_addr().expect("addr").port()
+    }
+
+    /// Two stores (two run roots) sharing one host-wide claims directory.
+    fn two_stores(d: &Path) -> (Ports, Ports, PathBuf) {
+        let host = d.join("host-ports");
+        (
+            Ports::with_host_dir(&d.join("a"), Some(&host)),
+            Ports::with_host_dir(&d.join("b"), Some(&host)),
+            host,
+        )
+    }
+
+    #[test]
+    fn a_host_port_is_taken_once_per_host() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (a, b, host) = two_stores(d.path());
+        let range = (49153, 65535);
+        let free = free_port();
+        let p = a
+            .allocate(Proto::Tcp, None, Some((free, free)), range, &owner(1))
+            .expect("a");
+        // another store, another owner, even the same owner id: docker's refusal, and the
+        // store's own claim rolled back
+        for o in [owner(2), owner(1)] {
+            let e = b
+                .allocate(Proto::Tcp, None, Some((free, free)), range, &o)
+                .expect_err("taken by a");
+            assert_eq!(
+                e.to_string(),
+                format!("Bind for 0.0.0.0:{free} failed: port is already allocated")
+            );
+            assert!(b.allocations().is_empty(), "{:?}", b.allocations());
+        }
+        // a range of one port
+        a.allocate(Proto::Sctp, None, None, (61000, 61000), &owner(3))
+            .expect("a range");
+        assert!(matches!(
+            b.allocate(Proto::Sctp, None, None, (61000, 61000), &owner(4)),
+            Err(AllocError::NoPort { .. })
+        ));
+        assert!(b.allocations().is_empty());
+        // released by the wrong owner, or the same owner id of another store: refused
+        a.release(p, &owner(2));
+        b.release(p, &owner(1));
+        b.release_all(&owner(1));
+        assert_eq!(b.reconcile(&|_| false), 0);
+        let claim = HostPorts::new(&host)
+            .read(&format!("tcp-{free}"))
+            .expect("claim");
+        assert_eq!(claim.owner, owner(1));
+        assert_eq!(
+            claim.run_root,
+            std::fs::canonicalize(d.path().join("a")).expect("canonical")
+        );
+        assert!(b
+            .allocate(Proto::Tcp, None, Some((free, free)), range, &owner(2))
+            .is_err());
+        // released by its owner: the other store gets it
+        a.release(p, &owner(1));
+        assert!(!host.join(format!("tcp-{free}")).exists());
+        assert!(a.allocations().iter().all(|(hp, _)| *hp != p));
+        assert_eq!(
+            b.allocate(Proto::Tcp, None, Some((free, free)), range, &owner(2))
+                .expect("b after release"),
+            p
+        );
+        // reconcile releases the host-wide claims with the store's own files
+        assert_eq!(b.reconcile(&|_| false), 1);
+        assert_eq!(a.reconcile(&|_| false), 1);
+        let left: Vec<String> = std::fs::read_dir(&host)
+            .expect("host dir")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn stale_host_wide_claims_are_taken_over_once() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (a, b, host) = two_stores(d.path());
+        // a deleted store: its run root went with its claim still there
+        a.allocate(Proto::Udp, None, None, (61001, 61001), &owner(1))
+            .expect("a");
+        std::fs::remove_dir_all(d.path().join("a")).expect("delete a's run root");
+        assert_eq!(
+            b.allocate(Proto::Udp, None, None, (61001, 61001), &owner(2))
+                .expect("taken over")
+                .port,
+            61001
+        );
+        let claims = HostPorts::new(&host);
+        assert_eq!(claims.read("udp-61001").map(|c| c.owner), Some(owner(2)));
+        // a crash after the store's file went, before the host-wide claim did (a live store
+        // whose file no longer names the claim's owner) — many takers at once: one wins
+        let port = free_port();
+        let b_root = std::fs::canonicalize(d.path().join("b")).expect("canonical");
+        std::fs::write(
+            host.join(format!("tcp-{port}")),
+            format!("{}\n{}", owner(9), b_root.display()),
+        )
+        .expect("stale claim");
+        let won: Vec<bool> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8u32)
+                .map(|i| {
+                    let (root, host) = (d.path().join(format!("t{i}")), host.clone());
+                    s.spawn(move || {
+                        let r = Ports::with_host_dir(&root, Some(&host)).allocate(
+                            Proto::Tcp,
+                            None,
+                            Some((port, port)),
+                            (49153, 65535),
+                            &owner(100 + i),
+                        );
+                        match r {
+                            Ok(_) => true,
+                            Err(AllocError::PortAllocated { .. }) => false,
+                            Err(e) => panic!("{e}"),
+                        }
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().expect("join")).collect()
+        });
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+        let c = claims.read(&format!("tcp-{port}")).expect("claim");
+        let i = (0..8u32)
+            .find(|i| c.owner == owner(100 + i))
+            .expect("a taker's claim");
+        assert_eq!(
+            Some(c.run_root),
+            std::fs::canonicalize(d.path().join(format!("t{i}"))).ok()
+        );
+        // the losers hold nothing
+        for j in (0..8u32).filter(|j| *j != i) {
+            let p = Ports::with_host_dir(&d.path().join(format!("t{j}")), Some(&host));
+            assert!(p.allocations().is_empty(), "t{j}");
+        }
+        // reconcile sweeps stale claims of any store, and leaves live ones
+        std::fs::write(
+            host.join("sctp-61002"),
+            format!("{}\n{}", owner(7), d.path().join("gone").display()),
+        )
+        .expect("stale claim");
+        b.reconcile(&|_| true);
+        assert!(!host.join("sctp-61002").exists());
+        assert!(host.join(format!("tcp-{port}")).exists());
+        assert!(host.join("udp-61001").exists());
+    }
+
+    #[test]
+    fn without_a_writable_run_ports_are_per_store() {
+        // sysfs refuses a new directory even to root: the documented fallback
+        let d = tempfile::tempdir().expect("tempdir");
+        let host = Path::new("/sys/wharf-ports-test");
+        let a = Ports::with_host_dir(&d.path().join("a"), Some(host));
+        let b = Ports::with_host_dir(&d.path().join("b"), Some(host));
+        let free = free_port();
+        for (p, o) in [(&a, owner(1)), (&b, owner(2))] {
+            p.allocate(Proto::Tcp, None, Some((free, free)), (49153, 65535), &o)
+                .expect("per store");
+        }
+        assert!(!host.exists());
+        assert_eq!(a.reconcile(&|_| false) + b.reconcile(&|_| false), 2);
     }
 }

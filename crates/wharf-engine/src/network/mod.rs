@@ -1,5 +1,5 @@
 //! Bridge networking in the engine: which addresses and host ports a container gets
-//! (`alloc`), the host side of a network (`bridge`: the interface, forwarding, and the
+//! (`alloc`; host ports claimed host-wide by `hostports`), the host side of a network (`bridge`: the interface, forwarding, and the
 //! `firewall` rules — nftables, or legacy `iptables` on kernels without nf_tables), where a
 //! running container sits on a network (`endpoint`), and the embedded DNS resolver of user
 //! networks (`dns` for the messages, `resolver` for the one process serving them). The
@@ -14,6 +14,7 @@ pub mod connect;
 pub mod dns;
 pub mod endpoint;
 pub mod firewall;
+pub mod hostports;
 mod hostwide;
 pub mod iptables;
 pub mod reconcile;

@@ -190,7 +190,8 @@ pub fn resolver_pids(root: &Path) -> Vec<i32> {
 }
 
 /// Everything container `id` (full id) still holds on the host: its veth, firewall rules
-/// (nftables table and legacy chains), host-port and address allocations, endpoint files.
+/// (nftables table and legacy chains), host-port (the store's and host-wide) and address
+/// allocations, endpoint files.
 pub fn leftovers(w: &Wharf, id: &str) -> Vec<String> {
     let mut out = Vec::new();
     // the kernel removes the veths with the container's namespace, lazily: give it a moment
@@ -218,6 +219,17 @@ pub fn leftovers(w: &Wharf, id: &str) -> Vec<String> {
         }
     };
     owned(run.join("ports"), "port", &mut out);
+    // host-wide claims: `<owner>\n<run root>`
+    for e in std::fs::read_dir(wharf_engine::network::hostports::DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let claim = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if claim.split_once('\n').is_some_and(|(o, _)| o == id) {
+            out.push(format!("host-wide port {}", e.path().display()));
+        }
+    }
     for n in std::fs::read_dir(run.join("networks"))
         .into_iter()
         .flatten()
