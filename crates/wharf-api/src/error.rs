@@ -42,6 +42,8 @@ pub enum ApiError {
     TooManyExecs,
     #[error("this endpoint needs a hijacked connection (Upgrade: tcp)")]
     UpgradeRequired,
+    #[error("{what} is not supported by wharf")]
+    Unsupported { what: &'static str },
     #[error("the engine call failed to complete")]
     Task(#[source] tokio::task::JoinError),
     #[error("{what}")]
@@ -70,6 +72,7 @@ impl HasKind for ApiError {
             ApiError::NoRoute | ApiError::NoSuchExec { .. } => ErrorKind::NotFound,
             ApiError::ExecStarted { .. } | ApiError::TooManyAttach => ErrorKind::Conflict,
             ApiError::TooManyExecs => ErrorKind::Unavailable,
+            ApiError::Unsupported { .. } => ErrorKind::NotImplemented,
             ApiError::BodyTooLarge { .. } => ErrorKind::TooLarge,
             ApiError::Task(_) | ApiError::Io { .. } => ErrorKind::Internal,
         }

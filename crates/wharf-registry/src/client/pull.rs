@@ -214,10 +214,12 @@ pub fn pull(
     let Some((ep, (body, top_digest, mt))) = found else {
         return Err(last.unwrap_or_else(|| ClientError::ManifestUnknown(shown.clone())));
     };
+    // docker names the repository's path, without the registry (`library/busybox`,
+    // `app/web` of `registry.local:5000/app/web`)
     out(&format!(
         "{}: Pulling from {}",
         r.tag().unwrap_or(&refstr),
-        r.familiar_repository()
+        r.path()
     ));
     // The platform the index claims for the manifest it selected (checked against the config).
     let mut declared = None;

@@ -1,0 +1,335 @@
+//! Real Engine API clients beyond the docker CLI, against `wharf system service`: Debian's
+//! docker-compose 1.29 (a two-service project: a web server with a published port, a worker
+//! on a user network resolving `web` by name; `up -d`, `ps`, `logs`, `down`, nothing left)
+//! and docker-py (Debian's python3-docker and/or PyPI's: `containers.run`, `images.pull`
+//! from Debian's docker-registry with the JSON progress stream, `containers.list` with
+//! label filters, save/load). Under CI=true a missing client fails the test.
+//!
+//! Subnet 10.213.70.0/24 is this file's.
+
+mod common;
+
+use common::api::Service;
+use common::registry::DockerRegistry;
+use common::{stderr, stdout, Wharf};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const COMPOSE: &str = "/usr/bin/docker-compose";
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether `what` is there; under CI=true its absence fails the test.
+fn need(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(!ci(), "CI=true: {what} is needed");
+        eprintln!("SKIP: {what} not installed");
+    }
+    ok
+}
+
+fn compose(s: &Service, dir: &Path, project: &str, args: &[&str]) -> Output {
+    Command::new(COMPOSE)
+        .arg("-p")
+        .arg(project)
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", format!("unix://{}", s.sock.display()))
+        .env("DOCKER_CONFIG", s.config.path())
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("COMPOSE_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn docker-compose")
+}
+
+fn compose_ok(s: &Service, dir: &Path, project: &str, args: &[&str]) -> String {
+    let o = compose(s, dir, project, args);
+    assert!(
+        o.status.success(),
+        "docker-compose {args:?} failed ({:?}): {} {}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    format!("{}{}", stdout(&o), stderr(&o))
+}
+
+/// Container names (`/name`) of the service's store whose label `key` is `value`, through
+/// the API (all states).
+fn labelled(s: &Service, key: &str, value: &str) -> Vec<String> {
+    let filters = format!("{{\"label\":[\"{key}={value}\"]}}");
+    let q: String = filters
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let req = format!(
+        "GET /containers/json?all=1&filters={q} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+    );
+    let (status, text) = s.raw(req.as_bytes());
+    assert_eq!(status, 200, "{text}");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["Names"][0].as_str().map(str::to_string))
+        .collect()
+}
+
+const PROJECT_YML: &str = r#"version: "3.7"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec busybox httpd -f -p 80 -h /www"]
+    ports:
+      - "@PORT@:80"
+    stop_signal: SIGKILL
+    networks: [back]
+  worker:
+    image: busybox
+    command: ["sh", "-c", "for i in $$(seq 100); do busybox wget -q -O - http://web/ && break; sleep 0.2; done; echo worker-done; exec sleep 300"]
+    stop_signal: SIGKILL
+    networks: [back]
+networks:
+  back:
+    ipam:
+      config:
+        - subnet: 10.213.70.0/24
+"#;
+
+/// docker-compose 1.29 drives a two-service project through the socket: the image present
+/// is not pulled, the worker reaches `web` by name on the project network, the published
+/// port answers from the host, `ps` lists each container once (compose's label filters all
+/// hold), `logs` has the worker's output, `down` leaves no container, network or cgroup.
+#[test]
+fn compose_project_up_ps_logs_down() {
+    if !need(Path::new(COMPOSE).exists(), COMPOSE) {
+        return;
+    }
+    let w = Wharf::new().with_busybox();
+    let s = Service::start_with(&w, &[], true);
+    let dir = common::tmp_dir("wharf-compose-");
+    let port = common::net::free_port();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        PROJECT_YML.replace("@PORT@", &port.to_string()),
+    )
+    .expect("compose file");
+    let project = format!("wc{}", std::process::id());
+
+    let up = compose_ok(&s, dir.path(), &project, &["up", "-d"]);
+    let web = format!("{project}_web_1");
+    let worker = format!("{project}_worker_1");
+    assert!(up.contains(&format!("Creating {web}")), "{up}");
+    let ids_out = compose_ok(&s, dir.path(), &project, &["ps", "-q"]);
+    let ids: Vec<String> = ids_out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() == 64)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids_out}");
+
+    // the published port, from the host
+    let body =
+        common::net::http_get_eventually(std::net::IpAddr::from([127, 0, 0, 1]), port, "/", 20);
+    assert_eq!(body.as_deref(), Some("hello-from-web\n"));
+
+    let ps = compose_ok(&s, dir.path(), &project, &["ps"]);
+    for n in [&web, &worker] {
+        assert_eq!(ps.matches(n.as_str()).count(), 1, "{n} listed once: {ps}");
+    }
+    assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")), "{ps}");
+    assert_eq!(ps.matches(" Up ").count(), 2, "{ps}");
+
+    // the worker found `web` by name on the project network
+    let mut logs = String::new();
+    let done = common::eventually(30, || {
+        logs = compose_ok(&s, dir.path(), &project, &["logs", "--no-color", "worker"]);
+        logs.contains("worker-done")
+    });
+    assert!(done, "{logs}");
+    assert!(logs.contains("hello-from-web"), "{logs}");
+
+    let down = compose_ok(&s, dir.path(), &project, &["down"]);
+    assert!(
+        down.contains(&format!("Removing network {project}_back")),
+        "{down}"
+    );
+    assert!(
+        labelled(&s, "com.docker.compose.project", &project).is_empty(),
+        "containers left"
+    );
+    let nets = w.ok(&["network", "ls"]);
+    assert!(!nets.contains(&format!("{project}_back")), "{nets}");
+    for id in &ids {
+        assert!(common::cgroup_dirs(id).is_empty(), "cgroup of {id} left");
+        let left = common::net::leftovers(&w, id);
+        assert!(left.is_empty(), "{id} left {left:?}");
+    }
+
+    // what compose called: the present image was looked up, never pulled; it followed its
+    // project's events by label
+    let log = Service::log(&w);
+    assert!(
+        log.contains("GET /v1.") && log.contains("/images/busybox/json -> 200"),
+        "{log}"
+    );
+    assert!(!log.contains("/images/create"), "{log}");
+    assert!(log.contains("POST /v1.50/networks/create -> 201"), "{log}");
+    assert!(!log.contains("-> 5"), "a 5xx answer: {log}");
+    drop(s);
+    common::net::stop_resolver(&w.root());
+}
+
+/// Each distinct docker-py on this machine: PyPI's (the first `python3`) and Debian's
+/// python3-docker (/usr/bin/python3), as (interpreter, version).
+fn docker_pys() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for py in ["python3", "/usr/bin/python3"] {
+        let Ok(o) = Command::new(py)
+            .args(["-c", "import docker; print(docker.__version__)"])
+            .output()
+        else {
+            continue;
+        };
+        let v = stdout(&o).trim().to_string();
+        if o.status.success() && !out.iter().any(|(_, x)| *x == v) {
+            out.push((py.to_string(), v));
+        }
+    }
+    out
+}
+
+const PY: &str = r#"
+import docker, json, sys
+sock, ref, tag, token = sys.argv[1:5]
+c = docker.DockerClient(base_url="unix://" + sock, version="auto")
+out = {}
+out["run"] = c.containers.run("busybox", "echo hi", remove=True).decode()
+# the pull's JSON progress stream, then the high-level call (now up to date)
+events = list(c.api.pull(ref, tag=tag, stream=True, decode=True))
+out["statuses"] = [e.get("status", "") for e in events]
+out["errors"] = [e for e in events if "error" in e]
+img = c.images.pull(ref, tag=tag)
+out["pulled_id"] = img.id
+out["pulled_tags"] = img.tags
+try:
+    c.images.pull(ref, tag="no-such-tag")
+    out["missing"] = "no error"
+except docker.errors.APIError as e:
+    out["missing"] = [type(e).__name__, e.status_code]
+# label filters: every label must hold
+k = c.containers.run("busybox", "sleep 30", detach=True,
+                     labels={"wharf.test": token, "role": "a"})
+out["both"] = [x.id for x in c.containers.list(filters={"label": ["wharf.test=" + token, "role=a"]})]
+out["other"] = [x.id for x in c.containers.list(filters={"label": ["wharf.test=" + token, "role=b"]})]
+out["id"] = k.id
+k.remove(force=True)
+# save and load round trip
+data = b"".join(c.images.get("busybox:latest").save(named=True))
+out["saved_bytes"] = len(data)
+c.images.remove("busybox:latest")
+loaded = c.images.load(data)
+out["loaded"] = [t for i in loaded for t in i.tags]
+print(json.dumps(out))
+"#;
+
+/// docker-py against the socket: `containers.run` returns the output, `images.pull` streams
+/// docker's progress JSON (from Debian's docker-registry) and returns the image, a missing
+/// tag is a 404 `NotFound` before any stream, `containers.list(filters=…)` ANDs labels,
+/// `image.save()`/`images.load()` round-trip.
+#[test]
+fn docker_py_run_pull_list_save_load() {
+    let pys = docker_pys();
+    if !need(!pys.is_empty(), "docker-py (python3 -c 'import docker')") {
+        return;
+    }
+    let t = common::tmp_dir("wharf-dockerpy-");
+    let Some(dr) = DockerRegistry::start(t.path(), "127.0.0.1", "", "") else {
+        return;
+    };
+    // the registry's image comes from another store
+    let src = Wharf::new().with_busybox();
+    let repo = format!("{}/a2/bb", dr.addr);
+    src.ok(&["tag", "busybox:latest", &format!("{repo}:v1")]);
+    src.ok(&["push", &format!("{repo}:v1")]);
+    let pushed_id = src.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &format!("{repo}:v1"),
+    ]);
+
+    for (py, version) in pys {
+        let w = Wharf::new().with_busybox();
+        let s = Service::start(&w, &[]);
+        let token = format!("t{}-{version}", std::process::id());
+        let o = Command::new(&py)
+            .args(["-c", PY])
+            .arg(&s.sock)
+            .args([repo.as_str(), "v1", token.as_str()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn python3");
+        assert!(
+            o.status.success(),
+            "docker-py {version} ({py}): {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+        let ctx = format!("docker-py {version}: {v}");
+        assert_eq!(v["run"], "hi\n", "{ctx}");
+        let statuses: Vec<&str> = v["statuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str())
+            .collect();
+        assert_eq!(
+            statuses.first().copied(),
+            Some("Pulling from a2/bb"),
+            "{ctx}"
+        );
+        assert!(statuses.contains(&"Pull complete"), "{ctx}");
+        assert!(
+            statuses.iter().any(|x| x.starts_with("Digest: sha256:")),
+            "{ctx}"
+        );
+        assert_eq!(
+            statuses.last().copied(),
+            Some(format!("Status: Downloaded newer image for {repo}:v1").as_str()),
+            "{ctx}"
+        );
+        assert_eq!(v["errors"], serde_json::json!([]), "{ctx}");
+        assert_eq!(v["pulled_id"], pushed_id.trim(), "{ctx}");
+        assert_eq!(
+            v["pulled_tags"],
+            serde_json::json!([format!("{repo}:v1")]),
+            "{ctx}"
+        );
+        assert_eq!(v["missing"], serde_json::json!(["NotFound", 404]), "{ctx}");
+        assert_eq!(v["both"], serde_json::json!([v["id"].clone()]), "{ctx}");
+        assert_eq!(v["other"], serde_json::json!([]), "{ctx}");
+        assert!(v["saved_bytes"].as_u64().unwrap_or(0) > 100_000, "{ctx}");
+        assert_eq!(v["loaded"], serde_json::json!(["busybox:latest"]), "{ctx}");
+        // the pull reached the store the CLI reads
+        let ids = w.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            &format!("{repo}:v1"),
+        ]);
+        assert_eq!(ids.trim(), pushed_id.trim());
+        assert!(labelled(&s, "wharf.test", &token).is_empty(), "{ctx}");
+    }
+}
