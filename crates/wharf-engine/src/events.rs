@@ -313,4 +313,61 @@ mod tests {
         let earlier = e.events(None, Some(mid)).unwrap();
         assert_eq!(earlier.len(), 1);
     }
+
+    /// docker's `label` filter (what compose follows its project by): every label given
+    /// must hold among the attributes, `KEY` alone asks for presence; other keys' values
+    /// stay alternatives.
+    #[test]
+    fn label_filters_all_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(EngineOptions {
+            root: dir.path().join("root"),
+            run_root: dir.path().join("run"),
+            debug: false,
+        })
+        .unwrap();
+        let attrs = |p: &str, o: &str| {
+            vec![
+                ("com.docker.compose.project", p.to_string()),
+                ("com.docker.compose.oneoff", o.to_string()),
+                ("name", format!("{p}-{o}")),
+            ]
+        };
+        e.emit("container", "start", "a", &attrs("p", "False"));
+        e.emit("container", "start", "b", &attrs("p", "True"));
+        e.emit("container", "start", "c", &attrs("q", "False"));
+        e.emit("container", "die", "d", &[("name", "d".to_string())]);
+        let ids = |filters: &[&str]| -> Vec<String> {
+            let f = EventQuery {
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }
+            .parse()
+            .unwrap();
+            e.query_events(&f)
+                .unwrap()
+                .into_iter()
+                .map(|ev| ev.actor.id)
+                .collect()
+        };
+        assert_eq!(
+            ids(&[
+                "label=com.docker.compose.project=p",
+                "label=com.docker.compose.oneoff=False"
+            ]),
+            ["a"]
+        );
+        assert_eq!(ids(&["label=com.docker.compose.project"]), ["a", "b", "c"]);
+        assert_eq!(
+            ids(&["label=com.docker.compose.project=p", "container=c"]),
+            [] as [&str; 0]
+        );
+        assert_eq!(ids(&["container=a", "container=d"]), ["a", "d"]);
+        assert!(EventQuery {
+            filters: vec!["labels=x".into()],
+            ..Default::default()
+        }
+        .parse()
+        .is_err());
+    }
 }

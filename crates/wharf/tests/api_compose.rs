@@ -184,6 +184,9 @@ fn compose_project_up_ps_logs_down() {
     assert!(!log.contains("/images/create"), "{log}");
     assert!(log.contains("POST /v1.50/networks/create -> 201"), "{log}");
     assert!(!log.contains("-> 5"), "a 5xx answer: {log}");
+    let events: Vec<&str> = log.lines().filter(|l| l.contains("/events?")).collect();
+    assert!(!events.is_empty(), "{log}");
+    assert!(events.iter().all(|l| l.ends_with("-> 200")), "{log}");
     drop(s);
     common::net::stop_resolver(&w.root());
 }
@@ -332,4 +335,76 @@ fn docker_py_run_pull_list_save_load() {
         assert_eq!(ids.trim(), pushed_id.trim());
         assert!(labelled(&s, "wharf.test", &token).is_empty(), "{ctx}");
     }
+}
+
+/// A raw request with a body (closing the connection after its response).
+fn raw_req(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// The pull/save/load routes answer bad requests as docker does, with docker's error body
+/// and a 4xx (501 for import, which wharf does not serve), never a 500 or a stream.
+#[test]
+fn image_transfer_routes_refuse_bad_requests() {
+    let w = Wharf::new().with_busybox();
+    let s = Service::start(&w, &[]);
+    let port = common::net::free_port();
+    let cases: Vec<(String, Vec<u8>, u16, String)> = vec![
+        ("/images/create".into(), vec![], 400, "fromImage".into()),
+        (
+            "/images/create?fromSrc=-".into(),
+            vec![],
+            501,
+            "not supported by wharf".into(),
+        ),
+        (
+            "/images/create?fromImage=UPPER&tag=v1".into(),
+            vec![],
+            400,
+            "must be lowercase".into(),
+        ),
+        (
+            "/images/create?fromImage=busybox&tag=a:b".into(),
+            vec![],
+            400,
+            "invalid reference format".into(),
+        ),
+        // nothing listens there: the failure comes before any progress, as a status
+        (
+            format!("/images/create?fromImage=127.0.0.1:{port}/x&tag=v1"),
+            vec![],
+            503,
+            "connection refused".into(),
+        ),
+        (
+            "/images/load".into(),
+            vec![0x5a; 4096],
+            400,
+            "archive".into(),
+        ),
+        ("/images/load".into(), vec![], 400, "archive".into()),
+    ];
+    for (path, body, want, says) in cases {
+        let (status, text) = s.raw(&raw_req("POST", &path, &body));
+        assert_eq!(status, want, "POST {path}: {text}");
+        assert!(text.contains("{\"message\":"), "POST {path}: {text}");
+        assert!(text.contains(&says), "POST {path}: {text}");
+    }
+    for (path, want) in [
+        ("/images/get", 400),
+        ("/images/nope/get", 404),
+        ("/images/get?names=nope", 404),
+    ] {
+        let (status, text) = s.raw(&raw_req("GET", path, b""));
+        assert_eq!(status, want, "GET {path}: {text}");
+    }
+    // the store is as it was: busybox alone
+    let images = w.ok(&["images", "-q"]);
+    assert_eq!(images.lines().count(), 1, "{images}");
 }
