@@ -5,7 +5,7 @@
 //! from Debian's docker-registry with the JSON progress stream, `containers.list` with
 //! label filters, save/load). Under CI=true a missing client fails the test.
 //!
-//! Subnet 10.213.70.0/24 is this file's.
+//! Subnets 10.213.70.0/24 and 10.213.71.0/24 are this file's.
 
 mod common;
 
@@ -187,6 +187,63 @@ fn compose_project_up_ps_logs_down() {
     let events: Vec<&str> = log.lines().filter(|l| l.contains("/events?")).collect();
     assert!(!events.is_empty(), "{log}");
     assert!(events.iter().all(|l| l.ends_with("-> 200")), "{log}");
+    drop(s);
+    common::net::stop_resolver(&w.root());
+}
+
+const ONESHOT_YML: &str = r#"version: "3.7"
+services:
+  one:
+    image: busybox
+    command: ["sh", "-c", "echo one-says-hi; sleep 1; echo one-bye"]
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.213.71.0/24
+"#;
+
+/// compose's attached paths: `up` in the foreground attaches before the start, follows the
+/// project's events (by label; it reads the legacy `id`/`status` fields) and ends with the
+/// container; `run --rm` attaches with stdin and waits for `next-exit`.
+#[test]
+fn compose_attached_up_and_run() {
+    if !need(Path::new(COMPOSE).exists(), COMPOSE) {
+        return;
+    }
+    let w = Wharf::new().with_busybox();
+    let s = Service::start_with(&w, &[], true);
+    let dir = common::tmp_dir("wharf-compose-");
+    std::fs::write(dir.path().join("docker-compose.yml"), ONESHOT_YML).expect("compose file");
+    let project = format!("wo{}", std::process::id());
+
+    let up = compose_ok(&s, dir.path(), &project, &["up", "--no-color"]);
+    assert!(!up.contains("Traceback"), "{up}");
+    let one = format!("{project}_one_1");
+    assert!(up.contains(&format!("Attaching to {one}")), "{up}");
+    let says = up.find("one-says-hi").expect("first line");
+    let bye = up.find("one-bye").expect("second line");
+    assert!(says < bye, "{up}");
+    assert!(up.contains(&format!("{one} exited with code 0")), "{up}");
+
+    let run = compose_ok(
+        &s,
+        dir.path(),
+        &project,
+        &["run", "--rm", "one", "echo", "from-run"],
+    );
+    assert!(run.contains("from-run"), "{run}");
+
+    compose_ok(&s, dir.path(), &project, &["down"]);
+    assert!(
+        labelled(&s, "com.docker.compose.project", &project).is_empty(),
+        "containers left"
+    );
+    let nets = w.ok(&["network", "ls"]);
+    assert!(!nets.contains(&format!("{project}_default")), "{nets}");
+    let log = Service::log(&w);
+    assert!(log.contains("/attach?"), "{log}");
+    assert!(!log.contains("-> 5"), "a 5xx answer: {log}");
     drop(s);
     common::net::stop_resolver(&w.root());
 }
