@@ -194,7 +194,7 @@ fn compose_project_up_ps_logs_down() {
 const ONESHOT_YML: &str = r#"version: "3.7"
 services:
   one:
-    image: busybox
+    image: @IMAGE@
     command: ["sh", "-c", "echo one-says-hi; sleep 1; echo one-bye"]
 networks:
   default:
@@ -203,21 +203,35 @@ networks:
         - subnet: 10.213.71.0/24
 "#;
 
-/// compose's attached paths: `up` in the foreground attaches before the start, follows the
-/// project's events (by label; it reads the legacy `id`/`status` fields) and ends with the
-/// container; `run --rm` attaches with stdin and waits for `next-exit`.
+/// compose's pull and attached paths: `up` of an image the store lacks pulls it from
+/// Debian's docker-registry (`POST /images/create`, its progress stream read), attaches
+/// before the start, follows the project's events (by label; it reads the legacy
+/// `id`/`status` fields) and ends with the container; `run --rm` attaches with stdin and
+/// waits for `next-exit`.
 #[test]
-fn compose_attached_up_and_run() {
+fn compose_pull_attached_up_and_run() {
     if !need(Path::new(COMPOSE).exists(), COMPOSE) {
         return;
     }
-    let w = Wharf::new().with_busybox();
-    let s = Service::start_with(&w, &[], true);
     let dir = common::tmp_dir("wharf-compose-");
-    std::fs::write(dir.path().join("docker-compose.yml"), ONESHOT_YML).expect("compose file");
+    let Some(dr) = DockerRegistry::start(dir.path(), "127.0.0.1", "", "") else {
+        return;
+    };
+    let image = format!("{}/compose/bb:v1", dr.addr);
+    let src = Wharf::new().with_busybox();
+    src.ok(&["tag", "busybox:latest", &image]);
+    src.ok(&["push", &image]);
+    let w = Wharf::new();
+    let s = Service::start_with(&w, &[], true);
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        ONESHOT_YML.replace("@IMAGE@", &image),
+    )
+    .expect("compose file");
     let project = format!("wo{}", std::process::id());
 
     let up = compose_ok(&s, dir.path(), &project, &["up", "--no-color"]);
+    assert!(up.contains(&format!("Pulling one ({image})")), "{up}");
     assert!(!up.contains("Traceback"), "{up}");
     let one = format!("{project}_one_1");
     assert!(up.contains(&format!("Attaching to {one}")), "{up}");
@@ -243,6 +257,9 @@ fn compose_attached_up_and_run() {
     assert!(!nets.contains(&format!("{project}_default")), "{nets}");
     let log = Service::log(&w);
     assert!(log.contains("/attach?"), "{log}");
+    assert!(log.contains("POST /v1.50/images/create?"), "{log}");
+    let ids = w.ok(&["images", "-q"]);
+    assert_eq!(ids.lines().count(), 1, "the pulled image: {ids}");
     assert!(!log.contains("-> 5"), "a 5xx answer: {log}");
     drop(s);
     common::net::stop_resolver(&w.root());
