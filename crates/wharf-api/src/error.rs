@@ -42,6 +42,8 @@ pub enum ApiError {
     TooManyExecs,
     #[error("this endpoint needs a hijacked connection (Upgrade: tcp)")]
     UpgradeRequired,
+    #[error("invalid X-Registry-Auth header: expected base64url JSON")]
+    RegistryAuth,
     #[error("{what} is not supported by wharf")]
     Unsupported { what: &'static str },
     #[error("the engine call failed to complete")]
@@ -67,6 +69,7 @@ impl HasKind for ApiError {
             | ApiError::Query { .. }
             | ApiError::UpgradeRequired
             | ApiError::NoStream
+            | ApiError::RegistryAuth
             | ApiError::Body(_) => ErrorKind::InvalidArgument,
             ApiError::BodyTimeout { .. } => ErrorKind::InvalidArgument,
             ApiError::NoRoute | ApiError::NoSuchExec { .. } => ErrorKind::NotFound,

@@ -59,7 +59,7 @@ pub async fn route(
         ["exec", id, "resize"] if post => exec::resize(id, &q, ctx).await,
         ["exec", id, "json"] if get => exec::inspect(id, ctx).await,
         ["images", "json"] if get => images::list(&q, ctx, caller).await,
-        ["images", "create"] if post => transfer::pull(&q, ctx, caller).await,
+        ["images", "create"] if post => transfer::pull(req, &q, ctx, caller).await,
         ["images", "get"] if get => transfer::save(q.all("names"), &q, ctx, caller).await,
         ["images", "load"] if post => transfer::load(req, &q, ctx, caller).await,
         ["images", name @ .., "get"] if get && !name.is_empty() => {

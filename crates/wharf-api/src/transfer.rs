@@ -74,21 +74,59 @@ fn pull_reference(q: &Query) -> Result<String, ApiError> {
     })
 }
 
+/// docker's `X-Registry-Auth`: base64url (padded or not) of `{"username","password",
+/// "serveraddress"}`. Absent, empty or `{}` (what clients send without credentials): `None`,
+/// the server's stored credentials apply. `identitytoken`/`registrytoken` are refused by
+/// name rather than ignored.
+fn registry_auth(h: Option<&http::HeaderValue>) -> Result<Option<(String, String)>, ApiError> {
+    use base64::Engine as _;
+    let Some(raw) = h.map(|v| v.as_bytes()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::RegistryAuth;
+    let trimmed: Vec<u8> = raw.iter().copied().filter(|b| *b != b'=').collect();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&trimmed))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&json).map_err(|_| bad())?;
+    let o = v.as_object().ok_or_else(bad)?;
+    let field = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
+    if !field("identitytoken").is_empty() || !field("registrytoken").is_empty() {
+        return Err(ApiError::Unsupported {
+            what: "token authentication in X-Registry-Auth",
+        });
+    }
+    let (user, pass) = (field("username"), field("password"));
+    if user.is_empty() && pass.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((user.to_string(), pass.to_string())))
+}
+
 enum PullMsg {
     Progress(Bytes),
     Failed(ApiError),
 }
 
-/// `POST /images/create?fromImage=&tag=&platform=`: the pull's progress as docker's JSON
-/// lines. A failure before any progress (a policy refusal, an unknown image) is docker's
+/// `POST /images/create?fromImage=&tag=&platform=` (+ `X-Registry-Auth`): the pull's
+/// progress as docker's JSON lines. A failure before any progress (a policy refusal, an unknown image) is docker's
 /// error response with its status; a later one ends the stream with `{"errorDetail": …}`.
-pub async fn pull(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
+pub async fn pull(
+    req: Request<Incoming>,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let credentials = registry_auth(req.headers().get("x-registry-auth"))?;
+    drop(req);
     let req = PullRequest {
         reference: pull_reference(q)?,
         platform: q
             .get("platform")
             .filter(|p| !p.is_empty())
             .map(str::to_string),
+        credentials,
     };
     let (tx, mut rx) = mpsc::channel::<PullMsg>(16);
     let c = ctx.clone();
@@ -272,4 +310,41 @@ pub async fn load(
         }
     }
     Ok(body::streamed(200, "application/json", body::full(out)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn header(json: &str, engine: &base64::engine::GeneralPurpose) -> http::HeaderValue {
+        http::HeaderValue::from_str(&engine.encode(json)).unwrap()
+    }
+
+    #[test]
+    fn registry_auth_header_forms() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let creds = r#"{"username":"alice","password":"s3/cr?t>","serveraddress":"r:5000"}"#;
+        for e in [&URL_SAFE, &URL_SAFE_NO_PAD, &STANDARD] {
+            assert_eq!(
+                registry_auth(Some(&header(creds, e))).unwrap(),
+                Some(("alice".to_string(), "s3/cr?t>".to_string()))
+            );
+        }
+        // what clients send without credentials
+        assert_eq!(registry_auth(None).unwrap(), None);
+        assert_eq!(registry_auth(Some(&header("{}", &URL_SAFE))).unwrap(), None);
+        assert_eq!(
+            registry_auth(Some(&http::HeaderValue::from_static(""))).unwrap(),
+            None
+        );
+        // hostile or unsupported
+        for bad in ["%%%", "bm90IGpzb24"] {
+            let e = registry_auth(Some(&http::HeaderValue::from_static(bad))).unwrap_err();
+            assert_eq!(e.status(), 400, "{bad}");
+        }
+        let tok = header(r#"{"identitytoken":"x"}"#, &URL_SAFE);
+        assert_eq!(registry_auth(Some(&tok)).unwrap_err().status(), 501);
+    }
 }

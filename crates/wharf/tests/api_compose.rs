@@ -482,3 +482,85 @@ fn image_transfer_routes_refuse_bad_requests() {
     let images = w.ok(&["images", "-q"]);
     assert_eq!(images.lines().count(), 1, "{images}");
 }
+
+const PY_AUTH: &str = r#"
+import docker, json, sys
+sock, ref, user, password = sys.argv[1:5]
+c = docker.DockerClient(base_url="unix://" + sock, version="auto")
+out = {}
+try:
+    c.images.pull(ref, tag="v1")
+    out["anonymous"] = "pulled"
+except docker.errors.APIError as e:
+    out["anonymous"] = e.status_code
+try:
+    c.images.pull(ref, tag="v1", auth_config={"username": user, "password": "wrong"})
+    out["wrong"] = "pulled"
+except docker.errors.APIError as e:
+    out["wrong"] = e.status_code
+img = c.images.pull(ref, tag="v1", auth_config={"username": user, "password": password})
+out["tags"] = img.tags
+print(json.dumps(out))
+"#;
+
+/// `X-Registry-Auth`: a client's credentials (docker-py's `auth_config`) are used for that
+/// pull only; the server has none stored, so without them (or with wrong ones) the
+/// registry's refusal comes back as an error status (403), not a stream.
+#[test]
+fn docker_py_pull_with_client_credentials() {
+    let Some((py, version)) = docker_pys().into_iter().next() else {
+        need(false, "docker-py (python3 -c 'import docker')");
+        return;
+    };
+    let t = common::tmp_dir("wharf-dockerpy-auth-");
+    let hp = t.path().join("htpasswd");
+    std::fs::write(
+        &hp,
+        wharf_registry::htpasswd_line("alice", "s3cret", 6).expect("htpasswd") + "\n",
+    )
+    .expect("write htpasswd");
+    let src = Wharf::new().with_busybox();
+    let mut cmd = src.command(&["registry", "serve", "--addr", "127.0.0.1:0", "--root"]);
+    cmd.arg(t.path().join("reg")).arg("--htpasswd").arg(&hp);
+    let reg = common::registry::Serve::start(cmd);
+    let image = format!("{}/private/bb", reg.addr);
+    // the pusher's credentials live in its own docker config
+    let pusher = t.path().join("pusher");
+    for args in [
+        vec!["login", "-u", "alice", "-p", "s3cret", reg.addr.as_str()],
+        vec!["tag", "busybox:latest", &format!("{image}:v1")],
+        vec!["push", &format!("{image}:v1")],
+    ] {
+        let o = src
+            .command(&args)
+            .env("DOCKER_CONFIG", &pusher)
+            .output()
+            .expect("wharf");
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+
+    let w = Wharf::new();
+    let empty = t.path().join("server-config");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let s = Service::start(&w, &[("DOCKER_CONFIG", empty.as_path())]);
+    let o = Command::new(&py)
+        .args(["-c", PY_AUTH])
+        .arg(&s.sock)
+        .args([image.as_str(), "alice", "s3cret"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn python3");
+    assert!(
+        o.status.success(),
+        "docker-py {version}: {} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    // the registry's 401 is the engine's PermissionDenied (403 in the one kind table)
+    assert_eq!(v["anonymous"], 403, "{v}");
+    assert_eq!(v["wrong"], 403, "{v}");
+    assert_eq!(v["tags"], serde_json::json!([format!("{image}:v1")]), "{v}");
+    // nothing was stored on the server's side
+    assert_eq!(std::fs::read_dir(&empty).expect("read").count(), 0);
+}
