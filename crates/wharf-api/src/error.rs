@@ -42,6 +42,10 @@ pub enum ApiError {
     TooManyExecs,
     #[error("this endpoint needs a hijacked connection (Upgrade: tcp)")]
     UpgradeRequired,
+    #[error("invalid X-Registry-Auth header: expected base64url JSON")]
+    RegistryAuth,
+    #[error("{what} is not supported by wharf")]
+    Unsupported { what: &'static str },
     #[error("the engine call failed to complete")]
     Task(#[source] tokio::task::JoinError),
     #[error("{what}")]
@@ -65,11 +69,13 @@ impl HasKind for ApiError {
             | ApiError::Query { .. }
             | ApiError::UpgradeRequired
             | ApiError::NoStream
+            | ApiError::RegistryAuth
             | ApiError::Body(_) => ErrorKind::InvalidArgument,
             ApiError::BodyTimeout { .. } => ErrorKind::InvalidArgument,
             ApiError::NoRoute | ApiError::NoSuchExec { .. } => ErrorKind::NotFound,
             ApiError::ExecStarted { .. } | ApiError::TooManyAttach => ErrorKind::Conflict,
             ApiError::TooManyExecs => ErrorKind::Unavailable,
+            ApiError::Unsupported { .. } => ErrorKind::NotImplemented,
             ApiError::BodyTooLarge { .. } => ErrorKind::TooLarge,
             ApiError::Task(_) | ApiError::Io { .. } => ErrorKind::Internal,
         }

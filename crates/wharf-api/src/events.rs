@@ -19,6 +19,25 @@ fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
+/// docker's event with the fields it still fills for container and image events
+/// (`status` = Action, `id` = Actor.ID, `from` = the container's image), which older
+/// clients read (docker-compose 1.29 follows its containers by `id` and `status`).
+fn with_legacy_fields(e: &wharf_engine::events::Event) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        if e.kind == "container" || e.kind == "image" {
+            o.insert("status".into(), e.action.clone().into());
+            o.insert("id".into(), e.actor.id.clone().into());
+        }
+        if e.kind == "container" {
+            if let Some(image) = e.actor.attributes.get("image") {
+                o.insert("from".into(), image.clone().into());
+            }
+        }
+    }
+    v
+}
+
 pub async fn events(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
     let query = EventQuery {
         since: q.get("since").filter(|s| !s.is_empty()).map(str::to_string),
@@ -39,7 +58,7 @@ pub async fn events(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Respons
                 return;
             };
             for e in &batch {
-                let mut line = serde_json::to_vec(e).unwrap_or_default();
+                let mut line = serde_json::to_vec(&with_legacy_fields(e)).unwrap_or_default();
                 line.push(b'\n');
                 if tx.blocking_send(line.into()).is_err() {
                     return;

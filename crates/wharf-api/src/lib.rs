@@ -8,7 +8,8 @@
 //! Layout: `server` (listener, connections with their peer credentials, limits, graceful
 //! stop), `listen` (the socket file, systemd activation, sd_notify), `router` (versioned
 //! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
-//! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `images`, `networks`, `volumes`), `error`
+//! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `images`, `transfer`
+//! (pull/save/load), `networks`, `volumes`), `error`
 //! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
 //!
 //! Must not: decide anything the CLI would decide differently, enter a container, fork
@@ -31,6 +32,7 @@ mod router;
 mod server;
 mod streams;
 mod system;
+mod transfer;
 pub mod version;
 mod volumes;
 

@@ -65,6 +65,15 @@ impl Query {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated key (`names=a&names=b`), in order.
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// docker's boolean: present and not `0`/`false`/empty.
     pub fn bool(&self, k: &str) -> bool {
         matches!(self.get(k), Some(v) if !matches!(v, "" | "0" | "false" | "False" | "FALSE"))

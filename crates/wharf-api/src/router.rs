@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::query::{decode, Query};
 use crate::server::Ctx;
 use crate::{
-    containers, create, events, exec, images, networks, streams, system, version, volumes,
+    containers, create, events, exec, images, networks, streams, system, transfer, version, volumes,
 };
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -59,6 +59,12 @@ pub async fn route(
         ["exec", id, "resize"] if post => exec::resize(id, &q, ctx).await,
         ["exec", id, "json"] if get => exec::inspect(id, ctx).await,
         ["images", "json"] if get => images::list(&q, ctx, caller).await,
+        ["images", "create"] if post => transfer::pull(req, &q, ctx, caller).await,
+        ["images", "get"] if get => transfer::save(q.all("names"), &q, ctx, caller).await,
+        ["images", "load"] if post => transfer::load(req, &q, ctx, caller).await,
+        ["images", name @ .., "get"] if get && !name.is_empty() => {
+            transfer::save(vec![name.join("/")], &q, ctx, caller).await
+        }
         ["images", name @ .., "json"] if get && !name.is_empty() => {
             images::inspect(&name.join("/"), ctx, caller).await
         }

@@ -204,10 +204,20 @@ async fn handle(
     ctx: Arc<Ctx>,
     caller: Caller,
 ) -> http::Response<Body> {
+    // `wharf -D system service`: one line per request on stderr (method, path and query,
+    // status), to see what a client calls
+    let trace = ctx
+        .opts
+        .engine
+        .debug
+        .then(|| format!("{} {}", req.method(), req.uri()));
     let mut resp = match router::route(req, &ctx, caller).await {
         Ok(r) => r,
         Err(e) => body::error(&e),
     };
+    if let Some(t) = trace {
+        eprintln!("wharf: api: {t} -> {}", resp.status().as_u16());
+    }
     let h = resp.headers_mut();
     let v = http::HeaderValue::from_static;
     h.insert("api-version", v(crate::version::API_VERSION));

@@ -69,7 +69,8 @@ pub fn parse_tail(s: &str) -> Option<usize> {
 
 /// `ps --filter` / `GET /containers/json?filters=`: docker's `id` (prefix), `name`
 /// (substring), `label` (`KEY` or `KEY=VALUE`), `status`, `exited` (code), `ancestor`
-/// (image as named, or its id). Values of one key are alternatives; keys must all hold.
+/// (image as named, or its id). Values of one key are alternatives, except `label`'s, which
+/// must all hold (as docker's); keys must all hold.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerFilter {
     pairs: Vec<(String, String)>,
@@ -156,10 +157,14 @@ impl ContainerFilter {
         keys.sort_unstable();
         keys.dedup();
         keys.iter().all(|k| {
-            self.pairs
-                .iter()
-                .filter(|(pk, _)| pk == k)
-                .any(|(_, v)| one(k, v))
+            let mut vals = self.pairs.iter().filter(|(pk, _)| pk == k);
+            // docker: every label must hold (compose asks for project AND service AND
+            // oneoff); the values of the other keys are alternatives
+            if *k == "label" {
+                vals.all(|(_, v)| one(k, v))
+            } else {
+                vals.any(|(_, v)| one(k, v))
+            }
         })
     }
 }

@@ -21,11 +21,27 @@ pub use wharf_registry::{Config as RegistryServerConfig, Server as RegistryServe
 pub use wharf_store::archive::LoadedImage;
 
 /// `pull NAME[:TAG|@DIGEST]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PullRequest {
     pub reference: String,
     /// `--platform os/arch[/variant]`.
     pub platform: Option<String>,
+    /// Credentials (user, password) for the named registry that come with the request (an
+    /// Engine API client's `X-Registry-Auth`); `None`: the stored ones (`login`).
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for PullRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullRequest")
+            .field("reference", &self.reference)
+            .field("platform", &self.platform)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(u, _)| (u, "<hidden>")),
+            )
+            .finish()
+    }
 }
 
 /// `run`/`create --pull`: when the image comes from its registry (docker's values).
@@ -164,6 +180,7 @@ impl Engine {
     ) -> Result<PullOutcome, ImageError> {
         let opts = PullOptions {
             platform: platform(req.platform.as_deref())?,
+            credentials: req.credentials.clone(),
         };
         self.policy_image("pull", &req.reference, false)?;
         let res = client::pull(
@@ -223,6 +240,7 @@ impl Engine {
             &PullRequest {
                 reference: reference.to_string(),
                 platform: platform.map(str::to_string),
+                credentials: None,
             },
             progress,
         )?;

@@ -20,6 +20,9 @@ pub const EVENTS_LOG: &str = "events.log";
 const MAX_SIZE: u64 = 1 << 20;
 /// A line longer than this is not an event wharf wrote: skipped when reading.
 const MAX_LINE: usize = 64 << 10;
+/// A container's labels copied into its events' attributes, at most (bytes of keys and
+/// values; even escaped 6× they fit in MAX_LINE).
+const LABEL_BYTES: usize = 8 << 10;
 
 /// The actor of an event: the object's id and docker's attributes (`image`, `name`,
 /// `exitCode`, ...).
@@ -92,10 +95,19 @@ impl Engine {
         action: &str,
         extra: &[(&str, String)],
     ) {
-        let mut attrs = vec![
-            ("image", rec.config.image.clone()),
-            ("name", rec.name.clone()),
-        ];
+        // docker's attributes: the container's labels, then image and name (which win);
+        // labels only up to LABEL_BYTES, so the event stays a readable line
+        let mut budget = LABEL_BYTES;
+        let mut attrs: Vec<(&str, String)> = Vec::new();
+        for (k, v) in &rec.config.labels {
+            let Some(left) = budget.checked_sub(k.len() + v.len()) else {
+                break;
+            };
+            budget = left;
+            attrs.push((k.as_str(), v.clone()));
+        }
+        attrs.push(("image", rec.config.image.clone()));
+        attrs.push(("name", rec.name.clone()));
         attrs.extend(extra.iter().cloned());
         self.emit("container", action, rec.id.as_str(), &attrs);
     }
@@ -139,7 +151,9 @@ impl Engine {
 
 /// What `events` asks for: docker's `--since`/`--until` (RFC 3339, Unix seconds or a duration
 /// ago such as `10m`) and `--filter key=value` (`type`, `event`, `container` (id prefix or
-/// name), `image`, `volume`); values of one key are alternatives, different keys must all match.
+/// name), `image`, `volume`, `network`, `label` (`KEY` or `KEY=VALUE` among the attributes, which
+/// carry a container's labels)); values of one key are alternatives (`label`'s must all hold),
+/// different keys must all match.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub since: Option<String>,
@@ -199,7 +213,7 @@ impl EventQuery {
             };
             if !matches!(
                 k,
-                "type" | "event" | "container" | "image" | "volume" | "network"
+                "type" | "event" | "container" | "image" | "volume" | "network" | "label"
             ) {
                 return Err(ValidationError::FilterName { name: k.into() }.into());
             }
@@ -215,7 +229,15 @@ impl EventQuery {
 impl EventFilter {
     /// Whether `ev` passes the key filters (time is applied when reading).
     pub fn matches(&self, ev: &Event) -> bool {
+        let label = |v: &str| match v.split_once('=') {
+            Some((lk, lv)) => ev.actor.attributes.get(lk).is_some_and(|x| x == lv),
+            None => ev.actor.attributes.contains_key(v),
+        };
         self.by_key.iter().all(|(k, vals)| {
+            // docker: every label must hold (compose follows its project's containers)
+            if k == "label" {
+                return vals.iter().all(|v| label(v));
+            }
             vals.iter().any(|v| match k.as_str() {
                 "type" => ev.kind == *v,
                 "event" => ev.action == *v,
@@ -290,5 +312,62 @@ mod tests {
         assert_eq!(later.len(), 2);
         let earlier = e.events(None, Some(mid)).unwrap();
         assert_eq!(earlier.len(), 1);
+    }
+
+    /// docker's `label` filter (what compose follows its project by): every label given
+    /// must hold among the attributes, `KEY` alone asks for presence; other keys' values
+    /// stay alternatives.
+    #[test]
+    fn label_filters_all_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(EngineOptions {
+            root: dir.path().join("root"),
+            run_root: dir.path().join("run"),
+            debug: false,
+        })
+        .unwrap();
+        let attrs = |p: &str, o: &str| {
+            vec![
+                ("com.docker.compose.project", p.to_string()),
+                ("com.docker.compose.oneoff", o.to_string()),
+                ("name", format!("{p}-{o}")),
+            ]
+        };
+        e.emit("container", "start", "a", &attrs("p", "False"));
+        e.emit("container", "start", "b", &attrs("p", "True"));
+        e.emit("container", "start", "c", &attrs("q", "False"));
+        e.emit("container", "die", "d", &[("name", "d".to_string())]);
+        let ids = |filters: &[&str]| -> Vec<String> {
+            let f = EventQuery {
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }
+            .parse()
+            .unwrap();
+            e.query_events(&f)
+                .unwrap()
+                .into_iter()
+                .map(|ev| ev.actor.id)
+                .collect()
+        };
+        assert_eq!(
+            ids(&[
+                "label=com.docker.compose.project=p",
+                "label=com.docker.compose.oneoff=False"
+            ]),
+            ["a"]
+        );
+        assert_eq!(ids(&["label=com.docker.compose.project"]), ["a", "b", "c"]);
+        assert_eq!(
+            ids(&["label=com.docker.compose.project=p", "container=c"]),
+            [] as [&str; 0]
+        );
+        assert_eq!(ids(&["container=a", "container=d"]), ["a", "d"]);
+        assert!(EventQuery {
+            filters: vec!["labels=x".into()],
+            ..Default::default()
+        }
+        .parse()
+        .is_err());
     }
 }

@@ -270,6 +270,7 @@ fn save_load_push_and_pull_through_the_configured_mirror() {
             &PullRequest {
                 reference: "mirrored:1".into(),
                 platform: None,
+                credentials: None,
             },
             &|_| {},
         )
@@ -290,6 +291,7 @@ fn save_load_push_and_pull_through_the_configured_mirror() {
             &PullRequest {
                 reference: format!("{addr}/library/absent:1"),
                 platform: None,
+                credentials: None,
             },
             &|_| {},
         )

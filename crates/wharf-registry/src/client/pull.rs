@@ -31,9 +31,24 @@ pub enum Progress<'a> {
 }
 
 /// Options of [`pull`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PullOptions {
     pub platform: Option<Platform>,
+    /// Credentials for the named registry (user, password) given with this pull (an Engine
+    /// API client's `X-Registry-Auth`), used instead of the stored ones; not sent to mirrors.
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for PullOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullOptions")
+            .field("platform", &self.platform)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(u, _)| (u, "<hidden>")),
+            )
+            .finish()
+    }
 }
 
 /// What a pull did.
@@ -197,7 +212,10 @@ pub fn pull(
     let mut found = None;
     for base in endpoints {
         let ep = match Endpoint::new(cfg, r.domain(), base.as_deref()) {
-            Ok(ep) => ep,
+            Ok(ep) => match (&opts.credentials, &base) {
+                (Some((user, pass)), None) => ep.with_credentials(user, pass),
+                _ => ep,
+            },
             Err(e) => {
                 last = Some(e);
                 continue;
@@ -214,10 +232,12 @@ pub fn pull(
     let Some((ep, (body, top_digest, mt))) = found else {
         return Err(last.unwrap_or_else(|| ClientError::ManifestUnknown(shown.clone())));
     };
+    // docker names the repository's path, without the registry (`library/busybox`,
+    // `app/web` of `registry.local:5000/app/web`)
     out(&format!(
         "{}: Pulling from {}",
         r.tag().unwrap_or(&refstr),
-        r.familiar_repository()
+        r.path()
     ));
     // The platform the index claims for the manifest it selected (checked against the config).
     let mut declared = None;

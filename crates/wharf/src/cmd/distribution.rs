@@ -104,6 +104,7 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
     let req = PullRequest {
         reference: a.image.clone(),
         platform: a.platform.clone(),
+        credentials: None,
     };
     let engine = super::open_engine(cli)?;
     let r = Render {

@@ -2,6 +2,7 @@
 //! busybox-static (/bin/busybox), and helpers to run the real `wharf` binary.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod dockerd;
 pub mod net;
 pub mod policy;
