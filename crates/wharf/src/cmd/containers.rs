@@ -1,5 +1,5 @@
 //! `ps`, `inspect`, `rm`. `inspect` and `rm` try every object, then exit 1 if any failed
-//! (docker's CLI, `wharf_types::error::OBJECT_COMMAND_FAILED`).
+//! (docker's CLI, `wharf_types::error::COMMAND_FAILED`).
 
 use crate::cli::{Cli, InspectArgs, PsArgs, RmArgs};
 use crate::format::{print_table, print_with_template, Template};
@@ -9,7 +9,7 @@ use wharf_engine::network::report::PortEntry;
 use wharf_engine::run::{inspect_json, ContainerInfo};
 use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
 use wharf_engine::Engine;
-use wharf_types::error::{HasKind, OBJECT_COMMAND_FAILED};
+use wharf_types::error::{HasKind, COMMAND_FAILED};
 use wharf_types::ErrorKind;
 
 fn status_text(info: &ContainerInfo) -> String {
@@ -270,7 +270,7 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
     Ok(if missing.is_empty() {
         0
     } else {
-        OBJECT_COMMAND_FAILED
+        COMMAND_FAILED
     })
 }
 
@@ -293,7 +293,7 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
                 if !(a.force && e.kind() == ErrorKind::NotFound) {
-                    code = OBJECT_COMMAND_FAILED;
+                    code = COMMAND_FAILED;
                 }
             }
         }

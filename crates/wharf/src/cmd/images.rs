@@ -128,7 +128,7 @@ pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
                 if !(a.force
                     && wharf_types::error::HasKind::kind(&e) == wharf_types::ErrorKind::NotFound)
                 {
-                    code = wharf_types::error::OBJECT_COMMAND_FAILED;
+                    code = wharf_types::error::COMMAND_FAILED;
                 }
             }
         }
