@@ -18,6 +18,7 @@ pub mod events;
 pub mod exec;
 pub mod health;
 pub mod images;
+pub mod info;
 mod jsonl;
 pub mod lifecycle;
 pub mod monitor;

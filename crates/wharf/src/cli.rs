@@ -135,7 +135,9 @@ pub enum Command {
     /// Load images from a tar archive or STDIN (plain, gzip or zstd)
     Load(LoadArgs),
     /// Show the wharf version information
-    Version,
+    Version(FormatArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
     /// Generate the shell completion script (bash, zsh or fish)
     Completion(CompletionArgs),
     /// Write the manual pages (wharf.1 and one per command) into a directory (packaging)
@@ -147,6 +149,14 @@ pub enum Command {
 pub struct ManArgs {
     /// Directory to write the pages into (created if missing)
     pub dir: PathBuf,
+}
+
+/// `info`, `version`: docker's `--format`.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Format output using a custom template ('json' for docker's JSON)
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +423,8 @@ pub enum SystemCommand {
     Check,
     /// Show docker disk usage
     Df(SystemDfArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
     /// Serve the Docker Engine API on a unix socket (for the docker CLI, compose, docker-py);

@@ -9,6 +9,7 @@ mod docs;
 mod events;
 mod exec;
 mod images;
+mod info;
 mod lifecycle;
 mod logs;
 mod network;
@@ -49,15 +50,8 @@ pub(crate) fn check_tty(attach_stdin: bool, tty: bool) -> Option<i32> {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
-        Command::Version => {
-            println!("wharf version {}", env!("CARGO_PKG_VERSION"));
-            println!("API version:  1.43 (Docker-compatible CLI)");
-            println!(
-                "OS/Arch:      linux/{}",
-                wharf_types::oci::host_architecture()
-            );
-            Ok(0)
-        }
+        Command::Version(a) => info::version(&cli, a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::info(&cli, a),
         Command::Completion(a) => {
             docs::completion(a.shell);
             Ok(0)
