@@ -31,6 +31,14 @@ pub fn unix_seconds(ts: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix nanoseconds of an RFC 3339 time (0 if unparsable): ordering by creation time
+/// (the strings' fractions vary in length, so they do not sort as text).
+pub fn unix_nanos(ts: &str) -> i128 {
+    OffsetDateTime::parse(ts, &Rfc3339)
+        .map(|t| t.unix_timestamp_nanos())
+        .unwrap_or(0)
+}
+
 /// go-units HumanDuration.
 pub fn human_duration(secs: u64) -> String {
     let hours = secs / 3600;

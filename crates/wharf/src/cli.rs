@@ -1040,6 +1040,16 @@ pub struct PsArgs {
     /// Show the latest created container
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Filter output based on conditions provided (id, name, label, status, exited, ancestor,
+    /// before, since, volume, network, health)
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
     /// Format output using a Go-style template ({{.ID}}, table ..., json)
     #[arg(long)]
     pub format: Option<String>,
@@ -1086,6 +1096,9 @@ pub struct ImagesArgs {
     /// Format output using a Go-style template ({{.ID}}, table ..., json)
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output based on conditions provided (dangling, reference, label, before, since)
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
     /// Only list images of this repository[:tag]
     pub repository: Option<String>,
 }

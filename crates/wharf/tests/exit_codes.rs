@@ -107,6 +107,18 @@ const CASES: &[(&[&str], i32, &str, &str)] = &[
     (&["network", "inspect", "nope"], 1, "nope", "[]\n"),
     (&["network", "rm", "nope"], 1, "nope", ""),
     (&["volume", "ls", "-f", "dangling=maybe"], 1, "maybe", ""),
+    (
+        &["images", "-f", "bogus=1"],
+        1,
+        "Error response from daemon: invalid filter 'bogus'",
+        "",
+    ),
+    (
+        &["ps", "-f", "colour=red"],
+        1,
+        "invalid filter 'colour'",
+        "",
+    ),
     // create: 1 for the daemon's refusal, 125 for a request that does not parse
     (
         &["create", "--name", "bad1", "busybox", "true"],

@@ -42,6 +42,7 @@ pub fn images(cli: &Cli, a: &ImagesArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     let list = engine.list_images(&ListImagesRequest {
         reference: a.repository.clone(),
+        filters: a.filter.clone(),
     })?;
     let rows: Vec<Value> = list
         .iter()

@@ -175,33 +175,35 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
 
 /// Reports a command's failure as docker's CLI does and returns its exit code; the one place
 /// that decides both. Text: `Error response from daemon: …` for what docker's daemon refuses
-/// (an object that is missing, exists already or is in the wrong state: kinds NotFound,
-/// AlreadyExists, Conflict, FailedPrecondition, PermissionDenied), `Error: …` for the rest (the
-/// CLI's own checks, local failures). Code: the kind's through
-/// `ErrorKind::cli_exit_code` for the command's class ([`command_class`]).
+/// (an engine error of kind NotFound, AlreadyExists, Conflict, FailedPrecondition,
+/// PermissionDenied; and InvalidArgument outside `run`/`create`, whose argument checks are
+/// docker's CLI's), `Error: …` for the rest (the CLI's own checks, local failures). Code: the
+/// kind's through `ErrorKind::cli_exit_code` for the command's class ([`command_class`]).
 pub fn report_error(e: &anyhow::Error, class: CommandClass) -> i32 {
     let kind = wharf_engine::error::kind_in(e.chain());
-    eprintln!("{}{}", error_prefix(e), error_message(e));
+    eprintln!("{}{}", error_prefix(e, class), error_message(e));
     kind.cli_exit_code(class)
 }
 
 /// docker's prefix of an error line: see [`report_error`].
-pub fn error_prefix(e: &anyhow::Error) -> &'static str {
+pub fn error_prefix(e: &anyhow::Error, class: CommandClass) -> &'static str {
     use wharf_types::ErrorKind as K;
     let from_engine = e
         .chain()
         .any(|c| wharf_engine::error::known_kind(c).is_some());
-    match wharf_engine::error::kind_in(e.chain()) {
+    let daemon = match wharf_engine::error::kind_in(e.chain()) {
         K::NotFound
         | K::AlreadyExists
         | K::Conflict
         | K::FailedPrecondition
-        | K::PermissionDenied
-            if from_engine =>
-        {
-            "Error response from daemon: "
-        }
-        _ => "Error: ",
+        | K::PermissionDenied => true,
+        K::InvalidArgument => !matches!(class, CommandClass::RunsContainer | CommandClass::Create),
+        _ => false,
+    };
+    if daemon && from_engine {
+        "Error response from daemon: "
+    } else {
+        "Error: "
     }
 }
 
