@@ -21,7 +21,8 @@ fn render(format: &str, v: &Value) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn version(cli: &Cli, a: &FormatArgs) -> anyhow::Result<i32> {
+/// `version` needs no engine: the server's facts are this host's.
+pub fn version(a: &FormatArgs) -> anyhow::Result<i32> {
     let api = wharf_api::version::API_VERSION;
     let client = json!({
         "Version": CLIENT_VERSION,
@@ -35,7 +36,6 @@ pub fn version(cli: &Cli, a: &FormatArgs) -> anyhow::Result<i32> {
         "Context": "default",
     });
     let server = wharf_engine::info::version(api, wharf_api::version::MIN_API_VERSION);
-    let _ = cli;
     if let Some(f) = &a.format {
         return render(f, &json!({"Client": client, "Server": server}));
     }

@@ -50,7 +50,7 @@ pub(crate) fn check_tty(attach_stdin: bool, tty: bool) -> Option<i32> {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
-        Command::Version(a) => info::version(&cli, a),
+        Command::Version(a) => info::version(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::info(&cli, a),
         Command::Completion(a) => {
             docs::completion(a.shell);
