@@ -13,21 +13,13 @@ use wharf_engine::Caller;
 /// `GET /images/json?filters=`: one entry per image with all of its tags (`reference`
 /// is the one filter mapped; others are refused by name).
 pub async fn list(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
-    let mut reference = None;
-    for f in q.filters()? {
-        match f.split_once('=') {
-            Some(("reference", v)) => reference = Some(v.to_string()),
-            _ => {
-                let name = f.split_once('=').map_or(f.as_str(), |(k, _)| k).to_string();
-                return Err(wharf_engine::EngineError::from(
-                    wharf_engine::refusal::ValidationError::FilterName { name },
-                )
-                .into());
-            }
-        }
-    }
+    // the engine parses and applies docker's filters (`wharf_engine::image_filter`)
+    let filters = q.filters()?;
     let v = blocking(ctx, caller, move |e| {
-        let list = e.list_images(&ListImagesRequest { reference })?;
+        let list = e.list_images(&ListImagesRequest {
+            reference: None,
+            filters,
+        })?;
         let mut out: Vec<Value> = Vec::new();
         let mut index: std::collections::HashMap<String, usize> = Default::default();
         for i in list {

@@ -5,6 +5,7 @@
 //! Must not: print (the caller's sink writes), read a log whose driver cannot be read.
 
 use crate::state::Status;
+use crate::timefmt::unix_nanos;
 use crate::{Engine, EngineError};
 use std::time::SystemTime;
 use wharf_types::error::{ErrorKind, HasKind};
@@ -69,11 +70,17 @@ pub fn parse_tail(s: &str) -> Option<usize> {
 
 /// `ps --filter` / `GET /containers/json?filters=`: docker's `id` (prefix), `name`
 /// (substring), `label` (`KEY` or `KEY=VALUE`), `status`, `exited` (code), `ancestor`
-/// (image as named, or its id). Values of one key are alternatives, except `label`'s, which
-/// must all hold (as docker's); keys must all hold.
+/// (image as named, or its id), `before`/`since` (a container by name or id: those created
+/// before/after it), `volume` (a volume name or a mount's destination), `network` (a network
+/// the container is on, by name, or `host`/`none`), `health` (`starting`, `healthy`,
+/// `unhealthy`, `none`). Values of one key are alternatives, except `label`'s, which must all
+/// hold (as docker's); keys must all hold.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerFilter {
     pairs: Vec<(String, String)>,
+    /// `before`/`since` values → the created time of the container they name
+    /// (`Engine::list_containers` resolves them).
+    resolved: std::collections::BTreeMap<String, String>,
 }
 
 impl ContainerFilter {
@@ -86,7 +93,17 @@ impl ContainerFilter {
                 .split_once('=')
                 .ok_or_else(|| EngineError::from(V::FilterFormat { filter: f.clone() }))?;
             match k {
-                "id" | "name" | "label" | "ancestor" => {}
+                "id" | "name" | "label" | "ancestor" | "before" | "since" | "volume"
+                | "network" => {}
+                "health" => {
+                    if !matches!(v, "starting" | "healthy" | "unhealthy" | "none") {
+                        return Err(V::FilterValue {
+                            name: k.into(),
+                            value: v.into(),
+                        }
+                        .into());
+                    }
+                }
                 "status" => {
                     if !matches!(
                         v,
@@ -118,14 +135,16 @@ impl ContainerFilter {
             }
             pairs.push((k.to_string(), v.to_string()));
         }
-        Ok(ContainerFilter { pairs })
+        Ok(ContainerFilter {
+            pairs,
+            resolved: Default::default(),
+        })
     }
 
-    /// A status filter lists stopped containers without `all`, as docker does.
+    /// A status filter lists stopped containers without `all`, as docker does (`exited`
+    /// does not: `ps --filter exited=3` lists nothing without `-a`, checked against dockerd).
     pub fn wants_all(&self) -> bool {
-        self.pairs
-            .iter()
-            .any(|(k, _)| k == "status" || k == "exited")
+        self.pairs.iter().any(|(k, _)| k == "status")
     }
 
     pub fn matches(&self, info: &crate::run::ContainerInfo) -> bool {
@@ -150,6 +169,35 @@ impl ContainerFilter {
                         .to_string()
                         .trim_start_matches("sha256:")
                         .starts_with(v.trim_start_matches("sha256:"))
+            }
+            "before" => self
+                .resolved
+                .get(v)
+                .is_some_and(|t| unix_nanos(&rec.created) < unix_nanos(t)),
+            "since" => self
+                .resolved
+                .get(v)
+                .is_some_and(|t| unix_nanos(&rec.created) > unix_nanos(t)),
+            "volume" => rec
+                .host_config
+                .mounts
+                .iter()
+                .any(|m| m.source == v || m.target == v),
+            "network" => {
+                let mode = &rec.host_config.network_mode;
+                if mode.is_bridge() {
+                    rec.bridge_networks().iter().any(|n| n == v)
+                } else {
+                    mode.as_docker() == v
+                }
+            }
+            "health" => {
+                let h = info
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str());
+                h == v
             }
             _ => false,
         };
@@ -176,8 +224,26 @@ impl Engine {
         all: bool,
         filter: &ContainerFilter,
     ) -> Result<Vec<crate::run::ContainerInfo>, EngineError> {
+        let mut filter = filter.clone();
+        for (k, v) in &filter.pairs {
+            if k == "before" || k == "since" {
+                let created = self.container(v)?.record.created;
+                filter.resolved.insert(v.clone(), created);
+            }
+        }
         let list = self.containers(all || filter.wants_all())?;
         Ok(list.into_iter().filter(|c| filter.matches(c)).collect())
+    }
+
+    /// `ps -s` / `inspect --size`: docker's `SizeRw` (the bytes of the container's writable
+    /// layer) and `SizeRootFs` (its image's size plus those).
+    pub fn container_size(&self, info: &crate::run::ContainerInfo) -> (u64, u64) {
+        let rw = crate::volumes::tree_size(&self.store.container_paths(&info.record.id).upper);
+        let image = self
+            .store
+            .resolve_image(&info.record.image.to_string())
+            .map_or(0, |i| i.size);
+        (rw, image + rw)
     }
 
     /// `rename`: docker's checks (same name refused, name grammar, name taken), then the
@@ -271,6 +337,9 @@ mod tests {
         assert!(ContainerFilter::parse(&["label".into()]).is_err());
         let f = ContainerFilter::parse(&["label=a".into(), "name=web".into()]).unwrap();
         assert!(!f.wants_all());
+        assert!(ContainerFilter::parse(&["exited=3".into()]).is_ok_and(|f| !f.wants_all()));
+        assert!(ContainerFilter::parse(&["health=great".into()]).is_err());
+        assert!(ContainerFilter::parse(&["health=none".into(), "volume=/x".into()]).is_ok());
     }
 
     #[test]

@@ -89,6 +89,8 @@ impl HasKind for ImageError {
 pub struct ListImagesRequest {
     /// Only this repository (and tag, when given).
     pub reference: Option<String>,
+    /// docker's `--filter key=value` strings (`crate::image_filter`).
+    pub filters: Vec<String>,
 }
 
 /// One row of `images`: one per tag of an image (an untagged image has one `<none>` row).
@@ -131,8 +133,14 @@ pub struct ImportRequest<'a> {
 impl Engine {
     /// `images`: newest first, one entry per tag, filtered by repository (and tag).
     pub fn list_images(&self, req: &ListImagesRequest) -> Result<Vec<ImageListEntry>, ImageError> {
-        let filter = req.reference.as_deref().map(ImageRef::parse).transpose()?;
+        let filter_ref = req.reference.as_deref().map(ImageRef::parse).transpose()?;
         let tag_given = req.reference.as_deref().is_some_and(|r| r.contains(':'));
+        let mut filter =
+            crate::image_filter::ImageFilter::parse(&req.filters).map_err(EngineError::from)?;
+        for r in filter.bounds() {
+            let created = self.store.resolve_image(&r)?.created;
+            filter.resolve(&r, created);
+        }
         let mut list = self.store.images()?;
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let mut out = Vec::new();
@@ -156,8 +164,29 @@ impl Engine {
             if tags.is_empty() {
                 tags.push(("<none>".into(), "<none>".into()));
             }
+            let dangling = img.repo_tags.is_empty();
+            // the config (its labels) is read only for a label filter
+            let labels = if filter.needs_labels() {
+                self.store
+                    .resolve_image(&img.id.to_string())?
+                    .config
+                    .config
+                    .labels
+            } else {
+                None
+            };
             for (repository, tag) in tags {
-                if let Some(f) = &filter {
+                let row = crate::image_filter::ImageRow {
+                    repository: &repository,
+                    tag: &tag,
+                    dangling,
+                    labels: labels.as_ref(),
+                    created: &img.created,
+                };
+                if !filter.matches(&row) {
+                    continue;
+                }
+                if let Some(f) = &filter_ref {
                     if repository != f.familiar_repository()
                         || (tag_given && Some(tag.as_str()) != f.tag())
                     {

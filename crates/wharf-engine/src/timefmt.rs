@@ -31,6 +31,14 @@ pub fn unix_seconds(ts: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix nanoseconds of an RFC 3339 time (0 if unparsable): ordering by creation time
+/// (the strings' fractions vary in length, so they do not sort as text).
+pub fn unix_nanos(ts: &str) -> i128 {
+    OffsetDateTime::parse(ts, &Rfc3339)
+        .map(|t| t.unix_timestamp_nanos())
+        .unwrap_or(0)
+}
+
 /// go-units HumanDuration.
 pub fn human_duration(secs: u64) -> String {
     let hours = secs / 3600;
@@ -70,6 +78,19 @@ pub fn human_size4(size: u64) -> String {
     human_size_precision(size, 4)
 }
 
+/// go-units BytesSize: binary units (KiB, MiB…), 4 significant digits — docker's `info`
+/// "Total Memory".
+pub fn bytes_size(size: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut s = size as f64;
+    let mut i = 0;
+    while s >= 1024.0 && i < UNITS.len() - 1 {
+        s /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", format_g(s, 4), UNITS[i])
+}
+
 fn human_size_precision(size: u64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut s = size as f64;
@@ -81,9 +102,11 @@ fn human_size_precision(size: u64, precision: usize) -> String {
     format!("{}{}", format_g(s, precision), UNITS[i])
 }
 
-/// `%.<precision>g` for values in [0, 1000).
+/// `%.<precision>g` for values in [0, 10000).
 fn format_g(v: f64, precision: usize) -> String {
-    let digits_before = if v >= 100.0 {
+    let digits_before = if v >= 1000.0 {
+        4
+    } else if v >= 100.0 {
         3
     } else if v >= 10.0 {
         2
@@ -105,6 +128,11 @@ mod tests {
 
     #[test]
     fn sizes_as_go_units() {
+        // go-units BytesSize, as docker's info "Total Memory"
+        assert_eq!(bytes_size(25_275_826_176), "23.54GiB");
+        assert_eq!(bytes_size(512), "512B");
+        assert_eq!(bytes_size(1023 * 1024), "1023KiB");
+        assert_eq!(bytes_size(4_108_062_720), "3.826GiB");
         assert_eq!(human_size(4_261_000), "4.26MB");
         assert_eq!(human_size4(4_261_000), "4.261MB");
         assert_eq!(human_size4(0), "0B");

@@ -85,6 +85,7 @@ fn import_list_inspect_tag_and_their_events() {
     let list = e
         .list_images(&ListImagesRequest {
             reference: Some("eng/a".into()),
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(list.len(), 1);
@@ -114,6 +115,7 @@ fn import_list_inspect_tag_and_their_events() {
     assert_eq!(
         e.list_images(&ListImagesRequest {
             reference: Some("eng/b:3".into()),
+            ..Default::default()
         })
         .unwrap(),
         vec![]

@@ -2,12 +2,27 @@
 //! kind into docker's CLI exit code and the Docker Engine API's HTTP status. Front ends never
 //! map errors themselves: they ask the error for its kind and the kind for its code.
 
-/// Exit code of docker's CLI for a command on existing objects (`start`, `stop`, `restart`,
-/// `kill`, `wait`, `pause`, `unpause`, `rm`, `inspect`, `rename`, `port`, `attach`, `rmi`,
-/// `volume rm|inspect`) that failed, whatever the kind: it tries every object and exits 1 if
-/// any failed. The kind's code ([`ErrorKind::exit_code`]: 125, 126, 127) is what `run` and
-/// `create` exit with.
-pub const OBJECT_COMMAND_FAILED: i32 = 1;
+/// Exit code of docker's CLI for any failed command other than `run` (and `create`'s 125 for
+/// a request that does not parse, `exec`'s 126/127), whatever the error's kind: `start`, `rm`, `images`, `network create`, `pull`,
+/// `info`… A command on several objects tries every one and exits 1 if any failed. The
+/// kind's code ([`ErrorKind::exit_code`]: 125, 126, 127) is what `run` and `create` exit
+/// with; [`ErrorKind::cli_exit_code`] is the one rule.
+pub const COMMAND_FAILED: i32 = 1;
+
+/// Which of docker's exit-code rules a CLI command follows when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandClass {
+    /// `run`: the kind's code (125 for the engine's errors, 126/127 for the container's
+    /// command).
+    RunsContainer,
+    /// `create`: 125 for a request that does not parse (docker's CLI-side checks), 1 for
+    /// what docker's daemon refuses (a name in use, a missing image…).
+    Create,
+    /// `exec`: 126/127 when the command cannot be run, 1 for any other failure.
+    Exec,
+    /// Everything else: 1.
+    Other,
+}
 
 /// What went wrong, independent of which operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,7 +63,7 @@ impl ErrorKind {
     ];
 
     /// The table: (docker CLI exit code, Docker Engine API HTTP status). docker's CLI exits
-    /// (from `run`/`create`; see [`OBJECT_COMMAND_FAILED`]) 125 for every error of the engine itself, 126 when the container's command cannot be
+    /// (from `run`/`create`; see [`ErrorKind::cli_exit_code`]) 125 for every error of the engine itself, 126 when the container's command cannot be
     /// invoked and 127 when it is not found; the daemon answers those two with 400
     /// (`startInvalidConfigError`).
     const fn codes(self) -> (i32, u16) {
@@ -71,6 +86,24 @@ impl ErrorKind {
     /// Exit code of the CLI for an error of this kind.
     pub fn exit_code(self) -> i32 {
         self.codes().0
+    }
+
+    /// Exit code of docker's CLI when a command of `class` fails with an error of this kind:
+    /// the one rule every front-end path asks.
+    pub fn cli_exit_code(self, class: CommandClass) -> i32 {
+        match class {
+            CommandClass::RunsContainer => self.exit_code(),
+            CommandClass::Create if self == ErrorKind::InvalidArgument => self.exit_code(),
+            CommandClass::Exec
+                if matches!(
+                    self,
+                    ErrorKind::CommandNotFound | ErrorKind::CommandNotExecutable
+                ) =>
+            {
+                self.exit_code()
+            }
+            CommandClass::Create | CommandClass::Exec | CommandClass::Other => COMMAND_FAILED,
+        }
     }
 
     /// HTTP status of the Docker Engine API for an error of this kind.
@@ -139,6 +172,33 @@ mod tests {
             assert_eq!(kind.exit_code(), exit, "{kind:?}");
             assert_eq!(kind.http_status(), status, "{kind:?}");
         }
+    }
+
+    /// docker's CLI: only `run`/`create` exit 125; `exec` keeps 126/127; the rest exit 1.
+    #[test]
+    fn cli_exit_codes_by_command_class() {
+        for k in ErrorKind::ALL {
+            assert_eq!(k.cli_exit_code(CommandClass::RunsContainer), k.exit_code());
+            assert_eq!(k.cli_exit_code(CommandClass::Other), 1, "{k:?}");
+        }
+        assert_eq!(
+            ErrorKind::NotFound.cli_exit_code(CommandClass::RunsContainer),
+            125
+        );
+        assert_eq!(
+            ErrorKind::CommandNotFound.cli_exit_code(CommandClass::Exec),
+            127
+        );
+        assert_eq!(
+            ErrorKind::CommandNotExecutable.cli_exit_code(CommandClass::Exec),
+            126
+        );
+        assert_eq!(ErrorKind::Conflict.cli_exit_code(CommandClass::Exec), 1);
+        assert_eq!(
+            ErrorKind::InvalidArgument.cli_exit_code(CommandClass::Create),
+            125
+        );
+        assert_eq!(ErrorKind::Conflict.cli_exit_code(CommandClass::Create), 1);
     }
 
     #[test]

@@ -135,7 +135,9 @@ pub enum Command {
     /// Load images from a tar archive or STDIN (plain, gzip or zstd)
     Load(LoadArgs),
     /// Show the wharf version information
-    Version,
+    Version(FormatArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
     /// Generate the shell completion script (bash, zsh or fish)
     Completion(CompletionArgs),
     /// Write the manual pages (wharf.1 and one per command) into a directory (packaging)
@@ -147,6 +149,14 @@ pub enum Command {
 pub struct ManArgs {
     /// Directory to write the pages into (created if missing)
     pub dir: PathBuf,
+}
+
+/// `info`, `version`: docker's `--format`.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Format output using a custom template ('json' for docker's JSON)
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +423,8 @@ pub enum SystemCommand {
     Check,
     /// Show docker disk usage
     Df(SystemDfArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
     /// Serve the Docker Engine API on a unix socket (for the docker CLI, compose, docker-py);
@@ -1028,6 +1040,16 @@ pub struct PsArgs {
     /// Show the latest created container
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Filter output based on conditions provided (id, name, label, status, exited, ancestor,
+    /// before, since, volume, network, health)
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
     /// Format output using a Go-style template ({{.ID}}, table ..., json)
     #[arg(long)]
     pub format: Option<String>,
@@ -1074,6 +1096,9 @@ pub struct ImagesArgs {
     /// Format output using a Go-style template ({{.ID}}, table ..., json)
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output based on conditions provided (dangling, reference, label, before, since)
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
     /// Only list images of this repository[:tag]
     pub repository: Option<String>,
 }

@@ -82,13 +82,10 @@ fn real_main(args: Vec<OsString>) -> i32 {
             return wharf_types::ErrorKind::InvalidArgument.exit_code();
         }
     };
-    let on_objects = cmd::on_objects(&cli.command);
+    let class = cmd::command_class(&cli.command);
     match cmd::dispatch(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("Error: {}", cmd::error_message(&e));
-            cmd::exit_code(&e, on_objects)
-        }
+        Err(e) => cmd::report_error(&e, class),
     }
 }
 

@@ -61,6 +61,45 @@ fn docker_run_rm_and_exit_codes() {
     // --rm removed them all, and the CLI's view is the same
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     assert_eq!(w.ok(&["ps", "-aq"]), "");
+    // info and image filters: the API and the CLI render the same engine data
+    w.ok(&["tag", "busybox", "other:1"]);
+    let f = "{{.Containers}} {{.Images}} {{.Driver}} {{.NCPU}} {{.MemTotal}} {{.DockerRootDir}}";
+    assert_eq!(
+        s.ok(&["info", "--format", f]),
+        w.ok(&["info", "--format", f])
+    );
+    let rows = |out: String| {
+        let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    for filter in ["reference=oth*", "dangling=false", "label=none"] {
+        let args = [
+            "images",
+            "-f",
+            filter,
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ];
+        assert_eq!(rows(s.ok(&args)), rows(w.ok(&args)), "{filter}");
+    }
+    assert_eq!(
+        rows(w.ok(&[
+            "images",
+            "-f",
+            "reference=oth*",
+            "--format",
+            "{{.Repository}}"
+        ])),
+        ["other"]
+    );
+    let o = s.run(&["images", "-f", "bogus=1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid filter 'bogus'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

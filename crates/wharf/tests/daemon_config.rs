@@ -206,7 +206,7 @@ fn data_root_is_the_store_without_root() {
         .env("WHARF_CONFIG", &cfg)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("is not an absolute path"),
         "{}",
@@ -226,7 +226,7 @@ fn malformed_daemon_json_names_the_file() {
         let p = w.dir.path().join("daemon.json");
         std::fs::write(&p, &bad).unwrap();
         let o = with_config(&w, &p, &["images"]);
-        assert_eq!(o.status.code(), Some(125), "{bad}");
+        assert_eq!(o.status.code(), Some(1), "{bad}");
         let err = stderr(&o);
         assert!(
             err.contains(&format!("invalid config file {}", p.display())),
@@ -238,9 +238,9 @@ fn malformed_daemon_json_names_the_file() {
     let p = w.dir.path().join("big.json");
     std::fs::write(&p, vec![b' '; (1 << 20) + 1]).unwrap();
     let o = with_config(&w, &p, &["images"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("invalid config file"), "{}", stderr(&o));
     let o = with_config(&w, &w.dir.path().to_path_buf(), &["images"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("invalid config file"), "{}", stderr(&o));
 }

@@ -138,7 +138,7 @@ fn exec_basics_and_namespaces() {
     assert_clean(&w, &id);
     // exec into a stopped container: docker's message
     let o = w.run(&["exec", "ex1", "true"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
 }
 
@@ -152,7 +152,7 @@ fn exec_cannot_gain_privilege() {
     assert!(caps.contains("CapBnd:\t0000000000000000"), "{caps}");
     assert!(caps.contains("NoNewPrivs") || !caps.is_empty());
     let o = w.run(&["exec", "--privileged", "ex2", "true"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not privileged"), "{}", stderr(&o));
     let nnp = w.ok(&["exec", "ex2", "grep", "NoNewPrivs", "/proc/self/status"]);
     assert!(nnp.contains('1'), "{nnp}");

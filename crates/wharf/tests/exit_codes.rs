@@ -1,6 +1,5 @@
-//! docker's CLI exit codes, through the real binary: a command on existing objects (start,
-//! stop, restart, kill, wait, pause, unpause, attach, rename, port, rm, inspect, rmi,
-//! volume rm/inspect) tries every object and exits 1 if any failed, whatever the error's kind
+//! docker's CLI exit codes, through the real binary: every failed command but `run`/`create`
+//! exits 1, whatever the error's kind; a command on several objects tries every one first
 //! (`rm -f`/`rmi -f` of a missing object is no failure); `run`/`create` keep the kind's code
 //! (125, 126, 127). Where dockerd can run here, the same commands against it are the oracle.
 
@@ -83,6 +82,56 @@ const CASES: &[(&[&str], i32, &str, &str)] = &[
         "No such container: missing",
         "ok1\n",
     ),
+    // every other failed command exits 1 too (wharf exited 125 for these before), with the
+    // daemon's prefix where docker's daemon refused
+    (
+        &["logs", "missing"],
+        1,
+        "Error response from daemon: No such container: missing",
+        "",
+    ),
+    (
+        &["exec", "missing", "true"],
+        1,
+        "Error response from daemon: No such container: missing",
+        "",
+    ),
+    (&["exec", "bad1", "true"], 1, "is not running", ""),
+    (&["top", "missing"], 1, "No such container: missing", ""),
+    (
+        &["tag", "nosuch", "x"],
+        1,
+        "Error response from daemon: No such image: nosuch:latest",
+        "",
+    ),
+    (&["network", "inspect", "nope"], 1, "nope", "[]\n"),
+    (&["network", "rm", "nope"], 1, "nope", ""),
+    (&["volume", "ls", "-f", "dangling=maybe"], 1, "maybe", ""),
+    (
+        &["images", "-f", "bogus=1"],
+        1,
+        "Error response from daemon: invalid filter 'bogus'",
+        "",
+    ),
+    (
+        &["ps", "-f", "colour=red"],
+        1,
+        "invalid filter 'colour'",
+        "",
+    ),
+    // create: 1 for the daemon's refusal, 125 for a request that does not parse
+    (
+        &["create", "--name", "bad1", "busybox", "true"],
+        1,
+        "already in use",
+        "",
+    ),
+    (
+        &["create", "--memory", "lots", "busybox", "true"],
+        125,
+        "lots",
+        "",
+    ),
     // run keeps the kind's code: 127 for a command that is not found, 125 for the engine's
     (
         &["run", "--rm", "busybox", "/nonexistent"],
@@ -109,7 +158,7 @@ fn setup(run: &dyn Fn(&[&str]) -> std::process::Output) {
 }
 
 #[test]
-fn commands_on_objects_exit_1_run_keeps_the_kinds_code() {
+fn failed_commands_exit_1_run_keeps_the_kinds_code() {
     let w = Wharf::new().with_busybox();
     let _c = Cleanup(&w);
     setup(&|a| w.run(a));

@@ -13,11 +13,20 @@ use std::time::{Duration, Instant};
 
 const RANGE: &str = "uids and gids must be in range 0-2147483647";
 
-/// Fails with 125 and a message containing `want`.
+/// `run`/`create` fails with 125 and a message containing `want`.
 fn refused(o: &Output, want: &str) {
+    refused_with(o, 125, want)
+}
+
+/// `exec` (like every command but `run`/`create`) fails with docker's 1.
+fn exec_refused(o: &Output, want: &str) {
+    refused_with(o, 1, want)
+}
+
+fn refused_with(o: &Output, code: i32, want: &str) {
     assert_eq!(
         o.status.code(),
-        Some(125),
+        Some(code),
         "stdout={} stderr={}",
         stdout(o),
         stderr(o)
@@ -131,9 +140,9 @@ fn uid_and_gid_out_of_range_are_refused() {
     // exec -u
     w.ok(&["run", "-d", "--name", "uids", "busybox", "sleep", "60"]);
     let o = w.run(&["exec", "-u", "4294967295", "uids", "id"]);
-    refused(&o, RANGE);
+    exec_refused(&o, RANGE);
     let o = w.run(&["exec", "-u", "0:4294967295", "uids", "id"]);
-    refused(&o, RANGE);
+    exec_refused(&o, RANGE);
     let out = w.ok(&["exec", "-u", "nobody", "uids", "id", "-u"]);
     assert_eq!(out.trim(), "65534");
     w.ok(&["rm", "-f", "uids"]);
@@ -159,7 +168,7 @@ fn passwd_entries_out_of_range_are_refused() {
     }
     // and through exec -u, resolved inside the running container
     w.ok(&["run", "-d", "--name", "pw", "evilpw", "sleep", "60"]);
-    refused(&w.run(&["exec", "-u", "evil", "pw", "id"]), RANGE);
+    exec_refused(&w.run(&["exec", "-u", "evil", "pw", "id"]), RANGE);
     w.ok(&["rm", "-f", "pw"]);
 }
 

@@ -58,7 +58,7 @@ fn syslog_driver_with_tag() {
     assert!(oops.starts_with("<27>"), "daemon.err: {oops}");
     // reading back is docker's error for non-json drivers
     let o = w.run(&["logs", "sl"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("does not support reading"),
         "{}",

@@ -63,7 +63,7 @@ fn inspect(w: &Wharf, name: &str) -> Value {
 fn fail(w: &Wharf, args: &[&str]) -> String {
     let o = w.run(args);
     assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
-    assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
     stderr(&o)
 }
 
@@ -269,7 +269,7 @@ fn create_ls_inspect_rm() {
         "nope",
         "none",
     ]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "app\nnone\n");
     assert!(
         stderr(&o).contains("network nope not found"),
@@ -285,7 +285,7 @@ fn create_ls_inspect_rm() {
 
     // rm: predefined refused, unknown named, the network removed with its bridge and rules
     let o = w.run(&["network", "rm", "bridge", "host", "nope", "app"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
         e.contains("bridge is a pre-defined network and cannot be removed"),

@@ -74,7 +74,7 @@ fn image_prune_dangling_then_all_keeps_what_containers_use() {
     assert_eq!(image_ids(&w).len(), 1);
     // a bad filter is named, nothing removed
     let o = w.run(&["image", "prune", "-a", "-f", "--filter", "colour=red"]);
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("colour"), "{}", stderr(&o));
     w.ok(&["rm", &ctr]);
 }
@@ -169,6 +169,6 @@ fn system_prune_and_df() {
     assert_eq!(image_ids(&w).len(), 1);
     assert!(w.ok(&["volume", "ls", "-q"]).trim().is_empty());
     let o = w.run(&["system", "prune", "-f", "--volumes", "--filter", "until=1h"]);
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     w.ok(&["rm", "-f", &live]);
 }

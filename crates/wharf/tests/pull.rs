@@ -138,9 +138,9 @@ fn push_pull_run_digest_up_to_date() {
     assert_eq!(out.trim(), by_digest);
     let imgs = ok(&wharf(&r3, t.path(), &["images", "--digests"]));
     assert!(imgs.contains(&digest), "{imgs}");
-    // Unknown tag: one-line error, exit 125.
+    // Unknown tag: one-line error, exit 1 (docker pull).
     let o = wharf(&r3, t.path(), &["pull", &format!("{}/bb:nope", reg.addr)]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("manifest unknown"));
     // Connection refused.
     let o = wharf(
@@ -148,7 +148,7 @@ fn push_pull_run_digest_up_to_date() {
         t.path(),
         &["pull", &format!("127.0.0.1:{}/x:1", free_port())],
     );
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("connection refused"));
 }
 
@@ -221,13 +221,13 @@ fn hostile_digest_and_size_mismatch() {
     // Wrong digest, right size.
     let addr = hostile_server(body.clone(), Digest::of(b"other"), body.len() as u64);
     let o = wharf(&root, t.path(), &["pull", &format!("{addr}/evil:1")]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains("digest mismatch"), "{err}");
     // Right digest, the descriptor's size is smaller than the bytes.
     let addr = hostile_server(body.clone(), Digest::of(&body), body.len() as u64 - 100);
     let o = wharf(&root, t.path(), &["pull", &format!("{addr}/evil:1")]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains("size mismatch"), "{err}");
     let imgs = ok(&wharf(&root, t.path(), &["images", "-q"]));
@@ -257,14 +257,14 @@ fn login_pull_logout() {
         &["import", tar.to_str().unwrap(), &name],
     ));
     let o = wharf(&root, t.path(), &["push", &name]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unauthorized"));
     let o = wharf(
         &root,
         t.path(),
         &["login", "-u", "alice", "-p", "wrong", &reg.addr],
     );
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let out = ok(&wharf(
         &root,
         t.path(),
@@ -292,7 +292,7 @@ fn login_pull_logout() {
     let out = ok(&wharf(&root, t.path(), &["logout", &reg.addr]));
     assert!(out.contains("Removing login credentials"));
     let o = wharf(&t.path().join("root3"), t.path(), &["pull", &name]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -476,7 +476,7 @@ fn oversized_manifest_refused() {
     }));
     let root = t.path().join("root");
     let o = wharf(&root, t.path(), &["pull", &format!("{addr}/big:1")]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains("larger than"), "{err}");
 }
@@ -942,7 +942,7 @@ fn index_platform_selection_gzip_and_zstd_layers() {
             &format!("{addr}/multi:1"),
         ],
     );
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no matching manifest"));
 }
 
@@ -979,7 +979,7 @@ fn truncated_blob_and_foreign_token_realm() {
     .unwrap();
     let root = t.path().join("root");
     let o = wharf(&root, t.path(), &["pull", &format!("{addr}/t:1")]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains("layer") && err.lines().count() == 1, "{err}");
     let toks = token_log.lock().unwrap().clone();
@@ -1046,7 +1046,7 @@ fn gzip_bomb_refused_on_small_store() {
         serve_parts(r, &manifest, &config, &layer)
     }));
     let o = wharf(&root, t.path(), &["pull", &format!("{addr}/bomb:1")]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains("decompression bomb"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -1093,7 +1093,7 @@ fn docker_hub_names_go_to_the_configured_mirror() {
     // A malformed config file is a clear error.
     std::fs::write(t.path().join("daemon.json"), "{nope").unwrap();
     let o = wharf(&root, t.path(), &["pull", "alpine:3"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid config file"));
 }
 
@@ -1387,7 +1387,7 @@ fn pull_on_a_full_store_says_so_and_keeps_no_partial() {
     let o = wharf(&root, t.path(), &["pull", &name]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     eprintln!("full store: {}", err.trim());
-    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!("no space left on the store {}", root.display())),
         "{err}"

@@ -1,5 +1,5 @@
 //! `ps`, `inspect`, `rm`. `inspect` and `rm` try every object, then exit 1 if any failed
-//! (docker's CLI, `wharf_types::error::OBJECT_COMMAND_FAILED`).
+//! (docker's CLI, `wharf_types::error::COMMAND_FAILED`).
 
 use crate::cli::{Cli, InspectArgs, PsArgs, RmArgs};
 use crate::format::{print_table, print_with_template, Template};
@@ -9,7 +9,7 @@ use wharf_engine::network::report::PortEntry;
 use wharf_engine::run::{inspect_json, ContainerInfo};
 use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
 use wharf_engine::Engine;
-use wharf_types::error::{HasKind, OBJECT_COMMAND_FAILED};
+use wharf_types::error::{HasKind, COMMAND_FAILED};
 use wharf_types::ErrorKind;
 
 fn status_text(info: &ContainerInfo) -> String {
@@ -114,7 +114,18 @@ pub fn displayable_ports(ports: &[PortEntry]) -> String {
 }
 
 /// The object `ps --format` templates see (docker's field names).
-fn ps_object(engine: &Engine, info: &ContainerInfo, trunc: bool) -> Value {
+/// docker's SIZE cell: `12B (virtual 4.26MB)` (go-units, 3 digits), `0B` when not asked.
+fn size_text(size: Option<(u64, u64)>) -> String {
+    match size {
+        Some((rw, root)) if root > 0 => {
+            format!("{} (virtual {})", human_size(rw), human_size(root))
+        }
+        Some((rw, _)) => human_size(rw),
+        None => human_size(0),
+    }
+}
+
+fn ps_object(engine: &Engine, info: &ContainerInfo, trunc: bool, size: bool) -> Value {
     let id = info.record.id.as_str();
     json!({
         "ID": if trunc { &id[..12] } else { id },
@@ -133,7 +144,7 @@ fn ps_object(engine: &Engine, info: &ContainerInfo, trunc: bool) -> Value {
             m if m.is_bridge() => info.record.bridge_networks().join(","),
             m => m.as_docker(),
         },
-        "Size": human_size(0),
+        "Size": size_text(size.then(|| engine.container_size(info))),
     })
 }
 
@@ -148,9 +159,14 @@ fn ps_header(field: &str) -> String {
 
 pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
-    let mut list = engine.containers(a.all || a.latest)?;
-    if a.latest {
-        list.truncate(1);
+    let filter = wharf_engine::containers::ContainerFilter::parse(&a.filter)?;
+    // docker: -l is -n 1; a limit lists every state
+    let last = if a.latest && a.last == -1 { 1 } else { a.last };
+    let mut list = engine.list_containers(a.all || last > 0, &filter)?;
+    if let Ok(n) = usize::try_from(last) {
+        if n > 0 {
+            list.truncate(n);
+        }
     }
     let trunc = !a.no_trunc;
     if a.quiet {
@@ -168,7 +184,10 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     }
     if let Some(f) = &a.format {
         let tpl = Template::parse(f).map_err(|e| anyhow!(e))?;
-        let objs: Vec<Value> = list.iter().map(|c| ps_object(&engine, c, trunc)).collect();
+        let objs: Vec<Value> = list
+            .iter()
+            .map(|c| ps_object(&engine, c, trunc, a.size))
+            .collect();
         print_with_template(&tpl, &objs, &ps_header).map_err(|e| anyhow!(e))?;
         return Ok(0);
     }
@@ -181,10 +200,13 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
         "PORTS".into(),
         "NAMES".into(),
     ]];
+    if a.size {
+        rows[0].push("SIZE".into());
+    }
     for c in &list {
-        let o = ps_object(&engine, c, trunc);
+        let o = ps_object(&engine, c, trunc, a.size);
         let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
-        rows.push(vec![
+        let mut row = vec![
             s("ID"),
             s("Image"),
             s("Command"),
@@ -192,7 +214,11 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
             s("Status"),
             s("Ports"),
             s("Names"),
-        ]);
+        ];
+        if a.size {
+            row.push(s("Size"));
+        }
+        rows.push(row);
     }
     print_table(&rows);
     Ok(0)
@@ -270,7 +296,7 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
     Ok(if missing.is_empty() {
         0
     } else {
-        OBJECT_COMMAND_FAILED
+        COMMAND_FAILED
     })
 }
 
@@ -293,7 +319,7 @@ pub fn rm(cli: &Cli, a: &RmArgs) -> anyhow::Result<i32> {
             Err(e) => {
                 eprintln!("Error response from daemon: {}", super::chain_message(&e));
                 if !(a.force && e.kind() == ErrorKind::NotFound) {
-                    code = OBJECT_COMMAND_FAILED;
+                    code = COMMAND_FAILED;
                 }
             }
         }

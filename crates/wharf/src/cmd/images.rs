@@ -42,6 +42,7 @@ pub fn images(cli: &Cli, a: &ImagesArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     let list = engine.list_images(&ListImagesRequest {
         reference: a.repository.clone(),
+        filters: a.filter.clone(),
     })?;
     let rows: Vec<Value> = list
         .iter()
@@ -128,7 +129,7 @@ pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
                 if !(a.force
                     && wharf_types::error::HasKind::kind(&e) == wharf_types::ErrorKind::NotFound)
                 {
-                    code = wharf_types::error::OBJECT_COMMAND_FAILED;
+                    code = wharf_types::error::COMMAND_FAILED;
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! attach, rename, port, container prune, system boot. Per-container errors are printed like
 //! docker (`Error response from daemon: ...`); a command on several containers tries every
 //! one and then exits 1 if any failed, whatever the error (docker's CLI,
-//! `wharf_types::error::OBJECT_COMMAND_FAILED`); only `create` exits with the kind's code.
+//! `wharf_types::error::COMMAND_FAILED`); only `create` exits with the kind's code.
 
 use crate::cli::{
     AttachArgs, Cli, ContainersArgs, KillArgs, PortArgs, PruneArgs, RenameArgs, RunArgs, StartArgs,
@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use wharf_engine::{Engine, EngineError};
-use wharf_types::error::OBJECT_COMMAND_FAILED;
+use wharf_types::error::COMMAND_FAILED;
 
 /// Runs `f` for every container, printing docker-style errors; the names that failed.
 fn each(
@@ -37,11 +37,7 @@ fn each(
 
 /// docker's exit code of a command on several containers: 1 if any of them failed.
 fn exit_code(failed: &[&str]) -> anyhow::Result<i32> {
-    Ok(if failed.is_empty() {
-        0
-    } else {
-        OBJECT_COMMAND_FAILED
-    })
+    Ok(if failed.is_empty() { 0 } else { COMMAND_FAILED })
 }
 
 pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
@@ -392,7 +388,7 @@ pub fn system_boot(cli: &Cli) -> anyhow::Result<i32> {
     for (id, e) in &failed {
         eprintln!("Error: start {}: {e}", id.short());
     }
-    Ok(failed.first().map_or(0, |(_, e)| e.exit_code()))
+    Ok(if failed.is_empty() { 0 } else { COMMAND_FAILED })
 }
 
 /// `system check`: one line per feature; exit 1 when something wharf needs is missing.

@@ -6,7 +6,6 @@
 use crate::cli::{Cli, LogsArgs};
 use std::io::Write;
 use wharf_engine::containers::{LogsError, LogsRequest, Stream};
-use wharf_types::error::HasKind;
 
 pub fn logs(cli: &Cli, a: &LogsArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
@@ -45,7 +44,7 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> anyhow::Result<i32> {
         // reading the log
         Err(e) => {
             eprintln!("Error response from daemon: {}", super::chain_message(&e));
-            Ok(e.kind().exit_code())
+            Ok(wharf_types::error::COMMAND_FAILED)
         }
     }
 }

@@ -9,6 +9,7 @@ mod docs;
 mod events;
 mod exec;
 mod images;
+mod info;
 mod lifecycle;
 mod logs;
 mod network;
@@ -25,6 +26,7 @@ use crate::cli::{
     RegistryCommand, SystemCommand, TrustCommand, TrustKeyCommand,
 };
 use wharf_engine::{Engine, EngineOptions};
+use wharf_types::error::CommandClass;
 
 pub fn open_engine(cli: &Cli) -> anyhow::Result<Engine> {
     Ok(Engine::open(EngineOptions {
@@ -48,15 +50,8 @@ pub(crate) fn check_tty(attach_stdin: bool, tty: bool) -> Option<i32> {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
-        Command::Version => {
-            println!("wharf version {}", env!("CARGO_PKG_VERSION"));
-            println!("API version:  1.43 (Docker-compatible CLI)");
-            println!(
-                "OS/Arch:      linux/{}",
-                wharf_types::oci::host_architecture()
-            );
-            Ok(0)
-        }
+        Command::Version(a) => info::version(a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::info(&cli, a),
         Command::Completion(a) => {
             docs::completion(a.shell);
             Ok(0)
@@ -178,61 +173,51 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
     msg.replace('\n', " ")
 }
 
-/// The exit code of a failed command: its error's kind's (`ErrorKind::exit_code`, the one
-/// table), or for a command on existing objects ([`on_objects`]) docker's 1; the CLI has no
-/// mapping of its own.
-pub fn exit_code(e: &anyhow::Error, on_objects: bool) -> i32 {
-    if on_objects {
-        wharf_types::error::OBJECT_COMMAND_FAILED
+/// Reports a command's failure as docker's CLI does and returns its exit code; the one place
+/// that decides both. Text: `Error response from daemon: …` for what docker's daemon refuses
+/// (an engine error of kind NotFound, AlreadyExists, Conflict, FailedPrecondition,
+/// PermissionDenied; and InvalidArgument outside `run`/`create`, whose argument checks are
+/// docker's CLI's), `Error: …` for the rest (the CLI's own checks, local failures). Code: the
+/// kind's through `ErrorKind::cli_exit_code` for the command's class ([`command_class`]).
+pub fn report_error(e: &anyhow::Error, class: CommandClass) -> i32 {
+    let kind = wharf_engine::error::kind_in(e.chain());
+    eprintln!("{}{}", error_prefix(e, class), error_message(e));
+    kind.cli_exit_code(class)
+}
+
+/// docker's prefix of an error line: see [`report_error`].
+pub fn error_prefix(e: &anyhow::Error, class: CommandClass) -> &'static str {
+    use wharf_types::ErrorKind as K;
+    let from_engine = e
+        .chain()
+        .any(|c| wharf_engine::error::known_kind(c).is_some());
+    let daemon = match wharf_engine::error::kind_in(e.chain()) {
+        K::NotFound
+        | K::AlreadyExists
+        | K::Conflict
+        | K::FailedPrecondition
+        | K::PermissionDenied => true,
+        K::InvalidArgument => !matches!(class, CommandClass::RunsContainer | CommandClass::Create),
+        _ => false,
+    };
+    if daemon && from_engine {
+        "Error response from daemon: "
     } else {
-        wharf_engine::error::kind_in(e.chain()).exit_code()
+        "Error: "
     }
 }
 
-/// Whether `command` acts on existing objects: docker's CLI exits 1 when it fails, whatever
-/// the error's kind (`wharf_types::error::OBJECT_COMMAND_FAILED`); the loops over several
-/// objects try every one first.
-pub fn on_objects(command: &Command) -> bool {
-    use crate::cli::VolumeCommand;
+/// Which exit-code rule `command` follows (docker's CLI): `run` exits with the error's kind
+/// (125/126/127), `create` with 125 for a request that does not parse, `exec` keeps 126/127,
+/// every other failure exits 1.
+pub fn command_class(command: &Command) -> CommandClass {
     use ContainerCommand as C;
-    matches!(
-        command,
-        Command::Start(_)
-            | Command::Stop(_)
-            | Command::Restart(_)
-            | Command::Kill(_)
-            | Command::Wait(_)
-            | Command::Pause(_)
-            | Command::Unpause(_)
-            | Command::Attach(_)
-            | Command::Rename(_)
-            | Command::Port(_)
-            | Command::Rm(_)
-            | Command::Inspect(_)
-            | Command::Rmi(_)
-            | Command::Diff(_)
-            | Command::Commit(_)
-            | Command::Export(_)
-            | Command::History(_)
-            | Command::Container(C::Diff(_) | C::Commit(_) | C::Export(_),)
-            | Command::Image(ImageCommand::History(_))
-            | Command::Container(
-                C::Start(_)
-                    | C::Stop(_)
-                    | C::Restart(_)
-                    | C::Kill(_)
-                    | C::Wait(_)
-                    | C::Pause(_)
-                    | C::Unpause(_)
-                    | C::Attach(_)
-                    | C::Rename(_)
-                    | C::Port(_)
-                    | C::Rm(_)
-                    | C::Inspect(_)
-            )
-            | Command::Image(ImageCommand::Inspect(_) | ImageCommand::Rm(_))
-            | Command::Volume(VolumeCommand::Rm(_) | VolumeCommand::Inspect(_))
-    )
+    match command {
+        Command::Run(_) | Command::Container(C::Run(_)) => CommandClass::RunsContainer,
+        Command::Create(_) | Command::Container(C::Create(_)) => CommandClass::Create,
+        Command::Exec(_) | Command::Container(C::Exec(_)) => CommandClass::Exec,
+        _ => CommandClass::Other,
+    }
 }
 
 /// docker's prune confirmation: prints `WARNING! {what}` and the question on stderr, true

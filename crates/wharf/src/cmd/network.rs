@@ -114,7 +114,7 @@ pub fn network(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<i32> {
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", super::chain_message(&e));
                         if code == 0 {
-                            code = e.kind().exit_code();
+                            code = wharf_types::error::COMMAND_FAILED;
                         }
                     }
                 }
@@ -139,7 +139,7 @@ pub fn network(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<i32> {
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", super::chain_message(&e));
                         if code == 0 {
-                            code = e.kind().exit_code();
+                            code = wharf_types::error::COMMAND_FAILED;
                         }
                     }
                 }

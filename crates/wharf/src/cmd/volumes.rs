@@ -58,7 +58,7 @@ pub fn volume(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<i32> {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", super::chain_message(&e));
-                        code = wharf_types::error::OBJECT_COMMAND_FAILED;
+                        code = wharf_types::error::COMMAND_FAILED;
                     }
                 }
             }
