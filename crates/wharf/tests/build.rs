@@ -1,0 +1,297 @@
+//! `wharf build` through the real binary on the real kernel, from the busybox image:
+//! multi-stage builds with RUN/COPY/ENV/WORKDIR/CMD whose image runs, the step cache,
+//! `--no-cache`, `--target`, `.dockerignore`, context escapes refused, a failing RUN.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn write(dir: &Path, rel: &str, body: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+/// Whether the RUN step's own output (not its title) is in the progress.
+fn ran(progress: &str) -> bool {
+    progress
+        .lines()
+        .any(|l| l.split_once(' ').map(|(_, r)| r) == Some("ran-the-run-step"))
+}
+
+fn build(w: &Wharf, args: &[&str]) -> std::process::Output {
+    let mut a = vec!["build"];
+    a.extend_from_slice(args);
+    w.run(&a)
+}
+
+const MULTI: &str = r#"FROM busybox AS builder
+WORKDIR /src
+COPY app.txt .
+RUN echo built > out.txt && cat app.txt >> out.txt && echo ran-the-run-step
+FROM busybox
+ENV GREETING=hello
+WORKDIR /app
+COPY --from=builder /src/out.txt ./
+COPY dir/ ./dir/
+COPY --chmod=600 --chown=7:8 app.txt /owned.txt
+CMD ["cat", "/app/out.txt"]
+"#;
+
+fn multi_context(w: &Wharf) -> std::path::PathBuf {
+    let ctx = w.dir.path().join("ctx");
+    write(&ctx, "Dockerfile", MULTI);
+    write(&ctx, "app.txt", "from-the-context\n");
+    write(&ctx, "dir/f", "in-a-dir\n");
+    ctx
+}
+
+#[test]
+fn multi_stage_build_runs_and_rebuild_is_cached() {
+    let w = Wharf::new().with_busybox();
+    let ctx = multi_context(&w);
+    let c = ctx.to_str().unwrap();
+    let o = build(&w, &["-t", "app:1", c]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "build failed: {err}");
+    assert!(err.contains("[builder 4/4] RUN echo built"), "{err}");
+    assert!(ran(&err), "RUN output shown: {err}");
+    assert!(
+        stdout(&o).contains("Successfully tagged app:1"),
+        "{}",
+        stdout(&o)
+    );
+
+    // the image runs its CMD and has what the steps made
+    let out = w.ok(&["run", "--rm", "--network", "none", "app:1"]);
+    assert_eq!(out, "built\nfrom-the-context\n");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "app:1",
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; cat dir/f; stat -c '%a %u %g' /owned.txt",
+    ]);
+    assert_eq!(out, "hello\n/app\nin-a-dir\n600 7 8\n");
+    // metadata steps are history entries without a layer
+    let hist = w.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Size}}",
+        "app:1",
+    ]);
+    assert!(hist.contains("ENV GREETING=hello|0B"), "{hist}");
+    assert!(
+        hist.contains("COPY --from=builder /src/out.txt ./|"),
+        "{hist}"
+    );
+
+    // the step containers are gone
+    assert_eq!(w.ok(&["ps", "-aq"]), "");
+
+    // an unchanged rebuild: every step cached, no RUN executed, the same image
+    let id1 = w.ok(&["build", "-q", c]);
+    let t = std::time::Instant::now();
+    let o = build(&w, &["-t", "app:2", c]);
+    let elapsed = t.elapsed();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("CACHED"), "{err}");
+    assert!(!ran(&err), "the RUN ran again: {err}");
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    let id2 = w.ok(&["build", "-q", c]);
+    assert_eq!(id1, id2);
+    let inspect = |r: &str| w.ok(&["image", "inspect", "--format", "{{.Id}}", r]);
+    assert_eq!(inspect("app:1"), inspect("app:2"));
+
+    // a changed source invalidates its COPY and what follows, not what comes before
+    write(&ctx, "dir/f", "changed\n");
+    let o = build(&w, &["-t", "app:3", c]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(!ran(&err), "{err}");
+    let out = w.ok(&["run", "--rm", "--network", "none", "app:3", "cat", "dir/f"]);
+    assert_eq!(out, "changed\n");
+
+    // --no-cache runs everything again
+    let o = build(&w, &["--no-cache", "-t", "app:4", c]);
+    assert!(ran(&stderr(&o)), "{}", stderr(&o));
+    assert_ne!(inspect("app:3"), inspect("app:4"));
+}
+
+#[test]
+fn target_stops_at_the_stage() {
+    let w = Wharf::new().with_busybox();
+    let ctx = multi_context(&w);
+    let o = build(
+        &w,
+        &["--target", "builder", "-t", "b:1", ctx.to_str().unwrap()],
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !err.contains("stage-1"),
+        "the second stage was not needed: {err}"
+    );
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "b:1",
+        "cat",
+        "/src/out.txt",
+    ]);
+    assert_eq!(out, "built\nfrom-the-context\n");
+}
+
+#[test]
+fn build_args_and_labels() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nARG V=default\nRUN echo \"v=$V\" > /v\nLABEL from=file\n",
+    );
+    let c = ctx.to_str().unwrap();
+    w.ok(&[
+        "build",
+        "--build-arg",
+        "V=given",
+        "--label",
+        "a=b",
+        "-t",
+        "args:1",
+        c,
+    ]);
+    let out = w.ok(&["run", "--rm", "--network", "none", "args:1", "cat", "/v"]);
+    assert_eq!(out, "v=given\n");
+    let labels = w.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        "args:1",
+    ]);
+    assert_eq!(labels.trim(), r#"{"a":"b","from":"file"}"#);
+    // an ARG is not in the image's environment
+    let env = w.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        "args:1",
+    ]);
+    assert!(!env.contains("V="), "{env}");
+}
+
+#[test]
+fn dockerignore_is_honoured() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(&ctx, "Dockerfile", "FROM busybox\nCOPY . /ctx/\n");
+    write(&ctx, ".dockerignore", "secret.txt\nlogs/\n!logs/keep.log\n");
+    write(&ctx, "secret.txt", "s3cret\n");
+    write(&ctx, "keep.txt", "k\n");
+    write(&ctx, "logs/a.log", "a\n");
+    write(&ctx, "logs/keep.log", "kept\n");
+    let c = ctx.to_str().unwrap();
+    w.ok(&["build", "-t", "ign:1", c]);
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "ign:1",
+        "sh",
+        "-c",
+        "ls -a /ctx /ctx/logs | tr '\\n' ' '",
+    ]);
+    assert!(!out.contains("secret.txt"), "{out}");
+    assert!(!out.contains("a.log"), "{out}");
+    assert!(
+        out.contains("keep.txt") && out.contains("keep.log"),
+        "{out}"
+    );
+
+    // an ignored file named as a source is not there
+    write(&ctx, "Dockerfile", "FROM busybox\nCOPY secret.txt /\n");
+    let o = build(&w, &["-t", "ign:2", c]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not found in the build context"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn context_escapes_are_refused() {
+    let w = Wharf::new().with_busybox();
+    let outside = w.dir.path().join("outside.txt");
+    std::fs::write(&outside, "must-not-be-read\n").unwrap();
+    let ctx = w.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("sub")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ctx.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../outside.txt", ctx.join("rel")).unwrap();
+    std::os::unix::fs::symlink("../..", ctx.join("sub/up")).unwrap();
+    let c = ctx.to_str().unwrap();
+    for src in [
+        "../outside.txt",
+        "abs",
+        "rel",
+        "sub/up/outside.txt",
+        "sub/../../outside.txt",
+    ] {
+        write(
+            &ctx,
+            "Dockerfile",
+            &format!("FROM busybox\nCOPY {src} /x\n"),
+        );
+        let o = build(&w, &["-t", "esc:1", c]);
+        assert!(!o.status.success(), "COPY {src} was accepted");
+        assert!(
+            stderr(&o).contains("is outside the build context"),
+            "{src}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!w.ok(&["images"]).contains("esc"));
+    // a symlink inside the context to a file inside it is fine
+    std::os::unix::fs::symlink("sub/../keep", ctx.join("inside")).unwrap();
+    write(&ctx, "keep", "ok\n");
+    write(&ctx, "Dockerfile", "FROM busybox\nCOPY inside /x\n");
+    w.ok(&["build", "-t", "esc:2", c]);
+    assert_eq!(
+        w.ok(&["run", "--rm", "--network", "none", "esc:2", "cat", "/x"]),
+        "ok\n"
+    );
+}
+
+#[test]
+fn failing_run_reports_and_tags_nothing() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN echo first > /f\nRUN echo some-output; echo on-stderr >&2; exit 3\n",
+    );
+    let o = build(&w, &["-t", "bad:1", ctx.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("exit code: 3"), "{err}");
+    assert!(
+        err.contains("some-output") && err.contains("on-stderr"),
+        "{err}"
+    );
+    assert!(!w.ok(&["images"]).contains("bad"));
+    assert_eq!(w.ok(&["ps", "-aq"]), "", "the step's container was removed");
+}
