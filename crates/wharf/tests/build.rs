@@ -92,8 +92,13 @@ fn multi_stage_build_runs_and_rebuild_is_cached() {
         "{hist}"
     );
 
-    // the step containers are gone
+    // the step containers, their mounts and the staging trees are gone
     assert_eq!(w.ok(&["ps", "-aq"]), "");
+    assert_eq!(mounts_under(w.dir.path()), Vec::<String>::new());
+    let tmp = std::fs::read_dir(w.root().join("build-tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(tmp, 0, "staging trees left behind");
 
     // an unchanged rebuild: every step cached, no RUN executed, the same image
     let id1 = w.ok(&["build", "-q", c]);
@@ -294,4 +299,37 @@ fn failing_run_reports_and_tags_nothing() {
     );
     assert!(!w.ok(&["images"]).contains("bad"));
     assert_eq!(w.ok(&["ps", "-aq"]), "", "the step's container was removed");
+}
+
+#[test]
+fn add_extracts_a_local_tar_and_workdir_exists_for_run() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let mut b = tar::Builder::new(std::fs::File::create(ctx.join("files.tar")).unwrap());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_size(3);
+    b.append_data(&mut h, "inner/a.txt", &b"aa\n"[..]).unwrap();
+    b.into_inner().unwrap();
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nADD files.tar /opt/\nCOPY files.tar /raw/\nWORKDIR /made/by/workdir\nRUN pwd > here\n",
+    );
+    w.ok(&["build", "-t", "add:1", ctx.to_str().unwrap()]);
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "add:1",
+        "sh",
+        "-c",
+        "cat /opt/inner/a.txt; ls /raw; cat here",
+    ]);
+    assert_eq!(out, "aa\nfiles.tar\n/made/by/workdir\n");
 }

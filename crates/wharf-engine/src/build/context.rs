@@ -148,11 +148,7 @@ pub(super) enum Kind {
 
 /// Every entry of the source at `rel` (resolved), parents before children, names sorted;
 /// with `f` called with an open fd of each regular file.
-pub(super) fn walk(
-    root: &Root,
-    rel: &Path,
-    f: &mut Visitor<'_>,
-) -> Result<(), BuildError> {
+pub(super) fn walk(root: &Root, rel: &Path, f: &mut Visitor<'_>) -> Result<(), BuildError> {
     let fd = open_at(root, rel, libc::O_PATH)?;
     let st = wharf_sys::fs::fstat(fd.as_fd()).map_err(|e| BuildError::io("stat", rel, e))?;
     let mut count = 0usize;

@@ -686,7 +686,7 @@ impl Engine {
                         st.key = chain(&st.key, &[b"from", image.to_string().as_bytes()]);
                         mount = self.mount_image(&image)?;
                         root_holder = mount
-                            .1
+                            .0
                             .fd()
                             .try_clone_to_owned()
                             .map_err(|e| BuildError::io("dup", Path::new(from), e))?;
@@ -730,7 +730,7 @@ impl Engine {
     fn mount_image(
         &self,
         image: &Digest,
-    ) -> Result<(TempTree, wharf_runtime::exec::DetachedRootfs), BuildError> {
+    ) -> Result<(wharf_runtime::exec::DetachedRootfs, TempTree), BuildError> {
         let lower = self.store.image_layers(image).map_err(ImageError::from)?;
         let scratch = self.scratch_dir("from")?;
         let (u, w, target) = (
@@ -755,7 +755,8 @@ impl Engine {
                 error,
             }
         })?;
-        Ok((scratch, mounted))
+        // the mount goes before its directories
+        Ok((mounted, scratch))
     }
 
     fn cached(&self, req: &BuildRequest, st: &mut StageState) -> bool {
