@@ -333,3 +333,64 @@ fn add_extracts_a_local_tar_and_workdir_exists_for_run() {
     ]);
     assert_eq!(out, "aa\nfiles.tar\n/made/by/workdir\n");
 }
+
+#[test]
+fn context_and_dockerfile_from_stdin() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(
+        &ctx,
+        "docker/Dockerfile",
+        "FROM busybox\nCOPY hello.txt /\n",
+    );
+    write(&ctx, "hello.txt", "hi\n");
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    b.append_dir_all(".", &ctx).unwrap();
+    let tar = b.into_inner().unwrap();
+    // the context as a tar on stdin, -f inside it
+    let o = w.run_stdin(
+        &["build", "-f", "docker/Dockerfile", "-t", "stdin:1", "-"],
+        &tar,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "stdin:1",
+        "cat",
+        "/hello.txt",
+    ]);
+    assert_eq!(out, "hi\n");
+    // a -f naming a path outside the tar's context is refused
+    let o = w.run_stdin(&["build", "-f", "../x", "-"], &tar);
+    assert!(
+        stderr(&o).contains("is outside the build context"),
+        "{}",
+        stderr(&o)
+    );
+    // the Dockerfile on stdin, the context a directory
+    let df = b"FROM busybox\nCOPY hello.txt /again.txt\n";
+    let o = w.run_stdin(
+        &["build", "-f", "-", "-t", "stdin:2", ctx.to_str().unwrap()],
+        df,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "stdin:2",
+        "cat",
+        "/again.txt",
+    ]);
+    assert_eq!(out, "hi\n");
+    // the staging tree of the stdin context is gone
+    let tmp = std::fs::read_dir(w.root().join("build-tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(tmp, 0);
+}

@@ -36,7 +36,7 @@ pub(super) struct Root<'a> {
 }
 
 /// `path` cleaned to a relative path inside the root; `None` when `..` climbs out.
-fn clean_inside(path: &str) -> Option<PathBuf> {
+pub(super) fn clean_inside(path: &str) -> Option<PathBuf> {
     let mut out: Vec<&OsStr> = Vec::new();
     for c in Path::new(path).components() {
         match c {

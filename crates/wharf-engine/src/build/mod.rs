@@ -58,6 +58,8 @@ pub struct BuildRequest {
     pub target: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
+    /// The Dockerfile's bytes (`-f -`), instead of reading [`BuildRequest::dockerfile`].
+    pub dockerfile_text: Option<Vec<u8>>,
 }
 
 /// What a build reports as it goes (docker's plain progress).
@@ -301,7 +303,25 @@ impl Engine {
             .dockerfile
             .clone()
             .unwrap_or_else(|| req.context.join("Dockerfile"));
-        let df = wharf_build::parse(&read_capped(&df_path)?)?;
+        // the names first: a refused or malformed tag stops the build before any step
+        let mut tags = Vec::new();
+        for t in &req.tags {
+            let r = wharf_types::ImageRef::parse(t).map_err(ImageError::from)?;
+            if r.digest().is_some() {
+                return Err(ImageError::TagWithDigest.into());
+            }
+            let full = match r.tag() {
+                None => format!("{}:latest", r.familiar()),
+                Some(_) => r.familiar(),
+            };
+            self.policy_image("build", &full, true)?;
+            tags.push(full);
+        }
+        let text = match &req.dockerfile_text {
+            Some(t) => t.clone(),
+            None => read_capped(&df_path)?,
+        };
+        let df = wharf_build::parse(&text)?;
         for w in &df.warnings {
             progress(BuildProgress::Warning(format!(
                 "line {}: {}",
@@ -356,11 +376,6 @@ impl Engine {
             ignore: ignore.as_ref(),
         };
 
-        let total: usize = plan
-            .order
-            .iter()
-            .map(|i| plan.stages[*i].instructions.len() + 1)
-            .sum();
         let mut number = 0usize;
         let mut built: BTreeMap<usize, Digest> = BTreeMap::new();
         let escape = df.directives.escape;
@@ -404,27 +419,50 @@ impl Engine {
             let id = self.materialize(req, &mut st)?;
             built.insert(si, id);
         }
-        let _ = total;
         let id = built
             .get(&plan.target)
             .cloned()
             .ok_or(BuildError::Plan(wharf_build::stages::PlanError::NoStages))?;
-        let mut tags = Vec::new();
-        for t in &req.tags {
-            let r = wharf_types::ImageRef::parse(t).map_err(ImageError::from)?;
-            let full = if r.tag().is_none() && r.digest().is_none() {
-                format!("{}:latest", r.familiar())
-            } else {
-                r.familiar()
-            };
-            self.policy_image("tag", &full, true)?;
+        for full in &tags {
             self.tag_image(&crate::images::TagRequest {
                 source: id.to_string(),
                 target: full.clone(),
             })?;
-            tags.push(full);
         }
         Ok(Built { id, tags })
+    }
+
+    /// `build -`: the context is the tar read from `tar` (plain; unpacked with the store's
+    /// layer rules into a temp dir removed afterwards); a relative `dockerfile` names a file
+    /// inside it.
+    pub fn build_from_tar(
+        &self,
+        req: &BuildRequest,
+        tar: &mut dyn Read,
+        progress: &mut dyn FnMut(BuildProgress),
+    ) -> Result<Built, BuildError> {
+        let scratch = self.scratch_dir("context")?;
+        let ctx = scratch.0.join("ctx");
+        std::fs::create_dir(&ctx).map_err(|e| BuildError::io("create", &ctx, e))?;
+        wharf_store::layer::apply_layer(&ctx, tar).map_err(|e| {
+            BuildError::io(
+                "extract",
+                Path::new("-"),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            )
+        })?;
+        let mut req = req.clone();
+        if let Some(df) = &req.dockerfile {
+            let inside = df.to_str().and_then(context::clean_inside).ok_or_else(|| {
+                BuildError::ContextEscape {
+                    path: df.display().to_string(),
+                    root: "build context".to_string(),
+                }
+            })?;
+            req.dockerfile = Some(ctx.join(inside));
+        }
+        req.context = ctx;
+        self.build(&req, progress)
     }
 
     fn stage_base(

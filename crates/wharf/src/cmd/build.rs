@@ -5,7 +5,10 @@
 use crate::cli::{BuildArgs, Cli};
 use anyhow::bail;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
+
+/// `-f -`: the Dockerfile read from stdin, at most this many bytes (the parser's own cap).
+const MAX_DOCKERFILE: u64 = 10 << 20;
 use wharf_engine::build::{BuildProgress, BuildRequest};
 
 fn key_values(flag: &str, list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -25,13 +28,29 @@ fn key_values(flag: &str, list: &[String]) -> anyhow::Result<BTreeMap<String, St
 }
 
 pub fn build(cli: &Cli, a: &BuildArgs) -> anyhow::Result<i32> {
-    if a.context.as_os_str() == "-" {
-        bail!("a build context from stdin is not supported yet: give a directory");
+    let ctx_stdin = a.context.as_os_str() == "-";
+    let df_stdin = a.file.as_deref().map(|f| f.as_os_str() == "-") == Some(true);
+    if ctx_stdin && df_stdin {
+        bail!("invalid argument: can't use stdin for both build context and dockerfile");
     }
+    let dockerfile_text = if df_stdin {
+        let mut text = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_DOCKERFILE + 1)
+            .read_to_end(&mut text)?;
+        if text.len() as u64 > MAX_DOCKERFILE {
+            bail!("the Dockerfile on stdin is larger than {MAX_DOCKERFILE} bytes");
+        }
+        Some(text)
+    } else {
+        None
+    };
     let engine = super::open_engine(cli)?;
     let req = BuildRequest {
+        dockerfile_text,
         context: a.context.clone(),
-        dockerfile: a.file.clone(),
+        dockerfile: a.file.clone().filter(|_| !df_stdin),
         tags: a.tags.clone(),
         build_args: key_values("build-arg", &a.build_args)?,
         target: a.target.clone(),
@@ -40,7 +59,7 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> anyhow::Result<i32> {
     };
     let quiet = a.quiet;
     let mut err = std::io::stderr().lock();
-    let built = engine.build(&req, &mut |p| {
+    let mut render = |p: BuildProgress| {
         if quiet {
             return;
         }
@@ -51,7 +70,12 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> anyhow::Result<i32> {
             BuildProgress::Done { number } => writeln!(err, "#{number} DONE"),
             BuildProgress::Warning(w) => writeln!(err, "WARNING: {w}"),
         };
-    })?;
+    };
+    let built = if ctx_stdin {
+        engine.build_from_tar(&req, &mut std::io::stdin().lock(), &mut render)?
+    } else {
+        engine.build(&req, &mut render)?
+    };
     if quiet {
         println!("{}", built.id);
     } else {
