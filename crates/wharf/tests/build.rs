@@ -394,3 +394,31 @@ fn context_and_dockerfile_from_stdin() {
         .count();
     assert_eq!(tmp, 0);
 }
+
+#[test]
+fn a_killed_build_leaves_its_step_container_to_the_next_build() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(&ctx, "Dockerfile", "FROM busybox\nRUN sleep 30\n");
+    let mut child = w
+        .command(&["build", "-t", "slow:1", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = eventually(20, || w.ok(&["ps", "-q"]).trim() != "");
+    assert!(started, "the RUN step's container never ran");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(
+        w.ok(&["ps", "-aq"]).trim(),
+        "",
+        "left behind by the killed build"
+    );
+    // nothing was tagged
+    assert!(!w.ok(&["images"]).contains("slow"));
+    // the next build removes it
+    write(&ctx, "Dockerfile", "FROM busybox\nENV A=1\n");
+    w.ok(&["build", ctx.to_str().unwrap()]);
+    assert_eq!(w.ok(&["ps", "-aq"]), "");
+}

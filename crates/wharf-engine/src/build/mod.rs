@@ -42,6 +42,9 @@ use wharf_types::Digest;
 const MAX_FILE: u64 = 10 << 20;
 /// Output of a RUN step kept for its error message.
 const MAX_KEPT_OUTPUT: usize = 64 << 10;
+/// Label on a RUN step's container: `<builder pid> <its start time>`, so a later build can
+/// tell the containers of a builder that was killed from those of one still running.
+const STEP_LABEL: &str = "wharf.build.step";
 /// History comment BuildKit writes; `docker history` shows it.
 const COMMENT: &str = "buildkit.dockerfile.v0";
 
@@ -293,6 +296,25 @@ impl Engine {
         Ok(TempTree(dir))
     }
 
+    /// Removes the RUN step containers of builders that are gone (a build killed by Ctrl-C
+    /// or a signal leaves its step container; the next build takes it away).
+    fn reap_step_containers(&self) {
+        let Ok(all) = self.containers(true) else {
+            return;
+        };
+        for info in all {
+            let Some(owner) = info.record.config.labels.get(STEP_LABEL) else {
+                continue;
+            };
+            let mut it = owner.split_whitespace();
+            let pid = it.next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(0);
+            let start = it.next().and_then(|s| s.parse::<u64>().ok());
+            if start.is_none() || crate::state::process_start_time(pid) != start {
+                let _ = self.remove_container(info.record.id.as_str(), true, true);
+            }
+        }
+    }
+
     /// `build`: runs the Dockerfile's needed stages and tags the target's image.
     pub fn build(
         &self,
@@ -317,6 +339,7 @@ impl Engine {
             self.policy_image("build", &full, true)?;
             tags.push(full);
         }
+        self.reap_step_containers();
         let text = match &req.dockerfile_text {
             Some(t) => t.clone(),
             None => read_capped(&df_path)?,
@@ -872,7 +895,13 @@ impl Engine {
             what: "RUN",
             value: String::new(),
         })?;
+        let me = std::process::id() as i32;
+        let owner = format!(
+            "{me} {}",
+            crate::state::process_start_time(me).unwrap_or_default()
+        );
         let create = CreateRequest {
+            labels: BTreeMap::from([(STEP_LABEL.to_string(), owner)]),
             image: image.to_string(),
             entrypoint: Some(entry.clone()),
             args: args.to_vec(),
