@@ -422,3 +422,32 @@ fn a_killed_build_leaves_its_step_container_to_the_next_build() {
     w.ok(&["build", ctx.to_str().unwrap()]);
     assert_eq!(w.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn the_policy_judges_names_before_any_step_and_lets_steps_of_an_allowed_base_run() {
+    let w = Wharf::new().with_busybox();
+    let pol = common::policy::Pol::new(&w, "[registries]\nallow = [\"docker.io/library\"]\n");
+    let ctx = w.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN echo a > /f\nCOPY Dockerfile /\nRUN echo ran-the-run-step\n",
+    );
+    let c = ctx.to_str().unwrap();
+    // a tag outside the allowed registries: refused before any step ran
+    let o = pol.refused(
+        &["build", "-t", "other.example/app:1", c],
+        "registries.allow",
+    );
+    assert!(!stderr(&o).contains("#1 "), "{}", stderr(&o));
+    // a base from elsewhere: refused before any step, by the rule
+    let other = w.dir.path().join("other");
+    write(&other, "Dockerfile", "FROM busybox AS a\nRUN true\nFROM quay.io/x/y\n");
+    let o = pol.refused(&["build", other.to_str().unwrap()], "registries.allow");
+    assert!(!stderr(&o).contains("#1 "), "{}", stderr(&o));
+    // an allowed base and tag: the RUN step containers (on unnamed intermediate images)
+    // are judged by the stage's base name and run
+    let o = pol.run(&["build", "-t", "app:1", c]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(ran(&stderr(&o)), "{}", stderr(&o));
+}

@@ -196,6 +196,9 @@ struct StageState {
     args: Vec<String>,
     shell: Vec<String>,
     cmd_set: bool,
+    /// The reference the stage comes FROM (through earlier stages; None: scratch): the name
+    /// its RUN containers carry for the admin policy.
+    base_name: Option<String>,
 }
 
 fn chain(key: &str, parts: &[&[u8]]) -> String {
@@ -371,6 +374,12 @@ impl Engine {
                 plan.unused_build_args
             )));
         }
+        // the base images of the stages built, by the same rules as `run`'s, before any step
+        for &si in &plan.order {
+            if let Base::Image(name) = &plan.stages[si].base {
+                self.policy_image("build", name, false)?;
+            }
+        }
         // .dockerignore next to the Dockerfile (`<name>.dockerignore`) or in the context
         let mut ignore = None;
         let df_name = df_path.file_name().map(|n| n.to_string_lossy().to_string());
@@ -401,6 +410,7 @@ impl Engine {
 
         let mut number = 0usize;
         let mut built: BTreeMap<usize, Digest> = BTreeMap::new();
+        let mut base_names: BTreeMap<usize, Option<String>> = BTreeMap::new();
         let escape = df.directives.escape;
         for &si in &plan.order {
             let stage = &plan.stages[si];
@@ -412,7 +422,7 @@ impl Engine {
                 number,
                 title: title(1, &format!("FROM {}", from_text(&plan, &stage.base))),
             });
-            let mut st = self.stage_base(&plan, &stage.base, &built)?;
+            let mut st = self.stage_base(&plan, &stage.base, &built, &base_names)?;
             progress(BuildProgress::Done { number });
             for (k, ins) in stage.instructions.iter().enumerate() {
                 number += 1;
@@ -441,6 +451,7 @@ impl Engine {
             }
             let id = self.materialize(req, &mut st)?;
             built.insert(si, id);
+            base_names.insert(si, st.base_name.clone());
         }
         let id = built
             .get(&plan.target)
@@ -493,9 +504,10 @@ impl Engine {
         plan: &Plan,
         base: &Base,
         built: &BTreeMap<usize, Digest>,
+        names: &BTreeMap<usize, Option<String>>,
     ) -> Result<StageState, BuildError> {
-        let (image, config) = match base {
-            Base::Scratch => (None, RunConfig::default()),
+        let (image, config, base_name) = match base {
+            Base::Scratch => (None, RunConfig::default(), None),
             Base::Stage(i) => {
                 let id = built
                     .get(i)
@@ -504,14 +516,18 @@ impl Engine {
                     .store
                     .resolve_image(&id.to_string())
                     .map_err(ImageError::from)?;
-                (Some(img.id), img.config.config)
+                (
+                    Some(img.id),
+                    img.config.config,
+                    names.get(i).cloned().flatten(),
+                )
             }
             Base::Image(name) => {
                 let img = self
                     .store
                     .resolve_image(name)
                     .map_err(|_| BuildError::BaseNotFound(name.clone()))?;
-                (Some(img.id), img.config.config)
+                (Some(img.id), img.config.config, Some(name.clone()))
             }
         };
         let _ = plan;
@@ -527,6 +543,7 @@ impl Engine {
             args: Vec::new(),
             shell: vec!["/bin/sh".to_string(), "-c".to_string()],
             cmd_set: false,
+            base_name,
         })
     }
 
@@ -911,12 +928,21 @@ impl Engine {
             flags,
             ..Default::default()
         };
-        let created = self.create_container(create)?;
+        let record = match &st.base_name {
+            Some(name) => self.create_build_container(
+                CreateRequest {
+                    image: name.clone(),
+                    ..create
+                },
+                &image,
+            )?,
+            None => self.create_container(create)?.record,
+        };
         let guard = StepContainer {
             engine: self,
-            id: created.record.id.to_string(),
+            id: record.id.to_string(),
         };
-        self.start_detached(&created.record)?;
+        self.start_detached(&record)?;
         let code = self.wait_container(&guard.id)?;
         let mut kept = Vec::new();
         let mut pending_line = Vec::new();
