@@ -442,7 +442,11 @@ fn the_policy_judges_names_before_any_step_and_lets_steps_of_an_allowed_base_run
     assert!(!stderr(&o).contains("#1 "), "{}", stderr(&o));
     // a base from elsewhere: refused before any step, by the rule
     let other = w.dir.path().join("other");
-    write(&other, "Dockerfile", "FROM busybox AS a\nRUN true\nFROM quay.io/x/y\n");
+    write(
+        &other,
+        "Dockerfile",
+        "FROM busybox AS a\nRUN true\nFROM quay.io/x/y\n",
+    );
     let o = pol.refused(&["build", other.to_str().unwrap()], "registries.allow");
     assert!(!stderr(&o).contains("#1 "), "{}", stderr(&o));
     // an allowed base and tag: the RUN step containers (on unnamed intermediate images)

@@ -273,8 +273,13 @@ impl Engine {
     }
 
     fn cache_get(&self, key: &str) -> Option<(Digest, RunConfig)> {
-        let data = std::fs::read(self.cache_dir().join(key)).ok()?;
-        let text = std::str::from_utf8(data.get(..200.min(data.len()))?).ok()?;
+        let mut data = Vec::new();
+        std::fs::File::open(self.cache_dir().join(key))
+            .ok()?
+            .take(256)
+            .read_to_end(&mut data)
+            .ok()?;
+        let text = std::str::from_utf8(&data).ok()?;
         let id: Digest = text.trim().parse().ok()?;
         let image = self.store.resolve_image(&id.to_string()).ok()?;
         Some((image.id, image.config.config))
