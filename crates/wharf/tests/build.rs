@@ -37,6 +37,7 @@ WORKDIR /app
 COPY --from=builder /src/out.txt ./
 COPY dir/ ./dir/
 COPY --chmod=600 --chown=7:8 app.txt /owned.txt
+COPY app.txt /bin
 CMD ["cat", "/app/out.txt"]
 "#;
 
@@ -75,9 +76,10 @@ fn multi_stage_build_runs_and_rebuild_is_cached() {
         "app:1",
         "sh",
         "-c",
-        "echo $GREETING; pwd; cat dir/f; stat -c '%a %u %g' /owned.txt",
+        "echo $GREETING; pwd; cat dir/f; stat -c '%a %u %g' /owned.txt; cat /bin/app.txt",
     ]);
-    assert_eq!(out, "hello\n/app\nin-a-dir\n600 7 8\n");
+    // (`COPY app.txt /bin`: /bin is a directory of the image, the file goes into it)
+    assert_eq!(out, "hello\n/app\nin-a-dir\n600 7 8\nfrom-the-context\n");
     // metadata steps are history entries without a layer
     let hist = w.ok(&[
         "history",

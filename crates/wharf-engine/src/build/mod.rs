@@ -842,6 +842,33 @@ impl Engine {
         Ok((mounted, scratch))
     }
 
+    /// Whether `rel` is a directory in `image` (`COPY f /usr/bin` copies into it, as docker
+    /// does): the topmost layer that has the path decides; a symlink on the way is not
+    /// followed (answers no).
+    fn is_dir_in_image(&self, image: Option<&Digest>, rel: &Path) -> bool {
+        if rel.as_os_str().is_empty() {
+            return true;
+        }
+        let Some(layers) = image.and_then(|i| self.store.image_layers(i).ok()) else {
+            return false;
+        };
+        for layer in layers {
+            let Ok(dir) = std::fs::File::open(&layer) else {
+                return false;
+            };
+            match wharf_sys::fs::open_beneath_nofollow(
+                dir.as_fd(),
+                rel,
+                nix::libc::O_PATH | nix::libc::O_DIRECTORY,
+            ) {
+                Ok(_) => return true,
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     fn cached(&self, req: &BuildRequest, st: &mut StageState) -> bool {
         if req.no_cache {
             return false;
@@ -1059,7 +1086,10 @@ impl Engine {
             .components()
             .filter(|c| matches!(c, std::path::Component::Normal(_)))
             .collect();
-        let dest_is_dir = spec.dest.ends_with('/') || sources.len() > 1 || spec.dest == ".";
+        let dest_is_dir = spec.dest.ends_with('/')
+            || sources.len() > 1
+            || spec.dest == "."
+            || self.is_dir_in_image(st.image.as_ref(), &dest_rel);
         let stage_dir = self.scratch_dir("copy")?;
         let tree = stage_dir.0.join("tree");
         std::fs::create_dir(&tree).map_err(|e| BuildError::io("create", &tree, e))?;
