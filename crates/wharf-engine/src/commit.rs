@@ -291,6 +291,40 @@ impl Engine {
         Ok(())
     }
 
+    /// The container's upper dir (less what init made) as a layer tar in a temp file next
+    /// to it, rewound; the file is removed when the returned guard drops.
+    pub(crate) fn upper_tar(
+        &self,
+        info: &ContainerInfo,
+    ) -> Result<(impl Drop, std::fs::File), ImageError> {
+        let (upper, lowers) = self.layers_of(info)?;
+        let skip = init_paths(&upper, &lowers);
+        let dir = self.store.container_paths(&info.record.id).dir;
+        let tmp = TempFile(unique(&dir, ".build-"));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp.0)
+            .map_err(|e| ImageError::io("create", &tmp.0, e))?;
+        {
+            let root =
+                std::fs::File::open(&upper).map_err(|e| ImageError::io("open", &upper, e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut file);
+            diff::write_tar(
+                std::os::fd::AsFd::as_fd(&root),
+                TreeKind::OverlayUpper,
+                &skip_refs(&skip),
+                &mut w,
+            )
+            .map_err(StoreError::from)?;
+            w.flush().map_err(|e| ImageError::io("write", &tmp.0, e))?;
+        }
+        file.rewind()
+            .map_err(|e| ImageError::io("read", &tmp.0, e))?;
+        Ok((tmp, file))
+    }
+
     /// `history IMAGE`: newest entry first.
     pub fn image_history(&self, name: &str) -> Result<Vec<HistoryItem>, ImageError> {
         let image = self.store.resolve_image(name)?;

@@ -164,6 +164,7 @@ pub fn known_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     }
     try_kind!(
         EngineError,
+        crate::build::BuildError,
         ValidationError,
         StateConflict,
         crate::policy::PolicyError,

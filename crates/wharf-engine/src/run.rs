@@ -148,19 +148,39 @@ impl Engine {
         self.daemon.apply_log_defaults(&mut req);
         let mut req = crate::validate::prepare(req)?;
         self.daemon.apply_ulimit_defaults(&mut req.host);
-        let (record, lock) = self.create_with(req, client, &mut || self.unused_name())?;
+        let (record, lock) = self.create_with(req, None, client, &mut || self.unused_name())?;
         let warnings = create_warnings(&record.host_config);
         Ok((Created { record, warnings }, lock))
     }
 
-    /// [`Engine::create`] with generated names from `next_name`.
+    /// A `wharf build` RUN step's container: made from `image` (the build's unnamed
+    /// intermediate) while its record and the admin policy see `req.image`, the reference
+    /// the stage was built FROM (what the registries rules can judge). Engine-internal: a
+    /// front end cannot name an image other than the one it runs.
+    pub(crate) fn create_build_container(
+        &self,
+        req: CreateRequest,
+        image: &wharf_types::Digest,
+    ) -> Result<ContainerRecord, EngineError> {
+        let mut req = crate::validate::prepare(req)?;
+        self.daemon.apply_ulimit_defaults(&mut req.host);
+        let (record, _) = self.create_with(req, Some(image), false, &mut || self.unused_name())?;
+        Ok(record)
+    }
+
+    /// [`Engine::create`] with generated names from `next_name`; `image_id`: made from that
+    /// image rather than `req.image` ([`Engine::create_build_container`]).
     fn create_with(
         &self,
         mut req: CreateRequest,
+        image_id: Option<&wharf_types::Digest>,
         client: bool,
         next_name: &mut dyn FnMut() -> Result<String, EngineError>,
     ) -> Result<(ContainerRecord, Option<ClientLock>), EngineError> {
-        let image = self.store.resolve_image(&req.image)?;
+        let image = match image_id {
+            Some(id) => self.store.resolve_image(&id.to_string())?,
+            None => self.store.resolve_image(&req.image)?,
+        };
         // validate security options before anything is written
         parse_security_opts(&req.host.security_opt)?;
         wharf_runtime::caps::resolve(&req.host.cap_add, &req.host.cap_drop, req.host.privileged)?;
@@ -856,7 +876,7 @@ mod tests {
         // the name source hands out the taken name first, as a racing create would see it
         let mut names = vec!["free".to_string(), "busy".to_string()];
         let (rec, _) = engine
-            .create_with(req(None), false, &mut || Ok(names.pop().unwrap()))
+            .create_with(req(None), None, false, &mut || Ok(names.pop().unwrap()))
             .unwrap();
         assert_eq!(rec.name, "free");
         assert_ne!(rec.id, busy.id);

@@ -123,6 +123,81 @@ impl Store {
         self.write_image(layers, &config, opts.reference.as_ref())
     }
 
+    /// A build step's image (`wharf build`): `base` (None: `scratch`) plus, when given, the
+    /// layer read from `layer_tar` (uncompressed), with `config` and the `history` entries
+    /// appended (the metadata steps since the last layer, then the step's own). A layer that
+    /// turns out empty adds no layer and marks the last entry `empty_layer`, as docker does.
+    /// Returns the new image id; untagged (the caller tags the final image).
+    pub fn build_step(
+        &self,
+        base: Option<&Digest>,
+        layer_tar: Option<&mut dyn Read>,
+        config: &RunConfig,
+        mut history: Vec<History>,
+    ) -> Result<Digest, StoreError> {
+        self.reap_stale_temps()?;
+        let _gc = Lock::shared(&self.gc_lock)?;
+        let (mut layers, mut image) = match base {
+            Some(base) => {
+                let entry = self
+                    .load_index()?
+                    .images
+                    .get(base.hex())
+                    .cloned()
+                    .ok_or_else(|| StoreError::ImageNotFound(base.to_string()))?;
+                let config = self.image_config(&entry.config)?;
+                (entry.layers, config)
+            }
+            None => (
+                Vec::new(),
+                ImageConfig {
+                    created: None,
+                    author: None,
+                    architecture: oci::host_architecture().to_string(),
+                    os: "linux".to_string(),
+                    variant: None,
+                    config: RunConfig::default(),
+                    rootfs: oci::RootFs {
+                        kind: "layers".to_string(),
+                        diff_ids: Vec::new(),
+                    },
+                    history: Vec::new(),
+                },
+            ),
+        };
+        if let Some(tar) = layer_tar {
+            let mut hr = HashRead::new(BufReader::with_capacity(128 << 10, tar));
+            let recorded = self.unpack_recorded(&mut hr)?;
+            let diff_id = hr.digest();
+            let size = hr.n;
+            if hr.n == 0 || diff_id.to_string() == EMPTY_LAYER_DIFF_ID {
+                drop(recorded);
+                if let Some(h) = history.last_mut() {
+                    h.empty_layer = true;
+                }
+            } else {
+                self.commit_recorded(recorded, &diff_id)?;
+                layers.push(LayerEntry {
+                    blob: diff_id.clone(),
+                    blob_size: size,
+                    media_type: oci::MEDIA_OCI_LAYER.to_string(),
+                    diff_id: diff_id.clone(),
+                    size,
+                });
+                image.rootfs.diff_ids.push(diff_id);
+            }
+        }
+        let created = crate::util::now_rfc3339();
+        for h in &mut history {
+            h.created.get_or_insert_with(|| created.clone());
+        }
+        image.created = Some(created);
+        image.author = None;
+        image.config = config.clone();
+        image.history.extend(history);
+        self.write_image(layers, &image, None)
+    }
+
     /// docker's `history`: the image's history entries newest first, each with its layer's
     /// size and, where a local image ends at that entry, that image.
     pub fn history(&self, id: &Digest) -> Result<Vec<HistoryItem>, StoreError> {

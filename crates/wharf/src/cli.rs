@@ -100,6 +100,8 @@ pub enum Command {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Manage wharf itself
@@ -742,6 +744,34 @@ pub enum ContainerCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag", value_name = "list")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file", value_name = "string")]
+    pub file: Option<std::path::PathBuf>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "list")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// Set metadata for an image
+    #[arg(long = "label", value_name = "list")]
+    pub labels: Vec<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The build context directory
+    #[arg(value_name = "PATH")]
+    pub context: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct DiffArgs {
     pub container: String,
 }
@@ -800,6 +830,8 @@ pub enum ImageCommand {
     Ls(ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Display detailed information on one or more images
     Inspect(InspectArgs),
     /// Remove one or more images

@@ -80,6 +80,8 @@ fn no_forbidden_edges() {
                 "wharf-runtime",
                 "wharf-logs",
                 "wharf-registry",
+                // the build executor (`wharf_engine::build`) drives the pure front end
+                "wharf-build",
             ],
         ),
     ];

@@ -1,6 +1,7 @@
 //! Command implementations, one module per command group. Each returns the process exit code.
 
 mod archive;
+mod build;
 mod bundle;
 mod commit;
 mod containers;
@@ -67,6 +68,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&cli, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&cli, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&cli, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::build(&cli, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&cli, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&cli, a),
         Command::Volume(v) => volumes::volume(&cli, v),
