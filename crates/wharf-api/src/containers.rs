@@ -4,7 +4,7 @@
 use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::server::{blocking, Ctx};
+use crate::server::{blocking, no_content, Ctx};
 use http::Response;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -181,12 +181,10 @@ pub async fn restart(
         .get("signal")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    blocking(ctx, caller, move |e| {
-        e.restart_container(&id, t, signal.as_deref())?;
-        Ok(())
+    no_content(ctx, caller, move |e| {
+        Ok(e.restart_container(&id, t, signal.as_deref())?)
     })
-    .await?;
-    Ok(body::no_content())
+    .await
 }
 
 /// `POST /containers/{id}/kill?signal=` (SIGKILL by default).
@@ -202,12 +200,7 @@ pub async fn kill(
         .filter(|s| !s.is_empty())
         .unwrap_or("KILL")
         .to_string();
-    blocking(ctx, caller, move |e| {
-        e.kill_container(&id, &signal)?;
-        Ok(())
-    })
-    .await?;
-    Ok(body::no_content())
+    no_content(ctx, caller, move |e| Ok(e.kill_container(&id, &signal)?)).await
 }
 
 /// `DELETE /containers/{id}?force=&v=`.
@@ -219,12 +212,10 @@ pub async fn remove(
 ) -> Result<Response<Body>, ApiError> {
     let id = id.to_string();
     let (force, volumes) = (q.bool("force"), q.bool("v"));
-    blocking(ctx, caller, move |e| {
-        e.remove_container(&id, force, volumes)?;
-        Ok(())
+    no_content(ctx, caller, move |e| {
+        Ok(e.remove_container(&id, force, volumes)?)
     })
-    .await?;
-    Ok(body::no_content())
+    .await
 }
 
 /// `POST /containers/{id}/resize?h=&w=`.
@@ -299,12 +290,7 @@ pub async fn pause(
     caller: Caller,
 ) -> Result<Response<Body>, ApiError> {
     let id = id.to_string();
-    blocking(ctx, caller, move |e| {
-        e.pause_container(&id, on)?;
-        Ok(())
-    })
-    .await?;
-    Ok(body::no_content())
+    no_content(ctx, caller, move |e| Ok(e.pause_container(&id, on)?)).await
 }
 
 /// `POST /containers/{id}/rename?name=`.
@@ -316,12 +302,7 @@ pub async fn rename(
 ) -> Result<Response<Body>, ApiError> {
     let id = id.to_string();
     let name = q.get("name").unwrap_or("").to_string();
-    blocking(ctx, caller, move |e| {
-        e.rename_container(&id, &name)?;
-        Ok(())
-    })
-    .await?;
-    Ok(body::no_content())
+    no_content(ctx, caller, move |e| Ok(e.rename_container(&id, &name)?)).await
 }
 
 /// `GET /containers/{id}/top?ps_args=`.

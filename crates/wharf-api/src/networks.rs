@@ -5,7 +5,7 @@ use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::router::json_body;
-use crate::server::{blocking, Ctx};
+use crate::server::{blocking, no_content, Ctx};
 use http::Response;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -107,12 +107,7 @@ pub async fn create(
 /// `DELETE /networks/{id}`.
 pub async fn remove(id: &str, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
     let id = id.to_string();
-    blocking(ctx, caller, move |e| {
-        e.remove_network(&id)?;
-        Ok(())
-    })
-    .await?;
-    Ok(body::no_content())
+    no_content(ctx, caller, move |e| Ok(e.remove_network(&id)?)).await
 }
 
 /// `POST /networks/prune?filters=`.

@@ -90,6 +90,20 @@ where
     .map_err(ApiError::Task)?
 }
 
+/// An engine action whose answer is docker's 204: `f` on the blocking pool, its value dropped.
+pub(crate) async fn no_content<T, F>(
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+    f: F,
+) -> Result<hyper::Response<crate::body::Body>, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+{
+    blocking(ctx, caller, f).await?;
+    Ok(crate::body::no_content())
+}
+
 /// Serves the Engine API on `listener` until SIGTERM or SIGINT; tells systemd READY=1 once
 /// accepting and STOPPING=1 when stopping.
 pub fn serve(

@@ -4,7 +4,7 @@ use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::router::json_body;
-use crate::server::{blocking, Ctx};
+use crate::server::{blocking, no_content, Ctx};
 use http::Response;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -89,8 +89,7 @@ pub async fn remove(
 ) -> Result<Response<Body>, ApiError> {
     let name = name.to_string();
     let force = q.bool("force");
-    blocking(ctx, caller, move |e| Ok(e.remove_volume(&name, force)?)).await?;
-    Ok(body::no_content())
+    no_content(ctx, caller, move |e| Ok(e.remove_volume(&name, force)?)).await
 }
 
 /// `POST /volumes/prune?filters=` (`all=true`: named volumes too, as the CLI's `-a`).
