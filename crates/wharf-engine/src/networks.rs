@@ -599,33 +599,13 @@ impl Engine {
     /// `network prune`: removes every user-defined network without active endpoints that
     /// passes the filters; returns their names. A network in use meanwhile stays.
     pub fn prune_networks(&self, req: &NetworkPruneRequest) -> Result<Vec<String>, EngineError> {
-        let mut labels = Vec::new();
-        let mut until: Option<std::time::SystemTime> = None;
-        for f in &req.filters {
-            if let Some(v) = f.strip_prefix("until=") {
-                let t = wharf_logs::parse_timestamp(v, std::time::SystemTime::now()).map_err(
-                    |error| ValidationError::EventsTime {
-                        flag: "until".into(),
-                        error,
-                    },
-                )?;
-                until = Some(t);
-            } else {
-                labels.push(LabelFilter::parse(f)?);
-            }
-        }
+        let filters = crate::prune::PruneFilters::parse(&req.filters)?;
         let _ = self.reconcile_network();
         let live = Liveness::new(self)?;
         let mut deleted = Vec::new();
         for n in self.store.networks()? {
-            if n.name == DEFAULT_NETWORK || !labels.iter().all(|l| l.matches(&n.labels)) {
+            if n.name == DEFAULT_NETWORK || !filters.matches(&n.created, &n.labels) {
                 continue;
-            }
-            if let Some(t) = until {
-                let created = wharf_logs::parse_timestamp(&n.created, t);
-                if !created.is_ok_and(|c| c < t) {
-                    continue;
-                }
             }
             match self.remove_bridge_network(&n, &live) {
                 Ok(()) => deleted.push(n.name),

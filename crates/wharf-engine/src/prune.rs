@@ -23,16 +23,16 @@ use wharf_types::error::HasKind;
 pub use wharf_store::RemoveEvent;
 
 /// docker's prune filters: `until=TIMESTAMP|DURATION` (made before), `label=K[=V]`,
-/// `label!=K[=V]`; all must hold.
+/// `label!=K[=V]`; all must hold (also `network prune`'s).
 #[derive(Default)]
-struct Filters {
+pub(crate) struct PruneFilters {
     until: Option<SystemTime>,
     labels: Vec<LabelFilter>,
 }
 
-impl Filters {
-    fn parse(filters: &[String]) -> Result<Filters, EngineError> {
-        let mut out = Filters::default();
+impl PruneFilters {
+    pub(crate) fn parse(filters: &[String]) -> Result<PruneFilters, EngineError> {
+        let mut out = PruneFilters::default();
         for f in filters {
             if let Some(v) = f.strip_prefix("until=") {
                 let t = wharf_logs::parse_timestamp(v, SystemTime::now()).map_err(|error| {
@@ -50,7 +50,7 @@ impl Filters {
     }
 
     /// Whether an object made at `created` (RFC 3339) with `labels` passes.
-    fn matches(&self, created: &str, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, created: &str, labels: &BTreeMap<String, String>) -> bool {
         if let Some(t) = self.until {
             let made = wharf_logs::parse_timestamp(created, t);
             if !made.is_ok_and(|c| c < t) {
@@ -181,7 +181,7 @@ impl Engine {
     /// `image prune [-a] [--filter]`: dangling (untagged) images, or with `all` every image no
     /// container uses, that pass the filters; then one GC of the blobs nothing references.
     pub fn prune_images(&self, req: &ImagePruneRequest) -> Result<ImagePruneReport, EngineError> {
-        let filters = Filters::parse(&req.filters)?;
+        let filters = PruneFilters::parse(&req.filters)?;
         let used: HashSet<Digest> = self
             .store
             .containers()?
@@ -233,7 +233,7 @@ impl Engine {
         &self,
         req: &ContainerPruneRequest,
     ) -> Result<ContainerPruneReport, EngineError> {
-        let filters = Filters::parse(&req.filters)?;
+        let filters = PruneFilters::parse(&req.filters)?;
         let mut report = ContainerPruneReport::default();
         for info in self.containers(true)? {
             if !matches!(
@@ -266,7 +266,7 @@ impl Engine {
     /// the removed containers held goes too.
     pub fn prune_system(&self, req: &SystemPruneRequest) -> Result<SystemPruneReport, EngineError> {
         // every filter is checked before anything is removed
-        let parsed = Filters::parse(&req.filters)?;
+        let parsed = PruneFilters::parse(&req.filters)?;
         if req.volumes && parsed.until.is_some() {
             return Err(ValidationError::FilterValue {
                 name: "until".into(),
