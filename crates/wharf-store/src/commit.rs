@@ -198,6 +198,58 @@ impl Store {
         self.write_image(layers, &image, None)
     }
 
+    /// A build step taken from a `--cache-from` image (docker's classic `restoreCachedImage`):
+    /// `base` (None: scratch) plus, when given, `source`'s layer number `layer` (already in
+    /// the store: nothing is unpacked or hashed again), with `config` and `history` appended.
+    pub fn build_step_reuse(
+        &self,
+        base: Option<&Digest>,
+        source: &Digest,
+        layer: Option<usize>,
+        config: &RunConfig,
+        history: Vec<History>,
+    ) -> Result<Digest, StoreError> {
+        let _gc = Lock::shared(&self.gc_lock)?;
+        let idx = self.load_index()?;
+        let src = idx
+            .images
+            .get(source.hex())
+            .ok_or_else(|| StoreError::ImageNotFound(source.to_string()))?;
+        let (mut layers, mut image) = match base {
+            Some(base) => {
+                let entry = idx
+                    .images
+                    .get(base.hex())
+                    .ok_or_else(|| StoreError::ImageNotFound(base.to_string()))?;
+                (entry.layers.clone(), self.image_config(&entry.config)?)
+            }
+            None => {
+                let mut c = self.image_config(&src.config)?;
+                c.rootfs.diff_ids.clear();
+                c.history.clear();
+                (Vec::new(), c)
+            }
+        };
+        if let Some(i) = layer {
+            let entry = src
+                .layers
+                .get(i)
+                .cloned()
+                .ok_or_else(|| StoreError::ImageNotFound(format!("{source} layer {i}")))?;
+            image.rootfs.diff_ids.push(entry.diff_id.clone());
+            layers.push(entry);
+        }
+        let created = crate::util::now_rfc3339();
+        image.created = history
+            .last()
+            .and_then(|h| h.created.clone())
+            .or(Some(created));
+        image.author = None;
+        image.config = config.clone();
+        image.history.extend(history);
+        self.write_image(layers, &image, None)
+    }
+
     /// docker's `history`: the image's history entries newest first, each with its layer's
     /// size and, where a local image ends at that entry, that image.
     pub fn history(&self, id: &Digest) -> Result<Vec<HistoryItem>, StoreError> {

@@ -395,7 +395,8 @@ pub enum PolicyCommand {
     /// Show the policy in force (its file, or why it is refused) and its rules
     Show,
     /// `check FILE.toml`: validate a policy file before it is installed.
-    /// `check [run flags] IMAGE`: say whether the policy in force allows this run, and why
+    /// `check [run flags] IMAGE`: say whether the policy in force allows this run, and why.
+    /// `check --dockerfile FILE`: whether `build` may build this Dockerfile
     #[command(disable_help_flag = true)]
     Check(PolicyCheckArgs),
 }
@@ -763,6 +764,12 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long)]
     pub no_cache: bool,
+    /// Always attempt to pull a newer version of the FROM images
+    #[arg(long)]
+    pub pull: bool,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_name = "strings")]
+    pub cache_from: Vec<String>,
     /// Suppress the build output and print image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,

@@ -13,13 +13,22 @@
 //! step that makes an image records `build-cache/<key>` → image id, and a rebuild that
 //! finds the key (and the image) skips the work. `--no-cache` neither reads nor skips.
 //!
+//! `sources`: FROM images are policy-checked and pulled when missing (`--pull`: always)
+//! before any step; `--cache-from` images make their steps eligible as cache (docker's
+//! classic rule); the target image carries provenance labels (Dockerfile and context
+//! digests). The admin policy's `[build]` rules (allowed at all, approved Dockerfile
+//! digests) are decided on the Dockerfile's bytes before anything else.
+//!
 //! Not yet (refused with a clear error): RUN heredocs and `--mount`, COPY globs and
 //! `--chown` by name, ADD of URLs and git, compressed tars for ADD, ONBUILD triggers of a
-//! base image, the admin policy's Dockerfile approval (a later slice).
+//! base image.
 //!
 //! Must not: print (progress goes to the caller's sink), or mount in the host namespace.
 
 mod context;
+mod sources;
+
+pub use sources::{CONTEXT_LABEL, DOCKERFILE_LABEL};
 
 use crate::create::CreateRequest;
 use crate::images::ImageError;
@@ -61,6 +70,10 @@ pub struct BuildRequest {
     pub target: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
+    /// `--pull`: pull every FROM image even when present.
+    pub pull: bool,
+    /// `--cache-from`: images whose steps may be reused.
+    pub cache_from: Vec<String>,
     /// The Dockerfile's bytes (`-f -`), instead of reading [`BuildRequest::dockerfile`].
     pub dockerfile_text: Option<Vec<u8>>,
 }
@@ -78,6 +91,8 @@ pub enum BuildProgress {
     Done { number: usize },
     /// Something docker warns about (unused build args, deprecated syntax).
     Warning(String),
+    /// A line of a FROM image's pull (docker's `Pulling from`, layer states, `Digest:`).
+    Pull(String),
 }
 
 /// A finished build.
@@ -119,7 +134,7 @@ pub enum BuildError {
     SourceNotFound { path: String, root: String },
     #[error("{path:?}: too many entries")]
     TooManyEntries { path: String },
-    #[error("base image {0:?} is not in the store (wharf build does not pull yet: pull it first)")]
+    #[error("base image {0:?} not found: not in the store and not pulled")]
     BaseNotFound(String),
     #[error("line {line}: {what} is not supported by wharf build yet")]
     Unsupported { line: usize, what: String },
@@ -352,6 +367,9 @@ impl Engine {
             Some(t) => t.clone(),
             None => read_capped(&df_path)?,
         };
+        // the host owner's approval, on the bytes as read, before anything else
+        let df_digest = Digest::of(&text);
+        self.policy_build(&df_digest)?;
         let df = wharf_build::parse(&text)?;
         for w in &df.warnings {
             progress(BuildProgress::Warning(format!(
@@ -379,12 +397,10 @@ impl Engine {
                 plan.unused_build_args
             )));
         }
-        // the base images of the stages built, by the same rules as `run`'s, before any step
-        for &si in &plan.order {
-            if let Base::Image(name) = &plan.stages[si].base {
-                self.policy_image("build", name, false)?;
-            }
-        }
+        // the base images of the stages built, by the same rules as `run`'s (and pulled),
+        // before any step
+        self.ensure_bases(req, &plan, progress)?;
+        let cache_from = self.cache_images(req, progress)?;
         // .dockerignore next to the Dockerfile (`<name>.dockerignore`) or in the context
         let mut ignore = None;
         let df_name = df_path.file_name().map(|n| n.to_string_lossy().to_string());
@@ -412,6 +428,13 @@ impl Engine {
             name: "build context".to_string(),
             ignore: ignore.as_ref(),
         };
+        let provenance = BTreeMap::from([
+            (DOCKERFILE_LABEL.to_string(), df_digest.to_string()),
+            (
+                CONTEXT_LABEL.to_string(),
+                sources::context_digest(&root)?.to_string(),
+            ),
+        ]);
 
         let mut number = 0usize;
         let mut built: BTreeMap<usize, Digest> = BTreeMap::new();
@@ -438,20 +461,32 @@ impl Engine {
                 let mut vars = st.args.clone();
                 vars.extend(st.config.env.clone().unwrap_or_default());
                 let ins = wharf_build::expand::expand(ins, escape, &vars)?;
-                let cached =
-                    self.step(req, &plan, &root, &built, &mut st, &ins, number, progress)?;
+                let cached = self.step(
+                    req,
+                    &plan,
+                    &root,
+                    &built,
+                    &mut st,
+                    &ins,
+                    number,
+                    &cache_from,
+                    progress,
+                )?;
                 progress(if cached {
                     BuildProgress::Cached { number }
                 } else {
                     BuildProgress::Done { number }
                 });
             }
-            // the target gets the --label labels
-            if si == plan.target && !req.labels.is_empty() {
+            // the target gets the --label labels, then the provenance labels (which no
+            // --label can override)
+            if si == plan.target {
+                let mut extra = req.labels.clone();
+                extra.extend(provenance.clone());
                 let mut labels = st.config.labels.clone().unwrap_or_default();
-                labels.extend(req.labels.clone());
+                labels.extend(extra.clone());
                 st.config.labels = Some(labels);
-                let text = serde_json::to_string(&req.labels).unwrap_or_default();
+                let text = serde_json::to_string(&extra).unwrap_or_default();
                 st.key = chain(&st.key, &[b"labels", text.as_bytes()]);
             }
             let id = self.materialize(req, &mut st)?;
@@ -555,7 +590,14 @@ impl Engine {
     /// The stage's image with its pending history (cached like a step).
     fn materialize(&self, req: &BuildRequest, st: &mut StageState) -> Result<Digest, BuildError> {
         if let (Some(id), true) = (&st.image, st.pending.is_empty()) {
-            return Ok(id.clone());
+            // unless the config changed since (the target's labels)
+            let same = self
+                .store
+                .resolve_image(&id.to_string())
+                .is_ok_and(|img| img.config.config == st.config);
+            if same {
+                return Ok(id.clone());
+            }
         }
         let key = chain(&st.key, &[b"image"]);
         if !req.no_cache {
@@ -591,6 +633,7 @@ impl Engine {
         st: &mut StageState,
         ins: &Instruction,
         number: usize,
+        cache_from: &[sources::CacheImage],
         progress: &mut dyn FnMut(BuildProgress),
     ) -> Result<bool, BuildError> {
         let line = ins.start_line;
@@ -746,6 +789,9 @@ impl Engine {
                 } else {
                     format!("RUN {argv:?}")
                 };
+                if self.cached(req, st) || self.cache_from_step(cache_from, st, &created_by)? {
+                    return Ok(true);
+                }
                 return self.run_step(req, st, argv, created_by, number, progress);
             }
             Command::Copy(cp) => {
@@ -789,7 +835,7 @@ impl Engine {
                         ignore: ctx.ignore,
                     },
                 };
-                return self.copy_step(req, st, &root, &cp.spec, false, ins);
+                return self.copy_step(req, st, &root, &cp.spec, false, ins, cache_from);
             }
             Command::Add(add) => {
                 if let Some(s) = add
@@ -803,7 +849,7 @@ impl Engine {
                         what: format!("ADD of a URL ({s})"),
                     });
                 }
-                return self.copy_step(req, st, ctx, &add.spec, true, ins);
+                return self.copy_step(req, st, ctx, &add.spec, true, ins, cache_from);
             }
         }
         Ok(false)
@@ -914,9 +960,6 @@ impl Engine {
         number: usize,
         progress: &mut dyn FnMut(BuildProgress),
     ) -> Result<bool, BuildError> {
-        if self.cached(req, st) {
-            return Ok(true);
-        }
         let image = match &st.image {
             Some(id) => id.clone(),
             None => {
@@ -1026,6 +1069,7 @@ impl Engine {
         spec: &CopySpec,
         add: bool,
         ins: &Instruction,
+        cache_from: &[sources::CacheImage],
     ) -> Result<bool, BuildError> {
         let line = ins.start_line;
         if !spec.inline.is_empty() {
@@ -1071,7 +1115,15 @@ impl Engine {
         }
         let hash = Digest::from_hasher(h).hex().to_string();
         st.key = chain(&st.key, &[b"sources", hash.as_bytes()]);
-        if self.cached(req, st) {
+        let created_by = format!(
+            "{} {}",
+            if add { "ADD" } else { "COPY" },
+            ins.original
+                .split_once(char::is_whitespace)
+                .map(|(_, r)| r.trim())
+                .unwrap_or_default()
+        );
+        if self.cached(req, st) || self.cache_from_step(cache_from, st, &created_by)? {
             return Ok(true);
         }
         // the destination, relative to WORKDIR; a directory when it ends in `/`, or when
@@ -1153,14 +1205,6 @@ impl Engine {
         }
         out.rewind()
             .map_err(|e| BuildError::io("read", &tar_path, e))?;
-        let created_by = format!(
-            "{} {}",
-            if add { "ADD" } else { "COPY" },
-            ins.original
-                .split_once(char::is_whitespace)
-                .map(|(_, r)| r.trim())
-                .unwrap_or_default()
-        );
         self.commit_step(st, Some(&mut out as &mut dyn Read), created_by)?;
         Ok(false)
     }

@@ -11,6 +11,32 @@ use std::path::{Path, PathBuf};
 use wharf_types::container::{ContainerConfig, ContainerRecord, HostConfig};
 
 const PASSWD_MAX: u64 = 1 << 20;
+/// `[build] approved_dir`: at most this many entries are looked at, each file at most
+/// [`APPROVED_FILE_MAX`] bytes (the Dockerfile parser's own cap).
+const APPROVED_DIR_MAX_ENTRIES: usize = 4096;
+const APPROVED_FILE_MAX: u64 = 10 << 20;
+
+/// The sha256 of every regular file in `dir` (symlinks are not followed; anything else is
+/// skipped). Bounded in entries and size; an unreadable directory is an error (fail closed).
+fn approved_digests(dir: &Path) -> rules::ApprovedDir {
+    let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (i, entry) in entries.enumerate() {
+        if i >= APPROVED_DIR_MAX_ENTRIES {
+            return Err(format!("more than {APPROVED_DIR_MAX_ENTRIES} entries"));
+        }
+        let entry = entry.map_err(|e| e.to_string())?;
+        if !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            continue;
+        }
+        match wharf_sys::fs::read_small_file(None, &entry.path(), APPROVED_FILE_MAX) {
+            Ok(Some(bytes)) => out.push(wharf_types::Digest::of(&bytes)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("{}: {e}", entry.path().display())),
+        }
+    }
+    Ok(out)
+}
 
 /// In one layer directory, `etc` and `etc/passwd` must not be symlinks: the layer alone
 /// cannot say where overlay's merged view would lead them, and a guess could differ from what
@@ -303,6 +329,38 @@ impl Engine {
         Ok(self.policy.enforce(&self.caller, action, reference, |p| {
             Decision::from_refusals(rules::check_reference(p, reference, pinned))
         })?)
+    }
+
+    /// build: `[build]` for the Dockerfile whose bytes have `digest` (audited as `build` with
+    /// the digest as its target), before any step runs.
+    pub fn policy_build(&self, dockerfile: &wharf_types::Digest) -> Result<(), EngineError> {
+        self.policy
+            .enforce(&self.caller, "build", &dockerfile.to_string(), |p| {
+                let dir = p.build.approved_dir.as_deref().map(approved_digests);
+                Decision::from_refusals(rules::check_build(p, dockerfile, dir.as_ref()))
+            })?;
+        Ok(())
+    }
+
+    /// `wharf policy check --dockerfile FILE`: the `[build]` refusals of a Dockerfile's
+    /// bytes (nothing logged).
+    pub fn policy_explain_build(&self, dockerfile: &[u8]) -> Result<Explanation, EngineError> {
+        let p = match &self.policy {
+            Loaded::None => {
+                return Ok(Explanation {
+                    refusals: Vec::new(),
+                })
+            }
+            Loaded::Broken(e) => return Err(e.clone().into()),
+            Loaded::Active(p) => p,
+        };
+        let digest = wharf_types::Digest::of(dockerfile);
+        let dir = p.build.approved_dir.as_deref().map(approved_digests);
+        let refusals = rules::check_build(p, &digest, dir.as_ref())
+            .into_iter()
+            .map(|(r, m)| (r.to_string(), m))
+            .collect();
+        Ok(Explanation { refusals })
     }
 
     /// load and bundle apply: the names an archive brought are checked after its content

@@ -3,7 +3,7 @@
 //! [`Policy`]. Every error names the file, the line and the key. Pure: the caller reads the
 //! bytes (bounded) and hands them here.
 
-use super::{BindRule, Limits, Policy, PolicyError, PortRange, RunRules};
+use super::{BindRule, BuildRules, Limits, Policy, PolicyError, PortRange, RunRules};
 use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
@@ -19,6 +19,16 @@ struct FileShape {
     limits: LimitsShape,
     #[serde(default)]
     audit: AuditShape,
+    #[serde(default)]
+    build: BuildShape,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuildShape {
+    allow: Option<bool>,
+    approved_dockerfiles: Option<Vec<Spanned<String>>>,
+    approved_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -327,6 +337,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         }
     }
     p.limits = limits;
+    p.build = parse_build(path, text, shape.build)?;
     p.audit_path = shape.audit.path.map(Into::into);
     if let Some(s) = shape.audit.max_size {
         p.audit_max_size = parse_size(s.get_ref()).ok_or_else(|| {
@@ -339,6 +350,51 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         })? as u64;
     }
     Ok(p)
+}
+
+fn parse_build(path: &Path, text: &str, b: BuildShape) -> Result<BuildRules, PolicyError> {
+    let mut out = BuildRules {
+        allow: b.allow.unwrap_or(true),
+        ..BuildRules::default()
+    };
+    if let Some(list) = b.approved_dockerfiles {
+        let mut digests = Vec::new();
+        for d in list {
+            let parsed = d
+                .get_ref()
+                .parse::<wharf_types::Digest>()
+                .ok()
+                .filter(|x| x.algorithm() == "sha256");
+            match parsed {
+                Some(x) => digests.push(x),
+                None => {
+                    return Err(invalid(
+                        path,
+                        text,
+                        d.span().start,
+                        format!(
+                            "approved_dockerfiles entries are \"sha256:<64 hex>\", not {:?}",
+                            d.get_ref()
+                        ),
+                    ))
+                }
+            }
+        }
+        out.approved = Some(digests);
+    }
+    if let Some(dir) = b.approved_dir {
+        let d = dir.get_ref();
+        if !d.starts_with('/') || d.split('/').any(|c| c == ".." || c == ".") {
+            return Err(invalid(
+                path,
+                text,
+                dir.span().start,
+                format!("approved_dir must be an absolute, normalized directory, not {d:?}"),
+            ));
+        }
+        out.approved_dir = Some(d.into());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

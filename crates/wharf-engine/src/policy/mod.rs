@@ -1,7 +1,8 @@
 //! The host owner's policy (`/etc/wharf/policy.toml`, `WHARF_POLICY`): read once per process
 //! in `Engine::open`, enforced inside the engine on create, start (a record created before
-//! the policy changed is checked again), exec, and the image paths (pull, run, load,
-//! import, bundle apply), every decision appended to the audit log.
+//! the policy changed is checked again), exec, the image paths (pull, run, load,
+//! import, bundle apply) and build (its Dockerfile's approval, its FROM images), every
+//! decision appended to the audit log.
 //!
 //! A missing file is no policy. A file that cannot be read or parsed fails closed: every
 //! guarded operation is refused with the file, line and key; commands that only look or
@@ -146,12 +147,42 @@ pub struct Limits {
     pub require_pids: bool,
 }
 
+/// `[build]`: whether `build` may run at all and which Dockerfiles it may build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildRules {
+    /// `allow = false` refuses every build.
+    pub allow: bool,
+    /// `approved_dockerfiles`: sha256 digests of the Dockerfile bytes; `None` = no list.
+    pub approved: Option<Vec<wharf_types::Digest>>,
+    /// `approved_dir`: a directory of approved Dockerfiles (their digests, read at every
+    /// build, bounded, regular files only, fail closed).
+    pub approved_dir: Option<PathBuf>,
+}
+
+impl Default for BuildRules {
+    fn default() -> Self {
+        BuildRules {
+            allow: true,
+            approved: None,
+            approved_dir: None,
+        }
+    }
+}
+
+impl BuildRules {
+    /// Whether the Dockerfile must be approved (a list or a directory is configured).
+    pub fn requires_approval(&self) -> bool {
+        self.approved.is_some() || self.approved_dir.is_some()
+    }
+}
+
 /// A validated policy file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     pub path: PathBuf,
     pub registries: Registries,
     pub run: RunRules,
+    pub build: BuildRules,
     pub limits: Limits,
     pub audit_path: Option<PathBuf>,
     pub audit_max_size: u64,

@@ -370,6 +370,46 @@ pub(crate) fn check_reference(p: &Policy, reference: &str, pinned: bool) -> Vec<
     out
 }
 
+/// The digests of the Dockerfiles in `[build] approved_dir`, or why they could not be read.
+pub(crate) type ApprovedDir = Result<Vec<wharf_types::Digest>, String>;
+
+/// `[build]` for a build whose Dockerfile has `digest`: `allow`, then the approval (the
+/// list or the directory; a directory that could not be read approves nothing).
+pub(crate) fn check_build(
+    p: &Policy,
+    digest: &wharf_types::Digest,
+    dir: Option<&ApprovedDir>,
+) -> Vec<Refusal> {
+    if !p.build.allow {
+        return vec![(
+            "build.allow",
+            "image builds are not allowed on this host".to_string(),
+        )];
+    }
+    if !p.build.requires_approval() {
+        return Vec::new();
+    }
+    let listed = p
+        .build
+        .approved
+        .as_ref()
+        .is_some_and(|l| l.contains(digest));
+    let in_dir = matches!(dir, Some(Ok(d)) if d.contains(digest));
+    if listed || in_dir {
+        return Vec::new();
+    }
+    let rule = if p.build.approved.is_some() {
+        "build.approved_dockerfiles"
+    } else {
+        "build.approved_dir"
+    };
+    let mut message = format!("Dockerfile {digest} is not approved");
+    if let (Some(d), Some(Err(why))) = (&p.build.approved_dir, dir) {
+        message.push_str(&format!(" (approved_dir {}: {why})", d.display()));
+    }
+    vec![(rule, message)]
+}
+
 fn under_repo(repo: &str, prefix: &str) -> bool {
     repo == prefix
         || repo
@@ -611,6 +651,39 @@ mod tests {
             rules(&format!("quay.io/a/b{d}"), false),
             ["registries.allow"]
         );
+    }
+
+    #[test]
+    fn build_rules() {
+        let d = wharf_types::Digest::of(b"FROM scratch\n");
+        let other = wharf_types::Digest::of(b"FROM busybox\n");
+        let names = |p: &Policy, dir: Option<&ApprovedDir>| -> Vec<&'static str> {
+            check_build(p, &d, dir).into_iter().map(|r| r.0).collect()
+        };
+        assert!(names(&policy(""), None).is_empty());
+        assert_eq!(
+            names(&policy("[build]\nallow = false\n"), None),
+            ["build.allow"]
+        );
+        let listed = policy(&format!("[build]\napproved_dockerfiles = [\"{d}\"]\n"));
+        assert!(names(&listed, None).is_empty());
+        let unlisted = policy(&format!("[build]\napproved_dockerfiles = [\"{other}\"]\n"));
+        let r = check_build(&unlisted, &d, None);
+        assert_eq!(r[0].0, "build.approved_dockerfiles");
+        assert!(r[0].1.contains(&d.to_string()), "{}", r[0].1);
+        let dir = policy("[build]\napproved_dir = \"/etc/wharf/dockerfiles\"\n");
+        assert_eq!(
+            names(&dir, Some(&Ok(vec![other.clone()]))),
+            ["build.approved_dir"]
+        );
+        assert!(names(&dir, Some(&Ok(vec![d.clone()]))).is_empty());
+        let r = check_build(&dir, &d, Some(&Err("no such directory".into())));
+        assert!(r[0].1.contains("no such directory"), "{}", r[0].1);
+        // either source approves when both are set
+        let both = policy(&format!(
+            "[build]\napproved_dockerfiles = [\"{other}\"]\napproved_dir = \"/d\"\n"
+        ));
+        assert!(names(&both, Some(&Ok(vec![d.clone()]))).is_empty());
     }
 
     #[test]

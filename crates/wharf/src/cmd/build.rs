@@ -56,6 +56,8 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> anyhow::Result<i32> {
         target: a.target.clone(),
         labels: key_values("label", &a.labels)?,
         no_cache: a.no_cache,
+        pull: a.pull,
+        cache_from: a.cache_from.clone(),
     };
     let quiet = a.quiet;
     let mut err = std::io::stderr().lock();
@@ -69,6 +71,7 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> anyhow::Result<i32> {
             BuildProgress::Output { number, line } => writeln!(err, "#{number} {line}"),
             BuildProgress::Done { number } => writeln!(err, "#{number} DONE"),
             BuildProgress::Warning(w) => writeln!(err, "WARNING: {w}"),
+            BuildProgress::Pull(line) => writeln!(err, "{line}"),
         };
     };
     let built = if ctx_stdin {

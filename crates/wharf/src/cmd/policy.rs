@@ -97,7 +97,48 @@ fn render(p: &Policy) -> String {
         }
     }
     line("limits.required", format!("[{}]", req.join(", ")));
+    let b = &p.build;
+    line("build.allow", yes_no(b.allow).into());
+    line(
+        "approved_dockerfiles",
+        b.approved.as_ref().map_or("any".to_string(), |l| {
+            format!(
+                "[{}]",
+                l.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+    );
+    if let Some(d) = &b.approved_dir {
+        line("approved_dir", d.display().to_string());
+    }
     s
+}
+
+/// `policy check --dockerfile FILE`: whether the policy in force lets `build` use it.
+fn check_dockerfile(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
+    let bytes = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+    let engine = super::open_engine(cli)?;
+    let path = match engine.policy() {
+        Loaded::Active(p) => p.path.display().to_string(),
+        _ => Loaded::default_path().display().to_string(),
+    };
+    let ex = engine.policy_explain_build(&bytes)?;
+    let digest = wharf_types::Digest::of(&bytes);
+    if ex.refusals.is_empty() {
+        println!(
+            "allowed: Dockerfile {} ({digest}) passes [build] of {path}",
+            file.display()
+        );
+        return Ok(0);
+    }
+    println!("refused by {path}:");
+    for (rule, why) in &ex.refusals {
+        println!("  {rule}: {why}");
+    }
+    Ok(1)
 }
 
 pub fn show(cli: &Cli) -> anyhow::Result<i32> {
@@ -133,6 +174,11 @@ fn is_file_check(args: &[String]) -> Option<&Path> {
 }
 
 pub fn check(cli: &Cli, a: &PolicyCheckArgs) -> anyhow::Result<i32> {
+    if let [flag, file] = a.args.as_slice() {
+        if flag == "--dockerfile" {
+            return check_dockerfile(cli, Path::new(file));
+        }
+    }
     if let Some(file) = is_file_check(&a.args) {
         let p = Loaded::validate(file)?;
         println!("policy {} is valid:", file.display());
