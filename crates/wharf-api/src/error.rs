@@ -44,6 +44,10 @@ pub enum ApiError {
     UpgradeRequired,
     #[error("invalid X-Registry-Auth header: expected base64url JSON")]
     RegistryAuth,
+    #[error(transparent)]
+    Build(#[from] wharf_engine::build::BuildError),
+    #[error("BuildKit builds (version=2) are not supported by wharf: set DOCKER_BUILDKIT=0 to use the classic builder API")]
+    BuildKit,
     #[error("{what} is not supported by wharf")]
     Unsupported { what: &'static str },
     #[error("the engine call failed to complete")]
@@ -62,6 +66,8 @@ impl HasKind for ApiError {
             ApiError::Engine(e) => e.kind(),
             ApiError::Logs(e) => e.kind(),
             ApiError::Image(e) => e.kind(),
+            ApiError::Build(e) => e.kind(),
+            ApiError::BuildKit => ErrorKind::NotImplemented,
             ApiError::VersionTooNew { .. }
             | ApiError::VersionTooOld { .. }
             | ApiError::Json(_)

@@ -9,7 +9,7 @@
 //! stop), `listen` (the socket file, systemd activation, sd_notify), `router` (versioned
 //! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
 //! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `images`, `transfer`
-//! (pull/save/load), `networks`, `volumes`), `error`
+//! (pull/save/load), `build` (the classic builder's `POST /build`), `networks`, `volumes`), `error`
 //! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
 //!
 //! Must not: decide anything the CLI would decide differently, enter a container, fork
@@ -19,6 +19,7 @@
 #![recursion_limit = "256"]
 
 mod body;
+mod build;
 mod containers;
 mod create;
 mod error;

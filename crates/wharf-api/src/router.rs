@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::query::{decode, Query};
 use crate::server::Ctx;
 use crate::{
-    containers, create, events, exec, images, networks, streams, system, transfer, version, volumes,
+    build, containers, create, events, exec, images, networks, streams, system, transfer, version,
+    volumes,
 };
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -58,6 +59,7 @@ pub async fn route(
         ["exec", id, "start"] if post => exec::start(req, id, ctx, caller).await,
         ["exec", id, "resize"] if post => exec::resize(id, &q, ctx).await,
         ["exec", id, "json"] if get => exec::inspect(id, ctx).await,
+        ["build"] if post => build::build(req, &q, ctx, caller).await,
         ["images", "json"] if get => images::list(&q, ctx, caller).await,
         ["images", "create"] if post => transfer::pull(req, &q, ctx, caller).await,
         ["images", "get"] if get => transfer::save(q.all("names"), &q, ctx, caller).await,

@@ -342,9 +342,62 @@ pub(super) fn is_tar(f: &mut File) -> bool {
     ok
 }
 
+/// A context tar as clients send it, made whole: docker's CLI ends the tar it rewrites
+/// for a Dockerfile outside the context (`.dockerfile.<random>`) right after the last
+/// file's bytes, without the padding to 512 bytes or the end-of-archive blocks (Go's reader
+/// and dockerd accept that). After the source's end this reader adds the missing padding
+/// and two zero blocks; a tar that was already whole gets zero blocks after its end, which
+/// readers never look at.
+pub(super) struct TarEnd<R> {
+    inner: R,
+    read: u64,
+    /// Zero bytes still to give after the source's end (`None`: not at the end yet).
+    tail: Option<u64>,
+}
+
+impl<R: Read> TarEnd<R> {
+    pub fn new(inner: R) -> TarEnd<R> {
+        TarEnd {
+            inner,
+            read: 0,
+            tail: None,
+        }
+    }
+}
+
+impl<R: Read> Read for TarEnd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.tail.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            let pad = (512 - self.read % 512) % 512;
+            self.tail = Some(pad + 1024);
+        }
+        let left = self.tail.unwrap_or(0);
+        let n = (buf.len() as u64).min(left) as usize;
+        buf[..n].fill(0);
+        self.tail = Some(left - n as u64);
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tar_end_pads_a_truncated_tar() {
+        let mut out = Vec::new();
+        TarEnd::new(&[1u8; 700][..]).read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 1024 + 1024);
+        assert!(out[..700].iter().all(|b| *b == 1) && out[700..].iter().all(|b| *b == 0));
+        let mut out = Vec::new();
+        TarEnd::new(&[1u8; 1024][..]).read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 2048);
+    }
 
     #[test]
     fn clean_refuses_climbing_out() {

@@ -518,7 +518,7 @@ impl Engine {
         let scratch = self.scratch_dir("context")?;
         let ctx = scratch.0.join("ctx");
         std::fs::create_dir(&ctx).map_err(|e| BuildError::io("create", &ctx, e))?;
-        wharf_store::layer::apply_layer(&ctx, tar).map_err(|e| {
+        wharf_store::layer::apply_layer(&ctx, context::TarEnd::new(tar)).map_err(|e| {
             BuildError::io(
                 "extract",
                 Path::new("-"),
