@@ -684,7 +684,11 @@ impl Engine {
                 meta(st, format!("LABEL {text}"));
             }
             Command::Workdir { path } => {
-                let cur = c.working_dir.clone().unwrap_or_else(|| "/".to_string());
+                let cur = c
+                    .working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".to_string());
                 let joined = Path::new(&cur).join(path);
                 c.working_dir = Some(joined.display().to_string());
                 meta(st, format!("WORKDIR {}", joined.display()));
@@ -998,8 +1002,9 @@ impl Engine {
             entrypoint: Some(entry.clone()),
             args: args.to_vec(),
             env,
-            workdir: st.config.working_dir.clone(),
-            user: st.config.user.clone(),
+            // docker's own images say `"WorkingDir": ""` and `"User": ""` for "not set"
+            workdir: st.config.working_dir.clone().filter(|w| !w.is_empty()),
+            user: st.config.user.clone().filter(|u| !u.is_empty()),
             flags,
             ..Default::default()
         };

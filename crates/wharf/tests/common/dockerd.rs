@@ -61,6 +61,11 @@ impl Dockerd {
             .expect("docker")
     }
 
+    /// The private daemon's `DOCKER_HOST`.
+    pub fn host(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.path().display())
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
         assert!(
