@@ -1066,6 +1066,7 @@ impl Engine {
         Ok(false)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &self,
         req: &BuildRequest,
