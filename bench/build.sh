@@ -3,7 +3,7 @@
 # docker.io 20.10 CLI has BuildKit built in: DOCKER_BUILDKIT=1) on a private dockerd, the same
 # busybox rootfs imported into each. Reports hyperfine medians and ratios for
 #   cold    a 10-step Dockerfile (5 RUN, 3 COPY, ENV, CMD) with --no-cache
-#   per-RUN (cold build with 10 more `RUN true` - cold build) / 10
+#   per-RUN (cold build with 10 more small RUN steps - cold build) / 10
 #   cached  the same build again, every step from the cache
 #   context a cached build of a 500 MB context (50 x 10 MB files; one small file copied):
 #           wharf hashes it (the context digest), docker classic tars and sends it
@@ -52,7 +52,7 @@ CMD ["/app/run.sh"]
 EOF
 ctx_more=$work/ctx-more
 cp -a "$ctx" "$ctx_more"
-for i in $(seq 10); do echo "RUN true" >> "$ctx_more/Dockerfile"; done
+for i in $(seq 10); do echo "RUN echo $i > /r$i" >> "$ctx_more/Dockerfile"; done
 big=$work/ctx-big
 mkdir -p "$big"
 for i in $(seq 50); do head -c $((10 << 20)) /dev/urandom > "$big/blob$i"; done
@@ -91,7 +91,7 @@ if command -v dockerd >/dev/null && [ -x /usr/bin/docker ]; then
     bigc+=("env DOCKER_BUILDKIT=1 $d build -q $big")
     DOCKER_BUILDKIT=1 $d build -q "$big" >/dev/null
   else
-    echo "BuildKit cannot build here; skipped: $(head -c 300 "$work/bk.err")" >&2
+    echo "BuildKit cannot build here; skipped: $(tail -c 400 "$work/bk.err")" >&2
   fi
 fi
 

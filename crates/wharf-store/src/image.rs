@@ -350,7 +350,10 @@ impl Store {
     }
 
     /// The snapshot directories of an image, TOPMOST FIRST (overlay `lowerdir` order).
-    /// A missing snapshot is re-created from its blob (verifying the diff_id).
+    /// A missing snapshot is re-created from its blob (verifying the diff_id). A layer the
+    /// image holds twice (two steps with the same diff) is listed once, at its topmost
+    /// place: overlay refuses a lowerdir given twice (ELOOP), and the lower copy is wholly
+    /// shadowed by the upper one (its files, whiteouts and opaque dirs are the same).
     pub fn image_layers(&self, id: &Digest) -> Result<Vec<PathBuf>, StoreError> {
         let idx = self.load_index()?;
         let entry = idx
@@ -371,6 +374,8 @@ impl Store {
                 )));
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|p| seen.insert(p.clone()));
         Ok(out)
     }
 

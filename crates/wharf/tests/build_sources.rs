@@ -365,3 +365,22 @@ fn cache_from_reuses_the_steps_of_an_image_built_elsewhere() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("nothere:1"), "{}", stderr(&o));
 }
+
+/// Two steps with the same diff put one layer twice in the image: it still mounts (overlay
+/// refuses a lowerdir given twice) and runs, under build and under `run`.
+#[test]
+fn repeated_identical_layers_mount() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN true\nRUN true\nRUN true\nRUN echo ran-the-run-step > /r\n",
+    );
+    let o = w.run(&["build", "-t", "rep:1", ctx.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        w.ok(&["run", "--rm", "--network", "none", "rep:1", "cat", "/r"]),
+        "ran-the-run-step\n"
+    );
+}
