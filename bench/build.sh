@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `build`, side by side in one run: wharf, docker's classic builder and BuildKit (Debian's
 # docker.io 20.10 CLI has BuildKit built in: DOCKER_BUILDKIT=1) on a private dockerd, the same
-# busybox rootfs imported into each. Reports hyperfine medians and ratios for
+# busybox rootfs imported into each. RUN steps have no network in all three (wharf's are
+# `none`; the private dockerd has no bridge, so BuildKit gets `--network none`). Reports hyperfine medians and ratios for
 #   cold    a 10-step Dockerfile (5 RUN, 3 COPY, ENV, CMD) with --no-cache
 #   per-RUN (cold build with 10 more small RUN steps - cold build) / 10
 #   cached  the same build again, every step from the cache
@@ -83,13 +84,13 @@ if command -v dockerd >/dev/null && [ -x /usr/bin/docker ]; then
   bigc+=("env DOCKER_BUILDKIT=0 $d build -q $big")
   DOCKER_BUILDKIT=0 $d build -q "$ctx" >/dev/null
   DOCKER_BUILDKIT=0 $d build -q "$big" >/dev/null
-  if DOCKER_BUILDKIT=1 $d build -q "$ctx" >/dev/null 2>"$work/bk.err"; then
+  if DOCKER_BUILDKIT=1 $d build --network none -q "$ctx" >/dev/null 2>"$work/bk.err"; then
     names+=(buildkit)
-    cold+=("env DOCKER_BUILDKIT=1 $d build --no-cache -q $ctx")
-    more+=("env DOCKER_BUILDKIT=1 $d build --no-cache -q $ctx_more")
-    cached+=("env DOCKER_BUILDKIT=1 $d build -q $ctx")
-    bigc+=("env DOCKER_BUILDKIT=1 $d build -q $big")
-    DOCKER_BUILDKIT=1 $d build -q "$big" >/dev/null
+    cold+=("env DOCKER_BUILDKIT=1 $d build --network none --no-cache -q $ctx")
+    more+=("env DOCKER_BUILDKIT=1 $d build --network none --no-cache -q $ctx_more")
+    cached+=("env DOCKER_BUILDKIT=1 $d build --network none -q $ctx")
+    bigc+=("env DOCKER_BUILDKIT=1 $d build --network none -q $big")
+    DOCKER_BUILDKIT=1 $d build --network none -q "$big" >/dev/null
   else
     echo "BuildKit cannot build here; skipped: $(tail -c 400 "$work/bk.err")" >&2
   fi

@@ -371,6 +371,9 @@ impl Engine {
         let started = info.state.started_at.clone();
         let was_running = info.state.status() == Status::Running;
         let mut last = info.state.exit_code;
+        // short waits first (a build's RUN step is usually done within milliseconds), then
+        // every 20 ms
+        let mut pause = Duration::from_millis(1);
         loop {
             match self.container(id.as_str()) {
                 Ok(i) => {
@@ -387,7 +390,8 @@ impl Engine {
                 Err(e) if e.kind() == ErrorKind::NotFound && was_running => return Ok(last),
                 Err(e) => return Err(e),
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 
