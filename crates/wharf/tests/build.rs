@@ -187,7 +187,26 @@ fn build_args_and_labels() {
         "{{json .Config.Labels}}",
         "args:1",
     ]);
-    assert_eq!(labels.trim(), r#"{"a":"b","from":"file"}"#);
+    // the Dockerfile's and --label's labels, and the provenance labels
+    let mut labels: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(labels.trim()).unwrap();
+    let provenance: Vec<String> = labels
+        .keys()
+        .filter(|k| k.starts_with("org.wharf.build."))
+        .cloned()
+        .collect();
+    assert_eq!(
+        provenance,
+        [
+            "org.wharf.build.context-digest",
+            "org.wharf.build.dockerfile-digest"
+        ]
+    );
+    labels.retain(|k, _| !k.starts_with("org.wharf.build."));
+    assert_eq!(
+        serde_json::Value::Object(labels).to_string(),
+        r#"{"a":"b","from":"file"}"#
+    );
     // an ARG is not in the image's environment
     let env = w.ok(&[
         "image",
