@@ -384,3 +384,43 @@ fn repeated_identical_layers_mount() {
         "ran-the-run-step\n"
     );
 }
+
+/// The context digest remembers per-file digests by stat (so a rebuild of a large context
+/// reads nothing it read before), and a same-size rewrite within the same second is still
+/// seen (the ctime changes).
+#[test]
+fn context_digest_cache_sees_every_change() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(&ctx, "Dockerfile", "FROM busybox\nENV A=1\n");
+    write(&ctx, "data", "one\n");
+    let c = ctx.to_str().unwrap();
+    let digest = |tag: &str| {
+        w.ok(&["build", "-t", tag, c]);
+        labels(&w, tag)["org.wharf.build.context-digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = digest("c:1");
+    let caches: Vec<_> = std::fs::read_dir(w.root().join("build-cache"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("context-"))
+        .collect();
+    assert_eq!(
+        caches.len(),
+        1,
+        "one per-file digest cache for the directory"
+    );
+    assert_eq!(digest("c:2"), first, "unchanged");
+    write(&ctx, "data", "two\n");
+    let second = digest("c:3");
+    assert_ne!(second, first, "a same-size rewrite is a change");
+    write(&ctx, "data", "one\n");
+    assert_eq!(
+        digest("c:4"),
+        first,
+        "the same bytes again: the same digest"
+    );
+}

@@ -432,7 +432,7 @@ impl Engine {
             (DOCKERFILE_LABEL.to_string(), df_digest.to_string()),
             (
                 CONTEXT_LABEL.to_string(),
-                sources::context_digest(&root)?.to_string(),
+                self.context_digest(&root, &req.context)?.to_string(),
             ),
         ]);
 

@@ -7,12 +7,13 @@
 //! Must not: print (pull progress goes to the build's sink as lines), or read outside the
 //! context (the context digest walks it through `context::walk`).
 
-use super::context::{self, Root};
+use super::context::{self, Kind, Root};
 use super::{BuildError, BuildProgress, BuildRequest, StageState};
 use crate::distribution::PullPolicy;
 use crate::images::ImageError;
 use crate::Engine;
 use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use wharf_build::stages::{Base, Plan};
@@ -42,11 +43,35 @@ fn layer_index(history: &[History], i: usize) -> usize {
     history[..i].iter().filter(|h| !h.empty_layer).count()
 }
 
-/// The context digest (see [`CONTEXT_LABEL`]).
-pub(super) fn context_digest(root: &Root) -> Result<Digest, BuildError> {
-    let mut h = Sha256::new();
-    context::hash_source(root, Path::new(""), &mut h)?;
-    Ok(Digest::from_hasher(h))
+/// The per-file digest cache of a directory context is at most this large (else unused).
+const FILE_CACHE_MAX: u64 = 64 << 20;
+
+/// What identifies a file's bytes without reading them: device, inode, size, mtime and
+/// ctime to the nanosecond (any write changes the ctime, which no user can set back).
+fn stat_key(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{}:{}:{}:{}.{}:{}.{}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    )
+}
+
+fn load_file_cache(path: &Path) -> HashMap<String, String> {
+    let Ok(Some(bytes)) = wharf_sys::fs::read_small_file(None, path, FILE_CACHE_MAX) else {
+        return HashMap::new();
+    };
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, d)| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(k, d)| (k.to_string(), d.to_string()))
+        .collect()
 }
 
 /// docker's pull line for one progress event (byte counts left out: a build log is plain).
@@ -60,6 +85,76 @@ fn pull_line(p: Progress<'_>) -> Option<String> {
 }
 
 impl Engine {
+    /// The context digest (see [`CONTEXT_LABEL`]): one walk of the context after
+    /// `.dockerignore`, each file's bytes as their sha256. For a directory context the
+    /// per-file digests are remembered by [`stat_key`] in `build-cache/context-<sha256 of
+    /// its path>`, so an unchanged file is not read again (a rebuild of a large context
+    /// costs a stat per file, as BuildKit's); a context unpacked from a tar has new inodes
+    /// every time and keeps no such file.
+    pub(super) fn context_digest(
+        &self,
+        root: &Root,
+        context_dir: &Path,
+    ) -> Result<Digest, BuildError> {
+        let cache_path = (!context_dir.starts_with(self.root().join("build-tmp"))).then(|| {
+            let abs = std::fs::canonicalize(context_dir).unwrap_or(context_dir.to_path_buf());
+            self.cache_dir().join(format!(
+                "context-{}",
+                Digest::of(abs.as_os_str().as_encoded_bytes()).hex()
+            ))
+        });
+        let old = cache_path
+            .as_deref()
+            .map(load_file_cache)
+            .unwrap_or_default();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut h = Sha256::new();
+        context::walk(root, Path::new(""), &mut |e, file| {
+            h.update(format!(
+                "\n{}\0{:o}\0{}\0{}\0{}\0",
+                e.rel.display(),
+                e.mode,
+                e.uid,
+                e.gid,
+                e.size
+            ));
+            match (&e.kind, file) {
+                (Kind::Symlink(t), _) => h.update(t.as_os_str().as_encoded_bytes()),
+                (Kind::Dir, _) => h.update(b"d"),
+                (Kind::File, Some(mut f)) => {
+                    // the stat before the read: a write during the read changes the ctime
+                    let key = f
+                        .metadata()
+                        .map(|m| stat_key(&m))
+                        .map_err(|err| BuildError::io("stat", &e.rel, err))?;
+                    let digest = match old.get(&key) {
+                        Some(d) => d.clone(),
+                        None => {
+                            let mut fh = Sha256::new();
+                            std::io::copy(&mut f, &mut fh)
+                                .map_err(|err| BuildError::io("read", &e.rel, err))?;
+                            Digest::from_hasher(fh).hex().to_string()
+                        }
+                    };
+                    h.update(digest.as_bytes());
+                    seen.insert(key, digest);
+                }
+                (Kind::File, None) => {}
+            }
+            Ok(())
+        })?;
+        if let Some(path) = cache_path.filter(|_| seen != old) {
+            let mut text = String::new();
+            for (k, d) in &seen {
+                text.push_str(&format!("{k} {d}\n"));
+            }
+            // a cache: a failed write only costs the next build a read
+            let _ = std::fs::create_dir_all(self.cache_dir());
+            let _ = wharf_sys::atomic::write_file(&path, text.as_bytes(), 0o600);
+        }
+        Ok(Digest::from_hasher(h))
+    }
+
     /// The FROM images of the stages built: each checked by the admin policy as `run`'s
     /// image is, then present in the store (pulled when missing; with `--pull` always),
     /// before any step runs. `scratch` and earlier stages are not images.
