@@ -327,20 +327,15 @@ pub async fn top(
     Ok(body::json(200, &v))
 }
 
-/// `POST /containers/prune` (no filters yet: any is refused by name).
+/// `POST /containers/prune?filters=` (`until`, `label`, `label!`, as the CLI's).
 pub async fn prune(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
-    if let Some(f) = q.filters()?.first() {
-        let name = f.split_once('=').map_or(f.as_str(), |(k, _)| k).to_string();
-        return Err(wharf_engine::EngineError::from(
-            wharf_engine::refusal::ValidationError::FilterName { name },
-        )
-        .into());
-    }
-    let v = blocking(ctx, caller, |e| {
-        let ids = e.prune_containers()?;
+    let filters = q.filters()?;
+    let v = blocking(ctx, caller, move |e| {
+        let rep =
+            e.prune_containers_filtered(&wharf_engine::prune::ContainerPruneRequest { filters })?;
         Ok(json!({
-            "ContainersDeleted": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
-            "SpaceReclaimed": 0,
+            "ContainersDeleted": rep.deleted.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "SpaceReclaimed": rep.reclaimed,
         }))
     })
     .await?;

@@ -8,8 +8,9 @@
 //! Layout: `server` (listener, connections with their peer credentials, limits, graceful
 //! stop), `listen` (the socket file, systemd activation, sd_notify), `router` (versioned
 //! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
-//! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `images`, `transfer`
-//! (pull/save/load), `networks`, `volumes`), `error`
+//! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `stats`, `files`
+//! (archive/changes/export), `images`, `transfer` (pull/save/load), `networks`, `volumes`),
+//! `error`
 //! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
 //!
 //! Must not: decide anything the CLI would decide differently, enter a container, fork
@@ -24,12 +25,14 @@ mod create;
 mod error;
 mod events;
 mod exec;
+mod files;
 mod images;
 pub mod listen;
 mod networks;
 mod query;
 mod router;
 mod server;
+mod stats;
 mod streams;
 mod system;
 mod transfer;

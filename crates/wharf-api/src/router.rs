@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::query::{decode, Query};
 use crate::server::Ctx;
 use crate::{
-    containers, create, events, exec, images, networks, streams, system, transfer, version, volumes,
+    containers, create, events, exec, files, images, networks, stats, streams, system, transfer,
+    version, volumes,
 };
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -51,6 +52,16 @@ pub async fn route(
         ["containers", id, "unpause"] if post => containers::pause(id, false, ctx, caller).await,
         ["containers", id, "rename"] if post => containers::rename(id, &q, ctx, caller).await,
         ["containers", id, "top"] if get => containers::top(id, &q, ctx, caller).await,
+        ["containers", id, "stats"] if get => stats::stats(id, &q, ctx, caller).await,
+        ["containers", id, "changes"] if get => files::changes(id, ctx, caller).await,
+        ["containers", id, "export"] if get => files::export(id, ctx, caller).await,
+        ["containers", id, "archive"] if get => files::archive_get(id, &q, ctx, caller).await,
+        ["containers", id, "archive"] if m == Method::HEAD => {
+            files::archive_head(id, &q, ctx, caller).await
+        }
+        ["containers", id, "archive"] if m == Method::PUT => {
+            files::archive_put(req, id, &q, ctx, caller).await
+        }
         ["containers", id] if delete => containers::remove(id, &q, ctx, caller).await,
         ["containers", id, "logs"] if get => streams::logs(id, &q, ctx, caller).await,
         ["containers", id, "attach"] if post => streams::attach(req, id, &q, ctx, caller).await,
@@ -62,11 +73,19 @@ pub async fn route(
         ["images", "create"] if post => transfer::pull(req, &q, ctx, caller).await,
         ["images", "get"] if get => transfer::save(q.all("names"), &q, ctx, caller).await,
         ["images", "load"] if post => transfer::load(req, &q, ctx, caller).await,
+        ["images", "prune"] if post => images::prune(&q, ctx, caller).await,
+        ["images", "search"] if get => images::search(),
+        ["commit"] if post => images::commit(req, &q, ctx, caller).await,
+        ["system", "df"] if get => system::df(ctx, caller).await,
+        ["build", "prune"] if post => system::build_prune(),
         ["images", name @ .., "get"] if get && !name.is_empty() => {
             transfer::save(vec![name.join("/")], &q, ctx, caller).await
         }
         ["images", name @ .., "json"] if get && !name.is_empty() => {
             images::inspect(&name.join("/"), ctx, caller).await
+        }
+        ["images", name @ .., "history"] if get && !name.is_empty() => {
+            images::history(&name.join("/"), ctx, caller).await
         }
         ["images", name @ .., "tag"] if post && !name.is_empty() => {
             images::tag(&name.join("/"), &q, ctx, caller).await

@@ -37,3 +37,79 @@ pub async fn info(ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiE
     let v = blocking(ctx, caller, |e| Ok(wharf_engine::info::info(e)?)).await?;
     Ok(body::json(200, &v))
 }
+
+/// `GET /system/df`: images (shared layers once), containers' writable layers, volumes
+/// (`wharf_engine::prune::DiskUsage`, what `wharf system df` renders); no build cache.
+pub async fn df(ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
+    use serde_json::json;
+    let v = blocking(ctx, caller, |e| {
+        let du = e.disk_usage()?;
+        let images: Vec<_> = du
+            .images
+            .iter()
+            .map(|i| {
+                json!({
+                    "Id": i.id.to_string(),
+                    "ParentId": "",
+                    "RepoTags": i.repo_tags,
+                    "RepoDigests": [],
+                    "Created": wharf_engine::timefmt::unix_seconds(&i.created),
+                    "Size": i.size,
+                    "SharedSize": i.shared_size,
+                    "Labels": {},
+                    "Containers": i.containers,
+                })
+            })
+            .collect();
+        let containers: Vec<_> = du
+            .containers
+            .iter()
+            .map(|c| {
+                json!({
+                    "Id": c.id.as_str(),
+                    "Names": [format!("/{}", c.name)],
+                    "Image": c.image,
+                    "Command": c.command,
+                    "Created": wharf_engine::timefmt::unix_seconds(&c.created),
+                    "SizeRw": c.size_rw,
+                    "SizeRootFs": c.size_rw,
+                    "State": c.status.as_str(),
+                    "Status": c.status.as_str(),
+                    "Ports": [],
+                    "Labels": {},
+                    "Mounts": [],
+                })
+            })
+            .collect();
+        let volumes: Vec<_> = du
+            .volumes
+            .iter()
+            .map(|v| {
+                json!({
+                    "Name": v.name,
+                    "Driver": "local",
+                    "Scope": "local",
+                    "Labels": {},
+                    "Options": {},
+                    "UsageData": {"Size": v.size, "RefCount": v.links},
+                })
+            })
+            .collect();
+        Ok(json!({
+            "LayersSize": du.images_size,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "BuildCache": [],
+        }))
+    })
+    .await?;
+    Ok(body::json(200, &v))
+}
+
+/// `POST /build/prune`: the API serves no build cache (501, docker's error shape).
+pub fn build_prune() -> Result<Response<Body>, ApiError> {
+    Err(ApiError::Unsupported {
+        what: "build cache prune through the Engine API",
+    })
+}

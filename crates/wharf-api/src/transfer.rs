@@ -174,8 +174,8 @@ pub async fn pull(
 
 /// A `Write` that hands its bytes to a response body (blocking while the client is slow);
 /// a client that went away is a broken pipe.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+pub(crate) struct ChannelWriter {
+    pub(crate) tx: mpsc::Sender<Bytes>,
 }
 
 impl std::io::Write for ChannelWriter {
@@ -233,7 +233,7 @@ pub async fn save(
 }
 
 /// A blocking `Read` over a request body fed by an async task (bounded channel).
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     cur: Bytes,
 }
@@ -254,21 +254,10 @@ impl std::io::Read for ChannelReader {
     }
 }
 
-/// `POST /images/load?quiet=`: the body (a docker/OCI archive, any size: the loader caps
-/// and verifies what it keeps) streamed into the engine; docker's `{"stream": "Loaded
-/// image: …\n"}` lines. Each chunk must arrive within the server's body deadline.
-pub async fn load(
-    req: Request<Incoming>,
-    q: &Query,
-    ctx: &Arc<Ctx>,
-    caller: Caller,
-) -> Result<Response<Body>, ApiError> {
-    let platform = q
-        .get("platform")
-        .filter(|p| !p.is_empty())
-        .map(str::to_string);
+/// A request body as a blocking `Read` for an engine call, fed by a task (bounded channel;
+/// each chunk must arrive within `deadline`, a stalled body is a read error).
+pub(crate) fn body_reader(req: Request<Incoming>, deadline: std::time::Duration) -> ChannelReader {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let deadline = ctx.opts.body_timeout;
     let mut incoming = req.into_body();
     tokio::spawn(async move {
         loop {
@@ -290,11 +279,27 @@ pub async fn load(
             }
         }
     });
+    ChannelReader {
+        rx,
+        cur: Bytes::new(),
+    }
+}
+
+/// `POST /images/load?quiet=`: the body (a docker/OCI archive, any size: the loader caps
+/// and verifies what it keeps) streamed into the engine; docker's `{"stream": "Loaded
+/// image: …\n"}` lines. Each chunk must arrive within the server's body deadline.
+pub async fn load(
+    req: Request<Incoming>,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let mut r = body_reader(req, ctx.opts.body_timeout);
     let loaded = crate::server::blocking(ctx, caller, move |e| {
-        let mut r = ChannelReader {
-            rx,
-            cur: Bytes::new(),
-        };
         Ok(e.load_images(&LoadRequest { platform }, &mut r)?)
     })
     .await?;

@@ -4,6 +4,7 @@
 //! create-time record (`create`), and drives the runtime. It does not parse command lines or
 //! print anything: the CLI formats what it returns.
 
+pub mod archive;
 pub mod build;
 pub mod bundles;
 mod client;
