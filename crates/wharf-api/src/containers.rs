@@ -8,6 +8,7 @@ use crate::server::{blocking, no_content, Ctx};
 use http::Response;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use wharf_engine::lifecycle::WaitCondition;
 use wharf_engine::run::ContainerInfo;
 use wharf_engine::state::Status;
@@ -265,19 +266,40 @@ pub async fn wait(
     .await?;
     let (tx, body) = body::channel();
     let c = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        let result = c.engine(caller).and_then(|e| {
-            let closed = || tx.is_closed();
-            Ok(e.finish_wait(waiter, &closed)?)
-        });
+    // polled from the reactor: each check is a short call on the blocking pool, and no
+    // thread is held between checks (200 waits must not take 200 threads)
+    tokio::spawn(async move {
+        let mut waiter = waiter;
+        let mut pause = Duration::from_millis(20);
+        let result = loop {
+            let (w, r) = match blocking(&c, caller, move |e| {
+                let r = e.poll_wait(&mut waiter);
+                Ok((waiter, r))
+            })
+            .await
+            {
+                Ok(v) => v,
+                Err(e) => break Err(e),
+            };
+            waiter = w;
+            match r {
+                Ok(Some(code)) => break Ok(code),
+                Ok(None) => {}
+                Err(e) => break Err(e.into()),
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(250));
+        };
         let v = match result {
-            Ok(None) => return,
-            Ok(Some(code)) => json!({"StatusCode": code, "Error": null}),
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
             Err(err) => json!({"StatusCode": -1, "Error": {"Message": err.message()}}),
         };
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
-        let _ = tx.blocking_send(b.into());
+        let _ = tx.send(b.into()).await;
     });
     Ok(body::streamed(200, "application/json", body))
 }

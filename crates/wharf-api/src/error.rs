@@ -44,6 +44,8 @@ pub enum ApiError {
     UpgradeRequired,
     #[error("invalid X-Registry-Auth header: expected base64url JSON")]
     RegistryAuth,
+    #[error("too many long-lived requests (wait, logs, events, attach, exec, stats) open for uid {uid}: at most {limit}")]
+    TooManyLong { uid: u32, limit: usize },
     #[error("{what} is not supported by wharf")]
     Unsupported { what: &'static str },
     #[error("the engine call failed to complete")]
@@ -75,6 +77,7 @@ impl HasKind for ApiError {
             ApiError::NoRoute | ApiError::NoSuchExec { .. } => ErrorKind::NotFound,
             ApiError::ExecStarted { .. } | ApiError::TooManyAttach => ErrorKind::Conflict,
             ApiError::TooManyExecs => ErrorKind::Unavailable,
+            ApiError::TooManyLong { .. } => ErrorKind::TooManyRequests,
             ApiError::Unsupported { .. } => ErrorKind::NotImplemented,
             ApiError::BodyTooLarge { .. } => ErrorKind::TooLarge,
             ApiError::Task(_) | ApiError::Io { .. } => ErrorKind::Internal,

@@ -14,8 +14,22 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use wharf_engine::Caller;
 
+/// Whether a request may stay open indefinitely (counted per caller uid).
+fn long_lived(m: &Method, s: &[&str], q: &Query) -> bool {
+    let streaming = !matches!(q.get("stream"), Some("0" | "false" | "False"));
+    match s {
+        ["events"] => q.get("until").is_none_or(str::is_empty),
+        ["containers", _, "wait" | "attach"] => *m == Method::POST,
+        ["containers", _, "attach", "ws"] => true,
+        ["containers", _, "logs"] => q.bool("follow"),
+        ["containers", _, "stats"] => streaming && !q.bool("one-shot"),
+        ["exec", _, "start"] => true,
+        _ => false,
+    }
+}
+
 pub async fn route(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     ctx: &Arc<Ctx>,
     caller: Caller,
 ) -> Result<Response<Body>, ApiError> {
@@ -30,10 +44,34 @@ pub async fn route(
         .collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method().clone();
-    let get = m == Method::GET;
-    let post = m == Method::POST;
-    let delete = m == Method::DELETE;
-    match s.as_slice() {
+    let slot = if long_lived(&m, &s, &q) {
+        let slot = crate::server::long_slot(ctx, caller.uid)?;
+        // a hijacking handler takes it from here into its connection's task
+        req.extensions_mut().insert(slot.clone());
+        Some(slot)
+    } else {
+        None
+    };
+    let resp = dispatch(req, ctx, caller, &m, &s, &q).await?;
+    Ok(match slot {
+        Some(slot) => resp.map(|b| body::holding(b, slot)),
+        None => resp,
+    })
+}
+
+async fn dispatch(
+    req: Request<Incoming>,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+    m: &Method,
+    s: &[&str],
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let get = *m == Method::GET;
+    let post = *m == Method::POST;
+    let delete = *m == Method::DELETE;
+    let (q, m) = (q.clone(), m.clone());
+    match s {
         ["_ping"] if get || m == Method::HEAD => Ok(system::ping()),
         ["version"] if get => system::version().await,
         ["info"] if get => system::info(ctx, caller).await,

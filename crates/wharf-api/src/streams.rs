@@ -177,8 +177,10 @@ pub async fn attach(
     })
     .await?;
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let slot = req.extensions_mut().remove::<crate::server::LongSlot>();
     let c = ctx.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };

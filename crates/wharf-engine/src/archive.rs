@@ -178,8 +178,7 @@ impl Engine {
                 ..CpOptions::default()
             },
         )?;
-        let fd = std::fs::File::open(&stage.0)
-            .map_err(|e| EngineError::io("open", &stage.0, e))?;
+        let fd = std::fs::File::open(&stage.0).map_err(|e| EngineError::io("open", &stage.0, e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
         diff::write_tar(fd.as_fd(), TreeKind::Plain, &[], &mut w).map_err(StoreError::from)?;
         w.flush()

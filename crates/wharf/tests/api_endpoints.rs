@@ -453,3 +453,80 @@ fn diff_export_commit_history_prune_df_search() {
         .as_str()
         .is_some_and(|m| m.contains("not supported")));
 }
+
+/// Reads a response's status line and headers (not its body).
+fn read_head(c: &mut UnixStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match c.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[test]
+fn long_requests_are_capped_per_uid_and_hold_no_thread() {
+    let w = Wharf::new().with_busybox();
+    let Some(s) = start(&w) else { return };
+    let id = s
+        .ok(&["run", "-d", "--network", "none", "busybox", "sleep", "300"])
+        .trim()
+        .to_string();
+    // 200 waits from one uid: 64 are served (headers sent, waiting), the rest 429
+    let mut open = Vec::new();
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..200 {
+        let mut c = UnixStream::connect(&s.sock).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        c.write_all(
+            format!(
+                "POST /v1.50/containers/{id}/wait HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("send");
+        let head = read_head(&mut c);
+        if head.starts_with("HTTP/1.1 200") {
+            served += 1;
+            open.push(c);
+        } else {
+            assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+            refused += 1;
+        }
+    }
+    assert_eq!((served, refused), (64, 136));
+    let (code, resp) = s.raw(&req("POST", &format!("/v1.50/containers/{id}/wait"), ""));
+    assert_eq!(code, 429);
+    assert!(
+        json_body(&resp)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 64")),
+        "{resp}"
+    );
+    // the server keeps serving everything else at once
+    let t = Instant::now();
+    let (code, _) = s.raw(&req("GET", "/_ping", ""));
+    assert_eq!(code, 200);
+    assert_eq!(s.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // the waits that were served end with the container
+    s.ok(&["kill", &id]);
+    let mut body = String::new();
+    open[0].read_to_string(&mut body).ok();
+    assert!(body.contains("\"StatusCode\":137"), "{body}");
+    // closed waits give their slots back
+    drop(open);
+    assert!(
+        common::eventually(10, || {
+            s.raw(&req("POST", &format!("/v1.50/containers/{id}/wait"), ""))
+                .0
+                == 200
+        }),
+        "slots were not released"
+    );
+    s.ok(&["rm", "-f", &id]);
+}
