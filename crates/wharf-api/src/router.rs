@@ -115,6 +115,7 @@ async fn dispatch(
         ["images", "search"] if get => images::search(),
         ["commit"] if post => images::commit(req, &q, ctx, caller).await,
         ["system", "df"] if get => system::df(ctx, caller).await,
+        ["auth"] if post => system::auth(req, ctx, caller).await,
         ["build", "prune"] if post => system::build_prune(),
         ["images", name @ .., "get"] if get && !name.is_empty() => {
             transfer::save(vec![name.join("/")], &q, ctx, caller).await
@@ -124,6 +125,9 @@ async fn dispatch(
         }
         ["images", name @ .., "history"] if get && !name.is_empty() => {
             images::history(&name.join("/"), ctx, caller).await
+        }
+        ["images", name @ .., "push"] if post && !name.is_empty() => {
+            transfer::push(req, &name.join("/"), &q, ctx, caller).await
         }
         ["images", name @ .., "tag"] if post && !name.is_empty() => {
             images::tag(&name.join("/"), &q, ctx, caller).await

@@ -113,3 +113,39 @@ pub fn build_prune() -> Result<Response<Body>, ApiError> {
         what: "build cache prune through the Engine API",
     })
 }
+
+/// `POST /auth` (`docker login` through the socket): the credentials checked against the
+/// registry as `wharf login` checks them, and not stored by the server — the client keeps
+/// them and sends them as `X-Registry-Auth`. Identity tokens are 501.
+pub async fn auth(
+    req: http::Request<hyper::body::Incoming>,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let v = crate::router::json_body(req, ctx).await?;
+    let o = v.as_object().ok_or(ApiError::JsonShape {
+        what: "an object with username, password and serveraddress",
+    })?;
+    let field = |k: &str| {
+        o.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if !field("identitytoken").is_empty() || !field("registrytoken").is_empty() {
+        return Err(ApiError::Unsupported {
+            what: "token authentication in POST /auth",
+        });
+    }
+    let server = field("serveraddress");
+    let login = wharf_engine::distribution::LoginRequest {
+        server: (!server.is_empty()).then_some(server),
+        username: field("username"),
+        password: field("password"),
+    };
+    blocking(ctx, caller, move |e| Ok(e.check_login(&login)?)).await?;
+    Ok(body::json(
+        200,
+        &serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
+}

@@ -530,3 +530,123 @@ fn long_requests_are_capped_per_uid_and_hold_no_thread() {
     );
     s.ok(&["rm", "-f", &id]);
 }
+
+/// A raw request as nobody:nogroup (a non-root member of the socket's group) through curl:
+/// (status, body).
+fn curl_as_nobody(
+    s: &Service,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> Option<(u16, String)> {
+    use std::os::unix::process::CommandExt;
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&s.sock)
+        .args(["-X", method]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let o = c
+        .arg(format!("http://d{path}"))
+        .uid(65534)
+        .gid(65534)
+        .env_clear()
+        .output()
+        .ok()?;
+    let out = stdout(&o);
+    let (body, code) = out.trim_end().rsplit_once('\n')?;
+    Some((code.parse().ok()?, body.to_string()))
+}
+
+#[test]
+fn docker_login_push_and_stored_credentials_only_for_root() {
+    let w = Wharf::new().with_busybox();
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let t = common::tmp_dir("wharf-api-push-");
+    let hp = t.path().join("htpasswd");
+    std::fs::write(
+        &hp,
+        wharf_registry::htpasswd_line("alice", "s3cret", 6).expect("htpasswd") + "\n",
+    )
+    .expect("write htpasswd");
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
+        hp.display()
+    );
+    let Some(reg) = common::registry::DockerRegistry::start(t.path(), "127.0.0.1", "", &auth)
+    else {
+        return;
+    };
+    let server_cfg = t.path().join("server-config");
+    std::fs::create_dir_all(&server_cfg).expect("mkdir");
+    let s = Service::start(&w, &[("DOCKER_CONFIG", server_cfg.as_path())]);
+    // the docker CLI keeps credentials in its config.json (no `pass` helper on its PATH)
+    let dk = |args: &[&str]| {
+        let o = s
+            .docker(args)
+            .env("PATH", "/usr/local/bin")
+            .output()
+            .expect("docker");
+        (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
+    };
+    // docker login through the socket: checked against the registry, stored by the client only
+    let (ok, out) = dk(&["login", "-u", "alice", "-p", "wrong", &reg.addr]);
+    assert!(!ok, "{out}");
+    let (ok, out) = dk(&["login", "-u", "alice", "-p", "s3cret", &reg.addr]);
+    assert!(ok && out.contains("Login Succeeded"), "{out}");
+    assert_eq!(std::fs::read_dir(&server_cfg).expect("read").count(), 0);
+    // docker push with the client's credentials (X-Registry-Auth): docker's progress
+    let image = format!("{}/priv/bb", reg.addr);
+    s.ok(&["tag", "busybox", &format!("{image}:v1")]);
+    let (ok, out) = dk(&["push", &format!("{image}:v1")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    assert!(out.contains("Pushed"), "{out}");
+    // the server's own login (stored) serves root callers only
+    let o = w
+        .command(&["login", "-u", "alice", "-p", "s3cret", &reg.addr])
+        .env("DOCKER_CONFIG", &server_cfg)
+        .output()
+        .expect("wharf login");
+    assert!(o.status.success(), "{}", stderr(&o));
+    s.ok(&["rmi", &format!("{image}:v1")]);
+    let pull = format!("/v1.50/images/create?fromImage={image}&tag=v1");
+    let Some((code, body)) = curl_as_nobody(&s, "POST", &pull, &[]) else {
+        eprintln!("skipped: no curl");
+        return;
+    };
+    assert_eq!(
+        code, 403,
+        "a non-root caller without X-Registry-Auth is anonymous: {body}"
+    );
+    assert!(
+        s.run(&["image", "inspect", &format!("{image}:v1")])
+            .status
+            .code()
+            != Some(0)
+    );
+    // ... with its own credentials it pulls
+    let header = format!(
+        "X-Registry-Auth: {}",
+        common::sh(
+            r#"printf '{"username":"alice","password":"s3cret"}' | base64 -w0 | tr '+/' '-_'"#
+        )
+        .stdout
+        .iter()
+        .map(|b| *b as char)
+        .collect::<String>()
+    );
+    let (code, body) = curl_as_nobody(&s, "POST", &pull, &[&header]).expect("curl");
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("errorDetail"), "{body}");
+    s.ok(&["rmi", &format!("{image}:v1")]);
+    // root without the header: the stored login
+    let (code, resp) = s.raw(&req("POST", &pull, ""));
+    assert_eq!(code, 200, "{resp}");
+    assert!(!resp.contains("errorDetail"), "{resp}");
+    s.ok(&["image", "inspect", &format!("{image}:v1")]);
+}
