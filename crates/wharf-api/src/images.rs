@@ -32,6 +32,7 @@ pub async fn list(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<
                     "RepoDigests": [],
                     "Created": wharf_engine::timefmt::unix_seconds(&i.created),
                     "Size": i.size,
+                    "VirtualSize": i.size,
                     "SharedSize": -1,
                     "Labels": {},
                     "Containers": -1,

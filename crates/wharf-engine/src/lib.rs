@@ -9,6 +9,7 @@ pub mod build;
 pub mod bundles;
 mod client;
 mod commit;
+mod compat;
 pub mod containers;
 pub mod cp;
 pub mod create;
