@@ -42,6 +42,8 @@ pub enum ApiError {
     TooManyExecs,
     #[error("this endpoint needs a hijacked connection (Upgrade: tcp)")]
     UpgradeRequired,
+    #[error("this endpoint needs a websocket handshake (Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)")]
+    WebsocketRequired,
     #[error("invalid X-Registry-Auth header: expected base64url JSON")]
     RegistryAuth,
     #[error("too many long-lived requests (wait, logs, events, attach, exec, stats) open for uid {uid}: at most {limit}")]
@@ -70,6 +72,7 @@ impl HasKind for ApiError {
             | ApiError::JsonShape { .. }
             | ApiError::Query { .. }
             | ApiError::UpgradeRequired
+            | ApiError::WebsocketRequired
             | ApiError::NoStream
             | ApiError::RegistryAuth
             | ApiError::Body(_) => ErrorKind::InvalidArgument,

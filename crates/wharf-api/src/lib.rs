@@ -10,7 +10,7 @@
 //! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
 //! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `stats`, `files`
 //! (archive/changes/export), `images`, `transfer` (pull/save/load), `networks`, `volumes`),
-//! `error`
+//! `ws` (the websocket attach's framing), `error`
 //! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
 //!
 //! Must not: decide anything the CLI would decide differently, enter a container, fork
@@ -38,6 +38,7 @@ mod system;
 mod transfer;
 pub mod version;
 mod volumes;
+mod ws;
 
 pub use error::ApiError;
 pub use server::{serve, ServeOptions};

@@ -34,7 +34,7 @@ pub async fn route(
     caller: Caller,
 ) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
-    let (_version, rest) = version::split(&path)?;
+    let (api_version, rest) = version::split(&path)?;
     let q = Query::parse(req.uri().query())?;
     let segs: Vec<String> = rest
         .trim_start_matches('/')
@@ -52,7 +52,7 @@ pub async fn route(
     } else {
         None
     };
-    let resp = dispatch(req, ctx, caller, &m, &s, &q).await?;
+    let resp = dispatch(req, ctx, caller, &m, &s, &q, api_version).await?;
     Ok(match slot {
         Some(slot) => resp.map(|b| body::holding(b, slot)),
         None => resp,
@@ -66,6 +66,7 @@ async fn dispatch(
     m: &Method,
     s: &[&str],
     q: &Query,
+    api_version: version::Version,
 ) -> Result<Response<Body>, ApiError> {
     let get = *m == Method::GET;
     let post = *m == Method::POST;
@@ -103,6 +104,11 @@ async fn dispatch(
         ["containers", id] if delete => containers::remove(id, &q, ctx, caller).await,
         ["containers", id, "logs"] if get => streams::logs(id, &q, ctx, caller).await,
         ["containers", id, "attach"] if post => streams::attach(req, id, &q, ctx, caller).await,
+        ["containers", id, "attach", "ws"] if get => {
+            // docker's: binary messages from 1.42 on, text ones before
+            let binary = api_version >= version::Version(1, 42);
+            streams::attach_ws(req, id, &q, ctx, caller, binary).await
+        }
         ["containers", id, "exec"] if post => exec::create(req, id, ctx, caller).await,
         ["exec", id, "start"] if post => exec::start(req, id, ctx, caller).await,
         ["exec", id, "resize"] if post => exec::resize(id, &q, ctx).await,

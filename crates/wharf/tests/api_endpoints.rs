@@ -650,3 +650,122 @@ fn docker_login_push_and_stored_credentials_only_for_root() {
     assert!(!resp.contains("errorDetail"), "{resp}");
     s.ok(&["image", "inspect", &format!("{image}:v1")]);
 }
+
+/// One websocket frame from the server: (opcode, payload); the server never masks.
+fn ws_read(c: &mut UnixStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    c.read_exact(&mut h).expect("frame head");
+    assert_eq!(h[1] & 0x80, 0, "a server frame is not masked");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            c.read_exact(&mut b).expect("len16");
+            u64::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            c.read_exact(&mut b).expect("len64");
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    };
+    let mut data = vec![0u8; len as usize];
+    c.read_exact(&mut data).expect("payload");
+    (h[0] & 0x0f, data)
+}
+
+/// One masked client frame.
+fn ws_write(c: &mut UnixStream, opcode: u8, payload: &[u8]) {
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    c.write_all(&f).expect("send frame");
+}
+
+/// The websocket handshake for `path`; the response head.
+fn ws_connect(s: &Service, path: &str) -> (UnixStream, String) {
+    let mut c = UnixStream::connect(&s.sock).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    c.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("handshake");
+    let head = read_head(&mut c);
+    (c, head)
+}
+
+#[test]
+fn websocket_attach_carries_stdin_and_output() {
+    let w = Wharf::new().with_busybox();
+    let Some(s) = start(&w) else { return };
+    // StdinOnce (what `docker run -i` sets): the attach's end closes the container's stdin
+    let (code, resp) = s.raw(&req(
+        "POST",
+        "/v1.50/containers/create",
+        r#"{"Image":"busybox","Cmd":["cat"],"OpenStdin":true,"StdinOnce":true,"HostConfig":{"NetworkMode":"none"}}"#,
+    ));
+    assert_eq!(code, 201, "{resp}");
+    let id = json_body(&resp)["Id"].as_str().expect("Id").to_string();
+    s.ok(&["start", &id]);
+    let (mut c, head) = ws_connect(
+        &s,
+        &format!("/v1.50/containers/{id}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1"),
+    );
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // RFC 6455's example key and its answer
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    ws_write(&mut c, 1, b"hello ws\n");
+    let mut got = Vec::new();
+    while got != b"hello ws\n" {
+        let (op, data) = ws_read(&mut c);
+        assert_eq!(op, 2, "binary messages from API 1.42 on");
+        got.extend_from_slice(&data);
+    }
+    // ping → pong
+    ws_write(&mut c, 9, b"p");
+    assert_eq!(ws_read(&mut c), (10, b"p".to_vec()));
+    // a close ends the container's stdin (cat exits), and the server closes too
+    ws_write(&mut c, 8, &1000u16.to_be_bytes());
+    assert_eq!(ws_read(&mut c).0, 8);
+    assert!(
+        common::eventually(10, || s
+            .ok(&["inspect", "--format", "{{.State.Status}}", &id])
+            .trim()
+            == "exited"),
+        "cat did not see its stdin end"
+    );
+    // API 1.41: text messages (docker's); a request without the handshake is 400
+    let id2 = s
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; echo late",
+        ])
+        .trim()
+        .to_string();
+    let (mut c, head) = ws_connect(
+        &s,
+        &format!("/v1.41/containers/{id2}/attach/ws?stream=1&stdout=1"),
+    );
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (op, data) = ws_read(&mut c);
+    assert_eq!((op, data.as_slice()), (1, &b"late\n"[..]));
+    let (code, resp) = s.raw(&req("GET", &format!("/containers/{id2}/attach/ws"), ""));
+    assert_eq!(code, 400, "{resp}");
+    s.ok(&["rm", "-f", &id, &id2]);
+}
