@@ -88,6 +88,41 @@ impl http_body::Body for ChannelBody {
     }
 }
 
+/// `body` holding `slot` until it ends or the client goes away (a long-lived request's
+/// count follows its stream).
+pub fn holding(body: Body, slot: crate::server::LongSlot) -> Body {
+    Holding {
+        inner: body,
+        _slot: slot,
+    }
+    .boxed()
+}
+
+struct Holding {
+    inner: Body,
+    _slot: crate::server::LongSlot,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The request body, at most `limit` bytes, complete within `deadline`.
 pub async fn read(
     req: http::Request<hyper::body::Incoming>,

@@ -8,6 +8,7 @@ use crate::server::{blocking, no_content, Ctx};
 use http::Response;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use wharf_engine::lifecycle::WaitCondition;
 use wharf_engine::run::ContainerInfo;
 use wharf_engine::state::Status;
@@ -265,19 +266,40 @@ pub async fn wait(
     .await?;
     let (tx, body) = body::channel();
     let c = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        let result = c.engine(caller).and_then(|e| {
-            let closed = || tx.is_closed();
-            Ok(e.finish_wait(waiter, &closed)?)
-        });
+    // polled from the reactor: each check is a short call on the blocking pool, and no
+    // thread is held between checks (200 waits must not take 200 threads)
+    tokio::spawn(async move {
+        let mut waiter = waiter;
+        let mut pause = Duration::from_millis(20);
+        let result = loop {
+            let (w, r) = match blocking(&c, caller, move |e| {
+                let r = e.poll_wait(&mut waiter);
+                Ok((waiter, r))
+            })
+            .await
+            {
+                Ok(v) => v,
+                Err(e) => break Err(e),
+            };
+            waiter = w;
+            match r {
+                Ok(Some(code)) => break Ok(code),
+                Ok(None) => {}
+                Err(e) => break Err(e.into()),
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(250));
+        };
         let v = match result {
-            Ok(None) => return,
-            Ok(Some(code)) => json!({"StatusCode": code, "Error": null}),
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
             Err(err) => json!({"StatusCode": -1, "Error": {"Message": err.message()}}),
         };
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
-        let _ = tx.blocking_send(b.into());
+        let _ = tx.send(b.into()).await;
     });
     Ok(body::streamed(200, "application/json", body))
 }
@@ -327,20 +349,15 @@ pub async fn top(
     Ok(body::json(200, &v))
 }
 
-/// `POST /containers/prune` (no filters yet: any is refused by name).
+/// `POST /containers/prune?filters=` (`until`, `label`, `label!`, as the CLI's).
 pub async fn prune(q: &Query, ctx: &Arc<Ctx>, caller: Caller) -> Result<Response<Body>, ApiError> {
-    if let Some(f) = q.filters()?.first() {
-        let name = f.split_once('=').map_or(f.as_str(), |(k, _)| k).to_string();
-        return Err(wharf_engine::EngineError::from(
-            wharf_engine::refusal::ValidationError::FilterName { name },
-        )
-        .into());
-    }
-    let v = blocking(ctx, caller, |e| {
-        let ids = e.prune_containers()?;
+    let filters = q.filters()?;
+    let v = blocking(ctx, caller, move |e| {
+        let rep =
+            e.prune_containers_filtered(&wharf_engine::prune::ContainerPruneRequest { filters })?;
         Ok(json!({
-            "ContainersDeleted": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
-            "SpaceReclaimed": 0,
+            "ContainersDeleted": rep.deleted.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "SpaceReclaimed": rep.reclaimed,
         }))
     })
     .await?;

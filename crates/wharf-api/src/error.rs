@@ -42,12 +42,16 @@ pub enum ApiError {
     TooManyExecs,
     #[error("this endpoint needs a hijacked connection (Upgrade: tcp)")]
     UpgradeRequired,
+    #[error("this endpoint needs a websocket handshake (Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)")]
+    WebsocketRequired,
     #[error("invalid X-Registry-Auth header: expected base64url JSON")]
     RegistryAuth,
     #[error(transparent)]
     Build(#[from] wharf_engine::build::BuildError),
     #[error("BuildKit builds (version=2) are not supported by wharf: set DOCKER_BUILDKIT=0 to use the classic builder API")]
     BuildKit,
+    #[error("too many long-lived requests (wait, logs, events, attach, exec, stats) open for uid {uid}: at most {limit}")]
+    TooManyLong { uid: u32, limit: usize },
     #[error("{what} is not supported by wharf")]
     Unsupported { what: &'static str },
     #[error("the engine call failed to complete")]
@@ -74,6 +78,7 @@ impl HasKind for ApiError {
             | ApiError::JsonShape { .. }
             | ApiError::Query { .. }
             | ApiError::UpgradeRequired
+            | ApiError::WebsocketRequired
             | ApiError::NoStream
             | ApiError::RegistryAuth
             | ApiError::Body(_) => ErrorKind::InvalidArgument,
@@ -81,6 +86,7 @@ impl HasKind for ApiError {
             ApiError::NoRoute | ApiError::NoSuchExec { .. } => ErrorKind::NotFound,
             ApiError::ExecStarted { .. } | ApiError::TooManyAttach => ErrorKind::Conflict,
             ApiError::TooManyExecs => ErrorKind::Unavailable,
+            ApiError::TooManyLong { .. } => ErrorKind::TooManyRequests,
             ApiError::Unsupported { .. } => ErrorKind::NotImplemented,
             ApiError::BodyTooLarge { .. } => ErrorKind::TooLarge,
             ApiError::Task(_) | ApiError::Io { .. } => ErrorKind::Internal,

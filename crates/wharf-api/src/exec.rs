@@ -228,6 +228,7 @@ pub async fn start(
     let entry = ctx.execs.get(id)?;
     let upgrade = wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let slot = req.extensions_mut().remove::<crate::server::LongSlot>();
     let v = json_body(req, ctx).await?;
     let detach = flag(&v, "Detach");
     let size = v
@@ -326,6 +327,7 @@ pub async fn start(
     });
     let (want_out, want_err) = (entry.attach_stdout, entry.attach_stderr);
     tokio::spawn(async move {
+        let _slot = slot;
         let Ok(upgraded) = on_upgrade.await else {
             let _ = exited.await;
             return;

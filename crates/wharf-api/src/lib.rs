@@ -8,8 +8,10 @@
 //! Layout: `server` (listener, connections with their peer credentials, limits, graceful
 //! stop), `listen` (the socket file, systemd activation, sd_notify), `router` (versioned
 //! paths → handlers), `body`/`query` (HTTP plumbing), one module per resource
-//! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `images`, `transfer`
-//! (pull/save/load), `build` (the classic builder's `POST /build`), `networks`, `volumes`), `error`
+//! (`system`, `events`, `containers`, `create`, `streams`, `exec`, `stats`, `files`
+//! (archive/changes/export), `images`, `transfer` (pull/save/load), `build` (the classic
+//! builder's `POST /build`), `networks`, `volumes`),
+//! `ws` (the websocket attach's framing), `error`
 //! (every failure → docker's `{"message": …}` with the status of its `ErrorKind`).
 //!
 //! Must not: decide anything the CLI would decide differently, enter a container, fork
@@ -25,17 +27,20 @@ mod create;
 mod error;
 mod events;
 mod exec;
+mod files;
 mod images;
 pub mod listen;
 mod networks;
 mod query;
 mod router;
 mod server;
+mod stats;
 mod streams;
 mod system;
 mod transfer;
 pub mod version;
 mod volumes;
+mod ws;
 
 pub use error::ApiError;
 pub use server::{serve, ServeOptions};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// The longest query string read (a `filters` JSON included).
 const MAX_QUERY: usize = 64 * 1024;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Query(Vec<(String, String)>);
 
 fn hex(c: u8) -> Option<u8> {

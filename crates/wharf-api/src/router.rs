@@ -6,21 +6,35 @@ use crate::error::ApiError;
 use crate::query::{decode, Query};
 use crate::server::Ctx;
 use crate::{
-    build, containers, create, events, exec, images, networks, streams, system, transfer, version,
-    volumes,
+    build, containers, create, events, exec, files, images, networks, stats, streams, system,
+    transfer, version, volumes,
 };
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use wharf_engine::Caller;
 
+/// Whether a request may stay open indefinitely (counted per caller uid).
+fn long_lived(m: &Method, s: &[&str], q: &Query) -> bool {
+    let streaming = !matches!(q.get("stream"), Some("0" | "false" | "False"));
+    match s {
+        ["events"] => q.get("until").is_none_or(str::is_empty),
+        ["containers", _, "wait" | "attach"] => *m == Method::POST,
+        ["containers", _, "attach", "ws"] => true,
+        ["containers", _, "logs"] => q.bool("follow"),
+        ["containers", _, "stats"] => streaming && !q.bool("one-shot"),
+        ["exec", _, "start"] => true,
+        _ => false,
+    }
+}
+
 pub async fn route(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     ctx: &Arc<Ctx>,
     caller: Caller,
 ) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
-    let (_version, rest) = version::split(&path)?;
+    let (api_version, rest) = version::split(&path)?;
     let q = Query::parse(req.uri().query())?;
     let segs: Vec<String> = rest
         .trim_start_matches('/')
@@ -30,10 +44,35 @@ pub async fn route(
         .collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method().clone();
-    let get = m == Method::GET;
-    let post = m == Method::POST;
-    let delete = m == Method::DELETE;
-    match s.as_slice() {
+    let slot = if long_lived(&m, &s, &q) {
+        let slot = crate::server::long_slot(ctx, caller.uid)?;
+        // a hijacking handler takes it from here into its connection's task
+        req.extensions_mut().insert(slot.clone());
+        Some(slot)
+    } else {
+        None
+    };
+    let resp = dispatch(req, ctx, caller, &m, &s, &q, api_version).await?;
+    Ok(match slot {
+        Some(slot) => resp.map(|b| body::holding(b, slot)),
+        None => resp,
+    })
+}
+
+async fn dispatch(
+    req: Request<Incoming>,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+    m: &Method,
+    s: &[&str],
+    q: &Query,
+    api_version: version::Version,
+) -> Result<Response<Body>, ApiError> {
+    let get = *m == Method::GET;
+    let post = *m == Method::POST;
+    let delete = *m == Method::DELETE;
+    let (q, m) = (q.clone(), m.clone());
+    match s {
         ["_ping"] if get || m == Method::HEAD => Ok(system::ping()),
         ["version"] if get => system::version().await,
         ["info"] if get => system::info(ctx, caller).await,
@@ -52,9 +91,24 @@ pub async fn route(
         ["containers", id, "unpause"] if post => containers::pause(id, false, ctx, caller).await,
         ["containers", id, "rename"] if post => containers::rename(id, &q, ctx, caller).await,
         ["containers", id, "top"] if get => containers::top(id, &q, ctx, caller).await,
+        ["containers", id, "stats"] if get => stats::stats(id, &q, ctx, caller).await,
+        ["containers", id, "changes"] if get => files::changes(id, ctx, caller).await,
+        ["containers", id, "export"] if get => files::export(id, ctx, caller).await,
+        ["containers", id, "archive"] if get => files::archive_get(id, &q, ctx, caller).await,
+        ["containers", id, "archive"] if m == Method::HEAD => {
+            files::archive_head(id, &q, ctx, caller).await
+        }
+        ["containers", id, "archive"] if m == Method::PUT => {
+            files::archive_put(req, id, &q, ctx, caller).await
+        }
         ["containers", id] if delete => containers::remove(id, &q, ctx, caller).await,
         ["containers", id, "logs"] if get => streams::logs(id, &q, ctx, caller).await,
         ["containers", id, "attach"] if post => streams::attach(req, id, &q, ctx, caller).await,
+        ["containers", id, "attach", "ws"] if get => {
+            // docker's: binary messages from 1.42 on, text ones before
+            let binary = api_version >= version::Version(1, 42);
+            streams::attach_ws(req, id, &q, ctx, caller, binary).await
+        }
         ["containers", id, "exec"] if post => exec::create(req, id, ctx, caller).await,
         ["exec", id, "start"] if post => exec::start(req, id, ctx, caller).await,
         ["exec", id, "resize"] if post => exec::resize(id, &q, ctx).await,
@@ -64,11 +118,23 @@ pub async fn route(
         ["images", "create"] if post => transfer::pull(req, &q, ctx, caller).await,
         ["images", "get"] if get => transfer::save(q.all("names"), &q, ctx, caller).await,
         ["images", "load"] if post => transfer::load(req, &q, ctx, caller).await,
+        ["images", "prune"] if post => images::prune(&q, ctx, caller).await,
+        ["images", "search"] if get => images::search(),
+        ["commit"] if post => images::commit(req, &q, ctx, caller).await,
+        ["system", "df"] if get => system::df(ctx, caller).await,
+        ["auth"] if post => system::auth(req, ctx, caller).await,
+        ["build", "prune"] if post => system::build_prune(),
         ["images", name @ .., "get"] if get && !name.is_empty() => {
             transfer::save(vec![name.join("/")], &q, ctx, caller).await
         }
         ["images", name @ .., "json"] if get && !name.is_empty() => {
             images::inspect(&name.join("/"), ctx, caller).await
+        }
+        ["images", name @ .., "history"] if get && !name.is_empty() => {
+            images::history(&name.join("/"), ctx, caller).await
+        }
+        ["images", name @ .., "push"] if post && !name.is_empty() => {
+            transfer::push(req, &name.join("/"), &q, ctx, caller).await
         }
         ["images", name @ .., "tag"] if post && !name.is_empty() => {
             images::tag(&name.join("/"), &q, ctx, caller).await

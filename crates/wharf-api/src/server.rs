@@ -37,6 +37,9 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// After a stop signal, requests in flight get this long to finish.
     pub grace: Duration,
+    /// Long-lived requests (wait, logs -f, events, attach, exec start, stats stream) one
+    /// caller uid may have open at once; more are answered 429.
+    pub max_long_per_uid: usize,
 }
 
 impl ServeOptions {
@@ -49,6 +52,7 @@ impl ServeOptions {
             max_body: 4 << 20,
             max_connections: 1024,
             grace: Duration::from_secs(5),
+            max_long_per_uid: 64,
         }
     }
 }
@@ -62,6 +66,49 @@ pub(crate) struct Ctx {
     /// them to the monitor before the container runs, so no output is lost.
     pub pending_attach:
         Mutex<HashMap<String, Vec<oneshot::Sender<std::os::unix::net::UnixStream>>>>,
+    /// Long-lived requests open per caller uid.
+    pub long: Mutex<HashMap<u32, usize>>,
+}
+
+/// One long-lived request of a caller, counted until every clone is dropped (the request,
+/// its response body, a hijacked connection's task).
+#[derive(Clone)]
+pub(crate) struct LongSlot(#[allow(dead_code)] Arc<SlotGuard>);
+
+pub(crate) struct SlotGuard {
+    ctx: Arc<Ctx>,
+    uid: u32,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.ctx.long.lock() {
+            if let Some(n) = m.get_mut(&self.uid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.uid);
+                }
+            }
+        }
+    }
+}
+
+/// A slot for a long-lived request of `uid`, or docker's 429 when it has its share open.
+pub(crate) fn long_slot(ctx: &Arc<Ctx>, uid: u32) -> Result<LongSlot, ApiError> {
+    let limit = ctx.opts.max_long_per_uid;
+    let mut m = ctx
+        .long
+        .lock()
+        .map_err(|_| ApiError::TooManyLong { uid, limit })?;
+    let n = m.entry(uid).or_insert(0);
+    if *n >= limit {
+        return Err(ApiError::TooManyLong { uid, limit });
+    }
+    *n += 1;
+    Ok(LongSlot(Arc::new(SlotGuard {
+        ctx: ctx.clone(),
+        uid,
+    })))
 }
 
 impl Ctx {
@@ -124,6 +171,7 @@ pub fn serve(
         opts,
         execs: Default::default(),
         pending_attach: Mutex::new(HashMap::new()),
+        long: Mutex::new(HashMap::new()),
     });
     let grace = ctx.opts.grace;
     let served = rt.block_on(accept_loop(listener, ctx));

@@ -134,7 +134,7 @@ pub fn switching(ctype: &'static str) -> Response<Body> {
 
 /// `POST /containers/{id}/attach?stream&stdin&stdout&stderr`.
 pub async fn attach(
-    mut req: http::Request<hyper::body::Incoming>,
+    req: http::Request<hyper::body::Incoming>,
     id: &str,
     q: &Query,
     ctx: &Arc<Ctx>,
@@ -143,6 +143,34 @@ pub async fn attach(
     if !wants_upgrade(&req) {
         return Err(ApiError::UpgradeRequired);
     }
+    attach_as(req, id, q, ctx, caller, None).await
+}
+
+/// `GET /containers/{id}/attach/ws?stream&stdin&stdout&stderr`: the attach over a
+/// websocket (RFC 6455, `crate::ws`): the container's output raw (not multiplexed, as
+/// docker's), in binary messages from API 1.42 on and text ones before (docker's), the
+/// client's messages to its stdin; a close frame ends the stdin.
+pub async fn attach_ws(
+    req: http::Request<hyper::body::Incoming>,
+    id: &str,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+    binary: bool,
+) -> Result<Response<Body>, ApiError> {
+    let accept = crate::ws::accept_key(&req)?;
+    attach_as(req, id, q, ctx, caller, Some((accept, binary))).await
+}
+
+/// An attach, hijacked (`ws` None) or over a websocket (`Sec-WebSocket-Accept`, binary).
+async fn attach_as(
+    mut req: http::Request<hyper::body::Incoming>,
+    id: &str,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+    ws: Option<(String, bool)>,
+) -> Result<Response<Body>, ApiError> {
     let (want_in, want_out, want_err) = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
     let name = id.to_string();
     let c = ctx.clone();
@@ -177,8 +205,14 @@ pub async fn attach(
     })
     .await?;
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let slot = req.extensions_mut().remove::<crate::server::LongSlot>();
     let c = ctx.clone();
+    let answer = match &ws {
+        None => switching(if tty { RAW } else { MULTIPLEXED }),
+        Some((accept, _)) => crate::ws::switching(accept),
+    };
     tokio::spawn(async move {
+        let _slot = slot;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
@@ -190,10 +224,21 @@ pub async fn attach(
             },
         };
         let io = TokioIo::new(upgraded);
-        pump_monitor(io, monitor, tty, want_in && open_stdin, want_out, want_err).await;
+        let stdin = want_in && open_stdin;
+        match ws {
+            None => pump_monitor(io, monitor, tty, stdin, want_out, want_err).await,
+            Some((_, binary)) => {
+                // the monitor's pump talks to one end of a pipe (raw output, as with a
+                // TTY), the websocket framing to the other
+                let (near, far) = tokio::io::duplex(64 * 1024);
+                let framing = tokio::spawn(crate::ws::relay(io, far, binary));
+                pump_monitor(near, monitor, true, stdin, want_out, want_err).await;
+                let _ = framing.await;
+            }
+        }
     });
     drop(req);
-    Ok(switching(if tty { RAW } else { MULTIPLEXED }))
+    Ok(answer)
 }
 
 /// Waits for the start that hands this attach its monitor connection; gives up when the

@@ -16,7 +16,9 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use wharf_engine::distribution::{LoadRequest, Progress, PullRequest, SaveOutput, SaveRequest};
+use wharf_engine::distribution::{
+    LoadRequest, Progress, PullRequest, PushRequest, SaveOutput, SaveRequest,
+};
 use wharf_engine::Caller;
 
 /// docker's progress object for one of the engine's progress reports.
@@ -78,7 +80,9 @@ fn pull_reference(q: &Query) -> Result<String, ApiError> {
 /// "serveraddress"}`. Absent, empty or `{}` (what clients send without credentials): `None`,
 /// the server's stored credentials apply. `identitytoken`/`registrytoken` are refused by
 /// name rather than ignored.
-fn registry_auth(h: Option<&http::HeaderValue>) -> Result<Option<(String, String)>, ApiError> {
+pub(crate) fn registry_auth(
+    h: Option<&http::HeaderValue>,
+) -> Result<Option<(String, String)>, ApiError> {
     use base64::Engine as _;
     let Some(raw) = h.map(|v| v.as_bytes()).filter(|v| !v.is_empty()) else {
         return Ok(None);
@@ -146,12 +150,88 @@ pub async fn pull(
             let _ = tx.blocking_send(PullMsg::Failed(e.into()));
         }
     });
+    relay(&mut rx)
+        .await
+        .map(|out| body::streamed(200, "application/json", out))
+}
+
+/// docker's progress object for one line of the engine's push output: `<12 hex>: Pushed`
+/// carries the layer as `id`, anything else is a plain `status`.
+fn push_line_json(l: &str) -> Value {
+    match l.split_once(": ") {
+        Some((id, status)) if id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            json!({"status": status, "progressDetail": {}, "id": id})
+        }
+        _ => json!({ "status": l }),
+    }
+}
+
+/// docker's final `aux` object from the engine's `TAG: digest: D size: N` line.
+fn push_aux(l: &str) -> Option<Value> {
+    let (tag, rest) = l.split_once(": digest: ")?;
+    let (digest, size) = rest.split_once(" size: ")?;
+    let size: u64 = size.trim().parse().ok()?;
+    Some(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}}))
+}
+
+/// `POST /images/{name}/push?tag=` (+ `X-Registry-Auth`): the push's progress as docker's
+/// JSON lines, ending with its `aux` (tag, digest, size). A failure before any progress is
+/// an error response with its status, a later one a final `{"errorDetail": …}` line.
+/// Without credentials in the header only a root caller's push uses the server's stored
+/// ones (the engine's rule).
+pub async fn push(
+    req: Request<Incoming>,
+    name: &str,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let credentials = registry_auth(req.headers().get("x-registry-auth"))?;
+    drop(req);
+    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_string(),
+    };
+    let preq = PushRequest {
+        reference,
+        credentials,
+    };
+    let (tx, mut rx) = mpsc::channel::<PullMsg>(16);
+    let c = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let engine = match c.engine(caller) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.blocking_send(PullMsg::Failed(e));
+                return;
+            }
+        };
+        let sink = |l: &str| {
+            let _ = tx.blocking_send(PullMsg::Progress(line(&push_line_json(l))));
+            if let Some(aux) = push_aux(l) {
+                let _ = tx.blocking_send(PullMsg::Progress(line(&aux)));
+            }
+        };
+        if let Err(e) = engine.push_image(&preq, &sink) {
+            let _ = tx.blocking_send(PullMsg::Failed(e.into()));
+        }
+    });
+    relay(&mut rx)
+        .await
+        .map(|out| body::streamed(200, "application/json", out))
+}
+
+/// The response body of a pull or push: the first message decides between an error
+/// response (a failure before any progress) and a stream; later failures end the stream
+/// with docker's `errorDetail` line.
+async fn relay(rx: &mut mpsc::Receiver<PullMsg>) -> Result<Body, ApiError> {
     let first = match rx.recv().await {
-        None => return Ok(body::streamed(200, "application/json", body::empty())),
+        None => return Ok(body::empty()),
         Some(PullMsg::Failed(e)) => return Err(e),
         Some(PullMsg::Progress(b)) => b,
     };
     let (out_tx, out) = body::channel();
+    let mut rx = std::mem::replace(rx, mpsc::channel(1).1);
     tokio::spawn(async move {
         if out_tx.send(first).await.is_err() {
             return;
@@ -169,13 +249,13 @@ pub async fn pull(
             }
         }
     });
-    Ok(body::streamed(200, "application/json", out))
+    Ok(out)
 }
 
 /// A `Write` that hands its bytes to a response body (blocking while the client is slow);
 /// a client that went away is a broken pipe.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+pub(crate) struct ChannelWriter {
+    pub(crate) tx: mpsc::Sender<Bytes>,
 }
 
 impl std::io::Write for ChannelWriter {
@@ -233,7 +313,7 @@ pub async fn save(
 }
 
 /// A blocking `Read` over a request body fed by an async task (bounded channel).
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     cur: Bytes,
 }
@@ -254,21 +334,10 @@ impl std::io::Read for ChannelReader {
     }
 }
 
-/// `POST /images/load?quiet=`: the body (a docker/OCI archive, any size: the loader caps
-/// and verifies what it keeps) streamed into the engine; docker's `{"stream": "Loaded
-/// image: …\n"}` lines. Each chunk must arrive within the server's body deadline.
-pub async fn load(
-    req: Request<Incoming>,
-    q: &Query,
-    ctx: &Arc<Ctx>,
-    caller: Caller,
-) -> Result<Response<Body>, ApiError> {
-    let platform = q
-        .get("platform")
-        .filter(|p| !p.is_empty())
-        .map(str::to_string);
+/// A request body as a blocking `Read` for an engine call, fed by a task (bounded channel;
+/// each chunk must arrive within `deadline`, a stalled body is a read error).
+pub(crate) fn body_reader(req: Request<Incoming>, deadline: std::time::Duration) -> ChannelReader {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let deadline = ctx.opts.body_timeout;
     let mut incoming = req.into_body();
     tokio::spawn(async move {
         loop {
@@ -290,11 +359,27 @@ pub async fn load(
             }
         }
     });
+    ChannelReader {
+        rx,
+        cur: Bytes::new(),
+    }
+}
+
+/// `POST /images/load?quiet=`: the body (a docker/OCI archive, any size: the loader caps
+/// and verifies what it keeps) streamed into the engine; docker's `{"stream": "Loaded
+/// image: …\n"}` lines. Each chunk must arrive within the server's body deadline.
+pub async fn load(
+    req: Request<Incoming>,
+    q: &Query,
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+) -> Result<Response<Body>, ApiError> {
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let mut r = body_reader(req, ctx.opts.body_timeout);
     let loaded = crate::server::blocking(ctx, caller, move |e| {
-        let mut r = ChannelReader {
-            rx,
-            cur: Bytes::new(),
-        };
         Ok(e.load_images(&LoadRequest { platform }, &mut r)?)
     })
     .await?;

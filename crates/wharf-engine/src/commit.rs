@@ -84,7 +84,7 @@ impl Drop for TempFile {
 }
 
 /// A directory tree removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -92,7 +92,7 @@ impl Drop for TempDir {
     }
 }
 
-fn unique(dir: &Path, prefix: &str) -> PathBuf {
+pub(crate) fn unique(dir: &Path, prefix: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -35,12 +35,15 @@ pub struct CpOptions {
     pub archive: bool,
     /// `-L`: follow a symlink given as the source.
     pub follow_link: bool,
+    /// Refuse to replace a non-directory with a directory (the Engine API's
+    /// `noOverwriteDirNonDir`; a directory is never replaced by a non-directory anyway).
+    pub no_replace_non_dir: bool,
 }
 
 /// A resolved copy endpoint: the directory holding the entry and its name.
-struct Entry {
-    dir: OwnedFd,
-    name: OsString,
+pub(crate) struct Entry {
+    pub(crate) dir: OwnedFd,
+    pub(crate) name: OsString,
 }
 
 fn is_dir(mode: u32) -> bool {
@@ -85,7 +88,7 @@ fn open_host_dir(p: &Path) -> io::Result<OwnedFd> {
 
 /// A container's root fd: /proc/<pid>/root while running, else its overlay and bind mounts
 /// mounted privately (by a helper that lives as long as this value).
-struct ContainerRoot {
+pub(crate) struct ContainerRoot {
     root: Root,
     name: String,
 }
@@ -96,7 +99,7 @@ enum Root {
 }
 
 impl ContainerRoot {
-    fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         match &self.root {
             Root::Running(fd) => fd.as_fd(),
             Root::Stopped(d) => d.fd(),
@@ -105,7 +108,7 @@ impl ContainerRoot {
 }
 
 impl Engine {
-    fn container_root(&self, name: &str) -> Result<ContainerRoot, EngineError> {
+    pub(crate) fn container_root(&self, name: &str) -> Result<ContainerRoot, EngineError> {
         let info = self.container(name)?;
         if info.state.process_alive() {
             let p = format!("/proc/{}/root", info.state.pid);
@@ -173,7 +176,7 @@ impl Engine {
 
 /// Resolve a source inside the container. Returns the entry and whether only the contents of
 /// a directory are copied (`path/.`).
-fn container_source(
+pub(crate) fn container_source(
     root: &ContainerRoot,
     path: &str,
     follow: bool,
@@ -344,19 +347,43 @@ fn copy_top(
             .or_else(|_| sfs::reopen_dir(src.dir.as_fd(), O_PATH_DIR));
         sdir.and_then(|sdir| {
             let st = sfs::fstat(sdir.as_fd())?;
-            let ddir = ensure_dir(dst.dir.as_fd(), &dst.name, st.st_mode & 0o7777)?;
+            let ddir = ensure_dir(dst.dir.as_fd(), &dst.name, st.st_mode & 0o7777, opts)?;
             copy_children(sdir.as_fd(), ddir.as_fd(), opts)
         })
     } else {
         copy_entry(src.dir.as_fd(), &src.name, dst.dir.as_fd(), &dst.name, opts)
     };
-    r.map_err(io_err("copy", shown))
+    r.map_err(|e| {
+        // a directory over a non-directory or the reverse: the request's fault
+        if e.kind() == io::ErrorKind::AlreadyExists && e.raw_os_error().is_none() {
+            ValidationError::CpOverwrite {
+                detail: e.to_string(),
+            }
+            .into()
+        } else {
+            EngineError::io("copy", shown, e)
+        }
+    })
 }
 
 /// Make `dir/name` a directory (reusing one, replacing a non-directory) and open it.
-fn ensure_dir(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<OwnedFd> {
+fn ensure_dir(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mode: u32,
+    opts: CpOptions,
+) -> io::Result<OwnedFd> {
     match sfs::lstat_at(dir, name) {
         Ok(st) if is_dir(st.st_mode) => {}
+        Ok(_) if opts.no_replace_non_dir => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "cannot overwrite non-directory {:?} with directory",
+                    name.to_string_lossy()
+                ),
+            ))
+        }
         Ok(_) => {
             sfs::unlinkat(dir, name, false)?;
             sfs::mkdirat(dir, name, 0o700)?;
@@ -405,7 +432,7 @@ fn copy_entry(
     );
     if fmt == libc::S_IFDIR {
         let s = sfs::openat_nofollow(sdir, sname, O_PATH_DIR, 0)?;
-        let d = ensure_dir(ddir, dname, mode)?;
+        let d = ensure_dir(ddir, dname, mode, opts)?;
         copy_children(s.as_fd(), d.as_fd(), opts)?;
     } else {
         // Replace whatever non-directory is there (never write through it).

@@ -79,9 +79,24 @@ pub enum EnsureOutcome {
 }
 
 /// `push NAME[:TAG]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PushRequest {
     pub reference: String,
+    /// Credentials that come with the request (an Engine API client's `X-Registry-Auth`);
+    /// `None`: the stored ones, for a root caller only (see [`Engine::pull_image`]).
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for PushRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushRequest")
+            .field("reference", &self.reference)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(u, _)| (u, "<hidden>")),
+            )
+            .finish()
+    }
 }
 
 /// `load`: the archive comes as a reader from the front end.
@@ -171,8 +186,17 @@ fn platform(p: Option<&str>) -> Result<Option<wharf_types::oci::Platform>, Image
 }
 
 impl Engine {
+    /// Whether a pull or push without credentials of its own may use the stored ones (the
+    /// `login` of whoever runs the engine): only for a root caller. An Engine API caller
+    /// of another uid brings its own (`X-Registry-Auth`) or goes anonymous, so the server's
+    /// login is not lent to every member of the socket's group.
+    pub fn may_use_stored_credentials(&self) -> bool {
+        self.caller().uid == 0
+    }
+
     /// `pull`: the admin policy first, then the registry (mirrors for Docker Hub names, from
     /// daemon.json); emits docker's `pull` event (Actor.ID and `name` the familiar reference).
+    /// Without credentials in the request, the stored ones for a root caller only.
     pub fn pull_image(
         &self,
         req: &PullRequest,
@@ -181,6 +205,7 @@ impl Engine {
         let opts = PullOptions {
             platform: platform(req.platform.as_deref())?,
             credentials: req.credentials.clone(),
+            no_stored_credentials: !self.may_use_stored_credentials(),
         };
         self.policy_image("pull", &req.reference, false)?;
         let res = client::pull(
@@ -255,12 +280,27 @@ impl Engine {
         out: &(dyn Fn(&str) + Sync),
     ) -> Result<Digest, ImageError> {
         self.policy_image("push", &req.reference, true)?;
-        Ok(client::push(
+        let opts = client::PushOptions {
+            credentials: req.credentials.clone(),
+            no_stored_credentials: !self.may_use_stored_credentials(),
+        };
+        let digest = client::push_with(
             &self.store,
             &self.daemon.registry,
             &req.reference,
+            &opts,
             out,
-        )?)
+        )?;
+        Ok(digest)
+    }
+
+    /// The Engine API's `POST /auth`: checks the credentials against the registry's `/v2/`
+    /// (as `login` does) without storing them: the client keeps them and sends them with
+    /// each pull or push. Returns the registry host.
+    pub fn check_login(&self, req: &LoginRequest) -> Result<String, ImageError> {
+        let host = server_host(req.server.as_deref());
+        client::check_login(&self.daemon.registry, &host, &req.username, &req.password)?;
+        Ok(host)
     }
 
     /// `login`: checks the credentials against the registry's `/v2/` and stores them

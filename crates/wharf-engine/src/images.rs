@@ -210,6 +210,8 @@ impl Engine {
     pub fn inspect_image(&self, name: &str) -> Result<Value, ImageError> {
         let img = self.store.resolve_image(name)?;
         let layers = self.lower_dirs(&img.id);
+        let mut config = serde_json::to_value(&img.config.config).unwrap_or_default();
+        crate::compat::fill(&mut config, crate::compat::container_config());
         Ok(json!({
             "Id": img.id.to_string(),
             "RepoTags": img.repo_tags,
@@ -220,7 +222,13 @@ impl Engine {
             "Architecture": img.config.architecture,
             "Os": img.config.os,
             "Size": img.size,
-            "Config": img.config.config,
+            "VirtualSize": img.size,
+            "Parent": "",
+            "Container": "",
+            "DockerVersion": "",
+            "Config": config,
+            // docker's image builder's container: wharf's images have none
+            "ContainerConfig": crate::compat::container_config(),
             "RootFS": {
                 "Type": "layers",
                 "Layers": img.config.rootfs.diff_ids,

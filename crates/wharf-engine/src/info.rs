@@ -88,6 +88,7 @@ pub fn info(e: &Engine) -> Result<Value, ImageError> {
     if let (Value::Object(a), Value::Object(b)) = (&mut v, host) {
         a.extend(b);
     }
+    crate::compat::fill(&mut v, crate::compat::info());
     Ok(v)
 }
 
@@ -118,7 +119,13 @@ fn registry_config(r: &wharf_registry::client::RegistryConfig) -> Value {
             );
         }
     }
-    json!({"IndexConfigs": index, "InsecureRegistryCIDRs": cidrs, "Mirrors": r.registry_mirrors})
+    json!({
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "IndexConfigs": index,
+        "InsecureRegistryCIDRs": cidrs,
+        "Mirrors": r.registry_mirrors,
+    })
 }
 
 /// docker's `/version` object (the `types.Version` shape) for an API of `api_version`

@@ -4,10 +4,12 @@
 //! create-time record (`create`), and drives the runtime. It does not parse command lines or
 //! print anything: the CLI formats what it returns.
 
+pub mod archive;
 pub mod build;
 pub mod bundles;
 mod client;
 mod commit;
+mod compat;
 pub mod containers;
 pub mod cp;
 pub mod create;

@@ -424,39 +424,44 @@ impl Engine {
     /// the caller went away (`None`).
     pub fn finish_wait(
         &self,
-        w: Waiter,
+        mut w: Waiter,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Option<i32>, EngineError> {
-        let mut last = w.last;
-        let first = &w.first;
         loop {
-            match self.container(w.id.as_str()) {
-                Ok(i) => {
-                    last = i.state.exit_code;
-                    let st = i.state.status();
-                    let done = match w.condition {
-                        WaitCondition::NotRunning => !active(st),
-                        WaitCondition::NextExit => {
-                            matches!(st, Status::Exited | Status::Dead)
-                                && (!matches!(first.0, Status::Exited | Status::Dead)
-                                    || i.state.finished_at != first.1)
-                                || (first.0 == Status::Running && st == Status::Restarting)
-                        }
-                        WaitCondition::Removed => false,
-                    };
-                    if done {
-                        return Ok(Some(last));
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Ok(Some(self.last_exit_code(&w.id, w.since).unwrap_or(last)));
-                }
-                Err(e) => return Err(e),
+            if let Some(code) = self.poll_wait(&mut w)? {
+                return Ok(Some(code));
             }
             if cancelled() {
                 return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One check of a wait's condition: `Some(code)` once it holds, `None` not yet (a
+    /// caller that must not block a thread between checks polls this).
+    pub fn poll_wait(&self, w: &mut Waiter) -> Result<Option<i32>, EngineError> {
+        let first = &w.first;
+        match self.container(w.id.as_str()) {
+            Ok(i) => {
+                w.last = i.state.exit_code;
+                let st = i.state.status();
+                let done = match w.condition {
+                    WaitCondition::NotRunning => !active(st),
+                    WaitCondition::NextExit => {
+                        matches!(st, Status::Exited | Status::Dead)
+                            && (!matches!(first.0, Status::Exited | Status::Dead)
+                                || i.state.finished_at != first.1)
+                            || (first.0 == Status::Running && st == Status::Restarting)
+                    }
+                    WaitCondition::Removed => false,
+                };
+                Ok(done.then_some(w.last))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Ok(Some(self.last_exit_code(&w.id, w.since).unwrap_or(w.last)))
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -69,6 +69,29 @@ pub struct ImagePruneRequest {
     pub filters: Vec<String>,
 }
 
+impl ImagePruneRequest {
+    /// The Engine API's form of the request: `-a` travels as the filter `dangling=false`
+    /// (`dangling=true` is the default); the other filters are kept.
+    pub fn from_api_filters(filters: Vec<String>) -> Result<ImagePruneRequest, EngineError> {
+        let mut req = ImagePruneRequest::default();
+        for f in filters {
+            match f.strip_prefix("dangling=") {
+                Some("true" | "1") => req.all = false,
+                Some("false" | "0") => req.all = true,
+                Some(v) => {
+                    return Err(ValidationError::FilterValue {
+                        name: "dangling".into(),
+                        value: v.to_string(),
+                    }
+                    .into())
+                }
+                None => req.filters.push(f),
+            }
+        }
+        Ok(req)
+    }
+}
+
 /// What `image prune` removed, in docker's order (`untagged: …`, `deleted: sha256:…`).
 #[derive(Debug, Clone, Default)]
 pub struct ImagePruneReport {

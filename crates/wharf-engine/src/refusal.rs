@@ -189,6 +189,17 @@ pub enum ValidationError {
     CpDestinationMissing { path: String },
     #[error("invalid destination {path}")]
     CpDestination { path: String },
+    #[error("extraction point {path} in container {container} is not a directory")]
+    CpExtractNotDir { path: String, container: String },
+    #[error("archive for {path} in container {container} is larger than {limit} bytes")]
+    CpArchiveTooLarge {
+        path: String,
+        container: String,
+        limit: u64,
+    },
+    /// A directory over a non-directory or the reverse, refused (`detail` names the entry).
+    #[error("{detail}")]
+    CpOverwrite { detail: String },
     #[error("invalid value for \"{flag}\": {error}")]
     EventsTime {
         flag: String,
@@ -307,6 +318,7 @@ impl HasKind for ValidationError {
         use ValidationError as V;
         match self {
             V::NetworkNotFound { .. } | V::CpNotFound { .. } => ErrorKind::NotFound,
+            V::CpArchiveTooLarge { .. } => ErrorKind::TooLarge,
             V::RestartWithAutoRemove { .. } | V::NetworkContainerNotRunning { .. } => {
                 ErrorKind::Conflict
             }
@@ -386,6 +398,8 @@ impl HasKind for ValidationError {
             | V::CpDirectoryToFile { .. }
             | V::CpDestinationMissing { .. }
             | V::CpDestination { .. }
+            | V::CpExtractNotDir { .. }
+            | V::CpOverwrite { .. }
             | V::EventsTime { .. }
             | V::FilterFormat { .. }
             | V::FilterName { .. }

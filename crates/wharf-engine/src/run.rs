@@ -806,6 +806,15 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
     if let (Some(h), Some(obj)) = (&st.health, state.as_object_mut()) {
         obj.insert("Health".into(), serde_json::to_value(h).unwrap_or_default());
     }
+    let mut host_config = serde_json::to_value(&rec.host_config).unwrap_or_default();
+    crate::compat::fill(&mut host_config, crate::compat::host_config());
+    let mut config = serde_json::to_value(&rec.config).unwrap_or_default();
+    crate::compat::fill(&mut config, crate::compat::container_config());
+    let log_path = if matches!(rec.host_config.log_config.driver.as_str(), "" | "json-file") {
+        wharf_logs::json_log_path(&paths.dir, rec.id.as_str())
+    } else {
+        std::path::PathBuf::new()
+    };
     serde_json::json!({
         "Id": rec.id.to_string(),
         "Created": rec.created,
@@ -820,7 +829,13 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         "RestartCount": st.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
-        "HostConfig": rec.host_config,
+        "LogPath": log_path,
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        // exec instances live in the API server's memory, not in the store
+        "ExecIDs": null,
+        "HostConfig": host_config,
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
@@ -831,7 +846,7 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
             }
         },
         "Mounts": mounts,
-        "Config": rec.config,
+        "Config": config,
         "NetworkSettings": engine.network_settings_json(info),
     })
 }

@@ -249,6 +249,7 @@ fn save_load_push_and_pull_through_the_configured_mirror() {
         .push_image(
             &PushRequest {
                 reference: pushed.clone(),
+                credentials: None,
             },
             &|l: &str| lines.lock().unwrap().push(l.to_string()),
         )

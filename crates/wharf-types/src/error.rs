@@ -43,11 +43,13 @@ pub enum ErrorKind {
     CommandNotExecutable,
     /// A request over a size limit (an API body, a header block): HTTP 413.
     TooLarge,
+    /// A caller over its share of a server's capacity (long-lived API requests): HTTP 429.
+    TooManyRequests,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (tables, tests, the monitor's report).
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidArgument,
@@ -60,6 +62,7 @@ impl ErrorKind {
         ErrorKind::CommandNotFound,
         ErrorKind::CommandNotExecutable,
         ErrorKind::TooLarge,
+        ErrorKind::TooManyRequests,
     ];
 
     /// The table: (docker CLI exit code, Docker Engine API HTTP status). docker's CLI exits
@@ -80,6 +83,7 @@ impl ErrorKind {
             ErrorKind::CommandNotFound => (127, 400),
             ErrorKind::CommandNotExecutable => (126, 400),
             ErrorKind::TooLarge => (125, 413),
+            ErrorKind::TooManyRequests => (125, 429),
         }
     }
 
@@ -126,6 +130,7 @@ impl ErrorKind {
             ErrorKind::CommandNotFound => "command_not_found",
             ErrorKind::CommandNotExecutable => "command_not_executable",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::TooManyRequests => "too_many_requests",
         }
     }
 
@@ -166,6 +171,7 @@ mod tests {
             (ErrorKind::CommandNotFound, 127, 400),
             (ErrorKind::CommandNotExecutable, 126, 400),
             (ErrorKind::TooLarge, 125, 413),
+            (ErrorKind::TooManyRequests, 125, 429),
         ];
         assert_eq!(table.len(), ErrorKind::ALL.len());
         for (kind, exit, status) in table {

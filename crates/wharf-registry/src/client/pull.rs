@@ -37,6 +37,9 @@ pub struct PullOptions {
     /// Credentials for the named registry (user, password) given with this pull (an Engine
     /// API client's `X-Registry-Auth`), used instead of the stored ones; not sent to mirrors.
     pub credentials: Option<(String, String)>,
+    /// Without `credentials`: anonymous, never the stored ones (an Engine API caller other
+    /// than root may not use the server's login).
+    pub no_stored_credentials: bool,
 }
 
 impl std::fmt::Debug for PullOptions {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for PullOptions {
                 "credentials",
                 &self.credentials.as_ref().map(|(u, _)| (u, "<hidden>")),
             )
+            .field("no_stored_credentials", &self.no_stored_credentials)
             .finish()
     }
 }
@@ -212,9 +216,10 @@ pub fn pull(
     let mut found = None;
     for base in endpoints {
         let ep = match Endpoint::new(cfg, r.domain(), base.as_deref()) {
-            Ok(ep) => match (&opts.credentials, &base) {
-                (Some((user, pass)), None) => ep.with_credentials(user, pass),
-                _ => ep,
+            // given credentials go to the named registry only, not its mirrors
+            Ok(ep) => match base {
+                None => ep.with_auth(opts.credentials.as_ref(), !opts.no_stored_credentials),
+                Some(_) => ep.with_auth(None, !opts.no_stored_credentials),
             },
             Err(e) => {
                 last = Some(e);

@@ -198,11 +198,45 @@ fn compressed_manifest(
     Ok((layers, bytes))
 }
 
-/// Pushes `reference` (an image in `store`, `NAME[:TAG]`). Returns the manifest digest.
+/// How [`push_with`] authenticates.
+#[derive(Clone, Default)]
+pub struct PushOptions {
+    /// Credentials (user, password) given with this push (an Engine API client's
+    /// `X-Registry-Auth`), used instead of the stored ones.
+    pub credentials: Option<(String, String)>,
+    /// Without `credentials`: anonymous, never the stored ones.
+    pub no_stored_credentials: bool,
+}
+
+impl std::fmt::Debug for PushOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushOptions")
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(u, _)| (u, "<hidden>")),
+            )
+            .field("no_stored_credentials", &self.no_stored_credentials)
+            .finish()
+    }
+}
+
+/// Pushes `reference` (an image in `store`, `NAME[:TAG]`) with the stored credentials.
+/// Returns the manifest digest.
 pub fn push(
     store: &Store,
     cfg: &RegistryConfig,
     reference: &str,
+    out: &(dyn Fn(&str) + Sync),
+) -> Result<Digest, ClientError> {
+    push_with(store, cfg, reference, &PushOptions::default(), out)
+}
+
+/// [`push`] authenticated as `opts` says.
+pub fn push_with(
+    store: &Store,
+    cfg: &RegistryConfig,
+    reference: &str,
+    opts: &PushOptions,
     out: &(dyn Fn(&str) + Sync),
 ) -> Result<Digest, ClientError> {
     let r = parse_ref(reference)?;
@@ -212,7 +246,8 @@ pub fn push(
         )));
     }
     let img = store.resolve_image(&r.familiar())?;
-    let ep = Endpoint::new(cfg, r.domain(), None)?;
+    let ep = Endpoint::new(cfg, r.domain(), None)?
+        .with_auth(opts.credentials.as_ref(), !opts.no_stored_credentials);
     let repo = r.path();
     let tag = r.tag().unwrap_or("latest");
     let (man_digest, _) = store.image_manifest(&img.id)?;

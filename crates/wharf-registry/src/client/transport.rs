@@ -646,6 +646,19 @@ impl Endpoint {
         self
     }
 
+    /// The credentials a request came with, else the stored ones unless `stored` is false
+    /// (anonymous: an Engine API caller that may not use the server's login).
+    pub(crate) fn with_auth(mut self, given: Option<&(String, String)>, stored: bool) -> Endpoint {
+        match given {
+            Some((user, pass)) => self.with_credentials(user, pass),
+            None if stored => self,
+            None => {
+                self.creds = None;
+                self
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -929,24 +942,43 @@ pub fn login_to(
     user: &str,
     pass: &str,
 ) -> Result<Stored, ClientError> {
+    let host = login_host(server);
+    check_login(cfg, host, user, pass)?;
+    super::config::store_credentials_in(host, user, pass)
+}
+
+/// The registry host a `login` argument names (`https://h/...` → `h`, Hub aliases →
+/// `docker.io`).
+fn login_host(server: &str) -> &str {
     let host = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")
         .split('/')
         .next()
         .unwrap_or(server);
-    let host = if host == "index.docker.io" {
+    if host == "index.docker.io" {
         "docker.io"
     } else {
         host
-    };
+    }
+}
+
+/// Verifies credentials against the registry's `/v2/` without storing them (the Engine
+/// API's `POST /auth`: the client keeps them).
+pub fn check_login(
+    cfg: &RegistryConfig,
+    server: &str,
+    user: &str,
+    pass: &str,
+) -> Result<(), ClientError> {
+    let host = login_host(server);
     let ep = Endpoint::new(cfg, host, None)?.with_credentials(user, pass);
     // Force an authenticated probe: Basic up front for registries that accept it.
     if let Ok(mut a) = ep.auth.lock() {
         *a = Some(format!("Basic {}", b64(&format!("{user}:{pass}"))));
     }
     ep.send("GET", "/v2/", &[], Body::Empty, host)?;
-    super::config::store_credentials_in(host, user, pass)
+    Ok(())
 }
 
 #[cfg(test)]

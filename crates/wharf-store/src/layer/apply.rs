@@ -40,6 +40,14 @@ pub enum LayerError {
     Read(#[source] io::Error),
     #[error("layer entry {path:?} rejected: {reason}")]
     Unsafe { path: String, reason: &'static str },
+    /// A header field that does not parse (uid, gid, mode, mtime): the archive's fault.
+    #[error("layer entry {path:?}: {op}")]
+    Header {
+        path: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("layer entry {path:?} has unsupported type {kind}")]
     Unsupported { path: String, kind: String },
     #[error("layer entry {path:?}: {op}")]
@@ -56,9 +64,10 @@ pub enum LayerError {
 impl HasKind for LayerError {
     fn kind(&self) -> ErrorKind {
         match self {
-            LayerError::Read(_) | LayerError::Unsafe { .. } | LayerError::Unsupported { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            LayerError::Read(_)
+            | LayerError::Unsafe { .. }
+            | LayerError::Header { .. }
+            | LayerError::Unsupported { .. } => ErrorKind::InvalidArgument,
             LayerError::Apply { source, .. } => match source.raw_os_error() {
                 // a symlink or non-directory in the way: the archive is at fault
                 Some(ELOOP | ENOTDIR | EXDEV) => ErrorKind::InvalidArgument,
@@ -206,13 +215,13 @@ impl Applier<'_> {
         let kind = e.header().entry_type();
         let hdr = e.header();
         let num = |r: io::Result<u64>, what: &'static str| {
-            r.map_err(|source| LayerError::Apply {
+            r.map_err(|source| LayerError::Header {
                 path: show(&raw),
                 op: what,
                 source,
             })
         };
-        let mode = hdr.mode().map_err(|source| LayerError::Apply {
+        let mode = hdr.mode().map_err(|source| LayerError::Header {
             path: show(&raw),
             op: "reading mode",
             source,

@@ -143,6 +143,7 @@ pub fn push(cli: &Cli, a: &PushArgs) -> anyhow::Result<i32> {
     engine.push_image(
         &PushRequest {
             reference: a.image.clone(),
+            credentials: None,
         },
         &out,
     )?;

@@ -49,6 +49,11 @@ impl Dockerd {
         None
     }
 
+    /// The daemon's API socket.
+    pub fn sock(&self) -> std::path::PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
         Command::new("docker")
             .args(args)

@@ -45,6 +45,7 @@ pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
         CpOptions {
             archive: a.archive,
             follow_link: a.follow_link,
+            no_replace_non_dir: false,
         },
     )?;
     Ok(0)
