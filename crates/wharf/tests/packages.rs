@@ -290,7 +290,7 @@ fn deb_install_upgrade_smoke_remove_purge_in_debian_12() {
         ])
         .arg("bash")
         .arg(workspace().join("crates/wharf/tests/packages/deb-lifecycle.sh"))
-        .arg(root.path().join("r"))
+        .arg(root.path())
         .arg(&b.old.deb)
         .arg(&b.current.deb)
         .arg(&bb));
