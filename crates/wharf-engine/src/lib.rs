@@ -20,6 +20,7 @@ pub mod etcfiles;
 pub mod events;
 pub mod exec;
 pub mod health;
+pub mod hostcheck;
 pub mod image_filter;
 pub mod images;
 pub mod info;

@@ -1,4 +1,4 @@
-//! `wharf system check`: what this host's kernel gives wharf, and what degrades where it
+//! `wharf check` (`wharf system check`): what this host's kernel gives wharf, and what degrades where it
 //! lacks something (the RHEL 7 / RHEL 8 paths). Every line is what the runtime will actually
 //! do — the same probes `start` uses, including `WHARF_DISABLE` — not a guess from the
 //! kernel version.
@@ -41,6 +41,10 @@ pub fn check(root: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     let (maj, min) = wharf_sys::features::kernel_version();
     out.push(line("kernel", Ok, format!("Linux {maj}.{min}")));
+    out.extend(crate::hostcheck::isolation(
+        Path::new("/proc"),
+        Path::new("/lib/modules"),
+    ));
 
     out.push(match wharf_runtime::exe::exe_kind() {
         Some(ExeKind::ReadOnlyBind) => line(

@@ -140,11 +140,23 @@ pub enum Command {
     Version(FormatArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Check this host: namespaces, overlayfs, cgroups, seccomp, firewall, kernel (exit 1 when
+    /// wharf cannot run containers here)
+    Check(CheckArgs),
     /// Generate the shell completion script (bash, zsh or fish)
     Completion(CompletionArgs),
     /// Write the manual pages (wharf.1 and one per command) into a directory (packaging)
     #[command(hide = true)]
     Man(ManArgs),
+}
+
+/// `check`, `system check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print only the verdict and the features that degrade or are missing (what a package's
+    /// postinst shows)
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Debug, Args)]
@@ -423,7 +435,7 @@ pub enum SystemCommand {
     Boot,
     /// Show what this host's kernel gives wharf and what degrades where it lacks something
     /// (old kernels, missing cgroup controllers, a store without d_type)
-    Check,
+    Check(CheckArgs),
     /// Show docker disk usage
     Df(SystemDfArgs),
     /// Display system-wide information

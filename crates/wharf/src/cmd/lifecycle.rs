@@ -391,22 +391,35 @@ pub fn system_boot(cli: &Cli) -> anyhow::Result<i32> {
     Ok(if failed.is_empty() { 0 } else { COMMAND_FAILED })
 }
 
-/// `system check`: one line per feature; exit 1 when something wharf needs is missing.
-pub fn system_check(cli: &Cli) -> anyhow::Result<i32> {
+/// `check` / `system check`: one line per feature and the verdict (`--summary`: the verdict
+/// alone); exit 1 when something wharf needs to run a container is missing.
+pub fn system_check(cli: &Cli, a: &crate::cli::CheckArgs) -> anyhow::Result<i32> {
     use wharf_engine::system::Status;
     let checks =
         wharf_engine::system::check(&wharf_engine::daemon::resolve_root(cli.root.as_deref())?);
-    let mut missing = false;
-    for c in &checks {
-        let st = match c.status {
-            Status::Ok => "ok",
-            Status::Degraded => "degraded",
-            Status::Missing => {
-                missing = true;
-                "missing"
-            }
-        };
-        println!("{:<20} {:<9} {}", c.feature, st, c.detail);
+    let v = wharf_engine::hostcheck::verdict(&checks);
+    if !a.summary {
+        for c in &checks {
+            let st = match c.status {
+                Status::Ok => "ok",
+                Status::Degraded => "degraded",
+                Status::Missing => "missing",
+            };
+            let l = format!("{:<20} {:<9} {}", c.feature, st, c.detail);
+            println!("{}", l.trim_end());
+        }
+        println!();
     }
-    Ok(i32::from(missing))
+    if v.can_run {
+        println!("wharf can run containers on this host");
+    } else {
+        println!(
+            "wharf cannot run containers on this host: missing {}",
+            v.missing.join(", ")
+        );
+    }
+    if !v.degraded.is_empty() {
+        println!("degraded: {} (wharf check)", v.degraded.join(", "));
+    }
+    Ok(i32::from(!v.can_run))
 }

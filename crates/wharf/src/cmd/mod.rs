@@ -116,7 +116,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => commit::history(&cli, a),
         Command::System(SystemCommand::Boot) => lifecycle::system_boot(&cli),
-        Command::System(SystemCommand::Check) => lifecycle::system_check(&cli),
+        Command::Check(a) | Command::System(SystemCommand::Check(a)) => {
+            lifecycle::system_check(&cli, a)
+        }
         Command::System(SystemCommand::Df(a)) => system::df(&cli, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(&cli, a),
         Command::Image(ImageCommand::Prune(a)) => system::image_prune(&cli, a),
