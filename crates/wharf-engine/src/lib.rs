@@ -31,6 +31,7 @@ pub mod networks;
 pub mod policy;
 pub mod prune;
 pub mod refusal;
+pub mod resources;
 mod release;
 pub mod run;
 pub mod state;

@@ -177,6 +177,18 @@ pub enum ValidationError {
     /// quietly looser or different.
     #[error("{field} is not supported by wharf (refused rather than ignored)")]
     UnsupportedField { field: String },
+    /// A `run`/`create` flag (or its API field) wharf does not apply, with the reason.
+    #[error("{flag} is not supported by wharf: {reason}")]
+    FlagRefused { flag: String, reason: &'static str },
+    #[error("invalid value {value:?} for {flag}: {reason}")]
+    FlagValue {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// docker's `Conflicting options: ...` refusals.
+    #[error("Conflicting options: {what}")]
+    FlagConflict { what: &'static str },
     #[error("copying between containers or between host paths is not supported: exactly one side must be CONTAINER:PATH")]
     CpSides,
     #[error("Could not find the file {path} in container {container}")]
@@ -381,6 +393,9 @@ impl HasKind for ValidationError {
             | V::WaitCondition { .. }
             | V::PortSpec { .. }
             | V::UnsupportedField { .. }
+            | V::FlagRefused { .. }
+            | V::FlagValue { .. }
+            | V::FlagConflict { .. }
             | V::CpSides
             | V::CpSymlinkLoop { .. }
             | V::CpDirectoryToFile { .. }

@@ -185,9 +185,18 @@ fn run(
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
             .ctx(|| format!("join network namespace {}", p.display()))?;
     }
-    if !spec.hostname.is_empty() {
+    if !spec.hostname.is_empty() && !spec.host_uts {
         nix::unistd::sethostname(&spec.hostname)
             .ctx(|| format!("set hostname {:?}", spec.hostname))?;
+    }
+    if !spec.domainname.is_empty() && !spec.host_uts {
+        wharf_sys::ns::set_domainname(&spec.domainname)
+            .ctx(|| format!("set domain name {:?}", spec.domainname))?;
+    }
+    if let Some(adj) = spec.oom_score_adj {
+        // before anything of the container's runs; its processes inherit it
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("set oom_score_adj {adj}"))?;
     }
     let proc_sys = mounts::setup_rootfs(&spec)?;
     if spec.network == Network::None {

@@ -369,7 +369,10 @@ fn create_impl(
         .map(|v| format!("WHARF_DISABLE={v}"))
         .into_iter()
         .collect();
-    let mut ns = process::NEW_NS | process::NEW_UTS | process::NEW_IPC | process::NEW_PID;
+    let mut ns = process::NEW_NS | process::NEW_IPC | process::NEW_PID;
+    if !spec.host_uts {
+        ns |= process::NEW_UTS;
+    }
     if matches!(spec.network, Network::None | Network::Bridge(_)) {
         ns |= process::NEW_NET;
     }

@@ -17,6 +17,7 @@ mod network;
 mod policy;
 mod registry;
 mod run;
+pub use run::leading_flag;
 mod service;
 mod system;
 mod trust;
