@@ -258,8 +258,7 @@ fn make_devices(dev: BorrowedFd<'_>, devices: &[crate::spec::Device]) -> Result<
             'b' => S_IFBLK,
             k => return Err(super::fail(format!("device {}: unknown type {k:?}", d.path))),
         };
-        let mut parent: OwnedFd = fs::openat_nofollow(dev, OsStr::new("."), O_PATH_DIR, 0)
-            .ctx(|| "open /dev".into())?;
+        let mut parent: OwnedFd = fs::reopen_dir(dev, O_PATH_DIR).ctx(|| "open /dev".into())?;
         let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
         let (name, dirs) = comps
             .split_last()
