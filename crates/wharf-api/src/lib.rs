@@ -33,6 +33,7 @@ mod server;
 mod streams;
 mod system;
 mod transfer;
+mod update;
 pub mod version;
 mod volumes;
 

@@ -50,6 +50,7 @@ pub async fn route(
         ["containers", id, "pause"] if post => containers::pause(id, true, ctx, caller).await,
         ["containers", id, "unpause"] if post => containers::pause(id, false, ctx, caller).await,
         ["containers", id, "rename"] if post => containers::rename(id, &q, ctx, caller).await,
+        ["containers", id, "update"] if post => crate::update::update(req, id, ctx, caller).await,
         ["containers", id, "top"] if get => containers::top(id, &q, ctx, caller).await,
         ["containers", id] if delete => containers::remove(id, &q, ctx, caller).await,
         ["containers", id, "logs"] if get => streams::logs(id, &q, ctx, caller).await,

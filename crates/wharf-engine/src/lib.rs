@@ -39,6 +39,7 @@ pub mod stats;
 pub mod system;
 pub mod timefmt;
 pub mod trust;
+pub mod update;
 pub mod validate;
 pub mod volumes;
 

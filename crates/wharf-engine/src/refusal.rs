@@ -186,6 +186,12 @@ pub enum ValidationError {
         value: String,
         reason: String,
     },
+    #[error("Restart policy cannot be updated because AutoRemove is enabled for the container")]
+    UpdateRestartAutoRemove,
+    #[error("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")]
+    UpdateMemoryAboveSwap,
+    #[error("you must provide one or more flags when using this command")]
+    UpdateNothing,
     /// docker's `Conflicting options: ...` refusals.
     #[error("Conflicting options: {what}")]
     FlagConflict { what: &'static str },
@@ -396,6 +402,9 @@ impl HasKind for ValidationError {
             | V::FlagRefused { .. }
             | V::FlagValue { .. }
             | V::FlagConflict { .. }
+            | V::UpdateRestartAutoRemove
+            | V::UpdateMemoryAboveSwap
+            | V::UpdateNothing
             | V::CpSides
             | V::CpSymlinkLoop { .. }
             | V::CpDirectoryToFile { .. }
@@ -454,6 +463,9 @@ pub enum StateConflict {
     /// `id`: the short id.
     #[error("container {id} runs in the foreground of another wharf: nothing to attach to")]
     AttachForeground { id: String },
+    /// `id`: the short id.
+    #[error("container {id} was changed by another update at the same time: try again")]
+    UpdateRaced { id: String },
 }
 
 impl HasKind for StateConflict {

@@ -92,6 +92,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -731,6 +733,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     /// Remove all stopped containers
@@ -1475,4 +1479,53 @@ pub struct RunMoreArgs {
     /// Bind mount Docker API socket and required auth (refused)
     #[arg(long = "use-api-socket")]
     pub use_api_socket: bool,
+}
+
+/// `update`: docker's flags (decided by `wharf_engine::update`).
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Limit the CPU real-time period in microseconds (refused)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds (refused)
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }

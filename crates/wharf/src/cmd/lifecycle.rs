@@ -6,7 +6,7 @@
 
 use crate::cli::{
     AttachArgs, Cli, ContainersArgs, KillArgs, PortArgs, PruneArgs, RenameArgs, RunArgs, StartArgs,
-    StopArgs,
+    StopArgs, UpdateArgs,
 };
 use anyhow::bail;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -321,6 +321,46 @@ pub fn rename(cli: &Cli, a: &RenameArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     engine.rename_container(&a.container, &a.new_name)?;
     Ok(0)
+}
+
+/// `update [OPTIONS] CONTAINER...`: docker's output, the name of each container updated,
+/// then the warnings; errors per container, exit 1 if any failed.
+pub fn update(cli: &Cli, a: &UpdateArgs) -> anyhow::Result<i32> {
+    let refused = [
+        (a.cpu_rt_period.is_some(), "--cpu-rt-period"),
+        (a.cpu_rt_runtime.is_some(), "--cpu-rt-runtime"),
+    ];
+    let flags = wharf_engine::update::UpdateFlags {
+        memory: a.memory.clone(),
+        memory_swap: a.memory_swap.clone(),
+        memory_reservation: a.memory_reservation.clone(),
+        cpus: a.cpus.clone(),
+        cpu_shares: a.cpu_shares,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids_limit: a.pids_limit,
+        blkio_weight: a.blkio_weight,
+        restart: a.restart.clone(),
+        refused: refused
+            .iter()
+            .filter(|(given, _)| *given)
+            .map(|(_, f)| f.to_string())
+            .collect(),
+    };
+    let req = flags.parse()?;
+    let engine = super::open_engine(cli)?;
+    let mut warnings = Vec::new();
+    let failed = each(&a.containers, |n| {
+        let u = engine.update_container(n, &req)?;
+        warnings.extend(u.warnings);
+        Ok(Some(n.to_string()))
+    });
+    if !warnings.is_empty() {
+        println!("{}", warnings.join("\n"));
+    }
+    exit_code(&failed)
 }
 
 /// `port CONTAINER [PRIVATE[/PROTO]]`: docker's lines (`80/tcp -> 0.0.0.0:8080`, or the

@@ -104,6 +104,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
             lifecycle::rename(&cli, a)
         }
+        Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
+            lifecycle::update(&cli, a)
+        }
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
             lifecycle::port(&cli, a)
         }
