@@ -226,8 +226,7 @@ pub fn request(name: Option<String>, body: &Value) -> Result<CreateRequest, ApiE
                     string(Some(v), "MacAddress: a string")?.filter(|m| !m.is_empty())
             }
             "Domainname" => {
-                req.domainname =
-                    string(Some(v), "Domainname: a string")?.filter(|d| !d.is_empty())
+                req.domainname = string(Some(v), "Domainname: a string")?.filter(|d| !d.is_empty())
             }
             "HostConfig" => host_config(&mut req, v, &mut unsupported)?,
             "NetworkingConfig" => networking(&mut req, v, &mut unsupported)?,
@@ -603,18 +602,41 @@ mod tests {
         assert!(r.flags.unsupported.is_empty(), "{:?}", r.flags.unsupported);
         assert_eq!(r.domainname.as_deref(), Some("ex.org"));
         let h = &r.host;
-        assert_eq!((h.resources.cpu_shares, h.resources.memory_swap), (512, 134217728));
+        assert_eq!(
+            (h.resources.cpu_shares, h.resources.memory_swap),
+            (512, 134217728)
+        );
         assert_eq!(h.resources.memory_swappiness, None);
         assert_eq!(h.resources.devices[0].path_on_host, "/dev/fuse");
         assert_eq!((h.options.shm_size, h.options.oom_score_adj), (8388608, 10));
         assert_eq!(h.options.uts_mode, "host");
         assert_eq!(h.options.volumes_from, ["data:ro"]);
         for (field, value, want) in [
-            ("PidMode", json!("host"), "--pid host is not supported by wharf"),
-            ("IpcMode", json!("host"), "--ipc host is not supported by wharf"),
-            ("UsernsMode", json!("private"), "--userns private is not supported by wharf"),
-            ("CgroupParent", json!("/"), "--cgroup-parent is not supported by wharf"),
-            ("Runtime", json!("kata"), "--runtime kata is not supported by wharf"),
+            (
+                "PidMode",
+                json!("host"),
+                "--pid host is not supported by wharf",
+            ),
+            (
+                "IpcMode",
+                json!("host"),
+                "--ipc host is not supported by wharf",
+            ),
+            (
+                "UsernsMode",
+                json!("private"),
+                "--userns private is not supported by wharf",
+            ),
+            (
+                "CgroupParent",
+                json!("/"),
+                "--cgroup-parent is not supported by wharf",
+            ),
+            (
+                "Runtime",
+                json!("kata"),
+                "--runtime kata is not supported by wharf",
+            ),
         ] {
             let body = json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {field: value}});
             let e = wharf_engine::validate::prepare(request(None, &body).unwrap()).unwrap_err();

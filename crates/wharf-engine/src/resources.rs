@@ -91,7 +91,9 @@ pub fn refusal_reason(flag: &str) -> &'static str {
         "--kernel-memory" => "kernel memory limits are deprecated by the kernel and docker",
         "--storage-opt" => "the overlay snapshots have no per-container size option",
         "--gpus" => "no GPU device plugin (pass the device nodes with --device)",
-        "--cpu-rt-period" | "--cpu-rt-runtime" => "real-time CPU scheduling is not delegated to containers",
+        "--cpu-rt-period" | "--cpu-rt-runtime" => {
+            "real-time CPU scheduling is not delegated to containers"
+        }
         "--cpu-count" | "--cpu-percent" | "--io-maxbandwidth" | "--io-maxiops" => {
             "a Windows-only option"
         }
@@ -161,10 +163,30 @@ pub fn apply(
         r.blkio_weight_device.push(WeightDevice { path, weight });
     }
     for (flag, list, out, bytes) in [
-        ("--device-read-bps", &f.device_read_bps, &mut r.blkio_device_read_bps, true),
-        ("--device-write-bps", &f.device_write_bps, &mut r.blkio_device_write_bps, true),
-        ("--device-read-iops", &f.device_read_iops, &mut r.blkio_device_read_iops, false),
-        ("--device-write-iops", &f.device_write_iops, &mut r.blkio_device_write_iops, false),
+        (
+            "--device-read-bps",
+            &f.device_read_bps,
+            &mut r.blkio_device_read_bps,
+            true,
+        ),
+        (
+            "--device-write-bps",
+            &f.device_write_bps,
+            &mut r.blkio_device_write_bps,
+            true,
+        ),
+        (
+            "--device-read-iops",
+            &f.device_read_iops,
+            &mut r.blkio_device_read_iops,
+            false,
+        ),
+        (
+            "--device-write-iops",
+            &f.device_write_iops,
+            &mut r.blkio_device_write_iops,
+            false,
+        ),
     ] {
         for v in list {
             let (path, rate) = split_device(v, flag)?;
@@ -238,7 +260,13 @@ pub fn parse_device(v: &str) -> Result<DeviceMapping, EngineError> {
         [h, p] if valid_permissions(p) => (*h, *h, *p),
         [h, c] => (*h, *c, "rwm"),
         [h, c, p] => (*h, *c, *p),
-        _ => return Err(bad_value("--device", v, "expected HOST[:CONTAINER][:PERMISSIONS]")),
+        _ => {
+            return Err(bad_value(
+                "--device",
+                v,
+                "expected HOST[:CONTAINER][:PERMISSIONS]",
+            ))
+        }
     };
     if !valid_permissions(perms) {
         return Err(bad_value("--device", v, "permissions are a subset of rwm"));
@@ -283,11 +311,10 @@ pub fn read_label_file(p: &std::path::Path) -> Result<Vec<(String, String)>, Eng
 fn valid_cpu_list(s: &str) -> bool {
     !s.is_empty()
         && s.split(',').all(|part| {
-            let num = |n: &str| !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit());
+            let num =
+                |n: &str| !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit());
             match part.split_once('-') {
-                Some((a, b)) => {
-                    num(a) && num(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok()
-                }
+                Some((a, b)) => num(a) && num(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
                 None => num(part),
             }
         })
@@ -313,7 +340,11 @@ pub fn check(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> {
         ));
     }
     if r.memory_swap < -1 {
-        return Err(bad_value("--memory-swap", &r.memory_swap.to_string(), "must be -1 or a size"));
+        return Err(bad_value(
+            "--memory-swap",
+            &r.memory_swap.to_string(),
+            "must be -1 or a size",
+        ));
     }
     if r.memory_reservation < 0
         || (r.memory_reservation > 0 && r.memory_reservation < crate::validate::MIN_MEMORY)
@@ -339,7 +370,11 @@ pub fn check(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> {
         ));
     }
     if r.cpu_shares < 0 || r.cpu_shares > 262_144 || (r.cpu_shares > 0 && r.cpu_shares < 2) {
-        return Err(bad_value("--cpu-shares", &r.cpu_shares.to_string(), "the range is 2-262144"));
+        return Err(bad_value(
+            "--cpu-shares",
+            &r.cpu_shares.to_string(),
+            "the range is 2-262144",
+        ));
     }
     if r.cpu_period != 0 && !(1000..=1_000_000).contains(&r.cpu_period) {
         return Err(bad_value(
@@ -365,7 +400,10 @@ pub fn check(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> {
             what: "Nano CPUs and CPU Quota cannot both be set",
         }));
     }
-    for (flag, list) in [("--cpuset-cpus", &r.cpuset_cpus), ("--cpuset-mems", &r.cpuset_mems)] {
+    for (flag, list) in [
+        ("--cpuset-cpus", &r.cpuset_cpus),
+        ("--cpuset-mems", &r.cpuset_mems),
+    ] {
         if !list.is_empty() && !valid_cpu_list(list) {
             return Err(bad_value(flag, list, "expected a list such as 0-3,5"));
         }
@@ -405,7 +443,11 @@ pub fn check(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> {
         ));
     }
     if o.shm_size < 0 {
-        return Err(bad_value("--shm-size", &o.shm_size.to_string(), "SHM size can not be less than 0"));
+        return Err(bad_value(
+            "--shm-size",
+            &o.shm_size.to_string(),
+            "SHM size can not be less than 0",
+        ));
     }
     check_modes(h, hostname_given)
 }
@@ -419,18 +461,40 @@ fn check_modes(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> 
     let o = &h.options;
     match o.ipc_mode.as_str() {
         "" | "private" | "shareable" => {}
-        "host" => return Err(refuse("--ipc host".into(), "joining the host's IPC namespace is not implemented")),
+        "host" => {
+            return Err(refuse(
+                "--ipc host".into(),
+                "joining the host's IPC namespace is not implemented",
+            ))
+        }
         "none" => return Err(refuse("--ipc none".into(), "every container gets /dev/shm")),
         m if m.starts_with("container:") => {
-            return Err(refuse(format!("--ipc {m}"), "sharing another container's IPC namespace is not implemented"))
+            return Err(refuse(
+                format!("--ipc {m}"),
+                "sharing another container's IPC namespace is not implemented",
+            ))
         }
-        m => return Err(bad_value("--ipc", m, "expected private, shareable, host, none or container:NAME")),
+        m => {
+            return Err(bad_value(
+                "--ipc",
+                m,
+                "expected private, shareable, host, none or container:NAME",
+            ))
+        }
     }
     match o.pid_mode.as_str() {
         "" => {}
-        "host" => return Err(refuse("--pid host".into(), "the host's PID namespace is not implemented")),
+        "host" => {
+            return Err(refuse(
+                "--pid host".into(),
+                "the host's PID namespace is not implemented",
+            ))
+        }
         m if m.starts_with("container:") => {
-            return Err(refuse(format!("--pid {m}"), "sharing another container's PID namespace is not implemented"))
+            return Err(refuse(
+                format!("--pid {m}"),
+                "sharing another container's PID namespace is not implemented",
+            ))
         }
         m => return Err(bad_value("--pid", m, "expected host or container:NAME")),
     }
@@ -446,7 +510,12 @@ fn check_modes(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> 
     }
     match o.userns_mode.as_str() {
         "" | "host" => {}
-        m => return Err(refuse(format!("--userns {m}"), "wharf makes no user namespaces (the only mode is host)")),
+        m => {
+            return Err(refuse(
+                format!("--userns {m}"),
+                "wharf makes no user namespaces (the only mode is host)",
+            ))
+        }
     }
     match o.cgroupns_mode.as_str() {
         "" | "host" => {}
@@ -466,11 +535,21 @@ fn check_modes(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> 
     }
     match o.isolation.as_str() {
         "" | "default" => {}
-        m => return Err(refuse(format!("--isolation {m}"), "the only isolation on Linux is default")),
+        m => {
+            return Err(refuse(
+                format!("--isolation {m}"),
+                "the only isolation on Linux is default",
+            ))
+        }
     }
     match o.runtime.as_str() {
         "" | "runc" | "wharf" => {}
-        m => return Err(refuse(format!("--runtime {m}"), "wharf runs containers with its own runtime only (runc-compatible: runc, wharf)")),
+        m => {
+            return Err(refuse(
+                format!("--runtime {m}"),
+                "wharf runs containers with its own runtime only (runc-compatible: runc, wharf)",
+            ))
+        }
     }
     Ok(())
 }
@@ -479,7 +558,11 @@ fn check_modes(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> 
 pub fn device_node(path: &str) -> Result<(char, u64, u64, u32, u32, u32), EngineError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let md = std::fs::metadata(path).map_err(|e| {
-        bad_value("--device", path, format!("error gathering device information: {e}"))
+        bad_value(
+            "--device",
+            path,
+            format!("error gathering device information: {e}"),
+        )
     })?;
     let kind = if md.file_type().is_char_device() {
         'c'
@@ -505,7 +588,13 @@ fn block_numbers(flag: &'static str, path: &str) -> Result<(u64, u64), EngineErr
 /// start after a reboot sees the current numbers), the cgroup rules for the devices.
 pub fn runtime_resources(
     h: &HostConfig,
-) -> Result<(wharf_runtime::spec::Resources, Vec<wharf_runtime::spec::Device>), EngineError> {
+) -> Result<
+    (
+        wharf_runtime::spec::Resources,
+        Vec<wharf_runtime::spec::Device>,
+    ),
+    EngineError,
+> {
     let r = &h.resources;
     let pos = |v: i64| (v > 0).then_some(v);
     let mut out = wharf_runtime::spec::Resources {
@@ -526,10 +615,26 @@ pub fn runtime_resources(
         out.blkio_weight_device.push((ma, mi, w.weight));
     }
     for (flag, list, dst) in [
-        ("--device-read-bps", &r.blkio_device_read_bps, &mut out.read_bps),
-        ("--device-write-bps", &r.blkio_device_write_bps, &mut out.write_bps),
-        ("--device-read-iops", &r.blkio_device_read_iops, &mut out.read_iops),
-        ("--device-write-iops", &r.blkio_device_write_iops, &mut out.write_iops),
+        (
+            "--device-read-bps",
+            &r.blkio_device_read_bps,
+            &mut out.read_bps,
+        ),
+        (
+            "--device-write-bps",
+            &r.blkio_device_write_bps,
+            &mut out.write_bps,
+        ),
+        (
+            "--device-read-iops",
+            &r.blkio_device_read_iops,
+            &mut out.read_iops,
+        ),
+        (
+            "--device-write-iops",
+            &r.blkio_device_write_iops,
+            &mut out.write_iops,
+        ),
     ] {
         for t in list {
             let (ma, mi) = block_numbers(flag, &t.path)?;
@@ -570,7 +675,13 @@ mod tests {
         assert_eq!(d.cgroup_permissions, "r");
         let d = parse_device("/dev/null:/dev/x/null:rw").unwrap();
         assert_eq!(d.path_in_container, "/dev/x/null");
-        for bad in ["rel", "/dev/null:/etc/x", "/dev/null:/dev/x:rwz", "/dev/null:/dev/../x", "a:b:c:d"] {
+        for bad in [
+            "rel",
+            "/dev/null:/etc/x",
+            "/dev/null:/dev/x:rwz",
+            "/dev/null:/dev/../x",
+            "a:b:c:d",
+        ] {
             assert!(parse_device(bad).is_err(), "{bad}");
         }
     }
@@ -583,7 +694,9 @@ mod tests {
             check(&h, false).map_err(|e| e.to_string())
         };
         assert!(h(&|_| {}).is_ok());
-        assert!(h(&|h| h.resources.memory_swap = 1 << 30).unwrap_err().contains("always set the Memory limit"));
+        assert!(h(&|h| h.resources.memory_swap = 1 << 30)
+            .unwrap_err()
+            .contains("always set the Memory limit"));
         assert!(h(&|h| {
             h.memory = 64 << 20;
             h.resources.memory_swap = 32 << 20
@@ -600,7 +713,9 @@ mod tests {
         assert!(h(&|h| h.resources.cpuset_cpus = "1-0".into()).is_err());
         assert!(h(&|h| h.options.oom_score_adj = 1001).is_err());
         assert!(h(&|h| h.resources.blkio_weight = 5).is_err());
-        assert!(h(&|h| h.options.pid_mode = "host".into()).unwrap_err().contains("--pid host is not supported"));
+        assert!(h(&|h| h.options.pid_mode = "host".into())
+            .unwrap_err()
+            .contains("--pid host is not supported"));
         assert!(h(&|h| h.options.uts_mode = "host".into()).is_ok());
         assert!(h(&|h| h.options.runtime = "kata".into()).is_err());
         assert!(h(&|h| h.options.runtime = "runc".into()).is_ok());
@@ -688,8 +803,15 @@ pub struct AttachFlags {
 /// attaches stdout and stderr (and stdin with `-i`), proxies signals, and cannot detach.
 pub fn check_attach(a: &AttachFlags) -> Result<(), EngineError> {
     for s in &a.attach {
-        if !matches!(s.to_ascii_lowercase().as_str(), "stdin" | "stdout" | "stderr") {
-            return Err(bad_value("--attach", s, "valid streams are STDIN, STDOUT and STDERR"));
+        if !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "stdin" | "stdout" | "stderr"
+        ) {
+            return Err(bad_value(
+                "--attach",
+                s,
+                "valid streams are STDIN, STDOUT and STDERR",
+            ));
         }
     }
     if a.detach && !a.attach.is_empty() {

@@ -124,7 +124,9 @@ pub fn merge(old: &HostConfig, req: &UpdateRequest) -> Result<HostConfig, Engine
         }
     }
     if let Some(m) = req.memory {
-        if req.memory_swap.is_none() && old.resources.memory_swap > 0 && m > old.resources.memory_swap
+        if req.memory_swap.is_none()
+            && old.resources.memory_swap > 0
+            && m > old.resources.memory_swap
         {
             return Err(EngineError::Invalid(V::UpdateMemoryAboveSwap));
         }
@@ -190,7 +192,9 @@ fn live_spec(
     o.memory_swap = (req.memory_swap.is_some() || req.memory.is_some())
         .then_some(r.memory_swap)
         .filter(|v| *v != 0);
-    o.memory_reservation = req.memory_reservation.and_then(|_| pos(r.memory_reservation));
+    o.memory_reservation = req
+        .memory_reservation
+        .and_then(|_| pos(r.memory_reservation));
     o.cpu_shares = req
         .cpu_shares
         .and_then(|_| pos(r.cpu_shares))
@@ -231,10 +235,7 @@ impl crate::Engine {
             let spec = live_spec(crate::run::cgroup_path(&rec.id), &new, req);
             wharf_runtime::cgroup::Cgroup::update(&spec)?;
         }
-        if !self
-            .store
-            .set_container_host_config(&rec.id, &old, &new)?
-        {
+        if !self.store.set_container_host_config(&rec.id, &old, &new)? {
             return Err(StateConflict::UpdateRaced {
                 id: rec.id.short().to_string(),
             }

@@ -691,7 +691,9 @@ pub fn check_device_rule(rule: &str) -> Result<(), CgroupError> {
     let [kind, numbers, access] = parts.as_slice() else {
         return Err(bad());
     };
-    let num = |n: &str| n == "*" || (!n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()));
+    let num = |n: &str| {
+        n == "*" || (!n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     let ok = matches!(*kind, "a" | "b" | "c")
         && numbers
             .split_once(':')

@@ -24,7 +24,8 @@ fn cg_file(id: &str, file: &str) -> PathBuf {
 }
 
 fn pure_v2() -> bool {
-    !Path::new("/sys/fs/cgroup/memory").exists() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    !Path::new("/sys/fs/cgroup/memory").exists()
+        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// A block device of this host (`/dev/<name>`, its `major:minor`).
@@ -47,9 +48,26 @@ fn block_device() -> Option<(String, String)> {
 fn cgroup_limits_are_applied() {
     let w = Wharf::new().with_busybox();
     let mut args = vec![
-        "run", "-d", "-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m",
-        "-c", "512", "--cpu-period", "50000", "--cpu-quota", "25000", "--cpuset-cpus", "0",
-        "--cpuset-mems", "0", "--pids-limit", "50",
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--memory-reservation",
+        "32m",
+        "-c",
+        "512",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--pids-limit",
+        "50",
     ];
     if !pure_v2() {
         args.extend(["--memory-swappiness", "10", "--oom-kill-disable"]);
@@ -76,8 +94,14 @@ fn cgroup_limits_are_applied() {
         }
     } else {
         assert_eq!(read(&cg_file(&id, "memory.limit_in_bytes")), "67108864");
-        assert_eq!(read(&cg_file(&id, "memory.memsw.limit_in_bytes")), "134217728");
-        assert_eq!(read(&cg_file(&id, "memory.soft_limit_in_bytes")), "33554432");
+        assert_eq!(
+            read(&cg_file(&id, "memory.memsw.limit_in_bytes")),
+            "134217728"
+        );
+        assert_eq!(
+            read(&cg_file(&id, "memory.soft_limit_in_bytes")),
+            "33554432"
+        );
         assert_eq!(read(&cg_file(&id, "memory.swappiness")), "10");
         assert!(read(&cg_file(&id, "memory.oom_control")).contains("oom_kill_disable 1"));
         assert_eq!(read(&cg_file(&id, "cpu.shares")), "512");
@@ -125,11 +149,17 @@ fn process_and_namespace_options_seen_inside() {
         "65536"
     );
     assert_eq!(
-        run(&["--shm-size", "8m"], "df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2"),
+        run(
+            &["--shm-size", "8m"],
+            "df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2"
+        ),
         "8192"
     );
     assert_eq!(
-        run(&["--domainname", "example.org"], "cat /proc/sys/kernel/domainname"),
+        run(
+            &["--domainname", "example.org"],
+            "cat /proc/sys/kernel/domainname"
+        ),
         "example.org"
     );
     // --uts host: the host's hostname and UTS namespace
@@ -140,11 +170,26 @@ fn process_and_namespace_options_seen_inside() {
     );
     let o = w.run(&["run", "--rm", "--uts", "host", "-h", "x", "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("Conflicting options: hostname and the UTS mode"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Conflicting options: hostname and the UTS mode"),
+        "{}",
+        stderr(&o)
+    );
     // accepted defaults
     assert_eq!(
         run(
-            &["--ipc", "shareable", "--userns", "host", "--cgroupns", "host", "--isolation", "default", "--runtime", "runc"],
+            &[
+                "--ipc",
+                "shareable",
+                "--userns",
+                "host",
+                "--cgroupns",
+                "host",
+                "--isolation",
+                "default",
+                "--runtime",
+                "runc"
+            ],
             "echo ok"
         ),
         "ok"
@@ -159,15 +204,28 @@ fn devices_are_created_and_allowed() {
     }
     let w = Wharf::new().with_busybox();
     let out = w.ok(&[
-        "run", "--rm", "--device", "/dev/fuse:/dev/myfuse:rw", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--device",
+        "/dev/fuse:/dev/myfuse:rw",
+        "busybox",
+        "sh",
+        "-c",
         "stat -c '%t:%T %F' /dev/myfuse",
     ]);
     assert_eq!(out.trim(), "a:e5 character special file");
     if !pure_v2() {
         let id = w
             .ok(&[
-                "run", "-d", "--device", "/dev/fuse", "--device-cgroup-rule", "c 10:232 r",
-                "busybox", "sleep", "60",
+                "run",
+                "-d",
+                "--device",
+                "/dev/fuse",
+                "--device-cgroup-rule",
+                "c 10:232 r",
+                "busybox",
+                "sleep",
+                "60",
             ])
             .trim()
             .to_string();
@@ -176,12 +234,30 @@ fn devices_are_created_and_allowed() {
         assert!(list.lines().any(|l| l == "c 10:232 r"), "{list}");
         w.ok(&["rm", "-f", &id]);
     }
-    let o = w.run(&["run", "--rm", "--device", "/etc/passwd:/dev/x", "busybox", "true"]);
+    let o = w.run(&[
+        "run",
+        "--rm",
+        "--device",
+        "/etc/passwd:/dev/x",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("not a device node"), "{}", stderr(&o));
-    let o = w.run(&["run", "--rm", "--device", "/dev/fuse:/etc/fuse", "busybox", "true"]);
+    let o = w.run(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/fuse:/etc/fuse",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("container path below /dev/"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("container path below /dev/"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(w.ok(&["ps", "-aq"]), "");
 }
 
@@ -190,39 +266,98 @@ fn cidfile_label_file_and_volumes_from() {
     let w = Wharf::new().with_busybox();
     let cid = w.dir.path().join("cid");
     let id = w
-        .ok(&["run", "-d", "--cidfile", cid.to_str().unwrap(), "busybox", "sleep", "60"])
+        .ok(&[
+            "run",
+            "-d",
+            "--cidfile",
+            cid.to_str().unwrap(),
+            "busybox",
+            "sleep",
+            "60",
+        ])
         .trim()
         .to_string();
     assert_eq!(read(&cid), id);
     // docker refuses an existing cidfile
-    let o = w.run(&["run", "--rm", "--cidfile", cid.to_str().unwrap(), "busybox", "true"]);
+    let o = w.run(&[
+        "run",
+        "--rm",
+        "--cidfile",
+        cid.to_str().unwrap(),
+        "busybox",
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("Container ID file found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Container ID file found"),
+        "{}",
+        stderr(&o)
+    );
     w.ok(&["rm", "-f", &id]);
     // a foreground run writes it before the command ends
     let cid2 = w.dir.path().join("cid2");
-    w.ok(&["run", "--name", "fg", "--cidfile", cid2.to_str().unwrap(), "busybox", "true"]);
-    assert_eq!(read(&cid2), w.ok(&["inspect", "-f", "{{.Id}}", "fg"]).trim());
+    w.ok(&[
+        "run",
+        "--name",
+        "fg",
+        "--cidfile",
+        cid2.to_str().unwrap(),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        read(&cid2),
+        w.ok(&["inspect", "-f", "{{.Id}}", "fg"]).trim()
+    );
 
     let labels = w.dir.path().join("labels");
     std::fs::write(&labels, "# comment\n\na=1\nb\n").unwrap();
     let id = w
-        .ok(&["create", "--label-file", labels.to_str().unwrap(), "-l", "c=3", "busybox", "true"])
+        .ok(&[
+            "create",
+            "--label-file",
+            labels.to_str().unwrap(),
+            "-l",
+            "c=3",
+            "busybox",
+            "true",
+        ])
         .trim()
         .to_string();
     assert_eq!(
-        w.ok(&["inspect", "-f", "{{json .Config.Labels}}", &id]).trim(),
+        w.ok(&["inspect", "-f", "{{json .Config.Labels}}", &id])
+            .trim(),
         r#"{"a":"1","b":"","c":"3"}"#
     );
 
-    w.ok(&["create", "--name", "data", "-v", "vol1:/data", "busybox", "true"]);
+    w.ok(&[
+        "create",
+        "--name",
+        "data",
+        "-v",
+        "vol1:/data",
+        "busybox",
+        "true",
+    ]);
     let out = w.ok(&[
-        "run", "--rm", "--volumes-from", "data:ro", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--volumes-from",
+        "data:ro",
+        "busybox",
+        "sh",
+        "-c",
         "grep ' /data ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1",
     ]);
     assert_eq!(out.trim(), "ro");
     let out = w.ok(&[
-        "run", "--rm", "--volumes-from", "data", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--volumes-from",
+        "data",
+        "busybox",
+        "sh",
+        "-c",
         "touch /data/x && echo written",
     ]);
     assert_eq!(out.trim(), "written");
@@ -234,26 +369,83 @@ fn cidfile_label_file_and_volumes_from() {
 fn refused_flags_name_themselves() {
     let w = Wharf::new().with_busybox();
     for (args, want) in [
-        (vec!["--kernel-memory", "10m"], "--kernel-memory is not supported by wharf: kernel memory limits are deprecated"),
-        (vec!["--storage-opt", "size=1G"], "--storage-opt is not supported by wharf"),
+        (
+            vec!["--kernel-memory", "10m"],
+            "--kernel-memory is not supported by wharf: kernel memory limits are deprecated",
+        ),
+        (
+            vec!["--storage-opt", "size=1G"],
+            "--storage-opt is not supported by wharf",
+        ),
         (vec!["--gpus", "all"], "--gpus is not supported by wharf"),
-        (vec!["--cpu-rt-runtime", "100"], "--cpu-rt-runtime is not supported by wharf"),
-        (vec!["--link-local-ip", "169.254.1.1"], "--link-local-ip is not supported by wharf"),
-        (vec!["--pid", "host"], "--pid host is not supported by wharf"),
-        (vec!["--ipc", "host"], "--ipc host is not supported by wharf"),
-        (vec!["--ipc", "container:x"], "--ipc container:x is not supported by wharf"),
-        (vec!["--userns", "private"], "--userns private is not supported by wharf"),
-        (vec!["--cgroupns", "private"], "--cgroupns private is not supported by wharf"),
-        (vec!["--cgroup-parent", "/x"], "--cgroup-parent is not supported by wharf"),
-        (vec!["--isolation", "hyperv"], "--isolation hyperv is not supported by wharf"),
-        (vec!["--runtime", "kata"], "--runtime kata is not supported by wharf"),
-        (vec!["--sig-proxy=false"], "--sig-proxy=false is not supported by wharf"),
-        (vec!["-a", "stdout"], "--attach stdout is not supported by wharf"),
-        (vec!["--oom-score-adj", "1001"], "range for oom score adj is [-1000, 1000]"),
-        (vec!["--memory-swap", "1g"], "You should always set the Memory limit when using Memoryswap limit"),
-        (vec!["--cpus", "1", "--cpu-quota", "50000"], "Conflicting options: Nano CPUs and CPU Quota cannot both be set"),
-        (vec!["--blkio-weight", "5"], "Range of blkio weight is from 10 to 1000"),
-        (vec!["--device-cgroup-rule", "x 1:2 rwm"], "invalid device cgroup rule"),
+        (
+            vec!["--cpu-rt-runtime", "100"],
+            "--cpu-rt-runtime is not supported by wharf",
+        ),
+        (
+            vec!["--link-local-ip", "169.254.1.1"],
+            "--link-local-ip is not supported by wharf",
+        ),
+        (
+            vec!["--pid", "host"],
+            "--pid host is not supported by wharf",
+        ),
+        (
+            vec!["--ipc", "host"],
+            "--ipc host is not supported by wharf",
+        ),
+        (
+            vec!["--ipc", "container:x"],
+            "--ipc container:x is not supported by wharf",
+        ),
+        (
+            vec!["--userns", "private"],
+            "--userns private is not supported by wharf",
+        ),
+        (
+            vec!["--cgroupns", "private"],
+            "--cgroupns private is not supported by wharf",
+        ),
+        (
+            vec!["--cgroup-parent", "/x"],
+            "--cgroup-parent is not supported by wharf",
+        ),
+        (
+            vec!["--isolation", "hyperv"],
+            "--isolation hyperv is not supported by wharf",
+        ),
+        (
+            vec!["--runtime", "kata"],
+            "--runtime kata is not supported by wharf",
+        ),
+        (
+            vec!["--sig-proxy=false"],
+            "--sig-proxy=false is not supported by wharf",
+        ),
+        (
+            vec!["-a", "stdout"],
+            "--attach stdout is not supported by wharf",
+        ),
+        (
+            vec!["--oom-score-adj", "1001"],
+            "range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            vec!["--memory-swap", "1g"],
+            "You should always set the Memory limit when using Memoryswap limit",
+        ),
+        (
+            vec!["--cpus", "1", "--cpu-quota", "50000"],
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ),
+        (
+            vec!["--blkio-weight", "5"],
+            "Range of blkio weight is from 10 to 1000",
+        ),
+        (
+            vec!["--device-cgroup-rule", "x 1:2 rwm"],
+            "invalid device cgroup rule",
+        ),
     ] {
         let mut a = vec!["run", "--rm"];
         a.extend(args.iter().copied());
@@ -275,8 +467,14 @@ fn unknown_flag_gets_clap_error_and_usage() {
         let o = w.run(&a);
         assert_eq!(o.status.code(), Some(125));
         let e = stderr(&o);
-        assert!(e.contains("unexpected argument '--no-such-flag' found"), "{e}");
-        assert!(e.contains(&format!("Usage: wharf {} [OPTIONS]", cmd.join(" "))), "{e}");
+        assert!(
+            e.contains("unexpected argument '--no-such-flag' found"),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("Usage: wharf {} [OPTIONS]", cmd.join(" "))),
+            "{e}"
+        );
         assert!(!e.contains("invalid reference format"), "{e}");
     }
 }
@@ -292,9 +490,18 @@ fn matches_docker_where_it_runs() {
     let tar = w.dir.path().join("busybox.tar");
     d.ok(&["import", tar.to_str().unwrap_or_default(), "busybox:latest"]);
     for (args, cmd) in [
-        (vec!["--oom-score-adj", "123"], "cat /proc/self/oom_score_adj"),
-        (vec!["--shm-size", "8m"], "df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2"),
-        (vec!["--domainname", "ex.org"], "cat /proc/sys/kernel/domainname"),
+        (
+            vec!["--oom-score-adj", "123"],
+            "cat /proc/self/oom_score_adj",
+        ),
+        (
+            vec!["--shm-size", "8m"],
+            "df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2",
+        ),
+        (
+            vec!["--domainname", "ex.org"],
+            "cat /proc/sys/kernel/domainname",
+        ),
     ] {
         let mut a = vec!["run", "--rm"];
         a.extend(args.iter().copied());

@@ -48,12 +48,26 @@ fn limits(id: &str) -> (String, String, String) {
 fn update_changes_live_limits_and_the_record() {
     let w = Wharf::new().with_busybox();
     let id = w
-        .ok(&["run", "-d", "--name", "upd", "-m", "64m", "busybox", "sleep", "300"])
+        .ok(&[
+            "run", "-d", "--name", "upd", "-m", "64m", "busybox", "sleep", "300",
+        ])
         .trim()
         .to_string();
     let out = w.ok(&[
-        "update", "-m", "96m", "--memory-swap", "200m", "-c", "512", "--cpus", "0.5",
-        "--pids-limit", "40", "--restart", "on-failure:3", "upd",
+        "update",
+        "-m",
+        "96m",
+        "--memory-swap",
+        "200m",
+        "-c",
+        "512",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "40",
+        "--restart",
+        "on-failure:3",
+        "upd",
     ]);
     assert_eq!(out, "upd\n", "docker prints the names it updated");
     let (mem, shares, quota) = limits(&id);
@@ -95,7 +109,17 @@ fn update_changes_live_limits_and_the_record() {
 fn update_refusals_as_docker() {
     let w = Wharf::new().with_busybox();
     w.ok(&["create", "--name", "auto", "--rm", "busybox", "sleep", "1"]);
-    w.ok(&["create", "--name", "plain", "-m", "64m", "--memory-swap", "128m", "busybox", "true"]);
+    w.ok(&[
+        "create",
+        "--name",
+        "plain",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "busybox",
+        "true",
+    ]);
     for (args, want) in [
         (
             vec!["update", "--restart", "always", "auto"],
@@ -119,16 +143,28 @@ fn update_refusals_as_docker() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "plain\n");
     assert_eq!(
-        w.ok(&["inspect", "-f", "{{.HostConfig.CpuShares}}", "plain"]).trim(),
+        w.ok(&["inspect", "-f", "{{.HostConfig.CpuShares}}", "plain"])
+            .trim(),
         "256"
     );
     // a stopped container: recorded, applied at its start
-    let id = w.ok(&["inspect", "-f", "{{.Id}}", "plain"]).trim().to_string();
-    w.ok(&["update", "--memory", "100m", "--memory-swap", "300m", "plain"]);
+    let id = w
+        .ok(&["inspect", "-f", "{{.Id}}", "plain"])
+        .trim()
+        .to_string();
+    w.ok(&[
+        "update",
+        "--memory",
+        "100m",
+        "--memory-swap",
+        "300m",
+        "plain",
+    ]);
     w.ok(&["start", "plain"]);
     assert_eq!(w.ok(&["wait", "plain"]).trim(), "0");
     assert_eq!(
-        w.ok(&["inspect", "-f", "{{.HostConfig.Memory}}", &id]).trim(),
+        w.ok(&["inspect", "-f", "{{.HostConfig.Memory}}", &id])
+            .trim(),
         (100u64 << 20).to_string()
     );
 }
@@ -142,11 +178,30 @@ fn update_through_the_api() {
     let w = Wharf::new().with_busybox();
     let s = Service::start(&w, &[]);
     let id = s
-        .ok(&["run", "-d", "--network", "none", "--name", "apiupd", "busybox", "sleep", "300"])
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "apiupd",
+            "busybox",
+            "sleep",
+            "300",
+        ])
         .trim()
         .to_string();
     assert_eq!(
-        s.ok(&["update", "-m", "72m", "--cpu-shares", "300", "--restart", "always", "apiupd"]),
+        s.ok(&[
+            "update",
+            "-m",
+            "72m",
+            "--cpu-shares",
+            "300",
+            "--restart",
+            "always",
+            "apiupd"
+        ]),
         "apiupd\n"
     );
     let (mem, shares, _) = limits(&id);
@@ -155,8 +210,13 @@ fn update_through_the_api() {
         assert_eq!(shares, "300");
     }
     assert_eq!(
-        s.ok(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}", "apiupd"])
-            .trim(),
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}",
+            "apiupd"
+        ])
+        .trim(),
         format!("{} always", 72u64 << 20)
     );
     // docker's Warnings body, and a field wharf does not update refused by name
@@ -182,12 +242,35 @@ fn update_through_the_api() {
     assert!(text.contains("CpuRealtimeRuntime"), "{text}");
     // the API's create applies the new HostConfig fields too
     let o = s.ok(&[
-        "run", "--rm", "--network", "none", "--oom-score-adj", "222", "--shm-size", "8m",
-        "busybox", "sh", "-c", "cat /proc/self/oom_score_adj; df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--oom-score-adj",
+        "222",
+        "--shm-size",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/oom_score_adj; df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2",
     ]);
     assert_eq!(o, "222\n8192\n");
-    let o = s.run(&["run", "--rm", "--network", "none", "--pid", "host", "busybox", "true"]);
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "busybox",
+        "true",
+    ]);
     assert_ne!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("--pid host is not supported by wharf"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--pid host is not supported by wharf"),
+        "{}",
+        stderr(&o)
+    );
     s.ok(&["rm", "-f", "apiupd"]);
 }

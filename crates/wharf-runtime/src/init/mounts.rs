@@ -256,7 +256,12 @@ fn make_devices(dev: BorrowedFd<'_>, devices: &[crate::spec::Device]) -> Result<
         let kind = match d.kind {
             'c' => S_IFCHR,
             'b' => S_IFBLK,
-            k => return Err(super::fail(format!("device {}: unknown type {k:?}", d.path))),
+            k => {
+                return Err(super::fail(format!(
+                    "device {}: unknown type {k:?}",
+                    d.path
+                )))
+            }
         };
         let mut parent: OwnedFd = fs::reopen_dir(dev, O_PATH_DIR).ctx(|| "open /dev".into())?;
         let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();

@@ -1,9 +1,9 @@
 //! `wharf run`: turns docker's run flags into a create request and runs it in the foreground.
 
 use crate::cli::{Cli, RunArgs, RunMoreArgs};
-use wharf_engine::resources::{AttachFlags, ResourceFlags};
 use anyhow::Context;
 use wharf_engine::create::CreateRequest;
+use wharf_engine::resources::{AttachFlags, ResourceFlags};
 use wharf_engine::validate::CreateFlags;
 use wharf_types::container::HostConfig;
 
@@ -224,9 +224,11 @@ pub fn run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
         println!("{}", rec.id);
         return Ok(0);
     }
-    Ok(engine.run_foreground_with(req, &mut print_warning, &mut |rec| {
-        write_cidfile(a, rec.id.as_str())
-    })?)
+    Ok(
+        engine.run_foreground_with(req, &mut print_warning, &mut |rec| {
+            write_cidfile(a, rec.id.as_str())
+        })?,
+    )
 }
 
 /// A create's warning as docker's CLI shows it (stderr).
