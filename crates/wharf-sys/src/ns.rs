@@ -153,4 +153,3 @@ mod tests {
         assert!(join_namespaces(None, &fds).is_ok());
     }
 }
-
