@@ -186,6 +186,10 @@ pub enum ValidationError {
         value: String,
         reason: String,
     },
+    #[error("cannot join IPC of a non running container: {name}")]
+    IpcDonorNotRunning { name: String },
+    #[error("non-shareable IPC (hint: use IpcMode:shareable for the donor container)")]
+    IpcDonorNotShareable,
     #[error("Restart policy cannot be updated because AutoRemove is enabled for the container")]
     UpdateRestartAutoRemove,
     #[error("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")]
@@ -325,9 +329,9 @@ impl HasKind for ValidationError {
         use ValidationError as V;
         match self {
             V::NetworkNotFound { .. } | V::CpNotFound { .. } => ErrorKind::NotFound,
-            V::RestartWithAutoRemove { .. } | V::NetworkContainerNotRunning { .. } => {
-                ErrorKind::Conflict
-            }
+            V::RestartWithAutoRemove { .. }
+            | V::NetworkContainerNotRunning { .. }
+            | V::IpcDonorNotRunning { .. } => ErrorKind::Conflict,
             V::AppArmorUnsupported { .. }
             | V::SelinuxUnsupported { .. }
             | V::TopOptionsUnsupported { .. }
@@ -402,6 +406,7 @@ impl HasKind for ValidationError {
             | V::FlagRefused { .. }
             | V::FlagValue { .. }
             | V::FlagConflict { .. }
+            | V::IpcDonorNotShareable
             | V::UpdateRestartAutoRemove
             | V::UpdateMemoryAboveSwap
             | V::UpdateNothing

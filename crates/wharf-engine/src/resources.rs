@@ -460,26 +460,36 @@ fn refuse(flag: String, reason: &'static str) -> EngineError {
 fn check_modes(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> {
     let o = &h.options;
     match o.ipc_mode.as_str() {
-        "" | "private" | "shareable" => {}
-        "host" => {
+        "" | "private" | "shareable" | "host" => {}
+        "none" => {
             return Err(refuse(
-                "--ipc host".into(),
-                "joining the host's IPC namespace is not implemented",
+                "--ipc none".into(),
+                "every container gets its /dev/shm",
             ))
         }
-        "none" => return Err(refuse("--ipc none".into(), "every container gets /dev/shm")),
-        m if m.starts_with("container:") => {
-            return Err(refuse(
-                format!("--ipc {m}"),
-                "sharing another container's IPC namespace is not implemented",
-            ))
-        }
+        m if m.strip_prefix("container:").is_some_and(|n| !n.is_empty()) => {}
         m => {
             return Err(bad_value(
                 "--ipc",
                 m,
-                "expected private, shareable, host, none or container:NAME",
+                "expected private, shareable, host or container:NAME",
             ))
+        }
+    }
+    // the IPC sysctls would be written into a namespace this container does not own
+    if !matches!(o.ipc_mode.as_str(), "" | "private" | "shareable") {
+        let ipc_key = h.sysctls.keys().find(|k| {
+            wharf_types::sysctl::namespace_of(k) == Some(wharf_types::sysctl::Namespace::Ipc)
+        });
+        if let Some(k) = ipc_key {
+            return Err(bad_value(
+                "--sysctl",
+                k,
+                format!(
+                    "not allowed with --ipc {}: the IPC namespace is not the container's own",
+                    o.ipc_mode
+                ),
+            ));
         }
     }
     match o.pid_mode.as_str() {
@@ -552,6 +562,41 @@ fn check_modes(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> 
         }
     }
     Ok(())
+}
+
+/// A shareable container's /dev/shm: a tmpfs (docker's mode and size: 64 MiB unless
+/// `--shm-size`) mounted at `dir` on the host side.
+fn mount_shm(dir: &std::path::Path, size: i64) -> Result<(), EngineError> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(EngineError::io("mkdir", dir, e)),
+    }
+    let target = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(dir)
+        .map_err(|e| EngineError::io("open", dir, e))?;
+    let size = if size > 0 {
+        format!("{}k", (size as u64).div_ceil(1024))
+    } else {
+        "65536k".to_string()
+    };
+    wharf_sys::mount::mount_fs(
+        "tmpfs",
+        "shm",
+        &[("mode", Some("1777")), ("size", Some(&size))],
+        wharf_sys::mount::MountFlags {
+            nosuid: true,
+            nodev: true,
+            noexec: true,
+            ..Default::default()
+        },
+        target.as_fd(),
+    )
+    .map_err(|e| EngineError::io("mount /dev/shm tmpfs at", dir, e))
 }
 
 /// A host device node: (type `c`/`b`, major, minor, permission bits, uid, gid).
@@ -726,6 +771,47 @@ mod tests {
 }
 
 impl crate::Engine {
+    /// `--ipc` at a start. `shareable`: the container's /dev/shm is a tmpfs mounted on the
+    /// host side (`<container dir>/shm`, unmounted by `release_runtime` with everything
+    /// below that directory), so that others can bind it; `container:X` joins X's namespace
+    /// and that tmpfs (docker's rules: X runs and was made `--ipc shareable`).
+    pub(crate) fn ipc_for_start(
+        &self,
+        rec: &wharf_types::container::ContainerRecord,
+    ) -> Result<wharf_runtime::spec::Ipc, EngineError> {
+        use crate::state::Status;
+        use wharf_runtime::spec::Ipc;
+        let h = &rec.host_config;
+        let mode = h.options.ipc_mode.as_str();
+        if mode == "host" {
+            return Ok(Ipc::Host);
+        }
+        if mode == "shareable" {
+            let shm = self.store.container_paths(&rec.id).dir.join("shm");
+            mount_shm(&shm, h.options.shm_size)?;
+            return Ok(Ipc::Shareable { shm });
+        }
+        let Some(name) = mode.strip_prefix("container:") else {
+            return Ok(Ipc::Private);
+        };
+        let donor = self.container(name)?;
+        let running = matches!(donor.state.status(), Status::Running | Status::Paused)
+            && donor.state.pid > 0
+            && donor.state.process_alive();
+        if !running {
+            return Err(invalid(V::IpcDonorNotRunning {
+                name: name.to_string(),
+            }));
+        }
+        if donor.record.host_config.options.ipc_mode != "shareable" {
+            return Err(invalid(V::IpcDonorNotShareable));
+        }
+        Ok(Ipc::Join {
+            pid: donor.state.pid,
+            shm: self.store.container_paths(&donor.record.id).dir.join("shm"),
+        })
+    }
+
     /// `--volumes-from CONTAINER[:ro|rw]`: the volume and bind mounts of each named
     /// container, read-only with `:ro`, read-write with `:rw`, else as they were there; a
     /// destination this container already mounts is kept as the user gave it.

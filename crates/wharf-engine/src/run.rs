@@ -474,6 +474,8 @@ impl Engine {
                 .then(|| i32::try_from(hc.options.oom_score_adj).unwrap_or(0)),
             shm_size: u64::try_from(hc.options.shm_size).ok().filter(|s| *s > 0),
             devices,
+            // set right before a start (`Engine::ipc_for_start`: it may mount /dev/shm)
+            ipc: rs::Ipc::Private,
         };
         self.policy.harden(&mut spec);
         Ok(spec)
@@ -522,6 +524,7 @@ impl Engine {
             .and_then(|()| self.policy_start(rec))
             .and_then(|()| self.runtime_spec(rec, &paths))
             .and_then(|mut spec| {
+                spec.ipc = self.ipc_for_start(rec)?;
                 self.attach_network(rec, &paths, &mut spec)?;
                 Ok(spec)
             })

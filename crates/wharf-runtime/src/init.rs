@@ -185,6 +185,12 @@ fn run(
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
             .ctx(|| format!("join network namespace {}", p.display()))?;
     }
+    if let crate::spec::Ipc::Join { pid, .. } = spec.ipc {
+        let p = format!("/proc/{pid}/ns/ipc");
+        let f = std::fs::File::open(&p).ctx(|| format!("open IPC namespace {p}"))?;
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWIPC)
+            .ctx(|| format!("join IPC namespace {p}"))?;
+    }
     if !spec.hostname.is_empty() && !spec.host_uts {
         nix::unistd::sethostname(&spec.hostname)
             .ctx(|| format!("set hostname {:?}", spec.hostname))?;

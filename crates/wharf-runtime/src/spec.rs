@@ -51,6 +51,25 @@ pub struct ContainerSpec {
     /// lets the container use them is in `cgroup.resources.devices`).
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// `--ipc`: the IPC namespace and the /dev/shm that goes with it.
+    #[serde(default)]
+    pub ipc: Ipc,
+}
+
+/// Which IPC namespace a container gets, and its /dev/shm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ipc {
+    /// A new namespace and a fresh /dev/shm tmpfs (`private`).
+    #[default]
+    Private,
+    /// A new namespace whose /dev/shm is a bind of `shm`, a tmpfs the engine mounted on the
+    /// host side (`shareable`: other containers can bind it too).
+    Shareable { shm: PathBuf },
+    /// The host's namespace and a bind of the host's /dev/shm (`--ipc host`).
+    Host,
+    /// Another container's (`--ipc container:X`): init joins the namespace of X's pid 1 and
+    /// binds X's host-side /dev/shm tmpfs `shm`.
+    Join { pid: i32, shm: PathBuf },
 }
 
 /// A device node made inside the container's /dev (`--device /dev/fuse:/dev/fuse:rwm`).

@@ -125,6 +125,7 @@ fn spec(env: &Env, args: &[&str]) -> ContainerSpec {
         oom_score_adj: None,
         shm_size: None,
         devices: vec![],
+        ipc: Default::default(),
     }
 }
 

@@ -391,12 +391,12 @@ fn refused_flags_name_themselves() {
             "--pid host is not supported by wharf",
         ),
         (
-            vec!["--ipc", "host"],
-            "--ipc host is not supported by wharf",
+            vec!["--ipc", "none"],
+            "--ipc none is not supported by wharf",
         ),
         (
-            vec!["--ipc", "container:x"],
-            "--ipc container:x is not supported by wharf",
+            vec!["--ipc", "host", "--sysctl", "kernel.shmmax=1000000"],
+            "not allowed with --ipc host",
         ),
         (
             vec!["--userns", "private"],
@@ -511,4 +511,112 @@ fn matches_docker_where_it_runs() {
         assert_eq!(stdout(&ours), stdout(&theirs), "{args:?}");
         assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
     }
+}
+
+#[test]
+fn ipc_namespaces_shared_as_docker() {
+    let w = Wharf::new().with_busybox();
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/ipc")).unwrap();
+    // --ipc host: the host's namespace and /dev/shm
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "host",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/ipc",
+    ]);
+    assert_eq!(out.trim(), ns("self").to_string_lossy());
+    // container:X joins X's namespace and /dev/shm; X must be shareable and running
+    let donor = w
+        .ok(&[
+            "run",
+            "-d",
+            "--ipc",
+            "shareable",
+            "--name",
+            "donor",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let pid = w
+        .ok(&["inspect", "-f", "{{.State.Pid}}", &donor])
+        .trim()
+        .to_string();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; echo shared > /dev/shm/x",
+    ]);
+    assert_eq!(out.trim(), ns(&pid).to_string_lossy());
+    assert_eq!(
+        w.ok(&["exec", "donor", "cat", "/dev/shm/x"]).trim(),
+        "shared"
+    );
+    assert_ne!(ns(&pid), ns("self"), "the donor has its own namespace");
+    w.ok(&["run", "-d", "--name", "private", "busybox", "sleep", "60"]);
+    let o = w.run(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:private",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o)
+            .contains("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"),
+        "{}",
+        stderr(&o)
+    );
+    w.ok(&["stop", "-t", "0", "donor"]);
+    let o = w.run(&["run", "--rm", "--ipc", "container:donor", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("cannot join IPC of a non running container: donor"),
+        "{}",
+        stderr(&o)
+    );
+    w.ok(&["rm", "-f", "donor", "private"]);
+    // the donor's host-side /dev/shm tmpfs went with it
+    assert!(
+        mounts_under(w.dir.path()).is_empty(),
+        "{:?}",
+        mounts_under(w.dir.path())
+    );
+}
+
+/// The admin policy gates the host namespaces and devices (`run.host_namespaces`,
+/// `run.devices`).
+#[test]
+fn policy_gates_host_namespaces_and_devices() {
+    let w = Wharf::new().with_busybox();
+    let p = common::policy::Pol::new(&w, "[run]\nhost_namespaces = false\ndevices = false\n");
+    for (args, rule) in [
+        (vec!["--uts", "host"], "run.host_namespaces"),
+        (vec!["--ipc", "host"], "run.host_namespaces"),
+        (vec!["--device", "/dev/null:/dev/n2"], "run.devices"),
+        (vec!["--device-cgroup-rule", "c 1:3 r"], "run.devices"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args.iter().copied());
+        a.extend(["busybox", "true"]);
+        let o = p.run(&a);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(rule), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(
+        p.run(&["run", "--rm", "busybox", "true"]).status.code(),
+        Some(0)
+    );
 }

@@ -218,6 +218,28 @@ fn setup_dev(root: BorrowedFd<'_>, spec: &ContainerSpec) -> Result<(), InitError
     .ctx(|| "mount /dev/pts".into())?;
     make_devices(dev, &spec.devices)?;
     let shm = sub("shm", 0o1777)?;
+    let host_shm = match &spec.ipc {
+        crate::spec::Ipc::Private => None,
+        crate::spec::Ipc::Host => Some(Path::new("/dev/shm")),
+        crate::spec::Ipc::Shareable { shm } | crate::spec::Ipc::Join { shm, .. } => {
+            Some(shm.as_path())
+        }
+    };
+    if let Some(host_shm) = host_shm {
+        // a host path (the host's /dev/shm, or a tmpfs the engine mounted for a shareable
+        // container): bound, so every member of the IPC namespace sees the same files
+        use std::os::unix::fs::OpenOptionsExt;
+        let src: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_PATH_DIR | nix::libc::O_NOFOLLOW)
+            .open(host_shm)
+            .ctx(|| format!("open {}", host_shm.display()))?
+            .into();
+        let never = || Err(std::io::Error::from_raw_os_error(nix::libc::EINVAL));
+        mount::bind_mount(src.as_fd(), shm.as_fd(), false, false, &never)
+            .ctx(|| format!("bind {} at /dev/shm", host_shm.display()))?;
+        return mqueue(dev);
+    }
     let shm_size = match spec.shm_size {
         Some(bytes) => format!("{}k", bytes.div_ceil(1024)),
         None => "65536k".to_string(),
@@ -230,7 +252,14 @@ fn setup_dev(root: BorrowedFd<'_>, spec: &ContainerSpec) -> Result<(), InitError
         shm.as_fd(),
     )
     .ctx(|| "mount /dev/shm".into())?;
-    let mq = sub("mqueue", 0o755)?;
+    mqueue(dev)
+}
+
+/// /dev/mqueue for the container's IPC namespace (mounted after it was joined).
+fn mqueue(dev: BorrowedFd<'_>) -> Result<(), InitError> {
+    fs::mkdirat(dev, OsStr::new("mqueue"), 0o755).ctx(|| "mkdir /dev/mqueue".into())?;
+    let mq = fs::openat_nofollow(dev, OsStr::new("mqueue"), O_PATH_DIR, 0)
+        .ctx(|| "open /dev/mqueue".into())?;
     mount::mount_fs("mqueue", "mqueue", &[], nsne(), mq.as_fd())
         .ctx(|| "mount /dev/mqueue".into())?;
     Ok(())
