@@ -494,12 +494,7 @@ fn check_modes(h: &HostConfig, hostname_given: bool) -> Result<(), EngineError> 
     }
     match o.pid_mode.as_str() {
         "" => {}
-        "host" => {
-            return Err(refuse(
-                "--pid host".into(),
-                "the host's PID namespace is not implemented",
-            ))
-        }
+        "host" => {}
         m if m.starts_with("container:") => {
             return Err(refuse(
                 format!("--pid {m}"),
@@ -758,9 +753,10 @@ mod tests {
         assert!(h(&|h| h.resources.cpuset_cpus = "1-0".into()).is_err());
         assert!(h(&|h| h.options.oom_score_adj = 1001).is_err());
         assert!(h(&|h| h.resources.blkio_weight = 5).is_err());
-        assert!(h(&|h| h.options.pid_mode = "host".into())
+        assert!(h(&|h| h.options.pid_mode = "host".into()).is_ok());
+        assert!(h(&|h| h.options.pid_mode = "container:x".into())
             .unwrap_err()
-            .contains("--pid host is not supported"));
+            .contains("--pid container:x is not supported"));
         assert!(h(&|h| h.options.uts_mode = "host".into()).is_ok());
         assert!(h(&|h| h.options.runtime = "kata".into()).is_err());
         assert!(h(&|h| h.options.runtime = "runc".into()).is_ok());

@@ -470,6 +470,7 @@ impl Engine {
             sysctl: hc.sysctls.clone(),
             domainname: rec.config.domainname.clone(),
             host_uts: hc.options.uts_mode == "host",
+            host_pid: hc.options.pid_mode == "host",
             oom_score_adj: (hc.options.oom_score_adj != 0)
                 .then(|| i32::try_from(hc.options.oom_score_adj).unwrap_or(0)),
             shm_size: u64::try_from(hc.options.shm_size).ok().filter(|s| *s > 0),

@@ -51,6 +51,10 @@ pub struct ContainerSpec {
     /// lets the container use them is in `cgroup.resources.devices`).
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// `--pid host`: stay in the host's PID namespace (the container's /proc shows the
+    /// host's processes).
+    #[serde(default)]
+    pub host_pid: bool,
     /// `--ipc`: the IPC namespace and the /dev/shm that goes with it.
     #[serde(default)]
     pub ipc: Ipc,

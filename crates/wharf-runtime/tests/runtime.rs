@@ -126,6 +126,7 @@ fn spec(env: &Env, args: &[&str]) -> ContainerSpec {
         shm_size: None,
         devices: vec![],
         ipc: Default::default(),
+        host_pid: false,
     }
 }
 

@@ -387,8 +387,8 @@ fn refused_flags_name_themselves() {
             "--link-local-ip is not supported by wharf",
         ),
         (
-            vec!["--pid", "host"],
-            "--pid host is not supported by wharf",
+            vec!["--pid", "container:x"],
+            "--pid container:x is not supported by wharf",
         ),
         (
             vec!["--ipc", "none"],
@@ -605,6 +605,7 @@ fn policy_gates_host_namespaces_and_devices() {
     for (args, rule) in [
         (vec!["--uts", "host"], "run.host_namespaces"),
         (vec!["--ipc", "host"], "run.host_namespaces"),
+        (vec!["--pid", "host"], "run.host_namespaces"),
         (vec!["--device", "/dev/null:/dev/n2"], "run.devices"),
         (vec!["--device-cgroup-rule", "c 1:3 r"], "run.devices"),
     ] {
@@ -619,4 +620,42 @@ fn policy_gates_host_namespaces_and_devices() {
         p.run(&["run", "--rm", "busybox", "true"]).status.code(),
         Some(0)
     );
+}
+
+/// `--pid host`: the host's PID namespace (its pid 1 visible), exit codes as usual, and the
+/// container's processes gone with it.
+#[test]
+fn pid_host() {
+    let w = Wharf::new().with_busybox();
+    let host = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid; test -d /proc/1 && echo has-1; test $$ != 1 && echo not-1",
+    ]);
+    assert_eq!(out, format!("{}\nhas-1\nnot-1\n", host.to_string_lossy()));
+    let o = w.run(&[
+        "run", "--rm", "--pid", "host", "busybox", "sh", "-c", "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--pid",
+            "host",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 300 & sleep 300",
+        ])
+        .trim()
+        .to_string();
+    w.ok(&["rm", "-f", &id]);
+    assert!(cgroup_dirs(&id).is_empty(), "cgroup left behind");
 }

@@ -268,7 +268,7 @@ fn update_through_the_api() {
     ]);
     assert_ne!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("--pid host is not supported by wharf"),
+        stderr(&o).contains("--pid container:x is not supported by wharf"),
         "{}",
         stderr(&o)
     );
