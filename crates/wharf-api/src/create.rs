@@ -614,13 +614,13 @@ mod tests {
         for (field, value, want) in [
             (
                 "PidMode",
-                json!("host"),
-                "--pid host is not supported by wharf",
+                json!("container:x"),
+                "--pid container:x is not supported by wharf",
             ),
             (
                 "IpcMode",
-                json!("host"),
-                "--ipc host is not supported by wharf",
+                json!("none"),
+                "--ipc none is not supported by wharf",
             ),
             (
                 "UsernsMode",
