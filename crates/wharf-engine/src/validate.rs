@@ -319,8 +319,8 @@ pub fn parse_link(v: &str) -> Result<(String, String), EngineError> {
 /// never conflicts): `container:` shares another container's hostname, files and ports;
 /// `host` has the host's MAC; `none` has nothing to publish on; `--ip` and
 /// `--network-alias` need a user-defined network; a `net.*` `--sysctl` needs the
-/// container's own network namespace (the IPC ones always have theirs: every container
-/// gets a new IPC namespace, there is no `--ipc host`).
+/// container's own network namespace (the IPC ones are checked against `--ipc` by
+/// `crate::resources::check`).
 pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
     let h = &req.host;
     let mode = &h.network_mode;
