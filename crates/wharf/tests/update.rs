@@ -262,7 +262,7 @@ fn update_through_the_api() {
         "--network",
         "none",
         "--pid",
-        "host",
+        "container:x",
         "busybox",
         "true",
     ]);
@@ -273,4 +273,22 @@ fn update_through_the_api() {
         stderr(&o)
     );
     s.ok(&["rm", "-f", "apiupd"]);
+}
+
+/// The admin policy judges the updated record: `[limits]` cannot be raised past by update.
+#[test]
+fn update_is_checked_by_the_policy() {
+    let w = Wharf::new().with_busybox();
+    let p = common::policy::Pol::new(&w, "[limits]\nmemory = \"64m\"\n");
+    p.ok(&["create", "--name", "lim", "-m", "32m", "busybox", "true"]);
+    let o = p.run(&["update", "-m", "128m", "--memory-swap", "256m", "lim"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("limits.memory"), "{}", stderr(&o));
+    assert_eq!(
+        w.ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "lim"])
+            .trim(),
+        (32u64 << 20).to_string(),
+        "a refused update changes nothing"
+    );
+    p.ok(&["update", "-m", "48m", "lim"]);
 }
