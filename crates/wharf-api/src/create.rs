@@ -29,6 +29,43 @@ const CONFIG_IGNORED: &[&str] = &[
     "Shell",
 ];
 
+/// HostConfig fields of docker's `Resources` that map 1:1 onto
+/// `wharf_types::resources::Resources` (the engine checks them as the CLI's flags).
+const HOST_RESOURCES: &[&str] = &[
+    "CpuShares",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpusetCpus",
+    "CpusetMems",
+    "MemoryReservation",
+    "MemorySwap",
+    "MemorySwappiness",
+    "OomKillDisable",
+    "BlkioWeight",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps",
+    "Devices",
+    "DeviceCgroupRules",
+];
+
+/// HostConfig fields that map 1:1 onto `wharf_types::resources::HostOptions`.
+const HOST_OPTIONS: &[&str] = &[
+    "IpcMode",
+    "PidMode",
+    "UTSMode",
+    "UsernsMode",
+    "CgroupnsMode",
+    "CgroupParent",
+    "ShmSize",
+    "OomScoreAdj",
+    "VolumesFrom",
+    "Isolation",
+    "Runtime",
+];
+
 /// HostConfig fields with no effect on what runs here.
 const HOST_IGNORED: &[&str] = &["ContainerIDFile", "ConsoleSize"];
 
@@ -188,6 +225,9 @@ pub fn request(name: Option<String>, body: &Value) -> Result<CreateRequest, ApiE
                 req.flags.mac_address =
                     string(Some(v), "MacAddress: a string")?.filter(|m| !m.is_empty())
             }
+            "Domainname" => {
+                req.domainname = string(Some(v), "Domainname: a string")?.filter(|d| !d.is_empty())
+            }
             "HostConfig" => host_config(&mut req, v, &mut unsupported)?,
             "NetworkingConfig" => networking(&mut req, v, &mut unsupported)?,
             k if CONFIG_IGNORED.contains(&k) => {}
@@ -225,10 +265,24 @@ fn host_config(
     let Some(hc) = object(Some(v), "HostConfig: an object")? else {
         return Ok(());
     };
+    // docker's typed resource and namespace fields, as wharf-types has them (null = unset;
+    // MemorySwappiness -1 = unset)
+    let typed = |keys: &[&str]| -> Map<String, Value> {
+        hc.iter()
+            .filter(|(k, v)| keys.contains(&k.as_str()) && !v.is_null())
+            .filter(|(k, v)| !is_unset(k, v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    req.host.resources = serde_json::from_value(Value::Object(typed(HOST_RESOURCES)))
+        .map_err(|_| shape("HostConfig resources: docker's types"))?;
+    req.host.options = serde_json::from_value(Value::Object(typed(HOST_OPTIONS)))
+        .map_err(|_| shape("HostConfig namespace options: docker's types"))?;
     let f = &mut req.flags;
     let h = &mut req.host;
     for (k, v) in hc {
         match k.as_str() {
+            k if HOST_RESOURCES.contains(&k) || HOST_OPTIONS.contains(&k) => {}
             "Binds" => f
                 .volumes
                 .extend(strings(Some(v), "Binds: an array of strings")?),
@@ -534,21 +588,72 @@ mod tests {
         assert!(wharf_engine::validate::prepare(request(None, &bad).unwrap()).is_err());
     }
 
+    /// docker's resource and namespace fields reach the typed HostConfig; the engine applies
+    /// them as the CLI's flags, and refuses the modes wharf does not implement by name.
+    #[test]
+    fn resources_and_modes_are_mapped() {
+        let body = json!({"Image": "busybox", "Domainname": "ex.org", "HostConfig": {
+            "CpuShares": 512, "MemorySwappiness": -1, "OomKillDisable": null, "Memory": 67108864,
+            "MemorySwap": 134217728, "BlkioWeightDevice": [], "Devices": [
+                {"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}],
+            "ShmSize": 8388608, "IpcMode": "private", "UTSMode": "host", "OomScoreAdj": 10,
+            "VolumesFrom": ["data:ro"]}});
+        let r = request(None, &body).unwrap();
+        assert!(r.flags.unsupported.is_empty(), "{:?}", r.flags.unsupported);
+        assert_eq!(r.domainname.as_deref(), Some("ex.org"));
+        let h = &r.host;
+        assert_eq!(
+            (h.resources.cpu_shares, h.resources.memory_swap),
+            (512, 134217728)
+        );
+        assert_eq!(h.resources.memory_swappiness, None);
+        assert_eq!(h.resources.devices[0].path_on_host, "/dev/fuse");
+        assert_eq!((h.options.shm_size, h.options.oom_score_adj), (8388608, 10));
+        assert_eq!(h.options.uts_mode, "host");
+        assert_eq!(h.options.volumes_from, ["data:ro"]);
+        for (field, value, want) in [
+            (
+                "PidMode",
+                json!("container:x"),
+                "--pid container:x is not supported by wharf",
+            ),
+            (
+                "IpcMode",
+                json!("none"),
+                "--ipc none is not supported by wharf",
+            ),
+            (
+                "UsernsMode",
+                json!("private"),
+                "--userns private is not supported by wharf",
+            ),
+            (
+                "CgroupParent",
+                json!("/"),
+                "--cgroup-parent is not supported by wharf",
+            ),
+            (
+                "Runtime",
+                json!("kata"),
+                "--runtime kata is not supported by wharf",
+            ),
+        ] {
+            let body = json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {field: value}});
+            let e = wharf_engine::validate::prepare(request(None, &body).unwrap()).unwrap_err();
+            assert!(e.to_string().contains(want), "{field}: {e}");
+        }
+        let bad = json!({"Image": "busybox", "HostConfig": {"CpuShares": "lots"}});
+        assert!(request(None, &bad).is_err());
+    }
+
     /// Fields that would run the container looser than asked are passed on as unsupported
     /// (the engine refuses them), never dropped.
     #[test]
     fn loosening_fields_are_not_dropped() {
         for (field, value) in [
-            ("PidMode", json!("host")),
-            ("IpcMode", json!("host")),
-            ("UsernsMode", json!("host")),
-            (
-                "Devices",
-                json!([{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "rwm"}]),
-            ),
             ("MaskedPaths", json!([])),
-            ("CgroupParent", json!("/")),
-            ("VolumesFrom", json!(["other"])),
+            ("KernelMemory", json!(1 << 20)),
+            ("CpuRealtimeRuntime", json!(100)),
             ("SomethingNew", json!(true)),
         ] {
             let body = json!({"Image": "busybox", "HostConfig": {field: value}});

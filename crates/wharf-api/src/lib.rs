@@ -38,6 +38,7 @@ mod stats;
 mod streams;
 mod system;
 mod transfer;
+mod update;
 pub mod version;
 mod volumes;
 mod ws;

@@ -90,6 +90,7 @@ async fn dispatch(
         ["containers", id, "pause"] if post => containers::pause(id, true, ctx, caller).await,
         ["containers", id, "unpause"] if post => containers::pause(id, false, ctx, caller).await,
         ["containers", id, "rename"] if post => containers::rename(id, &q, ctx, caller).await,
+        ["containers", id, "update"] if post => crate::update::update(req, id, ctx, caller).await,
         ["containers", id, "top"] if get => containers::top(id, &q, ctx, caller).await,
         ["containers", id, "stats"] if get => stats::stats(id, &q, ctx, caller).await,
         ["containers", id, "changes"] if get => files::changes(id, ctx, caller).await,

@@ -25,6 +25,8 @@ pub struct CreateRequest {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
+    /// `--domainname` (the NIS domain name in the container's UTS namespace).
+    pub domainname: Option<String>,
     pub tty: bool,
     pub stdin: bool,
     /// docker's `StdinOnce` (an API caller's `run -i`): stdin closes with the attached
@@ -160,7 +162,7 @@ pub fn container_config(
     labels.extend(req.labels.clone());
     Ok(ContainerConfig {
         hostname: hostname.to_string(),
-        domainname: String::new(),
+        domainname: req.domainname.clone().unwrap_or_default(),
         user,
         env: merge_env(
             image.env.as_deref().unwrap_or_default(),

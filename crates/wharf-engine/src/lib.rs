@@ -35,12 +35,14 @@ pub mod policy;
 pub mod prune;
 pub mod refusal;
 mod release;
+pub mod resources;
 pub mod run;
 pub mod state;
 pub mod stats;
 pub mod system;
 pub mod timefmt;
 pub mod trust;
+pub mod update;
 pub mod validate;
 pub mod volumes;
 

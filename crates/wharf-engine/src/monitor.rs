@@ -440,6 +440,7 @@ impl Monitor {
         let spec = match checked
             .and_then(|()| self.engine.runtime_spec(&self.rec, &paths))
             .and_then(|mut spec| {
+                spec.ipc = self.engine.ipc_for_start(&self.rec)?;
                 // on failure it leaves nothing of this start's network behind
                 self.engine.attach_network(&self.rec, &paths, &mut spec)?;
                 Ok(spec)

@@ -177,6 +177,28 @@ pub enum ValidationError {
     /// quietly looser or different.
     #[error("{field} is not supported by wharf (refused rather than ignored)")]
     UnsupportedField { field: String },
+    /// A `run`/`create` flag (or its API field) wharf does not apply, with the reason.
+    #[error("{flag} is not supported by wharf: {reason}")]
+    FlagRefused { flag: String, reason: &'static str },
+    #[error("invalid value {value:?} for {flag}: {reason}")]
+    FlagValue {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot join IPC of a non running container: {name}")]
+    IpcDonorNotRunning { name: String },
+    #[error("non-shareable IPC (hint: use IpcMode:shareable for the donor container)")]
+    IpcDonorNotShareable,
+    #[error("Restart policy cannot be updated because AutoRemove is enabled for the container")]
+    UpdateRestartAutoRemove,
+    #[error("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")]
+    UpdateMemoryAboveSwap,
+    #[error("you must provide one or more flags when using this command")]
+    UpdateNothing,
+    /// docker's `Conflicting options: ...` refusals.
+    #[error("Conflicting options: {what}")]
+    FlagConflict { what: &'static str },
     #[error("copying between containers or between host paths is not supported: exactly one side must be CONTAINER:PATH")]
     CpSides,
     #[error("Could not find the file {path} in container {container}")]
@@ -319,9 +341,9 @@ impl HasKind for ValidationError {
         match self {
             V::NetworkNotFound { .. } | V::CpNotFound { .. } => ErrorKind::NotFound,
             V::CpArchiveTooLarge { .. } => ErrorKind::TooLarge,
-            V::RestartWithAutoRemove { .. } | V::NetworkContainerNotRunning { .. } => {
-                ErrorKind::Conflict
-            }
+            V::RestartWithAutoRemove { .. }
+            | V::NetworkContainerNotRunning { .. }
+            | V::IpcDonorNotRunning { .. } => ErrorKind::Conflict,
             V::AppArmorUnsupported { .. }
             | V::SelinuxUnsupported { .. }
             | V::TopOptionsUnsupported { .. }
@@ -393,6 +415,13 @@ impl HasKind for ValidationError {
             | V::WaitCondition { .. }
             | V::PortSpec { .. }
             | V::UnsupportedField { .. }
+            | V::FlagRefused { .. }
+            | V::FlagValue { .. }
+            | V::FlagConflict { .. }
+            | V::IpcDonorNotShareable
+            | V::UpdateRestartAutoRemove
+            | V::UpdateMemoryAboveSwap
+            | V::UpdateNothing
             | V::CpSides
             | V::CpSymlinkLoop { .. }
             | V::CpDirectoryToFile { .. }
@@ -453,6 +482,9 @@ pub enum StateConflict {
     /// `id`: the short id.
     #[error("container {id} runs in the foreground of another wharf: nothing to attach to")]
     AttachForeground { id: String },
+    /// `id`: the short id.
+    #[error("container {id} was changed by another update at the same time: try again")]
+    UpdateRaced { id: String },
 }
 
 impl HasKind for StateConflict {

@@ -27,6 +27,9 @@ pub enum Warning {
     /// `-p` with `--network host`: the container uses the host's ports themselves.
     #[error("Published ports are discarded when using host network mode")]
     PublishedPortsDiscarded,
+    /// `--oom-kill-disable` without `-m`.
+    #[error("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.")]
+    OomKillDisableWithoutMemory,
 }
 
 /// The warnings docker's daemon gives for a create (its `verifyContainerSettings`), from the
@@ -35,6 +38,9 @@ pub fn create_warnings(host: &wharf_types::container::HostConfig) -> Vec<Warning
     let mut w = Vec::new();
     if host.network_mode == NetworkMode::Host && !host.port_bindings.is_empty() {
         w.push(Warning::PublishedPortsDiscarded);
+    }
+    if host.resources.oom_kill_disable == Some(true) && host.memory <= 0 {
+        w.push(Warning::OomKillDisableWithoutMemory);
     }
     w
 }
@@ -204,8 +210,14 @@ impl Engine {
         let net = self.network_for_create(&req)?;
         req.host.network_mode = net.mode.clone();
         req.host.links = self.links_for_create(&req.host.links, &name)?;
+        let volumes_from = self.volumes_from(&req.host.options.volumes_from, &req.host.mounts)?;
+        req.host.mounts.extend(volumes_from);
+        let uts_host = req.host.options.uts_mode == "host";
         let hostname = match (&req.hostname, &req.host.network_mode, net.hostname) {
             (Some(h), _, _) => h.clone(),
+            (None, _, _) if uts_host => nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| id.short().to_string()),
             (None, NetworkMode::Host, _) => nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| id.short().to_string()),
@@ -395,6 +407,7 @@ impl Engine {
             Some(n) if n <= 0 => None,
             Some(n) => Some(n),
         };
+        let (resources, devices) = crate::resources::runtime_resources(hc)?;
         let mut spec = ContainerSpec {
             id: rec.id.to_string(),
             rootfs: rs::RootfsSpec {
@@ -441,6 +454,7 @@ impl Engine {
                 memory: (hc.memory > 0).then_some(hc.memory),
                 nano_cpus: (hc.nano_cpus > 0).then_some(hc.nano_cpus),
                 pids_limit,
+                resources,
             },
             rlimits: hc
                 .ulimits
@@ -454,6 +468,15 @@ impl Engine {
             init: hc.init,
             debug: self.opts.debug,
             sysctl: hc.sysctls.clone(),
+            domainname: rec.config.domainname.clone(),
+            host_uts: hc.options.uts_mode == "host",
+            host_pid: hc.options.pid_mode == "host",
+            oom_score_adj: (hc.options.oom_score_adj != 0)
+                .then(|| i32::try_from(hc.options.oom_score_adj).unwrap_or(0)),
+            shm_size: u64::try_from(hc.options.shm_size).ok().filter(|s| *s > 0),
+            devices,
+            // set right before a start (`Engine::ipc_for_start`: it may mount /dev/shm)
+            ipc: rs::Ipc::Private,
         };
         self.policy.harden(&mut spec);
         Ok(spec)
@@ -502,6 +525,7 @@ impl Engine {
             .and_then(|()| self.policy_start(rec))
             .and_then(|()| self.runtime_spec(rec, &paths))
             .and_then(|mut spec| {
+                spec.ipc = self.ipc_for_start(rec)?;
                 self.attach_network(rec, &paths, &mut spec)?;
                 Ok(spec)
             })
@@ -565,9 +589,27 @@ impl Engine {
         req: CreateRequest,
         warn: &mut dyn FnMut(&Warning),
     ) -> Result<i32, EngineError> {
+        self.run_foreground_with(req, warn, &mut |_| Ok(()))
+    }
+
+    /// [`Engine::run_foreground`], calling `created` with the new record before the start
+    /// (the CLI's `--cidfile`); its error removes the container and is returned.
+    pub fn run_foreground_with(
+        &self,
+        req: CreateRequest,
+        warn: &mut dyn FnMut(&Warning),
+        created_hook: &mut dyn FnMut(&ContainerRecord) -> Result<(), EngineError>,
+    ) -> Result<i32, EngineError> {
         let (created, client) = self.create(req, true)?;
         created.warnings.iter().for_each(&mut *warn);
         let rec = created.record;
+        if let Err(e) = created_hook(&rec) {
+            if let Some(c) = client {
+                c.release();
+            }
+            let _ = self.remove_container(rec.id.as_str(), true, false);
+            return Err(e);
+        }
         let client = client.ok_or_else(|| not_found(&rec.id))?;
         self.start_foreground(&rec, client)
     }

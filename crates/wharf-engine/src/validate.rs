@@ -89,6 +89,9 @@ pub struct CreateFlags {
     /// `CreateRequest::env` in that order. An API route passes resolved `env` only.
     pub env_files: Vec<PathBuf>,
     pub env: Vec<String>,
+    /// Resource limits, devices, namespace modes, `--shm-size`, `--label-file`, and the
+    /// docker flags wharf refuses (`crate::resources`).
+    pub resources: crate::resources::ResourceFlags,
     /// Mounts given as typed objects (the Engine API's `HostConfig.Mounts`), checked as
     /// `--mount` is and added after the `--tmpfs` ones.
     pub typed_mounts: Vec<crate::mounts::MountSpec>,
@@ -124,10 +127,15 @@ pub fn prepare(mut req: CreateRequest) -> Result<CreateRequest, EngineError> {
         }));
     }
     apply_flags(&mut req, &flags)?;
+    crate::resources::apply(&mut req, &flags.resources, flags.remote)?;
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     check_host(&req.host, ncpu)?;
+    crate::resources::check(&req.host, req.hostname.is_some())?;
+    if let Some(d) = &req.domainname {
+        wharf_types::hostname::validate(d)?;
+    }
     check_ports(&req)?;
     check_network_options(&req)?;
     if flags.remote {
@@ -311,8 +319,8 @@ pub fn parse_link(v: &str) -> Result<(String, String), EngineError> {
 /// never conflicts): `container:` shares another container's hostname, files and ports;
 /// `host` has the host's MAC; `none` has nothing to publish on; `--ip` and
 /// `--network-alias` need a user-defined network; a `net.*` `--sysctl` needs the
-/// container's own network namespace (the IPC ones always have theirs: every container
-/// gets a new IPC namespace, there is no `--ipc host`).
+/// container's own network namespace (the IPC ones are checked against `--ipc` by
+/// `crate::resources::check`).
 pub fn check_network_options(req: &CreateRequest) -> Result<(), EngineError> {
     let h = &req.host;
     let mode = &h.network_mode;

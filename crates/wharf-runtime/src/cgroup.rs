@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use wharf_sys::features::{force_disabled, Feature};
 use wharf_types::error::{ErrorKind, HasKind};
 
+mod resources;
+pub use resources::shares_to_weight;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("cgroup {path}: {op}")]
@@ -42,6 +45,8 @@ pub enum CgroupError {
     InvalidLimit { what: &'static str, value: i64 },
     #[error("cgroup {path}: processes still running after kill")]
     Busy { path: PathBuf },
+    #[error("invalid device cgroup rule {rule:?}: want 'TYPE MAJOR:MINOR ACCESS' (c 10:229 rwm)")]
+    DeviceRule { rule: String },
 }
 
 impl HasKind for CgroupError {
@@ -50,9 +55,9 @@ impl HasKind for CgroupError {
             CgroupError::Io { source, .. } if vanished(source) => ErrorKind::NotFound,
             CgroupError::Io { .. } => ErrorKind::Internal,
             CgroupError::MissingController { .. } => ErrorKind::FailedPrecondition,
-            CgroupError::InvalidPath { .. } | CgroupError::InvalidLimit { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            CgroupError::InvalidPath { .. }
+            | CgroupError::InvalidLimit { .. }
+            | CgroupError::DeviceRule { .. } => ErrorKind::InvalidArgument,
             CgroupError::Busy { .. } => ErrorKind::Conflict,
         }
     }
@@ -362,6 +367,25 @@ impl Cgroup {
         create_in(layout(), spec, privileged)
     }
 
+    /// `update` of a live container: writes the limits of `spec` that are set (its `path`
+    /// names the cgroup; devices are left as they are). Validated first as at create, so a
+    /// limit the host cannot apply fails before anything is written.
+    pub fn update(spec: &crate::spec::CgroupSpec) -> Result<(), CgroupError> {
+        check_rel(&spec.path)?;
+        let layout = layout();
+        let quota = validate(layout, spec)?;
+        let pure_v2 = matches!(layout, Layout::V2 { .. });
+        for d in dirs_for(layout, &spec.path) {
+            if !d.path.is_dir() {
+                return Err(io_err("open", &d.path)(io::Error::from(
+                    io::ErrorKind::NotFound,
+                )));
+            }
+            resources::write(&d, pure_v2, spec, quota)?;
+        }
+        Ok(())
+    }
+
     /// The cgroup at `path` (relative, as in the spec), for later removal/inspection.
     pub fn open(path: &str) -> Cgroup {
         if check_rel(path).is_err() {
@@ -656,15 +680,37 @@ fn libc_ebusy() -> i32 {
     nix::errno::Errno::EBUSY as i32
 }
 
-fn create_in(
-    layout: &Layout,
-    spec: &crate::spec::CgroupSpec,
-    privileged: bool,
-) -> Result<Cgroup, CgroupError> {
-    check_rel(&spec.path)?;
-    let dirs = dirs_for(layout, &spec.path);
-    let find_v1 = |c: &str| dirs.iter().find(|d| d.controllers.iter().any(|x| x == c));
-    // Validate everything before touching the file system.
+/// A device cgroup rule as the kernel's v1 `devices.allow` takes it: `a`, or
+/// `TYPE MAJOR:MINOR ACCESS` with TYPE `a|b|c`, numbers or `*`, ACCESS a non-empty subset
+/// of `rwm`.
+pub fn check_device_rule(rule: &str) -> Result<(), CgroupError> {
+    let bad = || CgroupError::DeviceRule {
+        rule: rule.to_string(),
+    };
+    let parts: Vec<&str> = rule.split(' ').collect();
+    let [kind, numbers, access] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let num = |n: &str| {
+        n == "*" || (!n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let ok = matches!(*kind, "a" | "b" | "c")
+        && numbers
+            .split_once(':')
+            .is_some_and(|(ma, mi)| num(ma) && num(mi))
+        && !access.is_empty()
+        && access.len() <= 3
+        && access.bytes().all(|b| b"rwm".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Checks every limit of `spec` against the layout before anything is written; returns the
+/// CFS quota `nano_cpus` asks for.
+fn validate(layout: &Layout, spec: &crate::spec::CgroupSpec) -> Result<Option<i64>, CgroupError> {
     let need = |c: &'static str, limit: &'static str| -> Result<(), CgroupError> {
         if controller_in(layout, c) {
             Ok(())
@@ -699,7 +745,7 @@ fn create_in(
         None => None,
     };
     if let Some(p) = spec.pids_limit {
-        if p <= 0 {
+        if p <= 0 && p != -1 {
             return Err(CgroupError::InvalidLimit {
                 what: "pids",
                 value: p,
@@ -707,6 +753,20 @@ fn create_in(
         }
         need("pids", "pids")?;
     }
+    resources::check(layout, spec)?;
+    Ok(quota)
+}
+
+fn create_in(
+    layout: &Layout,
+    spec: &crate::spec::CgroupSpec,
+    privileged: bool,
+) -> Result<Cgroup, CgroupError> {
+    check_rel(&spec.path)?;
+    let dirs = dirs_for(layout, &spec.path);
+    let find_v1 = |c: &str| dirs.iter().find(|d| d.controllers.iter().any(|x| x == c));
+    // Validate everything before touching the file system.
+    let quota = validate(layout, spec)?;
     // The device allow-list is a protection, not a limit: required unless privileged (pure
     // v2: see the module doc, MKNOD is withheld instead).
     if !privileged && !matches!(layout, Layout::V2 { .. }) && find_v1("devices").is_none() {
@@ -737,44 +797,7 @@ fn apply(
     }
     for d in &cg.dirs {
         let has = |c: &str| d.controllers.iter().any(|x| x == c);
-        if d.v2 {
-            if !pure_v2 {
-                continue; // hybrid: tracking only
-            }
-            if let Some(m) = spec.memory {
-                write_file(&d.path, "memory.max", &m.to_string())?;
-                if d.path.join("memory.swap.max").exists() {
-                    write_file(&d.path, "memory.swap.max", &m.to_string())?;
-                }
-            }
-            if let Some(q) = quota {
-                write_file(&d.path, "cpu.max", &format!("{q} {CPU_PERIOD_US}"))?;
-            }
-            if let Some(p) = spec.pids_limit {
-                write_file(&d.path, "pids.max", &p.to_string())?;
-            }
-            continue;
-        }
-        if has("memory") {
-            if let Some(m) = spec.memory {
-                write_file(&d.path, "memory.limit_in_bytes", &m.to_string())?;
-                if d.path.join("memory.memsw.limit_in_bytes").exists() {
-                    let sw = m.saturating_mul(2);
-                    write_file(&d.path, "memory.memsw.limit_in_bytes", &sw.to_string())?;
-                }
-            }
-        }
-        if has("cpu") {
-            if let Some(q) = quota {
-                write_file(&d.path, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
-                write_file(&d.path, "cpu.cfs_quota_us", &q.to_string())?;
-            }
-        }
-        if has("pids") {
-            if let Some(p) = spec.pids_limit {
-                write_file(&d.path, "pids.max", &p.to_string())?;
-            }
-        }
+        resources::write(d, pure_v2, spec, quota)?;
         if has("devices") {
             if privileged {
                 write_file(&d.path, "devices.allow", "a")?;
@@ -782,6 +805,9 @@ fn apply(
                 write_file(&d.path, "devices.deny", "a")?;
                 for dev in DEFAULT_DEVICES {
                     write_file(&d.path, "devices.allow", dev)?;
+                }
+                for rule in &spec.resources.devices {
+                    write_file(&d.path, "devices.allow", rule)?;
                 }
             }
         }
@@ -867,6 +893,7 @@ mod tests {
             memory,
             nano_cpus: nano,
             pids_limit: pids,
+            ..Default::default()
         }
     }
 

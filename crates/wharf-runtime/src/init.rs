@@ -185,9 +185,24 @@ fn run(
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
             .ctx(|| format!("join network namespace {}", p.display()))?;
     }
-    if !spec.hostname.is_empty() {
+    if let crate::spec::Ipc::Join { pid, .. } = spec.ipc {
+        let p = format!("/proc/{pid}/ns/ipc");
+        let f = std::fs::File::open(&p).ctx(|| format!("open IPC namespace {p}"))?;
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWIPC)
+            .ctx(|| format!("join IPC namespace {p}"))?;
+    }
+    if !spec.hostname.is_empty() && !spec.host_uts {
         nix::unistd::sethostname(&spec.hostname)
             .ctx(|| format!("set hostname {:?}", spec.hostname))?;
+    }
+    if !spec.domainname.is_empty() && !spec.host_uts {
+        wharf_sys::ns::set_domainname(&spec.domainname)
+            .ctx(|| format!("set domain name {:?}", spec.domainname))?;
+    }
+    if let Some(adj) = spec.oom_score_adj {
+        // before anything of the container's runs; its processes inherit it
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("set oom_score_adj {adj}"))?;
     }
     let proc_sys = mounts::setup_rootfs(&spec)?;
     if spec.network == Network::None {

@@ -32,6 +32,63 @@ pub struct ContainerSpec {
     /// lacks or refuses fails the start.
     #[serde(default)]
     pub sysctl: std::collections::BTreeMap<String, String>,
+    /// `--domainname`: the NIS domain name set in the container's UTS namespace.
+    #[serde(default)]
+    pub domainname: String,
+    /// `--uts host`: stay in the host's UTS namespace (neither hostname nor domain name is
+    /// set then).
+    #[serde(default)]
+    pub host_uts: bool,
+    /// `--oom-score-adj` (-1000..=1000), written to init's `/proc/self/oom_score_adj`
+    /// before anything of the container's runs (inherited by its processes).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// `--shm-size` in bytes: the size of the container's `/dev/shm` tmpfs (64 MiB when
+    /// `None`, docker's default).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `--device`: host device nodes re-created in the container (the cgroup rule that
+    /// lets the container use them is in `cgroup.resources.devices`).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// `--pid host`: stay in the host's PID namespace (the container's /proc shows the
+    /// host's processes).
+    #[serde(default)]
+    pub host_pid: bool,
+    /// `--ipc`: the IPC namespace and the /dev/shm that goes with it.
+    #[serde(default)]
+    pub ipc: Ipc,
+}
+
+/// Which IPC namespace a container gets, and its /dev/shm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ipc {
+    /// A new namespace and a fresh /dev/shm tmpfs (`private`).
+    #[default]
+    Private,
+    /// A new namespace whose /dev/shm is a bind of `shm`, a tmpfs the engine mounted on the
+    /// host side (`shareable`: other containers can bind it too).
+    Shareable { shm: PathBuf },
+    /// The host's namespace and a bind of the host's /dev/shm (`--ipc host`).
+    Host,
+    /// Another container's (`--ipc container:X`): init joins the namespace of X's pid 1 and
+    /// binds X's host-side /dev/shm tmpfs `shm`.
+    Join { pid: i32, shm: PathBuf },
+}
+
+/// A device node made inside the container's /dev (`--device /dev/fuse:/dev/fuse:rwm`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Absolute path inside the container, below `/dev/`.
+    pub path: String,
+    /// `'c'` (character) or `'b'` (block).
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits of the node (the host node's).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// An overlay rootfs: the store returns the directories, the runtime mounts them inside the
@@ -150,7 +207,7 @@ pub enum Seccomp {
     Profile(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupSpec {
     /// Relative cgroup path, e.g. `wharf/<id>` (under each v1 controller, or the v2 root).
     pub path: String,
@@ -160,6 +217,63 @@ pub struct CgroupSpec {
     pub nano_cpus: Option<i64>,
     /// None = unlimited.
     pub pids_limit: Option<i64>,
+    /// The other resource limits (`--cpu-shares`, `--memory-swap`, `--blkio-weight`, ...).
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// Resource limits beyond memory/cpus/pids, each `None`/empty = left as the kernel has it.
+/// Shared by a create (applied to the new cgroup) and `update` (applied to a live one):
+/// every set field is written, a field whose controller or file is missing is an error
+/// naming the limit (fail closed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Relative CPU weight (docker's `--cpu-shares`, 2..=262144; v2: `cpu.weight`).
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    /// CFS period and quota in microseconds (`--cpu-period`, `--cpu-quota`; quota -1 =
+    /// unlimited).
+    #[serde(default)]
+    pub cpu_period: Option<u64>,
+    #[serde(default)]
+    pub cpu_quota: Option<i64>,
+    /// `--cpuset-cpus`, `--cpuset-mems` (kernel list syntax, `0-1,3`).
+    #[serde(default)]
+    pub cpuset_cpus: Option<String>,
+    #[serde(default)]
+    pub cpuset_mems: Option<String>,
+    /// Memory plus swap in bytes (`--memory-swap`; -1 = unlimited swap).
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+    /// `--memory-reservation` (soft limit; v2: `memory.low`).
+    #[serde(default)]
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` (0..=100, v1 only).
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable` (v1 only).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// `--blkio-weight` (10..=1000).
+    #[serde(default)]
+    pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`: (major, minor, weight).
+    #[serde(default)]
+    pub blkio_weight_device: Vec<(u64, u64, u16)>,
+    /// `--device-read-bps`, `--device-write-bps`, `--device-read-iops`,
+    /// `--device-write-iops`: (major, minor, rate).
+    #[serde(default)]
+    pub read_bps: Vec<(u64, u64, u64)>,
+    #[serde(default)]
+    pub write_bps: Vec<(u64, u64, u64)>,
+    #[serde(default)]
+    pub read_iops: Vec<(u64, u64, u64)>,
+    #[serde(default)]
+    pub write_iops: Vec<(u64, u64, u64)>,
+    /// Device cgroup rules added to docker's default allow-list (`c 10:229 rwm`), from
+    /// `--device` and `--device-cgroup-rule`; checked by [`crate::cgroup::check_device_rule`].
+    #[serde(default)]
+    pub devices: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

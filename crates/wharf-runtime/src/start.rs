@@ -369,7 +369,19 @@ fn create_impl(
         .map(|v| format!("WHARF_DISABLE={v}"))
         .into_iter()
         .collect();
-    let mut ns = process::NEW_NS | process::NEW_UTS | process::NEW_IPC | process::NEW_PID;
+    let mut ns = process::NEW_NS;
+    if !spec.host_pid {
+        ns |= process::NEW_PID;
+    }
+    if matches!(
+        spec.ipc,
+        crate::spec::Ipc::Private | crate::spec::Ipc::Shareable { .. }
+    ) {
+        ns |= process::NEW_IPC;
+    }
+    if !spec.host_uts {
+        ns |= process::NEW_UTS;
+    }
     if matches!(spec.network, Network::None | Network::Bridge(_)) {
         ns |= process::NEW_NET;
     }

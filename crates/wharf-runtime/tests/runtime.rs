@@ -114,11 +114,19 @@ fn spec(env: &Env, args: &[&str]) -> ContainerSpec {
             memory: None,
             nano_cpus: None,
             pids_limit: Some(100),
+            ..Default::default()
         },
         rlimits: vec![],
         init: false,
         debug: false,
         sysctl: Default::default(),
+        domainname: String::new(),
+        host_uts: false,
+        oom_score_adj: None,
+        shm_size: None,
+        devices: vec![],
+        ipc: Default::default(),
+        host_pid: false,
     }
 }
 

@@ -246,6 +246,28 @@ impl Store {
         Ok(true)
     }
 
+    /// `update`: replaces the record's `HostConfig` (resource limits and restart policy, the
+    /// only fields `update` changes) — the third rewrite a record gets. Compare-and-swap
+    /// under the metadata lock: `Ok(false)` (nothing written) when the record no longer has
+    /// `expected` (another update came first).
+    pub fn set_container_host_config(
+        &self,
+        id: &ContainerId,
+        expected: &wharf_types::container::HostConfig,
+        new: &wharf_types::container::HostConfig,
+    ) -> Result<bool, StoreError> {
+        let _meta = Lock::exclusive(&self.meta_lock)?;
+        let mut rec = self
+            .record(id)?
+            .ok_or_else(|| StoreError::ContainerNotFound(id.to_string()))?;
+        if rec.host_config != *expected {
+            return Ok(false);
+        }
+        rec.host_config = new.clone();
+        write_json_atomic(&self.record_path(id), "container record", &rec)?;
+        Ok(true)
+    }
+
     /// All container records, oldest first.
     pub fn containers(&self) -> Result<Vec<ContainerRecord>, StoreError> {
         let mut out = Vec::new();

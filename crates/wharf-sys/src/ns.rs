@@ -128,6 +128,19 @@ pub fn fork_sibling() -> io::Result<Sibling> {
     }
 }
 
+/// Sets the NIS domain name of the calling process's UTS namespace (`--domainname`).
+pub fn set_domainname(name: &str) -> io::Result<()> {
+    let bytes = name.as_bytes();
+    // SAFETY: `bytes` is a valid buffer of `bytes.len()` bytes for the whole call; the kernel
+    // copies it (no NUL terminator needed: the length is passed).
+    let r = unsafe { libc::setdomainname(bytes.as_ptr().cast(), bytes.len()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

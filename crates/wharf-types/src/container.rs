@@ -339,6 +339,12 @@ pub struct HostConfig {
     /// (`wharf_types::sysctl` says which are allowed).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// `--cpu-shares`, `--memory-swap`, `--blkio-*`, `--device`, ... (docker's `Resources`).
+    #[serde(flatten)]
+    pub resources: crate::resources::Resources,
+    /// `--ipc`, `--pid`, `--uts`, `--shm-size`, `--oom-score-adj`, `--volumes-from`, ...
+    #[serde(flatten)]
+    pub options: crate::resources::HostOptions,
 }
 
 /// Docker's `RestartPolicy`: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
@@ -419,6 +425,8 @@ impl Default for HostConfig {
             restart_policy: RestartPolicy::default(),
             log_config: LogConfig::default(),
             sysctls: BTreeMap::new(),
+            resources: Default::default(),
+            options: Default::default(),
         }
     }
 }

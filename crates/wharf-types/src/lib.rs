@@ -15,6 +15,7 @@ pub mod oci;
 pub mod parse;
 pub mod ports;
 pub mod reference;
+pub mod resources;
 pub mod sysctl;
 pub mod user;
 

@@ -92,6 +92,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -744,6 +746,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     /// Remove all stopped containers
@@ -1067,6 +1071,8 @@ pub struct RunArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
+    #[command(flatten)]
+    pub more: RunMoreArgs,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(
         value_name = "IMAGE [COMMAND] [ARG...]",
@@ -1339,4 +1345,206 @@ pub struct NetworkDisconnectArgs {
     pub force: bool,
     pub network: String,
     pub container: String,
+}
+
+/// `run`/`create` flags for resources, devices, namespaces and the ones wharf refuses
+/// (their decisions are `wharf_engine::resources`').
+#[derive(Debug, Args)]
+pub struct RunMoreArgs {
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long, value_name = "list")]
+    pub attach: Vec<String>,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Skip image verification (always: wharf has no content trust; see `wharf trust`)
+    #[arg(long = "disable-content-trust", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub disable_content_trust: String,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file", value_name = "list")]
+    pub label_file: Vec<PathBuf>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
+    pub cpu_shares: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Kernel memory limit (refused: deprecated)
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Block IO weight (relative device weight)
+    #[arg(long = "blkio-weight-device", value_name = "list")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long = "device-read-bps", value_name = "list")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long = "device-write-bps", value_name = "list")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long = "device-read-iops", value_name = "list")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long = "device-write-iops", value_name = "list")]
+    pub device_write_iops: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long = "device", value_name = "list")]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// IPC mode to use (private, shareable)
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// PID namespace to use
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// UTS namespace to use (host)
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// User namespace to use (host)
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Cgroup namespace to use (host)
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// Optional parent cgroup for the container (refused)
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub volumes_from: Vec<String>,
+    /// Container isolation technology (default)
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// Runtime to use for this container (wharf's own: runc, wharf)
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Storage driver options for the container (refused)
+    #[arg(long = "storage-opt", value_name = "list")]
+    pub storage_opt: Vec<String>,
+    /// GPU devices to add to the container (refused)
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// Limit CPU real-time period in microseconds (refused)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit CPU real-time runtime in microseconds (refused)
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU count (Windows only, refused)
+    #[arg(long = "cpu-count")]
+    pub cpu_count: Option<i64>,
+    /// CPU percent (Windows only, refused)
+    #[arg(long = "cpu-percent")]
+    pub cpu_percent: Option<i64>,
+    /// Maximum IO bandwidth limit for the system drive (Windows only, refused)
+    #[arg(long = "io-maxbandwidth")]
+    pub io_maxbandwidth: Option<String>,
+    /// Maximum IOps limit for the system drive (Windows only, refused)
+    #[arg(long = "io-maxiops")]
+    pub io_maxiops: Option<String>,
+    /// Container IPv4/IPv6 link-local addresses (refused)
+    #[arg(long = "link-local-ip", value_name = "list")]
+    pub link_local_ip: Vec<String>,
+    /// Add an annotation to the container (refused)
+    #[arg(long, value_name = "map")]
+    pub annotation: Vec<String>,
+    /// Optional volume driver for the container (local only)
+    #[arg(long = "volume-driver")]
+    pub volume_driver: Option<String>,
+    /// Time between running the check during the start period (refused)
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Bind mount Docker API socket and required auth (refused)
+    #[arg(long = "use-api-socket")]
+    pub use_api_socket: bool,
+}
+
+/// `update`: docker's flags (decided by `wharf_engine::update`).
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Limit the CPU real-time period in microseconds (refused)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds (refused)
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }

@@ -82,6 +82,24 @@ fn real_main(args: Vec<OsString>) -> i32 {
             return wharf_types::ErrorKind::InvalidArgument.exit_code();
         }
     };
+    // `run --no-such-flag IMAGE`: the IMAGE positional takes hyphen values (so that the
+    // command after it can), which would make an unknown flag an image name; clap's own
+    // unknown-argument error and the subcommand's usage instead
+    if let Some((path, flag)) = cmd::leading_flag(&cli.command) {
+        let mut sub = Some(&mut command);
+        for name in path {
+            sub = sub.and_then(|c| c.find_subcommand_mut(name));
+        }
+        if let Some(sub) = sub {
+            let _ = sub
+                .error(
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!("unexpected argument '{flag}' found"),
+                )
+                .print();
+            return wharf_types::ErrorKind::InvalidArgument.exit_code();
+        }
+    }
     let class = cmd::command_class(&cli.command);
     match cmd::dispatch(cli) {
         Ok(code) => code,

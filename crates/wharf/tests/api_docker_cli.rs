@@ -278,11 +278,11 @@ fn hostile_requests_get_4xx_and_the_server_keeps_serving() {
     let (st, text) = s.raw(&req(
         "POST",
         "/containers/create",
-        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"PidMode":"host"}}"#,
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"KernelMemory":1048576}}"#,
     ));
     assert_eq!(st, 400, "{text}");
     assert!(
-        text.contains("HostConfig.PidMode is not supported"),
+        text.contains("HostConfig.KernelMemory is not supported"),
         "{text}"
     );
     let (st, text) = s.raw(&req("POST", "/containers/create", r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"SecurityOpt":["seccomp=/etc/shadow"]}}"#));

@@ -248,6 +248,15 @@ impl Engine {
         Ok(())
     }
 
+    /// `update`: the container with its new limits, as a start would judge it.
+    pub(crate) fn policy_update(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        self.policy
+            .enforce(&self.caller, "update", rec.id.as_str(), |p| {
+                Decision::from_refusals(self.record_refusals(p, rec))
+            })?;
+        Ok(())
+    }
+
     fn record_refusals(&self, p: &super::Policy, rec: &ContainerRecord) -> Vec<Refusal> {
         let upper = self.store.container_paths(&rec.id).upper;
         self.container_refusals(

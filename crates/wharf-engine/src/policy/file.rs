@@ -54,6 +54,7 @@ enum BindShape {
 struct RunShape {
     privileged: Option<bool>,
     host_network: Option<bool>,
+    host_namespaces: Option<bool>,
     seccomp_unconfined: Option<bool>,
     cap_add: Option<Vec<Spanned<String>>>,
     bind_mounts: Option<Spanned<BindShape>>,
@@ -194,6 +195,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     let mut run = RunRules {
         privileged: r.privileged.unwrap_or(true),
         host_network: r.host_network.unwrap_or(true),
+        host_namespaces: r.host_namespaces.unwrap_or(true),
         seccomp_unconfined: r.seccomp_unconfined.unwrap_or(true),
         devices: r.devices.unwrap_or(true),
         non_root: r.non_root,

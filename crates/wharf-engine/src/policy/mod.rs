@@ -106,6 +106,8 @@ pub struct PortRange {
 pub struct RunRules {
     pub privileged: bool,
     pub host_network: bool,
+    /// The host's UTS, IPC or PID namespace (`--uts host`, `--ipc host`, `--pid host`).
+    pub host_namespaces: bool,
     pub seccomp_unconfined: bool,
     pub devices: bool,
     /// Capabilities `--cap-add` may name; `None` = any.
@@ -123,6 +125,7 @@ impl Default for RunRules {
         RunRules {
             privileged: true,
             host_network: true,
+            host_namespaces: true,
             seccomp_unconfined: true,
             devices: true,
             cap_add: None,

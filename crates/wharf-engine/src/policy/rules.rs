@@ -163,6 +163,27 @@ pub(crate) fn check_container(
             "the host's network namespace (--network host) is not allowed".into(),
         ));
     }
+    let o = &host.options;
+    for (mode, flag) in [
+        (&o.uts_mode, "--uts host"),
+        (&o.ipc_mode, "--ipc host"),
+        (&o.pid_mode, "--pid host"),
+    ] {
+        if mode == "host" && !r.host_namespaces {
+            out.push((
+                "run.host_namespaces",
+                format!("the host's namespaces ({flag}) are not allowed"),
+            ));
+        }
+    }
+    if !r.devices
+        && (!host.resources.devices.is_empty() || !host.resources.device_cgroup_rules.is_empty())
+    {
+        out.push((
+            "run.devices",
+            "host devices (--device, --device-cgroup-rule) are not allowed".into(),
+        ));
+    }
     out.extend(check_port_bindings(p, host));
     let unconfined = host.security_opt.iter().any(|o| {
         matches!(
@@ -459,6 +480,25 @@ mod tests {
 
     fn host() -> HostConfig {
         serde_json::from_str(r#"{"NetworkMode":"none"}"#).unwrap()
+    }
+
+    #[test]
+    fn host_namespaces_and_devices() {
+        let c = ContainerConfig::default();
+        let mut h = host();
+        h.options.uts_mode = "host".into();
+        h.resources.devices = vec![wharf_types::resources::DeviceMapping {
+            path_on_host: "/dev/fuse".into(),
+            path_in_container: "/dev/fuse".into(),
+            cgroup_permissions: "rwm".into(),
+        }];
+        assert!(rules(&Policy::default(), &c, &h).is_empty());
+        let p = policy("[run]\nhost_namespaces = false\ndevices = false\n");
+        assert_eq!(rules(&p, &c, &h), ["run.host_namespaces", "run.devices"]);
+        h.resources.devices.clear();
+        h.resources.device_cgroup_rules = vec!["c 10:229 rwm".into()];
+        h.options.uts_mode.clear();
+        assert_eq!(rules(&p, &c, &h), ["run.devices"]);
     }
 
     #[test]

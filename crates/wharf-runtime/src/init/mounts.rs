@@ -63,7 +63,7 @@ pub(super) fn setup_rootfs(spec: &ContainerSpec) -> Result<Option<OwnedFd>, Init
     };
     mount::mount_fs("sysfs", "sysfs", &[], sys_flags, t.as_fd()).ctx(|| "mount /sys".into())?;
     cgroup_view(root, spec)?;
-    setup_dev(root)?;
+    setup_dev(root, spec)?;
     let proc_sys = if spec.sysctl.is_empty() {
         None
     } else {
@@ -147,7 +147,7 @@ fn makedev(major: u64, minor: u64) -> u64 {
         | (minor & 0xff)
 }
 
-fn setup_dev(root: BorrowedFd<'_>) -> Result<(), InitError> {
+fn setup_dev(root: BorrowedFd<'_>, spec: &ContainerSpec) -> Result<(), InitError> {
     let t = mkdir_target(root, "/dev")?;
     let flags = MountFlags {
         nosuid: true,
@@ -216,18 +216,107 @@ fn setup_dev(root: BorrowedFd<'_>) -> Result<(), InitError> {
         pts.as_fd(),
     )
     .ctx(|| "mount /dev/pts".into())?;
+    make_devices(dev, &spec.devices)?;
     let shm = sub("shm", 0o1777)?;
+    let host_shm = match &spec.ipc {
+        crate::spec::Ipc::Private => None,
+        crate::spec::Ipc::Host => Some(Path::new("/dev/shm")),
+        crate::spec::Ipc::Shareable { shm } | crate::spec::Ipc::Join { shm, .. } => {
+            Some(shm.as_path())
+        }
+    };
+    if let Some(host_shm) = host_shm {
+        // a host path (the host's /dev/shm, or a tmpfs the engine mounted for a shareable
+        // container): bound, so every member of the IPC namespace sees the same files
+        use std::os::unix::fs::OpenOptionsExt;
+        let src: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_PATH_DIR | nix::libc::O_NOFOLLOW)
+            .open(host_shm)
+            .ctx(|| format!("open {}", host_shm.display()))?
+            .into();
+        let never = || Err(std::io::Error::from_raw_os_error(nix::libc::EINVAL));
+        mount::bind_mount(src.as_fd(), shm.as_fd(), false, false, &never)
+            .ctx(|| format!("bind {} at /dev/shm", host_shm.display()))?;
+        return mqueue(dev);
+    }
+    let shm_size = match spec.shm_size {
+        Some(bytes) => format!("{}k", bytes.div_ceil(1024)),
+        None => "65536k".to_string(),
+    };
     mount::mount_fs(
         "tmpfs",
         "shm",
-        &[("mode", Some("1777")), ("size", Some("65536k"))],
+        &[("mode", Some("1777")), ("size", Some(&shm_size))],
         nsne(),
         shm.as_fd(),
     )
     .ctx(|| "mount /dev/shm".into())?;
-    let mq = sub("mqueue", 0o755)?;
+    mqueue(dev)
+}
+
+/// /dev/mqueue for the container's IPC namespace (mounted after it was joined).
+fn mqueue(dev: BorrowedFd<'_>) -> Result<(), InitError> {
+    fs::mkdirat(dev, OsStr::new("mqueue"), 0o755).ctx(|| "mkdir /dev/mqueue".into())?;
+    let mq = fs::openat_nofollow(dev, OsStr::new("mqueue"), O_PATH_DIR, 0)
+        .ctx(|| "open /dev/mqueue".into())?;
     mount::mount_fs("mqueue", "mqueue", &[], nsne(), mq.as_fd())
         .ctx(|| "mount /dev/mqueue".into())?;
+    Ok(())
+}
+
+/// `--device`: each node re-created below the fresh /dev tmpfs (parents made as
+/// directories), with the host node's numbers, mode and owner. The path was checked by the
+/// engine (absolute, below /dev, no `..`); it is checked again here.
+fn make_devices(dev: BorrowedFd<'_>, devices: &[crate::spec::Device]) -> Result<(), InitError> {
+    const S_IFCHR: u32 = 0o020000;
+    const S_IFBLK: u32 = 0o060000;
+    for d in devices {
+        let rel = d
+            .path
+            .strip_prefix("/dev/")
+            .filter(|r| {
+                !r.is_empty()
+                    && Path::new(r)
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+            })
+            .ok_or_else(|| super::fail(format!("device path {:?} is not below /dev", d.path)))?;
+        let kind = match d.kind {
+            'c' => S_IFCHR,
+            'b' => S_IFBLK,
+            k => {
+                return Err(super::fail(format!(
+                    "device {}: unknown type {k:?}",
+                    d.path
+                )))
+            }
+        };
+        let mut parent: OwnedFd = fs::reopen_dir(dev, O_PATH_DIR).ctx(|| "open /dev".into())?;
+        let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        let (name, dirs) = comps
+            .split_last()
+            .ok_or_else(|| super::fail(format!("device path {:?} has no name", d.path)))?;
+        for c in dirs {
+            match fs::mkdirat(parent.as_fd(), OsStr::new(c), 0o755) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).ctx(|| format!("mkdir for device {}", d.path)),
+            }
+            parent = fs::openat_nofollow(parent.as_fd(), OsStr::new(c), O_PATH_DIR, 0)
+                .ctx(|| format!("open directory for device {}", d.path))?;
+        }
+        let _ = fs::unlinkat(parent.as_fd(), OsStr::new(name), false);
+        fs::mknodat(
+            parent.as_fd(),
+            OsStr::new(name),
+            kind | (d.mode & 0o7777),
+            makedev(d.major, d.minor),
+        )
+        .ctx(|| format!("mknod {}", d.path))?;
+        fs::lchown_at(parent.as_fd(), OsStr::new(name), d.uid, d.gid)
+            .ctx(|| format!("chown {}", d.path))?;
+    }
     Ok(())
 }
 

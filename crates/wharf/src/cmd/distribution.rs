@@ -125,11 +125,12 @@ pub fn ensure_image(
     image: &str,
     pull: &str,
     platform: Option<&str>,
+    quiet: bool,
 ) -> anyhow::Result<()> {
     let policy: PullPolicy = pull.parse()?;
     let r = Render {
         tty: std::io::stderr().is_terminal(),
-        quiet: false,
+        quiet,
         ids: Mutex::new(Vec::new()),
         stderr: true,
     };

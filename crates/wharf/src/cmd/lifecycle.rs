@@ -6,7 +6,7 @@
 
 use crate::cli::{
     AttachArgs, Cli, ContainersArgs, KillArgs, PortArgs, PruneArgs, RenameArgs, RunArgs, StartArgs,
-    StopArgs,
+    StopArgs, UpdateArgs,
 };
 use anyhow::bail;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -42,10 +42,30 @@ fn exit_code(failed: &[&str]) -> anyhow::Result<i32> {
 
 pub fn create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     let req = super::run::build_request(a)?;
+    wharf_engine::resources::check_attach(&super::run::attach_flags(a))?;
+    super::run::check_cidfile(a)?;
     let engine = super::open_engine(cli)?;
-    super::distribution::ensure_image(&engine, &req.image, &a.pull, a.platform.as_deref())?;
+    super::distribution::ensure_image(
+        &engine,
+        &req.image,
+        &a.pull,
+        a.platform.as_deref(),
+        a.more.quiet,
+    )?;
     let created = engine.create_container(req)?;
     created.warnings.iter().for_each(super::run::print_warning);
+    if let Some(p) = &a.more.cidfile {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)
+            .and_then(|mut f| f.write_all(created.record.id.as_str().as_bytes()));
+        if let Err(e) = written {
+            let _ = engine.remove_container(created.record.id.as_str(), true, false);
+            return Err(wharf_engine::EngineError::io("write container ID file", p, e).into());
+        }
+    }
     println!("{}", created.record.id);
     Ok(0)
 }
@@ -134,27 +154,8 @@ pub fn pause(cli: &Cli, a: &ContainersArgs, pause: bool) -> anyhow::Result<i32> 
 /// docker's default detach keys: ctrl-p ctrl-q.
 fn detach_keys(spec: Option<&str>) -> anyhow::Result<Vec<u8>> {
     let spec = spec.unwrap_or("ctrl-p,ctrl-q");
-    let mut out = Vec::new();
-    for k in spec.split(',') {
-        match k.strip_prefix("ctrl-") {
-            Some(c) if c.len() == 1 => {
-                let b = c.as_bytes()[0].to_ascii_lowercase();
-                match b {
-                    b'a'..=b'z' => out.push(b - b'a' + 1),
-                    b'@' => out.push(0),
-                    b'[' => out.push(27),
-                    b'\\' => out.push(28),
-                    b']' => out.push(29),
-                    b'^' => out.push(30),
-                    b'_' => out.push(31),
-                    _ => bail!("Invalid detach keys ({spec}) provided"),
-                }
-            }
-            None if k.len() == 1 => out.push(k.as_bytes()[0]),
-            _ => bail!("Invalid detach keys ({spec}) provided"),
-        }
-    }
-    Ok(out)
+    wharf_engine::resources::parse_detach_keys(spec)
+        .map_err(|_| anyhow::anyhow!("Invalid detach keys ({spec}) provided"))
 }
 
 /// The caller's terminal in raw mode while attached; restored on drop.
@@ -320,6 +321,46 @@ pub fn rename(cli: &Cli, a: &RenameArgs) -> anyhow::Result<i32> {
     let engine = super::open_engine(cli)?;
     engine.rename_container(&a.container, &a.new_name)?;
     Ok(0)
+}
+
+/// `update [OPTIONS] CONTAINER...`: docker's output, the name of each container updated,
+/// then the warnings; errors per container, exit 1 if any failed.
+pub fn update(cli: &Cli, a: &UpdateArgs) -> anyhow::Result<i32> {
+    let refused = [
+        (a.cpu_rt_period.is_some(), "--cpu-rt-period"),
+        (a.cpu_rt_runtime.is_some(), "--cpu-rt-runtime"),
+    ];
+    let flags = wharf_engine::update::UpdateFlags {
+        memory: a.memory.clone(),
+        memory_swap: a.memory_swap.clone(),
+        memory_reservation: a.memory_reservation.clone(),
+        cpus: a.cpus.clone(),
+        cpu_shares: a.cpu_shares,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids_limit: a.pids_limit,
+        blkio_weight: a.blkio_weight,
+        restart: a.restart.clone(),
+        refused: refused
+            .iter()
+            .filter(|(given, _)| *given)
+            .map(|(_, f)| f.to_string())
+            .collect(),
+    };
+    let req = flags.parse()?;
+    let engine = super::open_engine(cli)?;
+    let mut warnings = Vec::new();
+    let failed = each(&a.containers, |n| {
+        let u = engine.update_container(n, &req)?;
+        warnings.extend(u.warnings);
+        Ok(Some(n.to_string()))
+    });
+    if !warnings.is_empty() {
+        println!("{}", warnings.join("\n"));
+    }
+    exit_code(&failed)
 }
 
 /// `port CONTAINER [PRIVATE[/PROTO]]`: docker's lines (`80/tcp -> 0.0.0.0:8080`, or the

@@ -17,6 +17,7 @@ mod network;
 mod policy;
 mod registry;
 mod run;
+pub use run::leading_flag;
 mod service;
 mod system;
 mod trust;
@@ -102,6 +103,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
             lifecycle::rename(&cli, a)
+        }
+        Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
+            lifecycle::update(&cli, a)
         }
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
             lifecycle::port(&cli, a)

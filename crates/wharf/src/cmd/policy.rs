@@ -33,6 +33,7 @@ fn render(p: &Policy) -> String {
     let r = &p.run;
     line("privileged", yes_no(r.privileged).into());
     line("host_network", yes_no(r.host_network).into());
+    line("host_namespaces", yes_no(r.host_namespaces).into());
     line("seccomp_unconfined", yes_no(r.seccomp_unconfined).into());
     line(
         "cap_add",
