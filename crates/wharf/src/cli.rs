@@ -28,7 +28,7 @@ pub struct Cli {
     pub host: Option<String>,
     /// docker context whose endpoint to use (also DOCKER_CONTEXT and `docker context use`;
     /// `default` is the local store)
-    #[arg(short = 'c', long = "context", conflicts_with = "host")]
+    #[arg(short = 'c', long = "context")]
     pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,

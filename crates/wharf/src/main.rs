@@ -86,7 +86,7 @@ fn real_main(args: Vec<OsString>) -> i32 {
     let class = cmd::command_class(&cli.command);
     if !always_local(&cli.command) {
         let inputs = remote::endpoint::Inputs::from_env(cli.host.clone(), cli.context.clone());
-        match remote::endpoint::resolve(&inputs, nix::unistd::geteuid().is_root()) {
+        match remote::endpoint::resolve(&inputs, nix::unistd::geteuid().is_root(), &cli.run_root) {
             Ok(remote::endpoint::Endpoint::Local) => {}
             Ok(remote::endpoint::Endpoint::Unix { path, url }) => {
                 return remote::dispatch(&cli, &path, &url)

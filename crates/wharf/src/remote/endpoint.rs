@@ -10,8 +10,9 @@ use sha2::{Digest as _, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// wharf's own API socket (`wharf system service`'s default).
-pub const DEFAULT_SOCKET: &str = "/run/wharf/wharf.sock";
+/// wharf's own API socket in the run root (`/run/wharf/wharf.sock`, `wharf system
+/// service`'s default).
+pub const SOCKET_NAME: &str = "wharf.sock";
 /// The group `wharf system service` gives the socket to by default.
 pub const DEFAULT_GROUP: &str = "wharf";
 /// Largest docker config or context file read.
@@ -195,14 +196,14 @@ pub fn parse_host(host: &str) -> Result<Endpoint, EndpointError> {
 
 /// No endpoint asked for: root uses the store in-process; anyone else wharf's socket, when
 /// it can be connected to (never a permission error on store files).
-pub fn default_endpoint(euid_is_root: bool) -> Result<Endpoint, EndpointError> {
+pub fn default_endpoint(euid_is_root: bool, run_root: &Path) -> Result<Endpoint, EndpointError> {
     if euid_is_root {
         return Ok(Endpoint::Local);
     }
-    let path = PathBuf::from(DEFAULT_SOCKET);
+    let path = run_root.join(SOCKET_NAME);
     match std::os::unix::net::UnixStream::connect(&path) {
         Ok(_) => Ok(Endpoint::Unix {
-            url: format!("unix://{DEFAULT_SOCKET}"),
+            url: format!("unix://{}", path.display()),
             path,
         }),
         Err(e) => {
@@ -220,10 +221,14 @@ pub fn default_endpoint(euid_is_root: bool) -> Result<Endpoint, EndpointError> {
 }
 
 /// The whole decision.
-pub fn resolve(inp: &Inputs, euid_is_root: bool) -> Result<Endpoint, EndpointError> {
+pub fn resolve(
+    inp: &Inputs,
+    euid_is_root: bool,
+    run_root: &Path,
+) -> Result<Endpoint, EndpointError> {
     match requested(inp)? {
         Some(h) => parse_host(&h),
-        None => default_endpoint(euid_is_root),
+        None => default_endpoint(euid_is_root, run_root),
     }
 }
 
@@ -325,6 +330,15 @@ mod tests {
             parse_host("unix://"),
             Err(EndpointError::InvalidHost { .. })
         ));
-        assert_eq!(default_endpoint(true).unwrap(), Endpoint::Local);
+        assert_eq!(
+            default_endpoint(true, Path::new("/run/wharf")).unwrap(),
+            Endpoint::Local
+        );
+        let e = default_endpoint(false, Path::new("/nonexistent-q1")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("unix:///nonexistent-q1/wharf.sock") && msg.contains("(wharf)"),
+            "{msg}"
+        );
     }
 }

@@ -49,6 +49,11 @@ impl Dockerd {
         None
     }
 
+    /// The daemon's socket as a `-H` value.
+    pub fn host(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.path().display())
+    }
+
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
         Command::new("docker")
             .args(args)
