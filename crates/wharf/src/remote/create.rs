@@ -207,7 +207,7 @@ pub fn body(req: CreateRequest) -> anyhow::Result<(Value, Option<String>)> {
             volumes.insert(v.clone(), json!({}));
         }
     }
-    let mut health = healthcheck.map(|h| serde_json::to_value(h)).transpose()?;
+    let mut health = healthcheck.map(serde_json::to_value).transpose()?;
     let dur = |flag: &'static str, v: &Option<String>| -> Result<Option<i64>, RemoteError> {
         v.as_deref()
             .map(|s| wharf_types::parse::go_duration(s).map_err(parse_err(flag, s)))
@@ -330,7 +330,7 @@ pub fn body(req: CreateRequest) -> anyhow::Result<(Value, Option<String>)> {
     } = endpoint;
     let mut ep = Map::new();
     let mut ipam = ipam_config
-        .map(|i| serde_json::to_value(i))
+        .map(serde_json::to_value)
         .transpose()?
         .unwrap_or_else(|| json!({}));
     if let Some(ip) = &f_ip {
