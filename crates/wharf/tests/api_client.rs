@@ -545,3 +545,84 @@ fn speaks_the_real_docker_api() {
         stderr(&o)
     );
 }
+
+fn read_until(master: &mut std::fs::File, needle: &str, timeout: Duration) -> String {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + timeout;
+    let mut acc = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !String::from_utf8_lossy(&acc).contains(needle) {
+        let mut fds = [nix::poll::PollFd::new(
+            master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+        if fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLIN))
+        {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => acc.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    String::from_utf8_lossy(&acc).into_owned()
+}
+
+/// `run -it` and `exec -it` through the API on a real pty: raw terminal, the terminal's
+/// size sent, the exit code back.
+#[test]
+fn run_and_exec_it_on_a_real_tty_through_the_api() {
+    use std::io::Write;
+    let w = Wharf::new().with_busybox();
+    let s = Service::start(&w, &[]);
+    let h = host(&s);
+    w.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "60"]);
+    for args in [
+        vec!["-H", h.as_str(), "run", "--rm", "-it", "busybox", "sh"],
+        vec!["-H", h.as_str(), "exec", "-it", "box", "sh"],
+    ] {
+        let pty = nix::pty::openpty(
+            Some(&nix::pty::Winsize {
+                ws_row: 33,
+                ws_col: 111,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            }),
+            None,
+        )
+        .expect("openpty");
+        let slave = pty.slave;
+        let mut master = std::fs::File::from(pty.master);
+        let mut child = w
+            .command(&args)
+            .stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .expect("spawn");
+        master
+            .write_all(b"echo MARK-$((40+2)); tty; stty size; exit 5\n")
+            .expect("type");
+        let out = read_until(&mut master, "33 111", Duration::from_secs(15));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?} did not exit; output so far: {out:?}");
+            }
+            let _ = read_until(&mut master, "\u{0}", Duration::from_millis(50));
+        };
+        assert!(out.contains("MARK-42"), "{args:?}: {out:?}");
+        assert!(out.contains("/dev/pts/"), "{args:?}: {out:?}");
+        assert!(out.contains("33 111"), "{args:?}: {out:?}");
+        assert_eq!(status.code(), Some(5), "{args:?}: {out:?}");
+    }
+    w.ok(&["rm", "-f", "box"]);
+    assert_eq!(w.ok(&["ps", "-aq"]), "");
+}
