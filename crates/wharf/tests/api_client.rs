@@ -626,3 +626,51 @@ fn run_and_exec_it_on_a_real_tty_through_the_api() {
     w.ok(&["rm", "-f", "box"]);
     assert_eq!(w.ok(&["ps", "-aq"]), "");
 }
+
+/// `pull` through the API (docker's progress stream rendered as local mode renders it), and
+/// `run` pulling a missing image first, from wharf's own registry on loopback.
+#[test]
+fn pull_and_run_pull_through_the_api() {
+    let w = Wharf::new().with_busybox();
+    let port = common::registry::free_port("127.0.0.1");
+    let addr = format!("127.0.0.1:{port}");
+    let mut reg = Command::new(Wharf::bin());
+    reg.args(["registry", "serve", "--addr", &addr, "--root"])
+        .arg(w.dir.path().join("reg"));
+    let _reg = common::registry::Serve::start(reg);
+    let name = format!("{addr}/bb:v1");
+    w.ok(&["tag", "busybox", &name]);
+    w.ok(&["push", &name]);
+    w.ok(&["rmi", &name]);
+    let s = Service::start(&w, &[]);
+    let h = host(&s);
+    let o = w.run(&["-H", &h, "pull", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Pull complete") && out.contains("Status: Downloaded newer image"),
+        "{out}"
+    );
+    assert_eq!(out.lines().last(), Some(name.as_str()), "{out}");
+    assert_eq!(w.ok(&["images", "-q", &name]).lines().count(), 1);
+    w.ok(&["rmi", &name]);
+    let o = w.run(&["-H", &h, "run", "--rm", &name, "echo", "pulled"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "pulled\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).starts_with(&format!("Unable to find image '{name}' locally")),
+        "{}",
+        stderr(&o)
+    );
+    let o = w.run(&["-H", &h, "pull", &format!("{addr}/nosuch:v1")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("Error response from daemon: "),
+        "{}",
+        stderr(&o)
+    );
+}
