@@ -174,7 +174,12 @@ if command -v dockerd >/dev/null && command -v docker >/dev/null; then
     --host "unix://$work/docker.sock" --bridge none --iptables=false --ip6tables=false \
     >"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
-  export DOCKER_HOST=unix://$work/docker.sock
+  # docker's CLI reaches the private dockerd through a function (exported to hyperfine's
+  # bash), not an exported DOCKER_HOST: wharf honours DOCKER_HOST too and would become an
+  # API client of that dockerd
+  docker() { DOCKER_HOST="unix://$work/docker.sock" command docker "$@"; }
+  export -f docker
+  export work
   for _ in $(seq 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
   if docker info >/dev/null 2>&1; then have_docker=1
   else echo "dockerd did not start; docker skipped:" >&2; tail -5 "$work/dockerd.log" >&2; fi
@@ -190,7 +195,7 @@ bench() { # group name; then pairs of (name, prepare, command)
   local args=() ns=()
   while [ $# -gt 0 ]; do ns+=("$1"); args+=(--prepare "$2" "$3"); shift 3; done
   log "$group: ${ns[*]}"
-  hyperfine --runs "$RUNS" --export-json "$work/$group.json" "${args[@]}" >&2
+  hyperfine --shell=bash --runs "$RUNS" --export-json "$work/$group.json" "${args[@]}" >&2
   while read -r n m; do names+=("$group/$n"); medians+=("$m"); done < <(
     python3 -c 'import json,sys
 for n, r in zip(sys.argv[2:], json.load(open(sys.argv[1]))["results"]): print(n, r["median"])' \

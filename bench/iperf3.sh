@@ -47,6 +47,7 @@ stop_dockerd() {
 cleanup() {
   set +e  # every step is tried
   stop_dockerd
+  unset DOCKER_HOST DOCKER_CONTEXT  # the wharf steps below are on wharf's own store
   "$wharf" rm -f wharf-iperf-srv wharf-iperf-usr >/dev/null 2>&1 || true
   "$wharf" network rm wharf-iperf >/dev/null 2>&1 || true
   scripts/net-forget.sh "$work/root" || true  # the bench store's default network leaves wharf0

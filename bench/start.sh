@@ -6,6 +6,7 @@
 #   bench/start.sh [--install]     # --install: apt-get install docker.io podman runc hyperfine
 set -euo pipefail
 cd "$(dirname "$0")/.."
+unset DOCKER_HOST DOCKER_CONTEXT  # wharf measured on its local store, not as an API client
 export DEBIAN_FRONTEND=noninteractive
 if [ "${1:-}" = --install ]; then
   apt-get update -qq
@@ -29,17 +30,20 @@ scripts/busybox-rootfs.sh "$work/busybox.tar"
 # wharf on its default network (docker's `bridge`), and with --network none like "docker"
 cmds=("$wharf run --rm busybox true" "$wharf run --rm --network none busybox true")
 names=("wharf" "wharf-none")
+# the private dockerd is named with docker's -H, not DOCKER_HOST: wharf honours DOCKER_HOST
+# too (it would become an API client of that dockerd)
+dh=()
 if command -v dockerd >/dev/null; then
   if ! docker info >/dev/null 2>&1; then
     dockerd --data-root "$work/docker" --host "unix://$work/docker.sock" >"$work/dockerd.log" 2>&1 &
     dockerd_pid=$!
-    export DOCKER_HOST=unix://$work/docker.sock
-    for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+    dh=(-H "unix://$work/docker.sock")
+    for _ in $(seq 100); do docker "${dh[@]}" info >/dev/null 2>&1 && break; sleep 0.2; done
   fi
-  docker import "$work/busybox.tar" busybox:latest >/dev/null
-  docker run --rm busybox true
-  cmds+=("docker run --rm --network none busybox true"); names+=("docker")
-  cmds+=("docker run --rm busybox true"); names+=("docker-bridge")
+  docker "${dh[@]}" import "$work/busybox.tar" busybox:latest >/dev/null
+  docker "${dh[@]}" run --rm busybox true
+  cmds+=("docker ${dh[*]} run --rm --network none busybox true"); names+=("docker")
+  cmds+=("docker ${dh[*]} run --rm busybox true"); names+=("docker-bridge")
 fi
 if command -v podman >/dev/null; then
   podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1 || true

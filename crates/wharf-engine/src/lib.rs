@@ -108,6 +108,26 @@ pub struct Engine {
     daemon: daemon::DaemonConfig,
 }
 
+/// The run root holds attach sockets, locks, the event log and the API socket: others may
+/// traverse it (to reach `wharf.sock`) but not list it (0711). Made so when missing,
+/// tightened when readable by others; best effort (a read-only run root is left as it is,
+/// its own operations fail with their paths).
+fn restrict_run_root(run_root: &std::path::Path) {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(run_root) {
+        Ok(m) if m.permissions().mode() & 0o066 != 0 => {
+            let _ = std::fs::set_permissions(run_root, std::fs::Permissions::from_mode(0o711));
+        }
+        Ok(_) => {}
+        Err(_) => {
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(run_root);
+        }
+    }
+}
+
 impl Engine {
     /// Opens the engine with the host's daemon.json (`$WHARF_CONFIG` or
     /// `/etc/wharf/daemon.json`); a malformed file is an error naming it.
@@ -124,6 +144,7 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         opts.root = daemon.root(&opts.root);
         let store = Store::open(&opts.root)?;
+        restrict_run_root(&opts.run_root);
         let policy = policy::Loaded::load(&policy::Loaded::default_path());
         Ok(Engine {
             caller: Caller::current(),

@@ -122,6 +122,7 @@ impl Store {
             // Future migrations from older versions go here.
             Some(_) => {
                 s.check_dtype()?;
+                restrict_root(root)?;
                 return Ok(s);
             }
             None => {}
@@ -129,6 +130,7 @@ impl Store {
         for d in [&s.blobs, &s.ingest, &s.snapshots, &s.volumes] {
             util::mkdir_p(d)?;
         }
+        restrict_root(root)?;
         s.ensure_container_dirs()?;
         s.check_dtype()?;
         util::write_json_atomic(
@@ -144,4 +146,17 @@ impl Store {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
+
+/// The store is root's alone (docker's data root is 0710): images, container configs and
+/// their logs, volumes. Non-root users reach the engine through the API socket, never these
+/// files; a root looser than 0700 (an older store, a directory made by hand) is tightened.
+fn restrict_root(root: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(root).map_err(StoreError::io("stat", root))?;
+    if m.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+            .map_err(StoreError::io("chmod 0700", root))?;
+    }
+    Ok(())
 }

@@ -23,6 +23,13 @@ pub struct Cli {
     /// Say what wharf adjusts or skips (e.g. clamped rlimits)
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
+    /// Engine API socket to use instead of the local store (unix:///path; also DOCKER_HOST)
+    #[arg(short = 'H', long = "host", value_name = "unix:///path")]
+    pub host: Option<String>,
+    /// docker context whose endpoint to use (also DOCKER_CONTEXT and `docker context use`;
+    /// `default` is the local store)
+    #[arg(short = 'c', long = "context")]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -9,6 +9,7 @@
 mod cli;
 mod cmd;
 mod format;
+mod remote;
 mod template;
 
 use std::ffi::OsString;
@@ -101,10 +102,34 @@ fn real_main(args: Vec<OsString>) -> i32 {
         }
     }
     let class = cmd::command_class(&cli.command);
+    if !always_local(&cli.command) {
+        let inputs = remote::endpoint::Inputs::from_env(cli.host.clone(), cli.context.clone());
+        match remote::endpoint::resolve(&inputs, nix::unistd::geteuid().is_root(), &cli.run_root) {
+            Ok(remote::endpoint::Endpoint::Local) => {}
+            Ok(remote::endpoint::Endpoint::Unix { path, url }) => {
+                return remote::dispatch(&cli, &path, &url)
+            }
+            Err(e) => {
+                eprintln!("wharf: {}", cmd::chain_message(&e));
+                return wharf_types::ErrorKind::Unavailable.cli_exit_code(class);
+            }
+        }
+    }
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(e) => cmd::report_error(&e, class),
     }
+}
+
+/// Commands that never go through an API endpoint: the ones that touch no engine, and the
+/// server itself (`system service` is what an endpoint points at).
+fn always_local(c: &cli::Command) -> bool {
+    matches!(
+        c,
+        cli::Command::Completion(_)
+            | cli::Command::Man(_)
+            | cli::Command::System(cli::SystemCommand::Service(_))
+    )
 }
 
 #[cfg(test)]

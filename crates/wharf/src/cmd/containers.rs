@@ -25,12 +25,17 @@ fn command_text(info: &ContainerInfo, trunc: bool) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join(" ");
+    quote_command(&cmd, trunc)
+}
+
+/// docker's COMMAND cell: quoted, cut to 20 characters with an ellipsis unless `--no-trunc`.
+pub(crate) fn quote_command(cmd: &str, trunc: bool) -> String {
     let cmd = if trunc && cmd.chars().count() > 20 {
         let mut s: String = cmd.chars().take(19).collect();
         s.push('…');
         s
     } else {
-        cmd
+        cmd.to_string()
     };
     format!("\"{cmd}\"")
 }
@@ -115,7 +120,7 @@ pub fn displayable_ports(ports: &[PortEntry]) -> String {
 
 /// The object `ps --format` templates see (docker's field names).
 /// docker's SIZE cell: `12B (virtual 4.26MB)` (go-units, 3 digits), `0B` when not asked.
-fn size_text(size: Option<(u64, u64)>) -> String {
+pub(crate) fn size_text(size: Option<(u64, u64)>) -> String {
     match size {
         Some((rw, root)) if root > 0 => {
             format!("{} (virtual {})", human_size(rw), human_size(root))
@@ -169,26 +174,26 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
         }
     }
     let trunc = !a.no_trunc;
+    let objs: Vec<Value> = list
+        .iter()
+        .map(|c| ps_object(&engine, c, trunc, a.size))
+        .collect();
+    render_ps(a, &objs)
+}
+
+/// `ps` output from its objects (docker's formatter fields): `-q`, `--format`, or the table.
+/// Shared by local and remote mode.
+pub(crate) fn render_ps(a: &PsArgs, objs: &[Value]) -> anyhow::Result<i32> {
+    let s = |o: &Value, k: &str| o[k].as_str().unwrap_or_default().to_string();
     if a.quiet {
-        for c in &list {
-            println!(
-                "{}",
-                if trunc {
-                    c.record.id.short()
-                } else {
-                    c.record.id.as_str()
-                }
-            );
+        for o in objs {
+            println!("{}", s(o, "ID"));
         }
         return Ok(0);
     }
     if let Some(f) = &a.format {
         let tpl = Template::parse(f).map_err(|e| anyhow!(e))?;
-        let objs: Vec<Value> = list
-            .iter()
-            .map(|c| ps_object(&engine, c, trunc, a.size))
-            .collect();
-        print_with_template(&tpl, &objs, &ps_header).map_err(|e| anyhow!(e))?;
+        print_with_template(&tpl, objs, &ps_header).map_err(|e| anyhow!(e))?;
         return Ok(0);
     }
     let mut rows = vec![vec![
@@ -203,20 +208,18 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     if a.size {
         rows[0].push("SIZE".into());
     }
-    for c in &list {
-        let o = ps_object(&engine, c, trunc, a.size);
-        let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
+    for o in objs {
         let mut row = vec![
-            s("ID"),
-            s("Image"),
-            s("Command"),
-            s("RunningFor"),
-            s("Status"),
-            s("Ports"),
-            s("Names"),
+            s(o, "ID"),
+            s(o, "Image"),
+            s(o, "Command"),
+            s(o, "RunningFor"),
+            s(o, "Status"),
+            s(o, "Ports"),
+            s(o, "Names"),
         ];
         if a.size {
-            row.push(s("Size"));
+            row.push(s(o, "Size"));
         }
         rows.push(row);
     }

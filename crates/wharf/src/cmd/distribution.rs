@@ -33,16 +33,16 @@ fn human(n: u64) -> String {
 
 /// Docker-style per-layer lines; on a terminal each layer keeps its line and is redrawn
 /// with a bar, otherwise only final layer states are printed.
-struct Render {
-    tty: bool,
-    quiet: bool,
-    ids: Mutex<Vec<String>>,
+pub(crate) struct Render {
+    pub(crate) tty: bool,
+    pub(crate) quiet: bool,
+    pub(crate) ids: Mutex<Vec<String>>,
     /// `run`/`create` pull to stderr (their stdout is the container's or its id).
-    stderr: bool,
+    pub(crate) stderr: bool,
 }
 
 impl Render {
-    fn event(&self, p: Progress<'_>) {
+    pub(crate) fn event(&self, p: Progress<'_>) {
         if self.quiet {
             return;
         }

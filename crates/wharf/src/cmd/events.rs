@@ -7,7 +7,7 @@ use crate::cli::{Cli, EventsArgs};
 use wharf_engine::events::{Event, EventQuery};
 
 /// docker's line: `<time> <type> <action> <id> (k=v, ...)`.
-fn line(e: &Event) -> String {
+pub(crate) fn line(e: &Event) -> String {
     let t = std::time::UNIX_EPOCH
         + std::time::Duration::from_nanos(u64::try_from(e.time_nano).unwrap_or(0));
     let attrs: Vec<String> = e

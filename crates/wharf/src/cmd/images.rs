@@ -64,9 +64,15 @@ pub fn images(cli: &Cli, a: &ImagesArgs) -> anyhow::Result<i32> {
             })
         })
         .collect();
+    render_images(a, &rows)
+}
+
+/// `images` output from its rows (docker's formatter fields): `-q` (each id once),
+/// `--format`, or the table. Shared by local and remote mode.
+pub(crate) fn render_images(a: &ImagesArgs, rows: &[Value]) -> anyhow::Result<i32> {
     if a.quiet {
         let mut seen = Vec::new();
-        for r in &rows {
+        for r in rows {
             let id = r["ID"].as_str().unwrap_or_default().to_string();
             if !seen.contains(&id) {
                 println!("{id}");
@@ -77,7 +83,7 @@ pub fn images(cli: &Cli, a: &ImagesArgs) -> anyhow::Result<i32> {
     }
     if let Some(f) = &a.format {
         let tpl = Template::parse(f).map_err(|e| anyhow!(e))?;
-        print_with_template(&tpl, &rows, &images_header).map_err(|e| anyhow!(e))?;
+        print_with_template(&tpl, rows, &images_header).map_err(|e| anyhow!(e))?;
         return Ok(0);
     }
     let mut table = vec![];
@@ -87,7 +93,7 @@ pub fn images(cli: &Cli, a: &ImagesArgs) -> anyhow::Result<i32> {
     }
     header.extend(["IMAGE ID".into(), "CREATED".into(), "SIZE".into()]);
     table.push(header);
-    for r in &rows {
+    for r in rows {
         let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
         let mut row = vec![s("Repository"), s("Tag")];
         if a.digests {

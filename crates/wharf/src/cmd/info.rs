@@ -9,13 +9,13 @@ use anyhow::anyhow;
 use serde_json::{json, Value};
 use std::fmt::Write;
 
-const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn client_arch() -> &'static str {
+pub(crate) fn client_arch() -> &'static str {
     wharf_types::oci::host_architecture()
 }
 
-fn render(format: &str, v: &Value) -> anyhow::Result<i32> {
+pub(crate) fn render(format: &str, v: &Value) -> anyhow::Result<i32> {
     let tpl = Template::parse(format).map_err(|e| anyhow!(e))?;
     println!("{}", tpl.render(v).map_err(|e| anyhow!(e))?);
     Ok(0)
@@ -52,7 +52,7 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
 }
 
-fn version_text(client: &Value, server: &Value) -> String {
+pub(crate) fn version_text(client: &Value, server: &Value) -> String {
     let mut o = String::new();
     o.push_str("Client:\n");
     kv(&mut o, " Version:", s(client, "Version"));
@@ -144,7 +144,7 @@ fn n(v: &Value, key: &str) -> String {
 
 /// docker 28's `prettyPrintInfo`, the sections that apply to wharf (no containerd, runc or
 /// docker-init versions, no swarm details).
-fn info_text(client: &Value, i: &Value) -> String {
+pub(crate) fn info_text(client: &Value, i: &Value) -> String {
     let mut o = String::new();
     let mut line = |s: String| {
         o.push_str(&s);

@@ -4,24 +4,24 @@ mod archive;
 mod build;
 mod bundle;
 mod commit;
-mod containers;
-mod distribution;
+pub(crate) mod containers;
+pub(crate) mod distribution;
 mod docs;
-mod events;
+pub(crate) mod events;
 mod exec;
-mod images;
-mod info;
+pub(crate) mod images;
+pub(crate) mod info;
 mod lifecycle;
 mod logs;
-mod network;
+pub(crate) mod network;
 mod policy;
 mod registry;
-mod run;
+pub(crate) mod run;
 pub use run::leading_flag;
 mod service;
 mod system;
 mod trust;
-mod volumes;
+pub(crate) mod volumes;
 
 use crate::cli::{
     BundleCommand, Cli, Command, ContainerCommand, ImageCommand, KeyCommand, PolicyCommand,

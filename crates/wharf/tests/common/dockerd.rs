@@ -54,6 +54,11 @@ impl Dockerd {
         self.dir.path().join("docker.sock")
     }
 
+    /// The daemon's socket as a `-H` value.
+    pub fn host(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.path().display())
+    }
+
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
         Command::new("docker")
             .args(args)
@@ -64,11 +69,6 @@ impl Dockerd {
             )
             .output()
             .expect("docker")
-    }
-
-    /// The private daemon's `DOCKER_HOST`.
-    pub fn host(&self) -> String {
-        format!("unix://{}/docker.sock", self.dir.path().display())
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

@@ -59,6 +59,10 @@ impl Wharf {
             .env("WHARF_ROOT", self.root())
             .env("WHARF_RUNROOT", self.run_root())
             .env_remove("WHARF_DISABLE")
+            // the local store, whatever endpoint the environment names (api_client.rs
+            // points the CLI at a server explicitly)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
             .stdin(Stdio::null());
         c
     }
