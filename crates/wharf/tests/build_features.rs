@@ -112,7 +112,11 @@ RUN --network=default ls /sys/class/net | tr '\\n' ' ' > /default\n\
 RUN --network=host ls /sys/class/net | tr '\\n' ' ' > /host\n",
     );
     build_ok(&w, &["-t", "net:1", ctx.to_str().unwrap()]);
-    let out = run_sh(&w, "net:1", "cat /none; echo; cat /default; echo; cat /host");
+    let out = run_sh(
+        &w,
+        "net:1",
+        "cat /none; echo; cat /default; echo; cat /host",
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0].trim(), "lo", "{out}");
     assert_eq!(lines[1].trim(), "lo", "default is the build's: none; {out}");
@@ -121,7 +125,9 @@ RUN --network=host ls /sys/class/net | tr '\\n' ' ' > /host\n",
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert!(
-        host.iter().filter(|n| *n != "lo").any(|n| lines[2].contains(n.as_str())),
+        host.iter()
+            .filter(|n| *n != "lo")
+            .any(|n| lines[2].contains(n.as_str())),
         "host interfaces {host:?} not seen: {out}"
     );
     // the admin policy judges --network=host as it judges `run --network host`
@@ -172,7 +178,10 @@ RUN --mount=type=secret,id=absent echo optional-ok > /optional\n";
         "from-context\n"
     );
     // the cache persists to the next build (--no-cache runs the step again)
-    build_ok(&w, &["--no-cache", "--secret", &secret_arg, "-t", "mnt:2", c]);
+    build_ok(
+        &w,
+        &["--no-cache", "--secret", &secret_arg, "-t", "mnt:2", c],
+    );
     assert_eq!(run_sh(&w, "mnt:2", "cat /cache-count"), "2\n");
     // the secret is in no layer and no history
     let hist = w.ok(&["history", "--no-trunc", "mnt:1"]);
@@ -217,7 +226,8 @@ fn copy_globs_chown_names_and_compressed_add() {
     h.set_gid(0);
     h.set_size(3);
     h.set_mtime(1_700_000_000);
-    tar.append_data(&mut h, "inner/z.txt", &b"zz\n"[..]).unwrap();
+    tar.append_data(&mut h, "inner/z.txt", &b"zz\n"[..])
+        .unwrap();
     let tar = tar.into_inner().unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &tar).unwrap();
@@ -244,8 +254,14 @@ ADD files.tar.gz /x/\n",
     // no match, an unknown name, a bzip2 archive: errors naming what
     for (line, want) in [
         ("COPY nothing*.txt /n/", "no source files were specified"),
-        ("COPY --chown=ghost a1.txt /", "unable to find passwd entry \"ghost\""),
-        ("COPY --chown=app:ghosts a1.txt /", "unable to find group entry \"ghosts\""),
+        (
+            "COPY --chown=ghost a1.txt /",
+            "unable to find passwd entry \"ghost\"",
+        ),
+        (
+            "COPY --chown=app:ghosts a1.txt /",
+            "unable to find group entry \"ghosts\"",
+        ),
         ("ADD blob.bz2 /", "bzip2"),
     ] {
         write(&ctx, "Dockerfile", &format!("FROM busybox\n{line}\n"));
@@ -290,10 +306,15 @@ fn run_output_streams_and_failure_is_dockers_text() {
     err.read_to_end(&mut seen).unwrap();
     let status = child.wait().unwrap();
     let all = String::from_utf8_lossy(&seen).to_string();
-    assert!(early < std::time::Duration::from_millis(2500), "{early:?}: {all}");
+    assert!(
+        early < std::time::Duration::from_millis(2500),
+        "{early:?}: {all}"
+    );
     assert_eq!(status.code(), Some(1), "{all}");
     assert!(
-        all.contains("The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero code: 3"),
+        all.contains(
+            "The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero code: 3"
+        ),
         "{all}"
     );
     assert!(all.contains(" out\n") && all.contains(" err\n"), "{all}");
@@ -314,7 +335,10 @@ fn run_output_streams_and_failure_is_dockers_text() {
 fn a_signal_during_run_cleans_up_and_tags_nothing() {
     let w = Wharf::new().with_busybox();
     let ctx = ctx_with(&w, "FROM busybox\nRUN echo before > /b\nRUN sleep 30\n");
-    for (sig, code) in [(nix::sys::signal::Signal::SIGINT, 130), (nix::sys::signal::Signal::SIGTERM, 143)] {
+    for (sig, code) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
         let mut child = w
             .command(&["build", "-t", "sig:1", ctx.to_str().unwrap()])
             .stdout(std::process::Stdio::null())
@@ -327,7 +351,11 @@ fn a_signal_during_run_cleans_up_and_tags_nothing() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "{sig}");
-        assert!(t.elapsed() < std::time::Duration::from_secs(15), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "{:?}",
+            t.elapsed()
+        );
         // the step's container is gone at once, nothing tagged
         assert_eq!(w.ok(&["ps", "-aq"]), "", "{sig}");
         assert!(!w.ok(&["images"]).contains("sig"));
@@ -388,5 +416,58 @@ HEALTHCHECK --interval=5s --retries=2 CMD true\n",
         serde_json::json!({"Test": ["NONE"]})
     );
     assert_eq!(fmt("{{.Config.StopSignal}}", "child:1").trim(), "SIGUSR1");
+    no_leftovers(&w);
+}
+
+#[test]
+fn copy_exclude_parents_link_and_refusals() {
+    let w = Wharf::new().with_busybox();
+    let ctx = w.dir.path().join("ctx");
+    write(&ctx, "dir/keep.txt", "k\n");
+    write(&ctx, "dir/drop.md", "d\n");
+    write(&ctx, "dir/sub/deep.md", "dd\n");
+    write(&ctx, "home.txt", "h\n");
+    write(&ctx, "homer.md", "hm\n");
+    write(&ctx, "x/y/z.txt", "z\n");
+    write(&ctx, "plain.txt", "p\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\n\
+COPY --exclude=*.md --exclude=sub dir /e/\n\
+COPY --exclude=*.txt hom* /h/\n\
+COPY --parents x/y/z.txt dir/keep.txt /p/\n\
+RUN mkdir /d\n\
+COPY --link plain.txt /d\n\
+ADD plain.txt /added.txt\n",
+    );
+    let c = ctx.to_str().unwrap();
+    build_ok(&w, &["-t", "cp:1", c]);
+    let out = run_sh(
+        &w,
+        "cp:1",
+        "ls /e | tr '\\n' ' '; ls /h | tr '\\n' ' '; cat /p/x/y/z.txt /p/dir/keep.txt; \
+         test -f /d && cat /d; cat /added.txt",
+    );
+    // (--link: the destination is judged without the image below, so /d is the file)
+    assert_eq!(out, "keep.txt homer.md z\nk\np\np\n");
+    for (line, want) in [
+        (
+            "ADD --checksum=sha256:0000 plain.txt /",
+            "only for a URL source",
+        ),
+        ("RUN --security=insecure true", "RUN --security=insecure"),
+        ("COPY --parents ./x/./y/z.txt /p/", "./ pivot"),
+        ("ADD https://example.invalid/x /x", "ADD of a URL"),
+    ] {
+        write(&ctx, "Dockerfile", &format!("FROM busybox\n{line}\n"));
+        let o = w.run(&["build", c]);
+        assert!(!o.status.success(), "{line} was accepted");
+        assert!(
+            stderr(&o).contains(want) && stderr(&o).contains("line 2"),
+            "{line}: {}",
+            stderr(&o)
+        );
+    }
     no_leftovers(&w);
 }

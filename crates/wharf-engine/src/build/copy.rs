@@ -15,6 +15,7 @@ use std::io::{BufReader, Read, Seek};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use wharf_build::dockerfile::{Command, Instruction};
+use wharf_build::dockerignore::Dockerignore;
 use wharf_build::glob;
 use wharf_types::Digest;
 
@@ -22,6 +23,90 @@ use wharf_types::Digest;
 const MAX_ID_FILE: u64 = 4 << 20;
 /// Matches a wildcard source may have.
 const MAX_MATCHES: usize = 100_000;
+
+/// `COPY --parents`: whether it is set (BuildKit's `./` pivot in a source is refused).
+pub(super) fn parents_of(ins: &Instruction, line: usize) -> Result<bool, BuildError> {
+    let Command::Copy(c) = &ins.command else {
+        return Ok(false);
+    };
+    if !c.parents {
+        return Ok(false);
+    }
+    if let Some(s) = c.spec.sources.iter().find(|s| s.contains("/./")) {
+        return Err(BuildError::Unsupported {
+            line,
+            what: format!("the ./ pivot of COPY --parents ({s})"),
+        });
+    }
+    Ok(true)
+}
+
+/// `--exclude` patterns for the source `rel` (a directory: relative to it; a file:
+/// relative to its directory), after the context's `.dockerignore`; None without any.
+pub(super) fn exclude_matcher(
+    root: &Root,
+    rel: &Path,
+    patterns: &[String],
+) -> Result<Option<Dockerignore>, BuildError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let is_dir = wharf_sys::fs::open_beneath_nofollow(
+        root.fd,
+        if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        },
+        libc::O_PATH | libc::O_DIRECTORY,
+    )
+    .is_ok();
+    let base = if is_dir {
+        rel
+    } else {
+        rel.parent().unwrap_or(Path::new(""))
+    };
+    let mut all: Vec<String> = root
+        .ignore
+        .map(|ig| {
+            ig.patterns()
+                .iter()
+                .map(|p| format!("{}{}", if p.is_exclusion() { "!" } else { "" }, p.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for p in patterns {
+        let (neg, p) = match p.strip_prefix('!') {
+            Some(rest) => ("!", rest),
+            None => ("", p.as_str()),
+        };
+        all.push(format!("{neg}{}", base.join(p).display()));
+    }
+    Dockerignore::from_patterns(&all)
+        .map(Some)
+        .map_err(|error| BuildError::Ignore {
+            file: "--exclude".to_string(),
+            error,
+        })
+}
+
+/// Whether a file source itself is excluded by its `--exclude` matcher.
+pub(super) fn source_excluded(root: &Root, rel: &Path, m: Option<&Dockerignore>) -> bool {
+    let Some(m) = m else {
+        return false;
+    };
+    let is_dir = wharf_sys::fs::open_beneath_nofollow(
+        root.fd,
+        if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        },
+        libc::O_PATH | libc::O_DIRECTORY,
+    )
+    .is_ok();
+    !is_dir && m.excluded(&rel.to_string_lossy())
+}
 
 /// The sources of a COPY/ADD, each resolved inside `root`: a wildcard source stands for
 /// its matches, in name order.
@@ -132,7 +217,7 @@ fn list_dir(root: &Root, rel: &Path) -> Vec<String> {
 pub(super) fn expand_inline(
     ins: &mut Instruction,
     escape: char,
-    vars: &Vec<String>,
+    vars: &dyn wharf_build::shell::Env,
 ) -> Result<(), BuildError> {
     let spec = match &mut ins.command {
         Command::Copy(c) => &mut c.spec,
@@ -246,20 +331,24 @@ impl Engine {
     }
 }
 
-/// ADD of a local file: when it is a tar (plain, gzip or zstd), extracts it into `dir` and
-/// returns true; false for any other file (copied as it is). bzip2 and xz archives are
-/// refused by name.
+/// ADD of a local file: when it is a tar (plain, gzip or zstd), extracts it into
+/// `tree/dest_rel` (made as needed) and returns true; false for any other file (copied as
+/// it is). bzip2 and xz archives are refused by name.
 pub(super) fn add_archive(
     file: &mut std::fs::File,
-    dir: &Path,
+    tree: &Path,
+    dest_rel: &Path,
     src: &Path,
     line: usize,
 ) -> Result<bool, BuildError> {
+    let dir = tree.join(dest_rel);
+    let dir = dir.as_path();
     let mut head = [0u8; 6];
     let n = file.read(&mut head).unwrap_or(0);
     let _ = file.rewind();
     let head = &head[..n];
     let extract = |r: &mut dyn Read| -> Result<(), BuildError> {
+        super::mkdirs(tree, dest_rel)?;
         wharf_store::layer::apply_layer(dir, r)
             .map(|_| ())
             .map_err(|e| {

@@ -143,7 +143,9 @@ pub enum BuildError {
     RunFailed { command: String, code: i32 },
     #[error("invalid --secret {spec:?}: {why}")]
     SecretSpec { spec: String, why: &'static str },
-    #[error("line {line}: no source files were specified: {pattern:?} matches nothing in the {root}")]
+    #[error(
+        "line {line}: no source files were specified: {pattern:?} matches nothing in the {root}"
+    )]
     NoMatch {
         line: usize,
         pattern: String,
@@ -792,9 +794,8 @@ impl Engine {
             }
             Command::From(_) => {}
             Command::Run(run) => {
-                return self.run_instruction(
-                    req, plan, built, ctx, st, run, line, number, progress,
-                );
+                return self
+                    .run_instruction(req, plan, built, ctx, st, run, line, number, progress);
             }
             Command::Copy(cp) => {
                 let (root_holder, root_name);
@@ -802,18 +803,7 @@ impl Engine {
                 let src_root = match &cp.from {
                     None => None,
                     Some(from) => {
-                        let image = match plan.stage_by_name(from).or_else(|| from.parse().ok()) {
-                            Some(i) => built
-                                .get(&i)
-                                .cloned()
-                                .ok_or_else(|| BuildError::BaseNotFound(from.clone()))?,
-                            None => {
-                                self.store
-                                    .resolve_image(from)
-                                    .map_err(|_| BuildError::BaseNotFound(from.clone()))?
-                                    .id
-                            }
-                        };
+                        let image = self.source_image(plan, built, from)?;
                         st.key = chain(&st.key, &[b"from", image.to_string().as_bytes()]);
                         mount = self.mount_image(&image)?;
                         root_holder = mount
@@ -849,6 +839,13 @@ impl Engine {
                     return Err(BuildError::Unsupported {
                         line,
                         what: format!("ADD of a URL ({s})"),
+                    });
+                }
+                if let Some(c) = &add.checksum {
+                    return Err(BuildError::Invalid {
+                        line,
+                        what: "ADD --checksum (only for a URL source)",
+                        value: c.clone(),
                     });
                 }
                 return self.copy_step(req, st, ctx, &add.spec, true, ins);
@@ -963,6 +960,7 @@ impl Engine {
         ins: &Instruction,
     ) -> Result<bool, BuildError> {
         let line = ins.start_line;
+        let parents = copy::parents_of(ins, line)?;
         let mut sources = Vec::new();
         for rel in copy::resolve_sources(root, &spec.sources, line)? {
             let s = &rel.to_string_lossy().to_string();
@@ -976,6 +974,24 @@ impl Engine {
             }
             sources.push(rel);
         }
+        // --exclude: one matcher per source (its patterns are relative to it)
+        let mut excludes = Vec::new();
+        for s in &sources {
+            excludes.push(copy::exclude_matcher(root, s, &spec.exclude)?);
+        }
+        let roots: Vec<Root> = excludes
+            .iter()
+            .map(|m| Root {
+                fd: root.fd,
+                name: root.name.clone(),
+                ignore: m.as_ref().or(root.ignore),
+            })
+            .collect();
+        let keep: Vec<bool> = sources
+            .iter()
+            .zip(&excludes)
+            .map(|(s, m)| !copy::source_excluded(root, s, m.as_ref()))
+            .collect();
         let owner = Owner {
             uid_gid: spec
                 .chown
@@ -989,8 +1005,10 @@ impl Engine {
                 .transpose()?,
         };
         let mut h = Sha256::new();
-        for s in &sources {
-            context::hash_source(root, s, &mut h)?;
+        for ((s, r), keep) in sources.iter().zip(&roots).zip(&keep) {
+            if *keep {
+                context::hash_source(r, s, &mut h)?;
+            }
         }
         for f in &spec.inline {
             h.update(f.name.as_bytes());
@@ -1015,14 +1033,19 @@ impl Engine {
             .components()
             .filter(|c| matches!(c, std::path::Component::Normal(_)))
             .collect();
+        // (--link: the layer is made without looking at the image below)
         let dest_is_dir = spec.dest.ends_with('/')
             || sources.len() + spec.inline.len() > 1
             || spec.dest == "."
-            || self.is_dir_in_image(st.image.as_ref(), &dest_rel);
+            || parents
+            || (!spec.link && self.is_dir_in_image(st.image.as_ref(), &dest_rel));
         let stage_dir = self.scratch_dir("copy")?;
         let tree = stage_dir.0.join("tree");
         std::fs::create_dir(&tree).map_err(|e| BuildError::io("create", &tree, e))?;
-        for s in &sources {
+        for ((s, root), keep) in sources.iter().zip(&roots).zip(&keep) {
+            if !*keep {
+                continue;
+            }
             let fd = wharf_sys::fs::open_beneath_nofollow(
                 root.fd,
                 if s.as_os_str().is_empty() {
@@ -1035,6 +1058,12 @@ impl Engine {
             .map_err(|e| BuildError::io("open", s, e))?;
             let mut file = std::fs::File::from(fd);
             let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
+            // --parents: the source's directories are kept under the destination
+            let dest_rel = match (parents, is_dir) {
+                (false, _) => dest_rel.clone(),
+                (true, true) => dest_rel.join(s),
+                (true, false) => dest_rel.join(s.parent().unwrap_or(Path::new(""))),
+            };
             let target = if is_dir || dest_is_dir {
                 let d = tree.join(&dest_rel);
                 mkdirs(&tree, &dest_rel)?;
@@ -1049,12 +1078,8 @@ impl Engine {
                 }
                 tree.join(&dest_rel)
             };
-            if add && !is_dir {
-                let dir = tree.join(&dest_rel);
-                mkdirs(&tree, &dest_rel)?;
-                if copy::add_archive(&mut file, &dir, s, line)? {
-                    continue;
-                }
+            if add && !is_dir && copy::add_archive(&mut file, &tree, &dest_rel, s, line)? {
+                continue;
             }
             context::copy_source(root, s, &target, owner)?;
         }

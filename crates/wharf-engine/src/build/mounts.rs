@@ -173,7 +173,7 @@ fn read_secret(id: &str, src: &SecretSource) -> Result<Vec<u8>, BuildError> {
 impl Engine {
     /// The image a `--from` names: a stage (by name or index) built already, else an image
     /// in the store.
-    pub(super) fn from_image(
+    pub(super) fn source_image(
         &self,
         plan: &wharf_build::stages::Plan,
         built: &BTreeMap<usize, Digest>,
@@ -337,7 +337,7 @@ impl Engine {
                             context::copy_source(ctx, &src, &copy, Owner::default())?;
                         }
                         Some(from) => {
-                            let image = self.from_image(plan, built, from)?;
+                            let image = self.source_image(plan, built, from)?;
                             key.update(image.to_string().as_bytes());
                             let (mounted, _scratch) = self.mount_image(&image)?;
                             let root = Root {
@@ -358,21 +358,20 @@ impl Engine {
                         .push(self.made_for_mount(st.image.as_ref(), &rel));
                 }
                 MountType::Secret => {
-                    let id = m
-                        .id
-                        .clone()
-                        .or_else(|| {
-                            m.target.as_deref().and_then(|t| {
-                                Path::new(t)
-                                    .file_name()
-                                    .map(|n| n.to_string_lossy().to_string())
+                    let id =
+                        m.id.clone()
+                            .or_else(|| {
+                                m.target.as_deref().and_then(|t| {
+                                    Path::new(t)
+                                        .file_name()
+                                        .map(|n| n.to_string_lossy().to_string())
+                                })
                             })
-                        })
-                        .ok_or(BuildError::Invalid {
-                            line,
-                            what: "--mount=type=secret id",
-                            value: String::new(),
-                        })?;
+                            .ok_or(BuildError::Invalid {
+                                line,
+                                what: "--mount=type=secret id",
+                                value: String::new(),
+                            })?;
                     let Some(src) = req.secrets.get(&id) else {
                         if m.required {
                             return Err(BuildError::SecretMissing {

@@ -7,8 +7,7 @@
 
 use super::mounts::RunMounts;
 use super::{
-    chain, set_env, BuildError, BuildProgress, BuildRequest, StageState, StepContainer,
-    STEP_LABEL,
+    chain, set_env, BuildError, BuildProgress, BuildRequest, StageState, StepContainer, STEP_LABEL,
 };
 use crate::create::CreateRequest;
 use crate::Engine;
@@ -106,6 +105,12 @@ impl Engine {
         number: usize,
         progress: &mut dyn FnMut(BuildProgress),
     ) -> Result<bool, BuildError> {
+        if run.security == Some(wharf_build::dockerfile::SecurityMode::Insecure) {
+            return Err(BuildError::Unsupported {
+                line,
+                what: "RUN --security=insecure".to_string(),
+            });
+        }
         let cmd = run_command(&st.shell, &run.command, line)?;
         let created_by = if run.command.shell_form {
             format!("RUN {}", cmd.argv.join(" "))
@@ -151,7 +156,7 @@ impl Engine {
                 set_env(&mut env, k, v);
             }
         }
-        env.extend(mounts.env.drain(..));
+        env.append(&mut mounts.env);
         if let Some((name, body)) = &cmd.script {
             mounts.add_script(self, name, body)?;
         }
@@ -284,7 +289,10 @@ mod tests {
             args: vec!["<<-'E'OF".into()],
             ..cl
         };
-        assert_eq!(run_command(&sh(), &cl, 2).unwrap().argv[2], "echo a\necho b\n");
+        assert_eq!(
+            run_command(&sh(), &cl, 2).unwrap().argv[2],
+            "echo a\necho b\n"
+        );
         // a shebang: a script of its own
         let cl = CommandLine {
             args: vec!["<<EOF".into()],
