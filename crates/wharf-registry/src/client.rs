@@ -24,7 +24,7 @@ mod transport;
 pub use config::RegistryConfig;
 pub use pull::{pull, Progress, PullOptions, PullOutcome};
 pub use push::push;
-pub use transport::{login, login_to, system_roots, Endpoint, SystemRoots};
+pub use transport::{download, login, login_to, system_roots, Downloaded, Endpoint, SystemRoots};
 
 use wharf_store::distribution::DistError;
 use wharf_store::StoreError;

@@ -458,7 +458,6 @@ ADD plain.txt /added.txt\n",
         ),
         ("RUN --security=insecure true", "RUN --security=insecure"),
         ("COPY --parents ./x/./y/z.txt /p/", "./ pivot"),
-        ("ADD https://example.invalid/x /x", "ADD of a URL"),
     ] {
         write(&ctx, "Dockerfile", &format!("FROM busybox\n{line}\n"));
         let o = w.run(&["build", c]);
@@ -469,5 +468,126 @@ ADD plain.txt /added.txt\n",
             stderr(&o)
         );
     }
+    no_leftovers(&w);
+}
+
+/// A one-thread HTTP server for the test: `/file.txt` (with Last-Modified), `/moved`
+/// (302 to it), anything else 404; also answers proxy-style requests
+/// (`GET http://host/path`), which it records.
+fn http_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut first = String::new();
+            if r.read_line(&mut first).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let target = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(target.clone());
+            let path = match target.split_once("://") {
+                Some((_, rest)) => rest
+                    .find('/')
+                    .map(|i| rest[i..].to_string())
+                    .unwrap_or_default(),
+                None => target,
+            };
+            let resp = match path.as_str() {
+                "/file.txt" => "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\nfrom-url\n".to_string(),
+                "/moved" => "HTTP/1.1 302 Found\r\nLocation: /file.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope".to_string(),
+            };
+            let _ = c.write_all(resp.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn add_of_a_url_checksum_mtime_and_proxy() {
+    let w = Wharf::new().with_busybox();
+    let (port, seen) = http_server();
+    let base = format!("http://127.0.0.1:{port}");
+    // sha256 of "from-url\n"
+    let sum = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(b"from-url\n"))
+    };
+    let ctx = w.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+ADD {base}/file.txt /dl/\n\
+ADD --checksum=sha256:{sum} --chmod=644 {base}/moved /named.txt\n"
+        ),
+    );
+    let c = ctx.to_str().unwrap();
+    build_ok(&w, &["-t", "url:1", c]);
+    let out = run_sh(
+        &w,
+        "url:1",
+        "cat /dl/file.txt /named.txt; stat -c '%a %Y' /dl/file.txt /named.txt",
+    );
+    assert_eq!(out, "from-url\nfrom-url\n600 784111777\n644 784111777\n");
+    // a wrong checksum, a 404: errors naming the line and the URL
+    for (line, want) in [
+        (
+            format!(
+                "ADD --checksum=sha256:{} {base}/file.txt /x",
+                "0".repeat(64)
+            ),
+            "digest mismatch",
+        ),
+        (format!("ADD {base}/missing /x"), "404"),
+        (
+            "ADD https://github.com/a/b.git /src".to_string(),
+            "git repository",
+        ),
+    ] {
+        write(&ctx, "Dockerfile", &format!("FROM busybox\n{line}\n"));
+        let o = w.run(&["build", c]);
+        assert!(!o.status.success(), "{line} was accepted");
+        assert!(
+            stderr(&o).contains(want) && stderr(&o).contains("line 2"),
+            "{line}: {}",
+            stderr(&o)
+        );
+    }
+    // through the proxy settings: the request for another host goes to the proxy
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nADD http://files.example.invalid/file.txt /p.txt\n",
+    );
+    let o = w
+        .command(&["build", "-t", "url:2", c])
+        .env("HTTP_PROXY", &base)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_sh(&w, "url:2", "cat /p.txt"), "from-url\n");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|t| t == "http://files.example.invalid/file.txt"),
+        "{:?}",
+        seen.lock().unwrap()
+    );
     no_leftovers(&w);
 }

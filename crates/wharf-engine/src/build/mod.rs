@@ -25,6 +25,7 @@ mod context;
 mod copy;
 mod mounts;
 mod run;
+mod url;
 
 pub use mounts::SecretSource;
 
@@ -157,6 +158,20 @@ pub enum BuildError {
         file: &'static str,
         name: String,
     },
+    #[error("line {line}: ADD {url}: {source}")]
+    Fetch {
+        line: usize,
+        url: String,
+        #[source]
+        source: wharf_registry::client::ClientError,
+    },
+    #[error("line {line}: ADD {url}: digest mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        line: usize,
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("secret {id}: {why}")]
     SecretMissing { id: String, why: String },
     #[error("build cancelled by signal {signal}")]
@@ -182,7 +197,8 @@ impl HasKind for BuildError {
             BuildError::Image(e) => e.kind(),
             BuildError::Engine(e) => e.kind(),
             BuildError::Io { .. } | BuildError::RunFailed { .. } => ErrorKind::Internal,
-            BuildError::Cancelled { .. } => ErrorKind::Unavailable,
+            BuildError::Cancelled { .. } | BuildError::Fetch { .. } => ErrorKind::Unavailable,
+            BuildError::ChecksumMismatch { .. } => ErrorKind::InvalidArgument,
             BuildError::SourceNotFound { .. }
             | BuildError::BaseNotFound(_)
             | BuildError::NoMatch { .. }
@@ -827,19 +843,11 @@ impl Engine {
                         ignore: ctx.ignore,
                     },
                 };
-                return self.copy_step(req, st, &root, &cp.spec, false, ins);
+                return self.copy_step(req, st, &root, &cp.spec, CopyKind::Copy, ins);
             }
             Command::Add(add) => {
-                if let Some(s) = add
-                    .spec
-                    .sources
-                    .iter()
-                    .find(|s| s.contains("://") || s.starts_with("git@"))
-                {
-                    return Err(BuildError::Unsupported {
-                        line,
-                        what: format!("ADD of a URL ({s})"),
-                    });
+                if add.spec.sources.iter().any(|s| url::is_remote(s)) {
+                    return self.add_urls(req, st, add, ins);
                 }
                 if let Some(c) = &add.checksum {
                     return Err(BuildError::Invalid {
@@ -848,7 +856,7 @@ impl Engine {
                         value: c.clone(),
                     });
                 }
-                return self.copy_step(req, st, ctx, &add.spec, true, ins);
+                return self.copy_step(req, st, ctx, &add.spec, CopyKind::Add, ins);
             }
         }
         Ok(false)
@@ -956,7 +964,7 @@ impl Engine {
         st: &mut StageState,
         root: &Root,
         spec: &CopySpec,
-        add: bool,
+        kind: CopyKind,
         ins: &Instruction,
     ) -> Result<bool, BuildError> {
         let line = ins.start_line;
@@ -1078,7 +1086,10 @@ impl Engine {
                 }
                 tree.join(&dest_rel)
             };
-            if add && !is_dir && copy::add_archive(&mut file, &tree, &dest_rel, s, line)? {
+            if kind == CopyKind::Add
+                && !is_dir
+                && copy::add_archive(&mut file, &tree, &dest_rel, s, line)?
+            {
                 continue;
             }
             context::copy_source(root, s, &target, owner)?;
@@ -1116,7 +1127,11 @@ impl Engine {
             .map_err(|e| BuildError::io("read", &tar_path, e))?;
         let created_by = format!(
             "{} {}",
-            if add { "ADD" } else { "COPY" },
+            if kind == CopyKind::Copy {
+                "COPY"
+            } else {
+                "ADD"
+            },
             ins.original
                 .split_once(char::is_whitespace)
                 .map(|(_, r)| r.trim())
@@ -1125,6 +1140,14 @@ impl Engine {
         self.commit_step(st, Some(&mut out as &mut dyn Read), created_by)?;
         Ok(false)
     }
+}
+
+/// What a COPY-like step is: ADD extracts local tars, ADD of URLs does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyKind {
+    Copy,
+    Add,
+    AddUrl,
 }
 
 /// `rel`'s directories created below `tree`, 0755 (as BuildKit creates missing parents).

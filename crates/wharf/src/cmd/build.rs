@@ -110,7 +110,6 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> anyhow::Result<i32> {
     } else {
         engine.build(&req, &mut render)
     };
-    drop(render);
     let built = match result {
         Ok(b) => b,
         Err(e) => {
