@@ -1,5 +1,5 @@
-//! RUN `--mount`s, as BuildKit gives them to a step, mapped onto the container's own
-//! `--mount` flags:
+//! RUN `--mount`s, as BuildKit gives them to a step, mapped onto the step container's own
+//! typed mounts (checked as `--mount` is; no CSV to escape):
 //!
 //! - `type=cache`: a directory kept in the store (`<root>/build-cache-mounts/<sha256(id)>`,
 //!   id defaulting to the target), made with `uid`/`gid`/`mode` (0:0 0755) the first time;
@@ -21,6 +21,7 @@
 
 use super::context::{self, Owner, Root};
 use super::{BuildError, BuildRequest, StageState, TempTree};
+use crate::mounts::MountSpec;
 use crate::Engine;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -47,9 +48,8 @@ pub(super) struct RunMounts {
     /// The mounts' identity for the step's cache key (types, targets, ids, sources; never a
     /// secret's value).
     pub key: String,
-    /// `--mount` flags of the step's container.
-    pub flags: Vec<String>,
-    pub tmpfs: Vec<String>,
+    /// The step container's mounts (typed: no CSV to escape).
+    pub mounts: Vec<MountSpec>,
     /// `env=` secrets, `NAME=value`.
     pub env: Vec<String>,
     /// Paths (relative to the root) left out of the layer.
@@ -66,7 +66,8 @@ impl RunMounts {
         Ok(p)
     }
 
-    /// A `#!` heredoc: the script at `/dev/pipes/<name>`, executable, read-only.
+    /// A `#!` heredoc: the script at `/dev/pipes/<name>`, executable, read-only (`name`
+    /// checked by `run::run_command`: one plain component, nothing the CSV would split).
     pub(super) fn add_script(
         &mut self,
         engine: &Engine,
@@ -78,10 +79,8 @@ impl RunMounts {
         std::fs::write(&file, body).map_err(|e| BuildError::io("write", &file, e))?;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| BuildError::io("chmod", &file, e))?;
-        self.flags.push(format!(
-            "type=bind,source={},target=/dev/pipes/{name},readonly",
-            file.display()
-        ));
+        self.mounts
+            .push(bind(&file, format!("/dev/pipes/{name}"), true));
         Ok(())
     }
 }
@@ -132,16 +131,15 @@ fn unsupported(line: usize, what: String) -> BuildError {
     BuildError::Unsupported { line, what }
 }
 
-/// `--mount` values go through a CSV parser: commas would split them.
-fn csv_safe(line: usize, what: &'static str, v: &str) -> Result<(), BuildError> {
-    if v.contains([',', '"', '\n']) {
-        return Err(BuildError::Invalid {
-            line,
-            what,
-            value: v.to_string(),
-        });
+/// A bind mount of `source` at `target`.
+fn bind(source: &Path, target: String, read_only: bool) -> MountSpec {
+    MountSpec {
+        kind: "bind".to_string(),
+        source: source.display().to_string(),
+        target,
+        read_only,
+        ..Default::default()
     }
-    Ok(())
 }
 
 /// Reads a secret, at most [`MAX_SECRET`] bytes.
@@ -240,9 +238,7 @@ impl Engine {
                         value: t,
                     });
                 }
-                let s = format!("/{}", rel.display());
-                csv_safe(line, "--mount target", &s)?;
-                Ok((s, rel))
+                Ok((format!("/{}", rel.display()), rel))
             };
             match m.kind {
                 MountType::Ssh => {
@@ -250,11 +246,15 @@ impl Engine {
                 }
                 MountType::Tmpfs => {
                     let (t, rel) = target(None)?;
-                    let mut flag = format!("type=tmpfs,target={t}");
-                    if let Some(size) = m.size {
-                        flag.push_str(&format!(",tmpfs-size={size}"));
-                    }
-                    out.flags.push(flag);
+                    out.mounts.push(MountSpec {
+                        kind: "tmpfs".to_string(),
+                        target: t,
+                        tmpfs_size: m
+                            .size
+                            .map(|s| i64::try_from(s).unwrap_or(i64::MAX))
+                            .unwrap_or(0),
+                        ..Default::default()
+                    });
                     out.targets
                         .push(self.made_for_mount(st.image.as_ref(), &rel));
                 }
@@ -316,11 +316,7 @@ impl Engine {
                             }
                         },
                     }
-                    let mut flag = format!("type=bind,source={},target={t}", dir.display());
-                    if m.readonly {
-                        flag.push_str(",readonly");
-                    }
-                    out.flags.push(flag);
+                    out.mounts.push(bind(&dir, t, m.readonly));
                     out.targets
                         .push(self.made_for_mount(st.image.as_ref(), &rel));
                 }
@@ -349,11 +345,7 @@ impl Engine {
                             context::copy_source(&root, &src, &copy, Owner::default())?;
                         }
                     }
-                    let mut flag = format!("type=bind,source={},target={t}", copy.display());
-                    if m.readonly {
-                        flag.push_str(",readonly");
-                    }
-                    out.flags.push(flag);
+                    out.mounts.push(bind(&copy, t, m.readonly));
                     out.targets
                         .push(self.made_for_mount(st.image.as_ref(), &rel));
                 }
@@ -400,10 +392,7 @@ impl Engine {
                     .map_err(|e| BuildError::io("chmod", &file, e))?;
                     std::os::unix::fs::chown(&file, Some(m.uid.unwrap_or(0)), m.gid.or(Some(0)))
                         .map_err(|e| BuildError::io("chown", &file, e))?;
-                    out.flags.push(format!(
-                        "type=bind,source={},target={t},readonly",
-                        file.display()
-                    ));
+                    out.mounts.push(bind(&file, t, true));
                     out.targets
                         .push(self.made_for_mount(st.image.as_ref(), &rel));
                 }

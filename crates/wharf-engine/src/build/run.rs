@@ -61,6 +61,15 @@ pub(super) fn run_command(
     let mut argv = shell.to_vec();
     if let Some(h) = only {
         if h.content.starts_with("#!") {
+            // the name becomes a path: one plain component only
+            let n = h.name.as_str();
+            if n.is_empty() || n == "." || n == ".." || n.contains('/') {
+                return Err(BuildError::Invalid {
+                    line,
+                    what: "heredoc name",
+                    value: n.to_string(),
+                });
+            }
             return Ok(RunCommand {
                 argv: vec![format!("{PIPES}/{}", h.name)],
                 script: Some((h.name.clone(), h.content.clone())),
@@ -163,8 +172,7 @@ impl Engine {
         let mut flags = crate::validate::CreateFlags {
             network: Some(network.to_string()),
             log_driver: Some("json-file".to_string()),
-            mounts: mounts.flags.clone(),
-            tmpfs: mounts.tmpfs.clone(),
+            typed_mounts: mounts.mounts.clone(),
             ..Default::default()
         };
         flags.log_opts.clear();
@@ -302,6 +310,15 @@ mod tests {
         let c = run_command(&sh(), &cl, 2).unwrap();
         assert_eq!(c.argv, ["/dev/pipes/EOF"]);
         assert_eq!(c.script, Some(("EOF".into(), "#!/bin/sh\necho x\n".into())));
+        // a script's name that is not one plain component is refused
+        for bad in ["../x", "a/b", ".."] {
+            let cl = CommandLine {
+                args: vec![format!("<<{bad}")],
+                shell_form: true,
+                heredocs: vec![heredoc(bad, "#!/bin/sh\n", 0)],
+            };
+            assert!(run_command(&sh(), &cl, 2).is_err(), "{bad}");
+        }
         // a command with heredocs: the line and the bodies, for the shell
         let cl = CommandLine {
             args: vec!["cat <<A && cat 3<<B".into()],
