@@ -591,3 +591,28 @@ ADD --checksum=sha256:{sum} --chmod=644 {base}/moved /named.txt\n"
     );
     no_leftovers(&w);
 }
+
+#[test]
+fn a_locked_cache_mount_serializes_concurrent_builds() {
+    let w = Wharf::new().with_busybox();
+    let ctx = ctx_with(
+        &w,
+        "FROM busybox\nARG N\n\
+RUN --mount=type=cache,target=/c,sharing=locked \\\n\
+    mkdir /c/held && echo \"build $N\" && sleep 2 && rmdir /c/held\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let spawn = |n: &str| {
+        w.command(&["build", "--build-arg", &format!("N={n}"), c])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("1"), spawn("2"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    // had both steps held the cache at once, one `mkdir` would have failed
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    no_leftovers(&w);
+}
