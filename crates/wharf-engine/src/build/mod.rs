@@ -2,11 +2,13 @@
 //!
 //! Each needed stage runs in plan order from its base (a local image, an earlier stage, or
 //! `scratch`). Metadata instructions change the stage's image config in memory and add a
-//! history entry (`empty_layer`); RUN runs as a container on the wharf runtime with the
-//! engine's default confinement and the policy's start check, **network none** (this
-//! slice), json-file logs read back as the step's output; its upper dir becomes the step's
-//! layer through the store's `build_step` (an empty diff: an empty-layer history entry).
-//! COPY/ADD stage their sources (`context`) in a temp tree that becomes the layer.
+//! history entry (`empty_layer`); RUN (`run`) runs as a container on the wharf runtime
+//! with the engine's default confinement and the policy's checks, network none unless
+//! `--network=host`, its json-file log followed as the step's output; its upper dir (less
+//! its `--mount` points, `mounts`) becomes the step's layer through the store's
+//! `build_step` (an empty diff: an empty-layer history entry). COPY/ADD stage their sources
+//! (`context`, `copy`; ADD of URLs `url`) in a temp tree that becomes the layer. A base's
+//! ONBUILD triggers run right after its FROM.
 //!
 //! Step cache: every step extends a chain key (sha256 of the parent key, the instruction as
 //! written, the ARG values in scope and, for COPY/ADD, the content hash of its sources); a
@@ -16,8 +18,9 @@
 //! RUN itself (heredocs, `--network`, output streamed, cancellation) is `run`, its
 //! `--mount`s `mounts`.
 //!
-//! Not yet (refused with a clear error): ADD of URLs and git, the admin policy's Dockerfile
-//! approval (a later slice).
+//! Not yet (refused with a clear error): ADD of git repositories, bzip2/xz archives,
+//! `RUN --mount=type=ssh`, `RUN --security=insecure`; the admin policy's Dockerfile approval
+//! is a later slice.
 //!
 //! Must not: print (progress goes to the caller's sink), or mount in the host namespace.
 
