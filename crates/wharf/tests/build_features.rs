@@ -288,8 +288,7 @@ fn run_output_streams_and_failure_is_dockers_text() {
         .spawn()
         .unwrap();
     let mut err = child.stderr.take().unwrap();
-    // the first line arrives while the step still sleeps
-    let t = std::time::Instant::now();
+    // the first line arrives while the step still sleeps, before the second exists
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("#2 early-line\n") {
@@ -297,7 +296,6 @@ fn run_output_streams_and_failure_is_dockers_text() {
         assert!(n > 0, "stderr ended: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
-    let early = t.elapsed();
     assert!(
         !String::from_utf8_lossy(&seen).contains("#2 late-line"),
         "{}",
@@ -306,10 +304,6 @@ fn run_output_streams_and_failure_is_dockers_text() {
     err.read_to_end(&mut seen).unwrap();
     let status = child.wait().unwrap();
     let all = String::from_utf8_lossy(&seen).to_string();
-    assert!(
-        early < std::time::Duration::from_millis(2500),
-        "{early:?}: {all}"
-    );
     assert_eq!(status.code(), Some(1), "{all}");
     assert!(
         all.contains(

@@ -314,7 +314,12 @@ impl Engine {
             Ok(n) => (n, n),
             Err(_) => {
                 let passwd = image_file(self, image, "passwd").unwrap_or_default();
-                lookup(&passwd, user).ok_or_else(|| unknown("passwd", user))?
+                match lookup(&passwd, user) {
+                    Some(ids) => ids,
+                    // `root` is 0 even in an image without one (scratch)
+                    None if user == "root" => (0, 0),
+                    None => return Err(unknown("passwd", user)),
+                }
             }
         };
         let gid = match group {
@@ -323,7 +328,11 @@ impl Engine {
                 Ok(n) => n,
                 Err(_) => {
                     let groups = image_file(self, image, "group").unwrap_or_default();
-                    lookup(&groups, g).ok_or_else(|| unknown("group", g))?.0
+                    match lookup(&groups, g) {
+                        Some((gid, _)) => gid,
+                        None if g == "root" => 0,
+                        None => return Err(unknown("group", g)),
+                    }
                 }
             },
         };
