@@ -20,6 +20,9 @@ use wharf_build::dockerfile::{CommandLine, Heredoc, NetworkMode, Run};
 /// is the container's tmpfs, so nothing of it reaches the layer).
 const PIPES: &str = "/dev/pipes";
 
+/// How long a RUN step's container is waited for closely before its log is followed.
+const QUICK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// What a RUN runs: its argv and, for a `#!` heredoc, the script to mount and execute.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct RunCommand {
@@ -219,11 +222,25 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|c| c.load(Ordering::Relaxed) != 0)
         };
+        // a short step is waited for closely (the log follower polls every 150 ms, which
+        // would be most of a quick RUN's cost), a longer one is followed
+        let quick_until = std::time::Instant::now() + QUICK;
+        let mut exited = false;
+        while std::time::Instant::now() < quick_until && !cancelled() {
+            if matches!(
+                self.container(&guard.id)?.state.status(),
+                crate::state::Status::Exited | crate::state::Status::Dead
+            ) {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         let mut pending_line = Vec::new();
         let _ = self.logs_until(
             &crate::containers::LogsRequest {
                 container: guard.id.clone(),
-                follow: true,
+                follow: !exited,
                 ..Default::default()
             },
             &mut |_s, bytes| {
