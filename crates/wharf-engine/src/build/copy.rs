@@ -356,8 +356,16 @@ pub(super) fn add_archive(
     let n = file.read(&mut head).unwrap_or(0);
     let _ = file.rewind();
     let head = &head[..n];
+    // a decompression bomb stops at the free space of the staging file system
+    let limit = nix::sys::statvfs::statvfs(tree)
+        .map(|v| (v.blocks_available() as u64).saturating_mul(v.fragment_size() as u64))
+        .unwrap_or(u64::MAX);
     let extract = |r: &mut dyn Read| -> Result<(), BuildError> {
         super::mkdirs(tree, dest_rel)?;
+        let r = Capped {
+            inner: r,
+            left: limit,
+        };
         wharf_store::layer::apply_layer(dir, r)
             .map(|_| ())
             .map_err(|e| {
@@ -422,6 +430,25 @@ pub(super) fn add_archive(
     Ok(false)
 }
 
+/// A reader that fails once more than `left` bytes came out of it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the archive unpacks to more than the free space",
+            )
+        })?;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,5 +461,20 @@ mod tests {
         assert_eq!(lookup(f, "bad"), None);
         assert_eq!(lookup(f, "nobody"), None);
         assert_eq!(lookup("grp:x:50:\n", "grp"), Some((50, 50)));
+    }
+
+    #[test]
+    fn capped_reader_fails_past_its_limit() {
+        let mut r = Capped {
+            inner: &[0u8; 100][..],
+            left: 64,
+        };
+        let mut out = Vec::new();
+        assert!(r.read_to_end(&mut out).is_err());
+        let mut r = Capped {
+            inner: &[0u8; 10][..],
+            left: 64,
+        };
+        assert_eq!(r.read_to_end(&mut out).unwrap(), 10);
     }
 }
