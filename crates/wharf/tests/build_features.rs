@@ -232,6 +232,10 @@ fn copy_globs_chown_names_and_compressed_add() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &tar).unwrap();
     std::fs::write(ctx.join("files.tar.gz"), gz.finish().unwrap()).unwrap();
+    let zst =
+        ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest);
+    std::fs::write(ctx.join("files.tar.zst"), zst).unwrap();
+    std::fs::write(ctx.join("blob.xz"), b"\xfd7zXZ\x00 not really").unwrap();
     std::fs::write(ctx.join("blob.bz2"), b"BZh91AY&SY not really").unwrap();
     write(
         &ctx,
@@ -241,16 +245,17 @@ COPY a?.txt /g/\n\
 COPY */*.md [a-b].md /m/\n\
 COPY --chown=app:wheel a1.txt /owned-by-name\n\
 COPY --chown=app a1.txt /owned-by-user\n\
-ADD files.tar.gz /x/\n",
+ADD files.tar.gz /x/\n\
+ADD files.tar.zst /zs/\n",
     );
     let c = ctx.to_str().unwrap();
     build_ok(&w, &["-t", "glob:1", c]);
     let out = run_sh(
         &w,
         "glob:1",
-        "ls /g | tr '\\n' ' '; ls /m | tr '\\n' ' '; stat -c '%u:%g' /owned-by-name /owned-by-user; cat /x/inner/z.txt",
+        "ls /g | tr '\\n' ' '; ls /m | tr '\\n' ' '; stat -c '%u:%g' /owned-by-name /owned-by-user; cat /x/inner/z.txt /zs/inner/z.txt",
     );
-    assert_eq!(out, "a1.txt a2.txt b.md y.md 1000:10\n1000:1000\nzz\n");
+    assert_eq!(out, "a1.txt a2.txt b.md y.md 1000:10\n1000:1000\nzz\nzz\n");
     // no match, an unknown name, a bzip2 archive: errors naming what
     for (line, want) in [
         ("COPY nothing*.txt /n/", "no source files were specified"),
@@ -263,6 +268,7 @@ ADD files.tar.gz /x/\n",
             "unable to find group entry \"ghosts\"",
         ),
         ("ADD blob.bz2 /", "bzip2"),
+        ("ADD blob.xz /", "xz-compressed"),
     ] {
         write(&ctx, "Dockerfile", &format!("FROM busybox\n{line}\n"));
         let o = w.run(&["build", "-t", "glob:bad", c]);
@@ -587,7 +593,7 @@ ADD --checksum=sha256:{sum} --chmod=644 {base}/moved /named.txt\n"
 }
 
 #[test]
-fn a_locked_cache_mount_serializes_concurrent_builds() {
+fn cache_mount_sharing_locked_serializes_and_private_separates() {
     let w = Wharf::new().with_busybox();
     let ctx = ctx_with(
         &w,
@@ -608,5 +614,36 @@ RUN --mount=type=cache,target=/c,sharing=locked \\\n\
     // had both steps held the cache at once, one `mkdir` would have failed
     assert!(a.status.success(), "{}", stderr(&a));
     assert!(b.status.success(), "{}", stderr(&b));
+
+    // sharing=private: a build that finds the cache held gets a directory of its own
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nARG N\n\
+RUN --mount=type=cache,target=/p,sharing=private \\\n\
+    touch /p/$N && sleep 2 && ls /p | wc -l > /count\n",
+    );
+    let spawn = |n: &str| {
+        w.command(&[
+            "build",
+            "--build-arg",
+            &format!("N={n}"),
+            "-t",
+            &format!("priv:{n}"),
+            c,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn("1"), spawn("2"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    for n in ["1", "2"] {
+        let image = format!("priv:{n}");
+        assert_eq!(run_sh(&w, &image, "cat /count").trim(), "1", "{image}");
+    }
     no_leftovers(&w);
 }
