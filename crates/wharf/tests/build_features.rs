@@ -149,7 +149,10 @@ fn run_mounts_cache_bind_tmpfs_secret() {
     write(&ctx, "data/in.txt", "from-context\n");
     let secret = w.dir.path().join("token");
     std::fs::write(&secret, "s3cr3t-value").unwrap();
-    let df = "FROM busybox\n\
+    let df = "FROM busybox AS other\n\
+RUN echo in-stage > /made\n\
+FROM busybox\n\
+RUN --mount=type=bind,from=other,source=/made,target=/m cat /m > /from-stage\n\
 RUN --mount=type=cache,target=/cache,id=c1,uid=1000,mode=0700 \\\n\
     echo run >> /cache/log && wc -l < /cache/log > /cache-count && stat -c '%u %a' /cache > /cache-owner\n\
 RUN --mount=type=bind,source=data,target=/ctx cat /ctx/in.txt > /bound && (touch /ctx/x 2>/dev/null && echo rw || echo ro) >> /bound\n\
@@ -165,12 +168,12 @@ RUN --mount=type=secret,id=absent echo optional-ok > /optional\n";
     let out = run_sh(
         &w,
         "mnt:1",
-        "cat /cache-count /cache-owner /bound /tmpfs /secret-len /secret-env /optional; \
-         ls -a /cache /ctx /scratch /run/secrets 2>&1 | grep -c 'No such'",
+        "cat /from-stage /cache-count /cache-owner /bound /tmpfs /secret-len /secret-env /optional; \
+         ls -a /m /cache /ctx /scratch /run/secrets 2>&1 | grep -c 'No such'",
     );
     assert_eq!(
         out,
-        "1\n1000 700\nfrom-context\nro\nchanged\n1\n12\n12\noptional-ok\n4\n"
+        "in-stage\n1\n1000 700\nfrom-context\nro\nchanged\n1\n12\n12\noptional-ok\n5\n"
     );
     // the context file was not changed by the rw bind
     assert_eq!(
