@@ -357,6 +357,8 @@ pub(super) fn add_archive(
     let _ = file.rewind();
     let head = &head[..n];
     // a decompression bomb stops at the free space of the staging file system
+    // (the casts: fsblkcnt_t and c_ulong are narrower on 32-bit targets)
+    #[allow(clippy::unnecessary_cast)]
     let limit = nix::sys::statvfs::statvfs(tree)
         .map(|v| (v.blocks_available() as u64).saturating_mul(v.fragment_size() as u64))
         .unwrap_or(u64::MAX);
