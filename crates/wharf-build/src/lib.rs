@@ -7,7 +7,8 @@
 //! - [`expand`]: which parts of each instruction the builder expands, with which variables;
 //! - [`stages`]: the build plan: stages, `--target`, ARG scoping and `--build-arg`, stage
 //!   dependencies in order, cycles refused;
-//! - [`dockerignore`]: `.dockerignore` patterns as docker matches them.
+//! - [`dockerignore`]: `.dockerignore` patterns as docker matches them;
+//! - [`glob`]: COPY/ADD source wildcards (Go's `filepath.Match`).
 //!
 //! What it must not do: read files, run anything, or depend on the store or the runtime
 //! (the executor slice reaches those through engine services).
@@ -15,6 +16,7 @@
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod expand;
+pub mod glob;
 pub mod shell;
 pub mod stages;
 

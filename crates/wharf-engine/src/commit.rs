@@ -293,12 +293,17 @@ impl Engine {
 
     /// The container's upper dir (less what init made) as a layer tar in a temp file next
     /// to it, rewound; the file is removed when the returned guard drops.
-    pub(crate) fn upper_tar(
+    ///
+    /// `extra`: paths (relative to the root) left out too: a build step's mount points,
+    /// which are not part of its layer.
+    pub(crate) fn upper_tar_skipping(
         &self,
         info: &ContainerInfo,
+        extra: &[PathBuf],
     ) -> Result<(impl Drop, std::fs::File), ImageError> {
         let (upper, lowers) = self.layers_of(info)?;
-        let skip = init_paths(&upper, &lowers);
+        let mut skip = init_paths(&upper, &lowers);
+        skip.extend(extra.iter().cloned());
         let dir = self.store.container_paths(&info.record.id).dir;
         let tmp = TempFile(unique(&dir, ".build-"));
         let mut file = std::fs::OpenOptions::new()

@@ -24,7 +24,9 @@ mod transport;
 pub use config::RegistryConfig;
 pub use pull::{pull, Progress, PullOptions, PullOutcome};
 pub use push::{push, push_with, PushOptions};
-pub use transport::{check_login, login, login_to, system_roots, Endpoint, SystemRoots};
+pub use transport::{
+    check_login, download, login, login_to, system_roots, Downloaded, Endpoint, SystemRoots,
+};
 
 use wharf_store::distribution::DistError;
 use wharf_store::StoreError;

@@ -135,6 +135,9 @@ pub struct RunConfig {
     /// `ONBUILD` triggers, run by a build that uses this image as its base.
     #[serde(rename = "OnBuild", default, skip_serializing_if = "Option::is_none")]
     pub on_build: Option<Vec<String>>,
+    /// `SHELL`: the shell form's shell for a build FROM this image (docker's field).
+    #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// An image config blob (`application/vnd.oci.image.config.v1+json`).

@@ -796,6 +796,9 @@ pub struct BuildArgs {
     /// Suppress the build output and print image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=x,env=VAR")
+    #[arg(long = "secret", value_name = "stringArray")]
+    pub secrets: Vec<String>,
     /// The build context directory
     #[arg(value_name = "PATH")]
     pub context: std::path::PathBuf,

@@ -313,7 +313,7 @@ fn failing_run_reports_and_tags_nothing() {
     let o = build(&w, &["-t", "bad:1", ctx.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("exit code: 3"), "{err}");
+    assert!(err.contains("returned a non-zero code: 3"), "{err}");
     assert!(
         err.contains("some-output") && err.contains("on-stderr"),
         "{err}"

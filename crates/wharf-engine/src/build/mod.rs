@@ -2,16 +2,21 @@
 //!
 //! Each needed stage runs in plan order from its base (a local image, an earlier stage, or
 //! `scratch`). Metadata instructions change the stage's image config in memory and add a
-//! history entry (`empty_layer`); RUN runs as a container on the wharf runtime with the
-//! engine's default confinement and the policy's start check, **network none** (this
-//! slice), json-file logs read back as the step's output; its upper dir becomes the step's
-//! layer through the store's `build_step` (an empty diff: an empty-layer history entry).
-//! COPY/ADD stage their sources (`context`) in a temp tree that becomes the layer.
+//! history entry (`empty_layer`); RUN (`run`) runs as a container on the wharf runtime
+//! with the engine's default confinement and the policy's checks, network none unless
+//! `--network=host`, its json-file log followed as the step's output; its upper dir (less
+//! its `--mount` points, `mounts`) becomes the step's layer through the store's
+//! `build_step` (an empty diff: an empty-layer history entry). COPY/ADD stage their sources
+//! (`context`, `copy`; ADD of URLs `url`) in a temp tree that becomes the layer. A base's
+//! ONBUILD triggers run right after its FROM.
 //!
 //! Step cache: every step extends a chain key (sha256 of the parent key, the instruction as
 //! written, the ARG values in scope and, for COPY/ADD, the content hash of its sources); a
 //! step that makes an image records `build-cache/<key>` → image id, and a rebuild that
 //! finds the key (and the image) skips the work. `--no-cache` neither reads nor skips.
+//!
+//! RUN itself (heredocs, `--network`, output streamed, cancellation) is `run`, its
+//! `--mount`s `mounts`; COPY/ADD sources `copy`, ADD of URLs `url`.
 //!
 //! `sources`: FROM images are policy-checked and pulled when missing (`--pull`: always)
 //! before any step; `--cache-from` images make their steps eligible as cache (docker's
@@ -19,18 +24,21 @@
 //! digests). The admin policy's `[build]` rules (allowed at all, approved Dockerfile
 //! digests) are decided on the Dockerfile's bytes before anything else.
 //!
-//! Not yet (refused with a clear error): RUN heredocs and `--mount`, COPY globs and
-//! `--chown` by name, ADD of URLs and git, compressed tars for ADD, ONBUILD triggers of a
-//! base image.
+//! Not yet (refused with a clear error): ADD of git repositories, bzip2/xz archives,
+//! `RUN --mount=type=ssh`, `RUN --security=insecure`.
 //!
 //! Must not: print (progress goes to the caller's sink), or mount in the host namespace.
 
 mod context;
+mod copy;
+mod mounts;
+mod run;
 mod sources;
+mod url;
 
+pub use mounts::SecretSource;
 pub use sources::{CONTEXT_LABEL, DOCKERFILE_LABEL};
 
-use crate::create::CreateRequest;
 use crate::images::ImageError;
 use crate::{Engine, EngineError};
 use context::{Owner, Root};
@@ -49,8 +57,6 @@ use wharf_types::Digest;
 
 /// Cap for the Dockerfile and `.dockerignore` read from disk.
 const MAX_FILE: u64 = 10 << 20;
-/// Output of a RUN step kept for its error message.
-const MAX_KEPT_OUTPUT: usize = 64 << 10;
 /// Label on a RUN step's container: `<builder pid> <its start time>`, so a later build can
 /// tell the containers of a builder that was killed from those of one still running.
 const STEP_LABEL: &str = "wharf.build.step";
@@ -76,6 +82,11 @@ pub struct BuildRequest {
     pub cache_from: Vec<String>,
     /// The Dockerfile's bytes (`-f -`), instead of reading [`BuildRequest::dockerfile`].
     pub dockerfile_text: Option<Vec<u8>>,
+    /// `--secret id=..,src=..|env=..`: what `RUN --mount=type=secret` mounts, by id.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Set (to the signal's number) by the caller to stop the build: a running step's
+    /// container is killed and removed, nothing more is built or tagged.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicI32>>,
 }
 
 /// What a build reports as it goes (docker's plain progress).
@@ -144,12 +155,43 @@ pub enum BuildError {
         what: &'static str,
         value: String,
     },
-    #[error("process \"{command}\" did not complete successfully: exit code: {code}\n{output}")]
-    RunFailed {
-        command: String,
-        code: i32,
-        output: String,
+    /// docker's words (its classic builder's); the output was streamed as it came.
+    #[error("The command '{command}' returned a non-zero code: {code}")]
+    RunFailed { command: String, code: i32 },
+    #[error("invalid --secret {spec:?}: {why}")]
+    SecretSpec { spec: String, why: &'static str },
+    #[error(
+        "line {line}: no source files were specified: {pattern:?} matches nothing in the {root}"
+    )]
+    NoMatch {
+        line: usize,
+        pattern: String,
+        root: String,
     },
+    #[error("line {line}: unable to find {file} entry {name:?}: no matching entries in the image's /etc/{file} file")]
+    UnknownId {
+        line: usize,
+        file: &'static str,
+        name: String,
+    },
+    #[error("line {line}: ADD {url}: {source}")]
+    Fetch {
+        line: usize,
+        url: String,
+        #[source]
+        source: wharf_registry::client::ClientError,
+    },
+    #[error("line {line}: ADD {url}: digest mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        line: usize,
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("secret {id}: {why}")]
+    SecretMissing { id: String, why: String },
+    #[error("build cancelled by signal {signal}")]
+    Cancelled { signal: i32 },
 }
 
 impl BuildError {
@@ -171,14 +213,33 @@ impl HasKind for BuildError {
             BuildError::Image(e) => e.kind(),
             BuildError::Engine(e) => e.kind(),
             BuildError::Io { .. } | BuildError::RunFailed { .. } => ErrorKind::Internal,
-            BuildError::SourceNotFound { .. } | BuildError::BaseNotFound(_) => ErrorKind::NotFound,
+            BuildError::Cancelled { .. } | BuildError::Fetch { .. } => ErrorKind::Unavailable,
+            BuildError::ChecksumMismatch { .. } => ErrorKind::InvalidArgument,
+            BuildError::SourceNotFound { .. }
+            | BuildError::BaseNotFound(_)
+            | BuildError::NoMatch { .. }
+            | BuildError::UnknownId { .. }
+            | BuildError::SecretMissing { .. } => ErrorKind::NotFound,
             BuildError::Unsupported { .. } => ErrorKind::NotImplemented,
             BuildError::Ignore { .. }
             | BuildError::TooLarge { .. }
             | BuildError::ContextEscape { .. }
             | BuildError::TooManyEntries { .. }
+            | BuildError::SecretSpec { .. }
             | BuildError::Invalid { .. } => ErrorKind::InvalidArgument,
         }
+    }
+}
+
+/// `Err(Cancelled)` once the caller's flag is set.
+fn check_cancel(req: &BuildRequest) -> Result<(), BuildError> {
+    match req
+        .cancel
+        .as_ref()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        Some(signal) if signal != 0 => Err(BuildError::Cancelled { signal }),
+        _ => Ok(()),
     }
 }
 
@@ -256,19 +317,6 @@ impl Drop for StepContainer<'_> {
     fn drop(&mut self) {
         let _ = self.engine.remove_container(&self.id, true, true);
     }
-}
-
-fn parse_chown(line: usize, v: &str) -> Result<(u32, u32), BuildError> {
-    let bad = || BuildError::Unsupported {
-        line,
-        what: format!("--chown={v} (only numeric uid[:gid] and root)"),
-    };
-    let (u, g) = v.split_once(':').unwrap_or((v, v));
-    let num = |s: &str| match s {
-        "root" => Some(0),
-        s => s.parse::<u32>().ok(),
-    };
-    Ok((num(u).ok_or_else(bad)?, num(g).ok_or_else(bad)?))
 }
 
 fn parse_chmod(line: usize, v: &str) -> Result<u32, BuildError> {
@@ -452,7 +500,46 @@ impl Engine {
             });
             let mut st = self.stage_base(&plan, &stage.base, &built, &base_names)?;
             progress(BuildProgress::Done { number });
+            // the base's ONBUILD triggers run first, as if written after FROM; the stage's
+            // image does not keep them
+            let triggers = match st.config.on_build.take() {
+                Some(t) if !t.is_empty() => t,
+                _ => Vec::new(),
+            };
+            for trigger in &triggers {
+                check_cancel(req)?;
+                let df = wharf_build::parse_str(&format!("FROM scratch\n{trigger}\n"))?;
+                let Some(ins) = df.instructions.get(1) else {
+                    continue;
+                };
+                number += 1;
+                progress(BuildProgress::Step {
+                    number,
+                    title: format!("[{label} ONBUILD] {trigger}"),
+                });
+                let mut vars = st.args.clone();
+                vars.extend(st.config.env.clone().unwrap_or_default());
+                let mut ins = wharf_build::expand::expand(ins, escape, &vars)?;
+                copy::expand_inline(&mut ins, escape, &vars)?;
+                let cached = self.step(
+                    req,
+                    &plan,
+                    &root,
+                    &built,
+                    &mut st,
+                    &ins,
+                    number,
+                    &cache_from,
+                    progress,
+                )?;
+                progress(if cached {
+                    BuildProgress::Cached { number }
+                } else {
+                    BuildProgress::Done { number }
+                });
+            }
             for (k, ins) in stage.instructions.iter().enumerate() {
+                check_cancel(req)?;
                 number += 1;
                 progress(BuildProgress::Step {
                     number,
@@ -460,7 +547,8 @@ impl Engine {
                 });
                 let mut vars = st.args.clone();
                 vars.extend(st.config.env.clone().unwrap_or_default());
-                let ins = wharf_build::expand::expand(ins, escape, &vars)?;
+                let mut ins = wharf_build::expand::expand(ins, escape, &vars)?;
+                copy::expand_inline(&mut ins, escape, &vars)?;
                 let cached = self.step(
                     req,
                     &plan,
@@ -575,13 +663,19 @@ impl Engine {
             Some(id) => chain("", &[b"from", id.to_string().as_bytes()]),
             None => chain("", &[b"scratch"]),
         };
+        // SHELL is inherited from the base image, as docker does
+        let shell = config
+            .shell
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".to_string(), "-c".to_string()]);
         Ok(StageState {
             image,
             config,
             pending: Vec::new(),
             key,
             args: Vec::new(),
-            shell: vec!["/bin/sh".to_string(), "-c".to_string()],
+            shell,
             cmd_set: false,
             base_name,
         })
@@ -724,6 +818,7 @@ impl Engine {
             }
             Command::Shell { shell } => {
                 st.shell = shell.clone();
+                c.shell = Some(shell.clone());
                 meta(st, format!("SHELL {shell:?}"));
             }
             Command::Maintainer { .. } => meta(st, ins.original.clone()),
@@ -772,31 +867,9 @@ impl Engine {
             }
             Command::From(_) => {}
             Command::Run(run) => {
-                if !run.mounts.is_empty() {
-                    return Err(BuildError::Unsupported {
-                        line,
-                        what: "RUN --mount".to_string(),
-                    });
-                }
-                if matches!(
-                    run.network,
-                    Some(wharf_build::dockerfile::NetworkMode::Host)
-                ) {
-                    return Err(BuildError::Unsupported {
-                        line,
-                        what: "RUN --network=host".to_string(),
-                    });
-                }
-                let argv = argv_of(&st.shell, &run.command, line)?;
-                let created_by = if run.command.shell_form {
-                    format!("RUN {}", argv.join(" "))
-                } else {
-                    format!("RUN {argv:?}")
-                };
-                if self.cached(req, st) || self.cache_from_step(cache_from, st, &created_by)? {
-                    return Ok(true);
-                }
-                return self.run_step(req, st, argv, created_by, number, progress);
+                return self.run_instruction(
+                    req, plan, built, ctx, st, run, line, number, cache_from, progress,
+                );
             }
             Command::Copy(cp) => {
                 let (root_holder, root_name);
@@ -804,18 +877,7 @@ impl Engine {
                 let src_root = match &cp.from {
                     None => None,
                     Some(from) => {
-                        let image = match plan.stage_by_name(from).or_else(|| from.parse().ok()) {
-                            Some(i) => built
-                                .get(&i)
-                                .cloned()
-                                .ok_or_else(|| BuildError::BaseNotFound(from.clone()))?,
-                            None => {
-                                self.store
-                                    .resolve_image(from)
-                                    .map_err(|_| BuildError::BaseNotFound(from.clone()))?
-                                    .id
-                            }
-                        };
+                        let image = self.source_image(plan, built, from)?;
                         st.key = chain(&st.key, &[b"from", image.to_string().as_bytes()]);
                         mount = self.mount_image(&image)?;
                         root_holder = mount
@@ -839,21 +901,20 @@ impl Engine {
                         ignore: ctx.ignore,
                     },
                 };
-                return self.copy_step(req, st, &root, &cp.spec, false, ins, cache_from);
+                return self.copy_step(req, st, &root, &cp.spec, CopyKind::Copy, ins, cache_from);
             }
             Command::Add(add) => {
-                if let Some(s) = add
-                    .spec
-                    .sources
-                    .iter()
-                    .find(|s| s.contains("://") || s.starts_with("git@"))
-                {
-                    return Err(BuildError::Unsupported {
+                if add.spec.sources.iter().any(|s| url::is_remote(s)) {
+                    return self.add_urls(req, st, add, ins, cache_from);
+                }
+                if let Some(c) = &add.checksum {
+                    return Err(BuildError::Invalid {
                         line,
-                        what: format!("ADD of a URL ({s})"),
+                        what: "ADD --checksum (only for a URL source)",
+                        value: c.clone(),
                     });
                 }
-                return self.copy_step(req, st, ctx, &add.spec, true, ins, cache_from);
+                return self.copy_step(req, st, ctx, &add.spec, CopyKind::Add, ins, cache_from);
             }
         }
         Ok(false)
@@ -955,144 +1016,21 @@ impl Engine {
         Ok(())
     }
 
-    fn run_step(
-        &self,
-        req: &BuildRequest,
-        st: &mut StageState,
-        argv: Vec<String>,
-        created_by: String,
-        number: usize,
-        progress: &mut dyn FnMut(BuildProgress),
-    ) -> Result<bool, BuildError> {
-        let image = match &st.image {
-            Some(id) => id.clone(),
-            None => {
-                // scratch: an empty image to run on (the RUN will fail without a shell)
-                let key = st.key.clone();
-                let id = self.materialize(req, st)?;
-                st.key = key;
-                id
-            }
-        };
-        let mut env = st.args.clone();
-        for e in st.config.env.clone().unwrap_or_default() {
-            if let Some((k, v)) = e.split_once('=') {
-                set_env(&mut env, k, v);
-            }
-        }
-        let mut flags = crate::validate::CreateFlags {
-            network: Some("none".to_string()),
-            log_driver: Some("json-file".to_string()),
-            ..Default::default()
-        };
-        flags.log_opts.clear();
-        let (entry, args) = argv.split_first().ok_or(BuildError::Invalid {
-            line: 0,
-            what: "RUN",
-            value: String::new(),
-        })?;
-        let me = std::process::id() as i32;
-        let owner = format!(
-            "{me} {}",
-            crate::state::process_start_time(me).unwrap_or_default()
-        );
-        let create = CreateRequest {
-            labels: BTreeMap::from([(STEP_LABEL.to_string(), owner)]),
-            image: image.to_string(),
-            entrypoint: Some(entry.clone()),
-            args: args.to_vec(),
-            env,
-            // docker's own images say `"WorkingDir": ""` and `"User": ""` for "not set"
-            workdir: st.config.working_dir.clone().filter(|w| !w.is_empty()),
-            user: st.config.user.clone().filter(|u| !u.is_empty()),
-            flags,
-            ..Default::default()
-        };
-        let record = match &st.base_name {
-            Some(name) => self.create_build_container(
-                CreateRequest {
-                    image: name.clone(),
-                    ..create
-                },
-                &image,
-            )?,
-            None => self.create_container(create)?.record,
-        };
-        let guard = StepContainer {
-            engine: self,
-            id: record.id.to_string(),
-        };
-        self.start_detached(&record)?;
-        let code = self.wait_container(&guard.id)?;
-        let mut kept = Vec::new();
-        let mut pending_line = Vec::new();
-        let _ = self.logs(
-            &crate::containers::LogsRequest {
-                container: guard.id.clone(),
-                ..Default::default()
-            },
-            &mut |_s, bytes| {
-                if kept.len() < MAX_KEPT_OUTPUT {
-                    kept.extend_from_slice(&bytes[..bytes.len().min(MAX_KEPT_OUTPUT - kept.len())]);
-                }
-                pending_line.extend_from_slice(bytes);
-                while let Some(i) = pending_line.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = pending_line.drain(..=i).collect();
-                    progress(BuildProgress::Output {
-                        number,
-                        line: String::from_utf8_lossy(&line[..line.len() - 1]).to_string(),
-                    });
-                }
-                Ok(())
-            },
-        );
-        if !pending_line.is_empty() {
-            progress(BuildProgress::Output {
-                number,
-                line: String::from_utf8_lossy(&pending_line).to_string(),
-            });
-        }
-        if code != 0 {
-            return Err(BuildError::RunFailed {
-                command: argv.join(" "),
-                code,
-                output: String::from_utf8_lossy(&kept).trim_end().to_string(),
-            });
-        }
-        let info = self.container(&guard.id)?;
-        let mut tar = self.upper_tar(&info)?;
-        self.commit_step(st, Some(&mut tar.1 as &mut dyn Read), created_by)?;
-        drop(guard);
-        Ok(false)
-    }
-
-    #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &self,
         req: &BuildRequest,
         st: &mut StageState,
         root: &Root,
         spec: &CopySpec,
-        add: bool,
+        kind: CopyKind,
         ins: &Instruction,
         cache_from: &[sources::CacheImage],
     ) -> Result<bool, BuildError> {
         let line = ins.start_line;
-        if !spec.inline.is_empty() {
-            return Err(BuildError::Unsupported {
-                line,
-                what: "COPY/ADD heredocs".to_string(),
-            });
-        }
+        let parents = copy::parents_of(ins, line)?;
         let mut sources = Vec::new();
-        for s in &spec.sources {
-            if s.contains(['*', '?', '[']) {
-                return Err(BuildError::Unsupported {
-                    line,
-                    what: format!("wildcards in COPY/ADD sources ({s})"),
-                });
-            }
-            let rel = context::resolve(root, s)?;
+        for rel in copy::resolve_sources(root, &spec.sources, line)? {
+            let s = &rel.to_string_lossy().to_string();
             if let Some(ig) = root.ignore {
                 if !rel.as_os_str().is_empty() && ig.excluded(&rel.to_string_lossy()) {
                     return Err(BuildError::SourceNotFound {
@@ -1103,11 +1041,29 @@ impl Engine {
             }
             sources.push(rel);
         }
+        // --exclude: one matcher per source (its patterns are relative to it)
+        let mut excludes = Vec::new();
+        for s in &sources {
+            excludes.push(copy::exclude_matcher(root, s, &spec.exclude)?);
+        }
+        let roots: Vec<Root> = excludes
+            .iter()
+            .map(|m| Root {
+                fd: root.fd,
+                name: root.name.clone(),
+                ignore: m.as_ref().or(root.ignore),
+            })
+            .collect();
+        let keep: Vec<bool> = sources
+            .iter()
+            .zip(&excludes)
+            .map(|(s, m)| !copy::source_excluded(root, s, m.as_ref()))
+            .collect();
         let owner = Owner {
             uid_gid: spec
                 .chown
                 .as_deref()
-                .map(|v| parse_chown(line, v))
+                .map(|v| self.resolve_chown(st.image.as_ref(), v, line))
                 .transpose()?,
             chmod: spec
                 .chmod
@@ -1116,14 +1072,26 @@ impl Engine {
                 .transpose()?,
         };
         let mut h = Sha256::new();
-        for s in &sources {
-            context::hash_source(root, s, &mut h)?;
+        for ((s, r), keep) in sources.iter().zip(&roots).zip(&keep) {
+            if *keep {
+                context::hash_source(r, s, &mut h)?;
+            }
+        }
+        for f in &spec.inline {
+            h.update(f.name.as_bytes());
+            h.update(b"\0");
+            h.update(f.content.as_bytes());
+            h.update(b"\0");
         }
         let hash = Digest::from_hasher(h).hex().to_string();
         st.key = chain(&st.key, &[b"sources", hash.as_bytes()]);
         let created_by = format!(
             "{} {}",
-            if add { "ADD" } else { "COPY" },
+            if kind == CopyKind::Copy {
+                "COPY"
+            } else {
+                "ADD"
+            },
             ins.original
                 .split_once(char::is_whitespace)
                 .map(|(_, r)| r.trim())
@@ -1144,14 +1112,19 @@ impl Engine {
             .components()
             .filter(|c| matches!(c, std::path::Component::Normal(_)))
             .collect();
+        // (--link: the layer is made without looking at the image below)
         let dest_is_dir = spec.dest.ends_with('/')
-            || sources.len() > 1
+            || sources.len() + spec.inline.len() > 1
             || spec.dest == "."
-            || self.is_dir_in_image(st.image.as_ref(), &dest_rel);
+            || parents
+            || (!spec.link && self.is_dir_in_image(st.image.as_ref(), &dest_rel));
         let stage_dir = self.scratch_dir("copy")?;
         let tree = stage_dir.0.join("tree");
         std::fs::create_dir(&tree).map_err(|e| BuildError::io("create", &tree, e))?;
-        for s in &sources {
+        for ((s, root), keep) in sources.iter().zip(&roots).zip(&keep) {
+            if !*keep {
+                continue;
+            }
             let fd = wharf_sys::fs::open_beneath_nofollow(
                 root.fd,
                 if s.as_os_str().is_empty() {
@@ -1164,6 +1137,12 @@ impl Engine {
             .map_err(|e| BuildError::io("open", s, e))?;
             let mut file = std::fs::File::from(fd);
             let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
+            // --parents: the source's directories are kept under the destination
+            let dest_rel = match (parents, is_dir) {
+                (false, _) => dest_rel.clone(),
+                (true, true) => dest_rel.join(s),
+                (true, false) => dest_rel.join(s.parent().unwrap_or(Path::new(""))),
+            };
             let target = if is_dir || dest_is_dir {
                 let d = tree.join(&dest_rel);
                 mkdirs(&tree, &dest_rel)?;
@@ -1178,19 +1157,25 @@ impl Engine {
                 }
                 tree.join(&dest_rel)
             };
-            if add && !is_dir && context::is_tar(&mut file) {
-                let dir = tree.join(&dest_rel);
-                mkdirs(&tree, &dest_rel)?;
-                wharf_store::layer::apply_layer(&dir, file).map_err(|e| {
-                    BuildError::io(
-                        "extract",
-                        s,
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-                    )
-                })?;
+            if kind == CopyKind::Add
+                && !is_dir
+                && copy::add_archive(&mut file, &tree, &dest_rel, s, line)?
+            {
                 continue;
             }
             context::copy_source(root, s, &target, owner)?;
+        }
+        for f in &spec.inline {
+            let target = if dest_is_dir {
+                mkdirs(&tree, &dest_rel)?;
+                tree.join(&dest_rel).join(&f.name)
+            } else {
+                if let Some(p) = dest_rel.parent() {
+                    mkdirs(&tree, p)?;
+                }
+                tree.join(&dest_rel)
+            };
+            copy::write_inline(&target, &f.content, owner)?;
         }
         let tar_path = stage_dir.0.join("layer.tar");
         let mut out = std::fs::OpenOptions::new()
@@ -1214,6 +1199,14 @@ impl Engine {
         self.commit_step(st, Some(&mut out as &mut dyn Read), created_by)?;
         Ok(false)
     }
+}
+
+/// What a COPY-like step is: ADD extracts local tars, ADD of URLs does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyKind {
+    Copy,
+    Add,
+    AddUrl,
 }
 
 /// `rel`'s directories created below `tree`, 0755 (as BuildKit creates missing parents).

@@ -1036,3 +1036,121 @@ mod tests {
             .contains(&"127.0.0.1:5000".parse().unwrap()));
     }
 }
+
+/// What [`download`] fetched.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    /// The URL the body came from (after redirects).
+    pub url: String,
+    /// Its `Last-Modified` header, as sent.
+    pub last_modified: Option<String>,
+    pub size: u64,
+}
+
+/// Redirects [`download`] follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// A plain GET of an `http(s)://` URL with the registry client's stack (system roots plus
+/// certs.d for TLS, the proxy environment, the NSS-free resolver): `ADD <url>`. Redirects
+/// are followed (at most 10, never to another scheme than http/https); the body goes to
+/// `out`, at most `cap` bytes; `deadline` bounds the whole transfer, the registry idle
+/// timeout each read.
+pub fn download(
+    cfg: &RegistryConfig,
+    url: &str,
+    cap: u64,
+    deadline: Duration,
+    out: &mut dyn std::io::Write,
+) -> Result<Downloaded, ClientError> {
+    let start = std::time::Instant::now();
+    let mut url = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let (scheme, host) = url_host(&url);
+        let tls = match scheme {
+            "https" => Some(tls_config(cfg, host)?),
+            "http" => None,
+            _ => {
+                return Err(ClientError::BadResponse {
+                    what: url.clone(),
+                    msg: "only http and https URLs are fetched".to_string(),
+                })
+            }
+        };
+        let agent = agent(tls, host, cfg.idle_timeout()?)?;
+        let left = deadline.saturating_sub(start.elapsed());
+        let resp = match agent.get(&url).timeout(left).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(status, r)) => {
+                let msg = read_capped(r.into_reader(), ERROR_BODY_CAP, &url)
+                    .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                    .unwrap_or_default();
+                return Err(ClientError::Registry {
+                    what: url.clone(),
+                    status,
+                    msg,
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(ClientError::Transport {
+                    url: url.clone(),
+                    msg: t.to_string(),
+                })
+            }
+        };
+        if (300..400).contains(&resp.status()) {
+            let loc = resp.header("Location").unwrap_or_default().to_string();
+            url = if loc.contains("://") {
+                loc
+            } else if let Some(path) = loc.strip_prefix('/') {
+                let (scheme, host) = url_host(&url);
+                format!("{scheme}://{host}/{path}")
+            } else {
+                return Err(ClientError::BadResponse {
+                    what: url.clone(),
+                    msg: format!("redirect to {loc:?}"),
+                });
+            };
+            continue;
+        }
+        let last_modified = resp.header("Last-Modified").map(str::to_string);
+        let mut body = resp.into_reader().take(cap + 1);
+        let mut buf = vec![0u8; 64 << 10];
+        let mut size = 0u64;
+        loop {
+            if start.elapsed() > deadline {
+                return Err(ClientError::Transport {
+                    url: url.clone(),
+                    msg: format!("not done after {} s", deadline.as_secs()),
+                });
+            }
+            let n = body.read(&mut buf).map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                msg: e.to_string(),
+            })?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > cap {
+                return Err(ClientError::TooLarge {
+                    what: url.clone(),
+                    limit: cap,
+                });
+            }
+            out.write_all(&buf[..n]).map_err(|e| ClientError::Io {
+                op: "write",
+                path: url.clone(),
+                source: e,
+            })?;
+        }
+        return Ok(Downloaded {
+            url,
+            last_modified,
+            size,
+        });
+    }
+    Err(ClientError::BadResponse {
+        what: url,
+        msg: format!("more than {MAX_REDIRECTS} redirects"),
+    })
+}
