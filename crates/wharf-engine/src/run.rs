@@ -496,10 +496,19 @@ impl Engine {
             let _ = self.release(rec, Then::after_exit(rec));
             Err(e)
         };
+        // docker keeps the log of an attached run too: the driver opens before anything runs
+        // (one that cannot open fails the start, as for a detached one)
+        let mut log = None;
         let result = state
             .check_start()
             .map_err(EngineError::from)
             .and_then(|()| self.policy_start(rec))
+            .and_then(|()| {
+                log = Some(
+                    crate::monitor::Log::open(rec, &paths.dir).map_err(EngineError::LogDriver)?,
+                );
+                Ok(())
+            })
             .and_then(|()| self.runtime_spec(rec, &paths))
             .and_then(|mut spec| {
                 self.attach_network(rec, &paths, &mut spec)?;
@@ -508,6 +517,7 @@ impl Engine {
             .and_then(|spec| {
                 let opts = wharf_runtime::start::StartOptions {
                     seccomp_cache_dir: self.seccomp_cache_dir(),
+                    capture_output: true,
                 };
                 wharf_runtime::start::create(&spec, &opts).map_err(EngineError::Start)
             });
@@ -534,8 +544,16 @@ impl Engine {
             Err(e) => return fail(before, EngineError::Start(e)),
         };
         self.emit_container(rec, "start", &[]);
-        // waits, then removes the cgroup (after reading its OOM flag)
-        let finished = running.wait_foreground_full()?;
+        // waits (copying the output to the caller and the log), then removes the cgroup
+        // (after reading its OOM flag)
+        let finished = match &mut log {
+            Some(log) => {
+                let r = running.wait_foreground_tee(&mut |s, d| log.push(usize::from(s), d));
+                log.close();
+                r?
+            }
+            None => running.wait_foreground_full()?,
+        };
         let (code, oom) = (finished.status.code(), finished.oom_killed);
         if oom {
             self.emit_container(rec, "oom", &[]);
