@@ -162,15 +162,28 @@ pub fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    join_texts(causes.map(|c| c.to_string()))
+}
+
+/// Joins an error's texts, outermost first, with ": ", saying each fact once: a cause already
+/// in the line is skipped, and a cause that repeats the text before it (a wrapper that
+/// prints its source's prefix: "invalid reference format" over "invalid reference format:
+/// repository name must be lowercase") replaces it.
+fn join_texts(texts: impl Iterator<Item = String>) -> String {
     let mut msg = String::new();
-    for cause in causes {
-        let c = cause.to_string();
-        if msg.is_empty() {
-            msg = c;
-        } else if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
+    let mut last_len = 0;
+    for c in texts {
+        if c.is_empty() || msg.contains(&c) {
+            continue;
         }
+        let last = &msg[msg.len() - last_len..];
+        if !last.is_empty() && c.starts_with(last) {
+            msg.truncate(msg.len() - last_len);
+        } else if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        last_len = c.len();
+        msg.push_str(&c);
     }
     msg.replace('\n', " ")
 }
@@ -182,8 +195,16 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
 /// docker's CLI's), `Error: …` for the rest (the CLI's own checks, local failures). Code: the
 /// kind's through `ErrorKind::cli_exit_code` for the command's class ([`command_class`]).
 pub fn report_error(e: &anyhow::Error, class: CommandClass) -> i32 {
+    use wharf_types::ErrorKind as K;
     let kind = wharf_engine::error::kind_in(e.chain());
-    eprintln!("{}{}", error_prefix(e, class), error_message(e));
+    match (class, kind) {
+        // docker's exec of a command that cannot start: runc's chain, no prefix
+        (CommandClass::Exec, K::CommandNotFound | K::CommandNotExecutable) => eprintln!(
+            "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown",
+            error_message(e)
+        ),
+        _ => eprintln!("{}{}", error_prefix(e, class), error_message(e)),
+    }
     kind.cli_exit_code(class)
 }
 
@@ -209,8 +230,38 @@ pub fn error_prefix(e: &anyhow::Error, class: CommandClass) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::join_texts;
+
+    fn join(texts: &[&str]) -> String {
+        join_texts(texts.iter().map(|t| t.to_string()))
+    }
+
+    #[test]
+    fn error_chains_say_each_fact_once() {
+        assert_eq!(
+            join(&[
+                "invalid reference format",
+                "invalid reference format: repository name must be lowercase: \"UPPER\""
+            ]),
+            "invalid reference format: repository name must be lowercase: \"UPPER\""
+        );
+        assert_eq!(
+            join(&["pulling busybox", "reading blob sha256:ab", "unexpected eof"]),
+            "pulling busybox: reading blob sha256:ab: unexpected eof"
+        );
+        // a cause already said (a wrapper that printed its source) is not repeated
+        assert_eq!(
+            join(&["opening x: permission denied", "permission denied"]),
+            "opening x: permission denied"
+        );
+        assert_eq!(join(&["a\nb", ""]), "a b");
+    }
+}
+
 /// Which exit-code rule `command` follows (docker's CLI): `run` exits with the error's kind
-/// (125/126/127), `create` with 125 for a request that does not parse, `exec` keeps 126/127,
+/// (125/126/127), `create` with 125 for a request that does not parse, `exec` exits 126 for a command that cannot start,
 /// every other failure exits 1.
 pub fn command_class(command: &Command) -> CommandClass {
     use ContainerCommand as C;
