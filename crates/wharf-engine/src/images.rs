@@ -210,22 +210,32 @@ impl Engine {
     pub fn inspect_image(&self, name: &str) -> Result<Value, ImageError> {
         let img = self.store.resolve_image(name)?;
         let layers = self.lower_dirs(&img.id);
+        // docker's keys in dockerd's order (`Config` and `ContainerConfig` with every key
+        // even when the image has none)
+        let config = crate::inspect_shape::image_config(
+            serde_json::to_value(&img.config.config).unwrap_or_default(),
+        );
         Ok(json!({
             "Id": img.id.to_string(),
             "RepoTags": img.repo_tags,
             "RepoDigests": img.repo_digests,
-            "Created": img.created,
+            "Parent": "",
             "Comment": img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+            "Created": img.created,
+            "Container": "",
+            "ContainerConfig": crate::inspect_shape::image_config(Value::Null),
+            "DockerVersion": "",
             "Author": img.config.author.clone().unwrap_or_default(),
+            "Config": config,
             "Architecture": img.config.architecture,
             "Os": img.config.os,
             "Size": img.size,
-            "Config": img.config.config,
+            "VirtualSize": img.size,
+            "GraphDriver": { "Data": { "LowerDir": layers }, "Name": "overlay" },
             "RootFS": {
                 "Type": "layers",
                 "Layers": img.config.rootfs.diff_ids,
             },
-            "GraphDriver": { "Name": "overlay", "Data": { "LowerDir": layers } },
             "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
             "Descriptor": {
                 "mediaType": wharf_types::oci::MEDIA_OCI_MANIFEST,

@@ -21,6 +21,8 @@ pub mod health;
 pub mod image_filter;
 pub mod images;
 pub mod info;
+pub mod inspect;
+mod inspect_shape;
 mod jsonl;
 pub mod lifecycle;
 pub mod monitor;

@@ -824,6 +824,27 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
     if let (Some(h), Some(obj)) = (&st.health, state.as_object_mut()) {
         obj.insert("Health".into(), serde_json::to_value(h).unwrap_or_default());
     }
+    let mut host = crate::inspect_shape::host_config(
+        serde_json::to_value(&rec.host_config).unwrap_or_default(),
+    );
+    if let Some(h) = host.as_object_mut() {
+        // what the runtime applies (docker lists its defaults; none when privileged)
+        for (k, v) in [
+            ("MaskedPaths", wharf_runtime::defaults::masked_paths()),
+            ("ReadonlyPaths", wharf_runtime::defaults::readonly_paths()),
+        ] {
+            if h.get(k).is_none_or(serde_json::Value::is_null) && !rec.host_config.privileged {
+                h.insert(k.into(), serde_json::json!(v));
+            }
+        }
+    }
+    let log_path = if rec.host_config.log_config.driver == "json-file" {
+        wharf_logs::json_log_path(&paths.dir, &rec.id.to_string())
+            .display()
+            .to_string()
+    } else {
+        String::new()
+    };
     serde_json::json!({
         "Id": rec.id.to_string(),
         "Created": rec.created,
@@ -834,24 +855,53 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         "ResolvConfPath": paths.dir.join("resolv.conf"),
         "HostnamePath": paths.dir.join("hostname"),
         "HostsPath": paths.dir.join("hosts"),
+        "LogPath": log_path,
         "Name": format!("/{}", rec.name),
         "RestartCount": st.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
-        "HostConfig": rec.host_config,
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": host,
         "GraphDriver": {
-            "Name": "overlay",
             "Data": {
                 "LowerDir": lower,
+                "MergedDir": paths.merged,
                 "UpperDir": paths.upper,
                 "WorkDir": paths.work,
-                "MergedDir": paths.merged,
-            }
+            },
+            "Name": "overlay",
         },
         "Mounts": mounts,
-        "Config": rec.config,
-        "NetworkSettings": engine.network_settings_json(info),
+        "Config": crate::inspect_shape::container_config(
+            serde_json::to_value(&rec.config).unwrap_or_default()
+        ),
+        "NetworkSettings": crate::inspect_shape::network_settings(
+            engine.network_settings_json(info)
+        ),
     })
+}
+
+/// [`inspect_json`] with `inspect --size`: docker's `SizeRw` and `SizeRootFs`, after
+/// `GraphDriver` as dockerd places them.
+pub fn inspect_json_sized(engine: &Engine, info: &ContainerInfo) -> serde_json::Value {
+    let v = inspect_json(engine, info);
+    let (rw, rootfs) = engine.container_size(info);
+    let serde_json::Value::Object(o) = v else {
+        return v;
+    };
+    let mut out = serde_json::Map::new();
+    for (k, val) in o {
+        let after_graph = k == "GraphDriver";
+        out.insert(k, val);
+        if after_graph {
+            out.insert("SizeRw".into(), rw.into());
+            out.insert("SizeRootFs".into(), rootfs.into());
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 #[cfg(test)]

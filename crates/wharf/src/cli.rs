@@ -9,7 +9,6 @@ use std::path::PathBuf;
     name = "wharf",
     version,
     about = "A Docker-compatible, daemonless container engine",
-    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -1092,9 +1091,12 @@ pub struct InspectArgs {
     /// Format output using a Go-style template
     #[arg(short = 'f', long)]
     pub format: Option<String>,
-    /// Return JSON for the specified type (container, image, volume)
+    /// Return JSON for the specified type (container, image, network, volume)
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long)]
+    pub size: bool,
     #[arg(required = true, value_name = "NAME|ID")]
     pub names: Vec<String>,
 }

@@ -280,12 +280,16 @@ fn logs_of_foreground_runs() {
     assert_eq!(w.ok(&["logs", "fg-tty"]), "on-tty\r\n");
 
     // --rm: nothing left (record, directory, log)
-    let before = std::fs::read_dir(w.root().join("containers")).unwrap().count();
+    let before = std::fs::read_dir(w.root().join("containers"))
+        .unwrap()
+        .count();
     assert_eq!(
         w.ok(&["run", "--rm", "--name", "fg-rm", "busybox", "echo", "gone"]),
         "gone\n"
     );
-    let after = std::fs::read_dir(w.root().join("containers")).unwrap().count();
+    let after = std::fs::read_dir(w.root().join("containers"))
+        .unwrap()
+        .count();
     assert_eq!(before, after, "a --rm run leaves no container directory");
     assert_eq!(w.run(&["logs", "fg-rm"]).status.code(), Some(1));
 

@@ -297,7 +297,11 @@ pub(crate) fn run_tee<P: Foreground>(
     // namespace went with it), a bounded wait covers a writer that escaped.
     for (stream, pipe) in [(1u8, out_pipe), (2u8, err_pipe)] {
         let Some(p) = pipe else { continue };
-        let to: &mut dyn Write = if stream == 1 { &mut stdout } else { &mut stderr };
+        let to: &mut dyn Write = if stream == 1 {
+            &mut stdout
+        } else {
+            &mut stderr
+        };
         loop {
             let mut fds = [PollFd::new(p.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(1000u16)) {

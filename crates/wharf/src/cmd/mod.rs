@@ -248,7 +248,11 @@ mod tests {
             "invalid reference format: repository name must be lowercase: \"UPPER\""
         );
         assert_eq!(
-            join(&["pulling busybox", "reading blob sha256:ab", "unexpected eof"]),
+            join(&[
+                "pulling busybox",
+                "reading blob sha256:ab",
+                "unexpected eof"
+            ]),
             "pulling busybox: reading blob sha256:ab: unexpected eof"
         );
         // a cause already said (a wrapper that printed its source) is not repeated
