@@ -426,6 +426,17 @@ impl PullTxn<'_> {
             io::copy(&mut br, &mut io::sink()).map_err(read_err)?;
             Ok(r)
         });
+        // Whatever failed to read inside this blob (a corrupt tar, a broken compressed
+        // stream) is named by the blob's digest.
+        let result = result.map_err(|e| match e {
+            DistError::Archive(ArchiveError::Read(source)) => {
+                DistError::Archive(ArchiveError::LayerRead {
+                    layer: desc.digest.to_string(),
+                    source,
+                })
+            }
+            e => e,
+        });
         // A layer that does not unpack may be a blob that changed on its way or at rest: read
         // the rest (capped at the manifest's size) so the blob's own digest is what is
         // reported when it does not match.

@@ -428,6 +428,8 @@ pub enum SystemCommand {
     Info(FormatArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Serve the Docker Engine API on a unix socket (for the docker CLI, compose, docker-py);
     /// systemd socket activation is used when systemd passes a socket
     Service(ServiceArgs),
@@ -842,6 +844,14 @@ pub enum ImageCommand {
     Prune(ImagePruneArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
 }
 
 #[derive(Debug, Subcommand)]

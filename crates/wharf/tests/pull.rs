@@ -1423,6 +1423,21 @@ fn pull_of_a_corrupt_blob_names_the_digest_and_the_source() {
         &["import", tar.to_str().unwrap(), &name],
     ));
     ok(&wharf(&r1, t.path(), &["push", &name]));
+    // while it is intact: `rmi` of a pulled image says its digest reference untagged too,
+    // as docker's (tag, then repo@digest, then the image)
+    let r3 = t.path().join("r3");
+    ok(&wharf(&r3, t.path(), &["pull", &name]));
+    let o = wharf(&r3, t.path(), &["rmi", &name]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    let repo = name.rsplit_once(':').unwrap().0;
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], format!("Untagged: {name}"));
+    assert!(
+        lines[1].starts_with(&format!("Untagged: {repo}@sha256:")),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("Deleted: sha256:"), "{out}");
     // the largest blob in the registry's storage is the layer
     let mut blobs = Vec::new();
     let mut stack = vec![t.path().to_path_buf()];
