@@ -483,11 +483,11 @@ fn compare_finds_differences() {
     assert!(compare(&[], Same::Printed, &out(1, "", "a\n"), &out(1, "a\r\n", "")).is_empty());
     assert!(!compare(&[], Same::Printed, &out(1, "", "a\n"), &out(1, "b\r\n", "")).is_empty());
     // ids are normalised, text is not
-    let id = "0123456789ab".repeat(1);
+    let id = "0123456789ab";
     assert!(compare(
         &[],
         Same::Exact,
-        &out(0, &id, ""),
+        &out(0, id, ""),
         &out(0, "ba9876543210", "")
     )
     .is_empty());

@@ -42,19 +42,17 @@ impl Bar {
             .min(100) as i64;
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let mut e = std::io::stderr().lock();
-        if self.tty {
-            if pct != self.last {
-                let filled = (pct / 4) as usize;
-                let _ = write!(
-                    e,
-                    "\r{phase:<10} [{}{}] {pct:>3}% {:.1}/{:.1} MiB",
-                    "#".repeat(filled),
-                    " ".repeat(25 - filled.min(25)),
-                    mib(done),
-                    mib(total)
-                );
-                self.last = pct;
-            }
+        if self.tty && pct != self.last {
+            let filled = (pct / 4) as usize;
+            let _ = write!(
+                e,
+                "\r{phase:<10} [{}{}] {pct:>3}% {:.1}/{:.1} MiB",
+                "#".repeat(filled),
+                " ".repeat(25 - filled.min(25)),
+                mib(done),
+                mib(total)
+            );
+            self.last = pct;
         }
         // not a terminal: nothing, as docker's save/load write nothing there
     }

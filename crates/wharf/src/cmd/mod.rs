@@ -230,6 +230,28 @@ pub fn error_prefix(e: &anyhow::Error, class: CommandClass) -> &'static str {
     }
 }
 
+/// Which exit-code rule `command` follows (docker's CLI): `run` exits with the error's kind
+/// (125/126/127), `create` with 125 for a request that does not parse, `exec` exits 126 for a command that cannot start,
+/// every other failure exits 1.
+pub fn command_class(command: &Command) -> CommandClass {
+    use ContainerCommand as C;
+    match command {
+        Command::Run(_) | Command::Container(C::Run(_)) => CommandClass::RunsContainer,
+        Command::Create(_) | Command::Container(C::Create(_)) => CommandClass::Create,
+        Command::Exec(_) | Command::Container(C::Exec(_)) => CommandClass::Exec,
+        _ => CommandClass::Other,
+    }
+}
+
+/// docker's prune confirmation: prints `WARNING! {what}` and the question on stderr, true
+/// only for an answer of y/Y/yes on stdin.
+pub fn confirm(what: &str) -> bool {
+    eprint!("WARNING! {what}\nAre you sure you want to continue? [y/N] ");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::join_texts;
@@ -262,26 +284,4 @@ mod tests {
         );
         assert_eq!(join(&["a\nb", ""]), "a b");
     }
-}
-
-/// Which exit-code rule `command` follows (docker's CLI): `run` exits with the error's kind
-/// (125/126/127), `create` with 125 for a request that does not parse, `exec` exits 126 for a command that cannot start,
-/// every other failure exits 1.
-pub fn command_class(command: &Command) -> CommandClass {
-    use ContainerCommand as C;
-    match command {
-        Command::Run(_) | Command::Container(C::Run(_)) => CommandClass::RunsContainer,
-        Command::Create(_) | Command::Container(C::Create(_)) => CommandClass::Create,
-        Command::Exec(_) | Command::Container(C::Exec(_)) => CommandClass::Exec,
-        _ => CommandClass::Other,
-    }
-}
-
-/// docker's prune confirmation: prints `WARNING! {what}` and the question on stderr, true
-/// only for an answer of y/Y/yes on stdin.
-pub fn confirm(what: &str) -> bool {
-    eprint!("WARNING! {what}\nAre you sure you want to continue? [y/N] ");
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y" | "yes")
 }
