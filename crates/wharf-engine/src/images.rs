@@ -100,7 +100,7 @@ pub struct ImageListEntry {
     /// Familiar repository (`busybox`, `registry.local:5000/app`) or `<none>`.
     pub repository: String,
     pub tag: String,
-    /// The first repo digest's digest, or `<none>`.
+    /// The digest of this row's repository (of the image's repo digests), or `<none>`.
     pub digest: String,
     pub created: String,
     pub size: u64,
@@ -145,11 +145,17 @@ impl Engine {
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let mut out = Vec::new();
         for img in list {
-            let digest = img
-                .repo_digests
-                .first()
-                .and_then(|d| d.split_once('@').map(|(_, d)| d.to_string()))
-                .unwrap_or_else(|| "<none>".into());
+            // docker: a row shows the digest of its own repository only
+            let digest_of = |repository: &str| {
+                img.repo_digests
+                    .iter()
+                    .filter_map(|d| d.split_once('@'))
+                    .find(|(repo, _)| {
+                        ImageRef::parse(repo).is_ok_and(|r| r.familiar_repository() == repository)
+                    })
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_else(|| "<none>".into())
+            };
             let mut tags: Vec<(String, String)> = img
                 .repo_tags
                 .iter()
@@ -195,9 +201,9 @@ impl Engine {
                 }
                 out.push(ImageListEntry {
                     id: img.id.clone(),
+                    digest: digest_of(&repository),
                     repository,
                     tag,
-                    digest: digest.clone(),
                     created: img.created.clone(),
                     size: img.size,
                 });

@@ -1427,10 +1427,26 @@ fn pull_of_a_corrupt_blob_names_the_digest_and_the_source() {
     // as docker's (tag, then repo@digest, then the image)
     let r3 = t.path().join("r3");
     ok(&wharf(&r3, t.path(), &["pull", &name]));
+    // `images --digests`: a row shows its own repository's digest only
+    ok(&wharf(&r3, t.path(), &["tag", &name, "local/copy:1"]));
+    let o = wharf(
+        &r3,
+        t.path(),
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Digest}}",
+        ],
+    );
+    let rows = String::from_utf8_lossy(&o.stdout).to_string();
+    let repo = name.rsplit_once(':').unwrap().0;
+    assert!(rows.contains("local/copy <none>\n"), "{rows}");
+    assert!(rows.contains(&format!("{repo} sha256:")), "{rows}");
+    ok(&wharf(&r3, t.path(), &["rmi", "local/copy:1"]));
     let o = wharf(&r3, t.path(), &["rmi", &name]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     let lines: Vec<&str> = out.lines().collect();
-    let repo = name.rsplit_once(':').unwrap().0;
     assert_eq!(lines.len(), 3, "{out}");
     assert_eq!(lines[0], format!("Untagged: {name}"));
     assert!(
