@@ -22,13 +22,7 @@ fn active(s: Status) -> bool {
 fn summary(e: &Engine, info: &ContainerInfo) -> Value {
     let rec = &info.record;
     let c = &rec.config;
-    let command = c
-        .entrypoint
-        .iter()
-        .chain(c.cmd.iter())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = wharf_engine::containers::list_command(c);
     let ports: Vec<Value> = e
         .container_ports(info)
         .iter()

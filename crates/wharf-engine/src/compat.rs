@@ -1,8 +1,7 @@
-//! docker's zero values for the keys of its inspect and info objects that wharf has no data
-//! for (a HostConfig field it refuses unless zero, a build-time `ContainerConfig`, a
-//! containerd commit): present with docker's zero value, so clients that read them (and the
+//! docker's zero values for the keys of its `info` object that wharf has no data for (kernel
+//! features it does not use, a containerd commit): present with docker's zero value, so clients that read them (and the
 //! dockerd comparison test, crates/wharf/tests/api_compare.rs) find docker's shape. A key
-//! already there is never overwritten.
+//! already there is never overwritten. The inspect objects' shape is `inspect_shape`'s.
 //!
 //! Must not: invent a value that is not zero or not wharf's (a real setting is rendered
 //! where it is kept, not here).
@@ -16,41 +15,6 @@ pub(crate) fn fill(v: &mut Value, defaults: Value) {
             o.entry(k).or_insert(dv);
         }
     }
-}
-
-/// A container's `HostConfig`: the fields wharf refuses unless they hold these values.
-pub(crate) fn host_config() -> Value {
-    // two halves: one `json!` of all of them exceeds the macro recursion limit
-    let mut v = json!({
-        "Binds": null, "ContainerIDFile": "", "VolumeDriver": "", "VolumesFrom": null,
-        "CgroupnsMode": "", "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0,
-        "PidMode": "", "UTSMode": "", "UsernsMode": "", "ShmSize": 0, "Runtime": "",
-        "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "CgroupParent": "",
-    });
-    fill(
-        &mut v,
-        json!({
-            "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": null,
-            "BlkioDeviceWriteBps": null, "BlkioDeviceReadIOps": null, "BlkioDeviceWriteIOps": null,
-            "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
-            "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": null,
-            "DeviceRequests": null, "KernelMemory": 0, "KernelMemoryTCP": 0,
-            "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": null,
-            "OomKillDisable": false, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
-            "IOMaximumBandwidth": 0, "MaskedPaths": null, "ReadonlyPaths": null,
-        }),
-    );
-    v
-}
-
-/// A container config (`Config` of a container or an image, an image's `ContainerConfig`).
-pub(crate) fn container_config() -> Value {
-    json!({
-        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
-        "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false,
-        "StdinOnce": false, "Env": null, "Cmd": null, "Image": "", "Volumes": null,
-        "WorkingDir": "", "Entrypoint": null, "OnBuild": null, "Labels": null,
-    })
 }
 
 /// `info`: kernel features wharf does not use, the proxies, and the commits of components

@@ -12,6 +12,27 @@ use wharf_types::error::{ErrorKind, HasKind};
 
 pub use wharf_logs::Stream;
 
+/// The `Command` of a container in `ps` and the API's list: dockerd's text, its path then its
+/// arguments, each argument with a space in single quotes (`sh -c 'sleep 1'`).
+pub fn list_command(config: &wharf_types::container::ContainerConfig) -> String {
+    let mut argv = config.entrypoint.iter().chain(config.cmd.iter());
+    let Some(path) = argv.next() else {
+        return String::new();
+    };
+    let mut out = path.clone();
+    for a in argv {
+        out.push(' ');
+        if a.contains(' ') {
+            out.push('\'');
+            out.push_str(a);
+            out.push('\'');
+        } else {
+            out.push_str(a);
+        }
+    }
+    out
+}
+
 /// `logs [-f] [--tail N] [-t] [--since T] [--until T] [--details] CONTAINER`.
 #[derive(Debug, Clone, Default)]
 pub struct LogsRequest {
@@ -327,6 +348,18 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_command_quotes_arguments_with_spaces() {
+        let mut c = wharf_types::container::ContainerConfig::default();
+        assert_eq!(list_command(&c), "");
+        c.entrypoint = vec!["/bin/sh".into()];
+        c.cmd = vec!["-c".into(), "sleep 1; echo a b".into(), "x".into()];
+        assert_eq!(list_command(&c), "/bin/sh -c 'sleep 1; echo a b' x");
+        c.entrypoint = vec!["my prog".into()];
+        c.cmd = vec![];
+        assert_eq!(list_command(&c), "my prog", "the path is never quoted");
+    }
 
     #[test]
     fn container_filters() {

@@ -100,7 +100,7 @@ pub struct ImageListEntry {
     /// Familiar repository (`busybox`, `registry.local:5000/app`) or `<none>`.
     pub repository: String,
     pub tag: String,
-    /// The first repo digest's digest, or `<none>`.
+    /// The digest of this row's repository (of the image's repo digests), or `<none>`.
     pub digest: String,
     pub created: String,
     pub size: u64,
@@ -145,11 +145,17 @@ impl Engine {
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let mut out = Vec::new();
         for img in list {
-            let digest = img
-                .repo_digests
-                .first()
-                .and_then(|d| d.split_once('@').map(|(_, d)| d.to_string()))
-                .unwrap_or_else(|| "<none>".into());
+            // docker: a row shows the digest of its own repository only
+            let digest_of = |repository: &str| {
+                img.repo_digests
+                    .iter()
+                    .filter_map(|d| d.split_once('@'))
+                    .find(|(repo, _)| {
+                        ImageRef::parse(repo).is_ok_and(|r| r.familiar_repository() == repository)
+                    })
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_else(|| "<none>".into())
+            };
             let mut tags: Vec<(String, String)> = img
                 .repo_tags
                 .iter()
@@ -195,9 +201,9 @@ impl Engine {
                 }
                 out.push(ImageListEntry {
                     id: img.id.clone(),
+                    digest: digest_of(&repository),
                     repository,
                     tag,
-                    digest: digest.clone(),
                     created: img.created.clone(),
                     size: img.size,
                 });
@@ -210,30 +216,32 @@ impl Engine {
     pub fn inspect_image(&self, name: &str) -> Result<Value, ImageError> {
         let img = self.store.resolve_image(name)?;
         let layers = self.lower_dirs(&img.id);
-        let mut config = serde_json::to_value(&img.config.config).unwrap_or_default();
-        crate::compat::fill(&mut config, crate::compat::container_config());
+        // docker's keys in dockerd's order (`Config` and `ContainerConfig` with every key
+        // even when the image has none)
+        let config = crate::inspect_shape::image_config(
+            serde_json::to_value(&img.config.config).unwrap_or_default(),
+        );
         Ok(json!({
             "Id": img.id.to_string(),
             "RepoTags": img.repo_tags,
             "RepoDigests": img.repo_digests,
-            "Created": img.created,
+            "Parent": "",
             "Comment": img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+            "Created": img.created,
+            "Container": "",
+            "ContainerConfig": crate::inspect_shape::image_config(Value::Null),
+            "DockerVersion": "",
             "Author": img.config.author.clone().unwrap_or_default(),
+            "Config": config,
             "Architecture": img.config.architecture,
             "Os": img.config.os,
             "Size": img.size,
             "VirtualSize": img.size,
-            "Parent": "",
-            "Container": "",
-            "DockerVersion": "",
-            "Config": config,
-            // docker's image builder's container: wharf's images have none
-            "ContainerConfig": crate::compat::container_config(),
+            "GraphDriver": { "Data": { "LowerDir": layers }, "Name": "overlay" },
             "RootFS": {
                 "Type": "layers",
                 "Layers": img.config.rootfs.diff_ids,
             },
-            "GraphDriver": { "Name": "overlay", "Data": { "LowerDir": layers } },
             "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
             "Descriptor": {
                 "mediaType": wharf_types::oci::MEDIA_OCI_MANIFEST,

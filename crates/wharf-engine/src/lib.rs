@@ -24,6 +24,8 @@ pub mod hostcheck;
 pub mod image_filter;
 pub mod images;
 pub mod info;
+pub mod inspect;
+mod inspect_shape;
 mod jsonl;
 pub mod lifecycle;
 pub mod monitor;

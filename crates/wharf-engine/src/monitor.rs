@@ -133,14 +133,15 @@ pub fn run_dir(run_root: &Path, id: &str) -> PathBuf {
 
 /// The container's log: the configured `wharf_logs` driver behind one line splitter per
 /// stream. A driver that cannot be opened fails the start (docker: "failed to initialize
-/// logging driver"); a driver that fails later drops lines, never the container.
-struct Log {
+/// logging driver"); a driver that fails later drops lines, never the container. Also the
+/// log of a container run in the foreground (`Engine::start_foreground`), as docker keeps it.
+pub(crate) struct Log {
     driver: Option<Box<dyn wharf_logs::LogDriver>>,
     split: [wharf_logs::LineSplitter; 2],
 }
 
 impl Log {
-    fn open(rec: &ContainerRecord, dir: &Path) -> Result<Log, wharf_logs::LogError> {
+    pub(crate) fn open(rec: &ContainerRecord, dir: &Path) -> Result<Log, wharf_logs::LogError> {
         let ctx = wharf_logs::LogContext {
             container_id: rec.id.to_string(),
             container_name: rec.name.clone(),
@@ -157,7 +158,7 @@ impl Log {
         })
     }
 
-    fn push(&mut self, stream: usize, data: &[u8]) {
+    pub(crate) fn push(&mut self, stream: usize, data: &[u8]) {
         let Some(d) = &mut self.driver else { return };
         let (idx, s) = if stream == 2 {
             (1, wharf_logs::Stream::Stderr)
@@ -179,7 +180,7 @@ impl Log {
         }
     }
 
-    fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.flush();
         if let Some(d) = &mut self.driver {
             d.close();
@@ -450,6 +451,7 @@ impl Monitor {
         };
         let opts = StartOptions {
             seccomp_cache_dir: self.engine.seccomp_cache_dir(),
+            capture_output: false,
         };
         let created = match wharf_runtime::start::create_monitored(&spec, &opts) {
             Ok(c) => c,

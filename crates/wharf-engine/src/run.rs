@@ -519,10 +519,19 @@ impl Engine {
             let _ = self.release(rec, Then::after_exit(rec));
             Err(e)
         };
+        // docker keeps the log of an attached run too: the driver opens before anything runs
+        // (one that cannot open fails the start, as for a detached one)
+        let mut log = None;
         let result = state
             .check_start()
             .map_err(EngineError::from)
             .and_then(|()| self.policy_start(rec))
+            .and_then(|()| {
+                log = Some(
+                    crate::monitor::Log::open(rec, &paths.dir).map_err(EngineError::LogDriver)?,
+                );
+                Ok(())
+            })
             .and_then(|()| self.runtime_spec(rec, &paths))
             .and_then(|mut spec| {
                 spec.ipc = self.ipc_for_start(rec)?;
@@ -532,6 +541,7 @@ impl Engine {
             .and_then(|spec| {
                 let opts = wharf_runtime::start::StartOptions {
                     seccomp_cache_dir: self.seccomp_cache_dir(),
+                    capture_output: true,
                 };
                 wharf_runtime::start::create(&spec, &opts).map_err(EngineError::Start)
             });
@@ -558,8 +568,16 @@ impl Engine {
             Err(e) => return fail(before, EngineError::Start(e)),
         };
         self.emit_container(rec, "start", &[]);
-        // waits, then removes the cgroup (after reading its OOM flag)
-        let finished = running.wait_foreground_full()?;
+        // waits (copying the output to the caller and the log), then removes the cgroup
+        // (after reading its OOM flag)
+        let finished = match &mut log {
+            Some(log) => {
+                let r = running.wait_foreground_tee(&mut |s, d| log.push(usize::from(s), d));
+                log.close();
+                r?
+            }
+            None => running.wait_foreground_full()?,
+        };
         let (code, oom) = (finished.status.code(), finished.oom_killed);
         if oom {
             self.emit_container(rec, "oom", &[]);
@@ -848,14 +866,26 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
     if let (Some(h), Some(obj)) = (&st.health, state.as_object_mut()) {
         obj.insert("Health".into(), serde_json::to_value(h).unwrap_or_default());
     }
-    let mut host_config = serde_json::to_value(&rec.host_config).unwrap_or_default();
-    crate::compat::fill(&mut host_config, crate::compat::host_config());
-    let mut config = serde_json::to_value(&rec.config).unwrap_or_default();
-    crate::compat::fill(&mut config, crate::compat::container_config());
+    let mut host = crate::inspect_shape::host_config(
+        serde_json::to_value(&rec.host_config).unwrap_or_default(),
+    );
+    if let Some(h) = host.as_object_mut() {
+        // what the runtime applies (docker lists its defaults; none when privileged)
+        for (k, v) in [
+            ("MaskedPaths", wharf_runtime::defaults::masked_paths()),
+            ("ReadonlyPaths", wharf_runtime::defaults::readonly_paths()),
+        ] {
+            if h.get(k).is_none_or(serde_json::Value::is_null) && !rec.host_config.privileged {
+                h.insert(k.into(), serde_json::json!(v));
+            }
+        }
+    }
     let log_path = if matches!(rec.host_config.log_config.driver.as_str(), "" | "json-file") {
-        wharf_logs::json_log_path(&paths.dir, rec.id.as_str())
+        wharf_logs::json_log_path(&paths.dir, &rec.id.to_string())
+            .display()
+            .to_string()
     } else {
-        std::path::PathBuf::new()
+        String::new()
     };
     serde_json::json!({
         "Id": rec.id.to_string(),
@@ -867,30 +897,53 @@ pub fn inspect_json(engine: &Engine, info: &ContainerInfo) -> serde_json::Value 
         "ResolvConfPath": paths.dir.join("resolv.conf"),
         "HostnamePath": paths.dir.join("hostname"),
         "HostsPath": paths.dir.join("hosts"),
+        "LogPath": log_path,
         "Name": format!("/{}", rec.name),
         "RestartCount": st.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
-        "LogPath": log_path,
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        // exec instances live in the API server's memory, not in the store
         "ExecIDs": null,
-        "HostConfig": host_config,
+        "HostConfig": host,
         "GraphDriver": {
-            "Name": "overlay",
             "Data": {
                 "LowerDir": lower,
+                "MergedDir": paths.merged,
                 "UpperDir": paths.upper,
                 "WorkDir": paths.work,
-                "MergedDir": paths.merged,
-            }
+            },
+            "Name": "overlay",
         },
         "Mounts": mounts,
-        "Config": config,
-        "NetworkSettings": engine.network_settings_json(info),
+        "Config": crate::inspect_shape::container_config(
+            serde_json::to_value(&rec.config).unwrap_or_default()
+        ),
+        "NetworkSettings": crate::inspect_shape::network_settings(
+            engine.network_settings_json(info)
+        ),
     })
+}
+
+/// [`inspect_json`] with `inspect --size`: docker's `SizeRw` and `SizeRootFs`, after
+/// `GraphDriver` as dockerd places them.
+pub fn inspect_json_sized(engine: &Engine, info: &ContainerInfo) -> serde_json::Value {
+    let v = inspect_json(engine, info);
+    let (rw, rootfs) = engine.container_size(info);
+    let serde_json::Value::Object(o) = v else {
+        return v;
+    };
+    let mut out = serde_json::Map::new();
+    for (k, val) in o {
+        let after_graph = k == "GraphDriver";
+        out.insert(k, val);
+        if after_graph {
+            out.insert("SizeRw".into(), rw.into());
+            out.insert("SizeRootFs".into(), rootfs.into());
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 #[cfg(test)]

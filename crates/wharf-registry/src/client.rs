@@ -97,8 +97,10 @@ pub enum ClientError {
     },
     #[error("credential helper docker-credential-{helper}: {msg}")]
     CredHelper { helper: String, msg: String },
-    #[error("invalid reference format: {0}")]
-    Reference(String),
+    #[error(transparent)]
+    Reference(#[from] wharf_types::reference::RefError),
+    #[error("invalid reference format: {reference}: push needs a tag, not a digest")]
+    PushDigest { reference: String },
     #[error(transparent)]
     Dist(#[from] DistError),
     #[error(transparent)]

@@ -357,10 +357,8 @@ fn exec_error(arg0: &str, path: &str, e: nix::errno::Errno) -> InitError {
     };
     let message = match e {
         Errno::ENOENT => format!("exec: {arg0:?}: stat {path}: no such file or directory"),
-        _ => format!(
-            "exec: {arg0:?}: {}",
-            std::io::Error::from(e).to_string().to_lowercase()
-        ),
+        // Go's text of the errno ("permission denied"), without Rust's "(os error 13)"
+        _ => format!("exec: {arg0:?}: {}", e.desc().to_lowercase()),
     };
     InitError { code, message }
 }

@@ -47,6 +47,9 @@ pub(crate) const ATTACHED: u8 = b'A';
 pub struct StartOptions {
     /// Where compiled seccomp programs are cached (see `seccomp::prepare`).
     pub seccomp_cache_dir: PathBuf,
+    /// A foreground container's stdout/stderr are pipes the caller copies (and logs) in
+    /// [`Running::wait_foreground_tee`], not the caller's own fds. (A monitored one always.)
+    pub capture_output: bool,
 }
 
 /// How the container's pid 1 ended.
@@ -344,7 +347,7 @@ fn create_impl(
     };
     // Monitor mode without a terminal: pipes for the container's stdio (parent ends kept).
     let mut child_ends: Vec<(OwnedFd, i32)> = Vec::new();
-    if monitored && !spec.process.terminal {
+    if (monitored || opts.capture_output) && !spec.process.terminal {
         let (r, w) = nix::unistd::pipe2(cloexec).map_err(|e| io("create pipe")(e.into()))?;
         running.io.stdout = Some(r);
         child_ends.push((w, 1));
@@ -560,8 +563,19 @@ impl Running {
     }
 
     /// Like [`Running::wait_foreground`], also reporting an OOM kill. Removes the cgroup.
-    pub fn wait_foreground_full(mut self) -> Result<Finished, StartError> {
-        let status = foreground::run(&mut self)?;
+    pub fn wait_foreground_full(self) -> Result<Finished, StartError> {
+        self.wait_foreground_tee(&mut |_, _| {})
+    }
+
+    /// [`Running::wait_foreground_full`], handing the container's output to `sink` too
+    /// (stream 1 stdout, 2 stderr; a tty's output is stdout): the pipes of a container created
+    /// with `capture_output`, or the pty.
+    pub fn wait_foreground_tee(
+        mut self,
+        sink: &mut dyn FnMut(u8, &[u8]),
+    ) -> Result<Finished, StartError> {
+        let io = self.take_io();
+        let status = foreground::run_tee(&mut self, [io.stdout, io.stderr], sink)?;
         let sigkilled = status == ExitStatus::Signaled(9);
         let oom_killed = self
             .cgroup

@@ -139,6 +139,7 @@ fn next() -> u32 {
 fn opts(env: &Env) -> StartOptions {
     StartOptions {
         seccomp_cache_dir: env.cache.clone(),
+        capture_output: false,
     }
 }
 

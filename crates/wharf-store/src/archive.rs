@@ -87,6 +87,14 @@ pub enum ArchiveError {
     NoPlatform(String),
     #[error("reading archive")]
     Read(#[source] io::Error),
+    /// A layer member's content could not be read as a layer (a corrupt tar inside it, a
+    /// stream that broke inside it): named by its member, which names its digest.
+    #[error("reading layer {layer}")]
+    LayerRead {
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("writing archive")]
     Write(#[source] io::Error),
     #[error("unsupported compression of {0}")]

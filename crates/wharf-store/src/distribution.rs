@@ -404,7 +404,13 @@ impl PullTxn<'_> {
                     .into());
                 }
                 applied.map_err(|e| match e {
-                    crate::layer::LayerError::Read(e) => read_err(e),
+                    crate::layer::LayerError::Read(e) => match read_err(e) {
+                        ArchiveError::Read(source) => ArchiveError::LayerRead {
+                            layer: desc.digest.to_string(),
+                            source,
+                        },
+                        capped => capped,
+                    },
                     source => ArchiveError::Layer {
                         layer: desc.digest.to_string(),
                         source,
@@ -420,6 +426,35 @@ impl PullTxn<'_> {
             io::copy(&mut br, &mut io::sink()).map_err(read_err)?;
             Ok(r)
         });
+        // Whatever failed to read inside this blob (a corrupt tar, a broken compressed
+        // stream) is named by the blob's digest.
+        let result = result.map_err(|e| match e {
+            DistError::Archive(ArchiveError::Read(source)) => {
+                DistError::Archive(ArchiveError::LayerRead {
+                    layer: desc.digest.to_string(),
+                    source,
+                })
+            }
+            e => e,
+        });
+        // A layer that does not unpack may be a blob that changed on its way or at rest: read
+        // the rest (capped at the manifest's size) so the blob's own digest is what is
+        // reported when it does not match.
+        if let Err(DistError::Archive(ArchiveError::LayerRead { .. })) = &result {
+            if br.err.is_none() && io::copy(&mut br, &mut io::sink()).is_ok() {
+                let got = Digest::from_hasher(br.hasher.clone());
+                if br.err.is_none() && br.size == desc.size && got != desc.digest {
+                    if !local {
+                        let _ = std::fs::remove_file(&part);
+                    }
+                    return Err(DistError::DigestMismatch {
+                        what,
+                        expected: desc.digest.clone(),
+                        actual: got,
+                    });
+                }
+            }
+        }
         // A failed download keeps its bytes for a Range resume, but an empty file is only
         // litter (the blob lock is still held, so no other pull is writing it).
         let drop_empty = || {

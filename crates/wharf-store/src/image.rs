@@ -501,7 +501,10 @@ impl Store {
                     events.push(RemoveEvent::Untagged(t));
                 }
                 if users.is_empty() {
-                    idx.images.remove(id.hex());
+                    // docker: the repository digests go with the image, each said untagged
+                    if let Some(e) = idx.images.remove(id.hex()) {
+                        events.extend(e.repo_digests.into_iter().map(RemoveEvent::Untagged));
+                    }
                     events.push(RemoveEvent::Deleted(id));
                     deleted = true;
                 }

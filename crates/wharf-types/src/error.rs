@@ -98,13 +98,14 @@ impl ErrorKind {
         match class {
             CommandClass::RunsContainer => self.exit_code(),
             CommandClass::Create if self == ErrorKind::InvalidArgument => self.exit_code(),
+            // docker's exec: a command that cannot start (missing or not executable) is 126
             CommandClass::Exec
                 if matches!(
                     self,
                     ErrorKind::CommandNotFound | ErrorKind::CommandNotExecutable
                 ) =>
             {
-                self.exit_code()
+                ErrorKind::CommandNotExecutable.exit_code()
             }
             CommandClass::Create | CommandClass::Exec | CommandClass::Other => COMMAND_FAILED,
         }
@@ -180,7 +181,7 @@ mod tests {
         }
     }
 
-    /// docker's CLI: only `run`/`create` exit 125; `exec` keeps 126/127; the rest exit 1.
+    /// docker's CLI: only `run`/`create` exit 125; `exec` exits 126 for a command that cannot start; the rest exit 1.
     #[test]
     fn cli_exit_codes_by_command_class() {
         for k in ErrorKind::ALL {
@@ -193,7 +194,7 @@ mod tests {
         );
         assert_eq!(
             ErrorKind::CommandNotFound.cli_exit_code(CommandClass::Exec),
-            127
+            126
         );
         assert_eq!(
             ErrorKind::CommandNotExecutable.cli_exit_code(CommandClass::Exec),

@@ -9,7 +9,6 @@ use std::path::PathBuf;
     name = "wharf",
     version,
     about = "A Docker-compatible, daemonless container engine",
-    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -451,6 +450,8 @@ pub enum SystemCommand {
     Info(FormatArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Serve the Docker Engine API on a unix socket (for the docker CLI, compose, docker-py);
     /// systemd socket activation is used when systemd passes a socket
     Service(ServiceArgs),
@@ -876,6 +877,14 @@ pub enum ImageCommand {
     Prune(ImagePruneArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -1127,9 +1136,12 @@ pub struct InspectArgs {
     /// Format output using a Go-style template
     #[arg(short = 'f', long)]
     pub format: Option<String>,
-    /// Return JSON for the specified type (container, image, volume)
+    /// Return JSON for the specified type (container, image, network, volume)
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long)]
+    pub size: bool,
     #[arg(required = true, value_name = "NAME|ID")]
     pub names: Vec<String>,
 }

@@ -1095,3 +1095,59 @@ fn load_on_a_full_store_says_so_and_leaves_nothing() {
     w.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert!(w.ok(&["images"]).contains("big"));
 }
+
+/// A saved archive with a layer member's bytes corrupted: once inside the layer's first tar
+/// header (the layer is no tar), once in its file data (its diff_id differs). Either way
+/// `load` fails naming the archive and the layer's digest, with the store unchanged, and
+/// writes nothing but that error on stderr (docker writes no progress off a terminal).
+#[test]
+fn load_of_a_corrupt_layer_names_the_source_and_the_digest() {
+    let src = Wharf::new().with_busybox();
+    let d = src.dir.path();
+    let saved = d.join("saved.tar");
+    let o = src.run(&["save", "-o", saved.to_str().unwrap(), "busybox"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "save writes no progress off a terminal");
+    // the layer: the largest blob
+    let mut ar = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    let mut members: Vec<(tar::Header, Vec<u8>)> = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        members.push((e.header().clone(), data));
+    }
+    let (li, _) = members
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, (_, data))| data.len())
+        .unwrap();
+    let layer_name = members[li].0.path().unwrap().display().to_string();
+    let digest = layer_name.rsplit('/').next().unwrap().to_string();
+    for (what, offset) in [("header", 100usize), ("data", 600_000usize)] {
+        let bad = d.join(format!("bad-{what}.tar"));
+        let mut b = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+        for (i, (h, data)) in members.iter().enumerate() {
+            let mut data = data.clone();
+            if i == li {
+                data[offset] ^= 0xff;
+            }
+            let mut h = h.clone();
+            let path = h.path().unwrap().into_owned();
+            b.append_data(&mut h, path, &data[..]).unwrap();
+        }
+        b.finish().unwrap();
+        drop(b);
+        let tgt = Wharf::new();
+        let o = tgt.run(&["load", "-i", bad.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert!(
+            err.contains(&format!("loading {}", bad.display())),
+            "{what}: names the archive: {err}"
+        );
+        assert!(err.contains(&digest), "{what}: names the layer: {err}");
+        assert_eq!(tgt.ok(&["images", "-q"]), "", "{what}: store unchanged");
+    }
+}

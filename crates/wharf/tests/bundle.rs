@@ -462,7 +462,14 @@ fn kill_during_apply_then_rerun() {
     let img = oci_image(d, "big.tar", "big:1", &[&base, &big]);
     src.ok(&["load", "-i", s(&img)]);
     let b = d.join("big");
-    src.ok(&["bundle", "create", "-o", s(&b), "--split", "8M", "big:1"]);
+    // stderr is no terminal here: no progress lines (docker's save/load write nothing there)
+    let o = src.run(&["bundle", "create", "-o", s(&b), "--split", "8M", "big:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.lines().all(|l| l.starts_with("bundle: ")) && !err.contains('%'),
+        "only the summary, no progress off a terminal: {err}"
+    );
     let mut parts: Vec<String> = (0..7)
         .map(|i| format!("{}.{i:03}", s(&b)))
         .filter(|p| Path::new(p).exists())

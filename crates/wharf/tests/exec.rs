@@ -61,9 +61,28 @@ fn exec_basics_and_namespaces() {
         w.run(&["exec", "ex1", "sh", "-c", "exit 5"]).status.code(),
         Some(5)
     );
+    // docker's exec: 126 for a missing or non-executable command, runc's text; 1 for a
+    // missing container
     let o = w.run(&["exec", "ex1", "nosuchcmd"]);
-    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
-    assert!(stderr(&o).contains("executable file not found"));
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "OCI runtime exec failed: exec failed: unable to start container process: \
+         exec: \"nosuchcmd\": executable file not found in $PATH: unknown\n"
+    );
+    let o = w.run(&["exec", "ex1", "/etc"]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "OCI runtime exec failed: exec failed: unable to start container process: \
+         exec: \"/etc\": permission denied: unknown\n"
+    );
+    let o = w.run(&["exec", "nosuch-ctr", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "Error response from daemon: No such container: nosuch-ctr\n"
+    );
     let o = w.ok(&[
         "exec",
         "-e",

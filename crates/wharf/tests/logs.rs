@@ -244,3 +244,72 @@ fn logs_read_rotated_driver_files_with_since_until() {
     let o = w.run(&["logs", "-t", "--tail", "1", "rot"]);
     assert_eq!(stdout(&o), "2026-11-22T04:10:05.000000000Z rec 299\n");
 }
+
+/// docker keeps the log of a container run in the foreground: `run --name x …; logs x` prints
+/// its output (streams kept apart, a tty's output as stdout), while the caller still sees it
+/// live; `--rm` leaves no record and no log behind; `--log-driver none` logs nothing.
+#[test]
+fn logs_of_foreground_runs() {
+    let w = Wharf::new().with_busybox();
+    let o = w.run(&[
+        "run",
+        "--name",
+        "fg-plain",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi; echo oops >&2; seq 1 3000 | tail -1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi\n3000\n", "the caller still sees the output");
+    assert_eq!(stderr(&o), "oops\n");
+    let l = w.run(&["logs", "fg-plain"]);
+    assert!(l.status.success(), "{}", stderr(&l));
+    assert_eq!(stdout(&l), "hi\n3000\n");
+    assert_eq!(stderr(&l), "oops\n");
+
+    // a long output is logged whole (the pipe is drained after the exit)
+    w.ok(&["run", "--name", "fg-long", "busybox", "seq", "1", "20000"]);
+    let l = w.ok(&["logs", "--tail", "1", "fg-long"]);
+    assert_eq!(l, "20000\n");
+
+    // a tty run: docker logs what the terminal showed (CRLF), as stdout
+    let o = w.run(&["run", "-t", "--name", "fg-tty", "busybox", "echo", "on-tty"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "on-tty\r\n");
+    assert_eq!(w.ok(&["logs", "fg-tty"]), "on-tty\r\n");
+
+    // --rm: nothing left (record, directory, log)
+    let before = std::fs::read_dir(w.root().join("containers"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        w.ok(&["run", "--rm", "--name", "fg-rm", "busybox", "echo", "gone"]),
+        "gone\n"
+    );
+    let after = std::fs::read_dir(w.root().join("containers"))
+        .unwrap()
+        .count();
+    assert_eq!(before, after, "a --rm run leaves no container directory");
+    assert_eq!(w.run(&["logs", "fg-rm"]).status.code(), Some(1));
+
+    // no log driver: the output still reaches the caller, `logs` refuses as docker does
+    let o = w.run(&[
+        "run",
+        "--name",
+        "fg-none",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "x",
+    ]);
+    assert_eq!(stdout(&o), "x\n");
+    let l = w.run(&["logs", "fg-none"]);
+    assert_eq!(l.status.code(), Some(1));
+    assert!(
+        stderr(&l).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&l)
+    );
+}

@@ -1405,3 +1405,91 @@ fn pull_on_a_full_store_says_so_and_keeps_no_partial() {
     let out = ok(&wharf(&root, t.path(), &["pull", &name]));
     assert!(out.contains("Pull complete"), "{out}");
 }
+
+/// A registry blob corrupted on disk (Debian's docker-registry serves what it has): the pull
+/// fails naming the blob's digest and the source, on one line, and stores nothing.
+#[test]
+fn pull_of_a_corrupt_blob_names_the_digest_and_the_source() {
+    let t = tmp();
+    let Some(dr) = DockerRegistry::start(t.path(), "127.0.0.1", "", "") else {
+        return;
+    };
+    let tar = busybox_tar(t.path());
+    let (r1, r2) = (t.path().join("r1"), t.path().join("r2"));
+    let name = format!("{}/corrupt/bb:v1", dr.addr);
+    ok(&wharf(
+        &r1,
+        t.path(),
+        &["import", tar.to_str().unwrap(), &name],
+    ));
+    ok(&wharf(&r1, t.path(), &["push", &name]));
+    // while it is intact: `rmi` of a pulled image says its digest reference untagged too,
+    // as docker's (tag, then repo@digest, then the image)
+    let r3 = t.path().join("r3");
+    ok(&wharf(&r3, t.path(), &["pull", &name]));
+    // `images --digests`: a row shows its own repository's digest only
+    ok(&wharf(&r3, t.path(), &["tag", &name, "local/copy:1"]));
+    let o = wharf(
+        &r3,
+        t.path(),
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Digest}}",
+        ],
+    );
+    let rows = String::from_utf8_lossy(&o.stdout).to_string();
+    let repo = name.rsplit_once(':').unwrap().0;
+    assert!(rows.contains("local/copy <none>\n"), "{rows}");
+    assert!(rows.contains(&format!("{repo} sha256:")), "{rows}");
+    ok(&wharf(&r3, t.path(), &["rmi", "local/copy:1"]));
+    let o = wharf(&r3, t.path(), &["rmi", &name]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], format!("Untagged: {name}"));
+    assert!(
+        lines[1].starts_with(&format!("Untagged: {repo}@sha256:")),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("Deleted: sha256:"), "{out}");
+    // the largest blob in the registry's storage is the layer
+    let mut blobs = Vec::new();
+    let mut stack = vec![t.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "data")
+                && p.display().to_string().contains("/blobs/sha256/")
+            {
+                blobs.push(p);
+            }
+        }
+    }
+    let layer = blobs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap();
+    let digest = layer
+        .parent()
+        .and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let mut data = std::fs::read(layer).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(layer, &data).unwrap();
+
+    let o = wharf(&r2, t.path(), &["pull", &name]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.contains(&digest), "names the blob: {err}");
+    assert!(last.contains(&dr.addr), "names the source: {err}");
+    let o = wharf(&r2, t.path(), &["images", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "nothing stored");
+}

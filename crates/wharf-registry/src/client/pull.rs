@@ -79,11 +79,11 @@ struct IndexDoc {
 
 /// Parses a user reference, adding `latest` when neither tag nor digest is given.
 pub(crate) fn parse_ref(s: &str) -> Result<ImageRef, ClientError> {
-    let r = ImageRef::parse(s).map_err(|e| ClientError::Reference(e.to_string()))?;
+    let r = ImageRef::parse(s)?;
     if r.tag().is_none() && r.digest().is_none() {
         return r
             .with_tag(wharf_types::reference::DEFAULT_TAG)
-            .map_err(|e| ClientError::Reference(e.to_string()));
+            .map_err(ClientError::Reference);
     }
     Ok(r)
 }

@@ -241,9 +241,9 @@ pub fn push_with(
 ) -> Result<Digest, ClientError> {
     let r = parse_ref(reference)?;
     if r.digest().is_some() {
-        return Err(ClientError::Reference(format!(
-            "{reference}: push needs a tag, not a digest"
-        )));
+        return Err(ClientError::PushDigest {
+            reference: reference.to_string(),
+        });
     }
     let img = store.resolve_image(&r.familiar())?;
     let ep = Endpoint::new(cfg, r.domain(), None)?

@@ -3,7 +3,8 @@
 //! Forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to the container's pid 1, follows the
 //! window size, puts the caller's terminal in raw mode (restored on every exit path) and drains
 //! the pty after the container exits. Without a tty the container writes to the caller's fds
-//! directly and nothing is copied.
+//! directly and nothing is copied, unless the caller captures its output ([`run_tee`]: pipes
+//! for stdout/stderr copied to the caller's own and handed to a sink, the container's log).
 
 use super::{ExitStatus, Running, StartError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -109,6 +110,41 @@ fn copy_once(from: BorrowedFd<'_>, to: &mut dyn Write, buf: &mut [u8]) -> std::i
 }
 
 pub(crate) fn run<P: Foreground>(r: &mut P) -> Result<ExitStatus, StartError> {
+    run_tee(r, [None, None], &mut |_, _| {})
+}
+
+/// A copy of a captured stream's bytes to the caller's fd and to the sink. False on EOF.
+fn tee_once(
+    from: BorrowedFd<'_>,
+    stream: u8,
+    to: &mut dyn Write,
+    buf: &mut [u8],
+    sink: &mut dyn FnMut(u8, &[u8]),
+) -> bool {
+    loop {
+        match nix::unistd::read(from.as_raw_fd(), buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                sink(stream, &buf[..n]);
+                // the caller's stdout may be closed (`| head -1`): the log still gets the rest
+                let _ = to.write_all(&buf[..n]).and_then(|()| to.flush());
+                return true;
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// [`run`], with the container's output also handed to `sink` (stream 1 stdout, 2 stderr):
+/// `pipes` are the read ends of its stdout/stderr (no tty), copied to the caller's stdout and
+/// stderr; with a tty the pty's output goes to `sink` as stdout.
+pub(crate) fn run_tee<P: Foreground>(
+    r: &mut P,
+    pipes: [Option<OwnedFd>; 2],
+    sink: &mut dyn FnMut(u8, &[u8]),
+) -> Result<ExitStatus, StartError> {
+    let [mut out_pipe, mut err_pipe] = pipes;
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.add(Signal::SIGWINCH);
@@ -132,6 +168,7 @@ pub(crate) fn run<P: Foreground>(r: &mut P) -> Result<ExitStatus, StartError> {
         _ => None,
     };
     let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
     let mut buf = vec![0u8; 32 * 1024];
     let mut pump_stdin = master.is_some() && r.forwards_stdin();
     let mut master_open = master.is_some();
@@ -157,6 +194,14 @@ pub(crate) fn run<P: Foreground>(r: &mut P) -> Result<ExitStatus, StartError> {
         } else {
             None
         };
+        let out_idx = out_pipe.as_ref().map(|p| {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let err_idx = err_pipe.as_ref().map(|p| {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         // Without a pidfd, SIGCHLD could be taken by another thread of a multi-threaded caller:
         // re-check waitpid every 100 ms as a backstop (never in the pidfd path).
         let timeout = if r.pidfd().is_some() {
@@ -177,14 +222,33 @@ pub(crate) fn run<P: Foreground>(r: &mut P) -> Result<ExitStatus, StartError> {
         let master_ready = ready(master_idx);
         let stdin_ready = ready(stdin_idx);
         let sig_ready = ready(Some(0));
+        let (out_ready, err_ready) = (ready(out_idx), ready(err_idx));
         drop(fds);
         if master_ready {
             if let Some(m) = master {
-                if copy_once(m, &mut stdout, &mut buf)
+                let mut tee = TeeWriter {
+                    to: &mut stdout,
+                    sink: &mut *sink,
+                };
+                if copy_once(m, &mut tee, &mut buf)
                     .map_err(|e| io_err(r, "copy terminal output", e))?
                     == 0
                 {
                     master_open = false;
+                }
+            }
+        }
+        if out_ready {
+            if let Some(p) = &out_pipe {
+                if !tee_once(p.as_fd(), 1, &mut stdout, &mut buf, sink) {
+                    out_pipe = None;
+                }
+            }
+        }
+        if err_ready {
+            if let Some(p) = &err_pipe {
+                if !tee_once(p.as_fd(), 2, &mut stderr, &mut buf, sink) {
+                    err_pipe = None;
                 }
             }
         }
@@ -219,14 +283,60 @@ pub(crate) fn run<P: Foreground>(r: &mut P) -> Result<ExitStatus, StartError> {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
             }
-            match copy_once(m, &mut stdout, &mut buf) {
+            let mut tee = TeeWriter {
+                to: &mut stdout,
+                sink: &mut *sink,
+            };
+            match copy_once(m, &mut tee, &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
     }
+    // Drain the captured pipes the same way: every writer is gone once pid 1 died (its pid
+    // namespace went with it), a bounded wait covers a writer that escaped.
+    for (stream, pipe) in [(1u8, out_pipe), (2u8, err_pipe)] {
+        let Some(p) = pipe else { continue };
+        let to: &mut dyn Write = if stream == 1 {
+            &mut stdout
+        } else {
+            &mut stderr
+        };
+        loop {
+            let mut fds = [PollFd::new(p.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(1000u16)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+            if !tee_once(p.as_fd(), stream, to, &mut buf, sink) {
+                break;
+            }
+        }
+    }
     let _ = stdout.flush();
+    let _ = stderr.flush();
     Ok(status)
+}
+
+/// The terminal's output to the caller's stdout and to the sink (as stdout).
+struct TeeWriter<'a, 'b> {
+    to: &'a mut dyn Write,
+    sink: &'b mut dyn FnMut(u8, &[u8]),
+}
+impl Write for TeeWriter<'_, '_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        (self.sink)(1, b);
+        self.to.write(b)
+    }
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        (self.sink)(1, b);
+        self.to.write_all(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.to.flush()
+    }
 }
 
 struct MasterWriter<'a>(BorrowedFd<'a>);

@@ -417,11 +417,23 @@ fn check_member(m: &Member, d: &Descriptor, name: &str) -> Result<(), ArchiveErr
 
 fn layer_err(layer: &str, e: LayerError) -> ArchiveError {
     match e {
-        LayerError::Read(e) => read_err(e),
+        LayerError::Read(e) => layer_read_err(layer, e),
         source => ArchiveError::Layer {
             layer: layer.to_string(),
             source,
         },
+    }
+}
+
+/// A read error inside layer member `layer`: the cap's own error (bomb, no space) when a
+/// [`Capped`] reader stopped it, else the failure named by the member (and so its digest).
+fn layer_read_err(layer: &str, e: io::Error) -> ArchiveError {
+    match read_err(e) {
+        ArchiveError::Read(source) => ArchiveError::LayerRead {
+            layer: layer.to_string(),
+            source,
+        },
+        capped => capped,
     }
 }
 
@@ -892,7 +904,7 @@ impl Store {
         }
         match self.unpack_recorded(&mut *r) {
             Ok(rec) => Ok(Spec::Recorded(rec)),
-            Err(StoreError::Layer(LayerError::Read(e))) => Err(read_err(e)),
+            Err(StoreError::Layer(LayerError::Read(e))) => Err(layer_read_err(name, e)),
             Err(e) => {
                 // Not necessarily a layer any image uses: report it only if one does.
                 io::copy(r, &mut io::sink()).map_err(read_err)?;

@@ -79,7 +79,14 @@ pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<i32> {
         }
     };
     let engine = super::open_engine(cli)?;
-    let loaded = engine.load_images(&req, &mut input)?;
+    // the source is named in front of what failed in it (a layer names its digest)
+    let source = match &a.input {
+        Some(p) => p.display().to_string(),
+        None => "stdin".to_string(),
+    };
+    let loaded = engine
+        .load_images(&req, &mut input)
+        .with_context(|| format!("loading {source}"))?;
     if !a.quiet {
         print_loaded(loaded);
     }

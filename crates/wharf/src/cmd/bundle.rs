@@ -1,7 +1,7 @@
 //! `inventory`, `bundle create|verify|apply`, `key generate`: argv → the engine's bundle
 //! service (`wharf_engine::bundles`: the format, every check and the host's signature
-//! settings live behind it) → output, with progress rendered on stderr (a bar on a
-//! terminal, plain lines otherwise).
+//! settings live behind it) → output, with progress rendered on stderr when it is a terminal
+//! (a bar drawn in place; nothing otherwise, as docker's save/load).
 
 use crate::cli::{BundleCreateArgs, BundleVerifyArgs, Cli, InventoryArgs, KeyGenerateArgs};
 use anyhow::Context;
@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use wharf_engine::bundles::{generate_key, BundleCreateRequest, BundleVerifyRequest, VerifyReport};
 
-/// Renders (phase, done, total) progress on stderr.
+/// Renders (phase, done, total) progress on stderr when it is a terminal.
 pub(crate) struct Bar {
     tty: bool,
     phase: String,
@@ -42,28 +42,19 @@ impl Bar {
             .min(100) as i64;
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let mut e = std::io::stderr().lock();
-        if self.tty {
-            if pct != self.last {
-                let filled = (pct / 4) as usize;
-                let _ = write!(
-                    e,
-                    "\r{phase:<10} [{}{}] {pct:>3}% {:.1}/{:.1} MiB",
-                    "#".repeat(filled),
-                    " ".repeat(25 - filled.min(25)),
-                    mib(done),
-                    mib(total)
-                );
-                self.last = pct;
-            }
-        } else if pct / 10 != self.last / 10 || self.last < 0 {
-            let _ = writeln!(
+        if self.tty && pct != self.last {
+            let filled = (pct / 4) as usize;
+            let _ = write!(
                 e,
-                "{phase}: {pct}% ({:.1}/{:.1} MiB)",
+                "\r{phase:<10} [{}{}] {pct:>3}% {:.1}/{:.1} MiB",
+                "#".repeat(filled),
+                " ".repeat(25 - filled.min(25)),
                 mib(done),
                 mib(total)
             );
             self.last = pct;
         }
+        // not a terminal: nothing, as docker's save/load write nothing there
     }
 
     pub(crate) fn finish(&mut self) {

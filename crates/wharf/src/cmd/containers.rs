@@ -6,7 +6,7 @@ use crate::format::{print_table, print_with_template, Template};
 use anyhow::anyhow;
 use serde_json::{json, Value};
 use wharf_engine::network::report::PortEntry;
-use wharf_engine::run::{inspect_json, ContainerInfo};
+use wharf_engine::run::ContainerInfo;
 use wharf_engine::timefmt::{human_duration, human_size, seconds_since};
 use wharf_engine::Engine;
 use wharf_types::error::{HasKind, COMMAND_FAILED};
@@ -17,18 +17,15 @@ fn status_text(info: &ContainerInfo) -> String {
 }
 
 fn command_text(info: &ContainerInfo, trunc: bool) -> String {
-    let c = &info.record.config;
-    let cmd = c
-        .entrypoint
-        .iter()
-        .chain(c.cmd.iter())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    quote_command(&cmd, trunc)
+    // docker's CLI: dockerd's text, cut to 20 characters, then Go-quoted
+    quote_command(
+        &wharf_engine::containers::list_command(&info.record.config),
+        trunc,
+    )
 }
 
-/// docker's COMMAND cell: quoted, cut to 20 characters with an ellipsis unless `--no-trunc`.
+/// docker's COMMAND cell: cut to 20 characters with an ellipsis unless `--no-trunc`, then
+/// Go-quoted. Shared with remote mode (the API's `Command` is dockerd's text).
 pub(crate) fn quote_command(cmd: &str, trunc: bool) -> String {
     let cmd = if trunc && cmd.chars().count() > 20 {
         let mut s: String = cmd.chars().take(19).collect();
@@ -37,7 +34,7 @@ pub(crate) fn quote_command(cmd: &str, trunc: bool) -> String {
     } else {
         cmd.to_string()
     };
-    format!("\"{cmd}\"")
+    serde_json::to_string(&cmd).unwrap_or_default()
 }
 
 /// `ip:port` as Go's `net.JoinHostPort` writes it (IPv6 in brackets).
@@ -239,47 +236,30 @@ pub fn pretty_json(v: &Value) -> String {
 }
 
 pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow::Result<i32> {
-    let engine = super::open_engine(cli)?;
-    let kind = forced_kind.or(a.kind.as_deref());
-    if let Some(k) = kind {
-        if !matches!(k, "container" | "image" | "volume") {
-            anyhow::bail!("{k:?} is not a valid value for --type");
-        }
-    }
-    let tpl = match &a.format {
-        Some(f) => Some(Template::parse(f).map_err(|e| anyhow!(e))?),
+    use wharf_engine::inspect::{ObjectKind, DOCKER_TYPES};
+    let kind = match forced_kind.or(a.kind.as_deref()) {
         None => None,
+        Some(k) => match ObjectKind::parse(k) {
+            Some(k) => Some(k),
+            None => {
+                // docker's CLI text (no prefix), exit 1
+                let list: Vec<String> = DOCKER_TYPES.iter().map(|t| format!("{t:?}")).collect();
+                eprintln!("unknown type: {k:?}: must be one of {}", list.join(", "));
+                return Ok(COMMAND_FAILED);
+            }
+        },
     };
+    // docker 28: `-f json` is the whole array as JSON on one line
+    let json_array = a.format.as_deref() == Some("json");
+    let tpl = match &a.format {
+        Some(f) if !json_array => Some(Template::parse(f).map_err(|e| anyhow!(e))?),
+        _ => None,
+    };
+    let engine = super::open_engine(cli)?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in &a.names {
-        let found: Option<Value> = match kind {
-            Some("container") => match engine.container(name) {
-                Ok(info) => Some(inspect_json(&engine, &info)),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e.into()),
-            },
-            Some("image") => match engine.inspect_image(name) {
-                Ok(v) => Some(v),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e.into()),
-            },
-            Some(_) => match engine.volume(name) {
-                Ok(v) => Some(wharf_engine::volumes::inspect_json(&v)),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => match engine.container(name) {
-                Ok(info) => Some(inspect_json(&engine, &info)),
-                Err(e) if e.kind() == ErrorKind::NotFound => match engine.inspect_image(name) {
-                    Ok(v) => Some(v),
-                    Err(e) if e.kind() == ErrorKind::NotFound => None,
-                    Err(e) => return Err(e.into()),
-                },
-                Err(e) => return Err(e.into()),
-            },
-        };
-        match found {
+        match engine.inspect_object(name, kind, a.size)? {
             Some(v) => out.push(v),
             None => missing.push(name.clone()),
         }
@@ -290,6 +270,7 @@ pub fn inspect(cli: &Cli, a: &InspectArgs, forced_kind: Option<&str>) -> anyhow:
                 println!("{}", t.render(v).map_err(|e| anyhow!(e))?);
             }
         }
+        None if json_array => println!("{}", Value::Array(out)),
         None => println!("{}", pretty_json(&Value::Array(out))),
     }
     // docker: one line per missing object, exit 1

@@ -113,7 +113,10 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<i32> {
         ids: Mutex::new(Vec::new()),
         stderr: false,
     };
-    let res = engine.pull_image(&req, &|p| r.event(p))?;
+    // the source in front of what failed in it (a bad blob names its digest)
+    let res = engine
+        .pull_image(&req, &|p| r.event(p))
+        .with_context(|| format!("pulling {}", a.image))?;
     println!("{}", res.reference);
     Ok(0)
 }
@@ -134,7 +137,17 @@ pub fn ensure_image(
         ids: Mutex::new(Vec::new()),
         stderr: true,
     };
-    engine.ensure_image(image, policy, platform, &|p| r.event(p))?;
+    // a failed pull names its source; a missing image (`--pull never`) is only that
+    engine
+        .ensure_image(image, policy, platform, &|p| r.event(p))
+        .map_err(|e| {
+            use wharf_types::error::HasKind;
+            if e.kind() == wharf_types::ErrorKind::NotFound {
+                anyhow::Error::from(e)
+            } else {
+                anyhow::Error::from(e).context(format!("pulling {image}"))
+            }
+        })?;
     Ok(())
 }
 

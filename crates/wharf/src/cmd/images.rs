@@ -71,13 +71,9 @@ pub fn images(cli: &Cli, a: &ImagesArgs) -> anyhow::Result<i32> {
 /// `--format`, or the table. Shared by local and remote mode.
 pub(crate) fn render_images(a: &ImagesArgs, rows: &[Value]) -> anyhow::Result<i32> {
     if a.quiet {
-        let mut seen = Vec::new();
+        // docker's CLI: one line per row (per tag), an image with two tags twice
         for r in rows {
-            let id = r["ID"].as_str().unwrap_or_default().to_string();
-            if !seen.contains(&id) {
-                println!("{id}");
-                seen.push(id);
-            }
+            println!("{}", r["ID"].as_str().unwrap_or_default());
         }
         return Ok(0);
     }

@@ -130,9 +130,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Policy(PolicyCommand::Show) => policy::show(&cli),
         Command::Policy(PolicyCommand::Check(a)) => policy::check(&cli, a),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli, a),
-        Command::Save(a) => archive::save(&cli, a),
-        Command::Pull(a) => distribution::pull(&cli, a),
-        Command::Push(a) => distribution::push(&cli, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(&cli, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => distribution::pull(&cli, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => distribution::push(&cli, a),
         Command::Login(a) => distribution::login(&cli, a),
         Command::Logout(a) => distribution::logout(&cli, a),
         Command::Inventory(a) => bundle::inventory(&cli, a),
@@ -146,9 +146,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Trust(TrustCommand::Sign(a)) => trust::sign(&cli, a),
         Command::Trust(TrustCommand::Inspect(a)) => trust::inspect(&cli, a),
         Command::Trust(TrustCommand::Revoke(a)) => trust::revoke(&cli, a),
-        Command::Load(a) => archive::load(&cli, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(&cli, a),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&cli, a),
-        Command::Events(a) => events::events(&cli, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(&cli, a),
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&cli, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => exec::top(&cli, a),
         Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => exec::stats(&cli, a),
@@ -168,15 +168,28 @@ pub fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    join_texts(causes.map(|c| c.to_string()))
+}
+
+/// Joins an error's texts, outermost first, with ": ", saying each fact once: a cause already
+/// in the line is skipped, and a cause that repeats the text before it (a wrapper that
+/// prints its source's prefix: "invalid reference format" over "invalid reference format:
+/// repository name must be lowercase") replaces it.
+fn join_texts(texts: impl Iterator<Item = String>) -> String {
     let mut msg = String::new();
-    for cause in causes {
-        let c = cause.to_string();
-        if msg.is_empty() {
-            msg = c;
-        } else if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
+    let mut last_len = 0;
+    for c in texts {
+        if c.is_empty() || msg.contains(&c) {
+            continue;
         }
+        let last = &msg[msg.len() - last_len..];
+        if !last.is_empty() && c.starts_with(last) {
+            msg.truncate(msg.len() - last_len);
+        } else if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        last_len = c.len();
+        msg.push_str(&c);
     }
     msg.replace('\n', " ")
 }
@@ -188,8 +201,16 @@ fn join_causes<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 'st
 /// docker's CLI's), `Error: …` for the rest (the CLI's own checks, local failures). Code: the
 /// kind's through `ErrorKind::cli_exit_code` for the command's class ([`command_class`]).
 pub fn report_error(e: &anyhow::Error, class: CommandClass) -> i32 {
+    use wharf_types::ErrorKind as K;
     let kind = wharf_engine::error::kind_in(e.chain());
-    eprintln!("{}{}", error_prefix(e, class), error_message(e));
+    match (class, kind) {
+        // docker's exec of a command that cannot start: runc's chain, no prefix
+        (CommandClass::Exec, K::CommandNotFound | K::CommandNotExecutable) => eprintln!(
+            "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown",
+            error_message(e)
+        ),
+        _ => eprintln!("{}{}", error_prefix(e, class), error_message(e)),
+    }
     kind.cli_exit_code(class)
 }
 
@@ -216,7 +237,7 @@ pub fn error_prefix(e: &anyhow::Error, class: CommandClass) -> &'static str {
 }
 
 /// Which exit-code rule `command` follows (docker's CLI): `run` exits with the error's kind
-/// (125/126/127), `create` with 125 for a request that does not parse, `exec` keeps 126/127,
+/// (125/126/127), `create` with 125 for a request that does not parse, `exec` exits 126 for a command that cannot start,
 /// every other failure exits 1.
 pub fn command_class(command: &Command) -> CommandClass {
     use ContainerCommand as C;
@@ -235,4 +256,38 @@ pub fn confirm(what: &str) -> bool {
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_texts;
+
+    fn join(texts: &[&str]) -> String {
+        join_texts(texts.iter().map(|t| t.to_string()))
+    }
+
+    #[test]
+    fn error_chains_say_each_fact_once() {
+        assert_eq!(
+            join(&[
+                "invalid reference format",
+                "invalid reference format: repository name must be lowercase: \"UPPER\""
+            ]),
+            "invalid reference format: repository name must be lowercase: \"UPPER\""
+        );
+        assert_eq!(
+            join(&[
+                "pulling busybox",
+                "reading blob sha256:ab",
+                "unexpected eof"
+            ]),
+            "pulling busybox: reading blob sha256:ab: unexpected eof"
+        );
+        // a cause already said (a wrapper that printed its source) is not repeated
+        assert_eq!(
+            join(&["opening x: permission denied", "permission denied"]),
+            "opening x: permission denied"
+        );
+        assert_eq!(join(&["a\nb", ""]), "a b");
+    }
 }
