@@ -713,6 +713,19 @@ pub fn executable(path: &CStr) -> bool {
     unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
 }
 
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (a server holding many
+/// connections at once: the default soft limit of 1024 would refuse them at `accept`).
+/// Returns the soft limit now in force.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    if soft >= hard {
+        return Ok(soft);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(io::Error::from)?;
+    Ok(hard)
+}
+
 /// Gives back memory a long-lived, mostly idle process (the container monitor) only needed
 /// while starting: free heap pages (`malloc_trim`) and the resident pages of its read-only
 /// file mappings (program text and rodata) that hold no private (copy-on-write) page: such

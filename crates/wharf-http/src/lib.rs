@@ -1,0 +1,188 @@
+//! wharf-http: the project's one HTTP/1.1 server stack, on hyper. Both servers use it: the
+//! Engine API (`wharf-api`, on a unix socket) and the OCI distribution server
+//! (`wharf-registry`, on TCP). It owns what every server must get right against hostile
+//! clients, in one place:
+//!
+//! - `Limits`: connections served at once (more are closed on accept), the request head
+//!   (size: hyper answers 431; a deadline from the connection's first byte: a slowloris
+//!   client is cut off with 408 or a close), request bodies (size: 413; a deadline for a
+//!   whole JSON body, an idle deadline per read for a streamed upload), the grace period of a
+//!   graceful stop;
+//! - `accept_loop` over a unix or TCP listener with those limits, and `serve_connection`
+//!   (hyper's HTTP/1.1 with upgrades, stopped gracefully with the server);
+//! - `body`: response bodies (whole, or streamed through a bounded channel) and request
+//!   bodies (collected under a cap and a deadline, or read as a blocking `std::io::Read` by
+//!   a handler on tokio's blocking pool).
+//!
+//! Must not: know any route, hold a buffer without a bound, or block the reactor thread.
+
+pub mod body;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+pub use body::Body;
+
+/// The bounds every connection is served under.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A request's header block must arrive within this (slowloris clients are cut off).
+    pub header_timeout: Duration,
+    /// A whole (JSON) request body must arrive within this; a streamed upload must make
+    /// progress within it (each read).
+    pub body_timeout: Duration,
+    /// The largest request body read into memory.
+    pub max_body: usize,
+    /// The largest request head (request line and headers): over it, 431.
+    pub max_head: usize,
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+    /// After a stop, requests in flight get this long to finish.
+    pub grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_body: 4 << 20,
+            max_head: 64 * 1024,
+            max_connections: 1024,
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Told to every connection when the server stops accepting (a graceful stop).
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// A stop that never comes (a connection served outside an accept loop).
+    pub fn never() -> Stop {
+        let (tx, rx) = watch::channel(false);
+        // the sender is gone: `changed` would fail at once, so keep it alive forever
+        std::mem::forget(tx);
+        Stop(rx)
+    }
+
+    async fn stopped(&mut self) {
+        while !*self.0.borrow() {
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// A listening socket the accept loop can serve.
+pub trait Listener {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// What is known of the peer at accept time.
+    type Peer;
+    fn accept_one(&self) -> impl Future<Output = std::io::Result<(Self::Io, Self::Peer)>>;
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    type Peer = ();
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, ())> {
+        self.accept().await.map(|(s, _)| (s, ()))
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    type Peer = std::net::SocketAddr;
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, std::net::SocketAddr)> {
+        let (s, peer) = self.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok((s, peer))
+    }
+}
+
+/// Accepts connections until `shutdown` completes, at most `limits.max_connections` at
+/// once (one more is closed at once: the others keep being served). `on_conn` turns an
+/// accepted connection into the task serving it (`None` refuses it). After the stop, the
+/// connections are told (`Stop`) and given `limits.grace` to finish.
+pub async fn accept_loop<L, F, Fut>(
+    listener: L,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()>,
+    mut on_conn: F,
+) where
+    L: Listener,
+    F: FnMut(L::Io, L::Peer, Stop) -> Option<Fut>,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let max = limits.max_connections.clamp(1, u32::MAX as usize);
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept_one() => match r {
+                Ok((io, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        // over the limit: closed at once
+                        drop(io);
+                        continue;
+                    };
+                    if let Some(task) = on_conn(io, peer, Stop(stop_rx.clone())) {
+                        tokio::spawn(async move {
+                            task.await;
+                            drop(slot);
+                        });
+                    }
+                }
+                // out of fds or memory: back off instead of spinning
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(limits.grace, slots.acquire_many(max as u32)).await;
+}
+
+/// Serves one connection with hyper's HTTP/1.1 (upgrades allowed, for hijacked streams)
+/// under `limits`: `handler` answers each request. Ends when the client goes, or gracefully
+/// (the request in flight finishes) when the server stops.
+pub async fn serve_connection<I, H, Fut>(io: I, limits: &Limits, mut stop: Stop, handler: H)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(http::Request<Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let fut = handler(req);
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_head.max(8192))
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.stopped() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Raises the soft fd limit to the hard one (a server with a thousand connections needs more
+/// than the usual 1024); the limit now in force, or why not.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    wharf_sys::process::raise_nofile_limit()
+}
