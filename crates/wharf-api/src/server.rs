@@ -50,7 +50,6 @@ impl ServeOptions {
             grace: l.grace,
         }
     }
-
 }
 
 impl ServeOptions {

@@ -254,8 +254,10 @@ async fn handle(
         Err(_) => {
             let mut r = http::Response::new(wharf_http::body::empty());
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            r.headers_mut()
-                .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            r.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
             r
         }
     }

@@ -44,8 +44,8 @@ impl Head {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| parts.uri.to_string());
-        let path = percent_decode(&parts.uri.path().replace('+', "%2B"))
-            .ok_or_else(|| BadPath {
+        let path =
+            percent_decode(&parts.uri.path().replace('+', "%2B")).ok_or_else(|| BadPath {
                 target: target.clone(),
             })?;
         let headers = parts
@@ -146,7 +146,11 @@ pub enum RespBody {
     Empty,
     Bytes(Vec<u8>),
     /// `len` bytes of `file` from `offset`.
-    File { file: File, offset: u64, len: u64 },
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// A response. `Content-Length` is added from the body unless a handler set it (HEAD).
@@ -264,8 +268,7 @@ fn gone() -> io::Error {
 }
 
 fn send(tx: &Tx, chunk: Vec<u8>) -> io::Result<()> {
-    tx.blocking_send(Ok(Bytes::from(chunk)))
-        .map_err(|_| gone())
+    tx.blocking_send(Ok(Bytes::from(chunk))).map_err(|_| gone())
 }
 
 fn read_chunk(r: &mut dyn Read, left: u64) -> io::Result<Vec<u8>> {
