@@ -5,7 +5,8 @@
 //! mapping and access log (`message`, one line per request on stderr), the API (`api`,
 //! handlers run on tokio's blocking pool), auth (`auth`) and the backends: the registry's own
 //! root (`storage`) or, with `Config::engine_root`, the engine's store served read-only
-//! (`engine_view`). It must not depend on anything but wharf-types (and wharf-store), and
+//! (`engine_view`). It must not depend on anything but wharf-types, wharf-store and
+//! wharf-http (with wharf-sys for name resolution), and
 //! never builds a path from an unvalidated name.
 
 mod api;
