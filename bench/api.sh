@@ -74,7 +74,7 @@ for e in W D; do
   for i in $(seq "$CONTAINERS"); do echo "create --network none --name c$i busybox true"; done |
     xargs -P 4 -L 1 $c >/dev/null
   $c run --network none --name biglog busybox \
-    sh -c "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef | head -c $((LOG_MB << 20))"
+    sh -c "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef | head -c $((LOG_MB << 20))" >/dev/null
 done
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/api.json" \
   -n wharf-run "$W run --rm --network none busybox true" \

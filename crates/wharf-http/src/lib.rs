@@ -64,14 +64,6 @@ impl Default for Limits {
 pub struct Stop(watch::Receiver<bool>);
 
 impl Stop {
-    /// A stop that never comes (a connection served outside an accept loop).
-    pub fn never() -> Stop {
-        let (tx, rx) = watch::channel(false);
-        // the sender is gone: `changed` would fail at once, so keep it alive forever
-        std::mem::forget(tx);
-        Stop(rx)
-    }
-
     async fn stopped(&mut self) {
         while !*self.0.borrow() {
             if self.0.changed().await.is_err() {

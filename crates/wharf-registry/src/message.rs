@@ -231,16 +231,18 @@ pub fn into_http(
             (RespBody::Bytes(b), _) => wharf_http::body::full(b),
             (RespBody::File { file, offset, len }, _) => {
                 let (tx, body) = wharf_http::body::fallible_channel();
+                let h = rt.clone();
                 rt.spawn_blocking(move || {
-                    let r = send_file(file, offset, len, &tx);
+                    let r = send_file(&h, file, offset, len, &tx);
                     finish(r, &tx, &what);
                 });
                 body
             }
             (RespBody::Empty, Some(s)) => {
                 let (tx, body) = wharf_http::body::fallible_channel();
+                let h = rt.clone();
                 rt.spawn_blocking(move || {
-                    let r = send_stream(s, &tx);
+                    let r = send_stream(&h, s, &tx);
                     finish(r, &tx, &what);
                 });
                 body
@@ -267,8 +269,23 @@ fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "client went away")
 }
 
-fn send(tx: &Tx, chunk: Vec<u8>) -> io::Result<()> {
-    tx.blocking_send(Ok(Bytes::from(chunk))).map_err(|_| gone())
+/// A client that takes none of a blob's bytes for this long is dropped (it would hold a
+/// blocking thread).
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn send(rt: &tokio::runtime::Handle, tx: &Tx, chunk: Vec<u8>) -> io::Result<()> {
+    let sent = rt.block_on(tokio::time::timeout(
+        SEND_TIMEOUT,
+        tx.send(Ok(Bytes::from(chunk))),
+    ));
+    match sent {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(gone()),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("client read nothing for {}s", SEND_TIMEOUT.as_secs()),
+        )),
+    }
 }
 
 fn read_chunk(r: &mut dyn Read, left: u64) -> io::Result<Vec<u8>> {
@@ -278,7 +295,13 @@ fn read_chunk(r: &mut dyn Read, left: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn send_file(mut file: File, offset: u64, len: u64, tx: &Tx) -> io::Result<()> {
+fn send_file(
+    rt: &tokio::runtime::Handle,
+    mut file: File,
+    offset: u64,
+    len: u64,
+    tx: &Tx,
+) -> io::Result<()> {
     file.seek(SeekFrom::Start(offset))?;
     let mut left = len;
     while left > 0 {
@@ -290,7 +313,7 @@ fn send_file(mut file: File, offset: u64, len: u64, tx: &Tx) -> io::Result<()> {
             ));
         }
         left -= chunk.len() as u64;
-        send(tx, chunk)?;
+        send(rt, tx, chunk)?;
     }
     Ok(())
 }
@@ -298,7 +321,7 @@ fn send_file(mut file: File, offset: u64, len: u64, tx: &Tx) -> io::Result<()> {
 /// Copies `len` bytes from offset `skip` of a (verifying) reader. The last chunk is held
 /// back until a full-length reader has reached its end, so a reader that reports a mismatch
 /// only there (an `InvalidData` error) still keeps the client from receiving every byte.
-fn send_stream(s: Stream, tx: &Tx) -> io::Result<()> {
+fn send_stream(rt: &tokio::runtime::Handle, s: Stream, tx: &Tx) -> io::Result<()> {
     let mut r = s.reader;
     let skipped = io::copy(&mut (&mut r).take(s.skip), &mut io::sink())?;
     if skipped != s.skip {
@@ -323,7 +346,7 @@ fn send_stream(s: Stream, tx: &Tx) -> io::Result<()> {
         }
         left -= chunk.len() as u64;
         if let Some(prev) = held.replace(chunk) {
-            send(tx, prev)?;
+            send(rt, tx, prev)?;
         }
     }
     if s.skip + s.len == s.total && r.read(&mut [0u8; 1])? != 0 {
@@ -333,7 +356,7 @@ fn send_stream(s: Stream, tx: &Tx) -> io::Result<()> {
         ));
     }
     if let Some(last) = held {
-        send(tx, last)?;
+        send(rt, tx, last)?;
     }
     Ok(())
 }
@@ -345,7 +368,9 @@ fn finish(r: io::Result<()>, tx: &Tx, what: &str) {
         if e.kind() != io::ErrorKind::BrokenPipe {
             eprintln!("wharf registry: {what}: {e}");
         }
-        let _ = tx.blocking_send(Err(e));
+        // never blocks (a client that stopped reading): a body that ends short of its
+        // Content-Length aborts the connection as well
+        let _ = tx.try_send(Err(e));
     }
 }
 
