@@ -178,3 +178,77 @@ where
 pub fn raise_fd_limit() -> std::io::Result<u64> {
     wharf_sys::process::raise_nofile_limit()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn answer(c: &mut std::net::TcpStream, req: &[u8]) -> String {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = c.write_all(req);
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A real server on loopback: one connection over the limit is closed at once while
+    /// the others are served; an oversized head gets 431; the loop ends on shutdown.
+    #[test]
+    fn limits_hold_on_a_real_listener() {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                let limits = Limits {
+                    max_connections: 2,
+                    grace: Duration::from_millis(100),
+                    ..Limits::default()
+                };
+                let shutdown = async move {
+                    let _ = stop_rx.changed().await;
+                };
+                let l2 = limits.clone();
+                accept_loop(listener, &limits, shutdown, |io, _peer, stop| {
+                    let l = l2.clone();
+                    Some(async move {
+                        serve_connection(io, &l, stop, |_req| async {
+                            http::Response::new(body::full("ok"))
+                        })
+                        .await
+                    })
+                })
+                .await;
+            });
+        });
+        let get = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+        let c1 = std::net::TcpStream::connect(addr).unwrap();
+        let mut c2 = std::net::TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // the third is over the limit: closed without an answer
+        let mut c3 = std::net::TcpStream::connect(addr).unwrap();
+        assert_eq!(answer(&mut c3, get), "");
+        // the held ones are served
+        assert!(answer(&mut c2, get).starts_with("HTTP/1.1 200"));
+        drop(c1);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut c4 = std::net::TcpStream::connect(addr).unwrap();
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+            "a".repeat(256 * 1024)
+        );
+        assert!(answer(&mut c4, big.as_bytes()).starts_with("HTTP/1.1 431"));
+        let mut c5 = std::net::TcpStream::connect(addr).unwrap();
+        assert!(answer(&mut c5, get).ends_with("ok"));
+        stop_tx.send(true).unwrap();
+        server.join().unwrap();
+    }
+}
