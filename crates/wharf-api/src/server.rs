@@ -194,24 +194,18 @@ async fn handle(
     caller: Caller,
 ) -> http::Response<Body> {
     // `wharf -D system service`: one line per request on stderr (method, path and query,
-    // status, time to the response head), to see what a client calls
-    let trace = ctx.opts.engine.debug.then(|| {
-        (
-            format!("{} {}", req.method(), req.uri()),
-            std::time::Instant::now(),
-        )
-    });
+    // status), to see what a client calls
+    let trace = ctx
+        .opts
+        .engine
+        .debug
+        .then(|| format!("{} {}", req.method(), req.uri()));
     let mut resp = match router::route(req, &ctx, caller).await {
         Ok(r) => r,
         Err(e) => body::error(&e),
     };
-    if let Some((t, started)) = trace {
-        // the time to the response head (a streamed body goes on after it)
-        eprintln!(
-            "wharf: api: {t} -> {} ({:.1} ms)",
-            resp.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
+    if let Some(t) = trace {
+        eprintln!("wharf: api: {t} -> {}", resp.status().as_u16());
     }
     let h = resp.headers_mut();
     let v = http::HeaderValue::from_static;
