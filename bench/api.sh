@@ -89,13 +89,14 @@ hyperfine --warmup 1 --runs "$(( RUNS < 5 ? RUNS : 5 ))" --export-json "$work/lo
 
 # --- RSS under parallel clients: CLIENTS curl loops of GET /containers/json for 10 s each
 load() {
-  local sock=$1 end=$((SECONDS + 10))
+  local sock=$1 end=$((SECONDS + 10)) pids=()
   for _ in $(seq "$CLIENTS"); do
     ( while [ $SECONDS -lt $end ]; do
-        curl -s -o /dev/null --unix-socket "$sock" http://d/v1.41/containers/json?all=1 || true
+        curl -s -m 30 -o /dev/null --unix-socket "$sock" http://d/v1.41/containers/json?all=1 || true
       done ) &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"   # not the servers, which are jobs of this shell too
 }
 # VmHWM reset first (clear_refs 5): the peak of this phase only
 reset_peak() { for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done; }

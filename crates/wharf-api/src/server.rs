@@ -155,8 +155,8 @@ async fn accept_loop(
         .map_err(ApiError::io("register the listening socket"))?;
     let mut term = signal(SignalKind::terminate()).map_err(ApiError::io("handle SIGTERM"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(ApiError::io("handle SIGINT"))?;
-    // a thousand clients at once need more fds than the usual soft limit; best effort
-    let _ = wharf_http::raise_fd_limit();
+    // malloc arenas capped, fds raised for a thousand clients; best effort
+    let _ = wharf_http::tune_process();
     let limits = ctx.opts.limits();
     listen::notify("READY=1");
     let shutdown = async move {

@@ -116,6 +116,9 @@ pub async fn accept_loop<L, F, Fut>(
     let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let slots = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut trim = tokio::time::interval(Duration::from_secs(5));
+    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut busy = false;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -136,6 +139,13 @@ pub async fn accept_loop<L, F, Fut>(
                 }
                 // out of fds or memory: back off instead of spinning
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            // idle again after a burst: free heap pages go back to the kernel
+            _ = trim.tick() => {
+                if slots.available_permits() == max && busy {
+                    wharf_sys::process::trim_heap();
+                }
+                busy = slots.available_permits() != max;
             }
         }
     }
@@ -171,6 +181,15 @@ where
             let _ = conn.await;
         }
     }
+}
+
+/// Tunes the process for serving: malloc arenas capped (requests run on many blocking
+/// threads; without a cap the RSS after a burst of parallel requests grows with them) and the
+/// soft fd limit raised to the hard one (a thousand connections need more than the usual
+/// 1024). Best effort; the fd limit now in force, or why not.
+pub fn tune_process() -> std::io::Result<u64> {
+    wharf_sys::process::limit_malloc_arenas(2);
+    raise_fd_limit()
 }
 
 /// Raises the soft fd limit to the hard one (a server with a thousand connections needs more

@@ -166,8 +166,8 @@ impl Server {
             .thread_keep_alive(Duration::from_secs(10))
             .build()
             .map_err(fail)?;
-        // a thousand clients at once need more fds than the usual soft limit; best effort
-        let _ = wharf_http::raise_fd_limit();
+        // malloc arenas capped, fds raised for a thousand clients; best effort
+        let _ = wharf_http::tune_process();
         let limits = Arc::new(wharf_http::Limits {
             // an upload must make progress within this (each read); its size is the disk's
             body_timeout: BODY_IDLE_TIMEOUT,
