@@ -1,29 +1,19 @@
 //! Bodies: whole ones (JSON, text, empty), streamed ones fed by a bounded channel (a
 //! blocking engine call writing logs or a wait result waits for the client instead of
-//! buffering), and the request body read under a size cap and a deadline.
+//! buffering), and the request body read under a size cap and a deadline. The primitives
+//! are wharf-http's (the one HTTP stack); this module adds docker's content types and
+//! error body.
 
 use crate::error::ApiError;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body::Frame;
-use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, Limited};
+use http_body_util::BodyExt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
-pub type Body = BoxBody<Bytes, std::io::Error>;
-
-/// Chunks buffered between a producer and a slow client.
-const CHANNEL_DEPTH: usize = 16;
-
-pub fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|e| match e {}).boxed()
-}
-
-pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|e| match e {}).boxed()
-}
+pub use wharf_http::body::{channel, empty, full, Body};
 
 pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -61,31 +51,8 @@ pub fn error(e: &ApiError) -> Response<Body> {
     json(e.status(), &serde_json::json!({ "message": e.message() }))
 }
 
-/// A streamed response body and the sender that feeds it (bounded: a producer on the
-/// blocking pool waits in `blocking_send` while the client is slow).
-pub fn channel() -> (mpsc::Sender<Bytes>, Body) {
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    (tx, ChannelBody { rx }.boxed())
-}
-
 pub fn streamed(code: u16, ctype: &'static str, body: Body) -> Response<Body> {
     with_type(code, ctype, body)
-}
-
-struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
-    }
 }
 
 /// `body` holding `slot` until it ends or the client goes away (a long-lived request's
@@ -123,39 +90,21 @@ impl http_body::Body for Holding {
     }
 }
 
-/// The request body, at most `limit` bytes, complete within `deadline`.
+/// The request body, at most `limit` bytes, complete within `deadline` (wharf-http's
+/// bounded read).
 pub async fn read(
     req: http::Request<hyper::body::Incoming>,
     limit: usize,
     deadline: Duration,
 ) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
-    let limited = Limited::new(req.into_body(), limit);
-    match tokio::time::timeout(deadline, limited.collect()).await {
-        Err(_) => Err(ApiError::BodyTimeout {
-            secs: deadline.as_secs(),
-        }),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) => {
-            if e.is::<http_body_util::LengthLimitError>() {
-                return Err(ApiError::BodyTooLarge { limit });
-            }
-            match e.downcast::<hyper::Error>() {
-                Ok(h) => Err(ApiError::Body(*h)),
-                Err(other) => Err(ApiError::Io {
-                    what: "read the request body",
-                    source: std::io::Error::other(other.to_string()),
-                }),
-            }
-        }
-    }
+    use wharf_http::body::BodyError;
+    wharf_http::body::collect(req, limit, deadline)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => ApiError::BodyTooLarge { limit },
+            BodyError::Timeout { secs } => ApiError::BodyTimeout { secs },
+            BodyError::Read(h) => ApiError::Body(h),
+        })
 }
 
 /// Parses a JSON body; an empty body is `null` (docker accepts an empty start/exec body).

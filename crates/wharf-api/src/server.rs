@@ -3,21 +3,19 @@
 //! engine called on the blocking pool. Each connection's peer credentials (`SO_PEERCRED`)
 //! become the engine's caller, so the admin policy's audit log names who asked.
 //!
-//! Limits: concurrent connections (over it a connection is closed at once), the header
-//! block (size, and a deadline from the first byte: a slow client is cut off), request
-//! bodies (size and deadline). SIGTERM/SIGINT stop accepting, let requests in flight end
+//! Limits (wharf-http's, the one HTTP stack shared with the registry server): concurrent
+//! connections (over it a connection is closed at once), the header block (size: 431, and a
+//! deadline: a slow client is cut off), request bodies (size: 413, and deadline). SIGTERM/SIGINT stop accepting, let requests in flight end
 //! (up to a grace period) and return; containers keep running under their own monitors.
 
 use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::{listen, router};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::oneshot;
 use wharf_engine::daemon::DaemonConfig;
 use wharf_engine::{Caller, Engine, EngineOptions};
 
@@ -44,15 +42,30 @@ pub struct ServeOptions {
 
 impl ServeOptions {
     pub fn new(engine: EngineOptions, daemon: DaemonConfig) -> ServeOptions {
+        let l = wharf_http::Limits::default();
         ServeOptions {
             engine,
             daemon,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            max_body: 4 << 20,
-            max_connections: 1024,
-            grace: Duration::from_secs(5),
+            header_timeout: l.header_timeout,
+            body_timeout: l.body_timeout,
+            max_body: l.max_body,
+            max_connections: l.max_connections,
+            grace: l.grace,
             max_long_per_uid: 64,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The bounds of wharf-http's connections, from these options.
+    pub fn limits(&self) -> wharf_http::Limits {
+        wharf_http::Limits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_body: self.max_body,
+            max_connections: self.max_connections,
+            grace: self.grace,
+            ..wharf_http::Limits::default()
         }
     }
 }
@@ -190,75 +203,37 @@ async fn accept_loop(
         .map_err(ApiError::io("register the listening socket"))?;
     let mut term = signal(SignalKind::terminate()).map_err(ApiError::io("handle SIGTERM"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(ApiError::io("handle SIGINT"))?;
-    let max = ctx.opts.max_connections.max(1);
-    let slots = Arc::new(Semaphore::new(max));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // malloc arenas capped, fds raised for a thousand clients; best effort
+    let _ = wharf_http::tune_process();
+    let limits = ctx.opts.limits();
     listen::notify("READY=1");
-    loop {
+    let shutdown = async move {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            r = listener.accept() => match r {
-                Ok((stream, _)) => {
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        // over the limit: closed at once, the others keep being served
-                        drop(stream);
-                        continue;
-                    };
-                    let caller = match stream.peer_cred() {
-                        Ok(c) => Caller {
-                            uid: c.uid(),
-                            gid: c.gid(),
-                            pid: c.pid().and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
-                        },
-                        // no credentials, no service: the caller must be known
-                        Err(_) => continue,
-                    };
-                    let ctx = ctx.clone();
-                    let stop = stop_rx.clone();
-                    tokio::spawn(async move {
-                        connection(stream, ctx, caller, stop).await;
-                        drop(slot);
-                    });
-                }
-                // out of fds or memory: back off instead of spinning
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    listen::notify("STOPPING=1");
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let grace = ctx.opts.grace;
-    let _ = tokio::time::timeout(grace, slots.acquire_many(max as u32)).await;
+        listen::notify("STOPPING=1");
+    };
+    let conn_limits = limits.clone();
+    wharf_http::accept_loop(listener, &limits, shutdown, |stream, (), stop| {
+        // no credentials, no service: the caller must be known
+        let cred = stream.peer_cred().ok()?;
+        let caller = Caller {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid().and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+        };
+        let ctx = ctx.clone();
+        let limits = conn_limits.clone();
+        Some(async move {
+            wharf_http::serve_connection(stream, &limits, stop, move |req| {
+                handle(req, ctx.clone(), caller)
+            })
+            .await
+        })
+    })
+    .await;
     Ok(())
-}
-
-async fn connection(
-    stream: tokio::net::UnixStream,
-    ctx: Arc<Ctx>,
-    caller: Caller,
-    mut stop: watch::Receiver<bool>,
-) {
-    let svc_ctx = ctx.clone();
-    let svc = service_fn(move |req| {
-        let ctx = svc_ctx.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(req, ctx, caller).await) }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(ctx.opts.header_timeout)
-        .max_buf_size(64 * 1024)
-        .serve_connection(TokioIo::new(stream), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
 }
 
 async fn handle(

@@ -1,11 +1,11 @@
 //! The distribution API: routing of `/v2/…` requests, auth and read-only checks, and the
 //! handlers for blobs, uploads, manifests, tags and the catalog. Errors use the spec's JSON
 //! shape. It owns no storage details (see `storage` for the registry's own root and
-//! `engine_view` for the engine's store) and no HTTP framing (see `http`).
+//! `engine_view` for the engine's store) and no HTTP framing (see `message` and wharf-http).
 
 use crate::auth::Htpasswd;
 use crate::engine_view::{BlobData, EngineView, Reference};
-use crate::http::{Body, Head, RespBody, Response};
+use crate::message::{Body, Head, RespBody, Response};
 use crate::names::{valid_name, valid_tag};
 use crate::storage::{Commit, Storage};
 use std::io::Read;
@@ -95,6 +95,8 @@ impl From<std::io::Error> for ApiError {
             std::io::ErrorKind::InvalidData => {
                 err(400, "BLOB_UPLOAD_INVALID", format!("request body: {e}"))
             }
+            // a stalled upload (wharf-http's idle deadline per read)
+            std::io::ErrorKind::TimedOut => err(408, "BLOB_UPLOAD_INVALID", format!("{e}")),
             _ => err(500, "UNKNOWN", format!("storage: {e}")),
         }
     }
@@ -175,13 +177,19 @@ fn parse_digest(s: &str) -> Result<Digest> {
         .map_err(|e| err(400, "DIGEST_INVALID", format!("{e}")))
 }
 
+/// A request the HTTP layer could not read (a path that does not decode): 400 in the spec's
+/// error shape.
+pub fn bad_request(message: &str) -> Reply {
+    err(400, "UNSUPPORTED", message).into_response().into()
+}
+
 fn ok_base(status: u16) -> Response {
     Response::new(status).header("Docker-Distribution-API-Version", "registry/2.0")
 }
 
 impl Registry {
     /// Handles one request. The body may be left partly unread (the caller drains or closes).
-    pub fn handle(&self, head: &Head, body: &mut Body<'_>) -> Reply {
+    pub fn handle(&self, head: &Head, body: &mut Body) -> Reply {
         match self.dispatch(head, body) {
             Ok(r) => r,
             Err(e) => e.into_response().into(),
@@ -196,7 +204,7 @@ impl Registry {
         }
     }
 
-    fn dispatch(&self, head: &Head, body: &mut Body<'_>) -> Result<Reply> {
+    fn dispatch(&self, head: &Head, body: &mut Body) -> Result<Reply> {
         if let Some(h) = &self.htpasswd {
             if h.check(head.header("authorization")).is_none() {
                 return Ok(err(401, "UNAUTHORIZED", "authentication required")
@@ -226,7 +234,7 @@ impl Registry {
     fn dispatch_other(
         &self,
         head: &Head,
-        body: &mut Body<'_>,
+        body: &mut Body,
         r: Route<'_>,
         m: &str,
     ) -> Result<Response> {
@@ -420,7 +428,7 @@ impl Registry {
             .header("Docker-Content-Digest", d.to_string())
     }
 
-    fn start_upload(&self, head: &Head, body: &mut Body<'_>, name: &str) -> Result<Response> {
+    fn start_upload(&self, head: &Head, body: &mut Body, name: &str) -> Result<Response> {
         let st = self.own()?;
         if let Some(m) = head.query_param("mount") {
             let d = parse_digest(&m)?;
@@ -445,7 +453,7 @@ impl Registry {
         Ok(Self::upload_response(202, name, &uuid, 0))
     }
 
-    fn finish(&self, body: &mut Body<'_>, name: &str, uuid: &str, d: &Digest) -> Result<Response> {
+    fn finish(&self, body: &mut Body, name: &str, uuid: &str, d: &Digest) -> Result<Response> {
         let st = self.own()?;
         if let Err(e) = st.append_upload(uuid, body) {
             let _ = st.cancel_upload(uuid);
@@ -465,7 +473,7 @@ impl Registry {
     fn upload(
         &self,
         head: &Head,
-        body: &mut Body<'_>,
+        body: &mut Body,
         name: &str,
         uuid: &str,
         m: &str,
@@ -593,7 +601,7 @@ impl Registry {
     fn put_manifest(
         &self,
         head: &Head,
-        body: &mut Body<'_>,
+        body: &mut Body,
         name: &str,
         reference: &str,
     ) -> Result<Response> {

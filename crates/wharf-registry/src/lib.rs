@@ -1,29 +1,30 @@
 //! wharf-registry: the OCI distribution server (`wharf registry serve`).
 //!
-//! Owns the listening socket, a small fixed pool of worker threads (one connection each,
-//! keep-alive), the access log (one line per request on stderr), and the glue between the
-//! HTTP core (`http`), the API (`api`), auth (`auth`) and the backends: the registry's own
+//! Owns the listening socket and the glue between wharf-http (the project's one HTTP stack,
+//! on hyper: connection limits, header deadline and size, keep-alive), the request/response
+//! mapping and access log (`message`, one line per request on stderr), the API (`api`,
+//! handlers run on tokio's blocking pool), auth (`auth`) and the backends: the registry's own
 //! root (`storage`) or, with `Config::engine_root`, the engine's store served read-only
-//! (`engine_view`). It must not depend on anything but wharf-types (and wharf-store), and
+//! (`engine_view`). It must not depend on anything but wharf-types, wharf-store and
+//! wharf-http (with wharf-sys for name resolution), and
 //! never builds a path from an unvalidated name.
 
 mod api;
 mod auth;
 pub mod client;
 mod engine_view;
-mod http;
+mod message;
 mod names;
 mod storage;
 
 pub use auth::{htpasswd_line, HtpasswdError};
 pub use engine_view::EngineOpenError;
 
-use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use wharf_types::error::HasKind;
 use wharf_types::ErrorKind;
 
@@ -38,7 +39,8 @@ pub struct Config {
     pub htpasswd: Option<PathBuf>,
     pub read_only: bool,
     pub max_manifest_size: u64,
-    /// Worker threads (concurrent connections served).
+    /// Requests handled at once (the blocking pool: a handler reads its body and writes
+    /// storage blocking); connections are many more (wharf-http's limit).
     pub threads: usize,
 }
 
@@ -82,21 +84,18 @@ pub struct Server {
     addr: SocketAddr,
     registry: Arc<api::Registry>,
     threads: usize,
-    stop: Arc<AtomicBool>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 /// Stops a running server from another thread (or a signal waiter).
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // wake the accept loop
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        self.stop.send_replace(true);
     }
 }
 
@@ -137,7 +136,7 @@ impl Server {
                 max_manifest_size: cfg.max_manifest_size,
             }),
             threads: cfg.threads.max(1),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(watch::channel(false).0),
         })
     }
 
@@ -147,164 +146,120 @@ impl Server {
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            addr: self.addr,
             stop: self.stop.clone(),
         }
     }
 
-    /// Serves until `ShutdownHandle::shutdown` is called. Connections in flight are
-    /// abandoned (their worker threads are detached).
+    /// Serves until `ShutdownHandle::shutdown` is called: one tokio reactor thread runs
+    /// wharf-http's accept loop and connections (hyper); handlers run on the blocking pool
+    /// (`threads` of them at once). Requests in flight get a short grace period.
     pub fn run(self) -> Result<(), ServeError> {
-        let (tx, rx) = mpsc::sync_channel::<TcpStream>(self.threads * 4);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..self.threads {
-            let rx = rx.clone();
-            let reg = self.registry.clone();
-            std::thread::spawn(move || loop {
-                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                match next {
-                    Ok(s) => serve_connection(&reg, s),
-                    Err(_) => return,
-                }
-            });
-        }
-        for conn in self.listener.incoming() {
-            if self.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            match conn {
-                Ok(s) => {
-                    if tx.send(s).is_err() {
+        let fail = |source| ServeError::Accept {
+            addr: self.addr,
+            source,
+        };
+        self.listener.set_nonblocking(true).map_err(fail)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .max_blocking_threads(self.threads)
+            .thread_keep_alive(Duration::from_secs(10))
+            .build()
+            .map_err(fail)?;
+        // malloc arenas capped, fds raised for a thousand clients; best effort
+        let _ = wharf_http::tune_process();
+        let limits = Arc::new(wharf_http::Limits {
+            // an upload must make progress within this (each read); its size is the disk's
+            body_timeout: BODY_IDLE_TIMEOUT,
+            grace: Duration::from_secs(1),
+            ..wharf_http::Limits::default()
+        });
+        let reg = self.registry.clone();
+        let mut stop = self.stop.subscribe();
+        let served = rt.block_on(async {
+            let listener = tokio::net::TcpListener::from_std(self.listener).map_err(fail)?;
+            let shutdown = async move {
+                while !*stop.borrow_and_update() {
+                    if stop.changed().await.is_err() {
                         break;
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) if e.raw_os_error() == Some(24) => {
-                    // EMFILE: back off instead of spinning
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(source) => {
-                    return Err(ServeError::Accept {
-                        addr: self.addr,
-                        source,
+            };
+            let conn_limits = limits.clone();
+            wharf_http::accept_loop(listener, &limits, shutdown, |stream, peer, stop| {
+                let reg = reg.clone();
+                let limits = conn_limits.clone();
+                let peer = peer.to_string();
+                Some(async move {
+                    let l = limits.clone();
+                    wharf_http::serve_connection(stream, &l, stop, move |req| {
+                        handle(req, reg.clone(), limits.clone(), peer.clone())
                     })
-                }
-            }
-        }
-        Ok(())
+                    .await
+                })
+            })
+            .await;
+            Ok(())
+        });
+        // handlers still blocking (a stalled upload) are not waited for
+        rt.shutdown_timeout(Duration::from_secs(1));
+        served
     }
 }
 
-const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
-const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+/// An upload that sends nothing for this long is cut off.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn serve_connection(reg: &api::Registry, stream: TcpStream) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "-".into());
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(300)));
-    let _ = stream.set_nodelay(true);
-    let Ok(wstream) = stream.try_clone() else {
-        return;
+/// One request: its head parsed, the registry's handler run on the blocking pool with the
+/// body as a blocking reader, the reply turned into hyper's response (and logged).
+async fn handle(
+    req: http::Request<hyper::body::Incoming>,
+    reg: Arc<api::Registry>,
+    limits: Arc<wharf_http::Limits>,
+    peer: String,
+) -> http::Response<wharf_http::Body> {
+    let log = message::LogFacts {
+        peer,
+        started: Instant::now(),
     };
-    let mut w = std::io::BufWriter::with_capacity(64 * 1024, wstream);
-    let mut r = BufReader::with_capacity(64 * 1024, stream);
-    loop {
-        // a short idle timeout between requests frees the worker; a longer one inside one
-        let _ = r.get_ref().set_read_timeout(Some(IDLE_TIMEOUT));
-        let head = match http::read_head(&mut r) {
-            Ok(Some(h)) => h,
-            Ok(None) => return,
-            Err(e) => {
-                if e.kind() == std::io::ErrorKind::InvalidData {
-                    let resp = http::Response::new(400);
-                    let _ = resp.write_to(&mut w, false, false);
-                }
-                return;
-            }
-        };
-        let start = Instant::now();
-        let _ = r.get_ref().set_read_timeout(Some(BODY_TIMEOUT));
-        let mut body = match http::Body::new(&mut r, &head) {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = http::Response::new(400).write_to(&mut w, false, false);
-                return;
-            }
-        };
-        let api::Reply { resp, stream } = reg.handle(&head, &mut body);
-        let status = resp.status;
-        // An unread request body: drain a little, otherwise close the connection.
-        let body_done = !body.continue_pending() && body.drain(1 << 20);
-        let keep = head.keep_alive && !resp.close && body_done;
-        let head_only = head.method == "HEAD";
-        let result = resp
-            .write_to(&mut w, head_only, keep)
-            .and_then(|sent| match stream {
-                Some(s) if !head_only => send_stream(&mut w, s),
-                _ => Ok(sent),
-            });
-        if let Err(e) = &result {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                // A streamed layer failed verification: log it and drop the connection without
-                // flushing the buffered tail, so the client sees a short body.
-                let _ = writeln!(std::io::stderr(), "wharf registry: {}: {e}", head.path);
-                log_line(&peer, &head, status, 0, start.elapsed());
-                let _ = w.into_parts();
-                return;
-            }
+    let rt = tokio::runtime::Handle::current();
+    let (parts, incoming) = req.into_parts();
+    let head = match message::Head::from_parts(&parts) {
+        Ok(h) => h,
+        Err(e) => {
+            let reply = api::bad_request(&e.to_string());
+            let head = message::Head {
+                method: parts.method.as_str().to_string(),
+                path: String::new(),
+                query: String::new(),
+                target: e.target,
+                headers: Vec::new(),
+            };
+            return message::into_http(reply, &head, false, &rt, &log);
         }
-        let sent = result.as_ref().copied().unwrap_or(0);
-        log_line(&peer, &head, status, sent, start.elapsed());
-        if result.is_err() || !keep {
-            let _ = w.flush();
-            return;
-        }
-    }
-}
-
-/// Copies a streamed body (its head is already written). A full-length body is read to its
-/// end before the final flush, so a verifying reader reports a mismatch (an `InvalidData`
-/// error) while the last buffered bytes can still be withheld (see `serve_connection`).
-fn send_stream<W: Write>(w: &mut W, s: api::Stream) -> std::io::Result<u64> {
-    let mut r = s.reader;
-    let skipped = std::io::copy(&mut (&mut r).take(s.skip), &mut std::io::sink())?;
-    let sent = if skipped == s.skip {
-        std::io::copy(&mut (&mut r).take(s.len), w)?
-    } else {
-        0
     };
-    if sent != s.len {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!(
-                "blob stream gave {sent} bytes at offset {skipped}, expected {}",
-                s.len
-            ),
-        ));
+    let idle = limits.body_timeout;
+    let rt2 = rt.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut body = message::Body::new(
+            wharf_http::body::BlockingBody::new(incoming, rt2.clone(), idle),
+            &head,
+        );
+        let reply = reg.handle(&head, &mut body);
+        message::into_http(reply, &head, body.finished(), &rt2, &log)
+    })
+    .await;
+    match done {
+        Ok(r) => r,
+        // the handler panicked (a bug): the connection gets a 500 and is closed
+        Err(_) => {
+            let mut r = http::Response::new(wharf_http::body::empty());
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            r.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            r
+        }
     }
-    if s.skip + s.len == s.total && r.read(&mut [0u8; 1])? != 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("blob stream longer than its {} bytes", s.total),
-        ));
-    }
-    w.flush()?;
-    Ok(sent)
-}
-
-fn log_line(peer: &str, head: &http::Head, status: u16, bytes: u64, d: Duration) {
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(
-        e,
-        "{peer} \"{} {}\" {status} {bytes} {:.3}ms",
-        head.method,
-        head.target.escape_debug(),
-        d.as_secs_f64() * 1000.0
-    );
 }

@@ -713,6 +713,44 @@ pub fn executable(path: &CStr) -> bool {
     unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
 }
 
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (a server holding many
+/// connections at once: the default soft limit of 1024 would refuse them at `accept`).
+/// Returns the soft limit now in force.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    if soft >= hard {
+        return Ok(soft);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(io::Error::from)?;
+    Ok(hard)
+}
+
+/// Caps glibc's malloc arenas for a server whose requests run on many threads: by default
+/// each thread that allocates may get an arena of its own (up to 8 per core), and memory a
+/// request freed stays in its thread's arena, so the RSS after a burst of parallel requests
+/// grows with the number of threads. Best effort (other allocators: nothing to do).
+pub fn limit_malloc_arenas(n: i32) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes a tunable of glibc's allocator; M_ARENA_MAX takes any
+    // positive count and affects only arenas created after the call.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, n.max(1));
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = n;
+}
+
+/// Gives free heap memory back to the kernel (glibc's `malloc_trim`), e.g. after a burst of
+/// requests. Best effort.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only returns free memory of glibc's allocator to the kernel.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Gives back memory a long-lived, mostly idle process (the container monitor) only needed
 /// while starting: free heap pages (`malloc_trim`) and the resident pages of its read-only
 /// file mappings (program text and rodata) that hold no private (copy-on-write) page: such

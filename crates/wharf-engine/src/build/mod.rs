@@ -1016,6 +1016,7 @@ impl Engine {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &self,
         req: &BuildRequest,
