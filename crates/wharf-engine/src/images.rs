@@ -168,6 +168,18 @@ impl Engine {
                 })
                 .collect();
             if tags.is_empty() {
+                // docker: an untagged image pulled by digest is listed under the digests'
+                // repositories (`repo  <none>  sha256:…`)
+                for (repo, _) in img.repo_digests.iter().filter_map(|d| d.split_once('@')) {
+                    if let Ok(r) = ImageRef::parse(repo) {
+                        let row = (r.familiar_repository(), "<none>".to_string());
+                        if !tags.contains(&row) {
+                            tags.push(row);
+                        }
+                    }
+                }
+            }
+            if tags.is_empty() {
                 tags.push(("<none>".into(), "<none>".into()));
             }
             let dangling = img.repo_tags.is_empty();

@@ -17,6 +17,9 @@ pub fn now_rfc3339() -> String {
 pub fn seconds_since(ts: &str) -> u64 {
     match OffsetDateTime::parse(ts, &Rfc3339) {
         Ok(t) => {
+            // docker's CLI gets whole seconds from the API (`Created`) and subtracts them from
+            // the precise now: the same here, so local and remote mode print the same age
+            let t = t.replace_nanosecond(0).unwrap_or(t);
             let d = OffsetDateTime::now_utc() - t;
             d.whole_seconds().max(0) as u64
         }

@@ -107,7 +107,9 @@ fn docker_classic_build_goes_through_the_engine() {
     let (ok, out, err) = build(&["-t", "api:3", c]);
     assert!(!ok, "{out}");
     assert!(
-        err.contains("did not complete successfully: exit code: 3"),
+        err.contains(
+            "The command '/bin/sh -c echo failing-step; exit 3' returned a non-zero code: 3"
+        ),
         "{out} {err}"
     );
     assert!(!w.ok(&["images"]).contains("api:3") && !w.ok(&["images"]).contains(" 3 "));

@@ -262,8 +262,9 @@ fn containers_through_the_api_and_exit_codes() {
         "{}",
         stderr(&o)
     );
+    // docker: an exec whose command cannot start exits 126 (a run's 127)
     let o = r(&["exec", "bg", "nosuchcmd"]);
-    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
     let o = r(&["top", "bg"]);
     assert!(stdout(&o).contains("sleep 60"), "{}", stdout(&o));
     let o = r(&["pause", "bg"]);

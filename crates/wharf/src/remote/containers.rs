@@ -38,18 +38,21 @@ pub fn filters_json(filters: &[String]) -> anyhow::Result<Option<String>> {
     Ok(Some(Value::Object(m).to_string()))
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// `N units ago` from a unix time, as local mode writes it.
 pub fn ago(created: i64) -> String {
     format!(
         "{} ago",
-        human_duration(u64::try_from(now_unix() - created).unwrap_or(0))
+        // the precise now less whole seconds, as docker's CLI (and local mode) subtract
+        human_duration(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(
+                    |now| now.checked_sub(std::time::Duration::from_secs(created.max(0) as u64))
+                )
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        )
     )
 }
 

@@ -559,7 +559,9 @@ mod tests {
         assert!(back.host.readonly_rootfs && back.host.init);
         assert_eq!(back.host.port_bindings["80/tcp"][0].host_port, "8080");
         assert!(back.exposed_ports.contains("9000/tcp"));
-        assert_eq!(back.flags.volumes, ["/tmp:/host:ro", "/anon"]);
+        let mut volumes = back.flags.volumes.clone();
+        volumes.sort();
+        assert_eq!(volumes, ["/anon", "/tmp:/host:ro"]);
         assert_eq!(back.flags.typed_mounts.len(), 2);
         assert_eq!(back.host.restart_policy.maximum_retry_count, 3);
         assert_eq!(back.flags.ulimits, ["nofile=100:200"]);
