@@ -14,7 +14,6 @@ use crate::query::Query;
 use crate::server::Ctx;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -159,29 +158,6 @@ enum Msg {
     Failed(ApiError),
 }
 
-/// The request body as a `Read` for the blocking build (each chunk within the server's
-/// body deadline).
-struct BodyReader {
-    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
-    cur: Bytes,
-}
-
-impl std::io::Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(b)) => self.cur = b,
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
-    }
-}
-
 /// `POST /build?t=&dockerfile=&buildargs=&labels=&target=&nocache=&pull=&q=&rm=&forcerm=&cachefrom=`.
 /// `rm`/`forcerm` are accepted and need nothing: wharf removes every step container.
 pub async fn build(
@@ -192,29 +168,8 @@ pub async fn build(
 ) -> Result<Response<Body>, ApiError> {
     let breq = request(q)?;
     let quiet = q.bool("q");
-    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let deadline = ctx.opts.body_timeout;
-    let mut incoming = req.into_body();
-    tokio::spawn(async move {
-        loop {
-            let next = match tokio::time::timeout(deadline, incoming.frame()).await {
-                Err(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "request body stalled",
-                )),
-                Ok(None) => return,
-                Ok(Some(Err(e))) => Err(std::io::Error::other(e)),
-                Ok(Some(Ok(f))) => match f.into_data() {
-                    Ok(d) => Ok(d),
-                    Err(_) => continue,
-                },
-            };
-            let failed = next.is_err();
-            if body_tx.send(next).await.is_err() || failed {
-                return;
-            }
-        }
-    });
+    // the context tar as a blocking `Read` (each chunk within the body deadline)
+    let mut reader = crate::transfer::body_reader(req, ctx.opts.body_timeout);
     let (tx, mut rx) = mpsc::channel::<Msg>(64);
     let c = ctx.clone();
     tokio::task::spawn_blocking(move || {
@@ -224,10 +179,6 @@ pub async fn build(
                 let _ = tx.blocking_send(Msg::Failed(e));
                 return;
             }
-        };
-        let mut reader = BodyReader {
-            rx: body_rx,
-            cur: Bytes::new(),
         };
         // a client that went away is not waited for; the build goes on to its end
         let mut sink = |p: BuildProgress| {

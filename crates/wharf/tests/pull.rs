@@ -697,6 +697,16 @@ fn run_and_create_pull_a_missing_image() {
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
     assert_eq!(id.len(), 64);
     assert!(String::from_utf8_lossy(&o.stderr).contains("Unable to find image"));
+    // -q: the pull says nothing (docker's `run -q`/`create -q`), the container still runs
+    let r4 = t.path().join("r4");
+    let o = wharf(
+        &r4,
+        t.path(),
+        &["run", "-q", "--rm", &name, "echo", "quiet"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "quiet\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "", "{o:?}");
     let o = wharf(
         &r3,
         t.path(),
