@@ -506,6 +506,37 @@ impl Engine {
                 Some(t) if !t.is_empty() => t,
                 _ => Vec::new(),
             };
+            // one instruction: announced, expanded with the stage's ARGs and ENV, run or
+            // taken from the cache
+            let run_one = |st: &mut StageState,
+                           ins: &Instruction,
+                           number: usize,
+                           title: String,
+                           progress: &mut dyn FnMut(BuildProgress)|
+             -> Result<(), BuildError> {
+                progress(BuildProgress::Step { number, title });
+                let mut vars = st.args.clone();
+                vars.extend(st.config.env.clone().unwrap_or_default());
+                let mut ins = wharf_build::expand::expand(ins, escape, &vars)?;
+                copy::expand_inline(&mut ins, escape, &vars)?;
+                let cached = self.step(
+                    req,
+                    &plan,
+                    &root,
+                    &built,
+                    st,
+                    &ins,
+                    number,
+                    &cache_from,
+                    progress,
+                )?;
+                progress(if cached {
+                    BuildProgress::Cached { number }
+                } else {
+                    BuildProgress::Done { number }
+                });
+                Ok(())
+            };
             for trigger in &triggers {
                 check_cancel(req)?;
                 let df = wharf_build::parse_str(&format!("FROM scratch\n{trigger}\n"))?;
@@ -513,58 +544,18 @@ impl Engine {
                     continue;
                 };
                 number += 1;
-                progress(BuildProgress::Step {
-                    number,
-                    title: format!("[{label} ONBUILD] {trigger}"),
-                });
-                let mut vars = st.args.clone();
-                vars.extend(st.config.env.clone().unwrap_or_default());
-                let mut ins = wharf_build::expand::expand(ins, escape, &vars)?;
-                copy::expand_inline(&mut ins, escape, &vars)?;
-                let cached = self.step(
-                    req,
-                    &plan,
-                    &root,
-                    &built,
+                run_one(
                     &mut st,
-                    &ins,
+                    ins,
                     number,
-                    &cache_from,
+                    format!("[{label} ONBUILD] {trigger}"),
                     progress,
                 )?;
-                progress(if cached {
-                    BuildProgress::Cached { number }
-                } else {
-                    BuildProgress::Done { number }
-                });
             }
             for (k, ins) in stage.instructions.iter().enumerate() {
                 check_cancel(req)?;
                 number += 1;
-                progress(BuildProgress::Step {
-                    number,
-                    title: title(k + 2, &ins.original),
-                });
-                let mut vars = st.args.clone();
-                vars.extend(st.config.env.clone().unwrap_or_default());
-                let mut ins = wharf_build::expand::expand(ins, escape, &vars)?;
-                copy::expand_inline(&mut ins, escape, &vars)?;
-                let cached = self.step(
-                    req,
-                    &plan,
-                    &root,
-                    &built,
-                    &mut st,
-                    &ins,
-                    number,
-                    &cache_from,
-                    progress,
-                )?;
-                progress(if cached {
-                    BuildProgress::Cached { number }
-                } else {
-                    BuildProgress::Done { number }
-                });
+                run_one(&mut st, ins, number, title(k + 2, &ins.original), progress)?;
             }
             // the target gets the --label labels, then the provenance labels (which no
             // --label can override)
