@@ -352,7 +352,10 @@ fn mounts_over_proc_and_sys_are_refused() {
         "-v",
         "/sys/fs/cgroup:/sys/fs/cgroup:ro",
         "busybox",
+        // the directory itself: its entries are other tests' containers, which come and go
+        // while `ls` stats them
         "ls",
+        "-d",
         "/sys/fs/cgroup/memory/wharf",
     ]);
     assert!(!out.is_empty());
